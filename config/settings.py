@@ -1,0 +1,248 @@
+"""Screenreel settings: everything from the environment, every value with a safe embedded default.
+
+Embedded default (nothing configured): SQLite in WAL mode and local file storage under ``var/``,
+Redis at REDIS_URL (``make demo`` starts a private one when none is given).
+Production: DATABASE_URL (PostgreSQL), REDIS_URL, and S3 settings for django-storages.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from config.env import env_bool, env_int, env_int_list, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("SCREENREEL_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def _embedded_secret_key() -> str:
+    """A per-checkout key kept in var/, so signed links survive restarts without any configuration."""
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_eventstream",
+    "jobs",
+    "webhooks",
+    "bundles",
+    "retention",
+]
+
+MIDDLEWARE = [
+    "jobs.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------------
+_database_url = env_str("DATABASE_URL", "")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "screenreel.sqlite3",
+            # WAL lets the web process read while a worker writes; IMMEDIATE avoids the
+            # "database is locked" upgrade deadlock between concurrent writers.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and Celery -----------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None  # results live in the database, never in Celery's backend
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The longest task (a recording) is capped well below this, so an unacked message only comes back
+# when its worker really died. Recovery does not wait for it: the database sweeper re-enqueues
+# stages whose lease expired (jobs.services.pipeline_recover).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+
+# --- Storage --------------------------------------------------------------------------------------------
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_URL = "static/"
+MEDIA_URL = "media/"
+
+STORAGE_BACKEND = env_str("SCREENREEL_STORAGE", "s3" if env_str("AWS_STORAGE_BUCKET_NAME", "") else "local")
+if STORAGE_BACKEND == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME", ""),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID", "") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY", "") or None,
+            "default_acl": None,
+            "file_overwrite": True,
+            "querystring_auth": True,
+            # Presigned storage URLs are only ever handed out behind our own signed links.
+            "querystring_expire": 300,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- API ------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "jobs.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Screenreel API",
+    "DESCRIPTION": "Narrated, branded demo videos of your web app, recorded in a real browser.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Bodies above this answer 413 before anything is parsed (jobs.middleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+SCREENREEL_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+# --- The pipeline ---------------------------------------------------------------------------------------
+SCREENREEL_PUBLIC_URL = env_str("SCREENREEL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+SCREENREEL_WORK_DIR = Path(env_str("SCREENREEL_WORK_DIR", str(VAR_DIR / "work")))
+SCREENREEL_CHROMIUM = env_str("SCREENREEL_CHROMIUM", "/usr/bin/chromium")
+SCREENREEL_FPS = env_int("SCREENREEL_FPS", 25, minimum=10, maximum=60)
+SCREENREEL_STEP_TIMEOUT_MS = env_int("SCREENREEL_STEP_TIMEOUT_MS", 10_000, minimum=500, maximum=120_000)
+# A stage holds its chunk for this long; past it, the recovery sweep assumes the worker died.
+# Celery's hard time limit for a stage is kept below it, so a live task never loses its lease.
+SCREENREEL_STAGE_LEASE_S = env_int("SCREENREEL_STAGE_LEASE_S", 900, minimum=10)
+SCREENREEL_STAGE_MAX_ATTEMPTS = env_int("SCREENREEL_STAGE_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+SCREENREEL_RECOVER_EVERY_S = env_int("SCREENREEL_RECOVER_EVERY_S", 30, minimum=1)
+# Networks the recording browser and webhook delivery may reach although they are private
+# (e.g. "127.0.0.0/8" for a local sample app or receiver). Empty in production.
+SCREENREEL_EGRESS_ALLOW = env_list("SCREENREEL_EGRESS_ALLOW", "")
+
+# Webhooks: retry schedule in seconds after the first attempt (DESIGN.md §4).
+SCREENREEL_WEBHOOK_SCHEDULE_S = env_int_list(
+    "SCREENREEL_WEBHOOK_SCHEDULE_S", "0,5,300,1800,7200,18000,36000,50400,72000,86400"
+)
+SCREENREEL_WEBHOOK_TIMEOUT_S = env_int("SCREENREEL_WEBHOOK_TIMEOUT_S", 10, minimum=1, maximum=60)
+SCREENREEL_WEBHOOK_SWEEP_EVERY_S = env_int("SCREENREEL_WEBHOOK_SWEEP_EVERY_S", 5, minimum=1)
+
+# Signed download links (DESIGN.md §5).
+SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=60)
+
+# The narrow calls through which jobs hands work to the apps that build on it (CONVENTIONS.md:
+# jobs imports none of them directly).
+SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
+SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries_create_for_event"]
+
+CELERY_BEAT_SCHEDULE = {
+    "pipeline-recover": {
+        "task": "jobs.tasks.pipeline_recover",
+        "schedule": float(SCREENREEL_RECOVER_EVERY_S),
+        "options": {"queue": "default", "expires": SCREENREEL_RECOVER_EVERY_S},
+    },
+    "deliveries-sweep": {
+        "task": "webhooks.tasks.deliveries_sweep",
+        "schedule": float(SCREENREEL_WEBHOOK_SWEEP_EVERY_S),
+        "options": {"queue": "deliver", "expires": SCREENREEL_WEBHOOK_SWEEP_EVERY_S},
+    },
+}
+
+# --- SSE ------------------------------------------------------------------------------------------------
+# django-eventstream passes these to redis.Redis(**kwargs), which takes no URL.
+_redis = urlsplit(REDIS_URL)
+EVENTSTREAM_REDIS = {
+    "host": _redis.hostname or "127.0.0.1",
+    "port": _redis.port or 6379,
+    "db": int((_redis.path or "/0").lstrip("/") or 0),
+    "password": _redis.password,
+}
+
+# --- Misc -----------------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
+
+# What work costs (jobs.services.pricing); offline voices cost nothing but the recording.
+SCREENREEL_RATE_CARD = {
+    "recording_per_minute_usd": 0.05,
+    "characters_per_1k_usd": {"elevenlabs": 0.30, "piper": 0.0, "espeak-ng": 0.0},
+}

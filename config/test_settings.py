@@ -1,0 +1,17 @@
+"""Test settings: the real PostgreSQL and Redis of the machine (CONVENTIONS.md: no mocked database)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/screenreel")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+os.environ.setdefault("SCREENREEL_EGRESS_ALLOW", "127.0.0.0/8")
+
+from config.settings import *  # noqa: E402,F403
+from config.settings import VAR_DIR  # noqa: E402
+
+MEDIA_ROOT = VAR_DIR / "test-media"
+STORAGES["default"]["OPTIONS"]["location"] = str(MEDIA_ROOT)  # noqa: F405
+SCREENREEL_WORK_DIR = VAR_DIR / "test-work"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from bundles.views import BundleLinksView, LinkDownloadView
+from jobs import views as jobs
+
+urlpatterns = [
+    path("v1/jobs", jobs.JobListCreateView.as_view(), name="job-list"),
+    path("v1/jobs/<str:job_id>", jobs.JobDetailView.as_view(), name="job-detail"),
+    path("v1/jobs/<str:job_id>/cancel", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("v1/jobs/<str:job_id>/rerun-chunks", jobs.JobRerunView.as_view(), name="job-rerun"),
+    path("v1/jobs/<str:job_id>/bundle", BundleLinksView.as_view(), name="job-bundle"),
+    path("v1/events", jobs.EventListView.as_view(), name="event-list"),
+    path("v1/links/<str:token>", LinkDownloadView.as_view(), name="link-download"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="docs"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,70 @@
+"""API keys: ``Authorization: Bearer sr_<prefix>_<secret>``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from jobs.models import ApiKey, Client
+
+KEY_PREFIX = "sr_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def split_key(key: str) -> str | None:
+    """The lookup prefix of a well-formed key, else None."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    prefix, sep, secret = key[len(KEY_PREFIX):].partition("_")
+    if not sep or not prefix or not secret or len(prefix) > 16:
+        return None
+    return prefix
+
+
+@dataclass(frozen=True)
+class ClientPrincipal:
+    """What ``request.user`` is for API calls: the client the key belongs to."""
+
+    client: Client
+    is_authenticated: bool = True
+    is_active: bool = True
+
+    @property
+    def pk(self) -> str:
+        return self.client.pk
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ClientPrincipal, ApiKey] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
+        key = key.strip()
+        prefix = split_key(key)
+        api_key = (
+            ApiKey.objects.select_related("client").filter(prefix=prefix).first() if prefix else None
+        )
+        if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(key)):
+            raise exceptions.AuthenticationFailed("Unknown API key.")
+        if api_key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This API key has been revoked.")
+        now = timezone.now()
+        # Touch last_used_at at most once a minute: no write on every request.
+        if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        return ClientPrincipal(api_key.client), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="screenreel"'

@@ -1,0 +1,114 @@
+"""One error family for the whole service, and the DRF handler that renders it.
+
+Every error leaves as ``{"error": {"code": ..., "message": ..., "details": ...}}`` with a stable
+``code``; bad input is never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An error the client caused or can act on."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None,
+                 status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+        self.details = details
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class TransientError(Exception):
+    """Work that failed for a reason that may pass (network, a busy service): retry it."""
+
+
+class PermanentError(Exception):
+    """Work that will fail the same way again: do not retry it."""
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
+    """Turn DRF's nested error tree into a flat list of ``{field, code, message}``."""
+    out: list[dict[str, str]] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                sub = path
+            elif isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                sub = f"{path}[{key}]"
+            else:
+                sub = f"{path}.{key}" if path else str(key)
+            out.extend(_flatten(value, sub))
+    elif isinstance(detail, list):
+        if detail and all(isinstance(item, exceptions.ErrorDetail) for item in detail):
+            for item in detail:
+                out.append({"field": path or "body", "code": item.code or "invalid", "message": str(item)})
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    out.extend(_flatten(item, f"{path}[{index}]"))
+    elif isinstance(detail, exceptions.ErrorDetail):
+        out.append({"field": path or "body", "code": detail.code or "invalid", "message": str(detail)})
+    return out
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("payload_too_large", "The request body is larger than 1 MiB."),
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        first = fields[0] if fields else {"field": "body", "message": "Invalid request."}
+        message = f"{first['field']}: {first['message']}"
+        if len(fields) > 1:
+            message += f" (and {len(fields) - 1} more)"
+        return Response(error_body("validation_error", message, {"fields": fields}), status=400)
+    if isinstance(exc, exceptions.ParseError):
+        return Response(error_body("malformed_json", f"The body is not valid JSON: {exc.detail}"), status=400)
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return Response(error_body("not_found", "No such object."), status=404)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        response = Response(error_body("unauthenticated", str(exc.detail)), status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="screenreel"'
+        return response
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        response.data = error_body(str(code), str(exc.detail) if not isinstance(exc.detail, dict | list)
+                                   else exc.default_detail)
+        return response
+    log.exception("unhandled error in %s", context.get("view"))
+    return Response(error_body("internal_error", "Something went wrong on our side."), status=500)

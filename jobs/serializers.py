@@ -1,0 +1,154 @@
+"""Validation of the job spec (DESIGN.md §1). Every rule here has a test with its error code."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from rest_framework import serializers
+
+HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+MAX_URL = 2048
+ACTIONS = ("goto", "click", "type", "press", "scroll", "hover", "wait", "wait_for")
+# Which fields each action needs and may carry; anything else is an error, not silently ignored.
+STEP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "goto": ({"url"}, set()),
+    "click": ({"selector"}, {"timeout_ms"}),
+    "type": ({"selector", "text"}, {"timeout_ms"}),
+    "press": ({"key"}, set()),
+    "scroll": ({"y"}, set()),
+    "hover": ({"selector"}, {"timeout_ms"}),
+    "wait": ({"ms"}, set()),
+    "wait_for": ({"selector"}, {"timeout_ms"}),
+}
+VOICE_PROVIDERS = ("auto", "espeak-ng", "piper", "elevenlabs")
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know, so a typo is an error instead of a silent default."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [serializers.ErrorDetail("Unknown field.", code="unknown_field")]
+                     for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+def validate_http_url(value: str) -> str:
+    if len(value) > MAX_URL:
+        raise serializers.ValidationError(f"Must be at most {MAX_URL} characters.", code="max_length")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise serializers.ValidationError("Must be an http or https URL.", code="invalid_scheme")
+    if not parts.hostname:
+        raise serializers.ValidationError("Must include a host.", code="invalid_url")
+    if parts.username or parts.password:
+        raise serializers.ValidationError("Must not carry credentials.", code="invalid_url")
+    return value
+
+
+class HttpUrlField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", None)
+        super().__init__(**kwargs)
+        self.validators.append(validate_http_url)
+
+
+class ViewportSerializer(StrictSerializer):
+    width = serializers.IntegerField(min_value=320, max_value=1920)
+    height = serializers.IntegerField(min_value=240, max_value=1080)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # H.264 in yuv420p needs even dimensions.
+        for name in ("width", "height"):
+            if attrs[name] % 2:
+                raise serializers.ValidationError({name: serializers.ErrorDetail(
+                    "Must be an even number of pixels.", code="not_even")})
+        return attrs
+
+
+class StepSerializer(StrictSerializer):
+    action = serializers.ChoiceField(choices=ACTIONS)
+    url = serializers.CharField(max_length=MAX_URL, required=False)
+    selector = serializers.CharField(max_length=500, required=False)
+    text = serializers.CharField(max_length=2000, required=False, trim_whitespace=False)
+    key = serializers.CharField(max_length=50, required=False)
+    y = serializers.IntegerField(min_value=-20000, max_value=20000, required=False)
+    ms = serializers.IntegerField(min_value=0, max_value=30000, required=False)
+    timeout_ms = serializers.IntegerField(min_value=100, max_value=60000, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        action = attrs["action"]
+        required, optional = STEP_FIELDS[action]
+        given = set(attrs) - {"action"}
+        errors: dict[str, Any] = {}
+        for name in sorted(required - given):
+            errors[name] = serializers.ErrorDetail(f"Required for action '{action}'.", code="required")
+        for name in sorted(given - required - optional):
+            errors[name] = serializers.ErrorDetail(f"Not allowed for action '{action}'.", code="not_allowed")
+        if errors:
+            raise serializers.ValidationError(errors)
+        if action == "goto":
+            url = attrs["url"]
+            if not url.startswith("/"):
+                try:
+                    validate_http_url(url)
+                except serializers.ValidationError as exc:
+                    raise serializers.ValidationError({"url": exc.detail}) from exc
+        return attrs
+
+
+class FeatureSerializer(StrictSerializer):
+    title = serializers.CharField(max_length=200)
+    script = serializers.CharField(max_length=5000)
+    steps = StepSerializer(many=True, max_length=50, min_length=1)
+
+
+class BrandingSerializer(StrictSerializer):
+    intro_title = serializers.CharField(max_length=120, required=False, default="")
+    outro_title = serializers.CharField(max_length=120, required=False, default="")
+    background = serializers.RegexField(HEX_COLOUR, required=False, default="#101828",
+                                        error_messages={"invalid": "Must be a hex colour like #101828."})
+    accent = serializers.RegexField(HEX_COLOUR, required=False, default="#7F56D9",
+                                    error_messages={"invalid": "Must be a hex colour like #7F56D9."})
+
+
+class VoiceSerializer(StrictSerializer):
+    provider = serializers.ChoiceField(choices=VOICE_PROVIDERS, required=False, default="auto")
+    voice_id = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
+
+
+class JobSpecSerializer(StrictSerializer):
+    target_url = HttpUrlField()
+    viewport = ViewportSerializer(required=False, default=lambda: {"width": 1280, "height": 720})
+    features = FeatureSerializer(many=True, min_length=1, max_length=20)
+    branding = BrandingSerializer(required=False, default=lambda: {
+        "intro_title": "", "outro_title": "", "background": "#101828", "accent": "#7F56D9"})
+    voice = VoiceSerializer(required=False, default=lambda: {"provider": "auto", "voice_id": None})
+    webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 50:
+            raise serializers.ValidationError("At most 50 keys.", code="too_many_keys")
+        for key, item in value.items():
+            if len(key) > 40:
+                raise serializers.ValidationError(f"Key {key[:40]!r}… is longer than 40 characters.",
+                                                  code="key_too_long")
+            if not isinstance(item, str | int | float | bool) and item is not None:
+                raise serializers.ValidationError(f"Value of {key!r} must be a string, number or boolean.",
+                                                  code="invalid_value")
+            if isinstance(item, str) and len(item) > 500:
+                raise serializers.ValidationError(f"Value of {key!r} is longer than 500 characters.",
+                                                  code="value_too_long")
+        return value
+
+
+class RerunSerializer(StrictSerializer):
+    chunks = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=20),
+                                   required=False, min_length=1, max_length=20)

@@ -1,0 +1,243 @@
+"""The stages of a chunk, run by thin Celery tasks: record, then synthesize and mux.
+
+A stage first claims its chunk with a lease (row lock + attempt count in the database). A redelivered
+or duplicated task finds the lease held or the chunk moved on and does nothing; a worker that died
+leaves a lease that expires, and ``pipeline_recover`` queues the stage again. Attempts are counted in
+the row, so a chunk that keeps failing (or keeps killing its worker) ends ``failed`` with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.media import recorder, voice
+from jobs.media import mux as muxer
+from jobs.media.errors import MediaError
+from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus
+from jobs.queue import enqueue_on_commit
+from jobs.services.pricing import chunk_cost
+from jobs.services.transitions import chunk_transition
+from jobs.storage import chunk_key, fetch_file, store_file
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_S = (5, 20, 60)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a task should do next: nothing (``retry_in`` None) or run again in ``retry_in`` seconds."""
+
+    retry_in: int | None = None
+
+
+DONE = StageResult()
+
+
+def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
+    """Take the chunk for ``stage`` under a lease; returns it, or None if the stage is not ours to run."""
+    now = timezone.now()
+    with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().select_related("job", "job__client").filter(pk=chunk_id).first()
+        if chunk is None or chunk.status not in STAGE_STATUSES[stage]:
+            return None
+        if chunk.job.status != JobStatus.RUNNING:
+            return None
+        if chunk.lease_expires_at is not None and chunk.lease_expires_at > now:
+            return None  # another worker holds it, or a retry is scheduled
+        if chunk.attempts >= settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
+            reason = chunk.error or "the worker was lost while running it"
+            _fail(chunk, f"Gave up after {chunk.attempts} attempts: {reason}")
+            return None
+        chunk.attempts += 1
+        chunk.lease_expires_at = now + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S)
+        chunk.save(update_fields=["attempts", "lease_expires_at", "updated_at"])
+        if chunk.status == ChunkStatus.PENDING:
+            moved = chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.RECORDING)
+            assert moved is not None
+            return moved
+        return chunk
+
+
+def _fail(chunk: Chunk, reason: str) -> None:
+    if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.FAILED, changes={"error": reason}):
+        enqueue_on_commit("jobs.tasks.job_settle", chunk.job_id)
+
+
+def _stage_failed(chunk: Chunk, exc: MediaError) -> StageResult:
+    """Retry a transient failure with backoff while attempts remain; otherwise fail the chunk."""
+    message = str(exc)
+    if exc.transient and chunk.attempts < settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
+        delay = RETRY_BACKOFF_S[min(chunk.attempts - 1, len(RETRY_BACKOFF_S) - 1)]
+        # The lease now says "a retry is due then": the retry claims it; a lost retry is recovered.
+        Chunk.objects.filter(pk=chunk.pk).update(
+            error=f"{message} (will retry)", lease_expires_at=timezone.now() + timedelta(seconds=delay))
+        log.warning("chunk %s: %s; retry %d in %ds", chunk, message, chunk.attempts, delay)
+        return StageResult(retry_in=delay)
+    with transaction.atomic():
+        _fail(chunk, message)
+    log.info("chunk %s failed: %s", chunk, message)
+    return DONE
+
+
+def _workdir(chunk: Chunk) -> Path:
+    path = settings.SCREENREEL_WORK_DIR / chunk.job_id / f"chunk-{chunk.index}-{chunk.attempts}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _absolute(job: Job, url: str) -> str:
+    from urllib.parse import urljoin
+
+    return urljoin(job.spec["target_url"], url)
+
+
+def chunk_record_run(*, chunk_id: int) -> StageResult:
+    """Record the chunk's feature in Chromium and store the recording and stills."""
+    chunk = chunk_claim(chunk_id=chunk_id, stage="record")
+    if chunk is None:
+        return DONE
+    job, n = chunk.job, chunk.index
+    workdir = _workdir(chunk)
+    try:
+        steps = [
+            {**step, "url": _absolute(job, step["url"])} if step["action"] == "goto" else step
+            for step in chunk.feature["steps"]
+        ]
+        viewport = job.spec["viewport"]
+        result = recorder.record(recorder.RecordRequest(
+            target_url=job.spec["target_url"], width=viewport["width"], height=viewport["height"],
+            steps=steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
+            chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
+            still_prefix=f"chunk-{n}-still",
+        ))
+    except MediaError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return _stage_failed(chunk, exc)
+    try:
+        raw_name = f"chunk-{n}-recording.mp4"
+        raw = result.video_path.rename(workdir / raw_name) if result.video_path.name != raw_name \
+            else result.video_path
+        assets = [store_file(key=chunk_key(job, n, raw_name), path=raw, kind="recording",
+                             duration_ms=result.duration_ms, bundled=False)]
+        for still in result.stills:
+            assets.append(store_file(key=chunk_key(job, n, still.path.name), path=still.path, kind="still",
+                                     after_step=still.after_step, width=still.width, height=still.height))
+        metadata = {
+            "started_at": result.started_at.isoformat(), "first_frame_at": result.first_frame_at.isoformat(),
+            "stopped_at": result.stopped_at.isoformat(), "duration_ms": result.duration_ms,
+            "size_bytes": result.size_bytes, "fps": result.fps, "frames_received": result.frames_received,
+            "frames_written": result.frames_written, "width": viewport["width"], "height": viewport["height"],
+        }
+        with transaction.atomic():
+            moved = chunk_transition(
+                chunk_id=chunk.pk, to=ChunkStatus.SYNTHESIZING, expect=ChunkStatus.RECORDING,
+                changes={"recording": metadata, "assets": assets, "attempts": 0, "lease_expires_at": None,
+                         "error": ""},
+            )
+            if moved is not None:
+                enqueue_on_commit("jobs.tasks.chunk_produce", chunk.pk)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return DONE
+
+
+def chunk_produce_run(*, chunk_id: int) -> StageResult:
+    """Synthesize the narration, then mux intro + recording + outro with it; store the final video."""
+    chunk = chunk_claim(chunk_id=chunk_id, stage="produce")
+    if chunk is None:
+        return DONE
+    job, n = chunk.job, chunk.index
+    workdir = _workdir(chunk)
+    assets: list[dict[str, Any]] = [a for a in chunk.assets if a["kind"] in ("recording", "still")]
+    try:
+        recording = next(a for a in assets if a["kind"] == "recording")
+        body = fetch_file(key=recording["key"], dest=workdir / recording["name"])
+        script_text = chunk.feature["script"]
+        script_path = workdir / f"chunk-{n}-script.txt"
+        script_path.write_text(script_text + "\n", encoding="utf-8")
+        audio_path = workdir / f"chunk-{n}-audio.mp3"
+        voice_spec = job.spec.get("voice") or {}
+        speech = voice.synthesize(script_text, audio_path, provider=voice_spec.get("provider", "auto"),
+                                  voice_id=voice_spec.get("voice_id"))
+        speech_meta = {"provider": speech.provider, "voice": speech.voice, "model": speech.model,
+                       "characters": speech.characters, "duration_ms": speech.duration_ms}
+        assets.append(store_file(key=chunk_key(job, n, script_path.name), path=script_path, kind="script"))
+        assets.append(store_file(key=chunk_key(job, n, audio_path.name), path=audio_path, kind="audio",
+                                 duration_ms=speech.duration_ms))
+        with transaction.atomic():
+            if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.MUXING, expect=ChunkStatus.SYNTHESIZING,
+                                changes={"speech": speech_meta, "assets": assets}) is None \
+                    and chunk.status != ChunkStatus.MUXING:
+                return DONE  # canceled meanwhile
+        branding = job.spec.get("branding") or {}
+        viewport = job.spec["viewport"]
+        final_path = workdir / f"chunk-{n}-final.mp4"
+        result = muxer.mux(
+            body=body, narration=audio_path, out=final_path, work_dir=workdir,
+            width=viewport["width"], height=viewport["height"], fps=settings.SCREENREEL_FPS,
+            branding=muxer.Branding(
+                intro_title=branding.get("intro_title") or chunk.title,
+                outro_title=branding.get("outro_title") or "",
+                background=branding.get("background", "#101828"),
+                accent=branding.get("accent", "#7F56D9"),
+            ),
+        )
+        assets.append(store_file(key=chunk_key(job, n, final_path.name), path=final_path, kind="video",
+                                 duration_ms=result.duration_ms))
+        cost = chunk_cost(recording_ms=(chunk.recording or {}).get("duration_ms", 0),
+                          characters=speech.characters, provider=speech.provider)
+        with transaction.atomic():
+            moved = chunk_transition(
+                chunk_id=chunk.pk, to=ChunkStatus.SUCCEEDED, expect=ChunkStatus.MUXING,
+                changes={"assets": assets, "cost": cost, "error": "", "speech": speech_meta},
+            )
+            if moved is not None:
+                enqueue_on_commit("jobs.tasks.job_settle", job.id)
+        return DONE
+    except MediaError as exc:
+        return _stage_failed(chunk, exc)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
+    """Queue again whatever a lost message or a dead worker left behind; returns counts per action.
+
+    Everything it queues is idempotent, so queuing something that is in fact still running is harmless.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=grace_s)
+    counts = {"job_start": 0, "chunk_record": 0, "chunk_produce": 0, "job_settle": 0}
+    for job_id in Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=stale).values_list(
+            "id", flat=True)[:limit]:
+        enqueue_on_commit("jobs.tasks.job_start", job_id)
+        counts["job_start"] += 1
+    running = Chunk.objects.filter(job__status=JobStatus.RUNNING)
+    lease_gone = running.filter(lease_expires_at__lt=stale) | running.filter(
+        lease_expires_at__isnull=True, updated_at__lt=stale)
+    for chunk_id, status in lease_gone.filter(
+            status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING]).values_list("id", "status")[:limit]:
+        enqueue_on_commit("jobs.tasks.chunk_record", chunk_id)
+        counts["chunk_record"] += 1
+    for chunk_id in lease_gone.filter(
+            status__in=[ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING]).values_list("id", flat=True)[:limit]:
+        enqueue_on_commit("jobs.tasks.chunk_produce", chunk_id)
+        counts["chunk_produce"] += 1
+    settled_candidates = Job.objects.filter(status=JobStatus.RUNNING, updated_at__lt=stale).exclude(
+        chunks__status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING,
+                            ChunkStatus.MUXING])
+    for job_id in settled_candidates.values_list("id", flat=True)[:limit]:
+        enqueue_on_commit("jobs.tasks.job_settle", job_id)
+        counts["job_settle"] += 1
+    return counts

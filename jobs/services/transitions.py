@@ -1,0 +1,86 @@
+"""The one function per model that writes ``status`` (CONVENTIONS.md, "Status changes").
+
+Each locks the row, checks the move against the table in ``jobs.models``, writes the event in the same
+transaction, and returns False when the move is not allowed, which callers treat as a no-op: that is
+what makes a redelivered task harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.models import (
+    CHUNK_ENDED,
+    CHUNK_TRANSITIONS,
+    JOB_ENDED,
+    JOB_TRANSITIONS,
+    Chunk,
+    ChunkStatus,
+    Job,
+    JobStatus,
+)
+from jobs.services.events import event_record
+
+# The events a chunk move announces; a failure names the stage it failed in, then the chunk.
+_CHUNK_EVENTS: dict[tuple[str, str], tuple[str, ...]] = {
+    (ChunkStatus.PENDING, ChunkStatus.RECORDING): ("chunk.recording.started",),
+    (ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING): ("chunk.recording.succeeded",),
+    (ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING): ("chunk.synthesis.succeeded",),
+    (ChunkStatus.MUXING, ChunkStatus.SUCCEEDED): ("chunk.succeeded",),
+    (ChunkStatus.PENDING, ChunkStatus.FAILED): ("chunk.failed",),
+    (ChunkStatus.RECORDING, ChunkStatus.FAILED): ("chunk.recording.failed", "chunk.failed"),
+    (ChunkStatus.SYNTHESIZING, ChunkStatus.FAILED): ("chunk.synthesis.failed", "chunk.failed"),
+    (ChunkStatus.MUXING, ChunkStatus.FAILED): ("chunk.failed",),
+}
+
+
+def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = None,
+                   event_data: dict[str, Any] | None = None) -> Job | None:
+    """Move a job to ``to`` and record its ``job.<status>`` event; returns the job, or None if not allowed."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if to not in JOB_TRANSITIONS[job.status]:
+            return None
+        now = timezone.now()
+        job.status = to
+        for field, value in (changes or {}).items():
+            setattr(job, field, value)
+        if to == JobStatus.RUNNING:
+            job.started_at, job.finished_at = job.started_at or now, None
+        elif to in JOB_ENDED:
+            job.finished_at = now
+        job.save()
+        event_type = "job.started" if to == JobStatus.RUNNING else f"job.{to}"
+        event_record(job=job, type=event_type, data={**job.to_dict(), **(event_data or {})})
+        return job
+
+
+def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None = None,
+                     expect: str | None = None) -> Chunk | None:
+    """Move a chunk to ``to`` (only from ``expect`` when given); returns the chunk, or None if not allowed."""
+    with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().select_related("job").get(pk=chunk_id)
+        if expect is not None and chunk.status != expect:
+            return None
+        if to not in CHUNK_TRANSITIONS[chunk.status]:
+            return None
+        before = chunk.status
+        now = timezone.now()
+        chunk.status = to
+        for field, value in (changes or {}).items():
+            setattr(chunk, field, value)
+        if to == ChunkStatus.RECORDING:
+            chunk.started_at = chunk.started_at or now
+        if to in CHUNK_ENDED:
+            chunk.finished_at = now
+            chunk.lease_expires_at = None
+        if to == ChunkStatus.PENDING:
+            chunk.started_at = chunk.finished_at = chunk.lease_expires_at = None
+            chunk.attempts = 0
+        chunk.save()
+        for event_type in _CHUNK_EVENTS.get((before, to), ()):
+            event_record(job=chunk.job, type=event_type, data={"chunk": chunk.to_dict()})
+        return chunk

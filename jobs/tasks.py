@@ -1,0 +1,56 @@
+"""Thin Celery tasks: ids in, one service call, nothing else (CONVENTIONS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from jobs.services import jobs as job_services
+from jobs.services import pipeline
+
+SETTLE_RETRIES = 3
+
+# A stage never outlives its lease: the hard limit ends it first, so the lease stays a true "alive" signal.
+_STAGE_LIMITS = {"time_limit": max(settings.SCREENREEL_STAGE_LEASE_S - 5, 5),
+                 "soft_time_limit": max(settings.SCREENREEL_STAGE_LEASE_S - 15, 4)}
+
+
+@shared_task(name="jobs.tasks.job_start", acks_late=True, reject_on_worker_lost=True)
+def job_start(job_id: str) -> None:
+    job_services.job_start(job_id=job_id)
+
+
+@shared_task(bind=True, name="jobs.tasks.chunk_record", acks_late=True, reject_on_worker_lost=True,
+             max_retries=None, **_STAGE_LIMITS)
+def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
+    result = pipeline.chunk_record_run(chunk_id=chunk_id)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)
+
+
+@shared_task(bind=True, name="jobs.tasks.chunk_produce", acks_late=True, reject_on_worker_lost=True,
+             max_retries=None, **_STAGE_LIMITS)
+def chunk_produce(self: Task[Any, Any], chunk_id: int) -> None:
+    result = pipeline.chunk_produce_run(chunk_id=chunk_id)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)
+
+
+@shared_task(bind=True, name="jobs.tasks.job_settle", acks_late=True, reject_on_worker_lost=True)
+def job_settle(self: Task[Any, Any], job_id: str) -> None:
+    try:
+        job_services.job_settle(job_id=job_id)
+    except Exception as exc:  # storage or bundling failed: retry, then end the job saying why
+        if self.request.retries < SETTLE_RETRIES:
+            raise self.retry(countdown=5 * 2**self.request.retries, exc=exc) from exc
+        status_code = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") \
+            if isinstance(getattr(exc, "response", None), dict) else None
+        job_services.job_settle_failed(job_id=job_id, reason=f"{type(exc).__name__}: {exc}"[:500],
+                                       status_code=status_code)
+
+
+@shared_task(name="jobs.tasks.pipeline_recover")
+def pipeline_recover() -> dict[str, int]:
+    return pipeline.pipeline_recover()

@@ -1,0 +1,105 @@
+"""The jobs API (v1): one view per operation, each a parse, one service call, and ``to_dict()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.errors import DomainError
+from jobs.models import JobStatus
+from jobs.selectors import events_for, job_get, jobs_for
+from jobs.serializers import JobSpecSerializer, RerunSerializer
+from jobs.services.jobs import job_cancel, job_create, job_rerun_chunks
+
+ERROR = inline_serializer("Error", {"error": inline_serializer("ErrorBody", {
+    "code": serializers.CharField(), "message": serializers.CharField(), "details": serializers.JSONField()})})
+JOB = OpenApiResponse(description="The job, with its chunks, progress, cost and bundle.")
+
+
+class NewestFirst(CursorPagination):
+    page_size = 20
+    max_page_size = 100
+    page_size_query_param = "limit"
+    ordering = ("-created_at", "-id")
+
+
+class EventsNewestFirst(NewestFirst):
+    ordering = ("-created_ms", "-sequence")
+
+
+def _client(request: Request) -> Any:
+    return request.user.client  # type: ignore[union-attr]
+
+
+class JobListCreateView(APIView):
+    @extend_schema(request=JobSpecSerializer, responses={201: JOB, 200: JOB, 400: ERROR, 409: ERROR, 413: ERROR},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+                   summary="Create a job")
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 255:
+            raise DomainError("Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key")
+        if not isinstance(request.data, dict):
+            raise DomainError("The body must be a JSON object.", code="invalid_body")
+        spec = JobSpecSerializer(data=request.data)
+        spec.is_valid(raise_exception=True)
+        job, created = job_create(client=_client(request), spec=spec.validated_data, raw=request.data,
+                                  idempotency_key=key)
+        response = Response(job.to_dict(), status=201 if created else 200)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
+                               OpenApiParameter("limit", int)],
+                   responses={200: JOB}, summary="List jobs, newest first")
+    def get(self, request: Request) -> Response:
+        status = request.query_params.get("status")
+        if status and status not in JobStatus.values:
+            raise DomainError(f"status must be one of {', '.join(JobStatus.values)}.", code="invalid_filter")
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(jobs_for(client=_client(request), status=status), request, view=self)
+        return paginator.get_paginated_response([job.to_dict() for job in page or []])
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses={200: JOB, 404: ERROR}, summary="A job with its chunks")
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(job_get(client=_client(request), job_id=job_id).to_dict())
+
+
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses={200: JOB, 404: ERROR, 409: ERROR}, summary="Cancel a job")
+    def post(self, request: Request, job_id: str) -> Response:
+        job = job_cancel(job=job_get(client=_client(request), job_id=job_id))
+        return Response(job.to_dict())
+
+
+class JobRerunView(APIView):
+    @extend_schema(request=RerunSerializer, responses={202: JOB, 400: ERROR, 404: ERROR, 409: ERROR},
+                   summary="Rerun failed chunks (or the listed ones)")
+    def post(self, request: Request, job_id: str) -> Response:
+        job = job_get(client=_client(request), job_id=job_id)
+        body = RerunSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        job = job_rerun_chunks(job=job, indexes=body.validated_data.get("chunks"))
+        return Response(job.to_dict(), status=202)
+
+
+class EventListView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("job_id", str), OpenApiParameter("type", str),
+                               OpenApiParameter("limit", int)],
+                   responses={200: OpenApiResponse(description="Events, newest first, in the webhook envelope.")},
+                   summary="Recent events, for polling or reconciling missed webhooks")
+    def get(self, request: Request) -> Response:
+        paginator = EventsNewestFirst()
+        qs = events_for(client=_client(request), job_id=request.query_params.get("job_id"),
+                        type=request.query_params.get("type"))
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response([event.to_dict() for event in page or []])

@@ -1,0 +1,193 @@
+"""POST /v1/jobs: a valid spec makes a job; every malformed one a 400 naming the field, and no rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from jobs.models import Chunk, Event, Job
+from tests.conftest import Tenant
+
+
+def _rows() -> tuple[int, int, int]:
+    return Job.objects.count(), Chunk.objects.count(), Event.objects.count()
+
+
+def test_it_creates_a_job_with_one_chunk_per_feature(tenant: Tenant, spec: dict[str, Any]) -> None:
+    spec["features"].append({**spec["features"][0], "title": "Second"})
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["id"].startswith("job_")
+    assert body["status"] == "queued"
+    assert [c["index"] for c in body["chunks"]] == [1, 2]
+    assert [c["status"] for c in body["chunks"]] == ["pending", "pending"]
+    assert body["progress"] == {"chunks_total": 2, "chunks_done": 0, "chunks_succeeded": 0, "chunks_failed": 0}
+    job = Job.objects.get(pk=body["id"])
+    assert job.client == tenant.client
+    assert list(job.events.values_list("type", "sequence")) == [("job.created", 1)]
+
+
+def test_it_fills_in_defaults_for_optional_sections(tenant: Tenant, spec: dict[str, Any]) -> None:
+    for key in ("viewport", "branding", "voice", "webhook_url", "metadata"):
+        del spec[key]
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.spec["viewport"] == {"width": 1280, "height": 720}
+    assert job.spec["branding"]["background"] == "#101828"
+    assert job.spec["voice"]["provider"] == "auto"
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(spec: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = spec
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is _DELETE:
+            del node[int(last) if last.isdigit() else last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return apply
+
+
+_DELETE = object()
+_STEP = "features.0.steps"
+
+MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
+    ("target url missing", _set("target_url", _DELETE), "target_url", "required"),
+    ("target url ftp", _set("target_url", "ftp://example.com/"), "target_url", "invalid_scheme"),
+    ("target url too long", _set("target_url", "https://example.com/" + "a" * 2100), "target_url", "max_length"),
+    ("target url without host", _set("target_url", "https:///path"), "target_url", "invalid_url"),
+    ("viewport too small", _set("viewport.width", 100), "viewport.width", "min_value"),
+    ("viewport too large", _set("viewport.height", 4000), "viewport.height", "max_value"),
+    ("viewport odd", _set("viewport.width", 1281), "viewport.width", "not_even"),
+    ("viewport not a number", _set("viewport.width", "wide"), "viewport.width", "invalid"),
+    ("no features", _set("features", []), "features", "min_length"),
+    ("too many features", lambda s: s.update(features=s["features"] * 21), "features", "max_length"),
+    ("feature without title", _set("features.0.title", _DELETE), "features[0].title", "required"),
+    ("script too long", _set("features.0.script", "x" * 5001), "features[0].script", "max_length"),
+    ("no steps", _set("features.0.steps", []), "features[0].steps", "min_length"),
+    ("too many steps", lambda s: s["features"][0].update(steps=[{"action": "wait", "ms": 1}] * 51),
+     "features[0].steps", "max_length"),
+    ("unknown action", _set(f"{_STEP}.0", {"action": "teleport"}), "features[0].steps[0].action",
+     "invalid_choice"),
+    ("click without selector", _set(f"{_STEP}.1", {"action": "click"}), "features[0].steps[1].selector",
+     "required"),
+    ("type without text", _set(f"{_STEP}.2", {"action": "type", "selector": "#name"}),
+     "features[0].steps[2].text", "required"),
+    ("negative wait", _set(f"{_STEP}.7", {"action": "wait", "ms": -5}), "features[0].steps[7].ms", "min_value"),
+    ("field foreign to the action", _set(f"{_STEP}.3", {"action": "press", "key": "Enter", "selector": "#x"}),
+     "features[0].steps[3].selector", "not_allowed"),
+    ("goto javascript url", _set(f"{_STEP}.0", {"action": "goto", "url": "javascript:alert(1)"}),
+     "features[0].steps[0].url", "invalid_scheme"),
+    ("bad colour", _set("branding.background", "red"), "branding.background", "invalid"),
+    ("webhook url not http", _set("webhook_url", "mailto:ops@example.com"), "webhook_url", "invalid_scheme"),
+    ("unknown top-level field", lambda s: s.update(callback="https://x.example"), "callback", "unknown_field"),
+    ("unknown step field", _set(f"{_STEP}.7", {"action": "wait", "ms": 5, "extra": 1}),
+     "features[0].steps[7].extra", "unknown_field"),
+    ("unknown voice provider", _set("voice.provider", "hal9000"), "voice.provider", "invalid_choice"),
+    ("metadata value nested", _set("metadata.release", {"a": 1}), "metadata", "invalid_value"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field", "code"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_it_rejects_a_malformed_spec_naming_the_field(tenant: Tenant, spec: dict[str, Any],
+                                                      mutate: Callable[[dict[str, Any]], None],
+                                                      field: str, code: str) -> None:
+    mutate(spec)
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert {"field": field, "code": code} in [{"field": f["field"], "code": f["code"]}
+                                              for f in error["details"]["fields"]], error
+    assert field in error["message"] or len(error["details"]["fields"]) > 1
+    assert _rows() == (0, 0, 0)
+
+
+def test_it_rejects_a_body_that_is_not_json(tenant: Tenant) -> None:
+    response = tenant.api.post("/v1/jobs", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert _rows() == (0, 0, 0)
+
+
+def test_it_rejects_a_json_array_body(tenant: Tenant) -> None:
+    response = tenant.api.post("/v1/jobs", data="[1, 2]", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_body"
+
+
+def test_it_rejects_a_body_over_one_mebibyte_with_413(tenant: Tenant, spec: dict[str, Any]) -> None:
+    spec["metadata"] = {"pad": "x" * 400}
+    spec["features"] = [{**spec["features"][0], "script": "y" * 1_100_000}]
+    response = tenant.api.post("/v1/jobs", data=json.dumps(spec), content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert _rows() == (0, 0, 0)
+
+
+def test_it_answers_415_for_form_bodies(tenant: Tenant, spec: dict[str, Any]) -> None:
+    response = tenant.api.post("/v1/jobs", {"target_url": "https://x.example"})
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert _rows() == (0, 0, 0)
+
+
+def test_it_needs_an_api_key(db: None, spec: dict[str, Any]) -> None:
+    response = APIClient().post("/v1/jobs", spec, format="json")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_it_refuses_an_unknown_or_malformed_key(db: None, spec: dict[str, Any]) -> None:
+    for header in ("Bearer sr_abc_def", "Bearer nonsense", "Basic dXNlcjpwYXNz"):
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=header)
+        response = api.post("/v1/jobs", spec, format="json")
+        assert response.status_code == 401, header
+    assert _rows() == (0, 0, 0)
+
+
+def test_it_refuses_a_revoked_key(tenant: Tenant, spec: dict[str, Any]) -> None:
+    from jobs.services.clients import api_key_revoke
+
+    assert api_key_revoke(api_key=tenant.client.api_keys.get())
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 401
+    assert "revoked" in response.json()["error"]["message"]
+
+
+def test_same_idempotency_key_and_body_give_the_same_job(tenant: Tenant, spec: dict[str, Any]) -> None:
+    first = tenant.api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="release-2.4")
+    again = tenant.api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="release-2.4")
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert Job.objects.count() == 1
+
+
+def test_same_idempotency_key_with_another_body_is_a_conflict(tenant: Tenant, spec: dict[str, Any]) -> None:
+    first = tenant.api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    spec["metadata"] = {"release": "2.5"}
+    second = tenant.api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "idempotency_key_reused"
+    assert second.json()["error"]["details"] == {"job_id": first.json()["id"]}
+    assert Job.objects.count() == 1
+
+
+def test_idempotency_keys_are_per_client(tenant: Tenant, other_tenant: Tenant, spec: dict[str, Any]) -> None:
+    a = tenant.api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    b = other_tenant.api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    assert a.status_code == b.status_code == 201
+    assert a.json()["id"] != b.json()["id"]

@@ -1,0 +1,94 @@
+"""Deliveries of events to webhook URLs, and every attempt made for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from jobs import ids
+from jobs.models import Client, Event
+
+
+def delivery_id() -> str:
+    return ids.new_id("dlv")
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its next attempt
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the retry schedule ran out, or the endpoint is gone
+
+
+class Delivery(models.Model):
+    """One (event, destination) pair, written in the event's transaction: the outbox of webhooks."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=delivery_id, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    url = models.URLField(max_length=2048)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When the next attempt is due; while an attempt runs, when its claim lapses.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Who may attempt it now: the holder of the token, or anyone once ``claimed_until`` has passed.
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The sweeper: pending deliveries whose next attempt is due.
+            models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
+                         condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "event_id": self.event_id, "event_type": self.event.type, "url": self.url,
+            "status": self.status, "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "last_status_code": self.last_status_code, "last_error": self.last_error or None,
+        }
+
+
+class Attempt(models.Model):
+    """One HTTP attempt of a delivery. Never holds a secret or the request's headers."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled"
+        MANUAL = "manual"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULED)
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=32, blank=True, default="")
+    error = models.CharField(max_length=500, blank=True, default="")
+    remote_addr = models.CharField(max_length=64, blank=True, default="")
+    response_body = models.CharField(max_length=2048, blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="attempt_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id}#{self.number}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number, "trigger": self.trigger, "started_at": self.started_at.isoformat(),
+            "duration_ms": self.duration_ms, "status_code": self.status_code,
+            "error_class": self.error_class or None, "error": self.error or None,
+            "remote_addr": self.remote_addr or None, "response_body": self.response_body,
+        }
