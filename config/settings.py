@@ -184,6 +184,8 @@ SCREENREEL_STEP_TIMEOUT_MS = env_int("SCREENREEL_STEP_TIMEOUT_MS", 10_000, minim
 SCREENREEL_STAGE_LEASE_S = env_int("SCREENREEL_STAGE_LEASE_S", 900, minimum=10)
 SCREENREEL_STAGE_MAX_ATTEMPTS = env_int("SCREENREEL_STAGE_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
 SCREENREEL_RECOVER_EVERY_S = env_int("SCREENREEL_RECOVER_EVERY_S", 30, minimum=1)
+# How long work may look stalled before the recovery sweep queues it again.
+SCREENREEL_RECOVER_GRACE_S = env_int("SCREENREEL_RECOVER_GRACE_S", 60, minimum=1)
 # Networks the recording browser and webhook delivery may reach although they are private
 # (e.g. "127.0.0.0/8" for a local sample app or receiver). Empty in production.
 SCREENREEL_EGRESS_ALLOW = env_list("SCREENREEL_EGRESS_ALLOW", "")

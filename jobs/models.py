@@ -105,7 +105,8 @@ class Job(models.Model):
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     spec = models.JSONField()  # the validated request, as the client sent it
     webhook_url = models.URLField(max_length=2048, blank=True, default="")
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", when absent: the unique constraint below must ignore jobs without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_hash = models.CharField(max_length=64, blank=True, default="")
     run = models.PositiveIntegerField(default=1)  # bumped by every rerun; names the bundle version
     event_seq = models.PositiveIntegerField(default=0)  # last event sequence handed out for this job

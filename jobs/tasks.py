@@ -53,4 +53,4 @@ def job_settle(self: Task[Any, Any], job_id: str) -> None:
 
 @shared_task(name="jobs.tasks.pipeline_recover")
 def pipeline_recover() -> dict[str, int]:
-    return pipeline.pipeline_recover()
+    return pipeline.pipeline_recover(grace_s=settings.SCREENREEL_RECOVER_GRACE_S)

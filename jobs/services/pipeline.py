@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.media import recorder, voice
 from jobs.media import mux as muxer
+from jobs.media import recorder, voice
 from jobs.media.errors import MediaError
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus
 from jobs.queue import enqueue_on_commit
@@ -226,8 +226,8 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     running = Chunk.objects.filter(job__status=JobStatus.RUNNING)
     lease_gone = running.filter(lease_expires_at__lt=stale) | running.filter(
         lease_expires_at__isnull=True, updated_at__lt=stale)
-    for chunk_id, status in lease_gone.filter(
-            status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING]).values_list("id", "status")[:limit]:
+    for chunk_id in lease_gone.filter(
+            status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING]).values_list("id", flat=True)[:limit]:
         enqueue_on_commit("jobs.tasks.chunk_record", chunk_id)
         counts["chunk_record"] += 1
     for chunk_id in lease_gone.filter(

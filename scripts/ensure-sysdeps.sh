@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages Screenreel runs on, only when something is missing.
+set -euo pipefail
+
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need chromium chromium
+need ffmpeg ffmpeg
+need ffprobe ffmpeg
+need espeak-ng espeak-ng
+need fc-list fontconfig
+need redis-server redis-server
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing+=(fonts-dejavu-core)
+python_ok=0
+for py in python3.11 python3; do
+  if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+    python_ok=1; break
+  fi
+done
+[ "$python_ok" = 1 ] || missing+=(python3 python3-venv python3-dev)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+mapfile -t unique < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "Installing system packages: ${unique[*]}"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${unique[@]}" >/dev/null
+echo "System packages ready."

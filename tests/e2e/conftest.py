@@ -1,0 +1,119 @@
+"""The worker tier: real Celery workers on real Redis, against the test PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from jobs.models import JOB_ENDED, Job
+from sampleapp.serve import serve
+from tests.receivers import Receiver, receiver
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def sample_app() -> Iterator[str]:
+    server, port = serve(0)
+    yield f"http://127.0.0.1:{port}/"
+    server.shutdown()
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+class Worker:
+    """One Celery worker (all queues, with beat) as its own process group, which a test may kill."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        schedule = self.log.with_suffix(".beat")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-B", "--schedule",
+             str(schedule), "-Q", "record,media,deliver,default", "-c", "2", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process, pool children and beat): nothing gets to clean up."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture
+def worker_env(transactional_db: None, tmp_path: Path) -> dict[str, str]:
+    db = connection.settings_dict
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "SCREENREEL_EGRESS_ALLOW": "127.0.0.0/8",
+        # Short leases and a fast sweep so that recovery from a killed worker fits in a test.
+        "SCREENREEL_STAGE_LEASE_S": "40",
+        "SCREENREEL_RECOVER_EVERY_S": "3",
+        "SCREENREEL_RECOVER_GRACE_S": "3",
+        "SCREENREEL_STEP_TIMEOUT_MS": "3000",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(worker_env, tmp_path / "worker.log")
+    w.start()
+    try:
+        yield w
+    finally:
+        w.stop()
+        log = w.log.read_text(errors="replace")
+        if "Traceback" in log:
+            sys.stderr.write(f"--- worker log (tail) ---\n{log[-6000:]}\n")
+
+
+def wait_until_ended(job_id: str, timeout: float = 300) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=job_id)
+        if job.status in JOB_ENDED:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not end within {timeout}s: {Job.objects.get(pk=job_id).to_dict()}")
+
+
+def wait_for(predicate: Any, timeout: float = 120, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

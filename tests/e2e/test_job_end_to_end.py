@@ -1,0 +1,150 @@
+"""A real job through real workers: Chromium records the sample app, a real voice speaks, ffmpeg muxes,
+the bundle is zipped into storage, and the signed webhook is verified by an independent verifier."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.storage import default_storage
+from rest_framework.test import APIClient
+from standardwebhooks.webhooks import Webhook
+
+from jobs.models import Chunk, ChunkStatus, Job, JobStatus
+from jobs.services.clients import client_create
+from tests.e2e.conftest import Worker, wait_for, wait_until_ended
+from tests.receivers import Receiver
+from webhooks import signing
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+GOOD = {
+    "title": "Create a project",
+    "script": "Click New project, name it, and press enter.",
+    "steps": [
+        {"action": "goto", "url": "/projects.html"},
+        {"action": "click", "selector": "text=New project"},
+        {"action": "type", "selector": "#name", "text": "Launch"},
+        {"action": "press", "key": "Enter"},
+        {"action": "wait_for", "selector": ".project-card"},
+    ],
+}
+BROKEN = {
+    "title": "A missing button",
+    "script": "This feature waits for something that never comes.",
+    "steps": [
+        {"action": "goto", "url": "/"},
+        {"action": "wait_for", "selector": "#never-there", "timeout_ms": 1500},
+    ],
+}
+
+
+def _api() -> tuple[APIClient, Any]:
+    client, key = client_create(name="E2E")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key.key}")
+    return api, client
+
+
+def _ffprobe(data: bytes, tmp: Path, name: str) -> dict[str, Any]:
+    path = tmp / name
+    path.write_bytes(data)
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         check=True, capture_output=True).stdout
+    return json.loads(out)
+
+
+def _bundle(job: Job) -> zipfile.ZipFile:
+    bundle = job.bundles.get(version=job.run)
+    with default_storage.open(bundle.key, "rb") as fh:
+        return zipfile.ZipFile(io.BytesIO(fh.read()))
+
+
+def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_chunk(
+        worker: Worker, sample_app: str, hook: Receiver, tmp_path: Path) -> None:
+    api, client = _api()
+    spec = {"target_url": sample_app, "viewport": {"width": 1280, "height": 720},
+            "features": [GOOD, BROKEN], "branding": {"intro_title": "E2E", "outro_title": "screenreel.test"},
+            "voice": {"provider": "espeak-ng"}, "webhook_url": hook.url}
+    created = api.post("/v1/jobs", spec, format="json")
+    assert created.status_code == 201, created.json()
+    job = wait_until_ended(created.json()["id"])
+
+    # The job partly succeeded: chunk 1 made it, chunk 2 failed alone, naming its step.
+    assert job.status == JobStatus.PARTIAL_SUCCESS, job.to_dict()
+    good, broken = Chunk.objects.filter(job=job).order_by("index")
+    assert good.status == ChunkStatus.SUCCEEDED
+    assert broken.status == ChunkStatus.FAILED
+    assert "step 2" in broken.error and "#never-there" in broken.error, broken.error
+    assert "A missing button" in broken.error
+
+    # The bundle holds chunk 1's files and a manifest that says why chunk 2 failed.
+    archive = _bundle(job)
+    names = set(archive.namelist())
+    assert {"chunk-1-final.mp4", "chunk-1-script.txt", "chunk-1-audio.mp3", "manifest.json"} <= names
+    assert any(n.startswith("chunk-1-still-") and n.endswith(".png") for n in names)
+    assert not any(n.startswith("chunk-2-") for n in names)
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["failed_chunks"] == [{"chunk": 2, "title": "A missing button", "status": "failed",
+                                          "reason": broken.error}]
+    final = next(a for a in manifest["assets"] if a["name"] == "chunk-1-final.mp4")
+    video = archive.read("chunk-1-final.mp4")
+    assert final["bytes"] == len(video)
+    import hashlib
+    assert final["sha256"] == hashlib.sha256(video).hexdigest()
+    probe = _ffprobe(video, tmp_path, "final.mp4")
+    codecs = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
+    assert codecs == {"video": "h264", "audio": "aac"}
+    assert abs(float(probe["format"]["duration"]) * 1000 - final["duration_ms"]) <= 50
+    assert archive.read("chunk-1-script.txt").decode().strip() == GOOD["script"]
+
+    # The terminal webhook arrived, signed: the reference verifier and ours both accept it.
+    received = hook.wait_for(1)
+    delivery = received[-1]
+    event = json.loads(delivery.body)
+    assert event["type"] == "job.partial_success"
+    assert event["job_id"] == job.id
+    assert event["data"]["bundle"]["url"].startswith("http")
+    Webhook(client.webhook_secret).verify(delivery.body, delivery.headers)
+    signing.verify(secret=client.webhook_secret, headers=delivery.headers, body=delivery.body)
+    assert delivery.headers["x-aisr-id"] == delivery.headers["webhook-id"] == event["id"]
+    assert delivery.headers["x-aisr-signature"] == delivery.headers["webhook-signature"]
+
+    # rerun-chunks reruns only the failed chunk and builds bundle version 2.
+    good_assets = good.assets
+    rerun = api.post(f"/v1/jobs/{job.id}/rerun-chunks", {}, format="json")
+    assert rerun.status_code == 202, rerun.json()
+    assert rerun.json()["run"] == 2
+    job = wait_until_ended(job.id)
+    assert job.status == JobStatus.PARTIAL_SUCCESS
+    good.refresh_from_db()
+    assert good.assets == good_assets  # untouched
+    started = list(job.events.filter(type="chunk.recording.started").values_list("data__chunk__index", flat=True))
+    assert sorted(started) == [1, 2, 2]
+    assert job.bundles.count() == 2
+    assert json.loads(_bundle(job).read("manifest.json"))["bundle_version"] == 2
+
+
+def test_a_job_survives_its_worker_being_killed_mid_recording(
+        worker: Worker, sample_app: str, tmp_path: Path) -> None:
+    api, _client = _api()
+    long_feature = {"title": "A slow tour", "script": "A slow tour of the dashboard.",
+                    "steps": [{"action": "goto", "url": "/"}, {"action": "wait", "ms": 8000}]}
+    created = api.post("/v1/jobs", {"target_url": sample_app, "features": [long_feature],
+                                    "viewport": {"width": 640, "height": 360},
+                                    "voice": {"provider": "espeak-ng"}}, format="json")
+    job_id = created.json()["id"]
+    chunk = Chunk.objects.get(job_id=job_id)
+    wait_for(lambda: Chunk.objects.get(pk=chunk.pk).status == ChunkStatus.RECORDING, what="recording to start")
+    worker.kill()  # SIGKILL: main process, pool and beat; the task is neither finished nor acked
+    assert Chunk.objects.get(pk=chunk.pk).status == ChunkStatus.RECORDING
+    worker.start()
+    job = wait_until_ended(job_id, timeout=240)
+    assert job.status == JobStatus.SUCCEEDED, job.to_dict()
+    chunk.refresh_from_db()
+    assert any(a["name"] == "chunk-1-final.mp4" for a in chunk.assets)

@@ -1,0 +1,423 @@
+"""The one seam for outbound HTTP POSTs (webhook deliveries).
+
+What it guarantees, each for a reason:
+- The host is resolved once, every answer is checked (`jobs.egress`), and the TCP connection goes to
+  a checked address. The hostname is kept for the Host header and for TLS SNI and certificate
+  verification. So a DNS answer that changes between check and connect (rebinding) cannot reach an
+  internal address.
+- No redirects (a 3xx comes back as a response), no proxies from the environment, no connection
+  reuse: each attempt stands alone, so one attempt's state cannot leak into another's.
+- One hard deadline for the whole attempt, DNS included. Per-operation timeouts alone let a server
+  that drips a byte every few seconds hold a worker forever.
+- At most `max_response_bytes` of the body are read; the rest is never downloaded.
+- Errors are classified (`error_class`, `transient`) and their messages carry no URL path or query,
+  no headers and no secrets, so they can be stored in the delivery log as they are.
+
+Built on httpcore (the layer under httpx) rather than httpx.Client: httpcore takes a custom network
+backend through its public API, never reads proxy settings from the environment and never follows
+redirects, so there is nothing to switch off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import certifi
+import httpcore
+
+from jobs.egress import (
+    EgressBlocked,
+    EgressPolicy,
+    InvalidURL,
+    ResolutionError,
+    Resolver,
+    parse_literal,
+    parse_target,
+    resolve_checked,
+)
+
+USER_AGENT = "Screenreel-Webhooks/1"
+ERROR_CLASSES = frozenset({"timeout", "dns", "tls", "refused", "blocked", "connection", "invalid_url"})
+# After the deadline, the watchdog gives the clamped socket timeouts this long to end the attempt
+# cleanly before it shuts the socket down underneath them.
+_WATCHDOG_GRACE_S = 0.25
+_READ_CHUNK = 4096
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TransportResponse:
+    status_code: int
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    body: str  # at most max_response_bytes of the body, decoded as UTF-8 with replacement
+    remote_addr: str  # the checked IP we actually connected to
+    duration_ms: int
+
+
+class TransportError(Exception):
+    """An attempt that produced no HTTP response. Safe to store: no URL path, headers or secrets."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: str,
+        transient: bool,
+        remote_addr: str | None = None,
+        duration_ms: int | None = None,
+    ) -> None:
+        assert error_class in ERROR_CLASSES, error_class
+        super().__init__(message)
+        self.message = message
+        self.error_class = error_class
+        self.transient = transient
+        self.remote_addr = remote_addr
+        self.duration_ms = duration_ms
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+@dataclass
+class _Deadline:
+    at: float  # time.monotonic() value
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def clamp(self, timeout: float | None) -> float:
+        """The timeout for one socket operation: never beyond the overall deadline."""
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise _DeadlinePassed()
+        return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """Wraps a stream so every read, write and TLS handshake ends by the overall deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, backend: _PinnedBackend) -> None:
+        self._inner = inner
+        self._backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            timeout = self._backend.deadline.clamp(timeout)
+        except _DeadlinePassed:
+            raise httpcore.ReadTimeout("overall deadline reached") from None
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            timeout = self._backend.deadline.clamp(timeout)
+        except _DeadlinePassed:
+            raise httpcore.WriteTimeout("overall deadline reached") from None
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            timeout = self._backend.deadline.clamp(timeout)
+        except _DeadlinePassed:
+            raise httpcore.ConnectTimeout("overall deadline reached") from None
+        # server_hostname is the URL's host, not the IP we dialled: that is what makes the
+        # certificate check meaningful while the connection is pinned.
+        tls = self._inner.start_tls(ssl_context, server_hostname, timeout)
+        self._backend.track(tls.get_extra_info("socket"))
+        return _DeadlineStream(tls, self._backend)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """Connects to the pre-checked addresses, whatever host httpcore asks for."""
+
+    def __init__(self, addresses: list[str], deadline: _Deadline, connect_timeout: float) -> None:
+        self.addresses = addresses
+        self.deadline = deadline
+        self.connect_timeout = connect_timeout
+        self.remote_addr: str | None = None
+        self._inner = httpcore.SyncBackend()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._killed = False
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        # `host` is deliberately ignored: resolving it here would be a second DNS lookup, which
+        # is exactly the window DNS rebinding uses.
+        last_error: Exception | None = None
+        for address in self.addresses:
+            try:
+                attempt_timeout = self.deadline.clamp(self.connect_timeout)
+            except _DeadlinePassed:
+                raise httpcore.ConnectTimeout("overall deadline reached") from last_error
+            self.remote_addr = address
+            try:
+                stream = self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=attempt_timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc  # try the next checked address, as a normal client would
+                continue
+            self.track(stream.get_extra_info("socket"))
+            return _DeadlineStream(stream, self)
+        assert last_error is not None  # addresses is never empty
+        raise last_error
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        raise httpcore.UnsupportedProtocol("unix sockets are not a webhook destination")
+
+    def track(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            killed = self._killed
+        if killed:
+            self._shutdown(sock)
+
+    def kill(self) -> None:
+        """Watchdog: end any blocking socket call still running after the deadline."""
+        with self._lock:
+            self._killed = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        # The plain-socket shutdown, even for an SSLSocket: it is a syscall on the fd that
+        # wakes a blocked recv in another thread, without touching the TLS state it is using.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _default_ssl_context() -> ssl.SSLContext:
+    # certifi, like httpx, so the trust store is the same on every machine and in every image.
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _run_within(fn: Callable[[], T], timeout: float) -> T:
+    """Run a call that cannot be interrupted (getaddrinfo) but stop waiting for it after `timeout`.
+
+    A daemon thread per call, not a shared pool: a resolver that hangs can then only waste its own
+    thread, never queue up the deliveries behind it.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="egress-resolve", daemon=True)
+    thread.start()
+    thread.join(max(timeout, 0))
+    if thread.is_alive():
+        raise TimeoutError()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _request_target(url: str) -> bytes:
+    parts = urlsplit(url)
+    # Re-quote defensively: already-escaped sequences and reserved characters are kept as they are.
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    query = quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
+    return (path + ("?" + query if query else "")).encode("ascii")
+
+
+def _host_header(host: str, port: int, scheme: str) -> str:
+    literal = parse_literal(host)
+    shown = f"[{host}]" if literal is not None and literal.version == 6 else host
+    default = 443 if scheme == "https" else 80
+    return shown if port == default else f"{shown}:{port}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _classify(exc: BaseException, *, past_deadline: bool) -> tuple[str, bool, str]:
+    """(error_class, transient, short description) for an exception raised during the attempt."""
+    chain = _chain(exc)
+    if past_deadline or isinstance(exc, (httpcore.TimeoutException, socket.timeout, TimeoutError)):
+        return "timeout", True, "no complete response before the deadline"
+    for link in chain:
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return "tls", True, f"certificate verification failed: {link.verify_message}"
+        if isinstance(link, ssl.SSLError):
+            return "tls", True, f"TLS error: {link.reason or type(link).__name__}"
+    for link in chain:
+        if isinstance(link, ConnectionRefusedError):
+            return "refused", True, "connection refused"
+    if isinstance(exc, (httpcore.LocalProtocolError, httpcore.UnsupportedProtocol)):
+        # Our request was malformed: retrying the same bytes cannot help.
+        return "connection", False, f"request rejected locally: {type(exc).__name__}"
+    if isinstance(exc, httpcore.RemoteProtocolError):
+        return "connection", True, "the server sent an invalid HTTP response"
+    for link in chain:
+        if isinstance(link, OSError) and link.strerror:
+            return "connection", True, f"connection error: {link.strerror}"
+    return "connection", True, f"connection error: {type(exc).__name__}"
+
+
+def _headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    policy: EgressPolicy,
+    connect_timeout: float = 5.0,
+    deadline: float = 10.0,
+    max_response_bytes: int = 4096,
+    resolver: Resolver = socket.getaddrinfo,
+    ssl_context: ssl.SSLContext | None = None,
+) -> TransportResponse:
+    """POST `body` to `url` through the egress guard; return the response or raise TransportError.
+
+    Any status code is a response (the caller decides that 3xx/4xx/5xx are failures).
+    `ssl_context` exists for tests with a private CA; production callers leave it None.
+    """
+    started = time.monotonic()
+    clock = _Deadline(started + deadline)
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    def fail(message: str, error_class: str, transient: bool, addr: str | None = None) -> TransportError:
+        return TransportError(
+            message,
+            error_class=error_class,
+            transient=transient,
+            remote_addr=addr,
+            duration_ms=elapsed_ms(),
+        )
+
+    try:
+        target = parse_target(url)
+        request_target = _request_target(url)
+    except (InvalidURL, UnicodeError) as exc:
+        raise fail(f"invalid_url: {exc}", "invalid_url", False) from None
+    host = target.host
+
+    try:
+        addresses = _run_within(
+            lambda: resolve_checked(host, target.port, policy, resolver), clock.remaining()
+        )
+    except EgressBlocked as exc:
+        # Permanent for this attempt's purposes: retrying a refused destination only retries
+        # the attack. The caller may still re-check on its next scheduled attempt.
+        raise fail(f"blocked: {exc}", "blocked", False) from None
+    except InvalidURL as exc:
+        raise fail(f"invalid_url: {exc}", "invalid_url", False) from None
+    except ResolutionError as exc:
+        raise fail(f"dns: {exc}", "dns", True) from None
+    except TimeoutError:
+        raise fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", True) from None
+
+    backend = _PinnedBackend(addresses, clock, connect_timeout)
+    request_headers: list[tuple[bytes, bytes]] = [
+        (b"Host", _host_header(host, target.port, target.scheme).encode("ascii")),
+    ]
+    supplied = {name.lower() for name in headers}
+    for name, value in headers.items():
+        if name.lower() in {"host", "content-length", "transfer-encoding", "connection"}:
+            continue  # ours to set: the Host must match the name we verify TLS against
+        request_headers.append((name.encode("ascii"), value.encode("latin-1")))
+    if "user-agent" not in supplied:
+        request_headers.append((b"User-Agent", USER_AGENT.encode()))
+    request_headers.append((b"Connection", b"close"))
+
+    core_url = httpcore.URL(
+        scheme=target.scheme.encode(), host=host.encode("ascii"), port=target.port, target=request_target
+    )
+    timeouts = {"connect": connect_timeout, "read": deadline, "write": deadline, "pool": deadline}
+    pool = httpcore.ConnectionPool(
+        ssl_context=ssl_context or _default_ssl_context(),
+        network_backend=backend,
+        max_connections=1,
+        retries=0,
+        http1=True,
+        http2=False,
+    )
+    watchdog = threading.Timer(max(clock.remaining(), 0) + _WATCHDOG_GRACE_S, backend.kill)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with (
+            pool,
+            pool.stream(
+                "POST", core_url, headers=request_headers, content=body, extensions={"timeout": timeouts}
+            ) as response,
+        ):
+            chunks: list[bytes] = []
+            received = 0
+            for chunk in response.iter_stream():
+                chunks.append(chunk)
+                received += len(chunk)
+                if received >= max_response_bytes:
+                    break  # leaving the block closes the connection; the rest is never read
+            raw_body = b"".join(chunks)[:max_response_bytes]
+            status, raw_headers = response.status, response.headers
+    except Exception as exc:
+        error_class, transient, detail = _classify(exc, past_deadline=clock.remaining() <= 0)
+        addr = backend.remote_addr
+        where = f"host {host!r}" + (f" at {addr}" if addr else "")
+        raise fail(f"{error_class}: {detail} ({where})", error_class, transient, addr) from None
+    finally:
+        watchdog.cancel()
+
+    assert backend.remote_addr is not None
+    return TransportResponse(
+        status_code=status,
+        headers=_headers_dict(raw_headers),
+        body=raw_body.decode("utf-8", errors="replace"),
+        remote_addr=backend.remote_addr,
+        duration_ms=elapsed_ms(),
+    )
