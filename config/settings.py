@@ -89,7 +89,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "screenreel.sqlite3",
+            "NAME": str(VAR_DIR / "screenreel.sqlite3"),
             # WAL lets the web process read while a worker writes; IMMEDIATE avoids the
             # "database is locked" upgrade deadlock between concurrent writers.
             "OPTIONS": {

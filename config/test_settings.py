@@ -12,6 +12,11 @@ from config.settings import *  # noqa: F403
 from config.settings import VAR_DIR
 
 MEDIA_ROOT = VAR_DIR / "test-media"
-STORAGES["default"]["OPTIONS"]["location"] = str(MEDIA_ROOT)  # noqa: F405
+if STORAGE_BACKEND == "local":  # noqa: F405
+    STORAGES = {
+        **STORAGES,  # noqa: F405
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(MEDIA_ROOT)}},
+    }
 SCREENREEL_WORK_DIR = VAR_DIR / "test-work"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -103,12 +103,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response = Response(error_body("unauthenticated", str(exc.detail)), status=401)
         response["WWW-Authenticate"] = 'Bearer realm="screenreel"'
         return response
-    response = exception_handler(exc, context)
-    if response is not None and isinstance(exc, exceptions.APIException):
+    handled = exception_handler(exc, context)
+    if handled is not None and isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
-        response.data = error_body(str(code), str(exc.detail) if not isinstance(exc.detail, dict | list)
-                                   else exc.default_detail)
-        return response
+        detail = exc.detail if not isinstance(exc.detail, dict | list) else exc.default_detail
+        handled.data = error_body(str(code), str(detail))
+        return handled
     log.exception("unhandled error in %s", context.get("view"))
     return Response(error_body("internal_error", "Something went wrong on our side."), status=500)

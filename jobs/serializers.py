@@ -39,7 +39,7 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def validate_http_url(value: str) -> str:
+def validate_http_url(value: str) -> None:
     if len(value) > MAX_URL:
         raise serializers.ValidationError(f"Must be at most {MAX_URL} characters.", code="max_length")
     parts = urlsplit(value)
@@ -49,14 +49,22 @@ def validate_http_url(value: str) -> str:
         raise serializers.ValidationError("Must include a host.", code="invalid_url")
     if parts.username or parts.password:
         raise serializers.ValidationError("Must not carry credentials.", code="invalid_url")
-    return value
+
+
+def validate_egress(value: str) -> None:
+    """Refuse, at submission, a URL the workers would refuse later (private, loopback, metadata...)."""
+    from jobs.services.egress import browser_url_guard
+
+    reason = browser_url_guard(value)
+    if reason:
+        raise serializers.ValidationError(f"Not a public address: {reason}.", code="blocked_address")
 
 
 class HttpUrlField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", None)
         super().__init__(**kwargs)
-        self.validators.append(validate_http_url)
+        self.validators += [validate_http_url, validate_egress]
 
 
 class ViewportSerializer(StrictSerializer):
@@ -106,16 +114,28 @@ class StepSerializer(StrictSerializer):
 class FeatureSerializer(StrictSerializer):
     title = serializers.CharField(max_length=200)
     script = serializers.CharField(max_length=5000)
-    steps = StepSerializer(many=True, max_length=50, min_length=1)
+    # many=True passes these on to the ListSerializer; the stubs do not know that.
+    steps = StepSerializer(many=True, max_length=50, min_length=1)  # type: ignore[call-arg]
+
+
+class HexColourField(serializers.CharField):
+    """``#RGB`` or ``#RRGGBB``, stored as upper-case ``#RRGGBB`` (the one form the renderer takes)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not HEX_COLOUR.match(value):
+            raise serializers.ValidationError("Must be a hex colour like #101828.", code="invalid")
+        digits = value[1:]
+        if len(digits) == 3:
+            digits = "".join(c * 2 for c in digits)
+        return "#" + digits.upper()
 
 
 class BrandingSerializer(StrictSerializer):
     intro_title = serializers.CharField(max_length=120, required=False, default="")
     outro_title = serializers.CharField(max_length=120, required=False, default="")
-    background = serializers.RegexField(HEX_COLOUR, required=False, default="#101828",
-                                        error_messages={"invalid": "Must be a hex colour like #101828."})
-    accent = serializers.RegexField(HEX_COLOUR, required=False, default="#7F56D9",
-                                    error_messages={"invalid": "Must be a hex colour like #7F56D9."})
+    background = HexColourField(required=False, default="#101828")
+    accent = HexColourField(required=False, default="#7F56D9")
 
 
 class VoiceSerializer(StrictSerializer):
@@ -126,7 +146,7 @@ class VoiceSerializer(StrictSerializer):
 class JobSpecSerializer(StrictSerializer):
     target_url = HttpUrlField()
     viewport = ViewportSerializer(required=False, default=lambda: {"width": 1280, "height": 720})
-    features = FeatureSerializer(many=True, min_length=1, max_length=20)
+    features = FeatureSerializer(many=True, min_length=1, max_length=20)  # type: ignore[call-arg]
     branding = BrandingSerializer(required=False, default=lambda: {
         "intro_title": "", "outro_title": "", "background": "#101828", "accent": "#7F56D9"})
     voice = VoiceSerializer(required=False, default=lambda: {"provider": "auto", "voice_id": None})

@@ -13,8 +13,8 @@ from jobs.services import pipeline
 SETTLE_RETRIES = 3
 
 # A stage never outlives its lease: the hard limit ends it first, so the lease stays a true "alive" signal.
-_STAGE_LIMITS = {"time_limit": max(settings.SCREENREEL_STAGE_LEASE_S - 5, 5),
-                 "soft_time_limit": max(settings.SCREENREEL_STAGE_LEASE_S - 15, 4)}
+STAGE_TIME_LIMIT = max(settings.SCREENREEL_STAGE_LEASE_S - 5, 5)
+STAGE_SOFT_TIME_LIMIT = max(settings.SCREENREEL_STAGE_LEASE_S - 15, 4)
 
 
 @shared_task(name="jobs.tasks.job_start", acks_late=True, reject_on_worker_lost=True)
@@ -23,7 +23,7 @@ def job_start(job_id: str) -> None:
 
 
 @shared_task(bind=True, name="jobs.tasks.chunk_record", acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, **_STAGE_LIMITS)
+             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
 def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
     result = pipeline.chunk_record_run(chunk_id=chunk_id)
     if result.retry_in is not None:
@@ -31,7 +31,7 @@ def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
 
 
 @shared_task(bind=True, name="jobs.tasks.chunk_produce", acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, **_STAGE_LIMITS)
+             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
 def chunk_produce(self: Task[Any, Any], chunk_id: int) -> None:
     result = pipeline.chunk_produce_run(chunk_id=chunk_id)
     if result.retry_in is not None:

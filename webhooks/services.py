@@ -14,7 +14,6 @@ import random
 import secrets
 import time
 from datetime import timedelta
-from functools import cache
 
 from celery import current_app
 from django.conf import settings
@@ -22,8 +21,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.egress import EgressPolicy
 from jobs.models import Event
+from jobs.services.egress import egress_policy
 from webhooks import signing, transport
 from webhooks.models import Attempt, Delivery, DeliveryStatus
 
@@ -33,11 +32,6 @@ log = logging.getLogger(__name__)
 JOB_WEBHOOK_EVENTS = frozenset({"job.succeeded", "job.partial_success", "job.failed", "job.canceled"})
 DISPATCH_CLAIM_S = 60
 USER_AGENT = "Screenreel-Webhooks/1.0"
-
-
-@cache
-def egress_policy() -> EgressPolicy:
-    return EgressPolicy.from_setting(settings.SCREENREEL_EGRESS_ALLOW)
 
 
 def _dispatch_on_commit(delivery_id: str, token: str) -> None:

@@ -24,6 +24,7 @@ from jobs.media import recorder, voice
 from jobs.media.errors import MediaError
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus
 from jobs.queue import enqueue_on_commit
+from jobs.services.egress import browser_url_guard
 from jobs.services.pricing import chunk_cost
 from jobs.services.transitions import chunk_transition
 from jobs.storage import chunk_key, fetch_file, store_file
@@ -119,7 +120,7 @@ def chunk_record_run(*, chunk_id: int) -> StageResult:
             target_url=job.spec["target_url"], width=viewport["width"], height=viewport["height"],
             steps=steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
             chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
-            still_prefix=f"chunk-{n}-still",
+            still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard,
         ))
     except MediaError as exc:
         shutil.rmtree(workdir, ignore_errors=True)

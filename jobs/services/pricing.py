@@ -11,7 +11,7 @@ from django.conf import settings
 
 
 def chunk_cost(*, recording_ms: int, characters: int, provider: str) -> dict[str, Any]:
-    card = settings.SCREENREEL_RATE_CARD
+    card: dict[str, Any] = settings.SCREENREEL_RATE_CARD
     recording_s = round(recording_ms / 1000, 3)
     recording = recording_s / 60 * card["recording_per_minute_usd"]
     speech = characters / 1000 * card["characters_per_1k_usd"].get(provider, 0.0)

@@ -191,3 +191,24 @@ def test_idempotency_keys_are_per_client(tenant: Tenant, other_tenant: Tenant, s
     b = other_tenant.api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="shared")
     assert a.status_code == b.status_code == 201
     assert a.json()["id"] != b.json()["id"]
+
+
+@pytest.mark.parametrize("field", ["target_url", "webhook_url"])
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/",
+                                 "http://[::ffff:192.168.0.1]/", "http://localhost:8080/"])
+def test_it_refuses_private_and_metadata_addresses(tenant: Tenant, spec: dict[str, Any], field: str,
+                                                   url: str) -> None:
+    spec[field] = url
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 400, response.json()
+    fields = response.json()["error"]["details"]["fields"]
+    assert {"field": field, "code": "blocked_address"} in [{"field": f["field"], "code": f["code"]} for f in fields]
+    assert _rows() == (0, 0, 0)
+
+
+def test_short_hex_colours_are_stored_in_full(tenant: Tenant, spec: dict[str, Any]) -> None:
+    spec["branding"] = {"background": "#fff", "accent": "#7f56d9"}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    branding = Job.objects.get(pk=response.json()["id"]).spec["branding"]
+    assert (branding["background"], branding["accent"]) == ("#FFFFFF", "#7F56D9")

@@ -1,0 +1,137 @@
+"""Errors raised by the media layer.
+
+Every error says whether retrying could help (``transient``) so the pipeline can decide between a
+Celery retry and marking the chunk failed, without knowing which program or step went wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+STDERR_TAIL_LINES = 15
+
+
+def stderr_tail(stderr: bytes | str | None, lines: int = STDERR_TAIL_LINES) -> str:
+    """Last ``lines`` non-empty lines of a program's stderr, decoded leniently."""
+    if not stderr:
+        return ""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    # ffmpeg redraws its progress line with \r; keep only what a human would have seen last.
+    kept = [line.rsplit("\r", 1)[-1].rstrip() for line in text.splitlines()]
+    kept = [line for line in kept if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+class MediaError(Exception):
+    """Base media failure. ``transient`` says whether the same input may succeed on a retry."""
+
+    transient: bool = True
+
+    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if transient is not None:
+            self.transient = transient
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ProcessError(MediaError):
+    """An external program failed: names the program, its exit code and the tail of its stderr."""
+
+    def __init__(
+        self,
+        program: str,
+        *,
+        returncode: int | None,
+        stderr: bytes | str | None = None,
+        args: Sequence[str] = (),
+        transient: bool = True,
+        reason: str | None = None,
+    ) -> None:
+        self.program = program
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail(stderr)
+        self.argv = list(args)
+        what = reason or f"exited with code {returncode}"
+        retry = "will be retried" if transient else "will not be retried"
+        message = f"{program} {what} ({retry})"
+        if self.stderr_tail:
+            message += f"; stderr tail:\n{self.stderr_tail}"
+        super().__init__(message, transient=transient)
+
+
+class ProcessTimeout(ProcessError):
+    """An external program ran past its timeout and was killed."""
+
+    def __init__(
+        self,
+        program: str,
+        *,
+        timeout: float,
+        stderr: bytes | str | None = None,
+        args: Sequence[str] = (),
+        transient: bool = True,
+    ) -> None:
+        self.timeout = timeout
+        super().__init__(
+            program,
+            returncode=None,
+            stderr=stderr,
+            args=args,
+            transient=transient,
+            reason=f"timed out after {timeout:g} s and was killed",
+        )
+
+
+class StepError(MediaError):
+    """A feature step could not be performed: the client's steps or page are wrong, so never retried."""
+
+    transient = False
+
+    def __init__(
+        self,
+        *,
+        feature_title: str,
+        step_number: int,
+        action: str,
+        cause: str,
+        target: str | None = None,
+    ) -> None:
+        self.feature_title = feature_title
+        self.step_number = step_number
+        self.action = action
+        self.target = target
+        self.cause = cause
+        what = f'{action} "{target}"' if target else action
+        super().__init__(
+            f'Feature "{feature_title}" step {step_number} ({what}): {cause}', transient=False
+        )
+
+
+class NavigationError(MediaError):
+    """A goto failed. Network trouble and 5xx may pass; a 4xx answer will not change on a retry."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        cause: str,
+        status: int | None = None,
+        feature_title: str | None = None,
+        step_number: int | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.cause = cause
+        self.feature_title = feature_title
+        self.step_number = step_number
+        if feature_title is not None and step_number is not None:
+            where = f'Feature "{feature_title}" step {step_number} (goto "{url}"): '
+        else:
+            where = f'goto "{url}": '
+        if transient is None:
+            transient = not (status is not None and 400 <= status < 500)
+        super().__init__(f"{where}{cause}", transient=transient)

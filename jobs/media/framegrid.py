@@ -1,0 +1,124 @@
+"""Turn screencast frames (which arrive only when the page changes) into a constant-rate video.
+
+Each frame is placed on an fps grid by its capture timestamp; every grid slot up to the next frame
+repeats the previous one, and the last frame is held until the stop time. So the video lasts exactly
+as long as the wall time between the first frame and the stop, whatever the page did.
+
+Encoding runs in a thread so the browser's event loop never waits on ffmpeg.
+"""
+
+from __future__ import annotations
+
+import base64
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.media.proc import PipedProcess
+
+ENCODE_FINISH_TIMEOUT_S = 300.0
+
+
+def ffmpeg_args(out: Path, *, width: int, height: int, fps: int) -> list[str]:
+    """ffmpeg reading JPEG frames on stdin, writing H.264 High yuv420p CFR at exactly width x height."""
+    # scale+pad only matters when a frame differs from the viewport (e.g. a device-scale surprise);
+    # it keeps the output size exact instead of whatever the first frame happened to be.
+    vf = (
+        f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=white,setsar=1,format=yuv420p"
+    )
+    return [
+        "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "image2pipe", "-c:v", "mjpeg", "-framerate", str(fps), "-i", "-",
+        "-vf", vf,
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+        "-profile:v", "high", "-pix_fmt", "yuv420p",
+        "-r", str(fps), "-fps_mode", "cfr", "-g", str(fps * 2),
+        "-movflags", "+faststart",
+        str(out),
+    ]
+
+
+@dataclass
+class GridStats:
+    frames_received: int = 0
+    frames_written: int = 0
+    first_ts: float | None = None
+    stop_ts: float | None = None
+
+
+class FrameGrid:
+    """Writer thread: ``push(ts, jpeg_b64)`` from the event loop, ``stop(ts)`` then ``join()``."""
+
+    def __init__(self, out: Path, *, width: int, height: int, fps: int) -> None:
+        self.fps = fps
+        self.stats = GridStats()
+        self.error: BaseException | None = None
+        self._queue: queue.SimpleQueue[tuple[str, float, str | None]] = queue.SimpleQueue()
+        self._ffmpeg = PipedProcess("ffmpeg", ffmpeg_args(out, width=width, height=height, fps=fps))
+        self._thread = threading.Thread(target=self._run, name="framegrid", daemon=True)
+        self._thread.start()
+
+    # Called from the asyncio thread: must stay cheap (no decoding, no I/O).
+    def push(self, ts: float, jpeg_b64: str) -> None:
+        self.stats.frames_received += 1
+        if self.stats.first_ts is None:
+            self.stats.first_ts = ts
+        self._queue.put(("frame", ts, jpeg_b64))
+
+    def stop(self, ts: float) -> None:
+        self._queue.put(("stop", ts, None))
+
+    def join(self) -> GridStats:
+        """Wait for the encoder to finish; re-raise whatever stopped it."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.stats
+
+    def abort(self) -> None:
+        """Failure path: stop encoding now, never mind the output."""
+        self._queue.put(("abort", 0.0, None))
+        self._ffmpeg.kill()
+        self._thread.join(timeout=10)
+
+    def _slot(self, ts: float) -> int:
+        assert self.stats.first_ts is not None
+        return round((ts - self.stats.first_ts) * self.fps)
+
+    def _run(self) -> None:
+        current: bytes | None = None
+        written = 0
+        try:
+            while True:
+                kind, ts, payload = self._queue.get()
+                if kind == "abort":
+                    return
+                if kind == "frame":
+                    assert payload is not None
+                    if self.stats.stop_ts is not None and ts > self.stats.stop_ts:
+                        continue
+                    slot = self._slot(ts)
+                    # Fill the slots before this frame with the frame that was on screen then.
+                    while current is not None and written < slot:
+                        self._ffmpeg.write(current)
+                        written += 1
+                    # Several frames in one slot: the latest wins (what a viewer would see).
+                    current = base64.b64decode(payload)
+                    continue
+                # stop: hold the last frame until the stop time.
+                self.stats.stop_ts = ts
+                if current is not None:
+                    end = max(self._slot(ts), written + 1)
+                    while written < end:
+                        self._ffmpeg.write(current)
+                        written += 1
+                self.stats.frames_written = written
+                self._ffmpeg.finish(timeout=ENCODE_FINISH_TIMEOUT_S)
+                return
+        except BaseException as exc:  # surfaced by join(); the thread must not die silently
+            self.error = exc
+            self._ffmpeg.kill()
+        finally:
+            self.stats.frames_written = written

@@ -1,0 +1,156 @@
+"""The one seam for external programs (ffmpeg, ffprobe, espeak-ng).
+
+Everything that runs a program goes through here so that timeouts, killing and error messages are
+the same everywhere: a failure always names the program, its exit code and the tail of its stderr.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+
+from jobs.media.errors import ProcessError, ProcessTimeout
+
+
+def _resolve(program: str) -> str:
+    # A missing binary is a broken machine, not bad input: transient so an operator can fix and retry.
+    path = shutil.which(program)
+    if path is None:
+        raise ProcessError(program, returncode=None, reason="was not found on PATH", transient=True)
+    return path
+
+
+def run(
+    program: str,
+    args: Sequence[str],
+    *,
+    timeout: float,
+    input: bytes | None = None,
+    transient: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``program args...`` to completion; return the completed process or raise ProcessError."""
+    argv = [_resolve(program), *args]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # so a kill on timeout takes any children with it
+        )
+    except OSError as exc:
+        raise ProcessError(program, returncode=None, reason=f"could not start: {exc}") from exc
+    try:
+        stdout, stderr = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        stdout, stderr = proc.communicate()
+        raise ProcessTimeout(program, timeout=timeout, stderr=stderr, args=args) from None
+    except BaseException:
+        _kill(proc)
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise ProcessError(
+            program, returncode=proc.returncode, stderr=stderr, args=args, transient=transient
+        )
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+class PipedProcess:
+    """A long-running program fed on stdin (ffmpeg reading frames), with run()'s error shape.
+
+    stderr is drained by a thread into a bounded buffer: an undrained stderr pipe fills up and
+    deadlocks ffmpeg while we are blocked writing frames to its stdin.
+    """
+
+    def __init__(self, program: str, args: Sequence[str], *, transient: bool = True) -> None:
+        self.program = program
+        self.args = list(args)
+        self.transient = transient
+        self._stderr: collections.deque[bytes] = collections.deque(maxlen=200)
+        try:
+            self._proc = subprocess.Popen(
+                [_resolve(program), *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ProcessError(program, returncode=None, reason=f"could not start: {exc}") from exc
+        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drain.start()
+
+    def _drain_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self._stderr.append(line)
+
+    @property
+    def stderr(self) -> bytes:
+        return b"".join(self._stderr)
+
+    def write(self, data: bytes) -> None:
+        """Write to stdin; a dead program becomes ProcessError rather than BrokenPipeError."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+        except (BrokenPipeError, ValueError):
+            code = self._proc.wait()
+            self._drain.join(timeout=5)
+            raise ProcessError(
+                self.program,
+                returncode=code,
+                stderr=self.stderr,
+                args=self.args,
+                transient=self.transient,
+            ) from None
+
+    def finish(self, *, timeout: float) -> int:
+        """Close stdin and wait for a clean exit; raise ProcessError/ProcessTimeout otherwise."""
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        try:
+            code = self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise ProcessTimeout(
+                self.program, timeout=timeout, stderr=self.stderr, args=self.args
+            ) from None
+        self._drain.join(timeout=5)
+        if code != 0:
+            raise ProcessError(
+                self.program,
+                returncode=code,
+                stderr=self.stderr,
+                args=self.args,
+                transient=self.transient,
+            )
+        return code
+
+    def kill(self) -> None:
+        """Stop the program now (used on failure paths); safe to call more than once."""
+        if self._proc.poll() is None:
+            _kill(self._proc)
+        try:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        self._proc.wait()
+        self._drain.join(timeout=5)

@@ -1,0 +1,367 @@
+"""Record a feature: drive headless Chromium through its steps and capture a CFR H.264 video.
+
+Capture comes from the CDP screencast (Playwright's record_video needs a downloaded ffmpeg and
+writes low-bitrate VP8). Frames are placed on a constant-rate grid by their timestamps
+(see framegrid), so the file's duration equals the wall time from first frame to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import async_playwright
+
+from jobs.media import probe as probe_mod
+from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
+from jobs.media.errors import MediaError, NavigationError, StepError
+from jobs.media.framegrid import FrameGrid
+from jobs.media.stills import png_size
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+HOLD_BEFORE_S = 0.6
+HOLD_AFTER_S = 0.8
+BETWEEN_STEPS_S = 0.35  # a beat after each step so viewers see its effect before the next move
+TYPE_DELAY_MS = 60
+MAX_STILLS = 8
+SETTLE_TIMEOUT_MS = 5000
+FIRST_FRAME_TIMEOUT_S = 10.0
+# Actions after which the page looks the same as before: no still.
+NO_STILL_ACTIONS = frozenset({"wait"})
+
+
+@dataclass
+class RecordRequest:
+    target_url: str
+    width: int
+    height: int
+    steps: list[dict[str, Any]]
+    feature_title: str
+    out_dir: Path
+    fps: int = 25
+    chromium_path: str = "/usr/bin/chromium"
+    step_timeout_ms: int = 10000
+    still_prefix: str = "still"
+    video_name: str = "recording.mp4"
+    # Called (in a thread) with every URL the page requests; returns why it is refused, or None.
+    # The caller passes its SSRF policy here, so the browser obeys the same egress rule as
+    # webhooks without this package importing it.
+    url_guard: Callable[[str], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class Still:
+    path: Path
+    after_step: int  # 1-based step number the still was taken after
+    width: int
+    height: int
+
+
+@dataclass
+class Recording:
+    video_path: Path
+    stills: list[Still]
+    started_at: datetime
+    first_frame_at: datetime
+    stopped_at: datetime
+    duration_ms: int
+    size_bytes: int
+    fps: int
+    frames_received: int
+    frames_written: int
+
+
+def record(req: RecordRequest) -> Recording:
+    """Record ``req.steps`` on ``req.target_url``; return the video, stills and timing facts."""
+    if req.width % 2 or req.height % 2 or req.width < 16 or req.height < 16:
+        # yuv420p needs even sizes; padding would break "exactly width x height".
+        raise MediaError(f"viewport {req.width}x{req.height} must be even and >= 16", transient=False)
+    req.out_dir.mkdir(parents=True, exist_ok=True)
+    video = req.out_dir / req.video_name
+    try:
+        return asyncio.run(_Session(req, video).run())
+    except BaseException:
+        video.unlink(missing_ok=True)
+        raise
+
+
+def still_plan(steps: list[dict[str, Any]], limit: int = MAX_STILLS) -> set[int]:
+    """1-based step numbers to take a still after: changing steps, always the last, at most ``limit``."""
+    if not steps:
+        return set()
+    last = len(steps)
+    candidates = [i for i, s in enumerate(steps, 1) if s.get("action") not in NO_STILL_ACTIONS]
+    candidates = [i for i in candidates if i != last]
+    room = limit - 1
+    if len(candidates) > room:
+        # Spread the stills over the feature rather than bunching them at the start.
+        picked = {candidates[round(k * (len(candidates) - 1) / max(room - 1, 1))] for k in range(room)}
+        candidates = sorted(picked)
+    return {*candidates, last}
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _describe(step: dict[str, Any]) -> str | None:
+    for key in ("selector", "url", "key"):
+        if step.get(key) is not None:
+            return str(step[key])
+    if step.get("action") == "scroll":
+        return f"y={step.get('y')}"
+    if step.get("action") == "wait":
+        return f"{step.get('ms')} ms"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _looks_like_crash(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(
+        marker in text
+        for marker in ("Target closed", "has been closed", "Target crashed", "Browser closed")
+    )
+
+
+class _Session:
+    def __init__(self, req: RecordRequest, video: Path) -> None:
+        self.req = req
+        self.video = video
+        self.grid: FrameGrid | None = None
+        self.first_frame = asyncio.Event()
+        self.clock_offset = 0.0  # time.time() - screencast timestamp, from the first frame
+        self.ack_tasks: set[asyncio.Task[Any]] = set()
+        self.stills: list[Still] = []
+        self.plan = still_plan(req.steps)
+        self.grid_open = False  # frames are accepted; on failure the encoder must be aborted
+        self.blocked: dict[str, str] = {}  # url -> reason, from url_guard
+
+    async def run(self) -> Recording:
+        req = self.req
+        started_wall = time.time()
+        async with async_playwright() as pw:
+            try:
+                browser = await pw.chromium.launch(
+                    executable_path=req.chromium_path, headless=True, args=CHROMIUM_ARGS
+                )
+            except PlaywrightError as exc:
+                raise MediaError(f"Chromium failed to launch: {_first_line(exc)}") from exc
+            try:
+                return await self._record(browser, started_wall)
+            except PlaywrightError as exc:
+                # Anything Playwright raises outside a step (where it is classified) is the browser.
+                raise MediaError(f"Browser failed while recording: {_first_line(exc)}") from exc
+            finally:
+                if self.grid is not None and self.grid_open:
+                    self.grid_open = False
+                    self.grid.abort()
+                with contextlib.suppress(PlaywrightError):
+                    await browser.close()
+
+    async def _record(self, browser: Any, started_wall: float) -> Recording:
+        req = self.req
+        context = await browser.new_context(
+            viewport={"width": req.width, "height": req.height}, device_scale_factor=1
+        )
+        await context.add_init_script(CURSOR_JS)
+        if req.url_guard is not None:
+            await context.route("**/*", self._guard)
+        page = await context.new_page()
+        page.set_default_timeout(req.step_timeout_ms)
+
+        await self._navigate(page, req.target_url, step=None)
+
+        self.grid = FrameGrid(self.video, width=req.width, height=req.height, fps=req.fps)
+        self.grid_open = True
+        cdp = await context.new_cdp_session(page)
+        cdp.on("Page.screencastFrame", lambda params: self._on_frame(cdp, params))
+        await cdp.send(
+            "Page.startScreencast",
+            {"format": "jpeg", "quality": 90, "maxWidth": req.width, "maxHeight": req.height,
+             "everyNthFrame": 1},
+        )
+        # Moving the pointer in repaints the page, so even a static page yields a first frame.
+        pointer = Pointer(page, x=req.width * 0.5, y=req.height * 0.6)
+        await pointer.jump(pointer.x, pointer.y)
+        try:
+            await asyncio.wait_for(self.first_frame.wait(), FIRST_FRAME_TIMEOUT_S)
+        except TimeoutError:
+            raise MediaError("no screencast frame arrived from Chromium") from None
+        await asyncio.sleep(HOLD_BEFORE_S)
+
+        for number, step in enumerate(req.steps, 1):
+            await self._step(page, pointer, number, step)
+            if number == len(req.steps):
+                break  # the last still comes after the closing hold
+            await asyncio.sleep(BETWEEN_STEPS_S)
+            if number in self.plan:
+                await self._still(page, number)
+
+        await asyncio.sleep(HOLD_AFTER_S)
+        await self._still(page, len(req.steps))
+
+        stop_wall = time.time()
+        await cdp.send("Page.stopScreencast")
+        # Frames already captured before the stop may still be in flight.
+        await asyncio.sleep(0.1)
+        assert self.grid is not None
+        self.grid.stop(stop_wall - self.clock_offset)
+        self.grid_open = False
+        await context.close()
+        stats = await asyncio.to_thread(self.grid.join)
+
+        info = await asyncio.to_thread(probe_mod.probe, self.video)
+        assert stats.first_ts is not None
+        return Recording(
+            video_path=self.video,
+            stills=self.stills,
+            started_at=_utc(started_wall),
+            first_frame_at=_utc(stats.first_ts + self.clock_offset),
+            stopped_at=_utc(stop_wall),
+            duration_ms=probe_mod.duration_ms(self.video, info),
+            size_bytes=self.video.stat().st_size,
+            fps=req.fps,
+            frames_received=stats.frames_received,
+            frames_written=stats.frames_written,
+        )
+
+    def _on_frame(self, cdp: Any, params: dict[str, Any]) -> None:
+        # Ack first: Chromium sends no more frames until the previous one is acked.
+        task = asyncio.ensure_future(
+            cdp.send("Page.screencastFrameAck", {"sessionId": params["sessionId"]})
+        )
+        self.ack_tasks.add(task)
+        task.add_done_callback(self._ack_done)
+        if not self.grid_open or self.grid is None:
+            return
+        ts = float(params.get("metadata", {}).get("timestamp") or 0.0) or time.time()
+        if not self.first_frame.is_set():
+            # The screencast clock is the browser's; map it onto ours once, at the first frame.
+            # Same machine, so the offset is delivery latency (ms) unless clocks disagree.
+            offset = time.time() - ts
+            self.clock_offset = offset if abs(offset) > 0.5 else 0.0
+            self.first_frame.set()
+        self.grid.push(ts, params["data"])
+
+    def _ack_done(self, task: asyncio.Task[Any]) -> None:
+        self.ack_tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # acks after close fail harmlessly; don't log "never retrieved"
+
+    async def _still(self, page: Any, after_step: int) -> None:
+        path = self.req.out_dir / f"{self.req.still_prefix}-{len(self.stills) + 1}.png"
+        await page.screenshot(path=str(path), type="png", full_page=False, animations="allow")
+        width, height = png_size(path)
+        self.stills.append(Still(path=path, after_step=after_step, width=width, height=height))
+
+    async def _guard(self, route: Any) -> None:
+        url = route.request.url
+        assert self.req.url_guard is not None
+        if not url.startswith(("data:", "blob:", "about:")):
+            reason = await asyncio.to_thread(self.req.url_guard, url)
+            if reason:
+                self.blocked[url] = reason
+                await route.abort("blockedbyclient")
+                return
+        await route.continue_()
+
+    async def _navigate(self, page: Any, url: str, *, step: int | None) -> None:
+        title = self.req.feature_title
+        try:
+            response = await page.goto(url, wait_until="load", timeout=self.req.step_timeout_ms)
+        except PlaywrightError as exc:
+            if _looks_like_crash(exc):
+                raise
+            if url in self.blocked:
+                # Policy, not weather: the same URL will be refused on every retry.
+                raise NavigationError(
+                    url=url, cause=f"blocked: {self.blocked[url]}", feature_title=title,
+                    step_number=step, transient=False,
+                ) from exc
+            raise NavigationError(
+                url=url, cause=_first_line(exc), feature_title=title, step_number=step
+            ) from exc
+        if response is not None and response.status >= 400:
+            raise NavigationError(
+                url=url, status=response.status, cause=f"HTTP {response.status}",
+                feature_title=title, step_number=step,
+            )
+        # Network idle is a best effort: pages that poll never get there, and that is fine.
+        with contextlib.suppress(PlaywrightTimeout):
+            await page.wait_for_load_state("networkidle", timeout=SETTLE_TIMEOUT_MS)
+
+    async def _step(self, page: Any, pointer: Pointer, number: int, step: dict[str, Any]) -> None:
+        action = str(step.get("action"))
+        timeout = int(step.get("timeout_ms") or self.req.step_timeout_ms)
+        selector = step.get("selector")
+        try:
+            if action == "goto":
+                await self._navigate(page, urljoin(self.req.target_url, step["url"]), step=number)
+            elif action in ("click", "hover", "type"):
+                target = page.locator(selector).first
+                await target.wait_for(state="visible", timeout=timeout)
+                await target.scroll_into_view_if_needed(timeout=timeout)
+                box = await target.bounding_box(timeout=timeout)
+                if box is None:
+                    raise StepError(
+                        feature_title=self.req.feature_title, step_number=number, action=action,
+                        target=selector, cause="element has no box on screen",
+                    )
+                await pointer.glide(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                if action == "hover":
+                    await target.hover(timeout=timeout)
+                else:
+                    await target.click(timeout=timeout)
+                if action == "type":
+                    await target.press_sequentially(
+                        str(step["text"]), delay=TYPE_DELAY_MS, timeout=timeout
+                        + TYPE_DELAY_MS * len(str(step["text"])),
+                    )
+            elif action == "press":
+                await page.keyboard.press(str(step["key"]))
+            elif action == "scroll":
+                await page.evaluate(SMOOTH_SCROLL_JS, int(step["y"]))
+            elif action == "wait":
+                await asyncio.sleep(int(step["ms"]) / 1000)
+            elif action == "wait_for":
+                await page.locator(selector).first.wait_for(state="visible", timeout=timeout)
+            else:
+                raise StepError(
+                    feature_title=self.req.feature_title, step_number=number, action=action,
+                    cause="unknown action",
+                )
+        except PlaywrightTimeout as exc:
+            what = "selector did not appear" if action == "wait_for" else "element was not ready"
+            raise StepError(
+                feature_title=self.req.feature_title, step_number=number, action=action,
+                target=_describe(step), cause=f"{what} within {timeout} ms",
+            ) from exc
+        except PlaywrightError as exc:
+            if _looks_like_crash(exc):
+                raise
+            raise StepError(
+                feature_title=self.req.feature_title, step_number=number, action=action,
+                target=_describe(step), cause=_first_line(exc),
+            ) from exc

@@ -1,0 +1,1 @@
+"""A small static web app that Screenreel records in demos and tests."""

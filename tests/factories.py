@@ -1,0 +1,23 @@
+"""Small builders for rows the tests need; they go through the services, as the API does."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from jobs.models import Client, Job
+from jobs.services.clients import client_create
+from jobs.services.jobs import job_create
+from tests.conftest import VALID_SPEC
+
+
+def make_client(name: str = "Acme") -> Client:
+    return client_create(name=name)[0]
+
+
+def make_job(*, client: Client | None = None, features: int = 1, **overrides: Any) -> Job:
+    spec = copy.deepcopy(VALID_SPEC)
+    spec["features"] = [dict(spec["features"][0], title=f"Feature {i}") for i in range(1, features + 1)]
+    spec.update(overrides)
+    job, _ = job_create(client=client or make_client(), spec=spec)
+    return job

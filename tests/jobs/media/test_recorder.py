@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.media import probe
+from jobs.media.errors import MediaError, NavigationError, StepError
+from jobs.media.recorder import Recording, RecordRequest, record, still_plan
+from jobs.media.stills import is_blank, png_size
+from tests.jobs.media.conftest import CHROMIUM, requires_chromium
+
+pytestmark = requires_chromium
+
+
+def test_the_video_is_constant_rate_h264_at_the_viewport_size(
+    recording: tuple[Recording, float],
+) -> None:
+    rec, _ = recording
+    video = probe.video_stream(rec.video_path)
+    assert (video.codec, video.profile, video.pix_fmt) == ("h264", "High", "yuv420p")
+    assert (video.width, video.height) == (1280, 720)
+    assert video.r_frame_rate == video.avg_frame_rate == 25
+
+
+def test_the_frame_count_matches_fps_times_duration(recording: tuple[Recording, float]) -> None:
+    rec, _ = recording
+    video = probe.video_stream(rec.video_path)
+    assert video.nb_frames is not None
+    assert abs(video.nb_frames - rec.fps * rec.duration_ms / 1000) <= 1
+    assert video.nb_frames == rec.frames_written
+
+
+def test_the_duration_matches_wall_time_from_first_frame_to_stop(
+    recording: tuple[Recording, float],
+) -> None:
+    rec, elapsed = recording
+    wall_ms = (rec.stopped_at - rec.first_frame_at).total_seconds() * 1000
+    assert abs(rec.duration_ms - wall_ms) <= 1000 / rec.fps
+    assert rec.started_at <= rec.first_frame_at < rec.stopped_at
+    assert rec.started_at.tzinfo is not None
+    # hold before + typing 11 chars at 60 ms + glides + hold after: several seconds of video
+    assert 3000 < rec.duration_ms < elapsed * 1000
+    assert rec.size_bytes == rec.video_path.stat().st_size > 0
+
+
+def test_it_shows_the_page_changing(recording: tuple[Recording, float]) -> None:
+    rec, _ = recording
+    # Frames arrive when the page changes: glides, typing and animations give many.
+    assert rec.frames_received > 20
+
+
+def test_stills_are_viewport_sized_pngs_that_are_not_blank(recording: tuple[Recording, float]) -> None:
+    rec, _ = recording
+    assert 1 <= len(rec.stills) <= 8
+    assert rec.stills[-1].after_step == 4
+    for k, still in enumerate(rec.stills, 1):
+        assert still.path.name == f"still-{k}.png"
+        assert png_size(still.path) == (still.width, still.height) == (1280, 720)
+        assert not is_blank(still.path)
+
+
+def test_a_missing_selector_raises_a_step_error_and_leaves_no_video(
+    sampleapp_url: str, tmp_path: Path,
+) -> None:
+    steps: list[dict[str, Any]] = [
+        {"action": "click", "selector": "text=Projects"},
+        {"action": "wait_for", "selector": "#never", "timeout_ms": 1500},
+    ]
+    req = RecordRequest(target_url=f"{sampleapp_url}/index.html", width=640, height=360,
+                        steps=steps, feature_title="Broken", out_dir=tmp_path,
+                        chromium_path=CHROMIUM)
+    with pytest.raises(StepError) as caught:
+        record(req)
+    assert str(caught.value) == (
+        'Feature "Broken" step 2 (wait_for "#never"): selector did not appear within 1500 ms'
+    )
+    assert caught.value.transient is False
+    assert not (tmp_path / "recording.mp4").exists()
+
+
+def test_a_goto_that_answers_404_is_a_permanent_navigation_error(
+    sampleapp_url: str, tmp_path: Path,
+) -> None:
+    req = RecordRequest(target_url=f"{sampleapp_url}/index.html", width=640, height=360,
+                        steps=[{"action": "goto", "url": "/missing.html"}], feature_title="Gone",
+                        out_dir=tmp_path, chromium_path=CHROMIUM)
+    with pytest.raises(NavigationError) as caught:
+        record(req)
+    assert caught.value.status == 404 and caught.value.transient is False
+    assert "step 1 (goto" in str(caught.value)
+
+
+def test_it_takes_stills_after_changing_steps_always_after_the_last_and_at_most_eight() -> None:
+    assert still_plan([{"action": "click"}, {"action": "wait"}, {"action": "wait"}]) == {1, 3}
+    many = [{"action": "click"}] * 20
+    plan = still_plan(many)
+    assert len(plan) == 8 and 20 in plan and 1 in plan
+
+
+def test_a_url_refused_by_the_guard_is_a_permanent_navigation_error(
+    sampleapp_url: str, tmp_path: Path,
+) -> None:
+    seen: list[str] = []
+
+    def guard(url: str) -> str | None:
+        seen.append(url)
+        return "private address" if url.endswith("/reports.html") else None
+
+    req = RecordRequest(target_url=f"{sampleapp_url}/index.html", width=640, height=360,
+                        steps=[{"action": "goto", "url": "/reports.html"}], feature_title="Guarded",
+                        out_dir=tmp_path, chromium_path=CHROMIUM, url_guard=guard)
+    with pytest.raises(NavigationError) as caught:
+        record(req)
+    assert caught.value.transient is False
+    assert "blocked: private address" in str(caught.value)
+    assert any(u.endswith("/style.css") for u in seen)  # subresources are checked too
+
+
+def test_a_browser_that_cannot_start_is_a_transient_media_error(tmp_path: Path) -> None:
+    req = RecordRequest(target_url="http://127.0.0.1:9/", width=640, height=360, steps=[],
+                        feature_title="No browser", out_dir=tmp_path,
+                        chromium_path="/nonexistent/chromium")
+    with pytest.raises(MediaError) as caught:
+        record(req)
+    assert caught.value.transient is True
+    assert "Chromium failed to launch" in str(caught.value)

@@ -1,0 +1,136 @@
+"""Delivery of a job's terminal event to its webhook_url, against real local receivers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from jobs.models import JobStatus
+from jobs.services.transitions import job_transition
+from tests.factories import make_job
+from tests.receivers import Receiver, receiver
+from webhooks.models import Delivery, DeliveryStatus
+from webhooks.services import deliveries_sweep, delivery_attempt
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+def _ended_job(hook: Receiver, django_capture_on_commit_callbacks: Any) -> tuple[Any, Delivery]:
+    job = make_job(webhook_url=hook.url)
+    job_transition(job_id=job.id, to=JobStatus.RUNNING)
+    assert not Delivery.objects.exists()  # job.started is not for the job's own webhook_url
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job_transition(job_id=job.id, to=JobStatus.FAILED)
+    assert callbacks, "the fast-path send is queued on commit"
+    return job, Delivery.objects.get()
+
+
+def _token(delivery: Delivery) -> str:
+    delivery.refresh_from_db()
+    return delivery.claim_token
+
+
+def test_a_terminal_event_is_delivered_signed_and_verifiable(hook: Receiver,
+                                                             django_capture_on_commit_callbacks: Any) -> None:
+    job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    attempt = delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    assert attempt is not None and attempt.status_code == 200 and attempt.remote_addr == "127.0.0.1"
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
+    [request] = hook.requests
+    event = json.loads(request.body)
+    assert event["type"] == "job.failed" and event["job_id"] == job.id
+    Webhook(job.client.webhook_secret).verify(request.body, request.headers)
+    assert request.headers["x-aisr-signature"].startswith("v1,")
+    assert job.client.webhook_secret not in json.dumps(attempt.to_dict())
+
+
+def test_a_delivery_is_attempted_once_per_claim(hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+    _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    token = _token(delivery)
+    assert delivery_attempt(delivery_id=delivery.id, token=token) is not None
+    assert delivery_attempt(delivery_id=delivery.id, token=token) is None
+    assert len(hook.requests) == 1
+
+
+def test_a_server_error_schedules_the_next_attempt_with_the_same_id(
+        hook: Receiver, django_capture_on_commit_callbacks: Any, settings: Any) -> None:
+    settings.SCREENREEL_WEBHOOK_SCHEDULE_S = [0, 0, 0, 0]
+    statuses = iter([500, 500, 500, 200])
+    hook.respond = lambda r: (next(statuses), {}, b"nope")
+    _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    for _ in range(3):
+        delivery_attempt(delivery_id=delivery.id)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 4
+    assert [a.status_code for a in delivery.attempt_log.all()] == [500, 500, 500, 200]
+    assert len({r.headers["webhook-id"] for r in hook.requests}) == 1
+    for request in hook.requests:
+        Webhook(delivery.client.webhook_secret).verify(request.body, request.headers)
+
+
+def test_the_schedule_running_out_fails_the_delivery(hook: Receiver, django_capture_on_commit_callbacks: Any,
+                                                     settings: Any) -> None:
+    settings.SCREENREEL_WEBHOOK_SCHEDULE_S = [0, 0]
+    hook.respond = lambda r: (503, {}, b"down")
+    _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    delivery_attempt(delivery_id=delivery.id)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 2
+    assert delivery_attempt(delivery_id=delivery.id) is None
+
+
+def test_gone_stops_at_once(hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+    hook.respond = lambda r: (410, {}, b"")
+    _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert "410" in delivery.last_error
+
+
+def test_retry_after_is_honoured(hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+    hook.respond = lambda r: (429, {"Retry-After": "120"}, b"slow down")
+    _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    before = timezone.now()
+    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert delivery.next_attempt_at is not None
+    assert delivery.next_attempt_at >= before + timedelta(seconds=119)
+
+
+def test_a_redirect_is_a_failure_and_is_not_followed(hook: Receiver,
+                                                     django_capture_on_commit_callbacks: Any) -> None:
+    with receiver() as target:
+        hook.respond = lambda r: (302, {"Location": target.url}, b"")
+        _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+        attempt = delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+        assert attempt is not None and attempt.status_code == 302 and attempt.error_class == "http"
+        assert target.requests == []
+
+
+def test_the_sweeper_claims_a_due_delivery_once(hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+    _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    # The fast-path message was lost: its claim lapses, and the sweeper picks the delivery up.
+    Delivery.objects.filter(pk=delivery.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert deliveries_sweep() == 1
+        assert deliveries_sweep() == 0
+    assert len(callbacks) == 1
+    assert delivery_attempt(delivery_id=delivery.id, token=_token(delivery)) is not None
+    assert len(hook.requests) == 1
