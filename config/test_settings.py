@@ -19,4 +19,8 @@ if STORAGE_BACKEND == "local":  # noqa: F405
                     "OPTIONS": {"location": str(MEDIA_ROOT)}},
     }
 SCREENREEL_WORK_DIR = VAR_DIR / "test-work"
+# Two test runs on one machine (two checkouts, or helpers working side by side) must not share a
+# database: SCREENREEL_TEST_DB_SUFFIX names this run's own.
+_suffix = os.environ.get("SCREENREEL_TEST_DB_SUFFIX", "")
+DATABASES["default"]["TEST"] = {"NAME": "test_screenreel" + (f"_{_suffix}" if _suffix else "")}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -3,7 +3,7 @@
 Pure functions, no Django: the Django layer builds an `EgressPolicy` from settings and passes it in.
 
 The rule is "resolve once, check every answer, connect only to a checked answer". This module does
-the first two; `webhooks.transport` does the third. A check that is not followed by connecting to
+the first two; `jobs.transport` does the third. A check that is not followed by connecting to
 the checked address is only advisory (DNS can answer differently a second later).
 """
 

@@ -21,9 +21,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs import transport
 from jobs.models import Event
 from jobs.services.egress import egress_policy
-from webhooks import signing, transport
+from webhooks import signing
 from webhooks.models import Attempt, Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)

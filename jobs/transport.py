@@ -1,4 +1,4 @@
-"""The one seam for outbound HTTP POSTs (webhook deliveries).
+"""The one seam for outbound HTTP (webhook deliveries, and the voice and logo fetches of the pipeline).
 
 What it guarantees, each for a reason:
 - The host is resolved once, every answer is checked (`jobs.egress`), and the TCP connection goes to

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from jobs.egress import EgressPolicy, check_url
-from webhooks.transport import TransportError, post
+from jobs.transport import TransportError, post
 
 LOCAL = EgressPolicy.from_setting("127.0.0.0/8")
 OPEN = EgressPolicy()
