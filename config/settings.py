@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -43,7 +42,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
-    "django_eventstream",
     "jobs",
     "webhooks",
     "bundles",
@@ -194,7 +192,15 @@ SCREENREEL_EGRESS_ALLOW = env_list("SCREENREEL_EGRESS_ALLOW", "")
 SCREENREEL_WEBHOOK_SCHEDULE_S = env_int_list(
     "SCREENREEL_WEBHOOK_SCHEDULE_S", "0,5,300,1800,7200,18000,36000,50400,72000,86400"
 )
+# Per attempt: connecting may take this long, and the whole attempt (DNS to last byte) this long.
+SCREENREEL_WEBHOOK_CONNECT_TIMEOUT_S = env_int("SCREENREEL_WEBHOOK_CONNECT_TIMEOUT_S", 5, minimum=1, maximum=30)
 SCREENREEL_WEBHOOK_TIMEOUT_S = env_int("SCREENREEL_WEBHOOK_TIMEOUT_S", 10, minimum=1, maximum=60)
+# Retry-After is honoured up to this many seconds.
+SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S = env_int("SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S", 3600, minimum=1)
+# An endpoint whose every attempt has failed for this long is disabled, with the reason shown.
+SCREENREEL_WEBHOOK_DISABLE_AFTER_S = env_int("SCREENREEL_WEBHOOK_DISABLE_AFTER_S", 5 * 86400, minimum=60)
+# How long the old secret keeps signing after a rotation.
+SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
 SCREENREEL_WEBHOOK_SWEEP_EVERY_S = env_int("SCREENREEL_WEBHOOK_SWEEP_EVERY_S", 5, minimum=1)
 
 # Signed download links (DESIGN.md §5).
@@ -203,7 +209,7 @@ SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=
 # The narrow calls through which jobs hands work to the apps that build on it (CONVENTIONS.md:
 # jobs imports none of them directly).
 SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
-SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries_create_for_event"]
+SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event"]
 
 CELERY_BEAT_SCHEDULE = {
     "pipeline-recover": {
@@ -219,14 +225,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- SSE ------------------------------------------------------------------------------------------------
-# django-eventstream passes these to redis.Redis(**kwargs), which takes no URL.
-_redis = urlsplit(REDIS_URL)
-EVENTSTREAM_REDIS = {
-    "host": _redis.hostname or "127.0.0.1",
-    "port": _redis.port or 6379,
-    "db": int((_redis.path or "/0").lstrip("/") or 0),
-    "password": _redis.password,
-}
+SCREENREEL_SSE_HEARTBEAT_S = env_int("SCREENREEL_SSE_HEARTBEAT_S", 15, minimum=1)
+# How long a browser has to open a stream with a token from POST /v1/jobs/{id}/events/token.
+SCREENREEL_SSE_TOKEN_TTL_S = env_int("SCREENREEL_SSE_TOKEN_TTL_S", 900, minimum=30)
 
 # --- Misc -----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

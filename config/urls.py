@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bundles.views import BundleLinksView, LinkDownloadView
 from jobs import views as jobs
+from jobs.sse import JobEventsTokenView, job_events_stream
+from webhooks import views as hooks
 
 urlpatterns = [
     path("v1/jobs", jobs.JobListCreateView.as_view(), name="job-list"),
@@ -13,8 +15,17 @@ urlpatterns = [
     path("v1/jobs/<str:job_id>/cancel", jobs.JobCancelView.as_view(), name="job-cancel"),
     path("v1/jobs/<str:job_id>/rerun-chunks", jobs.JobRerunView.as_view(), name="job-rerun"),
     path("v1/jobs/<str:job_id>/bundle", BundleLinksView.as_view(), name="job-bundle"),
+    path("v1/jobs/<str:job_id>/events", job_events_stream, name="job-events"),
+    path("v1/jobs/<str:job_id>/events/token", JobEventsTokenView.as_view(), name="job-events-token"),
     path("v1/events", jobs.EventListView.as_view(), name="event-list"),
     path("v1/links/<str:token>", LinkDownloadView.as_view(), name="link-download"),
+    path("v1/webhook-endpoints", hooks.EndpointListCreateView.as_view(), name="endpoint-list"),
+    path("v1/webhook-endpoints/<str:endpoint_id>", hooks.EndpointDetailView.as_view(), name="endpoint-detail"),
+    path("v1/webhook-endpoints/<str:endpoint_id>/rotate-secret", hooks.EndpointRotateView.as_view(),
+         name="endpoint-rotate"),
+    path("v1/webhook-endpoints/<str:endpoint_id>/test", hooks.EndpointTestView.as_view(), name="endpoint-test"),
+    path("v1/webhook-endpoints/<str:endpoint_id>/deliveries", hooks.EndpointDeliveriesView.as_view(),
+         name="endpoint-deliveries"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="docs"),
     path("admin/", admin.site.urls),

@@ -43,27 +43,33 @@ class ClientPrincipal:
         return self.client.pk
 
 
+def api_key_from_header(header: str) -> ApiKey:
+    """The live API key named by an ``Authorization`` header; raises AuthenticationFailed otherwise."""
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
+    key = key.strip()
+    prefix = split_key(key)
+    api_key = (
+        ApiKey.objects.select_related("client").filter(prefix=prefix).first() if prefix else None
+    )
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(key)):
+        raise exceptions.AuthenticationFailed("Unknown API key.")
+    if api_key.revoked_at is not None:
+        raise exceptions.AuthenticationFailed("This API key has been revoked.")
+    now = timezone.now()
+    # Touch last_used_at at most once a minute: no write on every request.
+    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ClientPrincipal, ApiKey] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
-        key = key.strip()
-        prefix = split_key(key)
-        api_key = (
-            ApiKey.objects.select_related("client").filter(prefix=prefix).first() if prefix else None
-        )
-        if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(key)):
-            raise exceptions.AuthenticationFailed("Unknown API key.")
-        if api_key.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("This API key has been revoked.")
-        now = timezone.now()
-        # Touch last_used_at at most once a minute: no write on every request.
-        if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
-            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key = api_key_from_header(header)
         return ClientPrincipal(api_key.client), api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -224,6 +224,15 @@ class Chunk(models.Model):
         }
 
 
+# Every event type there is (DESIGN.md §3). Types are only ever added, never renamed or removed.
+EVENT_TYPES = (
+    "job.created", "job.started", "job.progress", "job.succeeded", "job.partial_success", "job.failed",
+    "job.canceled", "chunk.recording.started", "chunk.recording.succeeded", "chunk.recording.failed",
+    "chunk.synthesis.succeeded", "chunk.synthesis.failed", "chunk.succeeded", "chunk.failed",
+    "bundle.ready", "bundle.failed", "webhook.test",
+)
+
+
 class Event(models.Model):
     """One row per state change, written in the transaction that made the change (the outbox)."""
 

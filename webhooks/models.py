@@ -15,6 +15,57 @@ def delivery_id() -> str:
     return ids.new_id("dlv")
 
 
+def endpoint_id() -> str:
+    return ids.new_id("we")
+
+
+class Endpoint(models.Model):
+    """A client's registered webhook URL with the event types it wants (DESIGN.md §4)."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=endpoint_id, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2048)
+    description = models.CharField(max_length=200, blank=True, default="")
+    # Patterns such as "job.*" or "chunk.failed"; empty means every type but the opt-in *.progress.
+    event_types = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True, default="")
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # Signing secrets: shown once when made. During a rotation the previous one signs too, until
+    # previous_secret_expires_at.
+    secret = models.CharField(max_length=100, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    # Start of the current run of failed attempts; cleared by any success. Drives auto-disable.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # At most this many attempts in flight at once, so a hanging receiver holds few workers.
+    max_in_flight = models.PositiveSmallIntegerField(default=4)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Fan-out on every event: the client's enabled endpoints.
+            models.Index(fields=["client"], name="endpoint_enabled_idx", condition=Q(enabled=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.url}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "object": "webhook_endpoint", "url": self.url, "description": self.description,
+            "event_types": self.event_types, "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason or None,
+            "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None,
+            "failing_since": self.failing_since.isoformat() if self.failing_since else None,
+            "rotation_ends_at": (self.previous_secret_expires_at.isoformat()
+                                 if self.previous_secret and self.previous_secret_expires_at else None),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending"  # waiting for its next attempt
     SUCCEEDED = "succeeded"
@@ -27,6 +78,9 @@ class Delivery(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=delivery_id, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="deliveries")
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # A registered endpoint, or None for a job's own webhook_url (signed with the client's secret).
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries", null=True,
+                                 blank=True)
     url = models.URLField(max_length=2048)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -35,6 +89,9 @@ class Delivery(models.Model):
     # Who may attempt it now: the holder of the token, or anyone once ``claimed_until`` has passed.
     claim_token = models.CharField(max_length=32, blank=True, default="")
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Set while an HTTP attempt is under way: counts against the endpoint's max_in_flight.
+    in_flight_until = models.DateTimeField(null=True, blank=True)
+    next_trigger = models.CharField(max_length=16, default="scheduled")  # "manual" after a resend
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -46,6 +103,8 @@ class Delivery(models.Model):
             # The sweeper: pending deliveries whose next attempt is due.
             models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
                          condition=Q(status="pending")),
+            # GET /v1/webhook-endpoints/{id}/deliveries and "resend all failed since T".
+            models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_idx"),
         ]
 
     def __str__(self) -> str:
@@ -54,6 +113,7 @@ class Delivery(models.Model):
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "event_id": self.event_id, "event_type": self.event.type, "url": self.url,
+            "endpoint_id": self.endpoint_id,
             "status": self.status, "attempts": self.attempts,
             "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
             "last_status_code": self.last_status_code, "last_error": self.last_error or None,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from webhooks import services
+from webhooks.services import deliveries as services
 
 
 @shared_task(name="webhooks.tasks.delivery_send", acks_late=True, reject_on_worker_lost=True)

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.module_loading import import_string
 
+from jobs import live
 from jobs.models import Event, Job
 
 log = logging.getLogger(__name__)
@@ -26,31 +27,39 @@ def _handlers() -> tuple[EventHandler, ...]:
     return tuple(import_string(path) for path in settings.SCREENREEL_EVENT_HANDLERS)
 
 
-def event_record(*, job: Job, type: str, data: dict[str, Any]) -> Event:
-    """Write one event for ``job`` with the next per-job sequence; returns the event.
+def event_record(*, type: str, data: dict[str, Any], job: Job | None = None,
+                 client_id: str | None = None) -> Event:
+    """Write one event (a job's, with the next per-job sequence, or a client's own); returns it.
 
     Must run inside the transaction that made the change. The handlers (webhook deliveries) write
     their rows in that same transaction, so nothing is announced for a change that rolled back.
     """
     assert transaction.get_connection().in_atomic_block, "event_record needs the change's transaction"
-    # The UPDATE takes the job's row lock until commit, so sequences are gap-free and ordered.
-    Job.objects.filter(pk=job.pk).update(event_seq=F("event_seq") + 1)
-    sequence = Job.objects.values_list("event_seq", flat=True).get(pk=job.pk)
+    sequence = 0
+    if job is not None:
+        # The UPDATE takes the job's row lock until commit, so sequences are gap-free and ordered.
+        Job.objects.filter(pk=job.pk).update(event_seq=F("event_seq") + 1)
+        sequence = Job.objects.values_list("event_seq", flat=True).get(pk=job.pk)
+        client_id = job.client_id
+    assert client_id is not None, "an event belongs to a job or to a client"
     event = Event.objects.create(
-        client_id=job.client_id, job=job, type=type, sequence=sequence,
+        client_id=client_id, job=job, type=type, sequence=sequence,
         created_ms=int(time.time() * 1000), data=data,
     )
     for handler in _handlers():
         handler(event=event)
-    transaction.on_commit(lambda: _publish(event))
+    if job is not None:
+        transaction.on_commit(lambda: publish(event))
     return event
 
 
-def _publish(event: Event) -> None:
-    """Push a committed event to live SSE listeners; a failure here loses nothing (the row stays)."""
-    try:
-        from django_eventstream import send_event
+def publish(event: Event) -> None:
+    """Wake live SSE listeners of the event's job in every web process.
 
-        send_event(f"job-{event.job_id}", event.type, event.to_dict(), json_encode=True)
+    Only the id and sequence travel: listeners read the rows themselves, so a lost or late message
+    can delay a stream but never corrupt it. A failure here loses nothing (the row stays).
+    """
+    try:
+        live.publish(job_id=str(event.job_id), sequence=event.sequence)
     except Exception:
         log.warning("could not publish %s to SSE listeners", event.id, exc_info=True)

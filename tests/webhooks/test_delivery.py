@@ -16,7 +16,7 @@ from jobs.services.transitions import job_transition
 from tests.factories import make_job
 from tests.receivers import Receiver, receiver
 from webhooks.models import Delivery, DeliveryStatus
-from webhooks.services import deliveries_sweep, delivery_attempt
+from webhooks.services.deliveries import deliveries_sweep, delivery_attempt
 
 pytestmark = pytest.mark.django_db
 

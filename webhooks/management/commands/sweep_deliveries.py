@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from webhooks.services import deliveries_sweep
+from webhooks.services.deliveries import deliveries_sweep
 
 
 class Command(BaseCommand):

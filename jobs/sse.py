@@ -1,0 +1,150 @@
+"""``GET /v1/jobs/{id}/events``: the job's events as Server-Sent Events (DESIGN.md §2, §3).
+
+The stream is read from the event table, the outbox itself, so it carries exactly what the
+webhooks carry: ``id:`` is the event id, ``event:`` its type, ``data:`` the envelope. Resuming
+with ``Last-Event-ID`` continues after that event by its per-job sequence. Sequences are gap-free and
+commit in order (they are handed out under the job's row lock), so "everything after N" has no gaps
+and no duplicates. Redis pub/sub only wakes listeners up (jobs.live).
+
+Browsers' EventSource cannot send headers, so besides the API key a short-lived signed token from
+``POST /v1/jobs/{id}/events/token`` is accepted as ``?token=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import live
+from jobs.auth import api_key_from_header
+from jobs.errors import DomainError, error_body
+from jobs.models import Client, Event
+from jobs.selectors import job_get
+
+TOKEN_SALT = "screenreel.sse.v1"  # noqa: S105 (a namespace for signing, not a secret)
+BATCH = 200
+
+
+def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
+    """A token that lets a browser's EventSource read one job's stream; returns token, url, expiry."""
+    ttl = settings.SCREENREEL_SSE_TOKEN_TTL_S
+    token = signing.dumps({"c": client.pk, "j": job_id}, salt=TOKEN_SALT)
+    expires = datetime.fromtimestamp(time.time() + ttl, UTC)
+    return {"token": token, "url": f"{settings.SCREENREEL_PUBLIC_URL}/v1/jobs/{job_id}/events?token={token}",
+            "expires_at": expires.isoformat().replace("+00:00", "Z")}
+
+
+def _authorize(request: HttpRequest, job_id: str) -> tuple[str, int]:
+    """The job's id and the sequence to resume after; raises DomainError or AuthenticationFailed."""
+    token = request.GET.get("token")
+    if token:
+        try:
+            payload = signing.loads(token, salt=TOKEN_SALT, max_age=settings.SCREENREEL_SSE_TOKEN_TTL_S)
+        except signing.SignatureExpired as exc:
+            raise exceptions.AuthenticationFailed("This stream token has expired; ask for a new one.") from exc
+        except signing.BadSignature as exc:
+            raise exceptions.AuthenticationFailed("This stream token is not valid.") from exc
+        if payload["j"] != job_id:
+            raise exceptions.AuthenticationFailed("This stream token is for another job.")
+        client = Client.objects.get(pk=payload["c"])
+    else:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <api key>' or ?token=.")
+        client = api_key_from_header(header).client
+    job = job_get(client=client, job_id=job_id)
+    last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
+    after = 0
+    if last_id:
+        sequence = Event.objects.filter(job=job, pk=last_id).values_list("sequence", flat=True).first()
+        if sequence is None:
+            raise DomainError(f"Last-Event-ID {last_id[:40]!r} is not an event of this job.",
+                              code="unknown_last_event_id")
+        after = sequence
+    return job.pk, after
+
+
+def _events_after(job_id: str, after: int) -> list[dict[str, Any]]:
+    rows = Event.objects.filter(job_id=job_id, sequence__gt=after).order_by("sequence")[:BATCH]
+    return [row.to_dict() for row in rows]
+
+
+def encode(event: dict[str, Any]) -> str:
+    data = json.dumps(event, separators=(",", ":"))
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
+
+
+async def _stream(job_id: str, after: int) -> AsyncIterator[str]:
+    heartbeat = settings.SCREENREEL_SSE_HEARTBEAT_S
+    connection = aioredis.Redis.from_url(settings.REDIS_URL)
+    pubsub = connection.pubsub()
+    # Subscribe before the first read: anything committed after the read still wakes us.
+    await pubsub.subscribe(live.channel(job_id))
+    try:
+        yield f"retry: 2000\n: stream of {job_id}\n\n"
+        fetch = sync_to_async(_events_after)
+        while True:
+            events = await fetch(job_id, after)
+            for event in events:
+                yield encode(event)
+                after = event["sequence"]
+            if len(events) == BATCH:
+                continue
+            woken = await _wait(pubsub, heartbeat)
+            if not woken:
+                yield ": heartbeat\n\n"
+    finally:
+        await pubsub.unsubscribe()
+        await pubsub.aclose()
+        await connection.aclose()
+
+
+async def _wait(pubsub: Any, timeout: float) -> bool:
+    """True when a wake-up arrived within ``timeout`` seconds (drains any that queued up)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    woken = False
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return woken
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining if not woken else 0.01)
+        if message is None:
+            if woken:
+                return True
+            continue
+        woken = True
+
+
+async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBase:
+    try:
+        job_id, after = await sync_to_async(_authorize)(request, job_id)
+    except DomainError as exc:
+        return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    except exceptions.APIException as exc:
+        return JsonResponse(error_body("unauthenticated", str(exc.detail)), status=401)
+    response = StreamingHttpResponse(_stream(job_id, after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must not buffer a stream
+    return response
+
+
+class JobEventsTokenView(APIView):
+    def post(self, request: Request, job_id: str) -> Response:
+        client = request.user.client  # type: ignore[union-attr]
+        job = job_get(client=client, job_id=job_id)
+        return Response(sse_token_issue(client=client, job_id=job.pk), status=201)
