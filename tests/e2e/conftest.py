@@ -12,15 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from jobs.models import JOB_ENDED, Job
 from sampleapp.serve import serve
+from tests.processes import BIN, ROOT, child_env, flush_redis
 from tests.receivers import Receiver, receiver
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +42,7 @@ class Worker:
     def start(self) -> None:
         schedule = self.log.with_suffix(".beat")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-B", "--schedule",
+            [str(BIN / "celery"), "-A", "config", "worker", "-B", "--schedule",
              str(schedule), "-Q", "record,media,deliver,default", "-c", "2", "--loglevel", "INFO",
              "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -70,21 +66,10 @@ class Worker:
 
 @pytest.fixture
 def worker_env(transactional_db: None, tmp_path: Path) -> dict[str, str]:
-    db = connection.settings_dict
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.test_settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "SCREENREEL_EGRESS_ALLOW": "127.0.0.0/8",
-        # Short leases and a fast sweep so that recovery from a killed worker fits in a test.
-        "SCREENREEL_STAGE_LEASE_S": "40",
-        "SCREENREEL_RECOVER_EVERY_S": "3",
-        "SCREENREEL_RECOVER_GRACE_S": "3",
-        "SCREENREEL_STEP_TIMEOUT_MS": "3000",
-        "PYTHONUNBUFFERED": "1",
-    }
+    flush_redis()
+    # Short leases and a fast sweep so that recovery from a killed worker fits in a test.
+    return child_env(SCREENREEL_STAGE_LEASE_S="40", SCREENREEL_RECOVER_EVERY_S="3", SCREENREEL_RECOVER_GRACE_S="3",
+                     SCREENREEL_STEP_TIMEOUT_MS="3000")
 
 
 @pytest.fixture

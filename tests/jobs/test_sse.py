@@ -1,0 +1,175 @@
+"""GET /v1/jobs/{id}/events against a real uvicorn process: live events, resume with Last-Event-ID
+exactly once and in order, heartbeats, tokens for EventSource, and nobody else's jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from rest_framework.test import APIClient
+
+from jobs.models import ChunkStatus, Job, JobStatus
+from jobs.services.clients import client_create
+from jobs.services.transitions import chunk_transition, job_transition
+from tests.factories import make_job
+from tests.processes import BIN, ROOT, child_env, flush_redis, free_port, wait_for_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def web() -> Iterator[str]:
+    flush_redis()
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT, env=child_env(SCREENREEL_SSE_HEARTBEAT_S="1"), start_new_session=True,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+class Stream:
+    """Reads an SSE response on a thread, collecting (id, type, data) and comment lines."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.comments: list[str] = []
+        self.status: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, headers: dict[str, str]) -> None:
+        with httpx.Client(timeout=httpx.Timeout(30, read=5)) as client, \
+                client.stream("GET", url, headers=headers) as response:
+            self.status = response.status_code
+            fields: dict[str, str] = {}
+            try:
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if line.startswith(":"):
+                        self.comments.append(line)
+                    elif line == "":
+                        if "data" in fields:
+                            self.events.append((fields["id"], fields["event"], json.loads(fields["data"])))
+                        fields = {}
+                    else:
+                        name, _, value = line.partition(": ")
+                        fields[name] = value
+            except httpx.ReadTimeout:
+                return
+
+    def wait(self, count: int, timeout: float = 15) -> list[tuple[str, str, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.events) >= count, f"got {len(self.events)} of {count} events"
+        return list(self.events)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def _key(name: str) -> tuple[Any, str]:
+    client, key = client_create(name=name)
+    return client, key.key
+
+
+def _advance(job: Job) -> None:
+    chunk = job.chunks.get()
+    job_transition(job_id=job.id, to=JobStatus.RUNNING)
+    chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.RECORDING)
+
+
+def test_a_client_reconnecting_with_last_event_id_gets_every_later_event_once_in_order(web: str) -> None:
+    client, key = _key("Acme")
+    job = make_job(client=client, webhook_url="")
+    headers = {"Authorization": f"Bearer {key}"}
+    first = Stream(f"{web}/v1/jobs/{job.id}/events", headers)
+    assert first.wait(1)[0][1] == "job.created"
+    _advance(job)  # two live events
+    seen = first.wait(3)
+    assert [e[1] for e in seen] == ["job.created", "job.started", "chunk.recording.started"]
+    assert first.status == 200
+    first.close()
+
+    # While the client is away, more happens.
+    chunk = job.chunks.get()
+    chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.FAILED, changes={"error": "boom"})
+    job_transition(job_id=job.id, to=JobStatus.FAILED)
+
+    last_id = seen[-1][0]
+    again = Stream(f"{web}/v1/jobs/{job.id}/events", {**headers, "Last-Event-ID": last_id})
+    resumed = again.wait(3)
+    time.sleep(1.5)  # nothing more may arrive: no duplicates
+    again.close()
+    assert [e[1] for e in again.events] == ["chunk.recording.failed", "chunk.failed", "job.failed"]
+    all_ids = [e[0] for e in seen + resumed]
+    assert len(all_ids) == len(set(all_ids))
+    sequences = [e[2]["sequence"] for e in seen + resumed]
+    assert sequences == list(range(1, 7))
+    for event_id, event_type, envelope in seen + resumed:
+        assert envelope["id"] == event_id and envelope["type"] == event_type and envelope["job_id"] == job.id
+    assert any(c.startswith(": heartbeat") for c in again.comments)
+
+
+def test_another_clients_job_is_not_found_and_its_events_never_appear(web: str) -> None:
+    mine, key = _key("Acme")
+    theirs, _ = _key("Globex")
+    their_job = make_job(client=theirs, webhook_url="")
+    response = httpx.get(f"{web}/v1/jobs/{their_job.id}/events", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "job_not_found"
+
+    my_job = make_job(client=mine, webhook_url="")
+    stream = Stream(f"{web}/v1/jobs/{my_job.id}/events", {"Authorization": f"Bearer {key}"})
+    stream.wait(1)
+    _advance(their_job)
+    _advance(my_job)
+    events = stream.wait(3)
+    time.sleep(1)
+    stream.close()
+    assert {e[2]["job_id"] for e in stream.events} == {my_job.id}
+    assert len(events) == 3
+
+
+def test_a_browser_opens_the_stream_with_a_short_lived_token(web: str) -> None:
+    client, key = _key("Acme")
+    job = make_job(client=client, webhook_url="")
+    other = make_job(client=client, webhook_url="")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    issued = api.post(f"/v1/jobs/{job.id}/events/token").json()
+    assert issued["token"] and issued["expires_at"]
+    stream = Stream(f"{web}/v1/jobs/{job.id}/events?token={issued['token']}", {})
+    assert stream.wait(1)[0][1] == "job.created"
+    stream.close()
+    wrong_job = httpx.get(f"{web}/v1/jobs/{other.id}/events?token={issued['token']}")
+    assert wrong_job.status_code == 401
+    tampered = httpx.get(f"{web}/v1/jobs/{job.id}/events?token={issued['token']}x")
+    assert tampered.status_code == 401
+    assert httpx.get(f"{web}/v1/jobs/{job.id}/events").status_code == 401
+
+
+def test_an_unknown_last_event_id_is_a_clear_error(web: str) -> None:
+    client, key = _key("Acme")
+    job = make_job(client=client, webhook_url="")
+    response = httpx.get(f"{web}/v1/jobs/{job.id}/events",
+                         headers={"Authorization": f"Bearer {key}", "Last-Event-ID": "evt_NOPE"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_last_event_id"
