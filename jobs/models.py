@@ -19,6 +19,12 @@ class Client(models.Model):
     name = models.CharField(max_length=200)
     # Signs deliveries to a job's own webhook_url (DESIGN.md §4). Shown once, at creation.
     webhook_secret = models.CharField(max_length=100, editable=False)
+    # Per-client terms; None means the deployment's default (settings).
+    link_ttl_s = models.PositiveIntegerField(null=True, blank=True,
+                                             help_text="How long signed download links live, in seconds.")
+    rate_card = models.JSONField(null=True, blank=True, help_text=(
+        'Prices, e.g. {"recording_per_minute_usd": 0.05, "characters_per_1k_usd": {"elevenlabs": 0.3}}; '
+        "missing keys fall back to the deployment's card."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ redirects, so there is nothing to switch off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import ssl
 import threading
@@ -221,8 +222,13 @@ class _PinnedBackend(httpcore.NetworkBackend):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+@functools.cache
 def _default_ssl_context() -> ssl.SSLContext:
-    # certifi, like httpx, so the trust store is the same on every machine and in every image.
+    """Built once per process: loading the trust store costs ~20 ms, more than a whole loopback attempt.
+
+    certifi, like httpx, so the trust store is the same on every machine and in every image. An
+    SSLContext is safe to share between threads once configured.
+    """
     return ssl.create_default_context(cafile=certifi.where())
 
 
@@ -324,6 +330,72 @@ def post(
     Any status code is a response (the caller decides that 3xx/4xx/5xx are failures).
     `ssl_context` exists for tests with a private CA; production callers leave it None.
     """
+    raw = _exchange(
+        "POST", url, body=body, headers=headers, policy=policy, connect_timeout=connect_timeout,
+        deadline=deadline, max_response_bytes=max_response_bytes, resolver=resolver,
+        ssl_context=ssl_context, read_past_limit=False,
+    )
+    return TransportResponse(
+        status_code=raw.status_code,
+        headers=raw.headers,
+        body=raw.content.decode("utf-8", errors="replace"),
+        remote_addr=raw.remote_addr,
+        duration_ms=raw.duration_ms,
+    )
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """A response whose body is kept as bytes (e.g. audio), with whether it was cut at the limit."""
+
+    status_code: int
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    content: bytes  # at most max_response_bytes
+    truncated: bool  # the server sent more than max_response_bytes; the rest was not read
+    remote_addr: str
+    duration_ms: int
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: Mapping[str, str],
+    policy: EgressPolicy,
+    connect_timeout: float = 5.0,
+    deadline: float = 30.0,
+    max_response_bytes: int = 50 * 1024 * 1024,
+    resolver: Resolver = socket.getaddrinfo,
+    ssl_context: ssl.SSLContext | None = None,
+) -> RawResponse:
+    """Any method, same guarantees as `post`; the body comes back as bytes, up to `max_response_bytes`.
+
+    For API calls whose answers are larger than a webhook acknowledgement (speech audio, a logo).
+    """
+    return _exchange(
+        method.upper(), url, body=body, headers=headers, policy=policy,
+        connect_timeout=connect_timeout, deadline=deadline, max_response_bytes=max_response_bytes,
+        resolver=resolver, ssl_context=ssl_context, read_past_limit=True,
+    )
+
+
+def _exchange(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    policy: EgressPolicy,
+    connect_timeout: float,
+    deadline: float,
+    max_response_bytes: int,
+    resolver: Resolver,
+    ssl_context: ssl.SSLContext | None,
+    read_past_limit: bool,
+) -> RawResponse:
+    """One guarded attempt. With ``read_past_limit`` one chunk beyond the limit is read, to tell a
+    body of exactly the limit from a longer one (``truncated``)."""
     started = time.monotonic()
     clock = _Deadline(started + deadline)
 
@@ -393,7 +465,7 @@ def post(
         with (
             pool,
             pool.stream(
-                "POST", core_url, headers=request_headers, content=body, extensions={"timeout": timeouts}
+                method, core_url, headers=request_headers, content=body, extensions={"timeout": timeouts}
             ) as response,
         ):
             chunks: list[bytes] = []
@@ -401,7 +473,7 @@ def post(
             for chunk in response.iter_stream():
                 chunks.append(chunk)
                 received += len(chunk)
-                if received >= max_response_bytes:
+                if received > max_response_bytes or (received == max_response_bytes and not read_past_limit):
                     break  # leaving the block closes the connection; the rest is never read
             raw_body = b"".join(chunks)[:max_response_bytes]
             status, raw_headers = response.status, response.headers
@@ -414,10 +486,11 @@ def post(
         watchdog.cancel()
 
     assert backend.remote_addr is not None
-    return TransportResponse(
+    return RawResponse(
         status_code=status,
         headers=_headers_dict(raw_headers),
-        body=raw_body.decode("utf-8", errors="replace"),
+        content=raw_body,
+        truncated=received > max_response_bytes,
         remote_addr=backend.remote_addr,
         duration_ms=elapsed_ms(),
     )

@@ -39,7 +39,7 @@ class Endpoint(models.Model):
     # Start of the current run of failed attempts; cleared by any success. Drives auto-disable.
     failing_since = models.DateTimeField(null=True, blank=True)
     # At most this many attempts in flight at once, so a hanging receiver holds few workers.
-    max_in_flight = models.PositiveSmallIntegerField(default=4)
+    max_in_flight = models.PositiveSmallIntegerField(default=16)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

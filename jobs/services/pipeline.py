@@ -196,8 +196,9 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
         )
         assets.append(store_file(key=chunk_key(job, n, final_path.name), path=final_path, kind="video",
                                  duration_ms=result.duration_ms))
-        cost = chunk_cost(recording_ms=(chunk.recording or {}).get("duration_ms", 0),
-                          characters=speech.characters, provider=speech.provider)
+        cost = chunk_cost(client=job.client, recording_ms=(chunk.recording or {}).get("duration_ms", 0),
+                          characters=speech.characters, provider=speech.provider,
+                          provider_characters=getattr(speech, "character_cost", None))
         with transaction.atomic():
             moved = chunk_transition(
                 chunk_id=chunk.pk, to=ChunkStatus.SUCCEEDED, expect=ChunkStatus.MUXING,

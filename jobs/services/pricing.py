@@ -1,6 +1,7 @@
-"""What a chunk costs: recording time and characters synthesized, priced by a rate card.
+"""What a chunk costs: recording time and characters synthesized, priced by the client's rate card.
 
-The embedded rate card is the deployment's default (settings); per-client cards come later.
+A client's card overrides the deployment's (settings) key by key. Where the provider reports its own
+cost (ElevenLabs' character-cost header), that count of characters is what is priced.
 """
 
 from __future__ import annotations
@@ -9,16 +10,30 @@ from typing import Any
 
 from django.conf import settings
 
+from jobs.models import Client
 
-def chunk_cost(*, recording_ms: int, characters: int, provider: str) -> dict[str, Any]:
-    card: dict[str, Any] = settings.SCREENREEL_RATE_CARD
+
+def rate_card_for(client: Client) -> dict[str, Any]:
+    card: dict[str, Any] = {**settings.SCREENREEL_RATE_CARD}
+    custom = client.rate_card or {}
+    card["recording_per_minute_usd"] = float(custom.get("recording_per_minute_usd", card["recording_per_minute_usd"]))
+    card["characters_per_1k_usd"] = {**card["characters_per_1k_usd"], **custom.get("characters_per_1k_usd", {})}
+    return card
+
+
+def chunk_cost(*, client: Client, recording_ms: int, characters: int, provider: str,
+               provider_characters: int | None = None) -> dict[str, Any]:
+    """The chunk's cost in USD by line item; returns the dict kept on the chunk and in the manifest."""
+    card = rate_card_for(client)
     recording_s = round(recording_ms / 1000, 3)
     recording = recording_s / 60 * card["recording_per_minute_usd"]
-    speech = characters / 1000 * card["characters_per_1k_usd"].get(provider, 0.0)
+    billed = provider_characters if provider_characters is not None else characters
+    speech = billed / 1000 * float(card["characters_per_1k_usd"].get(provider, 0.0))
     return {
         "currency": "USD",
         "recording_seconds": recording_s,
         "characters": characters,
+        "provider_characters": provider_characters,
         "provider": provider,
         "recording_usd": round(recording, 6),
         "speech_usd": round(speech, 6),

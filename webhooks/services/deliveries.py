@@ -19,7 +19,8 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs import transport
@@ -35,14 +36,15 @@ log = logging.getLogger(__name__)
 # A job's own webhook_url hears how the job ended; registered endpoints choose their types.
 JOB_WEBHOOK_EVENTS = frozenset({"job.succeeded", "job.partial_success", "job.failed", "job.canceled"})
 DISPATCH_CLAIM_S = 60
+BUSY_RETRY_S = 0.5
 USER_AGENT = "Screenreel-Webhooks/1.0"
 RECOVER_WINDOW = timedelta(days=14)
 RECOVER_LIMIT = 1000
 
 
-def _dispatch_on_commit(delivery_id: str, token: str) -> None:
-    transaction.on_commit(
-        lambda: current_app.send_task("webhooks.tasks.delivery_send", args=[delivery_id, token]))
+def _dispatch_on_commit(delivery_id: str, token: str, countdown: float | None = None) -> None:
+    transaction.on_commit(lambda: current_app.send_task("webhooks.tasks.delivery_send", args=[delivery_id, token],
+                                                        countdown=countdown))
 
 
 def _new_delivery(event: Event, url: str, endpoint: Endpoint | None, now: datetime) -> Delivery:
@@ -76,39 +78,54 @@ def delivery_create_for_endpoint(*, event: Event, endpoint: Endpoint) -> Deliver
 
 
 def _claim(delivery_id: str, token: str | None) -> Delivery | None:
-    """Take the delivery for one attempt, or None if it is not due, not ours, or its endpoint is full."""
+    """Take the delivery for one attempt, or None if it is not due, not ours, or its endpoint is full.
+
+    The hot path is one conditional UPDATE (due, ours, endpoint enabled and under its in-flight cap)
+    and one SELECT. Two claims racing for an endpoint's last slot may both win: the cap can be
+    exceeded by the number of concurrent claimers at most, which bounds what it is for (a hanging
+    receiver holding every worker) without a lock on the endpoint row for every attempt.
+    """
     now = timezone.now()
     owned = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     if token:
         owned |= Q(claim_token=token)
     hold = now + timedelta(seconds=settings.SCREENREEL_WEBHOOK_TIMEOUT_S + 30)
+    in_flight = (Delivery.objects.filter(endpoint_id=OuterRef("endpoint_id"), in_flight_until__gt=now)
+                 .values("endpoint_id").annotate(n=Count("*")).values("n"))
+    claimable = (Delivery.objects.filter(owned, pk=delivery_id, status=DeliveryStatus.PENDING,
+                                         next_attempt_at__lte=now)
+                 .alias(busy=Coalesce(Subquery(in_flight), 0))
+                 .filter(Q(endpoint__isnull=True)
+                         | Q(endpoint__enabled=True, busy__lt=F("endpoint__max_in_flight"))))
+    if claimable.update(claim_token=secrets.token_hex(8), claimed_until=hold, in_flight_until=hold) == 1:
+        return Delivery.objects.select_related("event", "client", "endpoint").get(pk=delivery_id)
+    _claim_refused(delivery_id, token, now)
+    return None
+
+
+def _claim_refused(delivery_id: str, token: str | None, now: datetime) -> None:
+    """The slow path of a refused claim: fail it if its endpoint is disabled, defer it if full."""
     with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(of=("self",)).select_related("event", "client", "endpoint")
-                    .filter(owned, pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).first())
-        if delivery is None:
-            return None
+        delivery = (Delivery.objects.select_for_update(of=("self",)).select_related("endpoint")
+                    .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).first())
+        if delivery is None or delivery.endpoint is None:
+            return
+        if token and delivery.claim_token != token and delivery.claimed_until and delivery.claimed_until > now:
+            return  # someone else's claim
         endpoint = delivery.endpoint
-        if endpoint is not None:
-            # Lock the endpoint so that two claims cannot both see room under its cap.
-            endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-            delivery.endpoint = endpoint
-            if not endpoint.enabled:
-                delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-                delivery.last_error = f"Endpoint disabled: {endpoint.disabled_reason or 'by its owner'}"[:500]
-                delivery.claim_token, delivery.claimed_until = "", None
-                delivery.save()
-                return None
-            busy = Delivery.objects.filter(endpoint=endpoint, in_flight_until__gt=now).count()
-            if busy >= endpoint.max_in_flight:
-                # Full: try again shortly, without counting an attempt. The receiver's slowness
-                # costs only its own deliveries.
-                delivery.next_attempt_at = now + timedelta(seconds=1)
-                delivery.claim_token, delivery.claimed_until = "", None
-                delivery.save(update_fields=["next_attempt_at", "claim_token", "claimed_until"])
-                return None
-        delivery.claim_token, delivery.claimed_until, delivery.in_flight_until = secrets.token_hex(8), hold, hold
-        delivery.save(update_fields=["claim_token", "claimed_until", "in_flight_until"])
-    return delivery
+        if not endpoint.enabled:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            delivery.last_error = f"Endpoint disabled: {endpoint.disabled_reason or 'by its owner'}"[:500]
+            delivery.claim_token, delivery.claimed_until = "", None
+            delivery.save(update_fields=["status", "next_attempt_at", "last_error", "claim_token", "claimed_until"])
+            return
+        # Full: try again shortly, without counting an attempt, still holding the claim (the sweeper
+        # takes over if that message is lost). A slow receiver delays only its own deliveries.
+        delivery.next_attempt_at = now + timedelta(seconds=BUSY_RETRY_S)
+        delivery.claim_token = secrets.token_hex(8)
+        delivery.claimed_until = now + timedelta(seconds=DISPATCH_CLAIM_S)
+        delivery.save(update_fields=["next_attempt_at", "claim_token", "claimed_until"])
+        _dispatch_on_commit(delivery.id, delivery.claim_token, countdown=BUSY_RETRY_S)
 
 
 def _signing_secrets(delivery: Delivery) -> list[str]:
@@ -147,6 +164,8 @@ def _retry_after(headers: dict[str, str]) -> float | None:
 def _endpoint_outcome(endpoint: Endpoint, *, ok: bool, gone: bool, now: datetime) -> None:
     """Success resets the failure run; 410 or a long enough failure run disables the endpoint."""
     if ok:
+        if endpoint.failing_since is None:
+            return  # the common case writes nothing
         endpoint.failing_since = None
     elif gone:
         endpoint.enabled, endpoint.disabled_at = False, now
@@ -196,32 +215,33 @@ def delivery_attempt(*, delivery_id: str, token: str | None = None) -> Attempt |
     duration_ms = int((time.monotonic() - t0) * 1000)
 
     now = timezone.now()
+    gone = status_code == 410
+    outcome: dict[str, Any] = {
+        "attempts": number, "last_status_code": status_code, "last_error": error,
+        "next_trigger": Attempt.Trigger.SCHEDULED, "claim_token": "", "claimed_until": None,
+        "in_flight_until": None,
+    }
+    if not error_class:
+        outcome.update(status=DeliveryStatus.SUCCEEDED, succeeded_at=now, next_attempt_at=None)
+    elif gone:
+        outcome.update(status=DeliveryStatus.FAILED, next_attempt_at=None,
+                       last_error="The receiver answered 410 Gone; no more attempts.")
+    else:
+        delay = _next_delay(number, retry_after)
+        if delay is None:
+            outcome.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+        else:
+            outcome.update(next_attempt_at=now + timedelta(seconds=delay))
     with transaction.atomic():
         attempt = Attempt.objects.create(
             delivery=delivery, number=number, trigger=delivery.next_trigger, started_at=started,
             duration_ms=duration_ms, status_code=status_code, error_class=error_class, error=error,
             remote_addr=remote_addr, response_body=response_body[:2048],
         )
-        delivery.attempts = number
-        delivery.last_status_code = status_code
-        delivery.last_error = error
-        delivery.next_trigger = Attempt.Trigger.SCHEDULED
-        delivery.claim_token, delivery.claimed_until, delivery.in_flight_until = "", None, None
-        gone = status_code == 410
-        if not error_class:
-            delivery.status, delivery.succeeded_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
-        elif gone:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-            delivery.last_error = "The receiver answered 410 Gone; no more attempts."
-        else:
-            delay = _next_delay(number, retry_after)
-            if delay is None:
-                delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-            else:
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-        delivery.save()
-        if delivery.endpoint is not None:
-            endpoint = Endpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        Delivery.objects.filter(pk=delivery.pk).update(**outcome)
+        endpoint = delivery.endpoint
+        if endpoint is not None and (error_class or endpoint.failing_since is not None):
+            endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
             _endpoint_outcome(endpoint, ok=not error_class, gone=gone, now=now)
     log.info("delivery %s attempt %d: %s", delivery.id, number, status_code or error_class)
     return attempt

