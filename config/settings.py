@@ -188,6 +188,14 @@ SCREENREEL_RECOVER_GRACE_S = env_int("SCREENREEL_RECOVER_GRACE_S", 60, minimum=1
 # (e.g. "127.0.0.0/8" for a local sample app or receiver). Empty in production.
 SCREENREEL_EGRESS_ALLOW = env_list("SCREENREEL_EGRESS_ALLOW", "")
 
+# Intro/outro cards are rendered once per distinct branding and kept here (shared by media workers).
+SCREENREEL_CARD_CACHE_DIR = Path(env_str("SCREENREEL_CARD_CACHE_DIR", str(VAR_DIR / "cards")))
+# ElevenLabs speaks when a key is set (voice "auto" or "elevenlabs"); otherwise Piper, else espeak-ng.
+ELEVENLABS_API_KEY = env_str("ELEVENLABS_API_KEY", "")
+ELEVENLABS_BASE_URL = env_str("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io")
+ELEVENLABS_MODEL_ID = env_str("ELEVENLABS_MODEL_ID", "eleven_multilingual_v2")
+ELEVENLABS_VOICE_ID = env_str("ELEVENLABS_VOICE_ID", "JBFqnCBsd6RMkjVDRZzb")
+
 # Webhooks: retry schedule in seconds after the first attempt (DESIGN.md §4).
 SCREENREEL_WEBHOOK_SCHEDULE_S = env_int_list(
     "SCREENREEL_WEBHOOK_SCHEDULE_S", "0,5,300,1800,7200,18000,36000,50400,72000,86400"
@@ -249,3 +257,16 @@ SCREENREEL_RATE_CARD = {
     "recording_per_minute_usd": 0.05,
     "characters_per_1k_usd": {"elevenlabs": 0.30, "piper": 0.0, "espeak-ng": 0.0},
 }
+
+# --- Bundles (bundles/ owns this block) -----------------------------------------------------------------
+# The bundle streams into S3 as one multipart upload in parts of exactly this size (the last may be
+# shorter; R2 requires equal parts). One part is held in memory; 10,000 parts at most, so 16 MiB parts
+# allow bundles up to ~156 GiB.
+SCREENREEL_BUNDLE_PART_BYTES = env_int("SCREENREEL_BUNDLE_PART_BYTES", 16 * 1024 * 1024,
+                                       minimum=5 * 1024 * 1024, maximum=5 * 1024 * 1024 * 1024)
+# How long the presigned storage URL behind a valid signed link lives (capped at 300 s in bundles.links).
+SCREENREEL_STORAGE_URL_TTL_S = env_int("SCREENREEL_STORAGE_URL_TTL_S", 300, minimum=10, maximum=300)
+# Presigned storage URLs must be SigV4 (X-Amz-Expires): botocore would otherwise presign S3 in us-east-1
+# with legacy SigV2 query auth, which R2 and newer S3 regions refuse.
+if STORAGE_BACKEND == "s3" and isinstance(_s3_options := _default_storage["OPTIONS"], dict):
+    _s3_options.setdefault("signature_version", "s3v4")

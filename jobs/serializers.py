@@ -136,6 +136,8 @@ class BrandingSerializer(StrictSerializer):
     outro_title = serializers.CharField(max_length=120, required=False, default="")
     background = HexColourField(required=False, default="#101828")
     accent = HexColourField(required=False, default="#7F56D9")
+    # A PNG or JPEG (at most 5 MB) drawn on the cards, fetched through the guarded transport.
+    logo_url = HttpUrlField(required=False, allow_blank=True, default="")
 
 
 class VoiceSerializer(StrictSerializer):

@@ -135,3 +135,21 @@ class NavigationError(MediaError):
         if transient is None:
             transient = not (status is not None and 400 <= status < 500)
         super().__init__(f"{where}{cause}", transient=transient)
+
+
+class SegmentMismatch(MediaError):
+    """A segment to be joined by stream copy is not encoded to the one spec; lists each difference.
+
+    Never retried: the same files would differ the same way. A mismatch would otherwise give a
+    silently broken file (the concat demuxer keeps the first segment's parameter sets).
+    """
+
+    transient = False
+
+    def __init__(self, path: object, differences: dict[str, tuple[object, object]]) -> None:
+        self.path = path
+        self.differences = differences
+        listed = "; ".join(
+            f"{name}: expected {want!r}, got {got!r}" for name, (want, got) in differences.items()
+        )
+        super().__init__(f"segment {path} does not match the video spec ({listed})", transient=False)

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.media import spec
 from jobs.media.proc import PipedProcess
 
 ENCODE_FINISH_TIMEOUT_S = 300.0
@@ -32,9 +33,8 @@ def ffmpeg_args(out: Path, *, width: int, height: int, fps: int) -> list[str]:
         "-hide_banner", "-loglevel", "error", "-y",
         "-f", "image2pipe", "-c:v", "mjpeg", "-framerate", str(fps), "-i", "-",
         "-vf", vf,
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-        "-profile:v", "high", "-pix_fmt", "yuv420p",
-        "-r", str(fps), "-fps_mode", "cfr", "-g", str(fps * 2),
+        # The same encoder settings as the cards and the hold, so mux can join them by stream copy.
+        *spec.x264_args(width=width, height=height, fps=fps),
         "-movflags", "+faststart",
         str(out),
     ]

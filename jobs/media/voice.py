@@ -1,7 +1,9 @@
 """Text to speech: narration MP3s from a provider chosen by name.
 
-Providers are small classes registered in ``PROVIDERS``; another (e.g. ElevenLabs over HTTP) slots
-in by adding one class with ``name``, ``available()`` and ``to_wav()``/``synthesize()``.
+Local providers are small classes registered in ``PROVIDERS`` (``name``, ``available()``,
+``to_wav()``). ElevenLabs is different: it needs configuration (an API key, an egress policy) that
+the caller passes in as an ``ElevenLabsConfig``, never read from settings here, and it returns MP3
+itself. ``auto`` picks ElevenLabs when a config with a key is given, else Piper, else espeak-ng.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import functools
 import tempfile
 import threading
 import wave
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from jobs.media import probe, proc
+from jobs.media.elevenlabs import ElevenLabsConfig, ElevenLabsProvider
 from jobs.media.errors import MediaError
 
 ESPEAK_TIMEOUT_S = 60.0
@@ -30,6 +34,8 @@ class Speech:
     model: str
     characters: int
     duration_ms: int
+    request_id: str | None = None  # ElevenLabs' request-id: pass it on as a previous_request_id
+    character_cost: int | None = None  # what ElevenLabs billed (its character-cost header)
 
 
 class Provider(Protocol):
@@ -109,31 +115,60 @@ def _piper_voice_paths() -> tuple[Path, Path] | None:
 _PIPER_LOCK = threading.Lock()
 
 
+# One ONNX thread per synthesis. onnxruntime's default pool takes every core, pins its threads
+# itself (so ``taskset`` cannot hold it to one core) and spins while idle: measured here, 2 threads
+# burned 9.9 CPU seconds for 56 s of speech, where 1 thread needs about 5 and leaves the worker's
+# other core to the browser capture.
+PIPER_THREADS = 1
+
+
 @functools.cache
 def _load_piper_voice() -> Any:
+    import onnxruntime
     from piper import PiperVoice
 
     paths = _piper_voice_paths()
     assert paths is not None
-    return PiperVoice.load(paths[0], config_path=paths[1])
+    voice = PiperVoice.load(paths[0], config_path=paths[1])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = PIPER_THREADS
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    voice.session = onnxruntime.InferenceSession(
+        str(paths[0]), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return voice
 
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (PiperProvider(), EspeakProvider())}
-# Order of preference for "auto": best first.
+# Order of preference for "auto" among local providers: best first (ElevenLabs, when configured,
+# comes before all of them).
 AUTO_ORDER = ("piper", "espeak-ng")
+ELEVENLABS = "elevenlabs"
 
 
-def available_providers() -> list[str]:
-    """Names of the providers that can run on this machine, best first."""
-    return [name for name in AUTO_ORDER if PROVIDERS[name].available()]
+def _configured(config: ElevenLabsConfig | None) -> bool:
+    return config is not None and bool(config.api_key)
 
 
-def resolve_provider(name: str) -> Provider:
+def available_providers(*, elevenlabs: ElevenLabsConfig | None = None) -> list[str]:
+    """Names of the providers that can run on this machine (and with this config), best first."""
+    local = [name for name in AUTO_ORDER if PROVIDERS[name].available()]
+    return [ELEVENLABS, *local] if _configured(elevenlabs) else local
+
+
+def resolve_provider(name: str, *, elevenlabs: ElevenLabsConfig | None = None) -> Provider | ElevenLabsProvider:
     if name == "auto":
+        if elevenlabs is not None and _configured(elevenlabs):
+            return ElevenLabsProvider(elevenlabs)
         for candidate in AUTO_ORDER:
             if PROVIDERS[candidate].available():
                 return PROVIDERS[candidate]
         raise MediaError("no speech provider is available")
+    if name == ELEVENLABS:
+        if elevenlabs is None or not _configured(elevenlabs):
+            raise MediaError("speech provider 'elevenlabs' is not configured (no API key)", transient=False)
+        return ElevenLabsProvider(elevenlabs)
     provider = PROVIDERS.get(name)
     if provider is None:
         raise MediaError(f"unknown speech provider {name!r}", transient=False)
@@ -143,13 +178,28 @@ def resolve_provider(name: str) -> Provider:
 
 
 def synthesize(
-    text: str, out_path: Path, *, provider: str = "auto", voice_id: str | None = None
+    text: str, out_path: Path, *, provider: str = "auto", voice_id: str | None = None,
+    elevenlabs: ElevenLabsConfig | None = None, previous_request_ids: Sequence[str] = (),
 ) -> Speech:
-    """Speak ``text`` into an MP3 at ``out_path``; return what was made and by whom."""
+    """Speak ``text`` into an MP3 at ``out_path``; return what was made and by whom.
+
+    ``previous_request_ids`` (ElevenLabs only): the request ids of the job's earlier chunks, oldest
+    first, so the voice stays continuous across chunks; other providers ignore them.
+    """
     if not text.strip():
         raise MediaError("narration text is empty", transient=False)
-    chosen = resolve_provider(provider)
+    chosen = resolve_provider(provider, elevenlabs=elevenlabs)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(chosen, ElevenLabsProvider):
+        result = chosen.to_mp3(text, out_path, voice_id, previous_request_ids=previous_request_ids)
+        try:
+            duration = probe.duration_ms(out_path)
+        except BaseException:
+            out_path.unlink(missing_ok=True)
+            raise
+        return Speech(path=out_path, provider=chosen.name, voice=result.voice_id, model=result.model_id,
+                      characters=len(text), duration_ms=duration, request_id=result.request_id,
+                      character_cost=result.character_cost)
     with tempfile.TemporaryDirectory(prefix="voice-") as tmp:
         wav = Path(tmp) / "speech.wav"
         voice, model = chosen.to_wav(text, wav, voice_id)

@@ -24,6 +24,7 @@ from jobs.media import recorder, voice
 from jobs.media.errors import MediaError
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus
 from jobs.queue import enqueue_on_commit
+from jobs.services import voices
 from jobs.services.egress import browser_url_guard
 from jobs.services.pricing import chunk_cost
 from jobs.services.transitions import chunk_transition
@@ -170,9 +171,9 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
         audio_path = workdir / f"chunk-{n}-audio.mp3"
         voice_spec = job.spec.get("voice") or {}
         speech = voice.synthesize(script_text, audio_path, provider=voice_spec.get("provider", "auto"),
-                                  voice_id=voice_spec.get("voice_id"))
-        speech_meta = {"provider": speech.provider, "voice": speech.voice, "model": speech.model,
-                       "characters": speech.characters, "duration_ms": speech.duration_ms}
+                                  voice_id=voice_spec.get("voice_id"), elevenlabs=voices.elevenlabs_config(),
+                                  previous_request_ids=voices.previous_request_ids(chunk))
+        speech_meta = voices.speech_meta(speech)
         assets.append(store_file(key=chunk_key(job, n, script_path.name), path=script_path, kind="script"))
         assets.append(store_file(key=chunk_key(job, n, audio_path.name), path=audio_path, kind="audio",
                                  duration_ms=speech.duration_ms))
@@ -184,8 +185,11 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
         branding = job.spec.get("branding") or {}
         viewport = job.spec["viewport"]
         final_path = workdir / f"chunk-{n}-final.mp4"
+        logo = voices.logo_fetch(url=branding["logo_url"], dest=workdir / "logo") if branding.get("logo_url") \
+            else None
         result = muxer.mux(
-            body=body, narration=audio_path, out=final_path, work_dir=workdir,
+            body=body, narration=audio_path, out=final_path, work_dir=workdir, logo=logo,
+            cache_dir=settings.SCREENREEL_CARD_CACHE_DIR,
             width=viewport["width"], height=viewport["height"], fps=settings.SCREENREEL_FPS,
             branding=muxer.Branding(
                 intro_title=branding.get("intro_title") or chunk.title,
@@ -198,7 +202,7 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
                                  duration_ms=result.duration_ms))
         cost = chunk_cost(client=job.client, recording_ms=(chunk.recording or {}).get("duration_ms", 0),
                           characters=speech.characters, provider=speech.provider,
-                          provider_characters=getattr(speech, "character_cost", None))
+                          provider_characters=speech.character_cost)
         with transaction.atomic():
             moved = chunk_transition(
                 chunk_id=chunk.pk, to=ChunkStatus.SUCCEEDED, expect=ChunkStatus.MUXING,
