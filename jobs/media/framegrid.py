@@ -110,7 +110,10 @@ class FrameGrid:
                 # stop: hold the last frame until the stop time.
                 self.stats.stop_ts = ts
                 if current is not None:
-                    end = max(self._slot(ts), written + 1)
+                    # End exactly at the stop's slot: a frame that arrived in that last slot is not
+                    # shown (as at any slot boundary), so the file stays within one frame of wall
+                    # time. A stream with a single frame still gets that frame.
+                    end = max(self._slot(ts), written, 1)
                     while written < end:
                         self._ffmpeg.write(current)
                         written += 1
