@@ -1,26 +1,23 @@
-"""Building a job's bundle: a zip of every succeeded chunk's files plus ``manifest.json``."""
+"""Building a job's bundle: a zip of every succeeded chunk's files plus ``manifest.json``, streamed into storage."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import shutil
-import tempfile
 import zipfile
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from bundles.links import link_sign
 from bundles.models import Bundle
+from bundles.sinks import bundle_sink
+from jobs.errors import PermanentError
 from jobs.models import Chunk, ChunkStatus, Job
-from jobs.storage import job_prefix, store_file
+from jobs.storage import job_prefix, storage_reader
 
-# Media barely compresses (FIELD_NOTES: 93-97%); deflating it only burns CPU.
 _STORED_KINDS = frozenset({"video", "still", "audio", "recording"})
 _COPY_CHUNK = 1024 * 1024
 
@@ -70,52 +67,70 @@ def manifest_build(*, job: Job, chunks: list[Chunk], version: int) -> dict[str, 
     }
 
 
-def _write_zip(target: Path, *, chunks: list[Chunk], manifest: dict[str, Any]) -> None:
-    """Stream every asset from storage into the zip: nothing is held whole in memory."""
-    with zipfile.ZipFile(target, "w", allowZip64=True) as archive:
+class BundleAssetMismatch(PermanentError):
+    """An asset in storage is not the one the chunk recorded (other bytes or another size)."""
+
+
+def _zip_info(name: str, *, compress_type: int, date_time: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=date_time)
+    info.compress_type = compress_type
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _copy_verified(asset: dict[str, Any], dst: IO[bytes]) -> None:
+    """Copy one asset from storage into ``dst``, checking its sha256 and size as the bytes pass."""
+    digest = hashlib.sha256()
+    size = 0
+    with storage_reader(asset["key"]) as src:
+        while block := src.read(_COPY_CHUNK):
+            digest.update(block)
+            size += len(block)
+            dst.write(block)
+    if digest.hexdigest() != asset["sha256"] or size != asset["bytes"]:
+        raise BundleAssetMismatch(f"{asset['name']} changed in storage since it was written "
+                                  f"({size} bytes, sha256 {digest.hexdigest()[:12]}...)")
+
+
+def bundle_write(sink: io.RawIOBase | IO[bytes], *, chunks: list[Chunk], manifest: dict[str, Any]) -> None:
+    """Stream every bundled asset and then the manifest into ``sink`` as a zip64 archive; returns nothing.
+
+    ``sink`` may be unseekable (zipfile then writes data descriptors); nothing is held whole in memory.
+    """
+    stamp = timezone.now().timetuple()[:6]
+    with zipfile.ZipFile(sink, "w", allowZip64=True) as archive:
         for chunk in chunks:
             if chunk.status != ChunkStatus.SUCCEEDED:
                 continue
             for asset in chunk.assets:
                 if asset.get("bundled") is False:
                     continue
-                info = zipfile.ZipInfo(asset["name"], date_time=timezone.now().timetuple()[:6])
-                info.compress_type = zipfile.ZIP_STORED if asset["kind"] in _STORED_KINDS \
-                    else zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                with default_storage.open(asset["key"], "rb") as src, \
-                        archive.open(info, "w", force_zip64=True) as dst:
-                    digest = hashlib.sha256()
-                    while block := src.read(_COPY_CHUNK):
-                        digest.update(block)
-                        dst.write(block)
-                if digest.hexdigest() != asset["sha256"]:
-                    raise RuntimeError(f"{asset['name']} changed in storage since it was written")
-        archive.writestr(zipfile.ZipInfo("manifest.json", date_time=timezone.now().timetuple()[:6]),
-                         json.dumps(manifest, indent=2), compress_type=zipfile.ZIP_DEFLATED)
+                # Media barely compresses (FIELD_NOTES: 93-97%); deflating it only burns CPU.
+                method = zipfile.ZIP_STORED if asset["kind"] in _STORED_KINDS else zipfile.ZIP_DEFLATED
+                info = _zip_info(asset["name"], compress_type=method, date_time=stamp)
+                with archive.open(info, "w", force_zip64=True) as dst:
+                    _copy_verified(asset, dst)
+        info = _zip_info("manifest.json", compress_type=zipfile.ZIP_DEFLATED, date_time=stamp)
+        with archive.open(info, "w", force_zip64=True) as dst:
+            dst.write(json.dumps(manifest, indent=2).encode())
 
 
 def bundle_build(*, job: Job, chunks: list[Chunk]) -> dict[str, Any]:
-    """Zip the job's succeeded chunks with a manifest, store it and sign a link; returns the bundle summary."""
+    """Zip the job's succeeded chunks with a manifest straight into storage; returns the bundle summary."""
     version = job.run
     key = bundle_key(job, version)
+    filename = f"{job.id}-v{version}.zip"
     manifest = manifest_build(job=job, chunks=chunks, version=version)
-    settings.SCREENREEL_WORK_DIR.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix="bundle-", dir=settings.SCREENREEL_WORK_DIR))
-    try:
-        path = tmpdir / f"{job.id}-v{version}.zip"
-        _write_zip(path, chunks=chunks, manifest=manifest)
-        stored = store_file(key=key, path=path, kind="bundle")
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    # Committed (multipart completed, or temp file renamed) only if the whole archive was written.
+    with bundle_sink(key=key, content_type="application/zip") as sink:
+        bundle_write(sink, chunks=chunks, manifest=manifest)
     with transaction.atomic():
         Bundle.objects.update_or_create(
             job=job, version=version,
-            defaults={"client_id": job.client_id, "key": key, "size_bytes": stored["bytes"],
-                      "sha256": stored["sha256"], "manifest": manifest, "purged_at": None},
+            defaults={"client_id": job.client_id, "key": key, "size_bytes": sink.size,
+                      "sha256": sink.sha256, "manifest": manifest, "purged_at": None},
         )
-    link = link_sign(client_id=job.client_id, key=key, filename=f"{job.id}-v{version}.zip")
-    return {"version": version, "size_bytes": stored["bytes"], "sha256": stored["sha256"],
+    link = link_sign(client_id=job.client_id, key=key, filename=filename)
+    return {"version": version, "size_bytes": sink.size, "sha256": sink.sha256,
             "assets": len(manifest["assets"]), "failed_chunks": [f["chunk"] for f in manifest["failed_chunks"]],
             **link.to_dict()}
-

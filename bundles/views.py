@@ -1,19 +1,32 @@
 from __future__ import annotations
 
+import mimetypes
+import os
+from pathlib import Path
 from typing import Any
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponseRedirect
+from django.http import HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bundles.links import LinkExpired, LinkInvalid, link_resolve, link_sign
-from bundles.models import Bundle
-from jobs.errors import DomainError, NotFound
-from jobs.models import ChunkStatus
+from bundles.links import (
+    LinkExpired,
+    LinkInvalid,
+    LinkPurged,
+    LinkTarget,
+    bundle_links,
+    link_check_not_purged,
+    link_resolve,
+    storage_is_s3,
+    storage_url,
+)
+from bundles.ranges import RangeNotSatisfiable, byte_range, read_span
+from jobs.errors import DomainError, error_body
 from jobs.selectors import job_get
 
 
@@ -22,23 +35,7 @@ class BundleLinksView(APIView):
                    summary="Fresh signed links for the job's bundle")
     def get(self, request: Request, job_id: str) -> Response:
         job = job_get(client=request.user.client, job_id=job_id)  # type: ignore[union-attr]
-        bundle = Bundle.objects.filter(job=job, purged_at__isnull=True).order_by("-version").first()
-        if bundle is None:
-            raise NotFound("This job has no bundle yet.", code="bundle_not_found")
-        assets: list[dict[str, Any]] = []
-        for chunk in job.chunks.all():
-            if chunk.status != ChunkStatus.SUCCEEDED:
-                continue
-            for asset in chunk.assets:
-                if asset.get("bundled") is False:
-                    continue
-                link = link_sign(client_id=job.client_id, key=asset["key"], filename=asset["name"])
-                assets.append({"name": asset["name"], "chunk": chunk.index, "kind": asset["kind"],
-                               "bytes": asset["bytes"], "sha256": asset["sha256"], **link.to_dict()})
-        link = link_sign(client_id=job.client_id, key=bundle.key, filename=f"{job.id}-v{bundle.version}.zip")
-        return Response({"job_id": job.id, "bundle": {"version": bundle.version, "size_bytes": bundle.size_bytes,
-                                                       "sha256": bundle.sha256, **link.to_dict()},
-                         "assets": assets})
+        return Response(bundle_links(job=job))
 
 
 class LinkDownloadView(APIView):
@@ -47,20 +44,73 @@ class LinkDownloadView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: OpenApiResponse(description="The file"), 302: OpenApiResponse(),
-                              403: OpenApiResponse(), 410: OpenApiResponse()},
+    @extend_schema(responses={200: OpenApiResponse(description="The file"),
+                              206: OpenApiResponse(description="Part of the file (Range)"),
+                              302: OpenApiResponse(description="Redirect to a storage URL valid for 5 minutes"),
+                              403: OpenApiResponse(description="link_invalid"),
+                              410: OpenApiResponse(description="link_expired or link_purged"),
+                              416: OpenApiResponse(description="range_not_satisfiable")},
                    summary="Download through a signed link")
-    def get(self, request: Request, token: str) -> Any:
+    def get(self, request: Request, token: str) -> HttpResponseBase:
         try:
             target = link_resolve(token)
+            link_check_not_purged(target)
         except LinkInvalid as exc:
             raise DomainError(str(exc), code="link_invalid", status_code=403) from exc
         except LinkExpired as exc:
             raise DomainError(str(exc), code="link_expired", status_code=410) from exc
-        key = target["key"]
-        if not default_storage.exists(key):
-            raise DomainError("This file has been purged under the retention policy.", code="link_purged",
-                              status_code=410)
-        if hasattr(default_storage, "bucket_name"):
-            return HttpResponseRedirect(default_storage.url(key))
-        return FileResponse(default_storage.open(key, "rb"), as_attachment=True, filename=target["filename"])
+        except LinkPurged as exc:
+            raise DomainError(str(exc), code="link_purged", status_code=410) from exc
+        if storage_is_s3():
+            response: HttpResponseBase = HttpResponseRedirect(storage_url(target))
+            response["Cache-Control"] = "private, no-store"
+            return response
+        return _serve_local(request, target)
+
+
+def _serve_local(request: Request, target: LinkTarget) -> HttpResponseBase:
+    """Stream the file in blocks, honouring a single byte range (resumable downloads of big bundles)."""
+    try:
+        fh = default_storage.open(target.key, "rb")
+    except FileNotFoundError as exc:  # purged between the check and now
+        raise DomainError("This file has been purged under the retention policy.", code="link_purged",
+                          status_code=410) from exc
+    try:
+        stat = os.fstat(fh.fileno())
+        size = stat.st_size
+        last_modified = http_date(int(stat.st_mtime))
+        requested: str | None = request.META.get("HTTP_RANGE")
+        if_range = request.META.get("HTTP_IF_RANGE")
+        if requested and if_range and not _if_range_matches(if_range, int(stat.st_mtime)):
+            requested = None  # the file changed since the client's first piece: send it whole
+        span = byte_range(requested, size)
+    except RangeNotSatisfiable as exc:
+        fh.close()
+        return Response(error_body("range_not_satisfiable", f"The file has {exc.size} bytes."), status=416,
+                        headers={"Content-Range": f"bytes */{exc.size}", "Accept-Ranges": "bytes"})
+    except BaseException:
+        fh.close()
+        raise
+    first, last = span if span is not None else (0, size - 1)
+    length = last - first + 1 if size else 0
+    response = StreamingHttpResponse(read_span(fh, first, length), status=206 if span is not None else 200,
+                                     content_type=_content_type(target.filename))
+    response["Content-Length"] = str(length)
+    response["Accept-Ranges"] = "bytes"
+    response["Last-Modified"] = last_modified
+    response["Content-Disposition"] = content_disposition_header(True, target.filename)
+    response["Cache-Control"] = "private, no-store"
+    if span is not None:
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return response
+
+
+def _if_range_matches(value: str, mtime: int) -> bool:
+    # We send Last-Modified and no ETag, so only a date can match (RFC 9110 §13.1.5).
+    when = parse_http_date_safe(value)
+    return when is not None and when == mtime
+
+
+def _content_type(filename: str) -> str:
+    guessed, _ = mimetypes.guess_type(Path(filename).name)
+    return guessed or "application/octet-stream"

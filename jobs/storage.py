@@ -2,17 +2,25 @@
 
 Work moves between machines through storage (a recording made on a ``record`` worker is muxed on a
 ``media`` worker), so every stage reads its inputs from here and writes its outputs here.
+
+Reads stream: on S3, ``storage_reader`` reads one GET's body as it arrives. django-storages'
+``S3File`` would first download the whole object into a ``SpooledTemporaryFile`` that never rolls
+over to disk by default (``AWS_S3_MAX_MEMORY_SIZE=0``), i.e. into memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, default_storage
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
 
 from jobs.models import Job
 
@@ -46,9 +54,39 @@ def store_file(*, key: str, path: Path, kind: str, **extra: Any) -> dict[str, An
             "sha256": file_digest(path), **extra}
 
 
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def s3_key(storage: S3Storage, name: str) -> str:
+    """The object key django-storages uses for ``name`` (it applies the storage's ``location``)."""
+    key: str = storage._normalize_name(clean_name(name))
+    return key
+
+
+def s3_client(storage: S3Storage) -> Any:
+    return storage.connection.meta.client
+
+
+@contextmanager
+def storage_reader(key: str, *, storage: Storage | None = None) -> Iterator[Readable]:
+    """Yield a sequential reader of ``key``: one streamed GET on S3, the file itself on local storage."""
+    # default_storage is a lazy proxy re-made when STORAGES changes; isinstance() sees through it.
+    storage = storage if storage is not None else default_storage
+    if isinstance(storage, S3Storage):
+        body = s3_client(storage).get_object(Bucket=storage.bucket_name, Key=s3_key(storage, key))["Body"]
+        try:
+            yield body
+        finally:
+            body.close()
+    else:
+        with storage.open(key, "rb") as fh:
+            yield fh
+
+
 def fetch_file(*, key: str, dest: Path) -> Path:
-    """Download ``key`` to ``dest``; returns ``dest``."""
+    """Download ``key`` to ``dest`` as a stream; returns ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with default_storage.open(key, "rb") as src, dest.open("wb") as out:
+    with storage_reader(key) as src, dest.open("wb") as out:
         shutil.copyfileobj(src, out, _CHUNK)
     return dest
