@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
+from jobs.media.recorder import Pacing
+
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 MAX_URL = 2048
 ACTIONS = ("goto", "click", "type", "press", "scroll", "hover", "wait", "wait_for")
@@ -145,6 +147,21 @@ class VoiceSerializer(StrictSerializer):
     voice_id = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
 
 
+class PacingSerializer(StrictSerializer):
+    """How fast the recording moves; every field optional, bounded to keep videos watchable."""
+
+    typing_ms_per_char = serializers.IntegerField(min_value=Pacing.BOUNDS["typing_ms_per_char"][0],
+                                                  max_value=Pacing.BOUNDS["typing_ms_per_char"][1], required=False)
+    cursor_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["cursor_ms"][0],
+                                         max_value=Pacing.BOUNDS["cursor_ms"][1], required=False)
+    step_pause_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["step_pause_ms"][0],
+                                             max_value=Pacing.BOUNDS["step_pause_ms"][1], required=False)
+    hold_before_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["hold_before_ms"][0],
+                                              max_value=Pacing.BOUNDS["hold_before_ms"][1], required=False)
+    hold_after_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["hold_after_ms"][0],
+                                             max_value=Pacing.BOUNDS["hold_after_ms"][1], required=False)
+
+
 class JobSpecSerializer(StrictSerializer):
     target_url = HttpUrlField()
     viewport = ViewportSerializer(required=False, default=lambda: {"width": 1280, "height": 720})
@@ -152,6 +169,7 @@ class JobSpecSerializer(StrictSerializer):
     branding = BrandingSerializer(required=False, default=lambda: {
         "intro_title": "", "outro_title": "", "background": "#101828", "accent": "#7F56D9"})
     voice = VoiceSerializer(required=False, default=lambda: {"provider": "auto", "voice_id": None})
+    pacing = PacingSerializer(required=False, default=dict)
     webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
 

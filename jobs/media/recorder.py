@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,15 +36,35 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-HOLD_BEFORE_S = 0.6
-HOLD_AFTER_S = 0.8
-BETWEEN_STEPS_S = 0.35  # a beat after each step so viewers see its effect before the next move
-TYPE_DELAY_MS = 60
 MAX_STILLS = 8
 SETTLE_TIMEOUT_MS = 5000
 FIRST_FRAME_TIMEOUT_S = 10.0
 # Actions after which the page looks the same as before: no still.
 NO_STILL_ACTIONS = frozenset({"wait"})
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How fast the recording moves: a person's pace by default, tunable per job within bounds.
+
+    The bounds (in ``BOUNDS``) keep every video watchable: no typing too fast to read, no glides so
+    slow the narration runs out.
+    """
+
+    typing_ms_per_char: int = 60
+    cursor_ms: int = 500  # a glide to the next target takes about this long (longer for far targets)
+    step_pause_ms: int = 350  # a beat after each step, so viewers see its effect before the next move
+    hold_before_ms: int = 600
+    hold_after_ms: int = 800
+
+    BOUNDS = {"typing_ms_per_char": (20, 250), "cursor_ms": (150, 1500), "step_pause_ms": (0, 3000),
+              "hold_before_ms": (0, 5000), "hold_after_ms": (0, 5000)}
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in self.BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise MediaError(f"pacing {name} must be {low} to {high}, got {value}", transient=False)
 
 
 @dataclass
@@ -64,6 +84,7 @@ class RecordRequest:
     # The caller passes its SSRF policy here, so the browser obeys the same egress rule as
     # webhooks without this package importing it.
     url_guard: Callable[[str], str | None] | None = None
+    pacing: Pacing = field(default_factory=Pacing)
 
 
 @dataclass(frozen=True)
@@ -209,17 +230,18 @@ class _Session:
             await asyncio.wait_for(self.first_frame.wait(), FIRST_FRAME_TIMEOUT_S)
         except TimeoutError:
             raise MediaError("no screencast frame arrived from Chromium") from None
-        await asyncio.sleep(HOLD_BEFORE_S)
+        pace = req.pacing
+        await asyncio.sleep(pace.hold_before_ms / 1000)
 
         for number, step in enumerate(req.steps, 1):
             await self._step(page, pointer, number, step)
             if number == len(req.steps):
                 break  # the last still comes after the closing hold
-            await asyncio.sleep(BETWEEN_STEPS_S)
+            await asyncio.sleep(pace.step_pause_ms / 1000)
             if number in self.plan:
                 await self._still(page, number)
 
-        await asyncio.sleep(HOLD_AFTER_S)
+        await asyncio.sleep(pace.hold_after_ms / 1000)
         await self._still(page, len(req.steps))
 
         stop_wall = time.time()
@@ -329,15 +351,17 @@ class _Session:
                         feature_title=self.req.feature_title, step_number=number, action=action,
                         target=selector, cause="element has no box on screen",
                     )
-                await pointer.glide(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                glide = self.req.pacing.cursor_ms
+                await pointer.glide(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2,
+                                    min_ms=max(glide - 100, 50), max_ms=glide + 100)
                 if action == "hover":
                     await target.hover(timeout=timeout)
                 else:
                     await target.click(timeout=timeout)
                 if action == "type":
+                    per_char = self.req.pacing.typing_ms_per_char
                     await target.press_sequentially(
-                        str(step["text"]), delay=TYPE_DELAY_MS, timeout=timeout
-                        + TYPE_DELAY_MS * len(str(step["text"])),
+                        str(step["text"]), delay=per_char, timeout=timeout + per_char * len(str(step["text"])),
                     )
             elif action == "press":
                 await page.keyboard.press(str(step["key"]))

@@ -122,6 +122,7 @@ def chunk_record_run(*, chunk_id: int) -> StageResult:
             steps=steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
             chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
             still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard,
+            pacing=recorder.Pacing(**job.spec.get("pacing", {})),
         ))
     except MediaError as exc:
         shutil.rmtree(workdir, ignore_errors=True)

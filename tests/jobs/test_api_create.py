@@ -95,6 +95,9 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
      "features[0].steps[7].extra", "unknown_field"),
     ("unknown voice provider", _set("voice.provider", "hal9000"), "voice.provider", "invalid_choice"),
     ("metadata value nested", _set("metadata.release", {"a": 1}), "metadata", "invalid_value"),
+    ("typing too fast to read", lambda s: s.update(pacing={"typing_ms_per_char": 5}), "pacing.typing_ms_per_char",
+     "min_value"),
+    ("unknown pacing field", lambda s: s.update(pacing={"warp": 9}), "pacing.warp", "unknown_field"),
 ]
 
 
@@ -204,6 +207,13 @@ def test_it_refuses_private_and_metadata_addresses(tenant: Tenant, spec: dict[st
     fields = response.json()["error"]["details"]["fields"]
     assert {"field": field, "code": "blocked_address"} in [{"field": f["field"], "code": f["code"]} for f in fields]
     assert _rows() == (0, 0, 0)
+
+
+def test_pacing_is_kept_as_given_and_defaults_to_a_persons_pace(tenant: Tenant, spec: dict[str, Any]) -> None:
+    spec["pacing"] = {"typing_ms_per_char": 120, "cursor_ms": 800}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    assert Job.objects.get(pk=response.json()["id"]).spec["pacing"] == {"typing_ms_per_char": 120, "cursor_ms": 800}
 
 
 def test_short_hex_colours_are_stored_in_full(tenant: Tenant, spec: dict[str, Any]) -> None:

@@ -126,3 +126,28 @@ def test_a_browser_that_cannot_start_is_a_transient_media_error(tmp_path: Path) 
         record(req)
     assert caught.value.transient is True
     assert "Chromium failed to launch" in str(caught.value)
+
+
+def test_pacing_is_bounded() -> None:
+    from jobs.media.recorder import Pacing
+
+    assert Pacing().typing_ms_per_char == 60
+    with pytest.raises(MediaError, match="typing_ms_per_char"):
+        Pacing(typing_ms_per_char=1)
+
+
+def test_slower_typing_makes_a_longer_recording(sampleapp_url: str, tmp_path: Path) -> None:
+    from jobs.media.recorder import Pacing
+
+    steps = [{"action": "goto", "url": "/projects.html"}, {"action": "click", "selector": "text=New project"},
+             {"action": "type", "selector": "#name", "text": "twenty characters!!!"}]
+
+    def duration(pacing: Pacing, name: str) -> int:
+        rec = record(RecordRequest(target_url=f"{sampleapp_url}/", width=640, height=360, steps=steps,
+                                   feature_title="Pacing", out_dir=tmp_path / name, chromium_path=CHROMIUM,
+                                   pacing=pacing))
+        return rec.duration_ms
+
+    fast = duration(Pacing(typing_ms_per_char=20, hold_before_ms=0, hold_after_ms=0), "fast")
+    slow = duration(Pacing(typing_ms_per_char=200, hold_before_ms=0, hold_after_ms=0), "slow")
+    assert slow - fast >= 20 * 150  # 20 characters, 180 ms more each (minus scheduling slack)
