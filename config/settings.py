@@ -112,6 +112,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection after every task unless this is set: a new
+# PostgreSQL connection (and backend process) per task cost more than a whole webhook attempt.
+# Connections are still recycled by CONN_MAX_AGE and health checks.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 # The longest task (a recording) is capped well below this, so an unacked message only comes back
 # when its worker really died. Recovery does not wait for it: the database sweeper re-enqueues
 # stages whose lease expired (jobs.services.pipeline_recover).
@@ -209,7 +213,8 @@ SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S = env_int("SCREENREEL_WEBHOOK_MAX_RETRY_AFT
 SCREENREEL_WEBHOOK_DISABLE_AFTER_S = env_int("SCREENREEL_WEBHOOK_DISABLE_AFTER_S", 5 * 86400, minimum=60)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
-SCREENREEL_WEBHOOK_SWEEP_EVERY_S = env_int("SCREENREEL_WEBHOOK_SWEEP_EVERY_S", 5, minimum=1)
+# Concurrent attempts per delivery dispatcher (one runs in every worker that consumes "deliver").
+SCREENREEL_DELIVERY_THREADS = env_int("SCREENREEL_DELIVERY_THREADS", 32, minimum=1, maximum=512)
 
 # Signed download links (DESIGN.md §5).
 SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=60)
@@ -224,11 +229,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.tasks.pipeline_recover",
         "schedule": float(SCREENREEL_RECOVER_EVERY_S),
         "options": {"queue": "default", "expires": SCREENREEL_RECOVER_EVERY_S},
-    },
-    "deliveries-sweep": {
-        "task": "webhooks.tasks.deliveries_sweep",
-        "schedule": float(SCREENREEL_WEBHOOK_SWEEP_EVERY_S),
-        "options": {"queue": "deliver", "expires": SCREENREEL_WEBHOOK_SWEEP_EVERY_S},
     },
 }
 

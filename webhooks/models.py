@@ -105,6 +105,9 @@ class Delivery(models.Model):
                          condition=Q(status="pending")),
             # GET /v1/webhook-endpoints/{id}/deliveries and "resend all failed since T".
             models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_idx"),
+            # The dispatcher's per-endpoint count of attempts in flight.
+            models.Index(fields=["endpoint", "in_flight_until"], name="delivery_in_flight_idx",
+                         condition=Q(in_flight_until__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -1,15 +1,27 @@
+"""Webhooks need no Celery tasks: the dispatcher (webhooks.dispatcher) runs inside every worker that
+consumes the ``deliver`` queue, started by the worker signal below."""
+
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
 
-from webhooks.services import deliveries as services
+from celery.signals import worker_ready, worker_shutdown
+
+from webhooks.dispatcher import Dispatcher
+
+_dispatcher: Dispatcher | None = None
 
 
-@shared_task(name="webhooks.tasks.delivery_send", acks_late=True, reject_on_worker_lost=True)
-def delivery_send(delivery_id: str, token: str | None = None) -> None:
-    services.delivery_attempt(delivery_id=delivery_id, token=token)
+@worker_ready.connect
+def _start_dispatcher(sender: Any = None, **kwargs: Any) -> None:
+    global _dispatcher
+    queues = {queue.name for queue in sender.app.amqp.queues.consume_from.values()}
+    if "deliver" in queues and _dispatcher is None:
+        _dispatcher = Dispatcher()
+        _dispatcher.start()
 
 
-@shared_task(name="webhooks.tasks.deliveries_sweep")
-def deliveries_sweep() -> int:
-    return services.deliveries_sweep()
+@worker_shutdown.connect
+def _stop_dispatcher(**kwargs: Any) -> None:
+    if _dispatcher is not None:
+        _dispatcher.stop()

@@ -113,7 +113,7 @@ def _paced(rate: float, seconds: float, threads: int, work: Any) -> None:
         t.join()
 
 
-def bench_pipeline(rate: float, seconds: float, workers: int) -> dict[str, Any]:
+def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetch: int) -> dict[str, Any]:
     import django
 
     django.setup()
@@ -127,7 +127,8 @@ def bench_pipeline(rate: float, seconds: float, workers: int) -> dict[str, Any]:
 
     receiver = Receiver("pipeline")
     worker = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "config", "worker", "-Q", "deliver", "-P", "threads", "-c", str(workers),
+        [str(BIN / "celery"), "-A", "config", "worker", "-Q", "deliver", "-P", pool, "-c", str(workers),
+         "--prefetch-multiplier", str(prefetch),
          "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
         cwd=ROOT, env=os.environ, stdout=(OUT / "worker.log").open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -198,16 +199,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--workers", type=int, default=16, help="deliver worker threads")
+    parser.add_argument("--workers", type=int, default=16, help="deliver worker concurrency")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"], help="Celery pool")
+    parser.add_argument("--prefetch", type=int, default=1, help="worker prefetch multiplier")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     _prepare_database()
     baseline = bench_baseline(args.rate, args.seconds)
-    pipeline = bench_pipeline(args.rate, args.seconds, args.workers)
+    pipeline = bench_pipeline(args.rate, args.seconds, args.workers, args.pool, args.prefetch)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "rate_per_s": args.rate, "seconds": args.seconds, "deliver_threads": args.workers,
+        "rate_per_s": args.rate, "seconds": args.seconds, "deliver_pool": args.pool,
+        "deliver_concurrency": args.workers, "prefetch_multiplier": args.prefetch,
         "baseline_bare_client": baseline, "pipeline": pipeline,
         "p95_ratio_pipeline_over_baseline": pipeline["latency_ms"]["p95"] / baseline["latency_ms"]["p95"],
     }

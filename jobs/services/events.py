@@ -8,8 +8,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils.module_loading import import_string
 
 from jobs import live
@@ -38,8 +37,10 @@ def event_record(*, type: str, data: dict[str, Any], job: Job | None = None,
     sequence = 0
     if job is not None:
         # The UPDATE takes the job's row lock until commit, so sequences are gap-free and ordered.
-        Job.objects.filter(pk=job.pk).update(event_seq=F("event_seq") + 1)
-        sequence = Job.objects.values_list("event_seq", flat=True).get(pk=job.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {Job._meta.db_table} SET event_seq = event_seq + 1 WHERE id = %s "  # noqa: S608
+                           "RETURNING event_seq", [job.pk])
+            sequence = cursor.fetchone()[0]
         client_id = job.client_id
     assert client_id is not None, "an event belongs to a job or to a client"
     event = Event.objects.create(

@@ -16,7 +16,7 @@ from jobs.services.transitions import job_transition
 from tests.factories import make_job
 from tests.receivers import Receiver, receiver
 from webhooks.models import Delivery, DeliveryStatus
-from webhooks.services.deliveries import deliveries_sweep, delivery_attempt
+from webhooks.services.deliveries import deliveries_claim_due, delivery_attempt, delivery_send_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -124,13 +124,12 @@ def test_a_redirect_is_a_failure_and_is_not_followed(hook: Receiver,
         assert target.requests == []
 
 
-def test_the_sweeper_claims_a_due_delivery_once(hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_the_dispatcher_claims_a_due_delivery_once(hook: Receiver,
+                                                   django_capture_on_commit_callbacks: Any) -> None:
     _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
-    # The fast-path message was lost: its claim lapses, and the sweeper picks the delivery up.
-    Delivery.objects.filter(pk=delivery.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert deliveries_sweep() == 1
-        assert deliveries_sweep() == 0
-    assert len(callbacks) == 1
-    assert delivery_attempt(delivery_id=delivery.id, token=_token(delivery)) is not None
+    claimed = deliveries_claim_due(limit=10)
+    assert [d.id for d in claimed] == [delivery.id]
+    assert deliveries_claim_due(limit=10) == []  # claimed: no second dispatcher gets it
+    delivery_send_claimed(delivery=claimed[0])
     assert len(hook.requests) == 1
+    assert deliveries_claim_due(limit=10) == []  # delivered

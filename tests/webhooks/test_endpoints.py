@@ -236,21 +236,33 @@ def test_a_hanging_endpoint_holds_only_its_own_slots(tenant: Tenant, hook: Recei
 def test_a_worker_lost_mid_send_or_a_lost_message_still_delivers_with_the_same_id(
         tenant: Tenant, hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
     endpoint = _register(tenant, hook.url, event_types=["job.failed"])
-    with django_capture_on_commit_callbacks(execute=False):  # the fast-path message is lost
+    with django_capture_on_commit_callbacks(execute=False):  # the wake-up is lost
         _job_ends(tenant)
     delivery = Delivery.objects.get(endpoint_id=endpoint["id"])
-    assert service._claim(delivery.id, delivery.claim_token) is not None  # a worker claims it, then dies
-    assert service.deliveries_sweep() == 0  # its claim still holds
+    [claimed] = service.deliveries_claim_due(limit=10)  # a dispatcher finds it by polling, claims it, dies
+    assert claimed.id == delivery.id
+    assert service.deliveries_claim_due(limit=10) == []  # its claim still holds
     past = timezone.now() - timedelta(seconds=1)
     Delivery.objects.filter(pk=delivery.pk).update(claimed_until=past, in_flight_until=past)
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert service.deliveries_sweep() == 1
-    assert len(callbacks) == 1
-    delivery.refresh_from_db()
-    assert service.delivery_attempt(delivery_id=delivery.id, token=delivery.claim_token) is not None
+    [again] = service.deliveries_claim_due(limit=10)  # the claim lapsed: another dispatcher takes it
+    service.delivery_send_claimed(delivery=again)
     [request] = hook.requests
     assert request.headers["webhook-id"] == delivery.event_id
     Webhook(endpoint["secret"]).verify(request.body, request.headers)
+
+
+def test_a_full_endpoints_backlog_never_fills_a_batch(tenant: Tenant, hook: Receiver) -> None:
+    slow = _register(tenant, hook.url, event_types=["job.failed"], max_in_flight=2)
+    with receiver() as fast:
+        fast_endpoint = _register(tenant, fast.url, event_types=["job.failed"])
+        for _ in range(6):
+            _job_ends(tenant)
+        first = service.deliveries_claim_due(limit=4)
+        by_endpoint = [d.endpoint_id for d in first]
+        assert by_endpoint.count(slow["id"]) <= 2
+        second = service.deliveries_claim_due(limit=10)
+        assert all(d.endpoint_id == fast_endpoint["id"] for d in second)  # the slow one is full
+        assert len(first) + len(second) == 2 + 6
 
 
 def test_an_operator_can_resend_and_recover_failed_deliveries(tenant: Tenant, hook: Receiver,

@@ -1,9 +1,11 @@
 """Webhook delivery: at least once, signed at send time, retried on a schedule kept in the database.
 
-The fast path is a task queued on commit; the sweeper (beat, every few seconds) claims due rows with
-``select_for_update(skip_locked=True)``, so a lost message or a dead worker delays a delivery but never
-loses it. A claim is a token plus a lapse time: whoever holds the token (or finds the claim lapsed)
-may attempt, and nobody else. The event id is the message id of every attempt, so receivers dedupe.
+Delivery rows are written in the event's transaction (the outbox). The dispatcher (webhooks.dispatcher,
+a thread of every worker that consumes the ``deliver`` queue) claims due rows in batches with
+``select_for_update(skip_locked=True)`` and sends them on a thread pool; a commit wakes it through
+Redis, and it polls the table when idle, so a lost wake-up or a dead worker delays a delivery but
+never loses it. A claim is a token plus a lapse time: whoever holds it (or finds it lapsed) may
+attempt, and nobody else. The event id is the message id of every attempt, so receivers dedupe.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import logging
 import random
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
@@ -35,21 +37,20 @@ log = logging.getLogger(__name__)
 
 # A job's own webhook_url hears how the job ended; registered endpoints choose their types.
 JOB_WEBHOOK_EVENTS = frozenset({"job.succeeded", "job.partial_success", "job.failed", "job.canceled"})
-DISPATCH_CLAIM_S = 60
 BUSY_RETRY_S = 0.5
 USER_AGENT = "Screenreel-Webhooks/1.0"
 RECOVER_WINDOW = timedelta(days=14)
 RECOVER_LIMIT = 1000
 
 
-def _dispatch_on_commit(delivery_id: str, token: str, countdown: float | None = None) -> None:
-    transaction.on_commit(lambda: current_app.send_task("webhooks.tasks.delivery_send", args=[delivery_id, token],
-                                                        countdown=countdown))
+def _wake_on_commit() -> None:
+    from webhooks.dispatcher import wake
+
+    transaction.on_commit(wake)
 
 
 def _new_delivery(event: Event, url: str, endpoint: Endpoint | None, now: datetime) -> Delivery:
-    return Delivery(client_id=event.client_id, event=event, endpoint=endpoint, url=url, next_attempt_at=now,
-                    claim_token=secrets.token_hex(8), claimed_until=now + timedelta(seconds=DISPATCH_CLAIM_S))
+    return Delivery(client_id=event.client_id, event=event, endpoint=endpoint, url=url, next_attempt_at=now)
 
 
 def deliveries_create_for_event(*, event: Event) -> list[Delivery]:
@@ -63,9 +64,9 @@ def deliveries_create_for_event(*, event: Event) -> list[Delivery]:
     job = event.job
     if job is not None and job.webhook_url and event.type in JOB_WEBHOOK_EVENTS:
         rows.append(_new_delivery(event, job.webhook_url, None, now))
-    Delivery.objects.bulk_create(rows)
-    for delivery in rows:
-        _dispatch_on_commit(delivery.id, delivery.claim_token)
+    if rows:
+        Delivery.objects.bulk_create(rows)
+        _wake_on_commit()
     return rows
 
 
@@ -73,7 +74,7 @@ def delivery_create_for_endpoint(*, event: Event, endpoint: Endpoint) -> Deliver
     """One delivery of ``event`` to one endpoint (a test event); returns it."""
     delivery = _new_delivery(event, endpoint.url, endpoint, timezone.now())
     delivery.save(force_insert=True)
-    _dispatch_on_commit(delivery.id, delivery.claim_token)
+    _wake_on_commit()
     return delivery
 
 
@@ -119,13 +120,11 @@ def _claim_refused(delivery_id: str, token: str | None, now: datetime) -> None:
             delivery.claim_token, delivery.claimed_until = "", None
             delivery.save(update_fields=["status", "next_attempt_at", "last_error", "claim_token", "claimed_until"])
             return
-        # Full: try again shortly, without counting an attempt, still holding the claim (the sweeper
-        # takes over if that message is lost). A slow receiver delays only its own deliveries.
+        # Full: try again shortly, without counting an attempt (the dispatcher picks it up then).
+        # A slow receiver delays only its own deliveries.
         delivery.next_attempt_at = now + timedelta(seconds=BUSY_RETRY_S)
-        delivery.claim_token = secrets.token_hex(8)
-        delivery.claimed_until = now + timedelta(seconds=DISPATCH_CLAIM_S)
+        delivery.claim_token, delivery.claimed_until = "", None
         delivery.save(update_fields=["next_attempt_at", "claim_token", "claimed_until"])
-        _dispatch_on_commit(delivery.id, delivery.claim_token, countdown=BUSY_RETRY_S)
 
 
 def _signing_secrets(delivery: Delivery) -> list[str]:
@@ -185,6 +184,69 @@ def delivery_attempt(*, delivery_id: str, token: str | None = None) -> Attempt |
     delivery = _claim(delivery_id, token)
     if delivery is None:
         return None
+    return delivery_send_claimed(delivery=delivery)
+
+
+def deliveries_claim_due(*, limit: int) -> list[Delivery]:
+    """Claim up to ``limit`` due deliveries for one dispatcher, at most each endpoint's free slots;
+    returns them, ready for ``delivery_send_claimed``.
+
+    Endpoints already at their in-flight cap are left out of the query, so a hanging receiver's
+    backlog can never fill a batch and hold back everyone else's deliveries.
+    """
+    now = timezone.now()
+    hold = now + timedelta(seconds=settings.SCREENREEL_WEBHOOK_TIMEOUT_S + 30)
+    token = secrets.token_hex(8)  # one per batch: the batch belongs to this dispatcher
+    with transaction.atomic():
+        busy: dict[str, int] = dict(
+            Delivery.objects.filter(in_flight_until__gt=now, endpoint__isnull=False)
+            .values("endpoint_id").annotate(n=Count("*")).values_list("endpoint_id", "n"))
+        full = [endpoint_id for endpoint_id, max_in_flight in
+                Endpoint.objects.filter(pk__in=busy).values_list("id", "max_in_flight")
+                if busy[endpoint_id] >= max_in_flight]
+        candidates = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("event", "client", "endpoint")
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), status=DeliveryStatus.PENDING,
+                    next_attempt_at__lte=now)
+            .exclude(endpoint_id__in=full).order_by("next_attempt_at")[:limit])
+        taken: list[Delivery] = []
+        for delivery in candidates:
+            endpoint = delivery.endpoint
+            if endpoint is not None:
+                if not endpoint.enabled:
+                    Delivery.objects.filter(pk=delivery.pk).update(
+                        status=DeliveryStatus.FAILED, next_attempt_at=None,
+                        last_error=f"Endpoint disabled: {endpoint.disabled_reason or 'by its owner'}"[:500])
+                    continue
+                if busy.get(endpoint.pk, 0) >= endpoint.max_in_flight:
+                    continue  # its last free slot went to an earlier row of this batch
+                busy[endpoint.pk] = busy.get(endpoint.pk, 0) + 1
+            delivery.claim_token, delivery.claimed_until, delivery.in_flight_until = token, hold, hold
+            taken.append(delivery)
+        if taken:
+            Delivery.objects.filter(pk__in=[d.pk for d in taken]).update(
+                claim_token=token, claimed_until=hold, in_flight_until=hold)
+    return taken
+
+
+@dataclass
+class Sent:
+    """What one HTTP attempt of a claimed delivery gave; recorded by ``deliveries_record``."""
+
+    delivery: Delivery
+    started: datetime
+    duration_ms: int
+    status_code: int | None = None
+    error_class: str = ""
+    error: str = ""
+    remote_addr: str = ""
+    response_body: str = ""
+    retry_after: float | None = None
+
+
+def delivery_send(*, delivery: Delivery) -> Sent:
+    """Sign and POST one claimed delivery (no database work); returns what happened."""
     event = delivery.event
     body = json.dumps(event.to_dict(), separators=(",", ":")).encode()
     timestamp = int(time.time())  # each attempt is signed when it is sent
@@ -194,75 +256,84 @@ def delivery_attempt(*, delivery_id: str, token: str | None = None) -> Attempt |
         **signing.signature_headers(secrets=_signing_secrets(delivery), msg_id=event.id, timestamp=timestamp,
                                     body=body),
     }
-    started = timezone.now()
-    number = delivery.attempts + 1
-    status_code: int | None = None
-    error_class = error = remote_addr = response_body = ""
-    retry_after: float | None = None
+    sent = Sent(delivery=delivery, started=timezone.now(), duration_ms=0)
     t0 = time.monotonic()
     try:
         response = transport.post(delivery.url, body=body, headers=headers, policy=egress_policy(),
                                   connect_timeout=float(settings.SCREENREEL_WEBHOOK_CONNECT_TIMEOUT_S),
                                   deadline=float(settings.SCREENREEL_WEBHOOK_TIMEOUT_S))
-        status_code, remote_addr, response_body = response.status_code, response.remote_addr, response.body
-        if not 200 <= status_code < 300:
-            error_class, error = "http", f"HTTP {status_code}"
-            if status_code in (429, 503):
-                retry_after = _retry_after(response.headers)
+        sent.status_code, sent.remote_addr, sent.response_body = (
+            response.status_code, response.remote_addr, response.body[:2048])
+        if not 200 <= response.status_code < 300:
+            sent.error_class, sent.error = "http", f"HTTP {response.status_code}"
+            if response.status_code in (429, 503):
+                sent.retry_after = _retry_after(response.headers)
     except transport.TransportError as exc:
         # A blocked destination made no connection: nothing of a response is recorded.
-        error_class, error, remote_addr = exc.error_class, str(exc)[:500], exc.remote_addr or ""
-    duration_ms = int((time.monotonic() - t0) * 1000)
+        sent.error_class, sent.error, sent.remote_addr = exc.error_class, str(exc)[:500], exc.remote_addr or ""
+    sent.duration_ms = int((time.monotonic() - t0) * 1000)
+    return sent
 
+
+_RECORDED_FIELDS = ["attempts", "last_status_code", "last_error", "next_trigger", "claim_token", "claimed_until",
+                    "in_flight_until", "status", "succeeded_at", "next_attempt_at"]
+
+
+def deliveries_record(*, results: list[Sent]) -> list[Attempt]:
+    """Record a batch of attempts and what comes next for each delivery, in one transaction."""
     now = timezone.now()
-    gone = status_code == 410
-    outcome: dict[str, Any] = {
-        "attempts": number, "last_status_code": status_code, "last_error": error,
-        "next_trigger": Attempt.Trigger.SCHEDULED, "claim_token": "", "claimed_until": None,
-        "in_flight_until": None,
-    }
-    if not error_class:
-        outcome.update(status=DeliveryStatus.SUCCEEDED, succeeded_at=now, next_attempt_at=None)
-    elif gone:
-        outcome.update(status=DeliveryStatus.FAILED, next_attempt_at=None,
-                       last_error="The receiver answered 410 Gone; no more attempts.")
-    else:
-        delay = _next_delay(number, retry_after)
-        if delay is None:
-            outcome.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+    attempts: list[Attempt] = []
+    for sent in results:
+        delivery = sent.delivery
+        number = delivery.attempts + 1
+        attempts.append(Attempt(
+            delivery=delivery, number=number, trigger=delivery.next_trigger, started_at=sent.started,
+            duration_ms=sent.duration_ms, status_code=sent.status_code, error_class=sent.error_class,
+            error=sent.error, remote_addr=sent.remote_addr, response_body=sent.response_body))
+        delivery.attempts, delivery.last_status_code, delivery.last_error = number, sent.status_code, sent.error
+        delivery.next_trigger = Attempt.Trigger.SCHEDULED
+        delivery.claim_token, delivery.claimed_until, delivery.in_flight_until = "", None, None
+        if not sent.error_class:
+            delivery.status, delivery.succeeded_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
+        elif sent.status_code == 410:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            delivery.last_error = "The receiver answered 410 Gone; no more attempts."
         else:
-            outcome.update(next_attempt_at=now + timedelta(seconds=delay))
+            delay = _next_delay(number, sent.retry_after)
+            if delay is None:
+                delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            else:
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
     with transaction.atomic():
-        attempt = Attempt.objects.create(
-            delivery=delivery, number=number, trigger=delivery.next_trigger, started_at=started,
-            duration_ms=duration_ms, status_code=status_code, error_class=error_class, error=error,
-            remote_addr=remote_addr, response_body=response_body[:2048],
-        )
-        Delivery.objects.filter(pk=delivery.pk).update(**outcome)
-        endpoint = delivery.endpoint
-        if endpoint is not None and (error_class or endpoint.failing_since is not None):
-            endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-            _endpoint_outcome(endpoint, ok=not error_class, gone=gone, now=now)
-    log.info("delivery %s attempt %d: %s", delivery.id, number, status_code or error_class)
-    return attempt
+        Attempt.objects.bulk_create(attempts)
+        # Successes share their outcome but for the status code: one UPDATE per code. Failures (rare,
+        # each with its own next attempt time) are written row by row.
+        succeeded: dict[int | None, list[str]] = {}
+        for sent in results:
+            if sent.delivery.status == DeliveryStatus.SUCCEEDED:
+                succeeded.setdefault(sent.status_code, []).append(sent.delivery.pk)
+            else:
+                delivery = sent.delivery
+                Delivery.objects.filter(pk=delivery.pk).update(
+                    **{field: getattr(delivery, field) for field in _RECORDED_FIELDS})
+        for status_code, ids in succeeded.items():
+            Delivery.objects.filter(pk__in=ids).update(
+                attempts=F("attempts") + 1, last_status_code=status_code, last_error="",
+                next_trigger=Attempt.Trigger.SCHEDULED, claim_token="", claimed_until=None, in_flight_until=None,
+                status=DeliveryStatus.SUCCEEDED, succeeded_at=now, next_attempt_at=None)
+        for sent in results:
+            endpoint = sent.delivery.endpoint
+            if endpoint is not None and (sent.error_class or endpoint.failing_since is not None):
+                locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+                _endpoint_outcome(locked, ok=not sent.error_class, gone=sent.status_code == 410, now=now)
+    for sent, attempt in zip(results, attempts, strict=True):
+        log.info("delivery %s attempt %d: %s", sent.delivery.id, attempt.number, sent.status_code or sent.error_class)
+    return attempts
 
 
-def deliveries_sweep(*, limit: int = 200) -> int:
-    """Claim due deliveries nobody is sending and queue an attempt for each; returns how many."""
-    now = timezone.now()
-    with transaction.atomic():
-        due = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-                    status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-            .order_by("next_attempt_at")[:limit]
-        )
-        for delivery in due:
-            delivery.claim_token = secrets.token_hex(8)
-            delivery.claimed_until = now + timedelta(seconds=DISPATCH_CLAIM_S)
-            delivery.save(update_fields=["claim_token", "claimed_until"])
-            _dispatch_on_commit(delivery.id, delivery.claim_token)
-    return len(due)
+def delivery_send_claimed(*, delivery: Delivery) -> Attempt:
+    """Send one claimed delivery and record it; returns the attempt."""
+    return deliveries_record(results=[delivery_send(delivery=delivery)])[0]
 
 
 def delivery_resend(*, delivery: Delivery) -> Delivery:
@@ -273,12 +344,11 @@ def delivery_resend(*, delivery: Delivery) -> Delivery:
                 locked.in_flight_until > timezone.now():
             raise DomainError("An attempt of this delivery is under way.", code="delivery_in_flight",
                               status_code=409)
-        now = timezone.now()
         locked.status, locked.next_attempt_at, locked.next_trigger = (
-            DeliveryStatus.PENDING, now, Attempt.Trigger.MANUAL)
-        locked.claim_token, locked.claimed_until = secrets.token_hex(8), now + timedelta(seconds=DISPATCH_CLAIM_S)
+            DeliveryStatus.PENDING, timezone.now(), Attempt.Trigger.MANUAL)
+        locked.claim_token, locked.claimed_until = "", None
         locked.save()
-        _dispatch_on_commit(locked.id, locked.claim_token)
+        _wake_on_commit()
         return locked
 
 
