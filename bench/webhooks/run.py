@@ -87,10 +87,18 @@ class Receiver:
                                       "--out", str(self.out)], cwd=ROOT)
         _wait_port(self.port)
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> tuple[dict[str, float], int]:
+        """First arrival per message id, and how many arrivals repeated an id already seen."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
-        return {msg_id: at for msg_id, at in json.loads(self.out.read_text())}
+        first: dict[str, float] = {}
+        repeats = 0
+        for msg_id, at in json.loads(self.out.read_text()):
+            if msg_id in first:
+                repeats += 1
+            else:
+                first[msg_id] = at
+        return first, repeats
 
 
 def _paced(rate: float, seconds: float, threads: int, work: Any) -> None:
@@ -161,12 +169,12 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
                 break
             time.sleep(0.5)
     finally:
-        arrivals = receiver.stop()
+        arrivals, duplicates = receiver.stop()
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     latencies = [(arrivals[i] - t) * 1000 for i, t in committed.items() if i in arrivals]
     return {"sent": len(committed), "received": len(latencies), "lost": len(committed) - len(latencies),
-            "duplicates": 0, "latency_ms": _percentiles(latencies)}
+            "duplicates": duplicates, "latency_ms": _percentiles(latencies)}
 
 
 def bench_baseline(rate: float, seconds: float) -> dict[str, Any]:
@@ -189,17 +197,18 @@ def bench_baseline(rate: float, seconds: float) -> dict[str, Any]:
     try:
         _paced(rate, seconds, 1, post)
     finally:
-        arrivals = receiver.stop()
+        arrivals, duplicates = receiver.stop()
     latencies = [(arrivals[i] - t) * 1000 for i, t in sent.items() if i in arrivals]
     return {"sent": len(sent), "received": len(latencies), "lost": len(sent) - len(latencies),
-            "latency_ms": _percentiles(latencies)}
+            "duplicates": duplicates, "latency_ms": _percentiles(latencies)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--workers", type=int, default=16, help="deliver worker concurrency")
+    parser.add_argument("--workers", type=int, default=2, help="deliver worker's Celery concurrency (deliveries "
+                        "themselves run on the dispatcher's threads: SCREENREEL_DELIVERY_THREADS)")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"], help="Celery pool")
     parser.add_argument("--prefetch", type=int, default=1, help="worker prefetch multiplier")
     args = parser.parse_args()
