@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('jobs', '0002_client_terms'),
+        ('jobs', '0001_initial'),
     ]
 
     operations = [
