@@ -36,8 +36,8 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ("id", "client", "status", "run", "created_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("id", "client__name")
-    readonly_fields = ("id", "client", "status", "run", "spec", "bundle", "error", "created_at", "started_at",
-                       "finished_at", "event_seq", "idempotency_key")
+    readonly_fields = ("id", "client", "status", "run", "spec", "webhook_url", "bundle", "error", "created_at",
+                       "started_at", "finished_at", "event_seq", "idempotency_key")
     exclude = ("request_hash",)
     inlines = [ChunkInline]
     actions = ["rerun_failed", "cancel"]

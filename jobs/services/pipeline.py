@@ -98,12 +98,6 @@ def _workdir(chunk: Chunk) -> Path:
     return path
 
 
-def _absolute(job: Job, url: str) -> str:
-    from urllib.parse import urljoin
-
-    return urljoin(job.spec["target_url"], url)
-
-
 def chunk_record_run(*, chunk_id: int) -> StageResult:
     """Record the chunk's feature in Chromium and store the recording and stills."""
     chunk = chunk_claim(chunk_id=chunk_id, stage="record")
@@ -112,14 +106,10 @@ def chunk_record_run(*, chunk_id: int) -> StageResult:
     job, n = chunk.job, chunk.index
     workdir = _workdir(chunk)
     try:
-        steps = [
-            {**step, "url": _absolute(job, step["url"])} if step["action"] == "goto" else step
-            for step in chunk.feature["steps"]
-        ]
         viewport = job.spec["viewport"]
         result = recorder.record(recorder.RecordRequest(
             target_url=job.spec["target_url"], width=viewport["width"], height=viewport["height"],
-            steps=steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
+            steps=chunk.feature["steps"], feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
             chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
             still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard,
             pacing=recorder.Pacing(**job.spec.get("pacing", {})),
