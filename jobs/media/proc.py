@@ -112,13 +112,7 @@ class PipedProcess:
         except (BrokenPipeError, ValueError):
             code = self._proc.wait()
             self._drain.join(timeout=5)
-            raise ProcessError(
-                self.program,
-                returncode=code,
-                stderr=self.stderr,
-                args=self.args,
-                transient=self.transient,
-            ) from None
+            raise self._failed(code) from None
 
     def finish(self, *, timeout: float) -> int:
         """Close stdin and wait for a clean exit; raise ProcessError/ProcessTimeout otherwise."""
@@ -134,14 +128,12 @@ class PipedProcess:
             ) from None
         self._drain.join(timeout=5)
         if code != 0:
-            raise ProcessError(
-                self.program,
-                returncode=code,
-                stderr=self.stderr,
-                args=self.args,
-                transient=self.transient,
-            )
+            raise self._failed(code)
         return code
+
+    def _failed(self, code: int) -> ProcessError:
+        return ProcessError(self.program, returncode=code, stderr=self.stderr, args=self.args,
+                            transient=self.transient)
 
     def kill(self) -> None:
         """Stop the program now (used on failure paths); safe to call more than once."""
