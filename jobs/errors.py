@@ -45,10 +45,6 @@ class Conflict(DomainError):
     code = "conflict"
 
 
-class TransientError(Exception):
-    """Work that failed for a reason that may pass (network, a busy service): retry it."""
-
-
 class PermanentError(Exception):
     """Work that will fail the same way again: do not retry it."""
 

@@ -32,7 +32,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     search_fields = ("id", "event__id", "endpoint__id")
     readonly_fields = ("id", "client", "event", "endpoint", "url", "status", "attempts", "next_attempt_at",
                        "last_status_code", "last_error", "succeeded_at")
-    exclude = ("claim_token", "claimed_until", "in_flight_until", "next_trigger")
+    exclude = ("claimed_until", "next_trigger")
     inlines = [AttemptInline]
     actions = ["replay"]
 

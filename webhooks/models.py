@@ -84,13 +84,11 @@ class Delivery(models.Model):
     url = models.URLField(max_length=2048)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
-    # When the next attempt is due; while an attempt runs, when its claim lapses.
+    # When the next attempt is due.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # Who may attempt it now: the holder of the token, or anyone once ``claimed_until`` has passed.
-    claim_token = models.CharField(max_length=32, blank=True, default="")
+    # Set while an attempt is in flight: nobody else may take the delivery until then, and it counts
+    # against the endpoint's max_in_flight. A claim whose holder died lapses and is taken again.
     claimed_until = models.DateTimeField(null=True, blank=True)
-    # Set while an HTTP attempt is under way: counts against the endpoint's max_in_flight.
-    in_flight_until = models.DateTimeField(null=True, blank=True)
     next_trigger = models.CharField(max_length=16, default="scheduled")  # "manual" after a resend
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
@@ -106,8 +104,8 @@ class Delivery(models.Model):
             # GET /v1/webhook-endpoints/{id}/deliveries and "resend all failed since T".
             models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_idx"),
             # The dispatcher's per-endpoint count of attempts in flight.
-            models.Index(fields=["endpoint", "in_flight_until"], name="delivery_in_flight_idx",
-                         condition=Q(in_flight_until__isnull=False)),
+            models.Index(fields=["endpoint", "claimed_until"], name="delivery_in_flight_idx",
+                         condition=Q(claimed_until__isnull=False)),
         ]
 
     def __str__(self) -> str:

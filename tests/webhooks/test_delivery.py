@@ -37,15 +37,10 @@ def _ended_job(hook: Receiver, django_capture_on_commit_callbacks: Any) -> tuple
     return job, Delivery.objects.get()
 
 
-def _token(delivery: Delivery) -> str:
-    delivery.refresh_from_db()
-    return delivery.claim_token
-
-
 def test_a_terminal_event_is_delivered_signed_and_verifiable(hook: Receiver,
                                                              django_capture_on_commit_callbacks: Any) -> None:
     job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
-    attempt = delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    attempt = delivery_attempt(delivery_id=delivery.id)
     assert attempt is not None and attempt.status_code == 200 and attempt.remote_addr == "127.0.0.1"
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
@@ -59,9 +54,8 @@ def test_a_terminal_event_is_delivered_signed_and_verifiable(hook: Receiver,
 
 def test_a_delivery_is_attempted_once_per_claim(hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
     _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
-    token = _token(delivery)
-    assert delivery_attempt(delivery_id=delivery.id, token=token) is not None
-    assert delivery_attempt(delivery_id=delivery.id, token=token) is None
+    assert delivery_attempt(delivery_id=delivery.id) is not None
+    assert delivery_attempt(delivery_id=delivery.id) is None
     assert len(hook.requests) == 1
 
 
@@ -71,7 +65,7 @@ def test_a_server_error_schedules_the_next_attempt_with_the_same_id(
     statuses = iter([500, 500, 500, 200])
     hook.respond = lambda r: (next(statuses), {}, b"nope")
     _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
-    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    delivery_attempt(delivery_id=delivery.id)
     for _ in range(3):
         delivery_attempt(delivery_id=delivery.id)
     delivery.refresh_from_db()
@@ -87,7 +81,7 @@ def test_the_schedule_running_out_fails_the_delivery(hook: Receiver, django_capt
     settings.SCREENREEL_WEBHOOK_SCHEDULE_S = [0, 0]
     hook.respond = lambda r: (503, {}, b"down")
     _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
-    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    delivery_attempt(delivery_id=delivery.id)
     delivery_attempt(delivery_id=delivery.id)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 2
@@ -97,7 +91,7 @@ def test_the_schedule_running_out_fails_the_delivery(hook: Receiver, django_capt
 def test_gone_stops_at_once(hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
     hook.respond = lambda r: (410, {}, b"")
     _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
-    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    delivery_attempt(delivery_id=delivery.id)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED
     assert "410" in delivery.last_error
@@ -107,7 +101,7 @@ def test_retry_after_is_honoured(hook: Receiver, django_capture_on_commit_callba
     hook.respond = lambda r: (429, {"Retry-After": "120"}, b"slow down")
     _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
     before = timezone.now()
-    delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+    delivery_attempt(delivery_id=delivery.id)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PENDING
     assert delivery.next_attempt_at is not None
@@ -119,7 +113,7 @@ def test_a_redirect_is_a_failure_and_is_not_followed(hook: Receiver,
     with receiver() as target:
         hook.respond = lambda r: (302, {"Location": target.url}, b"")
         _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
-        attempt = delivery_attempt(delivery_id=delivery.id, token=_token(delivery))
+        attempt = delivery_attempt(delivery_id=delivery.id)
         assert attempt is not None and attempt.status_code == 302 and attempt.error_class == "http"
         assert target.requests == []
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,8 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from jobs import transport
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 
 # A job's own webhook_url hears how the job ended; registered endpoints choose their types.
 JOB_WEBHOOK_EVENTS = frozenset({"job.succeeded", "job.partial_success", "job.failed", "job.canceled"})
-BUSY_RETRY_S = 0.5
 USER_AGENT = "Screenreel-Webhooks/1.0"
 RECOVER_WINDOW = timedelta(days=14)
 RECOVER_LIMIT = 1000
@@ -76,55 +73,6 @@ def delivery_create_for_endpoint(*, event: Event, endpoint: Endpoint) -> Deliver
     delivery.save(force_insert=True)
     _wake_on_commit()
     return delivery
-
-
-def _claim(delivery_id: str, token: str | None) -> Delivery | None:
-    """Take the delivery for one attempt, or None if it is not due, not ours, or its endpoint is full.
-
-    The hot path is one conditional UPDATE (due, ours, endpoint enabled and under its in-flight cap)
-    and one SELECT. Two claims racing for an endpoint's last slot may both win: the cap can be
-    exceeded by the number of concurrent claimers at most, which bounds what it is for (a hanging
-    receiver holding every worker) without a lock on the endpoint row for every attempt.
-    """
-    now = timezone.now()
-    owned = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    if token:
-        owned |= Q(claim_token=token)
-    hold = now + timedelta(seconds=settings.SCREENREEL_WEBHOOK_TIMEOUT_S + 30)
-    in_flight = (Delivery.objects.filter(endpoint_id=OuterRef("endpoint_id"), in_flight_until__gt=now)
-                 .values("endpoint_id").annotate(n=Count("*")).values("n"))
-    claimable = (Delivery.objects.filter(owned, pk=delivery_id, status=DeliveryStatus.PENDING,
-                                         next_attempt_at__lte=now)
-                 .alias(busy=Coalesce(Subquery(in_flight), 0))
-                 .filter(Q(endpoint__isnull=True)
-                         | Q(endpoint__enabled=True, busy__lt=F("endpoint__max_in_flight"))))
-    if claimable.update(claim_token=secrets.token_hex(8), claimed_until=hold, in_flight_until=hold) == 1:
-        return Delivery.objects.select_related("event", "client", "endpoint").get(pk=delivery_id)
-    _claim_refused(delivery_id, token, now)
-    return None
-
-
-def _claim_refused(delivery_id: str, token: str | None, now: datetime) -> None:
-    """The slow path of a refused claim: fail it if its endpoint is disabled, defer it if full."""
-    with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(of=("self",)).select_related("endpoint")
-                    .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).first())
-        if delivery is None or delivery.endpoint is None:
-            return
-        if token and delivery.claim_token != token and delivery.claimed_until and delivery.claimed_until > now:
-            return  # someone else's claim
-        endpoint = delivery.endpoint
-        if not endpoint.enabled:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-            delivery.last_error = f"Endpoint disabled: {endpoint.disabled_reason or 'by its owner'}"[:500]
-            delivery.claim_token, delivery.claimed_until = "", None
-            delivery.save(update_fields=["status", "next_attempt_at", "last_error", "claim_token", "claimed_until"])
-            return
-        # Full: try again shortly, without counting an attempt (the dispatcher picks it up then).
-        # A slow receiver delays only its own deliveries.
-        delivery.next_attempt_at = now + timedelta(seconds=BUSY_RETRY_S)
-        delivery.claim_token, delivery.claimed_until = "", None
-        delivery.save(update_fields=["next_attempt_at", "claim_token", "claimed_until"])
 
 
 def _signing_secrets(delivery: Delivery) -> list[str]:
@@ -179,37 +127,42 @@ def _endpoint_outcome(endpoint: Endpoint, *, ok: bool, gone: bool, now: datetime
     endpoint.save(update_fields=["failing_since", "enabled", "disabled_at", "disabled_reason", "updated_at"])
 
 
-def delivery_attempt(*, delivery_id: str, token: str | None = None) -> Attempt | None:
-    """Make one signed attempt if the delivery is due and ours to send; returns the attempt logged."""
-    delivery = _claim(delivery_id, token)
-    if delivery is None:
-        return None
-    return delivery_send_claimed(delivery=delivery)
+def delivery_attempt(*, delivery_id: str) -> Attempt | None:
+    """Make one signed attempt now if the delivery is due and nobody holds it; returns the attempt logged.
+
+    It claims exactly as the dispatcher does (``deliveries_claim_due``), so one mechanism decides
+    who may send: here for a single delivery, synchronously.
+    """
+    claimed = deliveries_claim_due(limit=1, delivery_id=delivery_id)
+    return delivery_send_claimed(delivery=claimed[0]) if claimed else None
 
 
-def deliveries_claim_due(*, limit: int) -> list[Delivery]:
-    """Claim up to ``limit`` due deliveries for one dispatcher, at most each endpoint's free slots;
-    returns them, ready for ``delivery_send_claimed``.
+def deliveries_claim_due(*, limit: int, delivery_id: str | None = None) -> list[Delivery]:
+    """Claim up to ``limit`` due deliveries (or just ``delivery_id``), at most each endpoint's free slots;
+    returns them, ready for ``delivery_send``.
 
-    Endpoints already at their in-flight cap are left out of the query, so a hanging receiver's
-    backlog can never fill a batch and hold back everyone else's deliveries.
+    A claim is ``claimed_until``: until then an attempt is in flight and nobody else may take the
+    delivery; a claim whose holder died lapses and is taken again. Endpoints already at their
+    in-flight cap are left out of the query, so a hanging receiver's backlog can never fill a batch
+    and hold back everyone else's deliveries.
     """
     now = timezone.now()
     hold = now + timedelta(seconds=settings.SCREENREEL_WEBHOOK_TIMEOUT_S + 30)
-    token = secrets.token_hex(8)  # one per batch: the batch belongs to this dispatcher
     with transaction.atomic():
         busy: dict[str, int] = dict(
-            Delivery.objects.filter(in_flight_until__gt=now, endpoint__isnull=False)
+            Delivery.objects.filter(claimed_until__gt=now, endpoint__isnull=False)
             .values("endpoint_id").annotate(n=Count("*")).values_list("endpoint_id", "n"))
         full = [endpoint_id for endpoint_id, max_in_flight in
                 Endpoint.objects.filter(pk__in=busy).values_list("id", "max_in_flight")
                 if busy[endpoint_id] >= max_in_flight]
-        candidates = list(
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event", "client", "endpoint")
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), status=DeliveryStatus.PENDING,
-                    next_attempt_at__lte=now)
-            .exclude(endpoint_id__in=full).order_by("next_attempt_at")[:limit])
+        due = (Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+               .select_related("event", "client", "endpoint")
+               .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), status=DeliveryStatus.PENDING,
+                       next_attempt_at__lte=now)
+               .exclude(endpoint_id__in=full))
+        if delivery_id is not None:
+            due = due.filter(pk=delivery_id)
+        candidates = list(due.order_by("next_attempt_at")[:limit])
         taken: list[Delivery] = []
         for delivery in candidates:
             endpoint = delivery.endpoint
@@ -222,11 +175,10 @@ def deliveries_claim_due(*, limit: int) -> list[Delivery]:
                 if busy.get(endpoint.pk, 0) >= endpoint.max_in_flight:
                     continue  # its last free slot went to an earlier row of this batch
                 busy[endpoint.pk] = busy.get(endpoint.pk, 0) + 1
-            delivery.claim_token, delivery.claimed_until, delivery.in_flight_until = token, hold, hold
+            delivery.claimed_until = hold
             taken.append(delivery)
         if taken:
-            Delivery.objects.filter(pk__in=[d.pk for d in taken]).update(
-                claim_token=token, claimed_until=hold, in_flight_until=hold)
+            Delivery.objects.filter(pk__in=[d.pk for d in taken]).update(claimed_until=hold)
     return taken
 
 
@@ -275,8 +227,8 @@ def delivery_send(*, delivery: Delivery) -> Sent:
     return sent
 
 
-_RECORDED_FIELDS = ["attempts", "last_status_code", "last_error", "next_trigger", "claim_token", "claimed_until",
-                    "in_flight_until", "status", "succeeded_at", "next_attempt_at"]
+_RECORDED_FIELDS = ["attempts", "last_status_code", "last_error", "next_trigger", "claimed_until", "status",
+                    "succeeded_at", "next_attempt_at"]
 
 
 def deliveries_record(*, results: list[Sent]) -> list[Attempt]:
@@ -292,7 +244,7 @@ def deliveries_record(*, results: list[Sent]) -> list[Attempt]:
             error=sent.error, remote_addr=sent.remote_addr, response_body=sent.response_body))
         delivery.attempts, delivery.last_status_code, delivery.last_error = number, sent.status_code, sent.error
         delivery.next_trigger = Attempt.Trigger.SCHEDULED
-        delivery.claim_token, delivery.claimed_until, delivery.in_flight_until = "", None, None
+        delivery.claimed_until = None
         if not sent.error_class:
             delivery.status, delivery.succeeded_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
         elif sent.status_code == 410:
@@ -319,7 +271,7 @@ def deliveries_record(*, results: list[Sent]) -> list[Attempt]:
         for status_code, ids in succeeded.items():
             Delivery.objects.filter(pk__in=ids).update(
                 attempts=F("attempts") + 1, last_status_code=status_code, last_error="",
-                next_trigger=Attempt.Trigger.SCHEDULED, claim_token="", claimed_until=None, in_flight_until=None,
+                next_trigger=Attempt.Trigger.SCHEDULED, claimed_until=None,
                 status=DeliveryStatus.SUCCEEDED, succeeded_at=now, next_attempt_at=None)
         for sent in results:
             endpoint = sent.delivery.endpoint
@@ -340,13 +292,12 @@ def delivery_resend(*, delivery: Delivery) -> Delivery:
     """Send a delivery again now, as a manual attempt with the same event id; returns it."""
     with transaction.atomic():
         locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
-        if locked.status == DeliveryStatus.PENDING and locked.in_flight_until and \
-                locked.in_flight_until > timezone.now():
+        if locked.status == DeliveryStatus.PENDING and locked.claimed_until and \
+                locked.claimed_until > timezone.now():
             raise DomainError("An attempt of this delivery is under way.", code="delivery_in_flight",
                               status_code=409)
         locked.status, locked.next_attempt_at, locked.next_trigger = (
             DeliveryStatus.PENDING, timezone.now(), Attempt.Trigger.MANUAL)
-        locked.claim_token, locked.claimed_until = "", None
         locked.save()
         _wake_on_commit()
         return locked
