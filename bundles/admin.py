@@ -7,32 +7,29 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from bundles.links import link_sign
 from bundles.models import Bundle
-from jobs.models import ChunkStatus
+from jobs.links import link_sign
+from jobs.models import ObjectKind, StoredObject
 
 PREVIEW_TTL_S = 3600
 
 
 @admin.register(Bundle)
 class BundleAdmin(admin.ModelAdmin):
-    list_display = ("job", "version", "size_bytes", "created_at", "purged_at")
+    list_display = ("job", "version", "stored", "created_at")
     search_fields = ("job__id",)
-    readonly_fields = ("job", "client", "version", "key", "size_bytes", "sha256", "preview", "manifest",
-                       "created_at", "purged_at")
+    readonly_fields = ("job", "version", "stored", "preview", "manifest", "created_at")
 
     @admin.display(description="Preview")
     def preview(self, bundle: Bundle) -> SafeString:
-        if bundle.purged_at is not None:
-            return format_html("<em>purged {}</em>", bundle.purged_at)
+        if bundle.stored.purged_at is not None:
+            return format_html("<em>purged {}</em>", bundle.stored.purged_at)
         items: list[tuple[str, str, str]] = []
-        for chunk in bundle.job.chunks.filter(status=ChunkStatus.SUCCEEDED).order_by("index"):
-            for asset in chunk.assets:
-                if asset["kind"] not in ("video", "still"):
-                    continue
-                url = link_sign(client_id=bundle.client_id, key=asset["key"], filename=asset["name"],
-                                ttl_s=PREVIEW_TTL_S).url
-                items.append((asset["kind"], url, asset["name"]))
+        for obj in StoredObject.objects.bundled().filter(job=bundle.job, purged_at__isnull=True,
+                                                         kind__in=[ObjectKind.VIDEO, ObjectKind.STILL]):
+            url = link_sign(client_id=obj.client_id, key=obj.key, filename=obj.name, ttl_s=PREVIEW_TTL_S,
+                            base_url="").url
+            items.append((obj.kind, url, obj.name))
         videos = format_html_join(
             "", '<figure style="display:inline-block;margin:4px"><video src="{}" controls preload="metadata" '
                 'width="480"></video><figcaption>{}</figcaption></figure>',

@@ -1,66 +1,31 @@
-"""Signed download links on the service's own host (DESIGN.md §5).
-
-A link carries the storage key, the client and its expiry, signed with SECRET_KEY. The bucket is never
-exposed: a valid link streams the local file or redirects to a storage URL that lives for minutes.
-Expiry is enforced here, by the link, not by the storage URL (moto, for one, ignores presigned expiry).
+"""What a signed link serves (DESIGN.md §5): the bundle's and each asset's fresh links, the purge check,
+and the short-lived storage URL a valid link redirects to. Signing itself is ``jobs.links``.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core import signing
 from django.core.files.storage import default_storage
-from django.urls import reverse
 from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 
-from bundles.models import Bundle
 from jobs.errors import NotFound
-from jobs.models import ChunkStatus, Client, Job
+from jobs.links import LinkTarget, link_sign, link_ttl_s
+from jobs.models import Job, ObjectKind, StoredObject, iso
+from jobs.selectors import objects_expiry
 from jobs.storage import s3_client, s3_key
 
-SALT = "screenreel.link.v1"
 # The redirect target is a bearer URL that leaks into browser history and proxies: keep it short.
 STORAGE_URL_MAX_TTL_S = 300
 
 
-@dataclass(frozen=True)
-class Link:
-    url: str
-    expires_at: datetime
-
-    def to_dict(self) -> dict[str, str]:
-        return {"url": self.url, "expires_at": self.expires_at.isoformat().replace("+00:00", "Z")}
-
-
-@dataclass(frozen=True)
-class LinkTarget:
-    key: str
-    client_id: str
-    filename: str
-
-
-class LinkExpired(Exception):
-    pass
-
-
-class LinkInvalid(Exception):
-    pass
-
-
 class LinkPurged(Exception):
-    pass
-
-
-def link_ttl_s(client_id: str) -> int:
-    """How long a client's links live: the client's own TTL, else the deployment's (7 days)."""
-    own = Client.objects.filter(pk=client_id).values_list("link_ttl_s", flat=True).first()
-    return int(own or settings.SCREENREEL_LINK_TTL_S)
+    def __init__(self, purged_at: datetime | None) -> None:
+        super().__init__("This file has been purged under the retention policy.")
+        self.purged_at = purged_at
 
 
 def storage_url_ttl_s() -> int:
@@ -68,36 +33,15 @@ def storage_url_ttl_s() -> int:
                STORAGE_URL_MAX_TTL_S)
 
 
-def link_sign(*, client_id: str, key: str, filename: str, ttl_s: int | None = None) -> Link:
-    """A link to ``key`` valid for ``ttl_s`` (the client's TTL by default); returns it with its expiry."""
-    expires = int(time.time()) + (ttl_s if ttl_s is not None else link_ttl_s(client_id))
-    token = signing.dumps({"k": key, "c": client_id, "e": expires, "f": filename}, salt=SALT, compress=True)
-    path = reverse("link-download", kwargs={"token": token})
-    return Link(url=f"{settings.SCREENREEL_PUBLIC_URL}{path}", expires_at=datetime.fromtimestamp(expires, UTC))
-
-
-def link_resolve(token: str) -> LinkTarget:
-    """What a valid link points at; raises LinkInvalid (tampered) or LinkExpired."""
-    try:
-        payload = signing.loads(token, salt=SALT)
-        key, client_id, expires, filename = str(payload["k"]), str(payload["c"]), int(payload["e"]), \
-            str(payload["f"])
-    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
-        raise LinkInvalid("This link is not valid.") from exc
-    # Defence in depth: a link only ever reaches its own client's namespace (jobs.storage.job_prefix).
-    if not key.startswith(f"clients/{client_id}/") or ".." in key.split("/"):
-        raise LinkInvalid("This link is not valid.")
-    if expires < time.time():
-        raise LinkExpired("This link has expired; ask GET /v1/jobs/{id}/bundle for a fresh one.")
-    return LinkTarget(key=key, client_id=client_id, filename=filename)
-
-
 def link_check_not_purged(target: LinkTarget) -> None:
-    """Raise LinkPurged when retention has purged the target (its bundle row says so, or it is gone)."""
-    if Bundle.objects.filter(key=target.key, client_id=target.client_id, purged_at__isnull=False).exists():
-        raise LinkPurged("This file has been purged under the retention policy.")
+    """Raise LinkPurged when retention has purged the target (its row says so, with the time), or when the
+    object is gone anyway (the bucket's lifecycle backstop, or an operator, removed it)."""
+    purged = list(StoredObject.objects.filter(key=target.key, client_id=target.client_id)
+                  .values_list("purged_at", flat=True))
+    if purged and purged[0] is not None:
+        raise LinkPurged(purged[0])
     if not default_storage.exists(target.key):
-        raise LinkPurged("This file has been purged under the retention policy.")
+        raise LinkPurged(None)
 
 
 def storage_is_s3() -> bool:
@@ -119,23 +63,26 @@ def storage_url(target: LinkTarget) -> str:
     return url
 
 
+def _entry(obj: StoredObject, *, expires_at: datetime | None, ttl_s: int) -> dict[str, Any]:
+    """One link with what it points at; ``object_expires_at`` is when retention will purge that object."""
+    link = None if obj.purged_at else link_sign(client_id=obj.client_id, key=obj.key, filename=obj.name, ttl_s=ttl_s)
+    return {"url": link.url if link else None, "expires_at": iso(link.expires_at) if link else None,
+            "object_expires_at": iso(expires_at), "purged_at": iso(obj.purged_at)}
+
+
 def bundle_links(*, job: Job) -> dict[str, Any]:
     """Fresh signed links for the job's newest unpurged bundle and each of its assets."""
-    bundle = Bundle.objects.filter(job=job, purged_at__isnull=True).order_by("-version").first()
+    bundle = (StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE, purged_at__isnull=True)
+              .exclude(sha256="").select_related("bundle").order_by("-bundle__version", "-id").first())
     if bundle is None:
-        raise NotFound("This job has no bundle yet.", code="bundle_not_found")
-    assets: list[dict[str, Any]] = []
-    for chunk in job.chunks.order_by("index"):
-        if chunk.status != ChunkStatus.SUCCEEDED:
-            continue
-        for asset in chunk.assets:
-            if asset.get("bundled") is False:
-                continue
-            link = link_sign(client_id=job.client_id, key=asset["key"], filename=asset["name"])
-            assets.append({"name": asset["name"], "chunk": chunk.index, "kind": asset["kind"],
-                           "bytes": asset["bytes"], "sha256": asset["sha256"], **link.to_dict()})
-    link = link_sign(client_id=job.client_id, key=bundle.key, filename=f"{job.id}-v{bundle.version}.zip")
+        raise NotFound("This job has no bundle yet (or it was purged).", code="bundle_not_found")
+    assets = list(StoredObject.objects.bundled().filter(job=job).select_related("chunk")
+                  .order_by("chunk__index", "id"))
+    expiry = objects_expiry([bundle, *assets])
+    ttl_s = link_ttl_s(job.client_id)
     return {"job_id": job.id,
-            "bundle": {"version": bundle.version, "size_bytes": bundle.size_bytes, "sha256": bundle.sha256,
-                       **link.to_dict()},
-            "assets": assets}
+            "bundle": {"version": bundle.meta.get("version"), "size_bytes": bundle.bytes, "sha256": bundle.sha256,
+                       **_entry(bundle, expires_at=expiry.get(bundle.pk), ttl_s=ttl_s)},
+            "assets": [{"name": a.name, "chunk": a.chunk.index if a.chunk else None, "kind": a.kind,
+                        "bytes": a.bytes, "sha256": a.sha256, **_entry(a, expires_at=expiry.get(a.pk), ttl_s=ttl_s)}
+                       for a in assets]}

@@ -2,21 +2,21 @@ from __future__ import annotations
 
 from django.db import models
 
-from jobs.models import Client, Job
+from jobs.models import Job, StoredObject
 
 
 class Bundle(models.Model):
-    """One version of a job's zip: version N is built when run N of the job settles."""
+    """One version of a job's zip: version N is built when run N of the job settles.
+
+    The zip itself is a stored object (its key, bytes, sha256 and retention state live there); this row
+    adds what only a bundle has: its version and the manifest it was built with.
+    """
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="bundles")
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="bundles")
     version = models.PositiveIntegerField()
-    key = models.CharField(max_length=500)
-    size_bytes = models.BigIntegerField()
-    sha256 = models.CharField(max_length=64)
+    stored = models.OneToOneField(StoredObject, on_delete=models.CASCADE, related_name="bundle")
     manifest = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
-    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["job", "-version"]

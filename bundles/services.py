@@ -11,42 +11,40 @@ from typing import IO, Any
 from django.db import transaction
 from django.utils import timezone
 
-from bundles.links import link_sign
 from bundles.models import Bundle
 from bundles.sinks import bundle_sink
 from jobs.errors import PermanentError
-from jobs.models import Chunk, ChunkStatus, Job
-from jobs.storage import job_prefix, storage_reader
+from jobs.links import link_sign
+from jobs.models import Chunk, ChunkStatus, Job, ObjectKind, StoredObject
+from jobs.services.objects import object_record
+from jobs.storage import storage_reader
 
-_STORED_KINDS = frozenset({"video", "still", "audio", "recording"})
+_STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.AUDIO, ObjectKind.RECORDING})
 _COPY_CHUNK = 1024 * 1024
 
 
-def bundle_key(job: Job, version: int) -> str:
-    return f"{job_prefix(job)}/bundles/v{version}/{job.id}-v{version}.zip"
+def bundled_objects(*, job: Job) -> list[StoredObject]:
+    """What the job's next bundle holds, chunk by chunk (``StoredObject.objects.bundled``: the one rule)."""
+    return list(StoredObject.objects.bundled().filter(job=job).select_related("chunk")
+                .order_by("chunk__index", "id"))
 
 
-def manifest_build(*, job: Job, chunks: list[Chunk], version: int) -> dict[str, Any]:
+def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject], version: int) -> dict[str, Any]:
     """The manifest: every bundled asset with status, bytes, sha256, duration and cost; every failure."""
+    by_index = {c.index: c for c in chunks}
     assets: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    for chunk in chunks:
-        if chunk.status != ChunkStatus.SUCCEEDED:
-            failed.append({"chunk": chunk.index, "title": chunk.title, "status": chunk.status,
-                           "reason": chunk.error or chunk.status})
-            continue
-        for asset in chunk.assets:
-            if asset.get("bundled") is False:
-                continue
-            entry = {"name": asset["name"], "chunk": chunk.index, "kind": asset["kind"], "status": "succeeded",
-                     "bytes": asset["bytes"], "sha256": asset["sha256"],
-                     "duration_ms": asset.get("duration_ms")}
-            if asset["kind"] == "still":
-                entry.update(after_step=asset.get("after_step"), width=asset.get("width"),
-                             height=asset.get("height"))
-            if asset["kind"] == "video":
-                entry["cost"] = chunk.cost
-            assets.append(entry)
+    failed = [{"chunk": c.index, "title": c.title, "status": c.status, "reason": c.error or c.status}
+              for c in chunks if c.status != ChunkStatus.SUCCEEDED]
+    for obj in objects:
+        assert obj.chunk is not None
+        entry = {"name": obj.name, "chunk": obj.chunk.index, "kind": obj.kind, "status": "succeeded",
+                 "bytes": obj.bytes, "sha256": obj.sha256, "duration_ms": obj.meta.get("duration_ms")}
+        if obj.kind == ObjectKind.STILL:
+            entry.update(after_step=obj.meta.get("after_step"), width=obj.meta.get("width"),
+                         height=obj.meta.get("height"))
+        if obj.kind == ObjectKind.VIDEO:
+            entry["cost"] = by_index[obj.chunk.index].cost
+        assets.append(entry)
     total = sum((c.cost or {}).get("total_usd", 0.0) for c in chunks if c.status == ChunkStatus.SUCCEEDED)
     return {
         "manifest_version": "1.0",
@@ -54,8 +52,8 @@ def manifest_build(*, job: Job, chunks: list[Chunk], version: int) -> dict[str, 
         "bundle_version": version,
         "status": "succeeded" if not failed else "partial_success",
         "created_at": timezone.now().isoformat().replace("+00:00", "Z"),
-        "target_url": job.spec["target_url"],
-        "metadata": job.spec.get("metadata", {}),
+        "target_url": job.parsed_spec.target_url,
+        "metadata": job.parsed_spec.metadata,
         "chunks": [
             {"chunk": c.index, "title": c.title, "status": c.status, "error": c.error or None,
              "recording": c.recording, "speech": c.speech, "cost": c.cost}
@@ -78,59 +76,60 @@ def _zip_info(name: str, *, compress_type: int, date_time: tuple[int, int, int, 
     return info
 
 
-def _copy_verified(asset: dict[str, Any], dst: IO[bytes]) -> None:
-    """Copy one asset from storage into ``dst``, checking its sha256 and size as the bytes pass."""
+def _copy_verified(obj: StoredObject, dst: IO[bytes]) -> None:
+    """Copy one object from storage into ``dst``, checking its sha256 and size as the bytes pass."""
     digest = hashlib.sha256()
     size = 0
-    with storage_reader(asset["key"]) as src:
+    with storage_reader(obj.key) as src:
         while block := src.read(_COPY_CHUNK):
             digest.update(block)
             size += len(block)
             dst.write(block)
-    if digest.hexdigest() != asset["sha256"] or size != asset["bytes"]:
-        raise BundleAssetMismatch(f"{asset['name']} changed in storage since it was written "
+    if digest.hexdigest() != obj.sha256 or size != obj.bytes:
+        raise BundleAssetMismatch(f"{obj.name} changed in storage since it was written "
                                   f"({size} bytes, sha256 {digest.hexdigest()[:12]}...)")
 
 
-def bundle_write(sink: io.RawIOBase | IO[bytes], *, chunks: list[Chunk], manifest: dict[str, Any]) -> None:
-    """Stream every bundled asset and then the manifest into ``sink`` as a zip64 archive; returns nothing.
+def bundle_write(sink: io.RawIOBase | IO[bytes], *, objects: list[StoredObject], manifest: dict[str, Any]) -> None:
+    """Stream every object and then the manifest into ``sink`` as a zip64 archive; returns nothing.
 
     ``sink`` may be unseekable (zipfile then writes data descriptors); nothing is held whole in memory.
     """
     stamp = timezone.now().timetuple()[:6]
     with zipfile.ZipFile(sink, "w", allowZip64=True) as archive:
-        for chunk in chunks:
-            if chunk.status != ChunkStatus.SUCCEEDED:
-                continue
-            for asset in chunk.assets:
-                if asset.get("bundled") is False:
-                    continue
-                # Media barely compresses (FIELD_NOTES: 93-97%); deflating it only burns CPU.
-                method = zipfile.ZIP_STORED if asset["kind"] in _STORED_KINDS else zipfile.ZIP_DEFLATED
-                info = _zip_info(asset["name"], compress_type=method, date_time=stamp)
-                with archive.open(info, "w", force_zip64=True) as dst:
-                    _copy_verified(asset, dst)
+        for obj in objects:
+            # Media barely compresses (FIELD_NOTES: 93-97%); deflating it only burns CPU.
+            method = zipfile.ZIP_STORED if obj.kind in _STORED_KINDS else zipfile.ZIP_DEFLATED
+            info = _zip_info(obj.name, compress_type=method, date_time=stamp)
+            with archive.open(info, "w", force_zip64=True) as dst:
+                _copy_verified(obj, dst)
         info = _zip_info("manifest.json", compress_type=zipfile.ZIP_DEFLATED, date_time=stamp)
         with archive.open(info, "w", force_zip64=True) as dst:
             dst.write(json.dumps(manifest, indent=2).encode())
 
 
 def bundle_build(*, job: Job, chunks: list[Chunk]) -> dict[str, Any]:
-    """Zip the job's succeeded chunks with a manifest straight into storage; returns the bundle summary."""
+    """Zip the job's succeeded chunks with a manifest straight into storage; returns the bundle summary
+    (with a link signed now, for the ``bundle.ready`` event; reads of the job sign their own)."""
     version = job.run
-    key = bundle_key(job, version)
     filename = f"{job.id}-v{version}.zip"
-    manifest = manifest_build(job=job, chunks=chunks, version=version)
-    # Committed (multipart completed, or temp file renamed) only if the whole archive was written.
-    with bundle_sink(key=key, content_type="application/zip") as sink:
-        bundle_write(sink, chunks=chunks, manifest=manifest)
+    objects = bundled_objects(job=job)
+    manifest = manifest_build(job=job, chunks=chunks, objects=objects, version=version)
+    summary = {"version": version, "assets": len(manifest["assets"]),
+               "failed_chunks": [f["chunk"] for f in manifest["failed_chunks"]]}
+    with transaction.atomic():  # the row before the bytes: storage never holds an object no row accounts for
+        stored = object_record(job=job, kind=ObjectKind.BUNDLE, name=filename, meta=summary)
+    try:
+        # Committed (multipart completed, or temp file renamed) only if the whole archive was written.
+        with bundle_sink(key=stored.key, content_type="application/zip") as sink:
+            bundle_write(sink, objects=objects, manifest=manifest)
+    except BaseException:
+        # Nothing was stored, so no row may say otherwise (a retry records it afresh).
+        StoredObject.objects.filter(pk=stored.pk, bundle__isnull=True).delete()
+        raise
     with transaction.atomic():
-        Bundle.objects.update_or_create(
-            job=job, version=version,
-            defaults={"client_id": job.client_id, "key": key, "size_bytes": sink.size,
-                      "sha256": sink.sha256, "manifest": manifest, "purged_at": None},
-        )
-    link = link_sign(client_id=job.client_id, key=key, filename=filename)
-    return {"version": version, "size_bytes": sink.size, "sha256": sink.sha256,
-            "assets": len(manifest["assets"]), "failed_chunks": [f["chunk"] for f in manifest["failed_chunks"]],
-            **link.to_dict()}
+        StoredObject.objects.filter(pk=stored.pk).update(bytes=sink.size, sha256=sink.sha256)
+        Bundle.objects.update_or_create(job=job, version=version,
+                                        defaults={"stored": stored, "manifest": manifest})
+    link = link_sign(client_id=job.client_id, key=stored.key, filename=filename)
+    return {**summary, "size_bytes": sink.size, "sha256": sink.sha256, **link.to_dict()}

@@ -14,19 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bundles.links import (
-    LinkExpired,
-    LinkInvalid,
-    LinkPurged,
-    LinkTarget,
-    bundle_links,
-    link_check_not_purged,
-    link_resolve,
-    storage_is_s3,
-    storage_url,
-)
+from bundles.links import LinkPurged, bundle_links, link_check_not_purged, storage_is_s3, storage_url
 from bundles.ranges import RangeNotSatisfiable, byte_range, read_span
 from jobs.errors import DomainError, error_body
+from jobs.links import LinkExpired, LinkInvalid, LinkTarget, link_resolve
+from jobs.models import iso
 from jobs.selectors import job_get
 
 
@@ -48,7 +40,7 @@ class LinkDownloadView(APIView):
                               206: OpenApiResponse(description="Part of the file (Range)"),
                               302: OpenApiResponse(description="Redirect to a storage URL valid for 5 minutes"),
                               403: OpenApiResponse(description="link_invalid"),
-                              410: OpenApiResponse(description="link_expired or link_purged"),
+                              410: OpenApiResponse(description="link_expired, or asset_purged (with purged_at)"),
                               416: OpenApiResponse(description="range_not_satisfiable")},
                    summary="Download through a signed link")
     def get(self, request: Request, token: str) -> HttpResponseBase:
@@ -60,7 +52,8 @@ class LinkDownloadView(APIView):
         except LinkExpired as exc:
             raise DomainError(str(exc), code="link_expired", status_code=410) from exc
         except LinkPurged as exc:
-            raise DomainError(str(exc), code="link_purged", status_code=410) from exc
+            raise DomainError(str(exc), code="asset_purged", status_code=410,
+                              details={"purged_at": iso(exc.purged_at)}) from exc
         if storage_is_s3():
             response: HttpResponseBase = HttpResponseRedirect(storage_url(target))
             response["Cache-Control"] = "private, no-store"
@@ -73,8 +66,8 @@ def _serve_local(request: Request, target: LinkTarget) -> HttpResponseBase:
     try:
         fh = default_storage.open(target.key, "rb")
     except FileNotFoundError as exc:  # purged between the check and now
-        raise DomainError("This file has been purged under the retention policy.", code="link_purged",
-                          status_code=410) from exc
+        raise DomainError("This file has been purged under the retention policy.", code="asset_purged",
+                          status_code=410, details={"purged_at": None}) from exc
     try:
         stat = os.fstat(fh.fileno())
         size = stat.st_size

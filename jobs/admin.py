@@ -36,7 +36,7 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ("id", "client", "status", "run", "created_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("id", "client__name")
-    readonly_fields = ("id", "client", "status", "run", "spec", "webhook_url", "bundle", "error", "created_at",
+    readonly_fields = ("id", "client", "status", "run", "spec", "webhook_url", "error", "created_at",
                        "started_at", "finished_at", "event_seq", "idempotency_key")
     exclude = ("request_hash",)
     inlines = [ChunkInline]

@@ -6,12 +6,17 @@ lives in ``jobs.services`` (CONVENTIONS.md: no I/O and no save() overrides in mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from jobs import ids
+from jobs.spec import Feature, JobSpec
 
 
 class Client(models.Model):
@@ -101,7 +106,7 @@ STAGE_STATUSES: dict[str, frozenset[str]] = {
 }
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -116,7 +121,6 @@ class Job(models.Model):
     request_hash = models.CharField(max_length=64, blank=True, default="")
     run = models.PositiveIntegerField(default=1)  # bumped by every rerun; names the bundle version
     event_seq = models.PositiveIntegerField(default=0)  # last event sequence handed out for this job
-    bundle = models.JSONField(null=True, blank=True)  # what bundles.services.bundle_build returned
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -147,8 +151,18 @@ class Job(models.Model):
     def __str__(self) -> str:
         return self.id
 
-    def to_dict(self, *, chunks: list[Chunk] | None = None) -> dict[str, Any]:
-        """The job as the API, SSE and webhooks show it."""
+    @cached_property
+    def parsed_spec(self) -> JobSpec:
+        """The stored spec as one typed object with its defaults (``jobs.spec``)."""
+        return JobSpec.load(self.spec)
+
+    def to_dict(self, *, chunks: list[Chunk] | None = None, assets: Mapping[int, list[dict[str, Any]]] | None = None,
+                bundle: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The job as the API, SSE and webhooks show it.
+
+        ``assets`` maps a chunk's id to its current stored objects' views and ``bundle`` is the newest
+        bundle's view with a link signed now: ``jobs.selectors.job_view`` assembles both.
+        """
         chunk_rows = chunks if chunks is not None else list(self.chunks.all())
         done = sum(1 for c in chunk_rows if c.status in CHUNK_ENDED)
         cost = sum((c.cost or {}).get("total_usd", 0.0) for c in chunk_rows)
@@ -164,12 +178,12 @@ class Job(models.Model):
                          "chunks_succeeded": sum(1 for c in chunk_rows if c.status == ChunkStatus.SUCCEEDED),
                          "chunks_failed": sum(1 for c in chunk_rows if c.status == ChunkStatus.FAILED)},
             "cost": {"currency": "USD", "total_usd": round(cost, 6)},
-            "chunks": [c.to_dict() for c in chunk_rows],
-            "bundle": self.bundle,
+            "chunks": [c.to_dict(assets=(assets or {}).get(c.pk, [])) for c in chunk_rows],
+            "bundle": bundle,
             "error": self.error or None,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
         }
 
 
@@ -186,7 +200,6 @@ class Chunk(models.Model):
     error = models.TextField(blank=True, default="")
     recording = models.JSONField(null=True, blank=True)  # recording metadata (DESIGN.md §1)
     speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, duration
-    assets = models.JSONField(default=list, blank=True)  # [{name, kind, key, bytes, sha256, ...}]
     cost = models.JSONField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -208,11 +221,11 @@ class Chunk(models.Model):
         return f"{self.job_id}#{self.index}"
 
     @property
-    def feature(self) -> dict[str, Any]:
-        feature: dict[str, Any] = self.job.spec["features"][self.index - 1]
-        return feature
+    def feature(self) -> Feature:
+        return self.job.parsed_spec.features[self.index - 1]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, assets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The chunk as the API and events show it; ``assets`` are its current stored objects' views."""
         return {
             "index": self.index,
             "title": self.title,
@@ -222,11 +235,104 @@ class Chunk(models.Model):
             "recording": self.recording,
             "speech": self.speech,
             "cost": self.cost,
-            "assets": [
-                {k: v for k, v in asset.items() if k != "key"} for asset in (self.assets or [])
-            ],
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "assets": assets or [],
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+class RetentionClass(models.TextChoices):
+    """How long a stored object lives (DESIGN.md §6): each class has its own per-client policy."""
+
+    RAW = "raw"
+    OUTPUT = "output"
+    BUNDLE = "bundle"
+
+
+class ObjectKind(models.TextChoices):
+    RECORDING = "recording"
+    STILL = "still"
+    SCRIPT = "script"
+    AUDIO = "audio"
+    VIDEO = "video"
+    BUNDLE = "bundle"
+
+
+# Every kind's retention class: the raw capture is kept briefly, what a client receives longer.
+KIND_CLASS: dict[str, str] = {
+    ObjectKind.RECORDING: RetentionClass.RAW,
+    ObjectKind.STILL: RetentionClass.OUTPUT,
+    ObjectKind.SCRIPT: RetentionClass.OUTPUT,
+    ObjectKind.AUDIO: RetentionClass.OUTPUT,
+    ObjectKind.VIDEO: RetentionClass.OUTPUT,
+    ObjectKind.BUNDLE: RetentionClass.BUNDLE,
+}
+# What a bundle holds of a succeeded chunk (the zip, the manifest, the links and the admin preview all
+# ask this one set): the raw recording stays out, the edited video carries it.
+BUNDLED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.SCRIPT, ObjectKind.AUDIO})
+
+
+class StoredObjectQuerySet(models.QuerySet["StoredObject"]):
+    def current(self) -> StoredObjectQuerySet:
+        """Objects that belong to their chunk's present state (a rerun supersedes the old ones)."""
+        return self.filter(current=True)
+
+    def bundled(self) -> StoredObjectQuerySet:
+        """What goes into a bundle: the current bundled kinds of chunks that succeeded."""
+        return self.current().filter(kind__in=BUNDLED_KINDS, chunk__status=ChunkStatus.SUCCEEDED)
+
+
+class StoredObject(models.Model):
+    """One object the service wrote to storage: the row retention decides on and audits (DESIGN.md §6).
+
+    The row is written before the upload, so storage never holds an object without one. Keys are
+    ``<class>/clients/<client>/jobs/<job>/...`` (``jobs.storage.object_key``): a purge can prove from the key
+    alone which tenant and class it belongs to, and a bucket lifecycle rule can match each class by prefix.
+    When it may be purged is not stored: it follows from ``created_at`` and the policy in force when asked.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="stored_objects")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="stored_objects")
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="stored_objects", null=True,
+                              blank=True)
+    key = models.CharField(max_length=500, unique=True)
+    name = models.CharField(max_length=200)  # the file's name in the bundle and in downloads
+    kind = models.CharField(max_length=20, choices=ObjectKind.choices)
+    retention_class = models.CharField(max_length=10, choices=RetentionClass.choices)
+    bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    # Kind-specific facts: duration_ms (media), after_step/width/height (stills), version (bundles).
+    meta = models.JSONField(default=dict, blank=True)
+    # False once a rerun of the chunk replaced it; it stays stored (and purged by policy) meanwhile.
+    current = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StoredObjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["job", "chunk", "id"]
+        indexes = [
+            # The purge: a client's unpurged objects of one class created before a cutoff (retention.services).
+            models.Index(fields=["client", "retention_class", "created_at"], name="object_purge_due_idx",
+                         condition=Q(purged_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def to_dict(self, *, expires_at: datetime | None = None) -> dict[str, Any]:
+        """The object as the API shows it: never its storage key; ``expires_at`` from the policy in force."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "retention_class": self.retention_class,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            **self.meta,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(expires_at),
+            "purged_at": iso(self.purged_at),
         }
 
 

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any, Protocol
+
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
+from django.utils.module_loading import import_string
 
 from jobs.errors import NotFound
-from jobs.models import Chunk, Client, Event, Job
+from jobs.links import link_sign, link_ttl_s
+from jobs.models import Chunk, Client, Event, Job, ObjectKind, StoredObject, iso
 
 
 def jobs_for(*, client: Client, status: str | None = None) -> QuerySet[Job]:
-    qs = Job.objects.filter(client=client).prefetch_related(Prefetch("chunks", Chunk.objects.order_by("index")))
+    qs = Job.objects.filter(client=client).prefetch_related(
+        Prefetch("chunks", Chunk.objects.order_by("index")),
+        Prefetch("stored_objects", StoredObject.objects.filter(current=True).order_by("chunk_id", "id")))
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("-created_at", "-id")
@@ -29,3 +39,73 @@ def events_for(*, client: Client, job_id: str | None = None, type: str | None = 
     if type:
         qs = qs.filter(type=type)
     return qs.order_by("-created_ms", "-sequence")
+
+
+class RetentionSchedule(Protocol):
+    """When each object may be purged under the policy in force, or None while it is held or purged."""
+
+    def __call__(self, *, objects: Sequence[StoredObject]) -> Mapping[int, datetime | None]: ...
+
+
+@cache
+def _retention_schedule() -> RetentionSchedule | None:
+    # The narrow call through which retention tells jobs about expiry (CONVENTIONS.md: jobs imports
+    # none of the apps built on it).
+    path = getattr(settings, "SCREENREEL_RETENTION_SCHEDULE", "")
+    return import_string(path) if path else None
+
+
+def objects_expiry(objects: Sequence[StoredObject]) -> Mapping[int, datetime | None]:
+    schedule = _retention_schedule()
+    return schedule(objects=objects) if schedule is not None and objects else {}
+
+
+def _bundle_view(obj: StoredObject, *, expires_at: datetime | None, ttl_s: int) -> dict[str, Any]:
+    """The bundle as a job shows it: ``expires_at`` is when retention will purge it, ``url_expires_at``
+    when the link signed now stops working (GET /v1/jobs/{id}/bundle signs fresh ones)."""
+    link = None if obj.purged_at else link_sign(client_id=obj.client_id, key=obj.key, filename=obj.name,
+                                                  ttl_s=ttl_s)
+    return {
+        "version": obj.meta.get("version"), "size_bytes": obj.bytes, "sha256": obj.sha256,
+        "assets": obj.meta.get("assets"), "failed_chunks": obj.meta.get("failed_chunks", []),
+        "created_at": iso(obj.created_at), "expires_at": iso(expires_at), "purged_at": iso(obj.purged_at),
+        "url": link.url if link else None, "url_expires_at": iso(link.expires_at) if link else None,
+    }
+
+
+def jobs_view(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """Each job as the API shows it: chunks, current assets with their retention state, the newest bundle
+    with a link signed now. Reads each job's chunks and objects (prefetched by ``jobs_for``) and asks
+    retention once for the whole page."""
+    objects = {job.pk: [o for o in job.stored_objects.all() if o.current] for job in jobs}
+    expiry = objects_expiry([o for rows in objects.values() for o in rows])
+    ttl_by_client: dict[str, int] = {}
+    views = []
+    for job in jobs:
+        assets: dict[int, list[dict[str, Any]]] = {}
+        bundles = []
+        for obj in objects[job.pk]:
+            if obj.kind == ObjectKind.BUNDLE:
+                bundles.append(obj)
+            elif obj.chunk_id is not None:
+                assets.setdefault(obj.chunk_id, []).append(obj.to_dict(expires_at=expiry.get(obj.pk)))
+        bundle = None
+        if bundles:
+            newest = max(bundles, key=lambda o: (o.meta.get("version") or 0, o.pk))
+            if job.client_id not in ttl_by_client:
+                ttl_by_client[job.client_id] = link_ttl_s(job.client_id)
+            bundle = _bundle_view(newest, expires_at=expiry.get(newest.pk), ttl_s=ttl_by_client[job.client_id])
+        views.append(job.to_dict(chunks=list(job.chunks.all()), assets=assets, bundle=bundle))
+    return views
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """One job as the API, SSE and webhooks show it (see ``jobs_view``)."""
+    return jobs_view([job])[0]
+
+
+def chunk_view(chunk: Chunk) -> dict[str, Any]:
+    """One chunk with its current assets, as its events carry it."""
+    objects = list(chunk.stored_objects.filter(current=True))
+    expiry = objects_expiry(objects)
+    return chunk.to_dict(assets=[o.to_dict(expires_at=expiry.get(o.pk)) for o in objects])

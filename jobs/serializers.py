@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from rest_framework import serializers
 
 from jobs.media.recorder import Pacing
+from jobs.spec import DEFAULT_VIEWPORT, Branding, Voice
 
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 MAX_URL = 2048
@@ -126,7 +127,7 @@ class HexColourField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
         if not HEX_COLOUR.match(value):
-            raise serializers.ValidationError("Must be a hex colour like #101828.", code="invalid")
+            raise serializers.ValidationError("Must be a hex colour like #1A2B3C.", code="invalid")
         digits = value[1:]
         if len(digits) == 3:
             digits = "".join(c * 2 for c in digits)
@@ -136,8 +137,8 @@ class HexColourField(serializers.CharField):
 class BrandingSerializer(StrictSerializer):
     intro_title = serializers.CharField(max_length=120, required=False, default="")
     outro_title = serializers.CharField(max_length=120, required=False, default="")
-    background = HexColourField(required=False, default="#101828")
-    accent = HexColourField(required=False, default="#7F56D9")
+    background = HexColourField(required=False, default=Branding().background)
+    accent = HexColourField(required=False, default=Branding().accent)
     # A PNG or JPEG (at most 5 MB) drawn on the cards, fetched through the guarded transport.
     logo_url = HttpUrlField(required=False, allow_blank=True, default="")
 
@@ -164,11 +165,11 @@ class PacingSerializer(StrictSerializer):
 
 class JobSpecSerializer(StrictSerializer):
     target_url = HttpUrlField()
-    viewport = ViewportSerializer(required=False, default=lambda: {"width": 1280, "height": 720})
+    viewport = ViewportSerializer(required=False, default=lambda: dict(DEFAULT_VIEWPORT))
     features = FeatureSerializer(many=True, min_length=1, max_length=20)  # type: ignore[call-arg]
-    branding = BrandingSerializer(required=False, default=lambda: {
-        "intro_title": "", "outro_title": "", "background": "#101828", "accent": "#7F56D9"})
-    voice = VoiceSerializer(required=False, default=lambda: {"provider": "auto", "voice_id": None})
+    branding = BrandingSerializer(required=False,
+                                  default=lambda: Branding().model_dump(exclude={"logo_url"}))
+    voice = VoiceSerializer(required=False, default=lambda: Voice().model_dump())
     pacing = PacingSerializer(required=False, default=dict)
     webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)

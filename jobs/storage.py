@@ -1,4 +1,4 @@
-"""Where a job's files live in storage: keys namespaced per client and job (DESIGN.md §5).
+"""Where a job's files live in storage: keys namespaced per class, client and job (DESIGN.md §5, §6).
 
 Work moves between machines through storage (a recording made on a ``record`` worker is muxed on a
 ``media`` worker), so every stage reads its inputs from here and writes its outputs here.
@@ -22,17 +22,44 @@ from django.core.files.storage import Storage, default_storage
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
-from jobs.models import Job
+from jobs.models import KIND_CLASS, Job, ObjectKind
 
 _CHUNK = 1024 * 1024
 
 
-def job_prefix(job: Job) -> str:
-    return f"clients/{job.client_id}/jobs/{job.id}"
+def class_prefix(retention_class: str, client_id: str) -> str:
+    """Where every object of one client and class lives: what a purge checks a key against."""
+    return f"{retention_class}/clients/{client_id}/"
 
 
-def chunk_key(job: Job, index: int, name: str) -> str:
-    return f"{job_prefix(job)}/chunks/{index}/{name}"
+def legacy_prefix(client_id: str, job_id: str) -> str:
+    """Keys written before keys named their class (migrated rows keep them): tenant and job, no class."""
+    return f"clients/{client_id}/jobs/{job_id}/"
+
+
+def object_key(job: Job, *, kind: str, name: str, chunk_index: int | None = None) -> str:
+    """The key of a new object: its class, tenant and job, then the run (so a rerun never overwrites
+    or reuses the key of an object that retention may be deleting) and the chunk."""
+    base = f"{class_prefix(KIND_CLASS[kind], job.client_id)}jobs/{job.id}/"
+    if kind == ObjectKind.BUNDLE:
+        return f"{base}v{job.run}/{name}"
+    assert chunk_index is not None, "a chunk's object names its chunk"
+    return f"{base}runs/{job.run}/chunks/{chunk_index}/{name}"
+
+
+def key_belongs(key: str, *, client_id: str, retention_class: str | None = None, job_id: str | None = None) -> bool:
+    """Whether ``key`` lies in the client's namespace (for that class, when given), with no way out of it.
+
+    Keys from before class prefixes prove the tenant and the job instead, and only when the job is named.
+    """
+    if ".." in key.split("/") or "//" in key or key.startswith("/"):
+        return False
+    classes = [retention_class] if retention_class else list(dict.fromkeys(KIND_CLASS.values()))
+    if any(key.startswith(class_prefix(c, client_id)) for c in classes):
+        return True
+    if job_id is not None:
+        return key.startswith(legacy_prefix(client_id, job_id))
+    return key.startswith(f"clients/{client_id}/jobs/")
 
 
 def file_digest(path: Path) -> str:
@@ -43,8 +70,8 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def store_file(*, key: str, path: Path, kind: str, **extra: Any) -> dict[str, Any]:
-    """Upload ``path`` to ``key`` (overwriting); returns the asset record kept on the chunk."""
+def upload_file(*, key: str, path: Path) -> None:
+    """Upload ``path`` to ``key``, overwriting what is there; returns nothing."""
     # Only a storage that would rename an existing file needs it gone first. Asking costs nothing on
     # S3 (file_overwrite) and a stat locally, where exists() + delete() cost two S3 round trips.
     if default_storage.get_available_name(key) != key:
@@ -52,8 +79,6 @@ def store_file(*, key: str, path: Path, kind: str, **extra: Any) -> dict[str, An
     with path.open("rb") as fh:
         saved = default_storage.save(key, File(fh, name=path.name))
     assert saved == key, f"storage renamed {key} to {saved}"
-    return {"name": path.name, "kind": kind, "key": key, "bytes": path.stat().st_size,
-            "sha256": file_digest(path), **extra}
 
 
 class Readable(Protocol):

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from jobs.errors import DomainError
 from jobs.models import JobStatus
-from jobs.selectors import events_for, job_get, jobs_for
+from jobs.selectors import events_for, job_get, job_view, jobs_for, jobs_view
 from jobs.serializers import JobSpecSerializer, RerunSerializer
 from jobs.services.jobs import job_cancel, job_create, job_rerun_chunks
 
@@ -51,7 +51,7 @@ class JobListCreateView(APIView):
         spec.is_valid(raise_exception=True)
         job, created = job_create(client=_client(request), spec=spec.validated_data, raw=request.data,
                                   idempotency_key=key)
-        response = Response(job.to_dict(), status=201 if created else 200)
+        response = Response(job_view(job), status=201 if created else 200)
         if not created:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -65,20 +65,20 @@ class JobListCreateView(APIView):
             raise DomainError(f"status must be one of {', '.join(JobStatus.values)}.", code="invalid_filter")
         paginator = NewestFirst()
         page = paginator.paginate_queryset(jobs_for(client=_client(request), status=status), request, view=self)
-        return paginator.get_paginated_response([job.to_dict() for job in page or []])
+        return paginator.get_paginated_response(jobs_view(page or []))
 
 
 class JobDetailView(APIView):
     @extend_schema(responses={200: JOB, 404: ERROR}, summary="A job with its chunks")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(job_get(client=_client(request), job_id=job_id).to_dict())
+        return Response(job_view(job_get(client=_client(request), job_id=job_id)))
 
 
 class JobCancelView(APIView):
     @extend_schema(request=None, responses={200: JOB, 404: ERROR, 409: ERROR}, summary="Cancel a job")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=job_get(client=_client(request), job_id=job_id))
-        return Response(job.to_dict())
+        return Response(job_view(job))
 
 
 class JobRerunView(APIView):
@@ -89,7 +89,7 @@ class JobRerunView(APIView):
         body = RerunSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
         job = job_rerun_chunks(job=job, indexes=body.validated_data.get("chunks"))
-        return Response(job.to_dict(), status=202)
+        return Response(job_view(job), status=202)
 
 
 class EventListView(APIView):

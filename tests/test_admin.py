@@ -7,7 +7,8 @@ from django.contrib.auth.models import User
 from django.test import Client as Browser
 
 from bundles.models import Bundle
-from jobs.models import ChunkStatus, JobStatus
+from jobs.models import ChunkStatus, JobStatus, ObjectKind
+from jobs.services.objects import object_record
 from tests.factories import make_client, make_job
 from webhooks.services.endpoints import endpoint_create
 
@@ -39,15 +40,11 @@ def test_a_bundle_page_previews_videos_and_stills_through_signed_links(operator:
     job = make_job()
     chunk = job.chunks.get()
     chunk.status = ChunkStatus.SUCCEEDED
-    chunk.assets = [
-        {"name": "chunk-1-final.mp4", "kind": "video", "key": f"clients/{job.client_id}/jobs/{job.id}/v.mp4",
-         "bytes": 1, "sha256": "x"},
-        {"name": "chunk-1-still-1.png", "kind": "still", "key": f"clients/{job.client_id}/jobs/{job.id}/s.png",
-         "bytes": 1, "sha256": "y"},
-    ]
     chunk.save()
-    bundle = Bundle.objects.create(job=job, client=job.client, version=1, key="k", size_bytes=1, sha256="z",
-                                   manifest={})
+    object_record(job=job, chunk=chunk, kind=ObjectKind.VIDEO, name="chunk-1-final.mp4", bytes=1, sha256="x")
+    object_record(job=job, chunk=chunk, kind=ObjectKind.STILL, name="chunk-1-still-1.png", bytes=1, sha256="y")
+    stored = object_record(job=job, kind=ObjectKind.BUNDLE, name=f"{job.id}-v1.zip", bytes=1, sha256="z")
+    bundle = Bundle.objects.create(job=job, version=1, stored=stored, manifest={})
     body = operator.get(f"/admin/bundles/bundle/{bundle.pk}/change/").content.decode()
     assert "<video" in body and "/v1/links/" in body and "chunk-1-still-1.png" in body
 

@@ -43,12 +43,17 @@ _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _LOGO_FORMATS = ((b"\x89PNG\r\n\x1a\n", "png_pipe"), (b"\xff\xd8\xff", "jpeg_pipe"))
 
 
+# The cards' colours when a job names none (the API's defaults come from here too: jobs.spec).
+DEFAULT_BACKGROUND = "#101828"
+DEFAULT_ACCENT = "#7F56D9"
+
+
 @dataclass(frozen=True)
 class Branding:
     intro_title: str
     outro_title: str
-    background: str = "#101828"
-    accent: str = "#7F56D9"
+    background: str = DEFAULT_BACKGROUND
+    accent: str = DEFAULT_ACCENT
     text_colour: str = "#FFFFFF"
 
 

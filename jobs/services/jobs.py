@@ -14,7 +14,9 @@ from django.utils.module_loading import import_string
 from jobs.errors import Conflict, DomainError
 from jobs.models import CHUNK_ENDED, JOB_ENDED, Chunk, ChunkStatus, Client, Job, JobStatus
 from jobs.queue import enqueue_on_commit
+from jobs.selectors import job_view
 from jobs.services.events import event_record
+from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
                 Chunk(job=job, index=i, title=feature["title"])
                 for i, feature in enumerate(spec["features"], start=1)
             )
-            event_record(job=job, type="job.created", data=job.to_dict())
+            event_record(job=job, type="job.created", data=job_view(job))
             enqueue_on_commit("jobs.tasks.job_start", job.id)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
@@ -112,6 +114,7 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
         if not chosen:
             raise Conflict("No chunk failed; name the chunks to rerun in 'chunks'.", code="nothing_to_rerun")
         for chunk in chosen:
+            objects_supersede(chunk=chunk)
             chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.PENDING, changes={"error": ""})
             enqueue_on_commit("jobs.tasks.chunk_record", chunk.pk)
         moved = job_transition(job_id=locked.pk, to=JobStatus.RUNNING,
@@ -152,8 +155,6 @@ def job_settle(*, job_id: str) -> str | None:
         if locked.status != JobStatus.RUNNING or locked.run != job.run:
             return None
         if bundle is not None:
-            locked.bundle = bundle
-            locked.save(update_fields=["bundle", "updated_at"])
             event_record(job=locked, type="bundle.ready", data={"bundle": bundle})
         error = "" if succeeded else "Every chunk failed; see each chunk's error."
         moved = job_transition(job_id=job_id, to=to, changes={"error": error})

@@ -13,7 +13,6 @@ import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -22,13 +21,14 @@ from django.utils import timezone
 from jobs.media import mux as muxer
 from jobs.media import recorder, voice
 from jobs.media.errors import MediaError
-from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus
+from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus, ObjectKind
 from jobs.queue import enqueue_on_commit
 from jobs.services import voices
 from jobs.services.egress import browser_url_guard
+from jobs.services.objects import object_store
 from jobs.services.pricing import chunk_cost
 from jobs.services.transitions import chunk_transition
-from jobs.storage import chunk_key, fetch_file, store_file
+from jobs.storage import fetch_file
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,14 @@ def chunk_record_run(*, chunk_id: int) -> StageResult:
     job, n = chunk.job, chunk.index
     workdir = _workdir(chunk)
     try:
-        viewport = job.spec["viewport"]
+        spec = job.parsed_spec
+        viewport = spec.viewport
         result = recorder.record(recorder.RecordRequest(
-            target_url=job.spec["target_url"], width=viewport["width"], height=viewport["height"],
-            steps=chunk.feature["steps"], feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
+            target_url=spec.target_url, width=viewport.width, height=viewport.height,
+            steps=chunk.feature.steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
             chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
             still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard,
-            pacing=recorder.Pacing(**job.spec.get("pacing", {})),
+            pacing=spec.recorder_pacing(),
         ))
     except MediaError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -121,22 +122,21 @@ def chunk_record_run(*, chunk_id: int) -> StageResult:
         raw_name = f"chunk-{n}-recording.mp4"
         raw = result.video_path.rename(workdir / raw_name) if result.video_path.name != raw_name \
             else result.video_path
-        assets = [store_file(key=chunk_key(job, n, raw_name), path=raw, kind="recording",
-                             duration_ms=result.duration_ms, bundled=False)]
+        object_store(job=job, chunk=chunk, kind=ObjectKind.RECORDING, path=raw,
+                     meta={"duration_ms": result.duration_ms})
         for still in result.stills:
-            assets.append(store_file(key=chunk_key(job, n, still.path.name), path=still.path, kind="still",
-                                     after_step=still.after_step, width=still.width, height=still.height))
+            object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still.path,
+                         meta={"after_step": still.after_step, "width": still.width, "height": still.height})
         metadata = {
             "started_at": result.started_at.isoformat(), "first_frame_at": result.first_frame_at.isoformat(),
             "stopped_at": result.stopped_at.isoformat(), "duration_ms": result.duration_ms,
             "size_bytes": result.size_bytes, "fps": result.fps, "frames_received": result.frames_received,
-            "frames_written": result.frames_written, "width": viewport["width"], "height": viewport["height"],
+            "frames_written": result.frames_written, "width": viewport.width, "height": viewport.height,
         }
         with transaction.atomic():
             moved = chunk_transition(
                 chunk_id=chunk.pk, to=ChunkStatus.SYNTHESIZING, expect=ChunkStatus.RECORDING,
-                changes={"recording": metadata, "assets": assets, "attempts": 0, "lease_expires_at": None,
-                         "error": ""},
+                changes={"recording": metadata, "attempts": 0, "lease_expires_at": None, "error": ""},
             )
             if moved is not None:
                 enqueue_on_commit("jobs.tasks.chunk_produce", chunk.pk)
@@ -152,52 +152,46 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
         return DONE
     job, n = chunk.job, chunk.index
     workdir = _workdir(chunk)
-    assets: list[dict[str, Any]] = [a for a in chunk.assets if a["kind"] in ("recording", "still")]
     try:
-        recording = next(a for a in assets if a["kind"] == "recording")
-        body = fetch_file(key=recording["key"], dest=workdir / recording["name"])
-        script_text = chunk.feature["script"]
+        recording = chunk.stored_objects.current().get(kind=ObjectKind.RECORDING)
+        body = fetch_file(key=recording.key, dest=workdir / recording.name)
+        spec = job.parsed_spec
+        script_text = chunk.feature.script
         script_path = workdir / f"chunk-{n}-script.txt"
         script_path.write_text(script_text + "\n", encoding="utf-8")
         audio_path = workdir / f"chunk-{n}-audio.mp3"
-        voice_spec = job.spec.get("voice") or {}
-        speech = voice.synthesize(script_text, audio_path, provider=voice_spec.get("provider", "auto"),
-                                  voice_id=voice_spec.get("voice_id"), elevenlabs=voices.elevenlabs_config(),
+        speech = voice.synthesize(script_text, audio_path, provider=spec.voice.provider,
+                                  voice_id=spec.voice.voice_id, elevenlabs=voices.elevenlabs_config(),
                                   previous_request_ids=voices.previous_request_ids(chunk))
         speech_meta = voices.speech_meta(speech)
-        assets.append(store_file(key=chunk_key(job, n, script_path.name), path=script_path, kind="script"))
-        assets.append(store_file(key=chunk_key(job, n, audio_path.name), path=audio_path, kind="audio",
-                                 duration_ms=speech.duration_ms))
+        object_store(job=job, chunk=chunk, kind=ObjectKind.SCRIPT, path=script_path)
+        object_store(job=job, chunk=chunk, kind=ObjectKind.AUDIO, path=audio_path,
+                     meta={"duration_ms": speech.duration_ms})
         with transaction.atomic():
             if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.MUXING, expect=ChunkStatus.SYNTHESIZING,
-                                changes={"speech": speech_meta, "assets": assets}) is None \
+                                changes={"speech": speech_meta}) is None \
                     and chunk.status != ChunkStatus.MUXING:
                 return DONE  # canceled meanwhile
-        branding = job.spec.get("branding") or {}
-        viewport = job.spec["viewport"]
+        branding = spec.branding
         final_path = workdir / f"chunk-{n}-final.mp4"
-        logo = voices.logo_fetch(url=branding["logo_url"], dest=workdir / "logo") if branding.get("logo_url") \
-            else None
+        logo = voices.logo_fetch(url=branding.logo_url, dest=workdir / "logo") if branding.logo_url else None
         result = muxer.mux(
             body=body, narration=audio_path, out=final_path, work_dir=workdir, logo=logo,
             cache_dir=settings.SCREENREEL_CARD_CACHE_DIR,
-            width=viewport["width"], height=viewport["height"], fps=settings.SCREENREEL_FPS,
-            branding=muxer.Branding(
-                intro_title=branding.get("intro_title") or chunk.title,
-                outro_title=branding.get("outro_title") or "",
-                background=branding.get("background", "#101828"),
-                accent=branding.get("accent", "#7F56D9"),
-            ),
+            width=spec.viewport.width, height=spec.viewport.height, fps=settings.SCREENREEL_FPS,
+            branding=muxer.Branding(intro_title=branding.intro_title or chunk.title,
+                                    outro_title=branding.outro_title, background=branding.background,
+                                    accent=branding.accent),
         )
-        assets.append(store_file(key=chunk_key(job, n, final_path.name), path=final_path, kind="video",
-                                 duration_ms=result.duration_ms))
+        object_store(job=job, chunk=chunk, kind=ObjectKind.VIDEO, path=final_path,
+                     meta={"duration_ms": result.duration_ms})
         cost = chunk_cost(client=job.client, recording_ms=(chunk.recording or {}).get("duration_ms", 0),
                           characters=speech.characters, provider=speech.provider,
                           provider_characters=speech.character_cost)
         with transaction.atomic():
             moved = chunk_transition(
                 chunk_id=chunk.pk, to=ChunkStatus.SUCCEEDED, expect=ChunkStatus.MUXING,
-                changes={"assets": assets, "cost": cost, "error": "", "speech": speech_meta},
+                changes={"cost": cost, "error": "", "speech": speech_meta},
             )
             if moved is not None:
                 enqueue_on_commit("jobs.tasks.job_settle", job.id)

@@ -22,6 +22,7 @@ from jobs.models import (
     Job,
     JobStatus,
 )
+from jobs.selectors import chunk_view, job_view
 from jobs.services.events import event_record
 
 # The events a chunk move announces; a failure names the stage it failed in, then the chunk.
@@ -54,7 +55,7 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
             job.finished_at = now
         job.save()
         event_type = "job.started" if to == JobStatus.RUNNING else f"job.{to}"
-        event_record(job=job, type=event_type, data={**job.to_dict(), **(event_data or {})})
+        event_record(job=job, type=event_type, data={**job_view(job), **(event_data or {})})
         return job
 
 
@@ -82,5 +83,5 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
             chunk.attempts = 0
         chunk.save()
         for event_type in _CHUNK_EVENTS.get((before, to), ()):
-            event_record(job=chunk.job, type=event_type, data={"chunk": chunk.to_dict()})
+            event_record(job=chunk.job, type=event_type, data={"chunk": chunk_view(chunk)})
         return chunk

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.models import Chunk, ChunkStatus, Client, Job
-from jobs.storage import chunk_key, store_file
+from jobs.services.objects import object_store
 from tests.factories import make_job
 
 MiB = 1024 * 1024
@@ -27,14 +27,12 @@ def job_with_assets(*, client: Client | None = None, files: dict[int, list[tuple
         if chunk.index in failed:
             Chunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED, error=failed[chunk.index])
             continue
-        assets = []
         for name, kind, content in files[chunk.index]:
             path = tmp / f"{job.id}-{chunk.index}" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
-            assets.append(store_file(key=chunk_key(job, chunk.index, name), path=path, kind=kind))
-        Chunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.SUCCEEDED, assets=assets,
-                                                 cost={"total_usd": 0.01})
+            object_store(job=job, chunk=chunk, kind=kind, path=path)
+        Chunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.SUCCEEDED, cost={"total_usd": 0.01})
     return Job.objects.get(pk=job.id)
 
 

@@ -23,9 +23,8 @@ from django.conf import settings
 from django.db import connection
 
 from bundles.models import Bundle
-from bundles.services import bundle_key
-from jobs.models import Chunk, ChunkStatus, Job
-from jobs.storage import chunk_key, store_file
+from jobs.models import Chunk, ChunkStatus, Job, ObjectKind, StoredObject
+from jobs.services.objects import object_record, object_store
 from tests.bundles.support import GiB, MiB, S3SequentialReader, SyntheticMedia
 from tests.factories import make_job
 from tests.s3 import MotoS3
@@ -94,7 +93,9 @@ def test_a_bundle_over_4_gib_streams_to_s3_in_flat_memory_and_tests_clean(
     started = time.monotonic()
     with ThreadPoolExecutor(1) as pool:  # hash a second copy of the stream while moto takes the first
         video_sha = pool.submit(SyntheticMedia(BIG_BYTES).sha256)
-        video_key = chunk_key(job, 1, "chunk-1-final.mp4")
+        video = object_record(job=job, chunk=chunk, kind=ObjectKind.VIDEO, name="chunk-1-final.mp4",
+                              bytes=BIG_BYTES, meta={"duration_ms": 60_000})
+        video_key = video.key
         # Test set-up, not the code under test: skip botocore's extra CRC32 pass over 4 GiB.
         seeder = s3_storage.client(request_checksum_calculation="when_required")
         seeder.put_object(Bucket=s3_storage.bucket, Key=video_key, Body=SyntheticMedia(BIG_BYTES),
@@ -105,25 +106,24 @@ def test_a_bundle_over_4_gib_streams_to_s3_in_flat_memory_and_tests_clean(
     still.write_bytes(SyntheticMedia(3 * MiB, seed=2).read())
     script = tmp_path / "chunk-1-script.txt"
     script.write_text("Start a project in two clicks. " * 2000)
-    assets = [{"name": "chunk-1-final.mp4", "kind": "video", "key": video_key, "bytes": BIG_BYTES,
-               "sha256": video_sha256, "duration_ms": 60_000},
-              store_file(key=chunk_key(job, 1, still.name), path=still, kind="still", after_step=1),
-              store_file(key=chunk_key(job, 1, script.name), path=script, kind="script")]
-    Chunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.SUCCEEDED, assets=assets)
+    StoredObject.objects.filter(pk=video.pk).update(sha256=video_sha256)
+    object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still, meta={"after_step": 1})
+    object_store(job=job, chunk=chunk, kind=ObjectKind.SCRIPT, path=script)
+    Chunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.SUCCEEDED)
 
     out, peak_rss, wall = _build_in_child(job, s3_storage, tmp_path)
     summary = out["summary"]
     assert isinstance(summary, dict)
 
-    key = bundle_key(job, 1)
-    bundle = Bundle.objects.get(job=job, version=1)
-    assert bundle.key == key and bundle.size_bytes == summary["size_bytes"] > 4 * GiB
+    bundle = Bundle.objects.select_related("stored").get(job=job, version=1).stored
+    key = bundle.key
+    assert bundle.bytes == summary["size_bytes"] > 4 * GiB
     assert 0 < peak_rss < PEAK_RSS_LIMIT, f"bundle build peaked at {peak_rss / 1e6:.0f} MB"
     assert int(out["vm_hwm_kib"]) * 1024 < PEAK_RSS_LIMIT
     head = client.head_object(Bucket=s3_storage.bucket, Key=key)
     part_bytes = settings.SCREENREEL_BUNDLE_PART_BYTES
-    assert head["ContentLength"] == bundle.size_bytes
-    assert head["ETag"].strip('"').endswith(f"-{-(-bundle.size_bytes // part_bytes)}")  # fixed-size parts
+    assert head["ContentLength"] == bundle.bytes
+    assert head["ETag"].strip('"').endswith(f"-{-(-bundle.bytes // part_bytes)}")  # fixed-size parts
     assert client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads", []) == []
 
     # Read it back in one streamed pass: zipfile checks every member's CRC, we check the whole sha256.
@@ -144,8 +144,8 @@ def test_a_bundle_over_4_gib_streams_to_s3_in_flat_memory_and_tests_clean(
     assert manifest["assets"][0]["sha256"] == video_sha256
 
     with capsys.disabled():
-        print(f"\n[big bundle] {bundle.size_bytes / GiB:.3f} GiB, part {part_bytes // MiB} MiB: seed {seeded_s:.1f}s, "
-              f"build {wall:.1f}s wall ({bundle.size_bytes / MiB / float(out['build_s']):.0f} MiB/s in "
+        print(f"\n[big bundle] {bundle.bytes / GiB:.3f} GiB, part {part_bytes // MiB} MiB: seed {seeded_s:.1f}s, "
+              f"build {wall:.1f}s wall ({bundle.bytes / MiB / float(out['build_s']):.0f} MiB/s in "
               f"bundle_build), peak RSS {peak_rss / 1e6:.0f} MB (self-reported VmHWM "
               f"{int(out['vm_hwm_kib']) * 1024 / 1e6:.0f} MB), "
               f"verify {verified_s:.1f}s; moto peak RSS {_vm_hwm(s3_storage.process.pid) / 1e9:.1f} GB")

@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bundles.models import Bundle
-from bundles.services import BundleAssetMismatch, bundle_build, bundle_key
-from jobs.models import Chunk
+from bundles.services import BundleAssetMismatch, bundle_build
+from jobs.models import ObjectKind, StoredObject
 from tests.bundles.support import MiB, SyntheticMedia, chunks_of, job_with_assets
 from tests.s3 import MotoS3
 
@@ -34,10 +34,14 @@ def test_it_streams_the_bundle_into_s3_and_the_archive_tests_clean(s3_storage: M
     summary = bundle_build(job=job, chunks=chunks_of(job))
 
     client = s3_storage.client()
-    data = client.get_object(Bucket=s3_storage.bucket, Key=bundle_key(job, 1))["Body"].read()
+    bundle = Bundle.objects.select_related("stored").get(job=job, version=1)
+    assert bundle.stored.key == f"bundle/clients/{job.client_id}/jobs/{job.id}/v1/{job.id}-v1.zip"
+    data = client.get_object(Bucket=s3_storage.bucket, Key=bundle.stored.key)["Body"].read()
     assert summary["size_bytes"] == len(data)
     assert summary["sha256"] == hashlib.sha256(data).hexdigest()
     assert summary["version"] == 1 and summary["assets"] == 3 and summary["failed_chunks"] == [2]
+    assert (bundle.stored.bytes, bundle.stored.sha256) == (len(data), summary["sha256"])
+    assert (bundle.stored.kind, bundle.stored.retention_class, bundle.stored.chunk) == ("bundle", "bundle", None)
     assert summary["url"].startswith("http") and summary["expires_at"].endswith("Z")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.testzip() is None
@@ -51,15 +55,13 @@ def test_it_streams_the_bundle_into_s3_and_the_archive_tests_clean(s3_storage: M
                                           "reason": "step 2 timed out"}]
     assert [a["name"] for a in manifest["assets"]] == ["chunk-1-final.mp4", "chunk-1-still-1.png",
                                                        "chunk-1-script.txt"]
-    bundle = Bundle.objects.get(job=job, version=1)
-    assert (bundle.key, bundle.size_bytes, bundle.sha256) == (bundle_key(job, 1), len(data), summary["sha256"])
     assert client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads", []) == []
 
 
 def test_it_builds_the_same_archive_on_local_storage(local_storage: Path, tmp_path: Path) -> None:
     job = job_with_assets(files=_files(), tmp=tmp_path)
     summary = bundle_build(job=job, chunks=chunks_of(job))
-    path = local_storage / bundle_key(job, 1)
+    path = local_storage / Bundle.objects.get(job=job).stored.key
     assert path.stat().st_size == summary["size_bytes"]
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None
@@ -72,21 +74,23 @@ def test_running_it_twice_gives_one_bundle_row_and_one_object(s3_storage: MotoS3
     bundle_build(job=job, chunks=chunks_of(job))
     second = bundle_build(job=job, chunks=chunks_of(job))
     # The manifest's created_at differs, so the bytes may too: the row and the object are the second build.
-    assert list(Bundle.objects.filter(job=job).values_list("sha256", flat=True)) == [second["sha256"]]
-    listed = s3_storage.client().list_objects_v2(Bucket=s3_storage.bucket, Prefix=bundle_key(job, 1))
-    assert [o["Key"] for o in listed["Contents"]] == [bundle_key(job, 1)]
+    assert list(Bundle.objects.filter(job=job).values_list("stored__sha256", flat=True)) == [second["sha256"]]
+    assert StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).count() == 1
+    key = Bundle.objects.get(job=job).stored.key
+    listed = s3_storage.client().list_objects_v2(Bucket=s3_storage.bucket, Prefix=key)
+    assert [o["Key"] for o in listed["Contents"]] == [key]
 
 
 def test_an_asset_changed_in_storage_fails_the_build_and_leaves_nothing(s3_storage: MotoS3, tmp_path: Path) -> None:
     job = job_with_assets(files=_files(), tmp=tmp_path)
-    chunk = job.chunks.get(index=1)
-    assets = chunk.assets
-    assets[2]["sha256"] = "0" * 64  # the script in storage is no longer what the chunk recorded
-    Chunk.objects.filter(pk=chunk.pk).update(assets=assets)
+    # The script in storage is no longer what its row recorded.
+    StoredObject.objects.filter(job=job, name="chunk-1-script.txt").update(sha256="0" * 64)
     with pytest.raises(BundleAssetMismatch, match=r"chunk-1-script\.txt"):
         bundle_build(job=job, chunks=chunks_of(job))
     client = s3_storage.client()
     assert client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads", []) == []
     with pytest.raises(ClientError):
-        client.head_object(Bucket=s3_storage.bucket, Key=bundle_key(job, 1))
+        client.head_object(Bucket=s3_storage.bucket,
+                           Key=f"bundle/clients/{job.client_id}/jobs/{job.id}/v1/{job.id}-v1.zip")
     assert not Bundle.objects.filter(job=job).exists()
+    assert not StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).exists()  # no half-written row

@@ -11,12 +11,11 @@ import httpx
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from bundles.links import link_sign
-from bundles.models import Bundle
 from bundles.services import bundle_build
+from jobs.links import link_sign
+from jobs.models import ObjectKind, StoredObject
 from tests.bundles.support import SyntheticMedia, chunks_of, job_with_assets
 from tests.conftest import Tenant
 from tests.s3 import MotoS3
@@ -24,7 +23,7 @@ from tests.s3 import MotoS3
 pytestmark = pytest.mark.django_db
 
 CONTENT = SyntheticMedia(300_000, seed=3).read()
-KEY = "clients/cli_test/jobs/job_test/bundles/v1/job_test-v1.zip"
+KEY = "bundle/clients/cli_test/jobs/job_test/v1/job_test-v1.zip"
 
 
 def _path(url: str) -> str:
@@ -109,21 +108,23 @@ def test_a_tampered_link_answers_403(stored: str) -> None:
     assert response.json()["error"]["code"] == "link_invalid"
 
 
-def test_a_link_to_a_purged_file_answers_410(stored: str) -> None:
+def test_a_link_to_a_file_gone_from_storage_answers_410(stored: str) -> None:
     default_storage.delete(KEY)
     response = _get(stored)
     assert response.status_code == 410
-    assert response.json()["error"]["code"] == "link_purged"
+    assert response.json()["error"] == {"code": "asset_purged", "message": response.json()["error"]["message"],
+                                        "details": {"purged_at": None}}
 
 
-def test_a_link_to_a_bundle_marked_purged_answers_410_even_if_the_object_lingers(
+def test_a_link_to_a_bundle_marked_purged_answers_410_with_the_time_even_if_the_object_lingers(
         local_storage: Path, tmp_path: Path) -> None:
     job = job_with_assets(files={1: [("chunk-1-script.txt", "script", b"hello")]}, tmp=tmp_path)
     summary = bundle_build(job=job, chunks=chunks_of(job))
-    Bundle.objects.filter(job=job).update(purged_at=timezone.now())
+    StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).update(purged_at="2026-01-02T03:04:05Z")
     response = _get(summary["url"])
     assert response.status_code == 410
-    assert response.json()["error"]["code"] == "link_purged"
+    assert response.json()["error"]["code"] == "asset_purged"
+    assert response.json()["error"]["details"] == {"purged_at": "2026-01-02T03:04:05Z"}
 
 
 def test_on_s3_a_valid_link_redirects_to_a_presigned_url_that_lives_at_most_300_s(s3_storage: MotoS3) -> None:
@@ -147,7 +148,7 @@ def test_on_s3_a_link_to_a_purged_object_answers_410(s3_storage: MotoS3) -> None
     default_storage.delete(KEY)
     response = _get(link.url)
     assert response.status_code == 410
-    assert response.json()["error"]["code"] == "link_purged"
+    assert response.json()["error"]["code"] == "asset_purged"
 
 
 def test_the_bundle_endpoint_issues_fresh_links_for_the_bundle_and_each_asset(
@@ -162,6 +163,7 @@ def test_the_bundle_endpoint_issues_fresh_links_for_the_bundle_and_each_asset(
     assert [(a["name"], a["kind"]) for a in body["assets"]] == [("chunk-1-final.mp4", "video"),
                                                                 ("chunk-1-script.txt", "script")]
     assert all(a["expires_at"] for a in body["assets"])
+    assert body["bundle"]["purged_at"] is None
     assert _body(_get(body["assets"][0]["url"])) == CONTENT
     bundle_bytes = _body(_get(body["bundle"]["url"]))
     assert len(bundle_bytes) == body["bundle"]["size_bytes"]
@@ -187,14 +189,13 @@ def test_the_bundle_endpoint_answers_404_before_there_is_a_bundle(tenant: Tenant
 def test_a_clients_own_ttl_sets_how_long_its_links_live() -> None:
     import time as _time
 
-    from bundles.links import link_sign
     from tests.factories import make_client
 
     client = make_client()
     client.link_ttl_s = 3600
     client.save(update_fields=["link_ttl_s"])
-    link = link_sign(client_id=client.pk, key=f"clients/{client.pk}/x.zip", filename="x.zip")
+    link = link_sign(client_id=client.pk, key=f"bundle/clients/{client.pk}/x.zip", filename="x.zip")
     assert abs(link.expires_at.timestamp() - (_time.time() + 3600)) < 5
     other = make_client("Other")
-    default = link_sign(client_id=other.pk, key=f"clients/{other.pk}/x.zip", filename="x.zip")
+    default = link_sign(client_id=other.pk, key=f"bundle/clients/{other.pk}/x.zip", filename="x.zip")
     assert abs(default.expires_at.timestamp() - (_time.time() + 7 * 86400)) < 5

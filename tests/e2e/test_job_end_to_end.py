@@ -60,9 +60,13 @@ def _ffprobe(data: bytes, tmp: Path, name: str) -> dict[str, Any]:
 
 
 def _bundle(job: Job) -> zipfile.ZipFile:
-    bundle = job.bundles.get(version=job.run)
-    with default_storage.open(bundle.key, "rb") as fh:
+    bundle = job.bundles.select_related("stored").get(version=job.run)
+    with default_storage.open(bundle.stored.key, "rb") as fh:
         return zipfile.ZipFile(io.BytesIO(fh.read()))
+
+
+def _assets(chunk: Chunk) -> list[tuple[str, str, int, str]]:
+    return list(chunk.stored_objects.filter(current=True).order_by("id").values_list("name", "key", "bytes", "sha256"))
 
 
 def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_chunk(
@@ -116,14 +120,16 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     assert delivery.headers["x-aisr-signature"] == delivery.headers["webhook-signature"]
 
     # rerun-chunks reruns only the failed chunk and builds bundle version 2.
-    good_assets = good.assets
+    good_assets = _assets(good)
     rerun = api.post(f"/v1/jobs/{job.id}/rerun-chunks", {}, format="json")
     assert rerun.status_code == 202, rerun.json()
     assert rerun.json()["run"] == 2
     job = wait_until_ended(job.id)
     assert job.status == JobStatus.PARTIAL_SUCCESS
     good.refresh_from_db()
-    assert good.assets == good_assets  # untouched
+    assert _assets(good) == good_assets  # untouched: same rows, same keys, same bytes
+    # The rerun chunk's first-run objects are superseded, not reused: new keys under run 2.
+    assert {o.key.split("/runs/")[1].split("/")[0] for o in broken.stored_objects.filter(current=True)} <= {"2"}
     started = list(job.events.filter(type="chunk.recording.started").values_list("data__chunk__index", flat=True))
     assert sorted(started) == [1, 2, 2]
     assert job.bundles.count() == 2
@@ -147,4 +153,4 @@ def test_a_job_survives_its_worker_being_killed_mid_recording(
     job = wait_until_ended(job_id, timeout=240)
     assert job.status == JobStatus.SUCCEEDED, job.to_dict()
     chunk.refresh_from_db()
-    assert any(a["name"] == "chunk-1-final.mp4" for a in chunk.assets)
+    assert chunk.stored_objects.filter(current=True, name="chunk-1-final.mp4").exists()

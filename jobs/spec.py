@@ -1,0 +1,65 @@
+"""The job spec as one typed object (CONVENTIONS.md: one typed shape per payload that crosses apps).
+
+``jobs.serializers`` validates what a client sends, with field paths and error codes; what it keeps is
+stored on ``Job.spec`` and read back here, once, into frozen objects that own every default. Nothing
+else reads the JSON by hand, so a default (a branding colour, the viewport) is written down only here
+and in the media layer it comes from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobs.media.mux import DEFAULT_ACCENT, DEFAULT_BACKGROUND
+from jobs.media.recorder import Pacing
+
+DEFAULT_VIEWPORT = {"width": 1280, "height": 720}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Viewport(_Frozen):
+    width: int = DEFAULT_VIEWPORT["width"]
+    height: int = DEFAULT_VIEWPORT["height"]
+
+
+class Branding(_Frozen):
+    intro_title: str = ""
+    outro_title: str = ""
+    background: str = DEFAULT_BACKGROUND
+    accent: str = DEFAULT_ACCENT
+    logo_url: str = ""
+
+
+class Voice(_Frozen):
+    provider: str = "auto"
+    voice_id: str | None = None
+
+
+class Feature(_Frozen):
+    title: str
+    script: str
+    steps: list[dict[str, Any]] = Field(min_length=1)
+
+
+class JobSpec(_Frozen):
+    target_url: str
+    viewport: Viewport = Viewport()
+    features: list[Feature] = Field(min_length=1)
+    branding: Branding = Branding()
+    voice: Voice = Voice()
+    pacing: dict[str, int] = Field(default_factory=dict)
+    webhook_url: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> JobSpec:
+        """The spec stored on a job (validated at submission), with every default filled in."""
+        return cls.model_validate(data)
+
+    def recorder_pacing(self) -> Pacing:
+        return Pacing(**self.pacing)
