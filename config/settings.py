@@ -223,12 +223,37 @@ SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=
 # jobs imports none of them directly).
 SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
 SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event"]
+SCREENREEL_RETENTION_SCHEDULE = "retention.selectors.objects_expiry"
+
+# --- Retention (retention/ owns this block; DESIGN.md §6) -----------------------------------------------
+# Days each class is kept by default; per client, RetentionPolicy in the admin overrides any of them.
+SCREENREEL_RETENTION_DAYS = {
+    "raw": env_int("SCREENREEL_RETENTION_RAW_DAYS", 7, minimum=1, maximum=3650),
+    "output": env_int("SCREENREEL_RETENTION_OUTPUT_DAYS", 30, minimum=1, maximum=3650),
+    "bundle": env_int("SCREENREEL_RETENTION_BUNDLE_DAYS", 90, minimum=1, maximum=3650),
+}
+# Nothing is purged until this long after its policy allows: covers clock skew between machines.
+SCREENREEL_RETENTION_GRACE_S = env_int("SCREENREEL_RETENTION_GRACE_S", 3600, minimum=0, maximum=30 * 86400)
+SCREENREEL_RETENTION_PURGE_EVERY_S = env_int("SCREENREEL_RETENTION_PURGE_EVERY_S", 900, minimum=10)
+# Keys per DeleteObjects call and per database transaction (S3 takes at most 1,000).
+SCREENREEL_RETENTION_BATCH = env_int("SCREENREEL_RETENTION_BATCH", 1000, minimum=1, maximum=1000)
+# The embedded SQLite default has no advisory locks: one purge at a time is a file lock on this machine.
+SCREENREEL_RETENTION_LOCK_FILE = Path(env_str("SCREENREEL_RETENTION_LOCK_FILE", str(VAR_DIR / "retention.lock")))
+# Workers' scratch space: stage directories left by killed workers older than this are removed (a stage
+# never runs longer than its lease), and cached cards unused for this long.
+SCREENREEL_SCRATCH_MAX_AGE_S = env_int("SCREENREEL_SCRATCH_MAX_AGE_S", 24 * 3600, minimum=3600)
+SCREENREEL_CARD_CACHE_MAX_AGE_S = env_int("SCREENREEL_CARD_CACHE_MAX_AGE_S", 30 * 86400, minimum=3600)
 
 CELERY_BEAT_SCHEDULE = {
     "pipeline-recover": {
         "task": "jobs.tasks.pipeline_recover",
         "schedule": float(SCREENREEL_RECOVER_EVERY_S),
         "options": {"queue": "default", "expires": SCREENREEL_RECOVER_EVERY_S},
+    },
+    "retention-purge": {
+        "task": "retention.tasks.retention_purge",
+        "schedule": float(SCREENREEL_RETENTION_PURGE_EVERY_S),
+        "options": {"queue": "default", "expires": SCREENREEL_RETENTION_PURGE_EVERY_S},
     },
 }
 

@@ -3,6 +3,7 @@ URL; an expired, tampered or purged one says so with 410/403; GET /v1/jobs/{id}/
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -163,6 +164,14 @@ def test_the_bundle_endpoint_issues_fresh_links_for_the_bundle_and_each_asset(
     assert [(a["name"], a["kind"]) for a in body["assets"]] == [("chunk-1-final.mp4", "video"),
                                                                 ("chunk-1-script.txt", "script")]
     assert all(a["expires_at"] for a in body["assets"])
+    # When retention will purge what each link points at: 30 days for outputs, 90 for the bundle.
+    objects = {o.name: o for o in StoredObject.objects.filter(job=job)}
+    video = objects["chunk-1-final.mp4"]
+    assert body["assets"][0]["object_expires_at"] == (video.created_at + timedelta(days=30)).isoformat().replace(
+        "+00:00", "Z")
+    zipped = objects[f"{job.id}-v1.zip"]
+    assert body["bundle"]["object_expires_at"] == (zipped.created_at + timedelta(days=90)).isoformat().replace(
+        "+00:00", "Z")
     assert body["bundle"]["purged_at"] is None
     assert _body(_get(body["assets"][0]["url"])) == CONTENT
     bundle_bytes = _body(_get(body["bundle"]["url"]))

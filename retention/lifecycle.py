@@ -1,0 +1,96 @@
+"""The bucket's lifecycle rules: the backstop that deletes what the purge would have, should beat stop.
+
+One rule per retention class, matching the class's key prefix (``<class>/``; R2's lifecycle matches
+prefixes only, not tags, so keys carry their class up front), expiring objects no earlier than the
+longest policy any client has for that class plus the grace, rounded up to whole days (S3 then rounds
+to the next midnight UTC and deletes asynchronously: late, never early). Keys written before keys named
+their class (``clients/...``) get the longest policy of all. Every rule also expires noncurrent versions,
+so a versioned bucket does not keep what it "deleted", and incomplete multipart uploads are aborted
+after a day.
+
+A hold keeps an object from the purge, not from this backstop: ``lifecycle_plan`` reports held objects
+the backstop would reach within a week, so an operator can raise a policy before that happens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Max, Q
+from django.utils import timezone
+from storages.backends.s3 import S3Storage
+
+from jobs.models import StoredObject
+from jobs.storage import s3_key
+from retention.models import RetentionPolicy, default_days
+from retention.selectors import CLASSES, held_now
+
+ABORT_MULTIPART_DAYS = 1
+NONCURRENT_DAYS = 1
+RULE_PREFIX = "screenreel-"
+
+
+@dataclass
+class LifecyclePlan:
+    rules: list[dict[str, Any]]
+    days: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"days": self.days, "rules": self.rules, "warnings": self.warnings}
+
+
+def longest_days() -> dict[str, int]:
+    """The longest retention any client has for each class (the deployment's default at least)."""
+    own = RetentionPolicy.objects.aggregate(**{c: Max(f"{c}_days") for c in CLASSES})
+    return {c: max(default_days(c), own[c] or 0) for c in CLASSES}
+
+
+def lifecycle_plan(*, storage: S3Storage) -> LifecyclePlan:
+    """The rules the bucket should have now, and warnings about held objects the backstop would reach."""
+    grace_days = math.ceil(settings.SCREENREEL_RETENTION_GRACE_S / 86400)
+    days = {c: d + grace_days for c, d in longest_days().items()}
+    rules = [_expire_rule(f"{c}-expire", s3_key(storage, f"{c}/"), days[c]) for c in CLASSES]
+    rules.append(_expire_rule("legacy-expire", s3_key(storage, "clients/"), max(days.values())))
+    rules.append({"ID": f"{RULE_PREFIX}abort-multipart", "Status": "Enabled", "Filter": {"Prefix": s3_key(storage, "")},
+                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS}})
+    warnings = []
+    soon = timezone.now() + timedelta(days=7)
+    for cls in CLASSES:
+        reach = StoredObject.objects.filter(
+            Q(retention_class=cls), purged_at__isnull=True, created_at__lt=soon - timedelta(days=days[cls]),
+        ).filter(held_now()).count()
+        if reach:
+            warnings.append(f"{reach} held {cls} object(s) reach the bucket's {days[cls]}-day expiry within a week: "
+                            f"raise that client's {cls} policy (then apply again) to keep them.")
+    return LifecyclePlan(rules=rules, days=days, warnings=warnings)
+
+
+def _expire_rule(name: str, prefix: str, days: int) -> dict[str, Any]:
+    return {"ID": f"{RULE_PREFIX}{name}", "Status": "Enabled", "Filter": {"Prefix": prefix},
+            "Expiration": {"Days": days}, "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_DAYS}}
+
+
+def lifecycle_apply(*, storage: S3Storage, plan: LifecyclePlan) -> list[dict[str, Any]]:
+    """Write the plan's rules to the bucket, keeping any rules that are not ours; returns what the bucket has."""
+    client = storage.connection.meta.client
+    current = lifecycle_current(storage=storage)
+    others = [r for r in current if not str(r.get("ID", "")).startswith(RULE_PREFIX)]
+    client.put_bucket_lifecycle_configuration(Bucket=storage.bucket_name,
+                                              LifecycleConfiguration={"Rules": [*others, *plan.rules]})
+    return lifecycle_current(storage=storage)
+
+
+def lifecycle_current(*, storage: S3Storage) -> list[dict[str, Any]]:
+    client = storage.connection.meta.client
+    try:
+        rules: list[dict[str, Any]] = client.get_bucket_lifecycle_configuration(Bucket=storage.bucket_name)["Rules"]
+    except client.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+            return []
+        raise
+    return rules

@@ -1,0 +1,165 @@
+"""Reads of retention: the policy and holds in force, when objects expire, and what a purge would take.
+
+``objects_expiry`` is the narrow call through which ``jobs`` shows expiry in the API
+(``SCREENREEL_RETENTION_SCHEDULE``); ``eligible`` is the one query that decides what a purge deletes,
+in database time, so dry runs and real runs can never disagree about the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Now
+
+from jobs.models import RetentionClass, StoredObject
+from retention.models import Hold, RetentionPolicy, default_days
+
+CLASSES: tuple[str, ...] = tuple(RetentionClass.values)
+
+
+class DbNow(Func):
+    """The database's clock. On PostgreSQL ``CURRENT_TIMESTAMP``: the start of the current transaction, so
+    every check inside one purge batch sees one instant (and a test's transaction is a frozen clock);
+    Django's ``Now`` would be ``STATEMENT_TIMESTAMP()``. Elsewhere, Django's ``Now``."""
+
+    template = "CURRENT_TIMESTAMP"
+    output_field = DateTimeField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return Now().as_sql(compiler, connection)
+
+
+def grace() -> timedelta:
+    return timedelta(seconds=settings.SCREENREEL_RETENTION_GRACE_S)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Days per class for one client, the deployment's defaults filled in."""
+
+    days: Mapping[str, int]
+    own: bool  # the client has a policy of its own
+
+    def ttl(self, retention_class: str) -> timedelta:
+        return timedelta(days=self.days[retention_class])
+
+
+def deployment_policy() -> Policy:
+    return Policy(days={c: default_days(c) for c in CLASSES}, own=False)
+
+
+def policies_for(client_ids: Iterable[str]) -> dict[str, Policy]:
+    """The policy in force for each client (its own days where set, the deployment's elsewhere)."""
+    ids = set(client_ids)
+    found = {p.client_id: p for p in RetentionPolicy.objects.filter(client_id__in=ids)}
+    default = deployment_policy()
+    return {cid: Policy(days={c: found[cid].days(c) for c in CLASSES}, own=True) if cid in found else default
+            for cid in ids}
+
+
+def holds_in_force(*, client_ids: Iterable[str] | None = None) -> QuerySet[Hold]:
+    """Holds not released and not past their end, now."""
+    qs = Hold.objects.filter(released_at__isnull=True).filter(Q(until__isnull=True) | Q(until__gt=DbNow()))
+    return qs.filter(client_id__in=set(client_ids)) if client_ids is not None else qs
+
+
+def held_now() -> Exists:
+    """True for an object whose job, or whose whole client, is held now (a correlated subquery)."""
+    return Exists(holds_in_force().filter(client_id=OuterRef("client_id")).filter(
+        Q(job__isnull=True) | Q(job_id=OuterRef("job_id"))))
+
+
+def objects_expiry(*, objects: Sequence[StoredObject]) -> dict[int, datetime | None]:
+    """When each object becomes purgeable: created_at + its class's days, kept later by a hold with an
+    end, and None while an open hold keeps it (or once it has been purged)."""
+    client_ids = {o.client_id for o in objects}
+    policies = policies_for(client_ids)
+    client_holds: dict[str, list[datetime | None]] = {}
+    job_holds: dict[str, list[datetime | None]] = {}
+    for hold in holds_in_force(client_ids=client_ids):
+        target = job_holds.setdefault(hold.job_id, []) if hold.job_id else client_holds.setdefault(hold.client_id, [])
+        target.append(hold.until)
+    out: dict[int, datetime | None] = {}
+    for obj in objects:
+        if obj.purged_at is not None:
+            out[obj.pk] = None
+            continue
+        at: datetime | None = obj.created_at + policies[obj.client_id].ttl(obj.retention_class)
+        for until in [*client_holds.get(obj.client_id, []), *job_holds.get(obj.job_id, [])]:
+            at = None if until is None or at is None else max(at, until)
+        out[obj.pk] = at
+    return out
+
+
+def eligible(*, client_id: str, retention_class: str, days: int,
+             within: timedelta = timedelta(0)) -> QuerySet[StoredObject]:
+    """A client's unpurged, unheld objects of one class whose age passed ``days`` + grace, by the database's
+    clock (``within`` looks ahead: what will be eligible that much later)."""
+    cutoff = ExpressionWrapper(DbNow() - Value(timedelta(days=days) + grace() - within, output_field=DurationField()),
+                               output_field=DateTimeField())
+    return (StoredObject.objects
+            .filter(client_id=client_id, retention_class=retention_class, purged_at__isnull=True,
+                    created_at__lt=cutoff)
+            .exclude(held_now()))
+
+
+def clients_with_objects(*, client_id: str | None = None) -> list[str]:
+    """Clients that have unpurged objects (the purge walks them one at a time)."""
+    qs = StoredObject.objects.filter(purged_at__isnull=True)
+    if client_id is not None:
+        qs = qs.filter(client_id=client_id)
+    return sorted(set(qs.values_list("client_id", flat=True).distinct()))
+
+
+def eligible_batches(*, client_id: str, retention_class: str, days: int, size: int) -> Iterator[list[StoredObject]]:
+    """The eligible objects in batches of ``size``, oldest first, by keyset (never OFFSET), re-querying each
+    batch so objects purged meanwhile or placed on hold meanwhile drop out."""
+    last: tuple[datetime, int] | None = None
+    while True:
+        qs = eligible(client_id=client_id, retention_class=retention_class, days=days)
+        if last is not None:
+            qs = qs.filter(Q(created_at__gt=last[0]) | Q(created_at=last[0], id__gt=last[1]))
+        batch = list(qs.order_by("created_at", "id").only(
+            "id", "client_id", "job_id", "key", "kind", "retention_class", "bytes", "created_at")[:size])
+        if not batch:
+            return
+        yield batch
+        last = (batch[-1].created_at, batch[-1].pk)
+
+
+@dataclass(frozen=True)
+class ClassUsage:
+    stored_bytes: int
+    stored_objects: int
+    next_24h_bytes: int
+    next_24h_objects: int
+
+
+def client_usage(*, client_id: str) -> dict[str, ClassUsage]:
+    """Per class: what the client stores now, and what the purge will take within the next 24 hours."""
+    policy = policies_for([client_id])[client_id]
+    out = {}
+    for cls in CLASSES:
+        stored = StoredObject.objects.filter(client_id=client_id, retention_class=cls, purged_at__isnull=True)
+        soon = eligible(client_id=client_id, retention_class=cls, days=policy.days[cls], within=timedelta(hours=24))
+        s = stored.aggregate(b=Sum("bytes"))["b"] or 0
+        n = soon.aggregate(b=Sum("bytes"))["b"] or 0
+        out[cls] = ClassUsage(stored_bytes=s, stored_objects=stored.count(), next_24h_bytes=n,
+                              next_24h_objects=soon.count())
+    return out

@@ -1,0 +1,382 @@
+"""Every write of retention: the purge, holds, policies, and the sweep of workers' scratch space.
+
+The purge (DESIGN.md §6) is safe by construction:
+- what it deletes is decided by one query in database time (``retention.selectors.eligible``);
+- before any delete, each key is checked against the tenant and class prefix it must have;
+- one purge runs at a time (a PostgreSQL advisory lock; a file lock on the embedded SQLite default);
+- it works in batches: one ``DeleteObjects`` of up to 1,000 keys, whose per-key ``Errors`` are read
+  (S3 answers 200 when some keys failed). Each batch runs in one transaction that first takes the
+  client's row lock (``FOR NO KEY UPDATE``, which placing a hold takes too), re-checks eligibility,
+  deletes, then marks the rows purged and writes their audit rows. A hold placed meanwhile is seen,
+  and a run killed between the delete and the commit leaves its rows unpurged: the next run deletes
+  those keys again (deleting a missing key succeeds) and audits each object once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
+from django.db import connection, transaction
+from django.utils import timezone
+from storages.backends.s3 import S3Storage
+
+from jobs.errors import Conflict
+from jobs.models import Client, Job, StoredObject
+from jobs.storage import key_belongs, s3_client, s3_key
+from retention.models import Hold, PurgeAudit, PurgeRun
+from retention.selectors import (
+    CLASSES,
+    clients_with_objects,
+    eligible,
+    eligible_batches,
+    held_now,
+    holds_in_force,
+    policies_for,
+)
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every process of the deployment.
+ADVISORY_LOCK_ID = 0x5C2EE7_0001
+S3_MAX_KEYS_PER_DELETE = 1000
+
+
+# --- Deleting from storage --------------------------------------------------------------------------------
+
+class Deleter(Protocol):
+    def delete(self, keys: list[str]) -> dict[str, str]:
+        """Delete ``keys``; returns the keys that were not deleted, each with the reason."""
+        ...
+
+
+class S3Deleter:
+    """``DeleteObjects`` in quiet mode: the answer lists only the keys that failed."""
+
+    def __init__(self, storage: S3Storage, *, client: Any = None) -> None:
+        self.storage = storage
+        self.client = client if client is not None else s3_client(storage)
+
+    def delete(self, keys: list[str]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for start in range(0, len(keys), S3_MAX_KEYS_PER_DELETE):
+            part = keys[start:start + S3_MAX_KEYS_PER_DELETE]
+            names = {s3_key(self.storage, k): k for k in part}
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.storage.bucket_name,
+                    Delete={"Objects": [{"Key": name} for name in names], "Quiet": True})
+            except Exception as exc:  # the whole call failed: every key stays for the next run
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                failed.update({k: reason for k in part})
+                continue
+            for error in response.get("Errors", []):
+                key = names.get(error.get("Key", ""), error.get("Key", ""))
+                failed[key] = f"{error.get('Code', 'Error')}: {error.get('Message', '')}"[:300]
+        return failed
+
+
+class LocalDeleter:
+    """Unlinks files; a file already gone counts as deleted, as on S3."""
+
+    def __init__(self, storage: FileSystemStorage) -> None:
+        self.storage = storage
+
+    def delete(self, keys: list[str]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for key in keys:
+            try:
+                os.unlink(self.storage.path(key))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                failed[key] = f"{type(exc).__name__}: {exc.strerror}"
+        return failed
+
+
+def deleter_for(storage: Storage | None = None) -> Deleter:
+    storage = storage if storage is not None else default_storage
+    if isinstance(storage, S3Storage):
+        return S3Deleter(storage)
+    if isinstance(storage, FileSystemStorage):
+        return LocalDeleter(storage)
+    raise NotImplementedError(f"no deleter for {type(storage).__name__}")
+
+
+# --- One purge at a time ----------------------------------------------------------------------------------
+
+@contextmanager
+def purge_lock() -> Iterator[bool]:
+    """Yield True while this process holds the deployment-wide purge lock, False if another holds it.
+
+    PostgreSQL: a session advisory lock, released at the end or when the connection dies with its
+    process. SQLite (embedded, one machine): an exclusive ``flock`` on a file beside the database.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID])
+            got = bool(cursor.fetchone()[0])
+        try:
+            yield got
+        finally:
+            if got:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_ID])
+        return
+    path = Path(settings.SCREENREEL_RETENTION_LOCK_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def db_now() -> datetime:
+    """The database's clock (eligibility is decided by it, so purge times are written by it too)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT now()")
+            value: datetime = cursor.fetchone()[0]
+            return value
+        cursor.execute("SELECT STRFTIME('%Y-%m-%d %H:%M:%f', 'now')")
+        return datetime.fromisoformat(cursor.fetchone()[0]).replace(tzinfo=UTC)
+
+
+# --- The purge --------------------------------------------------------------------------------------------
+
+@dataclass
+class PurgeSummary:
+    """What a purge deleted (or, dry, would delete now); ``to_dict`` is what ``--json`` prints."""
+
+    dry_run: bool
+    objects: int = 0
+    bytes: int = 0
+    by_class: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
+    keys: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    run: int | None = None
+    skipped: str | None = None  # "locked": another purge was running, nothing was done
+
+    def add(self, obj: StoredObject) -> None:
+        self.objects += 1
+        self.bytes += obj.bytes
+        self.by_class[obj.retention_class] += obj.bytes
+        self.keys.append(obj.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"dry_run": self.dry_run, "objects": self.objects, "bytes": self.bytes,
+                               "by_class": dict(self.by_class), "keys": list(self.keys),
+                               "refused": list(self.refused), "failed": sorted(self.failed)}
+        if self.run is not None:
+            out["run"] = self.run
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
+
+
+def _key_ok(obj: StoredObject) -> bool:
+    return key_belongs(obj.key, client_id=obj.client_id, retention_class=obj.retention_class, job_id=obj.job_id)
+
+
+def retention_purge(*, dry_run: bool = False, client_id: str | None = None, trigger: str = "command",
+                    batch_size: int | None = None, deleter: Deleter | None = None) -> PurgeSummary:
+    """Purge every object past its client's policy and not on hold (only ``client_id``'s, when given);
+    returns what was purged, or, with ``dry_run``, exactly what would be, deleting nothing."""
+    size = min(batch_size or settings.SCREENREEL_RETENTION_BATCH, S3_MAX_KEYS_PER_DELETE)
+    if dry_run:
+        summary = PurgeSummary(dry_run=True)
+        for cid, cls, days in _walk(client_id):
+            for batch in eligible_batches(client_id=cid, retention_class=cls, days=days, size=size):
+                for obj in batch:
+                    if _key_ok(obj):
+                        summary.add(obj)
+                    else:
+                        summary.refused.append(obj.key)
+        return summary
+    return _purge(trigger=trigger, operator="", client_id=client_id or "", deleter=deleter, plan=(
+        (cid, days, batch)
+        for cid, cls, days in _walk(client_id)
+        for batch in eligible_batches(client_id=cid, retention_class=cls, days=days, size=size)))
+
+
+def retention_purge_job(*, job: Job, operator: str, deleter: Deleter | None = None) -> PurgeSummary:
+    """An operator's "purge now": every unpurged object of ``job``, whatever its age; refused while the job
+    is held. Returns what was purged."""
+    if holds_in_force(client_ids=[job.client_id]).filter(job__isnull=True).exists() or \
+            holds_in_force().filter(job=job).exists():
+        raise Conflict("This job is on hold; release the hold before purging it.", code="job_on_hold")
+    objects = list(StoredObject.objects.filter(job=job, purged_at__isnull=True).order_by("id"))
+    batches = [objects[i:i + S3_MAX_KEYS_PER_DELETE] for i in range(0, len(objects), S3_MAX_KEYS_PER_DELETE)]
+    summary = _purge(trigger="operator", operator=operator, client_id=job.client_id, deleter=deleter,
+                     plan=((job.client_id, None, batch) for batch in batches), recheck=False)
+    if summary.skipped:
+        raise Conflict("Another purge is running; try again in a minute.", code="purge_running")
+    return summary
+
+
+def _walk(client_id: str | None) -> Iterator[tuple[str, str, int]]:
+    for cid in clients_with_objects(client_id=client_id):
+        policy = policies_for([cid])[cid]
+        for cls in CLASSES:
+            yield cid, cls, policy.days[cls]
+
+
+def _purge(*, trigger: str, operator: str, client_id: str, deleter: Deleter | None,
+           plan: Iterator[tuple[str, int | None, list[StoredObject]]], recheck: bool = True) -> PurgeSummary:
+    summary = PurgeSummary(dry_run=False)
+    with purge_lock() as acquired:
+        if not acquired:
+            summary.skipped = "locked"
+            log.info("retention purge: another purge is running; nothing done")
+            return summary
+        # Holding the lock, any run still marked running died without finishing: say so.
+        PurgeRun.objects.filter(status=PurgeRun.Status.RUNNING).update(
+            status=PurgeRun.Status.FAILED, finished_at=timezone.now(),
+            error="abandoned: the process ended before finishing (the next run completed its work)")
+        run = PurgeRun.objects.create(trigger=trigger, operator=operator, client_id=client_id)
+        summary.run = run.pk
+        use = deleter or deleter_for()
+        try:
+            for cid, days, batch in plan:
+                _purge_batch(batch, client_id=cid, days=days, run=run, operator=operator, deleter=use,
+                             summary=summary, recheck=recheck)
+        except BaseException as exc:
+            _finish(run, summary, status=PurgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:1000])
+            raise
+        _finish(run, summary, status=PurgeRun.Status.FINISHED)
+    log.info("retention purge %s: %d objects, %d bytes, %d refused, %d failed", run.pk, summary.objects,
+             summary.bytes, len(summary.refused), len(summary.failed))
+    return summary
+
+
+def _finish(run: PurgeRun, summary: PurgeSummary, *, status: str, error: str = "") -> None:
+    PurgeRun.objects.filter(pk=run.pk).update(
+        status=status, finished_at=timezone.now(), error=error, objects_purged=summary.objects,
+        bytes_purged=summary.bytes, failures=len(summary.failed), refused=len(summary.refused))
+
+
+def _purge_batch(batch: list[StoredObject], *, client_id: str, days: int | None, run: PurgeRun, operator: str,
+                 deleter: Deleter, summary: PurgeSummary, recheck: bool) -> None:
+    with transaction.atomic():
+        # Serializes with hold_place on this client: a hold placed before this point is seen below.
+        Client.objects.select_for_update(no_key=True).filter(pk=client_id).exists()
+        ids = [o.pk for o in batch]
+        if recheck:
+            still = set(eligible(client_id=client_id, retention_class=batch[0].retention_class, days=days or 0)
+                        .filter(pk__in=ids).values_list("pk", flat=True))
+        else:  # an operator's purge now: any age, but never anything held
+            still = set(StoredObject.objects.filter(pk__in=ids, purged_at__isnull=True).exclude(held_now())
+                        .values_list("pk", flat=True))
+        allowed: list[StoredObject] = []
+        for obj in batch:
+            if obj.pk not in still:
+                continue
+            if obj.client_id != client_id or not _key_ok(obj):
+                log.error("retention purge %s: refused %s: the key is outside the %s prefix of client %s",
+                          run.pk, obj.key, obj.retention_class, obj.client_id)
+                summary.refused.append(obj.key)
+                continue
+            allowed.append(obj)
+        if not allowed:
+            return
+        failed = deleter.delete([o.key for o in allowed])
+        for key, reason in failed.items():
+            log.warning("retention purge %s: could not delete %s (%s); it stays for the next run", run.pk, key,
+                        reason)
+        summary.failed.update(failed)
+        done = [o for o in allowed if o.key not in failed]
+        if not done:
+            return
+        at = db_now()
+        StoredObject.objects.filter(pk__in=[o.pk for o in done], purged_at__isnull=True).update(purged_at=at)
+        PurgeAudit.objects.bulk_create([
+            PurgeAudit(stored_object_id=o.pk, client_id=o.client_id, job_id=o.job_id, key=o.key,
+                       retention_class=o.retention_class, kind=o.kind, bytes=o.bytes,
+                       policy_days=days, operator=operator, run=run, purged_at=at)
+            for o in done
+        ], ignore_conflicts=True)
+        for obj in done:
+            summary.add(obj)
+
+
+# --- Holds ------------------------------------------------------------------------------------------------
+
+def hold_place(*, client: Client, reason: str, placed_by: str, job: Job | None = None,
+               until: datetime | None = None) -> Hold:
+    """Hold a job (or every job of a client) so nothing of it is purged; returns the hold."""
+    if not reason.strip():
+        raise Conflict("A hold needs a reason.", code="hold_reason_required")
+    if job is not None and job.client_id != client.pk:
+        raise Conflict("That job belongs to another client.", code="hold_wrong_client")
+    with transaction.atomic():
+        Client.objects.select_for_update(no_key=True).filter(pk=client.pk).exists()  # see _purge_batch
+        return Hold.objects.create(client=client, job=job, reason=reason.strip(), placed_by=placed_by, until=until)
+
+
+def retention_extend(*, job: Job, days: int, placed_by: str, reason: str = "") -> Hold:
+    """Keep everything of ``job`` for at least ``days`` more days from now (a hold that ends); returns it."""
+    if not 1 <= days <= 3650:
+        raise Conflict("Extend by 1 to 3650 days.", code="invalid_days")
+    return hold_place(client=job.client, job=job, placed_by=placed_by,
+                      reason=reason or f"Retention extended by {days} days.",
+                      until=timezone.now() + timedelta(days=days))
+
+
+def hold_release(*, hold: Hold, released_by: str) -> bool:
+    """End a hold now (the normal policy applies again); returns False if it had already ended."""
+    return Hold.objects.filter(pk=hold.pk, released_at__isnull=True).update(
+        released_at=timezone.now(), released_by=released_by) == 1
+
+
+# --- Scratch space ----------------------------------------------------------------------------------------
+
+def scratch_sweep(*, now: float | None = None) -> dict[str, int]:
+    """Remove what killed workers left in the work directory and cards unused for long; returns counts."""
+    now = now if now is not None else time.time()
+    counts = {"work_dirs": 0, "cards": 0}
+    work: Path = settings.SCREENREEL_WORK_DIR
+    work_cutoff = now - settings.SCREENREEL_SCRATCH_MAX_AGE_S
+    if work.is_dir():
+        for job_dir in work.iterdir():
+            if not job_dir.is_dir():
+                continue
+            for stage_dir in list(job_dir.iterdir()):
+                if _mtime(stage_dir) < work_cutoff:
+                    shutil.rmtree(stage_dir, ignore_errors=True)
+                    counts["work_dirs"] += 1
+            if not any(job_dir.iterdir()) and _mtime(job_dir) < work_cutoff:
+                job_dir.rmdir()
+    cards: Path = settings.SCREENREEL_CARD_CACHE_DIR
+    card_cutoff = now - settings.SCREENREEL_CARD_CACHE_MAX_AGE_S
+    if cards.is_dir():
+        for card in cards.iterdir():
+            # A hit touches the card (jobs.media.mux), so the mtime is its last use.
+            if card.is_file() and _mtime(card) < card_cutoff:
+                card.unlink(missing_ok=True)
+                counts["cards"] += 1
+    return counts
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
