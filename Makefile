@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 VENV_STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: demo test serve lint sysdeps services venv migrate clean
+.PHONY: demo test serve lint sysdeps services venv migrate static clean
 
 demo: sysdeps venv
 	$(PY) scripts/demo.py
@@ -15,7 +15,7 @@ demo: sysdeps venv
 test: sysdeps venv services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-serve: sysdeps venv migrate
+serve: sysdeps venv migrate static
 	$(VENV)/bin/honcho start
 
 lint: venv
@@ -24,6 +24,10 @@ lint: venv
 
 migrate: venv
 	$(PY) manage.py migrate --noinput
+
+# The admin's CSS and JS, served by WhiteNoise from var/static under every server.
+static: venv
+	$(PY) manage.py collectstatic --noinput -v 0
 
 sysdeps:
 	@bash scripts/ensure-sysdeps.sh

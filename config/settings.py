@@ -51,6 +51,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "jobs.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The admin's CSS and JS under every server (uvicorn, honcho, runserver without DEBUG), from
+    # STATIC_ROOT, which set-up fills with collectstatic (make serve, make demo, the test session).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -151,7 +154,7 @@ else:
     }
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 # --- API ------------------------------------------------------------------------------------------------

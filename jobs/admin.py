@@ -1,12 +1,36 @@
+"""The operators' console for jobs (DESIGN.md §7): a job page an operator can read, and actions that go
+through the same services as the API, each recorded in the admin log.
+
+Retention's actions (hold, extend, purge now) are added by ``retention.admin``, which builds on this
+class: ``jobs`` imports none of the apps above it.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+import json
+from typing import Any
 
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from jobs.admin_support import audit, confirm_page, confirmed
 from jobs.errors import DomainError
-from jobs.models import ApiKey, Chunk, Client, Event, Job
+from jobs.links import link_sign
+from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, Job, ObjectKind, StoredObject
+from jobs.selectors import objects_expiry
 from jobs.services.jobs import job_cancel, job_rerun_chunks
+
+# The admin's previews are for the operator looking now; an hour is plenty and leaks little.
+PREVIEW_TTL_S = 3600
+
+
+def pretty_json(value: Any) -> SafeString:
+    return format_html('<pre class="sr-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 @admin.register(Client)
@@ -15,10 +39,14 @@ class ClientAdmin(admin.ModelAdmin):
     search_fields = ("id", "name")
     exclude = ("webhook_secret",)  # secrets are shown once, at creation, never again
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # as for jobs: a deleted row would orphan the client's stored files
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("prefix", "client", "name", "created_at", "last_used_at", "revoked_at")
+    list_select_related = ("client",)
     readonly_fields = ("prefix", "client", "created_at", "last_used_at")
     exclude = ("key_hash",)
 
@@ -30,33 +58,127 @@ class ChunkInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "client", "status", "run", "created_at", "finished_at")
-    list_filter = ("status",)
-    search_fields = ("id", "client__name")
-    readonly_fields = ("id", "client", "status", "run", "spec", "webhook_url", "error", "created_at",
-                       "started_at", "finished_at", "event_seq", "idempotency_key")
-    exclude = ("request_hash",)
+    list_display = ("id", "client", "status", "run", "chunks", "created_at", "finished_at")
+    list_filter = ("status", "created_at", "client")
+    list_select_related = ("client",)
+    search_fields = ("id", "client__name", "client__id")
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # a COUNT(*) over every job on each page is not worth it
+    fieldsets = (
+        (None, {"fields": ("id", "client", "status", "run", "error", "cost", "created_at", "started_at",
+                           "finished_at", "webhook_url", "idempotency_key", "related")}),
+        ("Bundle and assets", {"fields": ("preview", "assets_table")}),
+        ("Timeline", {"fields": ("timeline",)}),
+        ("Spec and manifest", {"fields": ("spec_pretty", "manifest_pretty"), "classes": ("collapse",)}),
+    )
+    readonly_fields = ("id", "client", "status", "run", "error", "cost", "created_at", "started_at",
+                       "finished_at", "webhook_url", "idempotency_key", "related", "preview", "assets_table",
+                       "timeline", "spec_pretty", "manifest_pretty")
     inlines = [ChunkInline]
     actions = ["rerun_failed", "cancel"]
 
+    class Media:
+        css = {"all": ["screenreel/console.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        # One query for the list, counts included (tests/test_admin.py counts them).
+        return super().get_queryset(request).annotate(
+            chunks_total=Count("chunks"), chunks_failed=Count("chunks", filter=Q(chunks__status=ChunkStatus.FAILED)),
+            chunks_succeeded=Count("chunks", filter=Q(chunks__status=ChunkStatus.SUCCEEDED)))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs come through the API
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting the row would orphan its stored files: retention's "purge now" removes those, audited.
+        return False
+
+    @admin.display(description="Chunks (ok / failed / all)")
+    def chunks(self, job: Any) -> str:
+        return f"{job.chunks_succeeded} / {job.chunks_failed} / {job.chunks_total}"
+
+    @admin.display(description="Cost")
+    def cost(self, job: Job) -> str:
+        total = sum((c.cost or {}).get("total_usd", 0.0) for c in job.chunks.all())
+        return f"${total:.4f}"
+
+    @admin.display(description="Related")
+    def related(self, job: Job) -> SafeString:
+        deliveries = reverse("admin:webhooks_delivery_changelist") + f"?event__job__id__exact={job.id}"
+        events = reverse("admin:jobs_event_changelist") + f"?job__id__exact={job.id}"
+        return format_html('<a href="{}">Webhook deliveries</a> · <a href="{}">Events</a>', deliveries, events)
+
+    def _objects(self, job: Job) -> list[StoredObject]:
+        return list(job.stored_objects.select_related("chunk").order_by("kind", "chunk__index", "id"))
+
+    @admin.display(description="Preview")
+    def preview(self, job: Job) -> SafeString:
+        """Videos that play and stills that load, through signed links relative to the admin's own host."""
+        shown = [o for o in self._objects(job) if o.current and o.purged_at is None
+                 and o.kind in (ObjectKind.VIDEO, ObjectKind.STILL)]
+        items = [(o.kind, link_sign(client_id=o.client_id, key=o.key, filename=o.name, ttl_s=PREVIEW_TTL_S,
+                                    base_url="").url, o.name) for o in shown]
+        return SafeString(render_to_string("admin/jobs/job/preview.html", {"items": items}))
+
+    @admin.display(description="Stored objects and their retention")
+    def assets_table(self, job: Job) -> SafeString:
+        objects = self._objects(job)
+        expiry = objects_expiry(objects)
+        rows = [{"obj": o, "expires_at": expiry.get(o.pk)} for o in objects]
+        return SafeString(render_to_string("admin/jobs/job/assets.html", {"rows": rows}))
+
+    @admin.display(description="Events")
+    def timeline(self, job: Job) -> SafeString:
+        events: list[dict[str, Any]] = []
+        for event in job.events.order_by("sequence").values("sequence", "type", "created_ms", "data"):
+            chunk = (event["data"] or {}).get("chunk") or {}
+            detail = chunk.get("error") or (f"chunk {chunk['index']}" if chunk.get("index") else "")
+            events.append({**event, "detail": detail})
+        return SafeString(render_to_string("admin/jobs/job/timeline.html", {"events": events}))
+
+    @admin.display(description="Spec")
+    def spec_pretty(self, job: Job) -> SafeString:
+        return pretty_json(job.spec)
+
+    @admin.display(description="Manifest (newest bundle)")
+    def manifest_pretty(self, job: Job) -> SafeString:
+        bundle = job.bundles.order_by("-version").first() if hasattr(job, "bundles") else None
+        return pretty_json(bundle.manifest) if bundle is not None else format_html("<em>{}</em>", "No bundle yet.")
+
     @admin.action(description="Rerun failed chunks")
-    def rerun_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+    def rerun_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
+        if not confirmed(request):
+            return confirm_page(self, request, queryset, action="rerun_failed", title="Rerun failed chunks",
+                                intro="Each job's failed chunks are recorded again; the others keep their files.",
+                                items=[f"{j.id} ({j.status})" for j in queryset], button="Rerun")
         for job in queryset:
             try:
                 job_rerun_chunks(job=job)
+                audit(request, job, "Reran the failed chunks.")
             except DomainError as exc:
                 self.message_user(request, f"{job.id}: {exc.message}", messages.WARNING)
+        return None
 
     @admin.action(description="Cancel")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
+        if not confirmed(request):
+            return confirm_page(self, request, queryset, action="cancel", title="Cancel jobs",
+                                intro="Chunks not yet done are canceled; nothing already stored is removed.",
+                                items=[f"{j.id} ({j.status})" for j in queryset], button="Cancel them",
+                                danger=True)
         for job in queryset:
             try:
                 job_cancel(job=job)
+                audit(request, job, "Canceled.")
             except DomainError as exc:
                 self.message_user(request, f"{job.id}: {exc.message}", messages.WARNING)
+        return None
 
 
 @admin.register(Event)
@@ -65,3 +187,6 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ("type",)
     search_fields = ("id", "job__id")
     readonly_fields = ("id", "client", "job", "type", "sequence", "created_ms", "data")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -122,6 +122,7 @@ def main() -> int:
         python = str(VENV_BIN / "python")
 
         subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        subprocess.run([python, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         out = subprocess.run([python, "manage.py", "create_client", "Demo"], cwd=ROOT, env=env, check=True,
                              capture_output=True, text=True).stdout.strip().splitlines()
         api_key = out[-1]

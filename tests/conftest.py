@@ -34,6 +34,15 @@ VALID_SPEC: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def static_collected(django_db_blocker: Any) -> None:
+    """The admin's static files in STATIC_ROOT, as set-up leaves them, so every server under test (the ASGI
+    one included) serves the styled admin through WhiteNoise."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
 @pytest.fixture
 def spec() -> dict[str, Any]:
     return copy.deepcopy(VALID_SPEC)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db import models
@@ -10,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from jobs.admin_support import Field, audit, confirm_page, confirmed
 from jobs.errors import DomainError
 from webhooks.models import Attempt, Delivery, Endpoint
 from webhooks.services.deliveries import deliveries_recover, delivery_resend
@@ -41,6 +43,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset:
             try:
                 delivery_resend(delivery=delivery)
+                audit(request, delivery, "Replayed.")
             except DomainError as exc:
                 self.message_user(request, f"{delivery.id}: {exc.message}", messages.WARNING)
 
@@ -55,37 +58,53 @@ class EndpointAdmin(admin.ModelAdmin):
     exclude = ("secret", "previous_secret")
     readonly_fields = ("id", "client", "disabled_at", "disabled_reason", "failing_since",
                        "previous_secret_expires_at", "created_at")
-    actions = ["enable", "disable", "rotate", "recover_last_day", "recover_last_week"]
+    actions = ["enable", "disable", "rotate", "recover_since"]
 
     @admin.action(description="Enable")
     def enable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         for endpoint in queryset:
             endpoint_update(endpoint=endpoint, changes={"enabled": True})
+            audit(request, endpoint, "Enabled.")
 
     @admin.action(description="Disable")
     def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         for endpoint in queryset:
             endpoint_disable(endpoint=endpoint, reason=f"Disabled by operator {request.user}.")
+            audit(request, endpoint, "Disabled.")
 
     @admin.action(description="Rotate secret (old one signs for the grace period)")
     def rotate(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         for endpoint in queryset:
             endpoint_rotate_secret(endpoint=endpoint)
+            audit(request, endpoint, "Rotated the secret.")
         self.message_user(request, "Rotated. The client reads the new secret through the API.")
 
-    def _recover(self, request: HttpRequest, queryset: QuerySet[Endpoint], days: int) -> None:
-        since = timezone.now() - timedelta(days=days)
+    @admin.action(description="Recover failed deliveries since a time…")
+    def recover_since(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> Any:
+        raw = request.POST.get("since", "")
+        since = _parse_local(raw)
+        if not confirmed(request) or since is None:
+            default = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+            return confirm_page(self, request, queryset, action="recover_since", title="Recover failed deliveries",
+                                intro="Every failed delivery of these endpoints created since this time (UTC, 14 "
+                                      "days back at most) is sent again, with its original event id.",
+                                items=[f"{e.id} {e.url}" for e in queryset],
+                                fields=[Field("since", "Since (UTC)", type="datetime-local", value=raw or default)],
+                                button="Recover", errors=["Give a time."] if confirmed(request) else [])
         for endpoint in queryset:
             try:
                 count = deliveries_recover(endpoint=endpoint, since=since)
+                audit(request, endpoint, f"Recovered {count} failed deliveries since {since.isoformat()}.")
                 self.message_user(request, f"{endpoint.id}: {count} failed deliveries queued again.")
             except DomainError as exc:
                 self.message_user(request, f"{endpoint.id}: {exc.message}", messages.WARNING)
+        return None
 
-    @admin.action(description="Recover failed deliveries of the last 24 hours")
-    def recover_last_day(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
-        self._recover(request, queryset, 1)
 
-    @admin.action(description="Recover failed deliveries of the last 7 days")
-    def recover_last_week(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
-        self._recover(request, queryset, 7)
+def _parse_local(value: str) -> datetime | None:
+    """A ``datetime-local`` input's value, read as UTC (the console shows UTC throughout)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

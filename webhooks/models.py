@@ -96,6 +96,7 @@ class Delivery(models.Model):
     succeeded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "deliveries"
         ordering = ["-created_at"]
         indexes = [
             # The sweeper: pending deliveries whose next attempt is due.

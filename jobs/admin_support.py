@@ -1,0 +1,65 @@
+"""What every app's admin shares: an intermediate page for actions that need a confirmation or a value
+(a reason, a number of days, a time), and the audit of each operator action in Django's admin log.
+
+An action returns ``confirm_page(...)`` on its first call; the page posts back to the same action with
+``confirm=yes`` and the operator's values, and the action then calls its service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input on a confirmation page."""
+
+    name: str
+    label: str
+    type: str = "text"  # an <input> type: text, number, datetime-local
+    required: bool = True
+    value: str = ""
+    help: str = ""
+
+
+def confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("confirm") == "yes"
+
+
+def confirm_page(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], *,
+                 action: str, title: str, intro: str, items: Iterable[str] = (),
+                 fields: Sequence[Field] = (), button: str = "Confirm", danger: bool = False,
+                 errors: Sequence[str] = ()) -> TemplateResponse:
+    """The page that asks before ``action`` runs on ``queryset``, listing what it will touch."""
+    opts = modeladmin.model._meta
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title, "intro": intro, "items": list(items), "fields": fields, "button": button,
+        "danger": danger, "errors": list(errors), "action": action, "opts": opts,
+        "queryset": queryset, "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "select_across": request.POST.get("select_across", "0"),
+    }
+    return TemplateResponse(request, "admin/screenreel/confirm_action.html", context)
+
+
+def audit(request: HttpRequest, obj: Model, message: str) -> None:
+    """Record an operator's action on ``obj`` in the admin log (shown in the object's history)."""
+    user_id = getattr(request.user, "pk", None)
+    if user_id is None:
+        return
+    LogEntry.objects.log_actions(user_id=user_id, queryset=[obj], action_flag=CHANGE, change_message=message,
+                                 single_object=True)
+
+
+def operator_name(request: HttpRequest) -> str:
+    user = request.user
+    return str(getattr(user, "get_username", lambda: "")() or "operator")

@@ -1,0 +1,237 @@
+"""The operators' retention console: policies per client, holds, purge runs, the append-only audit log,
+an overview page (policy, bytes per class, the next 24 hours of purges), and the retention actions on
+the job page (hold, release, extend, purge now), each through ``retention.services`` and audited.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet, Sum
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+
+from jobs.admin import ClientAdmin, JobAdmin
+from jobs.admin_support import Field, audit, confirm_page, confirmed, operator_name
+from jobs.errors import DomainError
+from jobs.models import Client, Job, StoredObject
+from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
+from retention.selectors import CLASSES, client_usage, deployment_policy, holds_in_force, policies_for
+from retention.services import hold_place, hold_release, retention_extend, retention_purge_job
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    list_display = ("client", "raw_days", "output_days", "bundle_days", "updated_at")
+    list_select_related = ("client",)
+    search_fields = ("client__id", "client__name")
+    autocomplete_fields = ("client",)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [path("overview/", self.admin_site.admin_view(self.overview), name="retention_overview"),
+                *super().get_urls()]
+
+    def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)  # the admin logs the change itself
+
+    def overview(self, request: HttpRequest) -> TemplateResponse:
+        """Per client: the policy in force, what it stores per class, and what the next 24 hours will purge."""
+        stored: dict[tuple[str, str], tuple[int, int]] = {
+            (r["client_id"], r["retention_class"]): (r["n"], r["b"] or 0) for r in
+            StoredObject.objects.filter(purged_at__isnull=True)
+            .values("client_id", "retention_class").annotate(n=Count("id"), b=Sum("bytes"))}
+        clients = list(Client.objects.order_by("name"))
+        policies = policies_for(c.pk for c in clients)
+        held = {h.client_id for h in holds_in_force() if h.job_id is None}
+        rows = []
+        for client in clients:
+            usage = client_usage(client_id=client.pk) if any((client.pk, c) in stored for c in CLASSES) else None
+            rows.append({"client": client, "policy": policies[client.pk], "held": client.pk in held, "classes": [
+                {"name": c, "days": policies[client.pk].days[c],
+                 "objects": stored.get((client.pk, c), (0, 0))[0],
+                 "bytes": stored.get((client.pk, c), (0, 0))[1],
+                 "soon_objects": usage[c].next_24h_objects if usage else 0,
+                 "soon_bytes": usage[c].next_24h_bytes if usage else 0} for c in CLASSES]})
+        since = timezone.now() - timedelta(days=1)
+        context = {
+            **self.admin_site.each_context(request), "title": "Retention overview", "rows": rows,
+            "defaults": deployment_policy(), "classes": CLASSES, "opts": self.model._meta,
+            "last_run": PurgeRun.objects.first(),
+            "purged_24h": PurgeAudit.objects.filter(purged_at__gte=since).aggregate(n=Count("id"), b=Sum("bytes")),
+            "audit_url": reverse("admin:retention_purgeaudit_changelist"),
+            "holds_url": reverse("admin:retention_hold_changelist") + "?active=yes",
+        }
+        return TemplateResponse(request, "admin/retention/overview.html", context)
+
+
+class ActiveFilter(admin.SimpleListFilter):
+    title = "in force"
+    parameter_name = "active"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "In force"), ("no", "Ended")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        in_force = holds_in_force().values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=in_force)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=in_force)
+        return queryset
+
+
+@admin.register(Hold)
+class HoldAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "client", "job", "placed_by", "placed_at", "until", "released_at", "released_by")
+    list_filter = (ActiveFilter, "placed_at")
+    list_select_related = ("client", "job")
+    search_fields = ("client__id", "client__name", "job__id", "reason")
+    fields = ("client", "job", "reason", "until", "placed_by", "placed_at", "released_at", "released_by")
+    readonly_fields = ("placed_by", "placed_at", "released_at", "released_by")
+    autocomplete_fields = ("client",)
+    raw_id_fields = ("job",)
+    actions = ["release"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Hold | None = None) -> Any:
+        # A hold is placed and released, never edited: what it said stays what it said.
+        return self.fields if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Hold, form: Any, change: bool) -> None:
+        if change:
+            return
+        hold = hold_place(client=obj.client, job=obj.job, reason=obj.reason, placed_by=operator_name(request),
+                          until=obj.until)
+        obj.pk, obj.placed_by, obj.placed_at = hold.pk, hold.placed_by, hold.placed_at
+
+    @admin.action(description="Release (the normal policy applies again)")
+    def release(self, request: HttpRequest, queryset: QuerySet[Hold]) -> None:
+        for hold in queryset:
+            if hold_release(hold=hold, released_by=operator_name(request)):
+                audit(request, hold, "Released.")
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PurgeRun)
+class PurgeRunAdmin(ReadOnly):
+    list_display = ("id", "trigger", "operator", "status", "started_at", "finished_at", "objects_purged",
+                    "bytes_purged", "failures", "refused")
+    list_filter = ("status", "trigger", "started_at")
+
+
+@admin.register(PurgeAudit)
+class PurgeAuditAdmin(ReadOnly):
+    """Append-only: nobody adds, edits or deletes audit rows here (and PostgreSQL refuses it too)."""
+
+    list_display = ("purged_at", "key", "retention_class", "bytes", "policy_days", "operator", "run")
+    list_filter = ("retention_class", "purged_at", "operator", "client_id")
+    search_fields = ("key", "job_id", "client_id")
+    date_hierarchy = "purged_at"
+    show_full_result_count = False
+
+
+class RetentionJobAdmin(JobAdmin):
+    """The job page with retention's actions and the holds in force on it."""
+
+    actions = [*JobAdmin.actions, "hold", "release_holds", "extend", "purge_now"]
+
+    @admin.action(description="Hold (never purge until released)")
+    def hold(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
+        reason = request.POST.get("reason", "").strip()
+        if not confirmed(request) or not reason:
+            return confirm_page(self, request, queryset, action="hold", title="Hold jobs",
+                                intro="Nothing of these jobs is purged while the hold is in force.",
+                                items=[j.id for j in queryset], fields=[Field("reason", "Reason")],
+                                button="Place the hold", errors=["A hold needs a reason."] if confirmed(request)
+                                else [])
+        for job in queryset.select_related("client"):
+            hold_place(client=job.client, job=job, reason=reason, placed_by=operator_name(request))
+            audit(request, job, f"Placed a retention hold: {reason}")
+        self.message_user(request, f"Held {queryset.count()} job(s).")
+        return None
+
+    @admin.action(description="Release holds")
+    def release_holds(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        released = 0
+        for hold in holds_in_force().filter(job__in=queryset):
+            if hold_release(hold=hold, released_by=operator_name(request)):
+                released += 1
+                if hold.job is not None:
+                    audit(request, hold.job, f"Released the retention hold: {hold.reason}")
+        self.message_user(request, f"Released {released} hold(s).")
+
+    @admin.action(description="Extend retention by N days")
+    def extend(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
+        raw = request.POST.get("days", "")
+        if not confirmed(request) or not raw.isdigit() or not 1 <= int(raw) <= 3650:
+            return confirm_page(self, request, queryset, action="extend", title="Extend retention",
+                                intro="Everything of these jobs is kept at least this many more days from now; "
+                                      "then the normal policy applies again.",
+                                items=[j.id for j in queryset],
+                                fields=[Field("days", "Days", type="number", value=raw or "30",
+                                              help="1 to 3650")],
+                                button="Extend", errors=["Days must be 1 to 3650."] if confirmed(request) else [])
+        for job in queryset.select_related("client"):
+            retention_extend(job=job, days=int(raw), placed_by=operator_name(request))
+            audit(request, job, f"Extended retention by {raw} days.")
+        self.message_user(request, f"Extended {queryset.count()} job(s) by {raw} days.")
+        return None
+
+    @admin.action(description="Purge now…")
+    def purge_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
+        objects = list(StoredObject.objects.filter(job__in=queryset, purged_at__isnull=True).order_by("job", "id"))
+        if not confirmed(request):
+            total = sum(o.bytes for o in objects)
+            return confirm_page(self, request, queryset, action="purge_now", title="Purge now",
+                                intro=f"These {len(objects)} stored objects ({total:,} bytes) will be deleted from "
+                                      "storage at once, whatever their age. The jobs and manifests stay; their "
+                                      "links will answer 410. Held jobs are refused.",
+                                items=[o.key for o in objects], button="Yes, delete them", danger=True)
+        for job in queryset:
+            try:
+                summary = retention_purge_job(job=job, operator=operator_name(request))
+            except DomainError as exc:
+                self.message_user(request, f"{job.id}: {exc.message}", messages.WARNING)
+                continue
+            audit(request, job, f"Purged now: {summary.objects} objects, {summary.bytes} bytes (run {summary.run}).")
+            self.message_user(request, f"{job.id}: purged {summary.objects} objects ({summary.bytes:,} bytes).")
+        return None
+
+
+class RetentionClientAdmin(ClientAdmin):
+    actions = ["hold_client"]
+
+    @admin.action(description="Hold every job of the client")
+    def hold_client(self, request: HttpRequest, queryset: QuerySet[Client]) -> Any:
+        reason = request.POST.get("reason", "").strip()
+        if not confirmed(request) or not reason:
+            return confirm_page(self, request, queryset, action="hold_client", title="Hold clients",
+                                intro="Nothing of any job of these clients is purged while the hold is in force.",
+                                items=[str(c) for c in queryset], fields=[Field("reason", "Reason")],
+                                button="Place the hold")
+        for client in queryset:
+            hold_place(client=client, reason=reason, placed_by=operator_name(request))
+            audit(request, client, f"Placed a retention hold on every job: {reason}")
+        return None
+
+
+admin.site.unregister(Job)
+admin.site.register(Job, RetentionJobAdmin)
+admin.site.unregister(Client)
+admin.site.register(Client, RetentionClientAdmin)

@@ -1,0 +1,127 @@
+"""An operator's session in a real Chromium against the ASGI server: the admin is styled, a finished job's
+video plays, a hold is placed, "purge now" runs through its confirmation page, and the audit shows it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
+
+from jobs.models import ChunkStatus, JobStatus, ObjectKind
+from jobs.services.objects import object_store
+from retention.models import Hold, PurgeAudit
+from tests.factories import make_job
+from tests.processes import BIN, ROOT, child_env, free_port, wait_for_port
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
+
+
+@pytest.fixture
+def web() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT, env=child_env(SCREENREEL_PUBLIC_URL=f"http://127.0.0.1:{port}"), start_new_session=True)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def _finished_job(tmp: Path) -> Any:
+    """A succeeded job whose final video is a real H.264 file (made by ffmpeg) in the server's storage."""
+    job = make_job()
+    chunk = job.chunks.get()
+    video = tmp / "chunk-1-final.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(video)], check=True)
+    still = tmp / "chunk-1-still-1.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1",
+                    str(still)], check=True)
+    object_store(job=job, chunk=chunk, kind=ObjectKind.VIDEO, path=video, meta={"duration_ms": 2000})
+    object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still, meta={"after_step": 1})
+    type(chunk).objects.filter(pk=chunk.pk).update(status=ChunkStatus.SUCCEEDED)
+    type(job).objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    return job
+
+
+def _run_action(page: Any, web: str, job_id: str, action: str) -> None:
+    page.goto(f"{web}/admin/jobs/job/?q={job_id}")
+    page.check(f'input.action-select[value="{job_id}"]')
+    page.select_option('select[name="action"]', action)
+    page.click('button[name="index"]')
+
+
+def test_an_operator_plays_a_video_holds_one_job_and_purges_another(
+        web: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls below are not inside it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    User.objects.create_superuser("ops", "ops@example.com", "pw")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    kept, purged = _finished_job(tmp_path / "a"), _finished_job(tmp_path / "b")
+    purged_keys = sorted(purged.stored_objects.values_list("key", flat=True))
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(f"{web}/admin/login/")
+        page.fill("#id_username", "ops")
+        page.fill("#id_password", "pw")
+        page.click('input[type="submit"]')
+        page.wait_for_selector("#operations")
+
+        # Styled: the admin's stylesheet was served (WhiteNoise) and applies.
+        styled = page.evaluate("""() => [...document.styleSheets].some(
+            s => s.href && s.href.includes('/static/admin/css/base') && s.cssRules.length > 50)""")
+        assert styled
+        assert page.evaluate("getComputedStyle(document.querySelector('#header')).display") == "flex"
+
+        # A finished job: its video element loads and plays from the admin's own host.
+        page.goto(f"{web}/admin/jobs/job/{kept.id}/change/")
+        page.wait_for_function("document.querySelector('video') && document.querySelector('video').readyState > 0",
+                               timeout=15_000)
+        page.evaluate("document.querySelector('video').muted = true; document.querySelector('video').play()")
+        page.wait_for_function("document.querySelector('video').currentTime > 0", timeout=15_000)
+        assert page.evaluate("document.querySelector('.sr-stills img').naturalWidth") == 320
+        page.screenshot(path=str(tmp_path / "job-page.png"), full_page=True)
+
+        # Hold the first job, with a reason, through the action's page.
+        _run_action(page, web, kept.id, "hold")
+        page.fill("#sr-reason", "customer dispute")
+        page.click('input[type="submit"][value="Place the hold"]')
+        page.wait_for_selector(".messagelist")
+        assert Hold.objects.get(job=kept).reason == "customer dispute"
+
+        # Purge the other now: the confirmation page lists every key that will go.
+        _run_action(page, web, purged.id, "purge_now")
+        listed = sorted(page.locator(".sr-items code").all_inner_texts())
+        assert listed == purged_keys
+        assert all(default_storage.exists(k) for k in purged_keys)
+        page.click('input[type="submit"][value="Yes, delete them"]')
+        page.wait_for_selector(".messagelist")
+        assert not any(default_storage.exists(k) for k in purged_keys)
+
+        # The audit log shows one row per purged object, naming the operator.
+        page.goto(f"{web}/admin/retention/purgeaudit/?job_id={purged.id}")
+        rows = page.locator("#result_list tbody tr").all_inner_texts()
+        assert len(rows) == len(purged_keys) and all("ops" in r for r in rows)
+        page.screenshot(path=str(tmp_path / "audit.png"), full_page=True)
+        browser.close()
+
+    assert sorted(PurgeAudit.objects.filter(job_id=purged.id).values_list("key", flat=True)) == purged_keys
+    assert all(default_storage.exists(k) for k in kept.stored_objects.values_list("key", flat=True))
