@@ -6,7 +6,7 @@ import hashlib
 import io
 import json
 import zipfile
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 from django.db import transaction
 from django.utils import timezone
@@ -108,15 +108,27 @@ def bundle_write(sink: io.RawIOBase | IO[bytes], *, objects: list[StoredObject],
             dst.write(json.dumps(manifest, indent=2).encode())
 
 
-def bundle_build(*, job: Job, chunks: list[Chunk]) -> dict[str, Any]:
+class BundleSummary(TypedDict):
+    """What ``bundle_build`` returns: the ``bundle.ready`` event's ``bundle`` (a link signed at build time)."""
+
+    version: int
+    assets: int
+    failed_chunks: list[int]
+    size_bytes: int
+    sha256: str
+    url: str
+    expires_at: str
+
+
+def bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
     """Zip the job's succeeded chunks with a manifest straight into storage; returns the bundle summary
     (with a link signed now, for the ``bundle.ready`` event; reads of the job sign their own)."""
     version = job.run
     filename = f"{job.id}-v{version}.zip"
     objects = bundled_objects(job=job)
     manifest = manifest_build(job=job, chunks=chunks, objects=objects, version=version)
-    summary = {"version": version, "assets": len(manifest["assets"]),
-               "failed_chunks": [f["chunk"] for f in manifest["failed_chunks"]]}
+    failed = [f["chunk"] for f in manifest["failed_chunks"]]
+    summary = {"version": version, "assets": len(manifest["assets"]), "failed_chunks": failed}
     with transaction.atomic():  # the row before the bytes: storage never holds an object no row accounts for
         stored = object_record(job=job, kind=ObjectKind.BUNDLE, name=filename, meta=summary)
     try:
@@ -132,4 +144,5 @@ def bundle_build(*, job: Job, chunks: list[Chunk]) -> dict[str, Any]:
         Bundle.objects.update_or_create(job=job, version=version,
                                         defaults={"stored": stored, "manifest": manifest})
     link = link_sign(client_id=job.client_id, key=stored.key, filename=filename)
-    return {**summary, "size_bytes": sink.size, "sha256": sink.sha256, **link.to_dict()}
+    return BundleSummary(version=version, assets=len(manifest["assets"]), failed_chunks=failed, size_bytes=sink.size,
+                         sha256=sink.sha256, url=link.url, expires_at=link.to_dict()["expires_at"])

@@ -240,6 +240,8 @@ SCREENREEL_RETENTION_GRACE_S = env_int("SCREENREEL_RETENTION_GRACE_S", 3600, min
 SCREENREEL_RETENTION_PURGE_EVERY_S = env_int("SCREENREEL_RETENTION_PURGE_EVERY_S", 900, minimum=10)
 # Keys per DeleteObjects call and per database transaction (S3 takes at most 1,000).
 SCREENREEL_RETENTION_BATCH = env_int("SCREENREEL_RETENTION_BATCH", 1000, minimum=1, maximum=1000)
+# Clients purged at once, each on its own thread and database connection (PostgreSQL; SQLite gets 1).
+SCREENREEL_RETENTION_CONCURRENCY = env_int("SCREENREEL_RETENTION_CONCURRENCY", 4, minimum=1, maximum=32)
 # The embedded SQLite default has no advisory locks: one purge at a time is a file lock on this machine.
 SCREENREEL_RETENTION_LOCK_FILE = Path(env_str("SCREENREEL_RETENTION_LOCK_FILE", str(VAR_DIR / "retention.lock")))
 # Workers' scratch space: stage directories left by killed workers older than this are removed (a stage

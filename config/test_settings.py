@@ -24,3 +24,6 @@ SCREENREEL_WORK_DIR = VAR_DIR / "test-work"
 _suffix = os.environ.get("SCREENREEL_TEST_DB_SUFFIX", "")
 DATABASES["default"]["TEST"] = {"NAME": "test_screenreel" + (f"_{_suffix}" if _suffix else "")}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests run inside a transaction that other connections cannot see: purge clients one at a time, on the
+# test's own connection (tests/retention/test_concurrency.py runs the concurrent path, committed).
+SCREENREEL_RETENTION_CONCURRENCY = 1

@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
             name='StoredObject',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=500, unique=True)),
+                ('key', models.CharField(max_length=500)),
                 ('name', models.CharField(max_length=200)),
                 ('kind', models.CharField(choices=[('recording', 'Recording'), ('still', 'Still'), ('script', 'Script'), ('audio', 'Audio'), ('video', 'Video'), ('bundle', 'Bundle')], max_length=20)),
                 ('retention_class', models.CharField(choices=[('raw', 'Raw'), ('output', 'Output'), ('bundle', 'Bundle')], max_length=10)),
@@ -27,12 +27,13 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('purged_at', models.DateTimeField(blank=True, null=True)),
                 ('chunk', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='stored_objects', to='jobs.chunk')),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stored_objects', to='jobs.client')),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stored_objects', to='jobs.job')),
+                ('client', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='stored_objects', to='jobs.client')),
+                ('job', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='stored_objects', to='jobs.job')),
             ],
             options={
                 'ordering': ['job', 'chunk', 'id'],
-                'indexes': [models.Index(condition=models.Q(('purged_at__isnull', True)), fields=['client', 'retention_class', 'created_at'], name='object_purge_due_idx')],
+                'indexes': [models.Index(condition=models.Q(('purged_at__isnull', True)), fields=['client', 'retention_class', 'created_at'], name='object_purge_due_idx'), models.Index(fields=['job'], name='object_job_idx')],
+                'constraints': [models.UniqueConstraint(fields=('key',), name='object_key_unique')],
             },
         ),
     ]
