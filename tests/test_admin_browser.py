@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
+from django.db import connections
 
 from jobs.models import ChunkStatus, JobStatus, ObjectKind
 from jobs.services.objects import object_store
@@ -122,6 +123,9 @@ def test_an_operator_plays_a_video_holds_one_job_and_purges_another(
         assert len(rows) == len(purged_keys) and all("ops" in r for r in rows)
         page.screenshot(path=str(tmp_path / "audit.png"), full_page=True)
         browser.close()
+        # The ORM calls above ran in Playwright's context, on a connection of their own: close it, or the
+        # test database cannot be dropped at the end of the session.
+        connections.close_all()
 
     assert sorted(PurgeAudit.objects.filter(job_id=purged.id).values_list("key", flat=True)) == purged_keys
     assert all(default_storage.exists(k) for k in kept.stored_objects.values_list("key", flat=True))
