@@ -264,6 +264,10 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- SSE ------------------------------------------------------------------------------------------------
 SCREENREEL_SSE_HEARTBEAT_S = env_int("SCREENREEL_SSE_HEARTBEAT_S", 15, minimum=1)
+# Threads (so database connections, at most) one web process uses for every SSE stream's reads.
+SCREENREEL_SSE_DB_THREADS = env_int("SCREENREEL_SSE_DB_THREADS", 4, minimum=1, maximum=32)
+# While Redis is unreachable, each open job's events are read from the table this often.
+SCREENREEL_SSE_FALLBACK_POLL_S = env_int("SCREENREEL_SSE_FALLBACK_POLL_S", 2, minimum=1, maximum=60)
 # How long a browser has to open a stream with a token from POST /v1/jobs/{id}/events/token.
 SCREENREEL_SSE_TOKEN_TTL_S = env_int("SCREENREEL_SSE_TOKEN_TTL_S", 900, minimum=30)
 

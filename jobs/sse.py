@@ -4,7 +4,9 @@ The stream is read from the event table, the outbox itself, so it carries exactl
 webhooks carry: ``id:`` is the event id, ``event:`` its type, ``data:`` the envelope. Resuming
 with ``Last-Event-ID`` continues after that event by its per-job sequence. Sequences are gap-free and
 commit in order (they are handed out under the job's row lock), so "everything after N" has no gaps
-and no duplicates. Redis pub/sub only wakes listeners up (jobs.live).
+and no duplicates. The web process's one hub (jobs.live) does the reading: one Redis subscription for
+the process, one read per job per wake-up for every stream of that job, all database work on a small
+pool of its own, so an open stream holds no database connection.
 
 Browsers' EventSource cannot send headers, so besides the API key a short-lived signed token from
 ``POST /v1/jobs/{id}/events/token`` is accepted as ``?token=``.
@@ -19,8 +21,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
@@ -37,7 +37,6 @@ from jobs.models import Client, Event
 from jobs.selectors import job_get
 
 TOKEN_SALT = "screenreel.sse.v1"  # noqa: S105 (a namespace for signing, not a secret)
-BATCH = 200
 
 
 def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
@@ -79,8 +78,8 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[str, int]:
     return job.pk, after
 
 
-def _events_after(job_id: str, after: int) -> list[dict[str, Any]]:
-    rows = Event.objects.filter(job_id=job_id, sequence__gt=after).order_by("sequence")[:BATCH]
+def _events_after(job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    rows = Event.objects.filter(job_id=job_id, sequence__gt=after).order_by("sequence")[:limit]
     return [row.to_dict() for row in rows]
 
 
@@ -91,48 +90,29 @@ def encode(event: dict[str, Any]) -> str:
 
 async def _stream(job_id: str, after: int) -> AsyncIterator[str]:
     heartbeat = settings.SCREENREEL_SSE_HEARTBEAT_S
-    connection = aioredis.Redis.from_url(settings.REDIS_URL)
-    pubsub = connection.pubsub()
-    # Subscribe before the first read: anything committed after the read still wakes us.
-    await pubsub.subscribe(live.channel(job_id))
+    listener = live.hub(_events_after)
+    subscriber = listener.subscribe(job_id, after)
     try:
         yield f"retry: 2000\n: stream of {job_id}\n\n"
-        fetch = sync_to_async(_events_after)
         while True:
-            events = await fetch(job_id, after)
-            for event in events:
-                yield encode(event)
-                after = event["sequence"]
-            if len(events) == BATCH:
-                continue
-            woken = await _wait(pubsub, heartbeat)
-            if not woken:
+            try:
+                event = await asyncio.wait_for(subscriber.queue.get(), timeout=heartbeat)
+            except TimeoutError:
                 yield ": heartbeat\n\n"
+                continue
+            chunk = [encode(event)]
+            while not subscriber.queue.empty() and len(chunk) < 100:  # what queued up goes in one write
+                chunk.append(encode(subscriber.queue.get_nowait()))
+            yield "".join(chunk)
     finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
-        await connection.aclose()
-
-
-async def _wait(pubsub: Any, timeout: float) -> bool:
-    """True when a wake-up arrived within ``timeout`` seconds (drains any that queued up)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    woken = False
-    while True:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return woken
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining if not woken else 0.01)
-        if message is None:
-            if woken:
-                return True
-            continue
-        woken = True
+        listener.unsubscribe(job_id, subscriber)
 
 
 async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBase:
     try:
-        job_id, after = await sync_to_async(_authorize)(request, job_id)
+        # On the stream pool, not the request's own thread: that thread would keep its connection open
+        # for as long as the stream is.
+        job_id, after = await live.run_db(_authorize, request, job_id)
     except DomainError as exc:
         return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     except exceptions.APIException as exc:

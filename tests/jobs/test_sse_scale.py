@@ -1,0 +1,202 @@
+"""The SSE stream at scale, against a real uvicorn and the test PostgreSQL: 200 streams cost the web process
+at most 10 database connections while each gets every event once and in order, and a Redis outage with
+streams open loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.db import connection, transaction
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from jobs import live
+from jobs.models import Job
+from jobs.services.clients import client_create
+from jobs.services.events import event_record
+from tests.factories import make_job
+from tests.processes import BIN, ROOT, child_env, free_port, wait_for_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+APP_NAME = "screenreel-sse-web-test"
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so that stopping it disturbs nobody else."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port, self.tmp = free_port(), tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.tmp)], stdout=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path, settings: SettingsWrapper) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    settings.REDIS_URL = server.url  # this process publishes there too
+    live._client.cache_clear()
+    try:
+        yield server
+    finally:
+        server.stop()
+        live._client.cache_clear()
+
+
+@pytest.fixture
+def web(redis_server: PrivateRedis) -> Iterator[str]:
+    port = free_port()
+    env = child_env(REDIS_URL=redis_server.url, PGAPPNAME=APP_NAME, SCREENREEL_SSE_HEARTBEAT_S="5",
+                    SCREENREEL_SSE_FALLBACK_POLL_S="1")
+    proc = subprocess.Popen([str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port",
+                             str(port), "--log-level", "warning"], cwd=ROOT, env=env, start_new_session=True)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+@dataclass
+class Streams:
+    """Many SSE streams read concurrently by one asyncio loop on a thread of its own."""
+
+    urls: list[str]
+    headers: dict[str, str]
+    events: list[list[dict[str, Any]]] = field(default_factory=list)
+    opened: int = 0
+
+    def __post_init__(self) -> None:
+        self.events = [[] for _ in self.urls]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._thread.start()
+
+    async def _main(self) -> None:
+        limits = httpx.Limits(max_connections=len(self.urls) + 10)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None), limits=limits) as client:
+            await asyncio.gather(*(self._read(client, i, url) for i, url in enumerate(self.urls)))
+
+    async def _read(self, client: httpx.AsyncClient, index: int, url: str) -> None:
+        async with client.stream("GET", url, headers=self.headers) as response:
+            assert response.status_code == 200
+            self.opened += 1
+            data = None
+            async for line in response.aiter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("data: "):
+                    data = line[6:]
+                elif line == "" and data is not None:
+                    self.events[index].append(json.loads(data))
+                    data = None
+
+    def wait(self, predicate: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def _web_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP_NAME])
+        return int(cursor.fetchone()[0])
+
+
+def _tick(job: Job, n: int) -> None:
+    with transaction.atomic():
+        event_record(job=job, type="job.progress", data={"progress": n})
+
+
+def _assert_every_stream_got(streams: Streams, jobs_by_stream: list[Job]) -> None:
+    for events, job in zip(streams.events, jobs_by_stream, strict=True):
+        expected = list(Job.objects.get(pk=job.pk).events.order_by("sequence").values_list("id", flat=True))
+        got = [e["id"] for e in events]
+        assert got == expected, (job.id, got, expected)  # every event, once, in order
+        assert [e["sequence"] for e in events] == list(range(1, len(expected) + 1))
+
+
+def test_200_streams_hold_at_most_10_connections_and_each_gets_every_event_once_in_order(web: str) -> None:
+    client, key = client_create(name="Acme")
+    jobs = [make_job(client=client, webhook_url="") for _ in range(10)]
+    streams_per_job = 20
+    jobs_by_stream = [job for job in jobs for _ in range(streams_per_job)]
+    streams = Streams([f"{web}/v1/jobs/{job.id}/events" for job in jobs_by_stream],
+                      {"Authorization": f"Bearer {key.key}"})
+    try:
+        streams.wait(lambda: streams.opened == 200 and all(streams.events), 60, "200 streams to open")
+        peak = _web_connections()
+        for n in range(1, 11):
+            for job in jobs:
+                _tick(job, n)
+            peak = max(peak, _web_connections())
+            time.sleep(0.05)
+        streams.wait(lambda: all(len(e) == 11 for e in streams.events), 30, "every event on every stream")
+        time.sleep(1)  # nothing more may arrive: no duplicates
+        peak = max(peak, _web_connections())
+        _assert_every_stream_got(streams, jobs_by_stream)
+        print(f"\n[sse] 200 streams: the web process held at most {peak} database connections")
+        assert 0 < peak <= 10, f"the web process held {peak} database connections for 200 streams"
+    finally:
+        streams.close()
+
+
+def test_a_redis_outage_with_streams_open_loses_nothing(web: str, redis_server: PrivateRedis) -> None:
+    client, key = client_create(name="Acme")
+    jobs = [make_job(client=client, webhook_url="") for _ in range(4)]
+    jobs_by_stream = [job for job in jobs for _ in range(5)]
+    streams = Streams([f"{web}/v1/jobs/{job.id}/events" for job in jobs_by_stream],
+                      {"Authorization": f"Bearer {key.key}"})
+    try:
+        streams.wait(lambda: streams.opened == 20 and all(streams.events), 30, "20 streams to open")
+        for job in jobs:
+            _tick(job, 1)
+        streams.wait(lambda: all(len(e) == 2 for e in streams.events), 15, "the live event")
+
+        redis_server.stop()
+        outage_started = time.monotonic()
+        for n in range(2, 6):  # committed while Redis is down: their wake-ups are lost
+            for job in jobs:
+                _tick(job, n)
+            time.sleep(5)
+        time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
+        redis_server.start()
+        for job in jobs:
+            _tick(job, 6)
+
+        streams.wait(lambda: all(len(e) == 7 for e in streams.events), 30, "every event after the outage")
+        time.sleep(1)
+        _assert_every_stream_got(streams, jobs_by_stream)
+    finally:
+        streams.close()
