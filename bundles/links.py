@@ -72,7 +72,8 @@ def _entry(obj: StoredObject, *, expires_at: datetime | None, ttl_s: int) -> dic
 
 def bundle_links(*, job: Job) -> dict[str, Any]:
     """Fresh signed links for the job's newest unpurged bundle and each of its assets."""
-    bundle = (StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE, purged_at__isnull=True)
+    bundle = (StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE, purged_at__isnull=True, current=True,
+                                          bundle__isnull=False)
               .exclude(sha256="").select_related("bundle").order_by("-bundle__version", "-id").first())
     if bundle is None:
         raise NotFound("This job has no bundle yet (or it was purged).", code="bundle_not_found")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import secrets
 import zipfile
 from typing import IO, Any, TypedDict
 
@@ -17,7 +18,7 @@ from jobs.errors import PermanentError
 from jobs.links import link_sign
 from jobs.models import Chunk, ChunkStatus, Job, ObjectKind, StoredObject
 from jobs.services.objects import object_record
-from jobs.storage import storage_reader
+from jobs.storage import object_key, storage_reader
 
 _STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.AUDIO, ObjectKind.RECORDING})
 _COPY_CHUNK = 1024 * 1024
@@ -129,8 +130,11 @@ def bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
     manifest = manifest_build(job=job, chunks=chunks, objects=objects, version=version)
     failed = [f["chunk"] for f in manifest["failed_chunks"]]
     summary = {"version": version, "assets": len(manifest["assets"]), "failed_chunks": failed}
-    with transaction.atomic():  # the row before the bytes: storage never holds an object no row accounts for
-        stored = object_record(job=job, kind=ObjectKind.BUNDLE, name=filename, meta=summary)
+    # Each build writes its own object (a settle retried, or two racing, never share one key or row), and
+    # the row comes before the bytes: storage never holds an object no row accounts for.
+    key = object_key(job, kind=ObjectKind.BUNDLE, name=filename, attempt=secrets.token_hex(4))
+    with transaction.atomic():
+        stored = object_record(job=job, kind=ObjectKind.BUNDLE, name=filename, meta=summary, key=key)
     try:
         # Committed (multipart completed, or temp file renamed) only if the whole archive was written.
         with bundle_sink(key=stored.key, content_type="application/zip") as sink:
@@ -141,6 +145,9 @@ def bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
         raise
     with transaction.atomic():
         StoredObject.objects.filter(pk=stored.pk).update(bytes=sink.size, sha256=sink.sha256)
+        previous = Bundle.objects.select_for_update().filter(job=job, version=version).first()
+        if previous is not None:  # an earlier build of this run: it stays stored (retention purges it) but
+            StoredObject.objects.filter(pk=previous.stored_id).update(current=False)  # is no longer the one
         Bundle.objects.update_or_create(job=job, version=version,
                                         defaults={"stored": stored, "manifest": manifest})
     link = link_sign(client_id=job.client_id, key=stored.key, filename=filename)

@@ -38,13 +38,13 @@ def confirmed(request: HttpRequest) -> bool:
 def confirm_page(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], *,
                  action: str, title: str, intro: str, items: Iterable[str] = (),
                  fields: Sequence[Field] = (), button: str = "Confirm", danger: bool = False,
-                 errors: Sequence[str] = ()) -> TemplateResponse:
+                 errors: Sequence[str] = (), hidden: Sequence[tuple[str, str]] = ()) -> TemplateResponse:
     """The page that asks before ``action`` runs on ``queryset``, listing what it will touch."""
     opts = modeladmin.model._meta
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title, "intro": intro, "items": list(items), "fields": fields, "button": button,
-        "danger": danger, "errors": list(errors), "action": action, "opts": opts,
+        "danger": danger, "errors": list(errors), "action": action, "opts": opts, "hidden": list(hidden),
         "queryset": queryset, "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "select_across": request.POST.get("select_across", "0"),
     }

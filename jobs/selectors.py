@@ -61,15 +61,16 @@ def objects_expiry(objects: Sequence[StoredObject]) -> Mapping[int, datetime | N
 
 
 def _bundle_view(obj: StoredObject, *, expires_at: datetime | None, ttl_s: int) -> dict[str, Any]:
-    """The bundle as a job shows it: ``expires_at`` is when retention will purge it, ``url_expires_at``
-    when the link signed now stops working (GET /v1/jobs/{id}/bundle signs fresh ones)."""
+    """The bundle as a job shows it. ``url`` is a link signed now and ``expires_at`` that link's expiry, as in
+    the ``bundle.ready`` event (fields are only ever added); ``object_expires_at`` is when retention may
+    purge the zip (null while held) and ``purged_at`` when it did."""
     link = None if obj.purged_at else link_sign(client_id=obj.client_id, key=obj.key, filename=obj.name,
                                                   ttl_s=ttl_s)
     return {
         "version": obj.meta.get("version"), "size_bytes": obj.bytes, "sha256": obj.sha256,
         "assets": obj.meta.get("assets"), "failed_chunks": obj.meta.get("failed_chunks", []),
-        "created_at": iso(obj.created_at), "expires_at": iso(expires_at), "purged_at": iso(obj.purged_at),
-        "url": link.url if link else None, "url_expires_at": iso(link.expires_at) if link else None,
+        "url": link.url if link else None, "expires_at": iso(link.expires_at) if link else None,
+        "created_at": iso(obj.created_at), "object_expires_at": iso(expires_at), "purged_at": iso(obj.purged_at),
     }
 
 
@@ -86,7 +87,8 @@ def jobs_view(jobs: Sequence[Job]) -> list[dict[str, Any]]:
         bundles = []
         for obj in objects[job.pk]:
             if obj.kind == ObjectKind.BUNDLE:
-                bundles.append(obj)
+                if obj.sha256:  # not one still being written
+                    bundles.append(obj)
             elif obj.chunk_id is not None:
                 assets.setdefault(obj.chunk_id, []).append(obj.to_dict(expires_at=expiry.get(obj.pk)))
         bundle = None

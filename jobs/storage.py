@@ -37,12 +37,13 @@ def legacy_prefix(client_id: str, job_id: str) -> str:
     return f"clients/{client_id}/jobs/{job_id}/"
 
 
-def object_key(job: Job, *, kind: str, name: str, chunk_index: int | None = None) -> str:
+def object_key(job: Job, *, kind: str, name: str, chunk_index: int | None = None, attempt: str = "") -> str:
     """The key of a new object: its class, tenant and job, then the run (so a rerun never overwrites
-    or reuses the key of an object that retention may be deleting) and the chunk."""
+    or reuses the key of an object that retention may be deleting) and the chunk. A bundle's key also
+    names its build attempt: two settles racing on one run each write their own object."""
     base = f"{class_prefix(KIND_CLASS[kind], job.client_id)}jobs/{job.id}/"
     if kind == ObjectKind.BUNDLE:
-        return f"{base}v{job.run}/{name}"
+        return f"{base}v{job.run}/{attempt + '/' if attempt else ''}{name}"
     assert chunk_index is not None, "a chunk's object names its chunk"
     return f"{base}runs/{job.run}/chunks/{chunk_index}/{name}"
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -20,8 +22,14 @@ from jobs.admin_support import Field, audit, confirm_page, confirmed, operator_n
 from jobs.errors import DomainError
 from jobs.models import Client, Job, StoredObject
 from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
-from retention.selectors import CLASSES, client_usage, deployment_policy, holds_in_force, policies_for
-from retention.services import hold_place, hold_release, retention_extend, retention_purge_job
+from retention.selectors import CLASSES, deployment_policy, holds_in_force, policies_for, upcoming_purges
+from retention.services import (
+    hold_place,
+    hold_release,
+    retention_extend,
+    retention_policy_set,
+    retention_purge_job,
+)
 
 
 @admin.register(RetentionPolicy)
@@ -36,7 +44,10 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
                 *super().get_urls()]
 
     def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)  # the admin logs the change itself
+        # Through the service: it takes the client's lock, so a purge running now sees the change at its next
+        # batch (the admin logs the change itself).
+        saved = retention_policy_set(client=obj.client, days={c: getattr(obj, f"{c}_days") for c in CLASSES})
+        obj.pk = saved.pk
 
     def overview(self, request: HttpRequest) -> TemplateResponse:
         """Per client: the policy in force, what it stores per class, and what the next 24 hours will purge."""
@@ -47,15 +58,15 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
         clients = list(Client.objects.order_by("name"))
         policies = policies_for(c.pk for c in clients)
         held = {h.client_id for h in holds_in_force() if h.job_id is None}
+        soon = upcoming_purges(client_ids=[c.pk for c in clients], within=timedelta(hours=24))
         rows = []
         for client in clients:
-            usage = client_usage(client_id=client.pk) if any((client.pk, c) in stored for c in CLASSES) else None
             rows.append({"client": client, "policy": policies[client.pk], "held": client.pk in held, "classes": [
                 {"name": c, "days": policies[client.pk].days[c],
                  "objects": stored.get((client.pk, c), (0, 0))[0],
                  "bytes": stored.get((client.pk, c), (0, 0))[1],
-                 "soon_objects": usage[c].next_24h_objects if usage else 0,
-                 "soon_bytes": usage[c].next_24h_bytes if usage else 0} for c in CLASSES]})
+                 "soon_objects": soon.get((client.pk, c), (0, 0))[0],
+                 "soon_bytes": soon.get((client.pk, c), (0, 0))[1]} for c in CLASSES]})
         since = timezone.now() - timedelta(days=1)
         context = {
             **self.admin_site.each_context(request), "title": "Retention overview", "rows": rows,
@@ -84,9 +95,25 @@ class ActiveFilter(admin.SimpleListFilter):
         return queryset
 
 
+class HoldForm(forms.ModelForm):
+    class Meta:
+        model = Hold
+        fields = ("client", "job", "reason", "until")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        client, job = data.get("client"), data.get("job")
+        if client is not None and job is not None and job.client_id != client.pk:
+            raise forms.ValidationError("That job belongs to another client.")
+        if not (data.get("reason") or "").strip():
+            raise forms.ValidationError("A hold needs a reason.")
+        return data
+
+
 @admin.register(Hold)
 class HoldAdmin(admin.ModelAdmin):
     list_display = ("__str__", "client", "job", "placed_by", "placed_at", "until", "released_at", "released_by")
+    form = HoldForm
     list_filter = (ActiveFilter, "placed_at")
     list_select_related = ("client", "job")
     search_fields = ("client__id", "client__name", "job__id", "reason")
@@ -110,11 +137,17 @@ class HoldAdmin(admin.ModelAdmin):
                           until=obj.until)
         obj.pk, obj.placed_by, obj.placed_at = hold.pk, hold.placed_by, hold.placed_at
 
-    @admin.action(description="Release (the normal policy applies again)")
-    def release(self, request: HttpRequest, queryset: QuerySet[Hold]) -> None:
+    @admin.action(description="Release (the normal policy applies again)…")
+    def release(self, request: HttpRequest, queryset: QuerySet[Hold]) -> Any:
+        if not confirmed(request):
+            return confirm_page(self, request, queryset, action="release", title="Release holds",
+                                intro="The normal policy applies again: anything already past it is purged by the "
+                                      "next run (within 15 minutes).",
+                                items=[str(h) for h in queryset], button="Release")
         for hold in queryset:
             if hold_release(hold=hold, released_by=operator_name(request)):
                 audit(request, hold, "Released.")
+        return None
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -135,12 +168,41 @@ class PurgeRunAdmin(ReadOnly):
     list_filter = ("status", "trigger", "started_at")
 
 
+class OperatorFilter(admin.SimpleListFilter):
+    """Who purged: the policy (beat or the command) or an operator. Choices come from the user table, not
+    from a DISTINCT over the whole audit, which grows with every purge."""
+
+    title = "purged by"
+    parameter_name = "operator"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        users = get_user_model().objects.filter(is_staff=True).order_by("username").values_list("username", flat=True)
+        return [("-", "the policy"), *((u, u) for u in users[:200])]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == "-":
+            return queryset.filter(operator="")
+        return queryset.filter(operator=value) if value else queryset
+
+
+class ClientFilter(admin.SimpleListFilter):
+    title = "client"
+    parameter_name = "client_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(c.pk, c.name) for c in Client.objects.order_by("name")[:200]]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(client_id=self.value()) if self.value() else queryset
+
+
 @admin.register(PurgeAudit)
 class PurgeAuditAdmin(ReadOnly):
     """Append-only: nobody adds, edits or deletes audit rows here (and PostgreSQL refuses it too)."""
 
     list_display = ("purged_at", "key", "retention_class", "bytes", "policy_days", "operator", "run")
-    list_filter = ("retention_class", "purged_at", "operator", "client_id")
+    list_filter = ("retention_class", "purged_at", OperatorFilter, ClientFilter)
     search_fields = ("key", "job_id", "client_id")
     date_hierarchy = "purged_at"
     show_full_result_count = False
@@ -166,8 +228,14 @@ class RetentionJobAdmin(JobAdmin):
         self.message_user(request, f"Held {queryset.count()} job(s).")
         return None
 
-    @admin.action(description="Release holds")
-    def release_holds(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+    @admin.action(description="Release holds…")
+    def release_holds(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
+        if not confirmed(request):
+            holds = list(holds_in_force().filter(job__in=queryset))
+            return confirm_page(self, request, queryset, action="release_holds", title="Release holds",
+                                intro="The normal policy applies again: anything already past it is purged by the "
+                                      "next run (within 15 minutes).",
+                                items=[f"{h.job_id}: {h.reason}" for h in holds], button="Release")
         released = 0
         for hold in holds_in_force().filter(job__in=queryset):
             if hold_release(hold=hold, released_by=operator_name(request)):
@@ -175,6 +243,7 @@ class RetentionJobAdmin(JobAdmin):
                 if hold.job is not None:
                     audit(request, hold.job, f"Released the retention hold: {hold.reason}")
         self.message_user(request, f"Released {released} hold(s).")
+        return None
 
     @admin.action(description="Extend retention by N days")
     def extend(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
@@ -195,17 +264,21 @@ class RetentionJobAdmin(JobAdmin):
 
     @admin.action(description="Purge now…")
     def purge_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
-        objects = list(StoredObject.objects.filter(job__in=queryset, purged_at__isnull=True).order_by("job", "id"))
         if not confirmed(request):
+            objects = list(StoredObject.objects.filter(job__in=queryset, purged_at__isnull=True)
+                           .order_by("job", "id"))
             total = sum(o.bytes for o in objects)
             return confirm_page(self, request, queryset, action="purge_now", title="Purge now",
                                 intro=f"These {len(objects)} stored objects ({total:,} bytes) will be deleted from "
                                       "storage at once, whatever their age. The jobs and manifests stay; their "
-                                      "links will answer 410. Held jobs are refused.",
-                                items=[o.key for o in objects], button="Yes, delete them", danger=True)
+                                      "links will answer 410. Jobs still running, and held jobs, are refused.",
+                                items=[o.key for o in objects], button="Yes, delete them", danger=True,
+                                hidden=[("object", str(o.pk)) for o in objects])
+        # Exactly what the page listed: anything stored since is not deleted by this confirmation.
+        shown = [int(v) for v in request.POST.getlist("object") if v.isdigit()]
         for job in queryset:
             try:
-                summary = retention_purge_job(job=job, operator=operator_name(request))
+                summary = retention_purge_job(job=job, operator=operator_name(request), object_ids=shown)
             except DomainError as exc:
                 self.message_user(request, f"{job.id}: {exc.message}", messages.WARNING)
                 continue

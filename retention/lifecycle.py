@@ -94,3 +94,22 @@ def lifecycle_current(*, storage: S3Storage) -> list[dict[str, Any]]:
             return []
         raise
     return rules
+
+
+def lifecycle_sync(*, storage: S3Storage) -> bool:
+    """Re-apply the rules when the bucket's differ from what the policies need now (a policy raised since the
+    last apply must never be undercut by the backstop); returns True when it wrote them. Beat runs it with
+    every purge: one GET when nothing changed."""
+    plan = lifecycle_plan(storage=storage)
+    ours = {r["ID"]: r for r in lifecycle_current(storage=storage) if str(r.get("ID", "")).startswith(RULE_PREFIX)}
+    if all(_same(ours.get(rule["ID"]), rule) for rule in plan.rules) and len(ours) == len(plan.rules):
+        return False
+    lifecycle_apply(storage=storage, plan=plan)
+    return True
+
+
+def _same(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    if current is None:
+        return False
+    keys = ("Filter", "Status", "Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload")
+    return all(current.get(k) == wanted.get(k) for k in keys)

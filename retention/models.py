@@ -10,21 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from jobs.models import Client, RetentionClass, iso
+
+DAYS = [MinValueValidator(1), MaxValueValidator(3650)]
 
 
 class RetentionPolicy(models.Model):
     """A client's own retention days per class; an empty field means the deployment's default."""
 
     client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="retention_policy")
-    raw_days = models.PositiveIntegerField(null=True, blank=True,
+    raw_days = models.PositiveIntegerField(null=True, blank=True, validators=DAYS,
                                            help_text="Raw recordings. Empty: the deployment's default.")
-    output_days = models.PositiveIntegerField(null=True, blank=True, help_text=(
+    output_days = models.PositiveIntegerField(null=True, blank=True, validators=DAYS, help_text=(
         "Final videos, stills, scripts, audio. Empty: the deployment's default."))
-    bundle_days = models.PositiveIntegerField(null=True, blank=True,
+    bundle_days = models.PositiveIntegerField(null=True, blank=True, validators=DAYS,
                                               help_text="Bundles (zips). Empty: the deployment's default.")
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import (
+    Count,
     DateTimeField,
     DurationField,
     Exists,
@@ -42,7 +43,8 @@ class DbNow(Func):
     output_field = DateTimeField()
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return Now().as_sql(compiler, connection)
+        # Django's SQLite Now: millisecond text in the format datetimes are stored in, so they compare.
+        return Now().as_sqlite(compiler, connection)
 
 
 def grace() -> timedelta:
@@ -146,23 +148,21 @@ def candidates(qs: QuerySet[StoredObject]) -> list[Candidate]:
     return [Candidate(*row) for row in qs.values_list(*CANDIDATE_FIELDS)]
 
 
-@dataclass(frozen=True)
-class ClassUsage:
-    stored_bytes: int
-    stored_objects: int
-    next_24h_bytes: int
-    next_24h_objects: int
-
-
-def client_usage(*, client_id: str) -> dict[str, ClassUsage]:
-    """Per class: what the client stores now, and what the purge will take within the next 24 hours."""
-    policy = policies_for([client_id])[client_id]
-    out = {}
+def upcoming_purges(*, client_ids: Iterable[str], within: timedelta) -> dict[tuple[str, str], tuple[int, int]]:
+    """(objects, bytes) per (client, class) that the purge will take within ``within`` from now: one grouped
+    query per class and distinct policy length, however many clients (the admin's overview)."""
+    policies = policies_for(client_ids)
+    out: dict[tuple[str, str], tuple[int, int]] = {}
     for cls in CLASSES:
-        stored = StoredObject.objects.filter(client_id=client_id, retention_class=cls, purged_at__isnull=True)
-        soon = eligible(client_id=client_id, retention_class=cls, days=policy.days[cls], within=timedelta(hours=24))
-        s = stored.aggregate(b=Sum("bytes"))["b"] or 0
-        n = soon.aggregate(b=Sum("bytes"))["b"] or 0
-        out[cls] = ClassUsage(stored_bytes=s, stored_objects=stored.count(), next_24h_bytes=n,
-                              next_24h_objects=soon.count())
+        by_days: dict[int, list[str]] = {}
+        for cid, policy in policies.items():
+            by_days.setdefault(policy.days[cls], []).append(cid)
+        for days, cids in by_days.items():
+            cutoff = ExpressionWrapper(DbNow() - Value(timedelta(days=days) + grace() - within,
+                                                       output_field=DurationField()), output_field=DateTimeField())
+            rows = (StoredObject.objects
+                    .filter(client_id__in=cids, retention_class=cls, purged_at__isnull=True, created_at__lt=cutoff)
+                    .exclude(held_now()).values("client_id").annotate(n=Count("id"), b=Sum("bytes")))
+            for row in rows:
+                out[(row["client_id"], cls)] = (row["n"], row["b"] or 0)
     return out

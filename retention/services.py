@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,9 +36,9 @@ from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
 from jobs.errors import Conflict
-from jobs.models import Client, Job, StoredObject
+from jobs.models import JOB_ENDED, Client, Job, StoredObject
 from jobs.storage import key_belongs, s3_client, s3_key
-from retention.models import Hold, PurgeAudit, PurgeRun
+from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
 from retention.selectors import (
     CLASSES,
     Candidate,
@@ -209,11 +209,11 @@ def _key_ok(obj: Candidate) -> bool:
     return key_belongs(obj.key, client_id=obj.client_id, retention_class=obj.retention_class, job_id=obj.job_id)
 
 
-# What one step of a purge takes: the next batch after a keyset position, read under the client's lock.
-Select = Callable[[tuple[datetime, int] | None], list[Candidate]]
-# One unit of work, run on one thread and one connection: a client's (or a job's) selections in turn,
-# each with the policy days that made its objects eligible (None for an operator's purge now).
-Unit = Callable[[], Iterator[tuple[str, int | None, Select]]]
+# What one step of a purge takes: the next batch after a keyset position, read under the client's lock,
+# with the policy days that made it eligible (read then too; None for an operator's purge now).
+Select = Callable[[tuple[datetime, int] | None], tuple[list[Candidate], int | None]]
+# One unit of work, run on one thread and one connection: a client's (or a job's) selections in turn.
+Unit = Callable[[], Iterator[tuple[str, Select]]]
 
 
 def retention_purge(*, dry_run: bool = False, client_id: str | None = None, trigger: str = "command",
@@ -225,9 +225,9 @@ def retention_purge(*, dry_run: bool = False, client_id: str | None = None, trig
     if dry_run:
         summary = PurgeSummary(dry_run=True)
         for unit in units:
-            for _, _, select in unit():
+            for _, select in unit():
                 after: tuple[datetime, int] | None = None
-                while batch := select(after):
+                while batch := select(after)[0]:
                     for obj in batch:
                         summary.add(obj) if _key_ok(obj) else summary.refused.append(obj.key)
                     after = (batch[-1].created_at, batch[-1].pk)
@@ -235,19 +235,28 @@ def retention_purge(*, dry_run: bool = False, client_id: str | None = None, trig
     return _purge(trigger=trigger, operator="", client_id=client_id or "", deleter=deleter, units=units)
 
 
-def retention_purge_job(*, job: Job, operator: str, deleter: Deleter | None = None) -> PurgeSummary:
-    """An operator's "purge now": every unpurged object of ``job``, whatever its age; refused while the job
-    is held. Returns what was purged."""
+def retention_purge_job(*, job: Job, operator: str, object_ids: Collection[int] | None = None,
+                        deleter: Deleter | None = None) -> PurgeSummary:
+    """An operator's "purge now": the unpurged objects of an ended ``job`` (only ``object_ids``, the ones the
+    operator was shown, when given), whatever their age; refused while the job runs or is held. Returns
+    what was purged."""
+    job.refresh_from_db(fields=["status"])
+    if job.status not in JOB_ENDED:
+        raise Conflict(f"The job is {job.status}; purge it once it has ended (or cancel it first).",
+                       code="job_not_ended")
     if holds_in_force(client_ids=[job.client_id]).filter(job__isnull=True).exists() or \
             holds_in_force().filter(job=job).exists():
         raise Conflict("This job is on hold; release the hold before purging it.", code="job_on_hold")
+    ids = list(object_ids) if object_ids is not None else None
 
-    def select(after: tuple[datetime, int] | None) -> list[Candidate]:
+    def select(after: tuple[datetime, int] | None) -> tuple[list[Candidate], int | None]:
         qs = StoredObject.objects.filter(job=job, purged_at__isnull=True).exclude(held_now())  # never held
-        return candidates(_after(qs, after).order_by("created_at", "id")[:S3_MAX_KEYS_PER_DELETE])
+        if ids is not None:
+            qs = qs.filter(pk__in=ids)
+        return candidates(_after(qs, after).order_by("created_at", "id")[:S3_MAX_KEYS_PER_DELETE]), None
 
     summary = _purge(trigger="operator", operator=operator, client_id=job.client_id, deleter=deleter,
-                     units=[lambda: iter([(job.client_id, None, select)])])
+                     units=[lambda: iter([(job.client_id, select)])])
     if summary.skipped:
         raise Conflict("Another purge is running; try again in a minute.", code="purge_running")
     return summary
@@ -262,16 +271,16 @@ def _after(qs: QuerySet[StoredObject], after: tuple[datetime, int] | None) -> Qu
 
 
 def _client_unit(client_id: str, size: int) -> Unit:
-    def selections() -> Iterator[tuple[str, int | None, Select]]:
-        policy = policies_for([client_id])[client_id]
+    def selections() -> Iterator[tuple[str, Select]]:
         for cls in CLASSES:
-            days = policy.days[cls]
-
-            def select(after: tuple[datetime, int] | None, cls: str = cls, days: int = days) -> list[Candidate]:
+            def select(after: tuple[datetime, int] | None, cls: str = cls) -> tuple[list[Candidate], int | None]:
+                # The policy is read with every batch, under the client's lock (retention_policy_set takes
+                # it too): a policy lengthened while a purge runs protects the rest of that purge's work.
+                days = policies_for([client_id])[client_id].days[cls]
                 qs = eligible(client_id=client_id, retention_class=cls, days=days)
-                return candidates(_after(qs, after).order_by("created_at", "id")[:size])
+                return candidates(_after(qs, after).order_by("created_at", "id")[:size]), days
 
-            yield client_id, days, select
+            yield client_id, select
     return selections
 
 
@@ -315,9 +324,9 @@ def _purge(*, trigger: str, operator: str, client_id: str, deleter: Deleter | No
 
 
 def _run_unit(unit: Unit, *, run: PurgeRun, operator: str, deleter: Deleter, summary: PurgeSummary) -> None:
-    for client_id, days, select in unit():
+    for client_id, select in unit():
         after: tuple[datetime, int] | None = None
-        while (after := _purge_step(select, after, client_id=client_id, days=days, run=run, operator=operator,
+        while (after := _purge_step(select, after, client_id=client_id, run=run, operator=operator,
                                     deleter=deleter, summary=summary)) is not None:
             pass
 
@@ -357,16 +366,16 @@ def _finish(run: PurgeRun, summary: PurgeSummary, *, status: str, error: str = "
         bytes_purged=summary.bytes, failures=len(summary.failed), refused=len(summary.refused))
 
 
-def _purge_step(select: Select, after: tuple[datetime, int] | None, *, client_id: str, days: int | None,
-                run: PurgeRun, operator: str, deleter: Deleter, summary: PurgeSummary) -> tuple[datetime, int] | None:
+def _purge_step(select: Select, after: tuple[datetime, int] | None, *, client_id: str, run: PurgeRun,
+                operator: str, deleter: Deleter, summary: PurgeSummary) -> tuple[datetime, int] | None:
     """One batch in one transaction: lock the client, read the next batch (that read is the eligibility
     check, under the lock), check each key, delete, mark purged and audit. Returns the keyset position
     for the next step, or None when there is nothing more."""
     with transaction.atomic():
-        _relaxed_commit()
-        # Serializes with hold_place on this client: a hold placed before this point is seen by the read.
+        # Serializes with hold_place and retention_policy_set on this client: a hold placed or a policy
+        # lengthened before this point is seen by the read.
         Client.objects.select_for_update(no_key=True).filter(pk=client_id).exists()
-        batch = select(after)
+        batch, days = select(after)
         if not batch:
             return None
         allowed: list[Candidate] = []
@@ -388,15 +397,6 @@ def _purge_step(select: Select, after: tuple[datetime, int] | None, *, client_id
             for obj in done:
                 summary.add(obj)
     return batch[-1].created_at, batch[-1].pk
-
-
-def _relaxed_commit() -> None:
-    """Commit this transaction without waiting for its WAL flush (PostgreSQL). Safe here, and only here:
-    a batch lost in a database crash leaves its rows unpurged, and the next run deletes those keys again
-    (a no-op) and audits each object once."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def _mark_purged(*, ids: list[int], days: int | None, operator: str, run: PurgeRun) -> None:
@@ -426,7 +426,7 @@ def _mark_purged(*, ids: list[int], days: int | None, operator: str, run: PurgeR
             f"INSERT INTO {audit} ({columns}) "  # noqa: S608
             f"SELECT id, client_id, job_id, key, retention_class, kind, bytes, %s, %s, %s, %s FROM {objects} "
             f"WHERE id IN ({placeholders}) ON CONFLICT (stored_object_id) DO NOTHING",
-            [days, operator, run.pk, at, *ids])
+            [days, operator, run.pk, connection.ops.adapt_datetimefield_value(at), *ids])
 
 
 # --- Holds ------------------------------------------------------------------------------------------------
@@ -450,6 +450,22 @@ def retention_extend(*, job: Job, days: int, placed_by: str, reason: str = "") -
     return hold_place(client=job.client, job=job, placed_by=placed_by,
                       reason=reason or f"Retention extended by {days} days.",
                       until=timezone.now() + timedelta(days=days))
+
+
+def retention_policy_set(*, client: Client, days: dict[str, int | None]) -> RetentionPolicy:
+    """Set a client's own days per class (None: the deployment's default); returns the policy. Takes the
+    client's row lock, as each purge batch does, so a running purge sees the change at its next batch."""
+    for cls, value in days.items():
+        if cls not in CLASSES:
+            raise Conflict(f"No retention class {cls!r}; the classes are {', '.join(CLASSES)}.",
+                           code="unknown_retention_class")
+        if value is not None and not 1 <= value <= 3650:
+            raise Conflict(f"{cls} days must be 1 to 3650.", code="invalid_days")
+    with transaction.atomic():
+        Client.objects.select_for_update(no_key=True).filter(pk=client.pk).exists()
+        policy, _ = RetentionPolicy.objects.update_or_create(
+            client=client, defaults={f"{cls}_days": value for cls, value in days.items()})
+        return policy
 
 
 def hold_release(*, hold: Hold, released_by: str) -> bool:

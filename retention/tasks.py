@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
+from django.core.files.storage import default_storage
+from storages.backends.s3 import S3Storage
 
-from retention import services
+from retention import lifecycle, services
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="retention.tasks.retention_purge", acks_late=True, reject_on_worker_lost=True)
 def retention_purge() -> dict[str, Any]:
-    """Purge what the policies allow and sweep this machine's scratch space; returns the counts."""
+    """Purge what the policies allow, keep the bucket's lifecycle backstop in step with the policies, and
+    sweep this machine's scratch space; returns the counts."""
     summary = services.retention_purge(trigger="beat")
+    synced = None
+    if isinstance(default_storage, S3Storage):
+        try:
+            synced = lifecycle.lifecycle_sync(storage=default_storage)
+        except Exception:  # the purge is the precise path; a bucket that refuses lifecycle writes says so here
+            log.warning("could not bring the bucket's lifecycle rules in step with the policies", exc_info=True)
     scratch = services.scratch_sweep()
     return {"objects": summary.objects, "bytes": summary.bytes, "refused": len(summary.refused),
-            "failed": len(summary.failed), "skipped": summary.skipped, "scratch": scratch}
+            "failed": len(summary.failed), "skipped": summary.skipped, "lifecycle_written": synced,
+            "scratch": scratch}

@@ -114,7 +114,9 @@ def test_hold_needs_a_reason_and_protects_the_job_from_the_purge(operator: Brows
     hold = Hold.objects.get()
     assert (hold.job_id, hold.reason, hold.placed_by) == (job.id, "legal review", "ops")
     assert retention_purge().objects == 0 and in_storage(obj)
-    _act(operator, "jobs/job", "release_holds", [job.id])
+    assert "legal review" in _act(operator, "jobs/job", "release_holds", [job.id]).content.decode()  # asks first
+    assert retention_purge().objects == 0
+    _act(operator, "jobs/job", "release_holds", [job.id], confirm="yes")
     assert retention_purge().keys == [obj.key]
     assert LogEntry.objects.filter(object_id=job.id, change_message__startswith="Placed a retention hold").exists()
 
@@ -132,14 +134,18 @@ def test_extend_keeps_a_job_for_n_more_days(operator: Browser) -> None:
 def test_purge_now_lists_what_will_go_then_deletes_it_with_audit_rows_naming_the_operator(
         operator: Browser, local_storage: Path, tmp_path: Path) -> None:
     job, other = make_job(), make_job()
+    type(job).objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
     mine = [put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path),
             put(job, kind="bundle", name=f"{job.id}-v1.zip", tmp=tmp_path)]
     theirs = put(other, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)
     page = _act(operator, "jobs/job", "purge_now", [job.id]).content.decode()
     assert all(o.key in page for o in mine) and theirs.key not in page
     assert all(in_storage(o) for o in mine)
-    _act(operator, "jobs/job", "purge_now", [job.id], confirm="yes")
-    assert not any(in_storage(o) for o in mine) and in_storage(theirs)
+    late = put(job, kind="still", name="chunk-1-still-1.png", tmp=tmp_path)  # not on the page: it stays
+    response = operator.post("/admin/jobs/job/", {"action": "purge_now", "_selected_action": [job.id],
+                                                  "confirm": "yes", "object": [str(o.pk) for o in mine]})
+    assert response.status_code == 302
+    assert not any(in_storage(o) for o in mine) and in_storage(theirs) and in_storage(late)
     assert sorted(PurgeAudit.objects.values_list("key", "operator")) == sorted((o.key, "ops") for o in mine)
     audit_page = operator.get("/admin/retention/purgeaudit/?operator=ops").content.decode()
     assert mine[0].key in audit_page

@@ -66,18 +66,29 @@ class EndpointAdmin(admin.ModelAdmin):
             endpoint_update(endpoint=endpoint, changes={"enabled": True})
             audit(request, endpoint, "Enabled.")
 
-    @admin.action(description="Disable")
-    def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+    @admin.action(description="Disable…")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> Any:
+        if not confirmed(request):
+            return confirm_page(self, request, queryset, action="disable", title="Disable endpoints",
+                                intro="Nothing more is sent to these endpoints until they are enabled again.",
+                                items=[f"{e.id} {e.url}" for e in queryset], button="Disable", danger=True)
         for endpoint in queryset:
             endpoint_disable(endpoint=endpoint, reason=f"Disabled by operator {request.user}.")
             audit(request, endpoint, "Disabled.")
+        return None
 
-    @admin.action(description="Rotate secret (old one signs for the grace period)")
-    def rotate(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+    @admin.action(description="Rotate secret (old one signs for the grace period)…")
+    def rotate(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> Any:
+        if not confirmed(request):
+            return confirm_page(self, request, queryset, action="rotate", title="Rotate secrets",
+                                intro="Each endpoint gets a new secret; the old one keeps signing beside it for the "
+                                      "grace period. The client must read the new one through the API.",
+                                items=[f"{e.id} {e.url}" for e in queryset], button="Rotate")
         for endpoint in queryset:
             endpoint_rotate_secret(endpoint=endpoint)
             audit(request, endpoint, "Rotated the secret.")
         self.message_user(request, "Rotated. The client reads the new secret through the API.")
+        return None
 
     @admin.action(description="Recover failed deliveries since a time…")
     def recover_since(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> Any:

@@ -12,14 +12,22 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.errors import PermanentError
 from jobs.models import KIND_CLASS, Chunk, Job, StoredObject
 from jobs.storage import file_digest, object_key, upload_file
 
 
+class PurgedKeyReused(PermanentError):
+    """A stage tried to write an object at a key whose object retention already purged."""
+
+
 def object_record(*, job: Job, kind: str, name: str, chunk: Chunk | None = None, bytes: int = 0,
-                  sha256: str = "", meta: dict[str, Any] | None = None) -> StoredObject:
-    """Create (or, for the same key written again, reset) the row of an object about to be written; returns it."""
-    key = object_key(job, kind=kind, name=name, chunk_index=chunk.index if chunk is not None else None)
+                  sha256: str = "", meta: dict[str, Any] | None = None, key: str | None = None) -> StoredObject:
+    """Create (or, for the same key written again by a retried stage, reset) the row of an object about to be
+    written; returns it. A purged object's key is never reused: its row, audit and links stay what they say."""
+    key = key or object_key(job, kind=kind, name=name, chunk_index=chunk.index if chunk is not None else None)
+    if StoredObject.objects.filter(key=key, purged_at__isnull=False).exists():
+        raise PurgedKeyReused(f"{name}: the object at this key was purged; it is not written again")
     obj, _ = StoredObject.objects.update_or_create(
         key=key,
         defaults={"client_id": job.client_id, "job": job, "chunk": chunk, "name": name, "kind": kind,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
 from bundles.models import Bundle
 from bundles.services import BundleAssetMismatch, bundle_build
@@ -35,7 +35,8 @@ def test_it_streams_the_bundle_into_s3_and_the_archive_tests_clean(s3_storage: M
 
     client = s3_storage.client()
     bundle = Bundle.objects.select_related("stored").get(job=job, version=1)
-    assert bundle.stored.key == f"bundle/clients/{job.client_id}/jobs/{job.id}/v1/{job.id}-v1.zip"
+    assert re.fullmatch(rf"bundle/clients/{job.client_id}/jobs/{job.id}/v1/[0-9a-f]{{8}}/{job.id}-v1\.zip",
+                        bundle.stored.key)
     data = client.get_object(Bucket=s3_storage.bucket, Key=bundle.stored.key)["Body"].read()
     assert summary["size_bytes"] == len(data)
     assert summary["sha256"] == hashlib.sha256(data).hexdigest()
@@ -69,16 +70,21 @@ def test_it_builds_the_same_archive_on_local_storage(local_storage: Path, tmp_pa
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
 
 
-def test_running_it_twice_gives_one_bundle_row_and_one_object(s3_storage: MotoS3, tmp_path: Path) -> None:
+def test_running_it_twice_gives_one_bundle_row_pointing_at_the_second_build(s3_storage: MotoS3,
+                                                                             tmp_path: Path) -> None:
     job = job_with_assets(files=_files(), tmp=tmp_path)
-    bundle_build(job=job, chunks=chunks_of(job))
+    first = bundle_build(job=job, chunks=chunks_of(job))
     second = bundle_build(job=job, chunks=chunks_of(job))
-    # The manifest's created_at differs, so the bytes may too: the row and the object are the second build.
-    assert list(Bundle.objects.filter(job=job).values_list("stored__sha256", flat=True)) == [second["sha256"]]
-    assert StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).count() == 1
-    key = Bundle.objects.get(job=job).stored.key
-    listed = s3_storage.client().list_objects_v2(Bucket=s3_storage.bucket, Prefix=key)
-    assert [o["Key"] for o in listed["Contents"]] == [key]
+    # Each build wrote its own object, so neither could overwrite the other half-way (two settles racing):
+    # the bundle row is the second build's, and its sha256 is that object's.
+    bundle = Bundle.objects.select_related("stored").get(job=job)
+    assert bundle.stored.sha256 == second["sha256"] and bundle.stored.current
+    data = s3_storage.client().get_object(Bucket=s3_storage.bucket, Key=bundle.stored.key)["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == second["sha256"]
+    rows = StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE)
+    assert rows.count() == 2 and rows.filter(current=True).count() == 1
+    # The first stays stored, with its row, until retention purges it: the link it was announced with works.
+    assert rows.get(current=False).sha256 == first["sha256"]
 
 
 def test_an_asset_changed_in_storage_fails_the_build_and_leaves_nothing(s3_storage: MotoS3, tmp_path: Path) -> None:
@@ -89,8 +95,7 @@ def test_an_asset_changed_in_storage_fails_the_build_and_leaves_nothing(s3_stora
         bundle_build(job=job, chunks=chunks_of(job))
     client = s3_storage.client()
     assert client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads", []) == []
-    with pytest.raises(ClientError):
-        client.head_object(Bucket=s3_storage.bucket,
-                           Key=f"bundle/clients/{job.client_id}/jobs/{job.id}/v1/{job.id}-v1.zip")
+    listed = client.list_objects_v2(Bucket=s3_storage.bucket, Prefix=f"bundle/clients/{job.client_id}/")
+    assert listed.get("KeyCount") == 0
     assert not Bundle.objects.filter(job=job).exists()
     assert not StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).exists()  # no half-written row

@@ -50,3 +50,14 @@ def test_it_shows_then_writes_rules_no_earlier_than_the_longest_policy_plus_grac
     rules = _rules(s3_storage)
     assert rules["screenreel-output-expire"]["Expiration"] == {"Days": 201}
     assert len(rules) == 6
+
+
+def test_beats_purge_brings_the_rules_in_step_when_a_policy_was_raised(s3_storage: MotoS3) -> None:
+    from retention.services import retention_policy_set
+    from retention.tasks import retention_purge
+
+    assert retention_purge()["lifecycle_written"] is True  # none yet: written
+    assert retention_purge()["lifecycle_written"] is False  # in step: one GET, nothing written
+    retention_policy_set(client=make_client("Long"), days={"bundle": 400})
+    assert retention_purge()["lifecycle_written"] is True
+    assert _rules(s3_storage)["screenreel-bundle-expire"]["Expiration"] == {"Days": 401}

@@ -270,9 +270,15 @@ def test_a_second_purge_started_meanwhile_exits_at_once_saying_so(local_storage:
     assert retention_purge().keys == [obj.key]
 
 
+def _ended(job: Any) -> Any:
+    type(job).objects.filter(pk=job.pk).update(status="succeeded")
+    job.refresh_from_db()
+    return job
+
+
 def test_purge_now_takes_every_object_of_a_job_whatever_its_age_and_audits_the_operator(
         local_storage: Path, tmp_path: Path) -> None:
-    job, other = make_job(), make_job()
+    job, other = _ended(make_job()), _ended(make_job())
     fresh = [put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path),
              put(job, kind="bundle", name=f"{job.id}-v1.zip", tmp=tmp_path)]
     untouched = put(other, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)
@@ -285,12 +291,62 @@ def test_purge_now_takes_every_object_of_a_job_whatever_its_age_and_audits_the_o
 def test_purge_now_refuses_a_held_job(local_storage: Path, tmp_path: Path) -> None:
     from jobs.errors import Conflict
 
-    job = make_job()
+    job = _ended(make_job())
     obj = put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)
     hold_place(client=job.client, job=job, reason="legal", placed_by="ops")
     with pytest.raises(Conflict) as raised:
         retention_purge_job(job=job, operator="ops")
     assert raised.value.code == "job_on_hold" and in_storage(obj)
+
+
+def test_purge_now_refuses_a_job_that_has_not_ended_and_takes_only_the_objects_it_was_shown(
+        local_storage: Path, tmp_path: Path) -> None:
+    from jobs.errors import Conflict
+
+    job = make_job()  # queued: a stage may be reading its recording right now
+    shown = put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)
+    with pytest.raises(Conflict) as raised:
+        retention_purge_job(job=job, operator="ops")
+    assert raised.value.code == "job_not_ended" and in_storage(shown)
+    _ended(job)
+    later = put(job, kind="still", name="chunk-1-still-1.png", tmp=tmp_path)  # stored after the page was shown
+    summary = retention_purge_job(job=job, operator="ops", object_ids=[shown.pk])
+    assert summary.keys == [shown.key] and in_storage(later)
+
+
+def test_a_purged_key_is_never_written_again(local_storage: Path, tmp_path: Path) -> None:
+    from jobs.services.objects import PurgedKeyReused
+
+    job = _ended(make_job())
+    obj = put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)
+    retention_purge_job(job=job, operator="ops")
+    with pytest.raises(PurgedKeyReused):
+        put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)
+    obj.refresh_from_db()
+    assert obj.purged_at is not None and PurgeAudit.objects.filter(stored_object_id=obj.pk).count() == 1
+
+
+def test_a_policy_lengthened_during_a_purge_protects_the_rest_of_it(local_storage: Path, tmp_path: Path,
+                                                                    settings: SettingsWrapper) -> None:
+    from retention.services import retention_policy_set
+
+    settings.SCREENREEL_RETENTION_BATCH = 2
+    job = make_job()
+    objects = [put(job, kind="recording", name=f"chunk-1-recording-{i}.mp4", tmp=tmp_path, created_at=aged(10))
+               for i in range(6)]
+
+    class LengthensAfterTheFirstBatch(LocalDeleter):
+        def delete(self, keys: list[str]) -> dict[str, str]:
+            failed = super().delete(keys)
+            retention_policy_set(client=job.client, days={"raw": 30})  # an operator, meanwhile
+            return failed
+
+    from django.core.files.storage import FileSystemStorage, default_storage
+
+    assert isinstance(default_storage, FileSystemStorage)
+    summary = retention_purge(deleter=LengthensAfterTheFirstBatch(default_storage))
+    assert summary.objects == 2  # the first batch only: the next read saw 30 days
+    assert sum(in_storage(o) for o in objects) == 4
 
 
 def test_the_audit_is_append_only_in_the_database(local_storage: Path, tmp_path: Path) -> None:
