@@ -195,6 +195,8 @@ class Chunk(models.Model):
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)  # of the current stage
+    # 0..1 across its stages (jobs.services.progress), as its last chunk.progress event said.
+    progress = models.FloatField(default=0.0)
     # While a stage works on the chunk nobody else may; past this time the worker is presumed dead.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
@@ -230,6 +232,7 @@ class Chunk(models.Model):
             "index": self.index,
             "title": self.title,
             "status": self.status,
+            "progress": 1.0 if self.status == ChunkStatus.SUCCEEDED else round(self.progress, 3),
             "attempts": self.attempts,
             "error": self.error or None,
             "recording": self.recording,
@@ -350,7 +353,7 @@ class StoredObject(models.Model):
 EVENT_TYPES = (
     "job.created", "job.started", "job.progress", "job.succeeded", "job.partial_success", "job.failed",
     "job.canceled", "chunk.recording.started", "chunk.recording.succeeded", "chunk.recording.failed",
-    "chunk.synthesis.succeeded", "chunk.synthesis.failed", "chunk.succeeded", "chunk.failed",
+    "chunk.synthesis.succeeded", "chunk.synthesis.failed", "chunk.succeeded", "chunk.failed", "chunk.progress",
     "bundle.ready", "bundle.failed", "webhook.test",
 )
 

@@ -85,6 +85,9 @@ class RecordRequest:
     # webhooks without this package importing it.
     url_guard: Callable[[str], str | None] | None = None
     pacing: Pacing = field(default_factory=Pacing)
+    # Called on the recorder's event loop with (steps done, steps in all) after each step: it must not
+    # block (the pipeline's ChunkProgress only queues it).
+    on_progress: Callable[[int, int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,8 @@ class _Session:
 
         for number, step in enumerate(req.steps, 1):
             await self._step(page, pointer, number, step)
+            if req.on_progress is not None:
+                req.on_progress(number, len(req.steps))
             if number == len(req.steps):
                 break  # the last still comes after the closing hold
             await asyncio.sleep(pace.step_pause_ms / 1000)

@@ -27,6 +27,7 @@ from jobs.services import voices
 from jobs.services.egress import browser_url_guard
 from jobs.services.objects import object_store
 from jobs.services.pricing import chunk_cost
+from jobs.services.progress import ChunkProgress
 from jobs.services.transitions import chunk_transition
 from jobs.storage import fetch_file
 
@@ -108,13 +109,15 @@ def chunk_record_run(*, chunk_id: int) -> StageResult:
     try:
         spec = job.parsed_spec
         viewport = spec.viewport
-        result = recorder.record(recorder.RecordRequest(
-            target_url=spec.target_url, width=viewport.width, height=viewport.height,
-            steps=chunk.feature.steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
-            chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
-            still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard,
-            pacing=spec.recorder_pacing(),
-        ))
+        with ChunkProgress(chunk_id=chunk.pk) as progress:
+            progress.stage(ChunkStatus.RECORDING)
+            result = recorder.record(recorder.RecordRequest(
+                target_url=spec.target_url, width=viewport.width, height=viewport.height,
+                steps=chunk.feature.steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
+                chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
+                still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard,
+                pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
+            ))
     except MediaError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
         return _stage_failed(chunk, exc)
@@ -152,7 +155,9 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
         return DONE
     job, n = chunk.job, chunk.index
     workdir = _workdir(chunk)
+    progress = ChunkProgress(chunk_id=chunk.pk).__enter__()
     try:
+        progress.stage(ChunkStatus.SYNTHESIZING)
         recording = chunk.stored_objects.current().get(kind=ObjectKind.RECORDING)
         body = fetch_file(key=recording.key, dest=workdir / recording.name)
         spec = job.parsed_spec
@@ -172,6 +177,7 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
                                 changes={"speech": speech_meta}) is None \
                     and chunk.status != ChunkStatus.MUXING:
                 return DONE  # canceled meanwhile
+        progress.stage(ChunkStatus.MUXING)
         branding = spec.branding
         final_path = workdir / f"chunk-{n}-final.mp4"
         logo = voices.logo_fetch(url=branding.logo_url, dest=workdir / "logo") if branding.logo_url else None
@@ -199,6 +205,7 @@ def chunk_produce_run(*, chunk_id: int) -> StageResult:
     except MediaError as exc:
         return _stage_failed(chunk, exc)
     finally:
+        progress.__exit__(None, None, None)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -81,6 +81,7 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
         if to == ChunkStatus.PENDING:
             chunk.started_at = chunk.finished_at = chunk.lease_expires_at = None
             chunk.attempts = 0
+            chunk.progress = 0.0
         chunk.save()
         for event_type in _CHUNK_EVENTS.get((before, to), ()):
             event_record(job=chunk.job, type=event_type, data={"chunk": chunk_view(chunk)})

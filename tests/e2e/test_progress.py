@@ -1,0 +1,85 @@
+"""Progress events from a real recording (real Celery worker, Chromium, ffmpeg): the job's SSE stream and an
+endpoint that opted in to chunk.progress both see the chunk's progress rise, stage by stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from jobs.models import Event, JobStatus
+from jobs.services.clients import client_create
+from tests.e2e.conftest import Worker, wait_until_ended
+from tests.processes import BIN, ROOT, child_env, free_port, wait_for_port
+from tests.receivers import Receiver
+from webhooks.services.endpoints import endpoint_create
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def web(worker_env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port",
+                             str(port), "--log-level", "warning"], cwd=ROOT, env=child_env(), start_new_session=True)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def _sse_events(url: str, headers: dict[str, str], until: str, timeout: float = 240) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=timeout)) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if events[-1]["type"] == until:
+                    return events
+    return events
+
+
+def test_a_recording_reports_rising_progress_on_sse_and_to_an_opted_in_endpoint(
+        worker: Worker, sample_app: str, hook: Receiver, web: str) -> None:
+    client, key = client_create(name="Progress")
+    endpoint = endpoint_create(client=client, url=hook.url, event_types=["chunk.progress"])
+    steps = [{"action": "goto", "url": "/"}, *({"action": "wait", "ms": 2300} for _ in range(4)),
+             {"action": "scroll", "y": 400}]
+    created = httpx.post(f"{web}/v1/jobs", headers={"Authorization": f"Bearer {key.key}"}, json={
+        "target_url": sample_app, "viewport": {"width": 640, "height": 360}, "voice": {"provider": "espeak-ng"},
+        "features": [{"title": "A paced tour", "script": "A tour of the dashboard, step by step.", "steps": steps}]})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+
+    streamed = _sse_events(f"{web}/v1/jobs/{job_id}/events", {"Authorization": f"Bearer {key.key}"},
+                           until="job.succeeded")
+    job = wait_until_ended(job_id)
+    assert job.status == JobStatus.SUCCEEDED
+
+    progress = [e["data"] for e in streamed if e["type"] == "chunk.progress"]
+    stages = [p["stage"] for p in progress]
+    assert stages[0] == "recording" and "synthesizing" in stages and stages[-1] == "muxing", stages
+    assert sum(s == "recording" for s in stages) >= 3  # steps reported during the recording itself
+    values = [p["progress"] for p in progress]
+    assert values == sorted(values) and values[0] == 0.0 and 0.85 <= values[-1] < 1.0, values
+    assert any(e["type"] == "job.progress" for e in streamed)
+    # The same events, as stored: what /v1/events and a reconnecting stream also see.
+    stored = list(Event.objects.filter(job_id=job_id, type="chunk.progress").order_by("sequence")
+                  .values_list("data__progress", flat=True))
+    assert stored == values
+
+    # The endpoint opted in: it received the chunk's progress events, signed, in order.
+    deliveries = hook.wait_for(len(progress), timeout=60)
+    bodies = [Webhook(endpoint.secret).verify(d.body, d.headers) for d in deliveries]
+    received = sorted((b for b in bodies if b["type"] == "chunk.progress"), key=lambda b: b["sequence"])
+    assert [b["data"]["progress"] for b in received] == values
