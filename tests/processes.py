@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -51,3 +54,20 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+@contextmanager
+def asgi_server(env: dict[str, str]) -> Iterator[str]:
+    """The service under uvicorn, as the Procfile runs it, in a process group of its own; yields its base URL
+    (also its SCREENREEL_PUBLIC_URL, so the links it signs point at it)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port",
+                             str(port), "--log-level", "warning"], cwd=ROOT,
+                            env={**env, "SCREENREEL_PUBLIC_URL": base}, start_new_session=True)
+    try:
+        wait_for_port(port, proc)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)

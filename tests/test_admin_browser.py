@@ -3,8 +3,6 @@ video plays, a hold is placed, "purge now" runs through its confirmation page, a
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from jobs.models import ChunkStatus, JobStatus, ObjectKind
 from jobs.services.objects import object_store
 from retention.models import Hold, PurgeAudit
 from tests.factories import make_job
-from tests.processes import BIN, ROOT, child_env, free_port, wait_for_port
+from tests.processes import asgi_server, child_env
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -28,17 +26,8 @@ pytestmark = [pytest.mark.django_db(transaction=True),
 
 @pytest.fixture
 def web() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT, env=child_env(SCREENREEL_PUBLIC_URL=f"http://127.0.0.1:{port}"), start_new_session=True)
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+    with asgi_server(child_env()) as base:
+        yield base
 
 
 def _finished_job(tmp: Path) -> Any:

@@ -4,9 +4,6 @@ endpoint that opted in to chunk.progress both see the chunk's progress rise, sta
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from jobs.models import Event, JobStatus
 from jobs.services.clients import client_create
 from tests.e2e.conftest import Worker, wait_until_ended
-from tests.processes import BIN, ROOT, child_env, free_port, wait_for_port
+from tests.processes import asgi_server, child_env
 from tests.receivers import Receiver
 from webhooks.services.endpoints import endpoint_create
 
@@ -26,15 +23,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def web(worker_env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning"], cwd=ROOT, env=child_env(), start_new_session=True)
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+    with asgi_server(child_env()) as base:
+        yield base
 
 
 def _sse_events(url: str, headers: dict[str, str], until: str, timeout: float = 240) -> list[dict[str, Any]]:

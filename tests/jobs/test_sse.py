@@ -4,9 +4,6 @@ exactly once and in order, heartbeats, tokens for EventSource, and nobody else's
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +17,7 @@ from jobs.models import ChunkStatus, Job, JobStatus
 from jobs.services.clients import client_create
 from jobs.services.transitions import chunk_transition, job_transition
 from tests.factories import make_job
-from tests.processes import BIN, ROOT, child_env, flush_redis, free_port, wait_for_port
+from tests.processes import asgi_server, child_env, flush_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,18 +25,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def web() -> Iterator[str]:
     flush_redis()
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT, env=child_env(SCREENREEL_SSE_HEARTBEAT_S="1"), start_new_session=True,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+    with asgi_server(child_env(SCREENREEL_SSE_HEARTBEAT_S="1")) as base:
+        yield base
 
 
 class Stream:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -26,7 +24,7 @@ from jobs.models import Job
 from jobs.services.clients import client_create
 from jobs.services.events import event_record
 from tests.factories import make_job
-from tests.processes import BIN, ROOT, child_env, free_port, wait_for_port
+from tests.processes import asgi_server, child_env, free_port, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 APP_NAME = "screenreel-sse-web-test"
@@ -69,17 +67,10 @@ def redis_server(tmp_path: Path, settings: SettingsWrapper) -> Iterator[PrivateR
 
 @pytest.fixture
 def web(redis_server: PrivateRedis) -> Iterator[str]:
-    port = free_port()
     env = child_env(REDIS_URL=redis_server.url, PGAPPNAME=APP_NAME, SCREENREEL_SSE_HEARTBEAT_S="5",
                     SCREENREEL_SSE_FALLBACK_POLL_S="1")
-    proc = subprocess.Popen([str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning"], cwd=ROOT, env=env, start_new_session=True)
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+    with asgi_server(env) as base:
+        yield base
 
 
 @dataclass
