@@ -18,15 +18,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs.admin_support import audit, confirm_page, confirmed
+from jobs.admin_support import audit, confirm_page, confirmed, media_preview
 from jobs.errors import DomainError
-from jobs.links import link_sign
-from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, Job, ObjectKind, StoredObject
+from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, Job, StoredObject
 from jobs.selectors import objects_expiry
 from jobs.services.jobs import job_cancel, job_rerun_chunks
-
-# The admin's previews are for the operator looking now; an hour is plenty and leaks little.
-PREVIEW_TTL_S = 3600
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -115,16 +111,16 @@ class JobAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">Webhook deliveries</a> · <a href="{}">Events</a>', deliveries, events)
 
     def _objects(self, job: Job) -> list[StoredObject]:
-        return list(job.stored_objects.select_related("chunk").order_by("kind", "chunk__index", "id"))
+        """The job's stored objects, read once per page (the preview and the retention table both show them)."""
+        cached: list[StoredObject] | None = getattr(job, "_admin_objects", None)
+        if cached is None:
+            cached = list(job.stored_objects.select_related("chunk").order_by("kind", "chunk__index", "id"))
+            job._admin_objects = cached  # type: ignore[attr-defined]
+        return cached
 
     @admin.display(description="Preview")
     def preview(self, job: Job) -> SafeString:
-        """Videos that play and stills that load, through signed links relative to the admin's own host."""
-        shown = [o for o in self._objects(job) if o.current and o.purged_at is None
-                 and o.kind in (ObjectKind.VIDEO, ObjectKind.STILL)]
-        items = [(o.kind, link_sign(client_id=o.client_id, key=o.key, filename=o.name, ttl_s=PREVIEW_TTL_S,
-                                    base_url="").url, o.name) for o in shown]
-        return SafeString(render_to_string("admin/jobs/job/preview.html", {"items": items}))
+        return media_preview(o for o in self._objects(job) if o.current)
 
     @admin.display(description="Stored objects and their retention")
     def assets_table(self, job: Job) -> SafeString:

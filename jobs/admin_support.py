@@ -16,7 +16,15 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.utils.safestring import SafeString
+
+from jobs.links import link_sign
+from jobs.models import ObjectKind, StoredObject
+
+# The admin's previews are for the operator looking now; an hour is plenty and leaks little.
+PREVIEW_TTL_S = 3600
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,15 @@ def audit(request: HttpRequest, obj: Model, message: str) -> None:
         return
     LogEntry.objects.log_actions(user_id=user_id, queryset=[obj], action_flag=CHANGE, change_message=message,
                                  single_object=True)
+
+
+def media_preview(objects: Iterable[StoredObject]) -> SafeString:
+    """Videos that play and stills that load, for the job page and the bundle page: signed links relative to
+    the admin's own host, so they work wherever the operator opened the admin."""
+    items = [(o.kind, link_sign(client_id=o.client_id, key=o.key, filename=o.name, ttl_s=PREVIEW_TTL_S,
+                                base_url="").url, o.name)
+             for o in objects if o.purged_at is None and o.kind in (ObjectKind.VIDEO, ObjectKind.STILL)]
+    return SafeString(render_to_string("admin/jobs/job/preview.html", {"items": items}))
 
 
 def operator_name(request: HttpRequest) -> str:

@@ -154,9 +154,6 @@ class Hub:
             feed.wake()  # its task sees no subscribers and ends
             del self.feeds[job_id]
 
-    def streams_open(self) -> int:
-        return sum(len(f.subscribers) for f in self.feeds.values())
-
     async def _listen(self) -> None:
         backoff = 0.5
         down_since: float | None = None

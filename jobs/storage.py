@@ -22,7 +22,7 @@ from django.core.files.storage import Storage, default_storage
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
-from jobs.models import KIND_CLASS, Job, ObjectKind
+from jobs.models import KIND_CLASS, Job, ObjectKind, RetentionClass
 
 _CHUNK = 1024 * 1024
 
@@ -55,7 +55,7 @@ def key_belongs(key: str, *, client_id: str, retention_class: str | None = None,
     """
     if ".." in key.split("/") or "//" in key or key.startswith("/"):
         return False
-    classes = [retention_class] if retention_class else list(dict.fromkeys(KIND_CLASS.values()))
+    classes = [retention_class] if retention_class else list(RetentionClass.values)
     if any(key.startswith(class_prefix(c, client_id)) for c in classes):
         return True
     if job_id is not None:

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
@@ -62,7 +62,7 @@ def lifecycle_plan(*, storage: S3Storage) -> LifecyclePlan:
     soon = timezone.now() + timedelta(days=7)
     for cls in CLASSES:
         reach = StoredObject.objects.filter(
-            Q(retention_class=cls), purged_at__isnull=True, created_at__lt=soon - timedelta(days=days[cls]),
+            retention_class=cls, purged_at__isnull=True, created_at__lt=soon - timedelta(days=days[cls]),
         ).filter(held_now()).count()
         if reach:
             warnings.append(f"{reach} held {cls} object(s) reach the bucket's {days[cls]}-day expiry within a week: "

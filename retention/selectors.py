@@ -109,16 +109,18 @@ def objects_expiry(*, objects: Sequence[StoredObject]) -> dict[int, datetime | N
     return out
 
 
-def eligible(*, client_id: str, retention_class: str, days: int,
-             within: timedelta = timedelta(0)) -> QuerySet[StoredObject]:
-    """A client's unpurged, unheld objects of one class whose age passed ``days`` + grace, by the database's
-    clock (``within`` looks ahead: what will be eligible that much later)."""
+def _due(*, retention_class: str, days: int, within: timedelta = timedelta(0)) -> QuerySet[StoredObject]:
+    """Unpurged, unheld objects of one class whose age passed ``days`` + grace by the database's clock
+    (``within`` looks ahead: what will have passed it that much later)."""
     cutoff = ExpressionWrapper(DbNow() - Value(timedelta(days=days) + grace() - within, output_field=DurationField()),
                                output_field=DateTimeField())
-    return (StoredObject.objects
-            .filter(client_id=client_id, retention_class=retention_class, purged_at__isnull=True,
-                    created_at__lt=cutoff)
+    return (StoredObject.objects.filter(retention_class=retention_class, purged_at__isnull=True, created_at__lt=cutoff)
             .exclude(held_now()))
+
+
+def eligible(*, client_id: str, retention_class: str, days: int) -> QuerySet[StoredObject]:
+    """What the purge may take of one client's objects of one class now."""
+    return _due(retention_class=retention_class, days=days).filter(client_id=client_id)
 
 
 def clients_to_purge(*, client_id: str | None = None) -> list[str]:
@@ -158,11 +160,8 @@ def upcoming_purges(*, client_ids: Iterable[str], within: timedelta) -> dict[tup
         for cid, policy in policies.items():
             by_days.setdefault(policy.days[cls], []).append(cid)
         for days, cids in by_days.items():
-            cutoff = ExpressionWrapper(DbNow() - Value(timedelta(days=days) + grace() - within,
-                                                       output_field=DurationField()), output_field=DateTimeField())
-            rows = (StoredObject.objects
-                    .filter(client_id__in=cids, retention_class=cls, purged_at__isnull=True, created_at__lt=cutoff)
-                    .exclude(held_now()).values("client_id").annotate(n=Count("id"), b=Sum("bytes")))
+            rows = (_due(retention_class=cls, days=days, within=within).filter(client_id__in=cids)
+                    .values("client_id").annotate(n=Count("id"), b=Sum("bytes")))
             for row in rows:
                 out[(row["client_id"], cls)] = (row["n"], row["b"] or 0)
     return out

@@ -6,10 +6,11 @@ The purge (DESIGN.md §6) is safe by construction:
 - one purge runs at a time (a PostgreSQL advisory lock; a file lock on the embedded SQLite default);
 - it works in batches: one ``DeleteObjects`` of up to 1,000 keys, whose per-key ``Errors`` are read
   (S3 answers 200 when some keys failed). Each batch runs in one transaction that first takes the
-  client's row lock (``FOR NO KEY UPDATE``, which placing a hold takes too), re-checks eligibility,
-  deletes, then marks the rows purged and writes their audit rows. A hold placed meanwhile is seen,
-  and a run killed between the delete and the commit leaves its rows unpurged: the next run deletes
-  those keys again (deleting a missing key succeeds) and audits each object once.
+  client's row lock (``FOR NO KEY UPDATE``, which placing a hold and saving a policy take too), reads
+  the batch (that read is the eligibility check), deletes, then marks the rows purged and audits them.
+  A hold placed meanwhile is seen, and a run killed between the delete and the commit leaves its rows
+  unpurged: the next run deletes those keys again (deleting a missing key succeeds) and audits each
+  object once.
 """
 
 from __future__ import annotations

@@ -39,17 +39,15 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out"
 DB_NAME = "screenreel_bench_retention"
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import cpu_model  # noqa: E402
+
 os.environ.update({"DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING",
                    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"})
 
 CLASSES = (("raw", "recording", "chunk-1-recording.mp4"), ("output", "video", "chunk-1-final.mp4"),
            ("bundle", "bundle", "bundle.zip"))
 BODY = b"x" * 256
-
-
-def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
 
 
 def prepare_database() -> None:
@@ -61,50 +59,41 @@ def prepare_database() -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True, env=os.environ)
 
 
-def seed_rows(*, objects: int, clients: int, extra: int) -> tuple[list[str], dict[str, list[str]]]:
-    """Clients, jobs and StoredObject rows by COPY: ``objects`` expired ones, ``extra`` that must stay.
+COLUMNS = ("client_id, job_id, chunk_id, key, name, kind, retention_class, bytes, sha256, meta, current, "
+           "created_at, purged_at")
 
-    Returns every expired key, and the keys per client."""
+
+def seed_rows(*, objects: int, clients: int) -> list[str]:
+    """Clients, ten jobs each, and ``objects`` expired StoredObject rows (by COPY) over the three classes;
+    returns their keys."""
     from django.db import connection
 
     from jobs.models import Chunk, Client, Job
 
-    jobs_per_client = 10
     client_rows = [Client(id=f"cli_bench{c:03d}", name=f"Bench {c}", webhook_secret="whsec_bench")
                    for c in range(clients)]
     Client.objects.bulk_create(client_rows)
-    job_rows = [Job(id=f"job_b{c:03d}_{j:03d}", client=cl, spec={"target_url": "https://app.example.com",
-                                                                   "features": [{"title": "F", "script": "S",
-                                                                                 "steps": [{"action": "wait",
-                                                                                            "ms": 1}]}]},
-                    status="succeeded")
-                for c, cl in enumerate(client_rows) for j in range(jobs_per_client)]
+    spec = {"target_url": "https://app.example.com",
+            "features": [{"title": "F", "script": "S", "steps": [{"action": "wait", "ms": 1}]}]}
+    job_rows = [Job(id=f"job_b{c:03d}_{j:03d}", client=cl, spec=spec, status="succeeded")
+                for c, cl in enumerate(client_rows) for j in range(10)]
     Job.objects.bulk_create(job_rows)
     Chunk.objects.bulk_create(Chunk(job=job, index=1, title="F", status="succeeded") for job in job_rows)
     chunk_ids = dict(Chunk.objects.values_list("job_id", "id"))
     old = datetime.now(UTC) - timedelta(days=400)
-    young = datetime.now(UTC) - timedelta(days=1)
     keys: list[str] = []
-    per_client: dict[str, list[str]] = {c.id: [] for c in client_rows}
-    columns = ("client_id, job_id, chunk_id, key, name, kind, retention_class, bytes, sha256, meta, current, "
-               "created_at, purged_at")
     with connection.cursor() as cursor, cursor.connection.cursor().copy(
-            f"COPY jobs_storedobject ({columns}) FROM STDIN") as copy:
-        for i in range(objects + extra):
+            f"COPY jobs_storedobject ({COLUMNS}) FROM STDIN") as copy:
+        for i in range(objects):
             job = job_rows[i % len(job_rows)]
             cls, kind, name = CLASSES[i % 3]
-            expired = i < objects
             key = f"{cls}/clients/{job.client_id}/jobs/{job.id}/runs/1/chunks/1/{i}-{name}"
-            if expired:
-                keys.append(key)
-                per_client[job.client_id].append(key)
-            purged = not expired and i % 2 == 0  # half the rest already purged, half too young
+            keys.append(key)
             copy.write_row((job.client_id, job.id, None if kind == "bundle" else chunk_ids[job.id], key, name,
-                            kind, cls, len(BODY), "0" * 64, "{}", True, old if expired or purged else young,
-                            old if purged else None))
+                            kind, cls, len(BODY), "0" * 64, "{}", True, old, None))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE jobs_storedobject")
-    return keys, per_client
+    return keys
 
 
 class MotoHere:
@@ -212,12 +201,12 @@ def main() -> None:
             "concurrency": settings.SCREENREEL_RETENTION_CONCURRENCY,
             "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                         "python": platform.python_version()}, "runs": []}
-        keys, _ = seed_rows(objects=args.objects, clients=args.clients, extra=0)
+        keys = seed_rows(objects=args.objects, clients=args.clients)
         keys_file = OUT / f"retention-keys-{stamp}.txt"
         keys_file.write_text("\n".join(keys))
         for scenario in ("100k rows", "1M rows"):
             if scenario == "1M rows":
-                _add_rows(args.rows - args.objects, clients=args.clients)
+                _add_rows(args.rows - args.objects)
             rows = _count_rows()
             for round_no in range(1, args.rounds + 1):
                 reset_for_next_round()
@@ -251,7 +240,7 @@ def main() -> None:
         s3.stop()
 
 
-def _add_rows(n: int, *, clients: int) -> None:
+def _add_rows(n: int) -> None:
     """``n`` more rows that the purge must not take: half purged long ago, half young."""
     from django.db import connection
 
@@ -260,11 +249,9 @@ def _add_rows(n: int, *, clients: int) -> None:
     jobs = list(Job.objects.values_list("id", "client_id"))
     old = datetime.now(UTC) - timedelta(days=400)
     young = datetime.now(UTC) - timedelta(days=1)
-    columns = "client_id, job_id, chunk_id, key, name, kind, retention_class, bytes, sha256, meta, current, " \
-              "created_at, purged_at"
     tag = uuid.uuid4().hex[:6]
     with connection.cursor() as cursor, cursor.connection.cursor().copy(
-            f"COPY jobs_storedobject ({columns}) FROM STDIN") as copy:
+            f"COPY jobs_storedobject ({COLUMNS}) FROM STDIN") as copy:
         for i in range(n):
             job_id, client_id = jobs[i % len(jobs)]
             purged = i % 2 == 0

@@ -31,6 +31,12 @@ def put(job: Job, *, kind: str, name: str, tmp: Path, created_at: datetime | Non
     return obj
 
 
+def recordings(job: Job, count: int, *, tmp: Path, days: float = 8) -> list[StoredObject]:
+    """``count`` raw recordings of ``job``, ``days`` old: past the default 7-day policy plus grace."""
+    return [put(job, kind="recording", name=f"chunk-1-recording-{i}.mp4", tmp=tmp, created_at=aged(days))
+            for i in range(count)]
+
+
 def aged(days: float, *, plus_s: float = 0.0) -> datetime:
     """The database's now minus ``days`` days, plus ``plus_s`` seconds."""
     return db_now() - timedelta(days=days) + timedelta(seconds=plus_s)

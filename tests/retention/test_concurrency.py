@@ -13,7 +13,7 @@ from jobs.models import StoredObject
 from retention.models import PurgeAudit, PurgeRun
 from retention.services import retention_purge
 from tests.factories import make_client, make_job
-from tests.retention.support import aged, in_storage, put
+from tests.retention.support import in_storage, put, recordings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,8 +31,7 @@ def test_clients_purged_concurrently_are_each_purged_and_audited_once(
     objects, young = [], []
     for c in range(5):
         job = make_job(client=make_client(f"C{c}"))
-        objects += [put(job, kind="recording", name=f"chunk-1-recording-{i}.mp4", tmp=tmp_path, created_at=aged(8))
-                    for i in range(5)]
+        objects += recordings(job, 5, tmp=tmp_path)
         young.append(put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path))
     before = _backends()
 
