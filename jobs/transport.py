@@ -5,10 +5,14 @@ What it guarantees, each for a reason:
   a checked address. The hostname is kept for the Host header and for TLS SNI and certificate
   verification. So a DNS answer that changes between check and connect (rebinding) cannot reach an
   internal address.
-- No redirects (a 3xx comes back as a response), no proxies from the environment, no connection
-  reuse: each attempt stands alone, so one attempt's state cannot leak into another's.
+- No redirects (a 3xx comes back as a response), no proxies from the environment.
+- No connection reuse unless the caller asks for it with a `KeepAlive` and a scope (webhooks: one
+  scope per client and endpoint). A kept connection serves only its own scope, is re-checked
+  against the egress rule before every attempt, and lives at most `max_age_s`, so DNS changes are
+  picked up within that time.
 - One hard deadline for the whole attempt, DNS included. Per-operation timeouts alone let a server
-  that drips a byte every few seconds hold a worker forever.
+  that drips a byte every few seconds hold a worker forever. A single watchdog thread per process
+  enforces every attempt's deadline (a timer thread per attempt cost more than the request itself).
 - At most `max_response_bytes` of the body are read; the rest is never downloaded.
 - Errors are classified (`error_class`, `transient`) and their messages carry no URL path or query,
   no headers and no secrets, so they can be stored in the delivery log as they are.
@@ -22,6 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
+import ipaddress
+import itertools
+import os
 import socket
 import ssl
 import threading
@@ -42,6 +50,7 @@ from jobs.egress import (
     Resolver,
     parse_literal,
     parse_target,
+    refusal_reason,
     resolve_checked,
 )
 
@@ -206,6 +215,10 @@ class _PinnedBackend(httpcore.NetworkBackend):
         if killed:
             self._shutdown(sock)
 
+    @property
+    def killed(self) -> bool:
+        return self._killed
+
     def kill(self) -> None:
         """Watchdog: end any blocking socket call still running after the deadline."""
         with self._lock:
@@ -220,6 +233,122 @@ class _PinnedBackend(httpcore.NetworkBackend):
         # wakes a blocked recv in another thread, without touching the TLS state it is using.
         with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread that ends every attempt of the process still running past its deadline.
+
+    An attempt arms an entry (its deadline and its connection's backend) and disarms it when done;
+    at the deadline the thread shuts the backend's sockets down, which wakes any blocked call. Entries
+    are a heap, so arming and disarming cost a few microseconds and no thread is started per attempt.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[list[Any]] = []  # [at, sequence, backend or None once disarmed]
+        self._sequence = itertools.count()
+        self._pid = 0
+
+    def arm(self, at: float, backend: _PinnedBackend) -> list[Any]:
+        with self._cond:
+            if self._pid != os.getpid():
+                # First use, or a forked child (threads do not survive fork): start this process's thread.
+                self._pid, self._heap = os.getpid(), []
+                threading.Thread(target=self._run, name="transport-watchdog", daemon=True).start()
+            entry = [at, next(self._sequence), backend]
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._cond.notify()
+            return entry
+
+    def disarm(self, entry: list[Any]) -> None:
+        entry[2] = None  # dropped when it reaches the top: no search through the heap
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2] is None:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        backend = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(wait)
+            if backend is not None:
+                backend.kill()
+
+
+_WATCHDOG = _Watchdog()
+
+
+@dataclass
+class _Connection:
+    """One HTTP/1.1 connection to a checked address, with the backend whose deadline its stream obeys."""
+
+    http: httpcore.HTTP11Connection
+    backend: _PinnedBackend
+    opened: float
+    reused: bool = False
+
+
+class KeepAlive:
+    """Idle connections kept between attempts, each under the scope it was opened for.
+
+    For senders that post to the same destination again and again (webhook endpoints): a kept
+    connection saves the TCP (and TLS) set-up and the DNS lookup. A connection is taken only by an
+    attempt of the same scope, scheme, host and port; before each reuse its address is checked against
+    the egress rule again, and it is dropped when it has been idle `idle_s` (below the usual 5 s of
+    receivers' servers, so we rarely write into a connection the server is closing), is older than
+    `max_age_s`, or the server has closed it. Thread-safe.
+    """
+
+    def __init__(self, *, idle_s: float = 4.0, max_age_s: float = 60.0, per_scope: int = 8) -> None:
+        self.idle_s, self.max_age_s, self.per_scope = idle_s, max_age_s, per_scope
+        self._idle: dict[tuple[str, str, str, int], list[_Connection]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, str, str, int], policy: EgressPolicy) -> _Connection | None:
+        while True:
+            with self._lock:
+                kept = self._idle.get(key)
+                if not kept:
+                    return None
+                connection = kept.pop()  # the most recently used is the least likely to be closing
+                if not kept:
+                    del self._idle[key]
+            addr = connection.backend.remote_addr
+            if (
+                time.monotonic() - connection.opened < self.max_age_s
+                and not connection.http.has_expired()
+                and addr is not None
+                and refusal_reason(ipaddress.ip_address(addr), policy) is None
+            ):
+                connection.reused = True
+                return connection
+            connection.http.close()
+
+    def give(self, key: tuple[str, str, str, int], connection: _Connection) -> None:
+        if not connection.http.is_idle() or connection.backend.killed:
+            connection.http.close()
+            return
+        with self._lock:
+            kept = self._idle.setdefault(key, [])
+            kept.append(connection)
+            surplus = kept[: -self.per_scope] if len(kept) > self.per_scope else []
+            del kept[: len(surplus)]
+        for old in surplus:
+            old.http.close()
+
+    def close(self) -> None:
+        with self._lock:
+            kept = [c for cs in self._idle.values() for c in cs]
+            self._idle.clear()
+        for connection in kept:
+            connection.http.close()
 
 
 @functools.cache
@@ -324,16 +453,20 @@ def post(
     max_response_bytes: int = 4096,
     resolver: Resolver = socket.getaddrinfo,
     ssl_context: ssl.SSLContext | None = None,
+    keepalive: KeepAlive | None = None,
+    scope: str = "",
 ) -> TransportResponse:
     """POST `body` to `url` through the egress guard; return the response or raise TransportError.
 
     Any status code is a response (the caller decides that 3xx/4xx/5xx are failures).
-    `ssl_context` exists for tests with a private CA; production callers leave it None.
+    `ssl_context` exists for tests with a private CA; production callers leave it None. With
+    `keepalive`, the connection may be one kept from an earlier attempt of the same `scope`, and is
+    kept for the next one.
     """
     raw = _exchange(
         "POST", url, body=body, headers=headers, policy=policy, connect_timeout=connect_timeout,
         deadline=deadline, max_response_bytes=max_response_bytes, resolver=resolver,
-        ssl_context=ssl_context, read_past_limit=False,
+        ssl_context=ssl_context, read_past_limit=False, keepalive=keepalive, scope=scope,
     )
     return TransportResponse(
         status_code=raw.status_code,
@@ -393,6 +526,8 @@ def _exchange(
     resolver: Resolver,
     ssl_context: ssl.SSLContext | None,
     read_past_limit: bool,
+    keepalive: KeepAlive | None = None,
+    scope: str = "",
 ) -> RawResponse:
     """One guarded attempt. With ``read_past_limit`` one chunk beyond the limit is read, to tell a
     body of exactly the limit from a longer one (``truncated``)."""
@@ -418,22 +553,26 @@ def _exchange(
         raise fail(f"invalid_url: {exc}", "invalid_url", False) from None
     host = target.host
 
-    try:
-        addresses = _run_within(
-            lambda: resolve_checked(host, target.port, policy, resolver), clock.remaining()
-        )
-    except EgressBlocked as exc:
-        # Permanent for this attempt's purposes: retrying a refused destination only retries
-        # the attack. The caller may still re-check on its next scheduled attempt.
-        raise fail(f"blocked: {exc}", "blocked", False) from None
-    except InvalidURL as exc:
-        raise fail(f"invalid_url: {exc}", "invalid_url", False) from None
-    except ResolutionError as exc:
-        raise fail(f"dns: {exc}", "dns", True) from None
-    except TimeoutError:
-        raise fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", True) from None
+    def checked_addresses() -> list[str]:
+        try:
+            return _run_within(lambda: resolve_checked(host, target.port, policy, resolver), clock.remaining())
+        except EgressBlocked as exc:
+            # Permanent for this attempt's purposes: retrying a refused destination only retries
+            # the attack. The caller may still re-check on its next scheduled attempt.
+            raise fail(f"blocked: {exc}", "blocked", False) from None
+        except InvalidURL as exc:
+            raise fail(f"invalid_url: {exc}", "invalid_url", False) from None
+        except ResolutionError as exc:
+            raise fail(f"dns: {exc}", "dns", True) from None
+        except TimeoutError:
+            raise fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", True) from None
 
-    backend = _PinnedBackend(addresses, clock, connect_timeout)
+    key = (scope, target.scheme, host, target.port)
+    connection = keepalive.take(key, policy) if keepalive is not None else None
+    addresses: list[str] = []
+    if connection is None:
+        addresses = checked_addresses()  # a kept connection was checked just now by take()
+
     request_headers: list[tuple[bytes, bytes]] = [
         (b"Host", _host_header(host, target.port, target.scheme).encode("ascii")),
     ]
@@ -444,47 +583,61 @@ def _exchange(
         request_headers.append((name.encode("ascii"), value.encode("latin-1")))
     if "user-agent" not in supplied:
         request_headers.append((b"User-Agent", USER_AGENT.encode()))
-    request_headers.append((b"Connection", b"close"))
+    if body is not None:
+        request_headers.append((b"Content-Length", str(len(body)).encode("ascii")))
+    if keepalive is None:
+        request_headers.append((b"Connection", b"close"))
 
+    origin = httpcore.Origin(scheme=target.scheme.encode(), host=host.encode("ascii"), port=target.port)
     core_url = httpcore.URL(
         scheme=target.scheme.encode(), host=host.encode("ascii"), port=target.port, target=request_target
     )
     timeouts = {"connect": connect_timeout, "read": deadline, "write": deadline, "pool": deadline}
-    pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context or _default_ssl_context(),
-        network_backend=backend,
-        max_connections=1,
-        retries=0,
-        http1=True,
-        http2=False,
-    )
-    watchdog = threading.Timer(max(clock.remaining(), 0) + _WATCHDOG_GRACE_S, backend.kill)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        with (
-            pool,
-            pool.stream(
-                method, core_url, headers=request_headers, content=body, extensions={"timeout": timeouts}
-            ) as response,
-        ):
-            chunks: list[bytes] = []
-            received = 0
-            for chunk in response.iter_stream():
-                chunks.append(chunk)
-                received += len(chunk)
-                if received > max_response_bytes or (received == max_response_bytes and not read_past_limit):
-                    break  # leaving the block closes the connection; the rest is never read
+    request = httpcore.Request(method, core_url, headers=request_headers, content=body,
+                               extensions={"timeout": timeouts})
+    while True:
+        backend = connection.backend if connection is not None else _PinnedBackend(addresses, clock,
+                                                                                   connect_timeout)
+        backend.deadline = clock
+        watch = _WATCHDOG.arm(max(clock.at, time.monotonic()) + _WATCHDOG_GRACE_S, backend)
+        try:
+            if connection is None:
+                connection = _open(origin, backend, ssl_context or _default_ssl_context(), connect_timeout,
+                                   None if keepalive is None else keepalive.idle_s)
+            response = connection.http.handle_request(request)
+            try:
+                chunks: list[bytes] = []
+                received = 0
+                for chunk in response.iter_stream():
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    if received > max_response_bytes or (received == max_response_bytes and not read_past_limit):
+                        break  # closing the response closes the connection: the rest is never read
+            finally:
+                response.close()
             raw_body = b"".join(chunks)[:max_response_bytes]
             status, raw_headers = response.status, response.headers
-    except Exception as exc:
-        error_class, transient, detail = _classify(exc, past_deadline=clock.remaining() <= 0)
-        addr = backend.remote_addr
-        where = f"host {host!r}" + (f" at {addr}" if addr else "")
-        raise fail(f"{error_class}: {detail} ({where})", error_class, transient, addr) from None
-    finally:
-        watchdog.cancel()
+            break
+        except Exception as exc:
+            if connection is not None:
+                connection.http.close()
+            if connection is not None and connection.reused and _stale(exc) and clock.remaining() > 0:
+                # The server closed the kept connection as we wrote to it: once more on a new one.
+                # At least once, with the same message id, is the contract, so this is safe.
+                connection = None
+                addresses = checked_addresses()
+                continue
+            error_class, transient, detail = _classify(exc, past_deadline=clock.remaining() <= 0)
+            addr = backend.remote_addr
+            where = f"host {host!r}" + (f" at {addr}" if addr else "")
+            raise fail(f"{error_class}: {detail} ({where})", error_class, transient, addr) from None
+        finally:
+            _WATCHDOG.disarm(watch)
 
+    if keepalive is not None and connection.http.is_idle():
+        keepalive.give(key, connection)
+    else:
+        connection.http.close()
     assert backend.remote_addr is not None
     return RawResponse(
         status_code=status,
@@ -494,3 +647,27 @@ def _exchange(
         remote_addr=backend.remote_addr,
         duration_ms=elapsed_ms(),
     )
+
+
+def _open(
+    origin: httpcore.Origin,
+    backend: _PinnedBackend,
+    ssl_context: ssl.SSLContext,
+    connect_timeout: float,
+    keepalive_expiry: float | None,
+) -> _Connection:
+    """A new connection to one of the backend's checked addresses, with TLS for https."""
+    stream = backend.connect_tcp(origin.host.decode("ascii"), origin.port, timeout=connect_timeout)
+    if origin.scheme == b"https":
+        stream = stream.start_tls(ssl_context, server_hostname=origin.host.decode("ascii"),
+                                  timeout=connect_timeout)
+    return _Connection(httpcore.HTTP11Connection(origin, stream, keepalive_expiry=keepalive_expiry), backend,
+                       opened=time.monotonic())
+
+
+def _stale(exc: BaseException) -> bool:
+    """Whether an error on a kept connection means the server had closed it (not a timeout)."""
+    if isinstance(exc, (httpcore.TimeoutException, socket.timeout, TimeoutError)):
+        return False
+    return isinstance(exc, (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError,
+                            ConnectionError))

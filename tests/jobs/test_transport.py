@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from jobs.egress import EgressPolicy, check_url
-from jobs.transport import TransportError, post
+from jobs.transport import KeepAlive, TransportError, post
 
 LOCAL = EgressPolicy.from_setting("127.0.0.0/8")
 OPEN = EgressPolicy()
@@ -28,6 +28,7 @@ class Hit:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one port per TCP connection
 
 
 @dataclass
@@ -62,7 +63,8 @@ def receiver() -> Iterator[Factory]:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                holder["r"].hits.append(Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                holder["r"].hits.append(Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                                            self.client_address[:2]))
                 behaviour(self)
 
             def log_message(self, *args: Any) -> None:
@@ -182,6 +184,63 @@ def test_a_receiver_that_drips_bytes_still_ends_at_the_overall_deadline(receiver
     elapsed = time.monotonic() - started
     assert info.value.error_class == "timeout"
     assert 1.9 <= elapsed < 2.6
+
+
+def test_a_kept_connection_serves_the_next_attempt_of_its_scope_only(receiver: Factory) -> None:
+    rec = receiver(reply(200))
+    kept = KeepAlive()
+    for _ in range(3):
+        assert send(rec.url(), keepalive=kept, scope="client-a/endpoint-1").status_code == 200
+    send(rec.url(), keepalive=kept, scope="client-b/endpoint-2")
+    ports = [hit.peer[1] for hit in rec.hits]
+    assert ports[0] == ports[1] == ports[2]  # one TCP connection for the first scope's three attempts
+    assert ports[3] != ports[0]  # another scope never gets it
+    assert "connection" not in rec.hits[0].headers  # keep-alive is HTTP/1.1's default
+    kept.close()
+
+
+def test_a_kept_connection_is_checked_against_the_egress_rule_before_each_reuse(receiver: Factory) -> None:
+    rec = receiver(reply(200))
+    kept = KeepAlive()
+    send(rec.url(), keepalive=kept, scope="s")
+    with pytest.raises(TransportError) as info:
+        send(rec.url(), keepalive=kept, scope="s", policy=OPEN)  # loopback no longer allowed
+    assert info.value.error_class == "blocked"
+    assert len(rec.hits) == 1  # the kept connection was not used
+
+
+def test_a_connection_the_server_closed_is_replaced_within_the_same_attempt(receiver: Factory) -> None:
+    def answer_then_close(handler: http.server.BaseHTTPRequestHandler) -> None:
+        # Says nothing of closing (so the client keeps the connection), then closes it after a moment:
+        # the next attempt finds it dead and must go on a new one.
+        reply(200)(handler)
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    rec = receiver(answer_then_close)
+    kept = KeepAlive()
+    send(rec.url(), keepalive=kept, scope="s")
+    time.sleep(0.2)
+    assert send(rec.url(), keepalive=kept, scope="s").status_code == 200
+    assert len(rec.hits) == 2 and rec.hits[0].peer != rec.hits[1].peer
+
+
+def test_the_deadline_holds_on_a_kept_connection(receiver: Factory) -> None:
+    calls = iter([0.0, 3.0])
+
+    def slow_second(handler: http.server.BaseHTTPRequestHandler) -> None:
+        time.sleep(next(calls))
+        reply(200)(handler)
+
+    rec = receiver(slow_second)
+    kept = KeepAlive()
+    send(rec.url(), keepalive=kept, scope="s")
+    started = time.monotonic()
+    with pytest.raises(TransportError) as info:
+        send(rec.url(), keepalive=kept, scope="s", deadline=1.0)
+    assert info.value.error_class == "timeout"
+    assert 0.9 <= time.monotonic() - started < 1.5
+    assert rec.hits[0].peer == rec.hits[1].peer
 
 
 def test_a_closed_port_is_refused() -> None:
