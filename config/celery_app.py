@@ -15,5 +15,6 @@ app.conf.task_queues = [Queue("record"), Queue("media"), Queue("deliver"), Queue
 app.conf.task_routes = {
     "jobs.tasks.chunk_record": {"queue": "record"},
     "jobs.tasks.chunk_produce": {"queue": "media"},
+    "webhooks.tasks.deliveries_dispatch": {"queue": "deliver"},
 }
 app.autodiscover_tasks()

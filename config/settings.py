@@ -216,8 +216,17 @@ SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S = env_int("SCREENREEL_WEBHOOK_MAX_RETRY_AFT
 SCREENREEL_WEBHOOK_DISABLE_AFTER_S = env_int("SCREENREEL_WEBHOOK_DISABLE_AFTER_S", 5 * 86400, minimum=60)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
-# Concurrent attempts per delivery dispatcher (one runs in every worker that consumes "deliver").
+# Delivery runs as the deliveries_dispatch task on the "deliver" queue (webhooks/dispatch.py).
+# Attempts in flight at once per worker process, on its sender pool (none of them holds a DB connection).
 SCREENREEL_DELIVERY_THREADS = env_int("SCREENREEL_DELIVERY_THREADS", 32, minimum=1, maximum=512)
+# Deliveries one task claims at most; a full batch enqueues the next task at once.
+SCREENREEL_DELIVERY_BATCH = env_int("SCREENREEL_DELIVERY_BATCH", 32, minimum=1, maximum=500)
+# How long a task waits for its batch's attempts before it ends; later ones are recorded by a later task.
+SCREENREEL_DELIVERY_BATCH_WAIT_S = env_int("SCREENREEL_DELIVERY_BATCH_WAIT_S", 2, minimum=1, maximum=60)
+# A task enqueued by a commit waits this long first, so that the commits right behind it join its batch.
+SCREENREEL_DELIVERY_LINGER_MS = env_int("SCREENREEL_DELIVERY_LINGER_MS", 20, minimum=0, maximum=1000)
+# Beat enqueues a dispatch this often: retries that fall due, and work whose kick was lost.
+SCREENREEL_DELIVERY_SWEEP_S = env_int("SCREENREEL_DELIVERY_SWEEP_S", 1, minimum=1, maximum=60)
 
 # Signed download links (DESIGN.md §5).
 SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=60)
@@ -250,6 +259,12 @@ SCREENREEL_SCRATCH_MAX_AGE_S = env_int("SCREENREEL_SCRATCH_MAX_AGE_S", 24 * 3600
 SCREENREEL_CARD_CACHE_MAX_AGE_S = env_int("SCREENREEL_CARD_CACHE_MAX_AGE_S", 30 * 86400, minimum=3600)
 
 CELERY_BEAT_SCHEDULE = {
+    "deliveries-dispatch": {
+        "task": "webhooks.tasks.deliveries_dispatch",
+        "schedule": float(SCREENREEL_DELIVERY_SWEEP_S),
+        # Expired if no worker takes it in time, so a stopped deliver tier does not pile them up.
+        "options": {"queue": "deliver", "expires": 2 * SCREENREEL_DELIVERY_SWEEP_S},
+    },
     "pipeline-recover": {
         "task": "jobs.tasks.pipeline_recover",
         "schedule": float(SCREENREEL_RECOVER_EVERY_S),

@@ -1,27 +1,24 @@
-"""Webhooks need no Celery tasks: the dispatcher (webhooks.dispatcher) runs inside every worker that
-consumes the ``deliver`` queue, started by the worker signal below."""
+"""Webhook delivery's Celery tasks (webhooks.dispatch says how they are enqueued and what they do)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown
+from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 
-from webhooks.dispatcher import Dispatcher
-
-_dispatcher: Dispatcher | None = None
+from webhooks import dispatch
 
 
-@worker_ready.connect
-def _start_dispatcher(sender: Any = None, **kwargs: Any) -> None:
-    global _dispatcher
-    queues = {queue.name for queue in sender.app.amqp.queues.consume_from.values()}
-    if "deliver" in queues and _dispatcher is None:
-        _dispatcher = Dispatcher()
-        _dispatcher.start()
+# Acknowledged on receipt, not late: a lost dispatch task loses nothing (the claims lapse and beat
+# enqueues another within a second), while a late ack would keep a killed worker's task in Redis's
+# unacked set for the whole visibility timeout.
+@shared_task(name="webhooks.tasks.deliveries_dispatch", acks_late=False, ignore_result=True)
+def deliveries_dispatch(linger: bool = False) -> int:
+    return dispatch.deliveries_dispatch(linger=linger)
 
 
 @worker_shutdown.connect
-def _stop_dispatcher(**kwargs: Any) -> None:
-    if _dispatcher is not None:
-        _dispatcher.stop()
+@worker_process_shutdown.connect
+def _drain_sender(**kwargs: Any) -> None:
+    dispatch.deliveries_shutdown()

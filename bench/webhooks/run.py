@@ -3,10 +3,12 @@
     .venv/bin/python -m bench.webhooks.run [--rate 200] [--seconds 60]
 
 Pipeline under test (the real one): a producer commits job events; each commit writes the event and
-its delivery row (the outbox) and queues the send on commit; a Celery ``deliver`` worker (threads, as
-in the Procfile) claims the row, signs, and POSTs through the guarded transport to a loopback
-receiver, then records the attempt. Latency = receipt time at the receiver - commit time at the
-producer, per event id. Loss = events never received.
+its delivery row (the outbox) and, once committed, kicks a ``deliveries_dispatch`` task (coalesced);
+a Celery ``deliver`` worker (threads, as in the Procfile, with beat's sweep) claims a batch, signs and
+POSTs each delivery through the guarded transport to a loopback receiver over kept-alive
+connections, then records the attempts. Latency = receipt time at the receiver - commit time at the
+producer, per event id. Loss = events never received. CPU per delivery = the worker process's CPU
+time over the run / deliveries, next to the bare client's.
 
 Baseline in the same run: a bare HTTP client (httpx, one connection) posting the same bodies at the
 same rate to the same receiver; latency = receipt - send.
@@ -70,6 +72,12 @@ def _prepare_database() -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True, env=os.environ)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -136,7 +144,7 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
     receiver = Receiver("pipeline")
     worker = subprocess.Popen(
         [str(BIN / "celery"), "-A", "config", "worker", "-Q", "deliver", "-P", pool, "-c", str(workers),
-         "--prefetch-multiplier", str(prefetch),
+         "--prefetch-multiplier", str(prefetch), "-B", "--schedule", str(OUT / "celerybeat-schedule"),
          "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
         cwd=ROOT, env=os.environ, stdout=(OUT / "worker.log").open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -147,6 +155,7 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
     producers = 4
     jobs = [job_create(client=client, spec={**VALID_SPEC, "webhook_url": ""})[0] for _ in range(producers)]
     time.sleep(3)  # let the worker connect
+    cpu_before = _cpu_s(worker.pid)
     committed: dict[str, float] = {}
     lock = threading.Lock()
 
@@ -168,13 +177,15 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
             if not Delivery.objects.exclude(status=DeliveryStatus.SUCCEEDED).exists():
                 break
             time.sleep(0.5)
+        cpu_used = _cpu_s(worker.pid) - cpu_before
     finally:
         arrivals, duplicates = receiver.stop()
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     latencies = [(arrivals[i] - t) * 1000 for i, t in committed.items() if i in arrivals]
     return {"sent": len(committed), "received": len(latencies), "lost": len(committed) - len(latencies),
-            "duplicates": duplicates, "latency_ms": _percentiles(latencies)}
+            "duplicates": duplicates, "latency_ms": _percentiles(latencies),
+            "cpu_ms_per_delivery": cpu_used * 1000 / max(len(latencies), 1)}
 
 
 def bench_baseline(rate: float, seconds: float) -> dict[str, Any]:
@@ -194,21 +205,24 @@ def bench_baseline(rate: float, seconds: float) -> dict[str, Any]:
         with lock:
             sent[msg_id] = at
 
+    cpu_before = time.process_time()
     try:
         _paced(rate, seconds, 1, post)
+        cpu_used = time.process_time() - cpu_before
     finally:
         arrivals, duplicates = receiver.stop()
     latencies = [(arrivals[i] - t) * 1000 for i, t in sent.items() if i in arrivals]
     return {"sent": len(sent), "received": len(latencies), "lost": len(sent) - len(latencies),
-            "duplicates": duplicates, "latency_ms": _percentiles(latencies)}
+            "duplicates": duplicates, "latency_ms": _percentiles(latencies),
+            "cpu_ms_per_delivery": cpu_used * 1000 / max(len(latencies), 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--workers", type=int, default=2, help="deliver worker's Celery concurrency (deliveries "
-                        "themselves run on the dispatcher's threads: SCREENREEL_DELIVERY_THREADS)")
+    parser.add_argument("--workers", type=int, default=2, help="deliver worker's Celery concurrency (the attempts "
+                        "themselves run on its sender pool: SCREENREEL_DELIVERY_THREADS)")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"], help="Celery pool")
     parser.add_argument("--prefetch", type=int, default=1, help="worker prefetch multiplier")
     args = parser.parse_args()

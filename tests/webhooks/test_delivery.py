@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -15,6 +17,7 @@ from jobs.models import JobStatus
 from jobs.services.transitions import job_transition
 from tests.factories import make_job
 from tests.receivers import Receiver, receiver
+from webhooks import dispatch
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.services.deliveries import deliveries_claim_due, delivery_attempt, delivery_send_claimed
 
@@ -127,3 +130,17 @@ def test_the_dispatcher_claims_a_due_delivery_once(hook: Receiver,
     delivery_send_claimed(delivery=claimed[0])
     assert len(hook.requests) == 1
     assert deliveries_claim_due(limit=10) == []  # delivered
+
+
+def test_a_burst_of_kicks_enqueues_one_task_until_a_task_starts() -> None:
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    r.delete(dispatch.KICK_KEY, dispatch.QUEUE)
+    try:
+        for _ in range(1000):  # a thousand commits while no dispatch task has started yet
+            dispatch.kick()
+        assert r.llen(dispatch.QUEUE) == 1
+        r.delete(dispatch.KICK_KEY)  # what a starting task does before it claims
+        dispatch.kick()
+        assert r.llen(dispatch.QUEUE) == 2  # a commit after that start gets a task of its own
+    finally:
+        r.delete(dispatch.KICK_KEY, dispatch.QUEUE)

@@ -1,34 +1,75 @@
-"""The delivery dispatcher running for real (threads, its own database connections, Redis wake-ups)
-against local receivers: fast delivery after commit, and a hanging receiver holding only its own."""
+"""Delivery as Celery tasks, for real: two ``deliver`` workers as the Procfile runs them (threads pool),
+one of them with beat, on the test Redis and PostgreSQL, sending to local receivers."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
 from jobs.models import ChunkStatus, JobStatus
 from jobs.services.transitions import chunk_transition, job_transition
 from tests.factories import make_client, make_job
-from tests.processes import flush_redis
+from tests.processes import BIN, ROOT, child_env
 from tests.receivers import Received, receiver
-from webhooks.dispatcher import Dispatcher
+from webhooks.dispatch import KICK_KEY
 from webhooks.models import Delivery, DeliveryStatus
-from webhooks.services.endpoints import endpoint_create
+from webhooks.services.endpoints import endpoint_create, endpoint_test
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+class Workers:
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, env: dict[str, str]) -> None:
+        for n in range(2):
+            beat = ["-B", "--schedule", str(self.log.with_suffix(".beat"))] if n == 0 else []
+            self.procs.append(subprocess.Popen(
+                [str(BIN / "celery"), "-A", "config", "worker", "-Q", "deliver", "-P", "threads", "-c", "2",
+                 "-n", f"deliver{n}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle", *beat],
+                cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True))
+
+    def tasks_received(self) -> int:
+        text = self.log.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if "Task webhooks.tasks.deliveries_dispatch[" in line
+                   and line.endswith("received"))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    running = Workers(tmp_path_factory.mktemp("deliver") / "workers.log")
+    running.start(child_env())
+    time.sleep(4)  # connected to the broker, and beat has sent its first sweep
+    yield running
+    running.stop()
 
 
 @pytest.fixture
-def dispatcher() -> Iterator[Dispatcher]:
-    flush_redis()
-    running = Dispatcher(threads=8)
-    running.start()
-    yield running
-    running.stop()
+def kicks() -> redis.Redis:
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    r.delete(KICK_KEY)
+    return r
 
 
 def _job_fails(client: Any) -> None:
@@ -39,19 +80,64 @@ def _job_fails(client: Any) -> None:
     job_transition(job_id=job.id, to=JobStatus.FAILED)
 
 
-def test_a_committed_event_is_delivered_within_moments(dispatcher: Dispatcher) -> None:
+def test_a_committed_event_is_delivered_within_moments(workers: Workers, kicks: redis.Redis) -> None:
     client = make_client()
     with receiver() as hook:
         endpoint = endpoint_create(client=client, url=hook.url, event_types=["job.failed"])
         started = time.monotonic()
         _job_fails(client)
         [request] = hook.wait_for(1, timeout=10)
-        assert time.monotonic() - started < 2  # woken on commit, not found by the 1 s poll alone
+        assert time.monotonic() - started < 1.0  # enqueued by the commit, not found by beat's sweep
         Webhook(endpoint.secret).verify(request.body, request.headers)
-    assert Delivery.objects.get().status == DeliveryStatus.SUCCEEDED
+        deadline = time.monotonic() + 10
+        while Delivery.objects.get().status != DeliveryStatus.SUCCEEDED and time.monotonic() < deadline:
+            time.sleep(0.05)
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
+    assert [a.status_code for a in delivery.attempt_log.all()] == [200]
 
 
-def test_a_hanging_receiver_does_not_delay_other_endpoints(dispatcher: Dispatcher) -> None:
+def test_two_hundred_commits_each_arrive_once_over_two_workers(workers: Workers,
+                                                                               kicks: redis.Redis) -> None:
+    client = make_client()
+    with receiver() as hook:
+        endpoint = endpoint_create(client=client, url=hook.url, event_types=["webhook.test"], max_in_flight=64)
+        before = workers.tasks_received()
+        for _ in range(200):
+            endpoint_test(endpoint=endpoint)  # 200 commits, each writing one delivery
+        hook.wait_for(200, timeout=60)
+        time.sleep(1)  # any duplicate would have arrived by now
+        ids = [r.headers["webhook-id"] for r in hook.requests]
+    assert len(ids) == 200 and len(set(ids)) == 200  # two workers, four slots: no double claim
+    assert set(ids) == set(Delivery.objects.values_list("event_id", flat=True))
+    assert workers.tasks_received() - before <= 200 + 10  # at most one task per commit, plus beat's sweeps
+
+
+def test_a_lost_kick_is_swept_up_by_beat(workers: Workers, kicks: redis.Redis) -> None:
+    kicks.set(KICK_KEY, "1", px=60_000)  # every kick now believes a task is queued: none is enqueued
+    client = make_client()
+    with receiver() as hook:
+        endpoint_create(client=client, url=hook.url, event_types=["job.failed"])
+        _job_fails(client)
+        started = time.monotonic()
+        assert hook.wait_for(1, timeout=10), "beat's sweep never sent the delivery"
+        assert time.monotonic() - started < 5
+
+
+def test_a_retry_falls_due_and_is_sent_with_the_same_id(workers: Workers, kicks: redis.Redis) -> None:
+    statuses = iter([503, 200])
+    client = make_client()
+    with receiver() as hook:
+        hook.respond = lambda r: (next(statuses), {}, b"")
+        endpoint = endpoint_create(client=client, url=hook.url, event_types=["job.failed"])
+        _job_fails(client)
+        requests = hook.wait_for(2, timeout=30)  # the schedule's second attempt is 5 s later
+    assert [r.headers["webhook-id"] for r in requests] == [Delivery.objects.get().event_id] * 2
+    for request in requests:
+        Webhook(endpoint.secret).verify(request.body, request.headers)
+
+
+def test_a_hanging_receiver_does_not_delay_other_endpoints(workers: Workers, kicks: redis.Redis) -> None:
     client = make_client()
 
     def hang(r: Received) -> tuple[int, dict[str, str], bytes]:
@@ -69,3 +155,5 @@ def test_a_hanging_receiver_does_not_delay_other_endpoints(dispatcher: Dispatche
         assert len(fast.requests) == 6
         assert time.monotonic() - started < 2.5  # well before the slow receiver answers anyone
         assert len(slow.requests) <= 2  # its cap: the others wait their turn
+        slow.wait_for(6, timeout=40)  # and all of them get there, two at a time
+    assert len(slow.requests) == 6

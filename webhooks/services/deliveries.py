@@ -1,11 +1,13 @@
 """Webhook delivery: at least once, signed at send time, retried on a schedule kept in the database.
 
-Delivery rows are written in the event's transaction (the outbox). The dispatcher (webhooks.dispatcher,
-a thread of every worker that consumes the ``deliver`` queue) claims due rows in batches with
-``select_for_update(skip_locked=True)`` and sends them on a thread pool; a commit wakes it through
-Redis, and it polls the table when idle, so a lost wake-up or a dead worker delays a delivery but
-never loses it. A claim is a token plus a lapse time: whoever holds it (or finds it lapsed) may
-attempt, and nobody else. The event id is the message id of every attempt, so receivers dedupe.
+Delivery rows are written in the event's transaction (the outbox). The ``deliveries_dispatch`` task
+(webhooks.dispatch) claims due rows in batches with ``select_for_update(skip_locked=True)``, sends
+them concurrently and records the attempts; a commit enqueues it, and beat does every second, so a
+lost message or a dead worker delays a delivery but never loses it. A claim is a lapse time: whoever
+holds it (or finds it lapsed) may attempt, and nobody else. The event id is the message id of every
+attempt, so receivers dedupe.
+
+``Delivery.status`` has one writer, ``_deliveries_settle``, which also enforces the transitions.
 """
 
 from __future__ import annotations
@@ -41,9 +43,27 @@ RECOVER_LIMIT = 1000
 
 
 def _wake_on_commit() -> None:
-    from webhooks.dispatcher import wake
+    from webhooks.dispatch import kick
 
-    transaction.on_commit(wake)
+    transaction.on_commit(kick)
+
+
+# Which status a delivery may move to from which (a resend reopens a delivery that ended).
+_TRANSITIONS: dict[str, frozenset[str]] = {
+    DeliveryStatus.PENDING: frozenset({DeliveryStatus.PENDING, DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED}),
+    DeliveryStatus.SUCCEEDED: frozenset({DeliveryStatus.PENDING}),
+    DeliveryStatus.FAILED: frozenset({DeliveryStatus.PENDING}),
+}
+
+
+def _deliveries_settle(ids: list[str], *, to: DeliveryStatus, **fields: Any) -> int:
+    """The one writer of ``Delivery.status``: move ``ids`` to ``to`` with ``fields``; returns rows moved.
+
+    Only rows whose current status may move to ``to`` are written: the transition rule is part of
+    the UPDATE, so it holds whoever calls. Rows with equal changes share one statement.
+    """
+    sources = [status for status, targets in _TRANSITIONS.items() if to in targets]
+    return Delivery.objects.filter(pk__in=ids, status__in=sources).update(status=to, **fields)
 
 
 def _new_delivery(event: Event, url: str, endpoint: Endpoint | None, now: datetime) -> Delivery:
@@ -168,8 +188,8 @@ def deliveries_claim_due(*, limit: int, delivery_id: str | None = None) -> list[
             endpoint = delivery.endpoint
             if endpoint is not None:
                 if not endpoint.enabled:
-                    Delivery.objects.filter(pk=delivery.pk).update(
-                        status=DeliveryStatus.FAILED, next_attempt_at=None,
+                    _deliveries_settle(
+                        [delivery.pk], to=DeliveryStatus.FAILED, next_attempt_at=None,
                         last_error=f"Endpoint disabled: {endpoint.disabled_reason or 'by its owner'}"[:500])
                     continue
                 if busy.get(endpoint.pk, 0) >= endpoint.max_in_flight:
@@ -197,8 +217,12 @@ class Sent:
     retry_after: float | None = None
 
 
-def delivery_send(*, delivery: Delivery) -> Sent:
-    """Sign and POST one claimed delivery (no database work); returns what happened."""
+def delivery_send(*, delivery: Delivery, keepalive: transport.KeepAlive | None = None) -> Sent:
+    """Sign and POST one claimed delivery (no database work); returns what happened.
+
+    With ``keepalive`` the attempt may go over a connection kept from an earlier attempt to the same
+    endpoint of the same client (a job's own webhook_url counts as one endpoint of its client).
+    """
     event = delivery.event
     body = json.dumps(event.to_dict(), separators=(",", ":")).encode()
     timestamp = int(time.time())  # each attempt is signed when it is sent
@@ -213,7 +237,8 @@ def delivery_send(*, delivery: Delivery) -> Sent:
     try:
         response = transport.post(delivery.url, body=body, headers=headers, policy=egress_policy(),
                                   connect_timeout=float(settings.SCREENREEL_WEBHOOK_CONNECT_TIMEOUT_S),
-                                  deadline=float(settings.SCREENREEL_WEBHOOK_TIMEOUT_S))
+                                  deadline=float(settings.SCREENREEL_WEBHOOK_TIMEOUT_S),
+                                  keepalive=keepalive, scope=f"{delivery.client_id}/{delivery.endpoint_id or 'job'}")
         sent.status_code, sent.remote_addr, sent.response_body = (
             response.status_code, response.remote_addr, response.body[:2048])
         if not 200 <= response.status_code < 300:
@@ -227,14 +252,33 @@ def delivery_send(*, delivery: Delivery) -> Sent:
     return sent
 
 
-_RECORDED_FIELDS = ["attempts", "last_status_code", "last_error", "next_trigger", "claimed_until", "status",
-                    "succeeded_at", "next_attempt_at"]
+@dataclass(frozen=True)
+class _Outcome:
+    """What an attempt means for its delivery: the status it moves to and the fields that go with it."""
+
+    to: DeliveryStatus
+    last_error: str
+    next_attempt_at: datetime | None
+
+
+def _outcome(sent: Sent, attempt_number: int, now: datetime) -> _Outcome:
+    if not sent.error_class:
+        return _Outcome(DeliveryStatus.SUCCEEDED, "", None)
+    if sent.status_code == 410:
+        return _Outcome(DeliveryStatus.FAILED, "The receiver answered 410 Gone; no more attempts.", None)
+    delay = _next_delay(attempt_number, sent.retry_after)
+    if delay is None:
+        return _Outcome(DeliveryStatus.FAILED, sent.error, None)
+    return _Outcome(DeliveryStatus.PENDING, sent.error, now + timedelta(seconds=delay))
 
 
 def deliveries_record(*, results: list[Sent]) -> list[Attempt]:
     """Record a batch of attempts and what comes next for each delivery, in one transaction."""
     now = timezone.now()
     attempts: list[Attempt] = []
+    # Deliveries whose attempts ended the same way share one UPDATE: all the successes with the same
+    # status code, typically. A failure has its own next attempt time, so its own statement.
+    groups: dict[tuple[_Outcome, int | None], list[str]] = {}
     for sent in results:
         delivery = sent.delivery
         number = delivery.attempts + 1
@@ -242,37 +286,16 @@ def deliveries_record(*, results: list[Sent]) -> list[Attempt]:
             delivery=delivery, number=number, trigger=delivery.next_trigger, started_at=sent.started,
             duration_ms=sent.duration_ms, status_code=sent.status_code, error_class=sent.error_class,
             error=sent.error, remote_addr=sent.remote_addr, response_body=sent.response_body))
-        delivery.attempts, delivery.last_status_code, delivery.last_error = number, sent.status_code, sent.error
-        delivery.next_trigger = Attempt.Trigger.SCHEDULED
-        delivery.claimed_until = None
-        if not sent.error_class:
-            delivery.status, delivery.succeeded_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
-        elif sent.status_code == 410:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-            delivery.last_error = "The receiver answered 410 Gone; no more attempts."
-        else:
-            delay = _next_delay(number, sent.retry_after)
-            if delay is None:
-                delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-            else:
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
+        groups.setdefault((_outcome(sent, number, now), sent.status_code), []).append(delivery.pk)
     with transaction.atomic():
         Attempt.objects.bulk_create(attempts)
-        # Successes share their outcome but for the status code: one UPDATE per code. Failures (rare,
-        # each with its own next attempt time) are written row by row.
-        succeeded: dict[int | None, list[str]] = {}
-        for sent in results:
-            if sent.delivery.status == DeliveryStatus.SUCCEEDED:
-                succeeded.setdefault(sent.status_code, []).append(sent.delivery.pk)
-            else:
-                delivery = sent.delivery
-                Delivery.objects.filter(pk=delivery.pk).update(
-                    **{field: getattr(delivery, field) for field in _RECORDED_FIELDS})
-        for status_code, ids in succeeded.items():
-            Delivery.objects.filter(pk__in=ids).update(
-                attempts=F("attempts") + 1, last_status_code=status_code, last_error="",
-                next_trigger=Attempt.Trigger.SCHEDULED, claimed_until=None,
-                status=DeliveryStatus.SUCCEEDED, succeeded_at=now, next_attempt_at=None)
+        for (outcome, status_code), ids in groups.items():
+            # attempts + 1, not the number counted above: the claim makes this the only writer, and a
+            # shared expression keeps the rows of a group in one statement.
+            succeeded = {"succeeded_at": now} if outcome.to == DeliveryStatus.SUCCEEDED else {}
+            _deliveries_settle(ids, to=outcome.to, attempts=F("attempts") + 1, last_status_code=status_code,
+                               last_error=outcome.last_error, next_attempt_at=outcome.next_attempt_at,
+                               next_trigger=Attempt.Trigger.SCHEDULED, claimed_until=None, **succeeded)
         for sent in results:
             endpoint = sent.delivery.endpoint
             if endpoint is not None and (sent.error_class or endpoint.failing_since is not None):
@@ -296,11 +319,11 @@ def delivery_resend(*, delivery: Delivery) -> Delivery:
                 locked.claimed_until > timezone.now():
             raise DomainError("An attempt of this delivery is under way.", code="delivery_in_flight",
                               status_code=409)
-        locked.status, locked.next_attempt_at, locked.next_trigger = (
-            DeliveryStatus.PENDING, timezone.now(), Attempt.Trigger.MANUAL)
-        locked.save()
+        _deliveries_settle([locked.pk], to=DeliveryStatus.PENDING, next_attempt_at=timezone.now(),
+                           next_trigger=Attempt.Trigger.MANUAL)
         _wake_on_commit()
-        return locked
+    locked.refresh_from_db()
+    return locked
 
 
 def deliveries_recover(*, endpoint: Endpoint, since: datetime, limit: int = RECOVER_LIMIT) -> int:
