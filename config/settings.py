@@ -285,6 +285,14 @@ SCREENREEL_SSE_DB_THREADS = env_int("SCREENREEL_SSE_DB_THREADS", 4, minimum=1, m
 SCREENREEL_SSE_FALLBACK_POLL_S = env_int("SCREENREEL_SSE_FALLBACK_POLL_S", 2, minimum=1, maximum=60)
 # How long a browser has to open a stream with a token from POST /v1/jobs/{id}/events/token.
 SCREENREEL_SSE_TOKEN_TTL_S = env_int("SCREENREEL_SSE_TOKEN_TTL_S", 900, minimum=30)
+# Behind Pushpin (jobs/grip.py, docs/live-events.md): its publish endpoint (e.g. http://127.0.0.1:5561)
+# and its sig_key. Empty: streams are served by the web processes themselves.
+SCREENREEL_GRIP_PUBLISH_URL = env_str("SCREENREEL_GRIP_PUBLISH_URL", "").rstrip("/")
+SCREENREEL_GRIP_KEY = env_str("SCREENREEL_GRIP_KEY", "")
+# Pushpin fetches a quiet stream's recovery link this often, so that a lost last publish still arrives.
+# Each fetch carries a fresh stream token, so this must stay below the token's lifetime.
+SCREENREEL_GRIP_LINK_TIMEOUT_S = env_int("SCREENREEL_GRIP_LINK_TIMEOUT_S", 60, minimum=1,
+                                         maximum=max(SCREENREEL_SSE_TOKEN_TTL_S - 30, 1))
 
 # --- Misc -----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

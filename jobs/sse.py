@@ -6,7 +6,8 @@ with ``Last-Event-ID`` continues after that event by its per-job sequence. Seque
 commit in order (they are handed out under the job's row lock), so "everything after N" has no gaps
 and no duplicates. The web process's one hub (jobs.live) does the reading: one Redis subscription for
 the process, one read per job per wake-up for every stream of that job, all database work on a small
-pool of its own, so an open stream holds no database connection.
+pool of its own, so an open stream holds no database connection. Behind Pushpin (jobs.grip) the
+web process answers with hold instructions instead and holds nothing.
 
 Browsers' EventSource cannot send headers, so besides the API key a short-lived signed token from
 ``POST /v1/jobs/{id}/events/token`` is accepted as ``?token=``.
@@ -15,7 +16,6 @@ Browsers' EventSource cannot send headers, so besides the API key a short-lived 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,7 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import live
+from jobs import grip, live, sse_wire
 from jobs.auth import api_key_from_header
 from jobs.errors import DomainError, error_body
 from jobs.models import Client, Event
@@ -48,8 +48,8 @@ def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
             "expires_at": expires.isoformat().replace("+00:00", "Z")}
 
 
-def _authorize(request: HttpRequest, job_id: str) -> tuple[str, int]:
-    """The job's id and the sequence to resume after; raises DomainError or AuthenticationFailed."""
+def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
+    """The client, the job's id and the sequence to resume after; raises DomainError or AuthenticationFailed."""
     token = request.GET.get("token")
     if token:
         try:
@@ -75,7 +75,15 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[str, int]:
             raise DomainError(f"Last-Event-ID {last_id[:40]!r} is not an event of this job.",
                               code="unknown_last_event_id")
         after = sequence
-    return job.pk, after
+    return client, job.pk, after
+
+
+def _grip_hold(request: HttpRequest, client: Client, job_id: str, after: int) -> HttpResponseBase:
+    """Behind Pushpin: the events so far and hold instructions, with a link that carries a fresh token
+    (Pushpin fetches it long after the browser's token has expired)."""
+    link = grip.link_for(job_id=job_id, token=sse_token_issue(client=client, job_id=job_id)["token"])
+    return grip.hold_response(job_id=job_id, after=grip.resume_point(request, job_id, after), link=link,
+                              first="Grip-Last" not in request.headers)
 
 
 def _events_after(job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
@@ -83,26 +91,21 @@ def _events_after(job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
     return [row.to_dict() for row in rows]
 
 
-def encode(event: dict[str, Any]) -> str:
-    data = json.dumps(event, separators=(",", ":"))
-    return f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
-
-
 async def _stream(job_id: str, after: int) -> AsyncIterator[str]:
     heartbeat = settings.SCREENREEL_SSE_HEARTBEAT_S
     listener = live.hub(_events_after)
     subscriber = listener.subscribe(job_id, after)
     try:
-        yield f"retry: 2000\n: stream of {job_id}\n\n"
+        yield sse_wire.preamble(job_id)
         while True:
             try:
                 event = await asyncio.wait_for(subscriber.queue.get(), timeout=heartbeat)
             except TimeoutError:
                 yield ": heartbeat\n\n"
                 continue
-            chunk = [encode(event)]
+            chunk = [sse_wire.encode(event)]
             while not subscriber.queue.empty() and len(chunk) < 100:  # what queued up goes in one write
-                chunk.append(encode(subscriber.queue.get_nowait()))
+                chunk.append(sse_wire.encode(subscriber.queue.get_nowait()))
             yield "".join(chunk)
     finally:
         listener.unsubscribe(job_id, subscriber)
@@ -112,11 +115,13 @@ async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBa
     try:
         # On the stream pool, not the request's own thread: that thread would keep its connection open
         # for as long as the stream is.
-        job_id, after = await live.run_db(_authorize, request, job_id)
+        client, job_id, after = await live.run_db(_authorize, request, job_id)
     except DomainError as exc:
         return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     except exceptions.APIException as exc:
         return JsonResponse(error_body("unauthenticated", str(exc.detail)), status=401)
+    if grip.signed_by_proxy(request):
+        return await live.run_db(_grip_hold, request, client, job_id, after)
     response = StreamingHttpResponse(_stream(job_id, after), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer a stream

@@ -10,6 +10,9 @@ need ffprobe ffmpeg
 need espeak-ng espeak-ng
 need fc-list fontconfig
 need redis-server redis-server
+# Pushpin holds SSE streams in the scale-out set-up (docs/live-events.md); its tests run a real one.
+need pushpin pushpin
+need zurl zurl
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing+=(fonts-dejavu-core)
 python_ok=0
 for py in python3.11 python3; do

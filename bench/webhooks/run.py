@@ -1,6 +1,6 @@
 """bench/webhooks: commit-to-receipt latency of webhook delivery at a steady rate, against a baseline.
 
-    .venv/bin/python -m bench.webhooks.run [--rate 200] [--seconds 60]
+    .venv/bin/python -m bench.webhooks.run [--rate 200] [--seconds 60] [--runs 3] [--sweep 300,400,600]
 
 Pipeline under test (the real one): a producer commits job events; each commit writes the event and
 its delivery row (the outbox) and, once committed, kicks a ``deliveries_dispatch`` task (coalesced);
@@ -221,22 +221,39 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--runs", type=int, default=1, help="runs in a row, each with its own baseline")
+    parser.add_argument("--sweep", default="", help="comma-separated rates to find the highest that meets the "
+                        "p95 target, each run for --sweep-seconds")
+    parser.add_argument("--sweep-seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2, help="deliver worker's Celery concurrency (the attempts "
                         "themselves run on its sender pool: SCREENREEL_DELIVERY_THREADS)")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"], help="Celery pool")
     parser.add_argument("--prefetch", type=int, default=1, help="worker prefetch multiplier")
     args = parser.parse_args()
+    from bench.machine import cpu_model
+
     OUT.mkdir(parents=True, exist_ok=True)
     _prepare_database()
-    baseline = bench_baseline(args.rate, args.seconds)
-    pipeline = bench_pipeline(args.rate, args.seconds, args.workers, args.pool, args.prefetch)
+    runs = []
+    for _ in range(args.runs):
+        baseline = bench_baseline(args.rate, args.seconds)
+        pipeline = bench_pipeline(args.rate, args.seconds, args.workers, args.pool, args.prefetch)
+        runs.append({"baseline_bare_client": baseline, "pipeline": pipeline,
+                     "p95_ratio_pipeline_over_baseline": pipeline["latency_ms"]["p95"] / baseline["latency_ms"]["p95"],
+                     "cpu_ratio_pipeline_over_baseline":
+                         pipeline["cpu_ms_per_delivery"] / baseline["cpu_ms_per_delivery"]})
+    sweep = []
+    for rate in [float(r) for r in args.sweep.split(",") if r]:
+        result = bench_pipeline(rate, args.sweep_seconds, args.workers, args.pool, args.prefetch)
+        sweep.append({"rate_per_s": rate, **result,
+                      "meets_target": result["lost"] == 0 and result["latency_ms"]["p95"] <= 100})
     result = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpu": cpu_model(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "rate_per_s": args.rate, "seconds": args.seconds, "deliver_pool": args.pool,
         "deliver_concurrency": args.workers, "prefetch_multiplier": args.prefetch,
-        "baseline_bare_client": baseline, "pipeline": pipeline,
-        "p95_ratio_pipeline_over_baseline": pipeline["latency_ms"]["p95"] / baseline["latency_ms"]["p95"],
+        "runs": runs, "sweep": sweep,
+        "highest_rate_meeting_p95": max((r["rate_per_s"] for r in sweep if r["meets_target"]), default=None),
     }
     (OUT / "webhooks.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.module_loading import import_string
 
-from jobs import live
+from jobs import grip, live
 from jobs.models import Event, Job
 
 log = logging.getLogger(__name__)
@@ -64,3 +64,8 @@ def publish(event: Event) -> None:
         live.publish(job_id=str(event.job_id), sequence=event.sequence)
     except Exception:
         log.warning("could not publish %s to SSE listeners", event.id, exc_info=True)
+    if grip.enabled():
+        try:
+            grip.publish(event)
+        except Exception:
+            log.warning("could not publish %s to Pushpin; its recovery will fetch it", event.id)

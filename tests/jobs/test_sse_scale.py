@@ -4,17 +4,11 @@ streams open loses nothing."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from django.db import connection, transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -25,6 +19,7 @@ from jobs.services.clients import client_create
 from jobs.services.events import event_record
 from tests.factories import make_job
 from tests.processes import asgi_server, child_env, free_port, wait_for_port
+from tests.streams import Streams, assert_every_stream_got
 
 pytestmark = pytest.mark.django_db(transaction=True)
 APP_NAME = "screenreel-sse-web-test"
@@ -73,52 +68,6 @@ def web(redis_server: PrivateRedis) -> Iterator[str]:
         yield base
 
 
-@dataclass
-class Streams:
-    """Many SSE streams read concurrently by one asyncio loop on a thread of its own."""
-
-    urls: list[str]
-    headers: dict[str, str]
-    events: list[list[dict[str, Any]]] = field(default_factory=list)
-    opened: int = 0
-
-    def __post_init__(self) -> None:
-        self.events = [[] for _ in self.urls]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self._thread.start()
-
-    async def _main(self) -> None:
-        limits = httpx.Limits(max_connections=len(self.urls) + 10)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None), limits=limits) as client:
-            await asyncio.gather(*(self._read(client, i, url) for i, url in enumerate(self.urls)))
-
-    async def _read(self, client: httpx.AsyncClient, index: int, url: str) -> None:
-        async with client.stream("GET", url, headers=self.headers) as response:
-            assert response.status_code == 200
-            self.opened += 1
-            data = None
-            async for line in response.aiter_lines():
-                if self._stop.is_set():
-                    return
-                if line.startswith("data: "):
-                    data = line[6:]
-                elif line == "" and data is not None:
-                    self.events[index].append(json.loads(data))
-                    data = None
-
-    def wait(self, predicate: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def close(self) -> None:
-        self._stop.set()
-
-
 def _web_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP_NAME])
@@ -128,14 +77,6 @@ def _web_connections() -> int:
 def _tick(job: Job, n: int) -> None:
     with transaction.atomic():
         event_record(job=job, type="job.progress", data={"progress": n})
-
-
-def _assert_every_stream_got(streams: Streams, jobs_by_stream: list[Job]) -> None:
-    for events, job in zip(streams.events, jobs_by_stream, strict=True):
-        expected = list(Job.objects.get(pk=job.pk).events.order_by("sequence").values_list("id", flat=True))
-        got = [e["id"] for e in events]
-        assert got == expected, (job.id, got, expected)  # every event, once, in order
-        assert [e["sequence"] for e in events] == list(range(1, len(expected) + 1))
 
 
 def test_200_streams_hold_at_most_10_connections_and_each_gets_every_event_once_in_order(web: str) -> None:
@@ -156,7 +97,7 @@ def test_200_streams_hold_at_most_10_connections_and_each_gets_every_event_once_
         streams.wait(lambda: all(len(e) == 11 for e in streams.events), 30, "every event on every stream")
         time.sleep(1)  # nothing more may arrive: no duplicates
         peak = max(peak, _web_connections())
-        _assert_every_stream_got(streams, jobs_by_stream)
+        assert_every_stream_got(streams, jobs_by_stream)
         print(f"\n[sse] 200 streams: the web process held at most {peak} database connections")
         assert 0 < peak <= 10, f"the web process held {peak} database connections for 200 streams"
     finally:
@@ -188,6 +129,6 @@ def test_a_redis_outage_with_streams_open_loses_nothing(web: str, redis_server: 
 
         streams.wait(lambda: all(len(e) == 7 for e in streams.events), 30, "every event after the outage")
         time.sleep(1)
-        _assert_every_stream_got(streams, jobs_by_stream)
+        assert_every_stream_got(streams, jobs_by_stream)
     finally:
         streams.close()

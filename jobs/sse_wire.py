@@ -1,0 +1,19 @@
+"""The Server-Sent Events wire format of one event, shared by the direct stream and the GRIP publisher."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+RETRY_MS = 2000
+
+
+def preamble(job_id: str) -> str:
+    """What a stream starts with: the reconnection delay, and a comment naming the job."""
+    return f"retry: {RETRY_MS}\n: stream of {job_id}\n\n"
+
+
+def encode(event: dict[str, Any]) -> str:
+    """``id:`` the event id (what Last-Event-ID resumes after), ``event:`` its type, ``data:`` the envelope."""
+    data = json.dumps(event, separators=(",", ":"))
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
