@@ -7,7 +7,7 @@ publish endpoint) and ``SCREENREEL_GRIP_KEY`` (its ``sig_key``). docs/live-event
 - A stream request that Pushpin forwards carries a ``Grip-Sig`` token signed with that key. The view
   answers it at once (``hold_response``) with the events after the resume point and instructions:
   hold the stream on channel ``job-<id>``, whose last item is this sequence (``prev-id``), and fetch
-  this link for what follows. The web process holds nothing afterwards.
+  this link for what follows (``link_for``). The web process holds nothing afterwards.
 - Every committed event of a job is published to Pushpin (``publish``) with its sequence as the item
   id and the previous sequence as ``prev-id``.
 - Pushpin's recovery closes every gap from the event table: an item whose ``prev-id`` is not the
@@ -35,6 +35,7 @@ import time
 
 import httpx
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
 
 from jobs import sse_wire
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # Events one hold or recovery answer carries at most; a job's whole history is well below it.
 HOLD_BATCH = 5000
+LINK_SALT = "screenreel.grip.link.v1"
 
 
 def channel(job_id: str) -> str:
@@ -129,6 +131,33 @@ def publish(event: Event) -> None:
     response.raise_for_status()
 
 
-def link_for(*, job_id: str, token: str) -> str:
-    return f"/v1/jobs/{job_id}/events?token={token}"
+def link_for(*, client_id: str, job_id: str) -> str:
+    """The recovery link of a job's streams: Pushpin fetches it, with its own signature, to read what follows.
+
+    The same for every stream of the job within an hour, on purpose. Pushpin groups the sessions whose
+    links are equal when it refreshes them (it starts at most ten groups a second), so a per-stream
+    link (a browser token minted each time) would make 5,000 quiet streams refresh at ten a second:
+    measured here, their events then arrived tens of seconds late. The link is valid until the end of
+    the next whole hour, and only on a request that Pushpin signed (``signed_by_proxy``).
+    """
+    hour = 3600
+    expires = (int(time.time()) // hour + 2) * hour
+    token = signing.Signer(salt=LINK_SALT).sign_object({"c": client_id, "j": job_id, "x": expires})
+    return f"/v1/jobs/{job_id}/events?grip_link={token}"
+
+
+def link_client(request: HttpRequest, job_id: str) -> str | None:
+    """The client id a valid recovery link names for this job, or None."""
+    token = request.GET.get("grip_link", "")
+    if not token or not signed_by_proxy(request):
+        return None
+    try:
+        payload = signing.Signer(salt=LINK_SALT).unsign_object(token)
+    except signing.BadSignature:
+        return None
+    if not isinstance(payload, dict) or payload.get("j") != job_id or not isinstance(payload.get("x"), int) \
+            or payload["x"] < time.time():
+        return None
+    client_id = payload.get("c")
+    return client_id if isinstance(client_id, str) else None
 

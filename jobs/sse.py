@@ -51,7 +51,12 @@ def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
 def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
     """The client, the job's id and the sequence to resume after; raises DomainError or AuthenticationFailed."""
     token = request.GET.get("token")
-    if token:
+    linked = grip.link_client(request, job_id) if "grip_link" in request.GET else None
+    if "grip_link" in request.GET:
+        if linked is None:
+            raise exceptions.AuthenticationFailed("This recovery link is not valid.")
+        client = Client.objects.get(pk=linked)
+    elif token:
         try:
             payload = signing.loads(token, salt=TOKEN_SALT, max_age=settings.SCREENREEL_SSE_TOKEN_TTL_S)
         except signing.SignatureExpired as exc:
@@ -79,10 +84,10 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
 
 
 def _grip_hold(request: HttpRequest, client: Client, job_id: str, after: int) -> HttpResponseBase:
-    """Behind Pushpin: the events so far and hold instructions, with a link that carries a fresh token
-    (Pushpin fetches it long after the browser's token has expired)."""
-    link = grip.link_for(job_id=job_id, token=sse_token_issue(client=client, job_id=job_id)["token"])
-    return grip.hold_response(job_id=job_id, after=grip.resume_point(request, job_id, after), link=link,
+    """Behind Pushpin: the events so far and hold instructions, with the job's recovery link (Pushpin
+    fetches it long after the browser's token has expired)."""
+    return grip.hold_response(job_id=job_id, after=grip.resume_point(request, job_id, after),
+                              link=grip.link_for(client_id=client.pk, job_id=job_id),
                               first="Grip-Last" not in request.headers)
 
 

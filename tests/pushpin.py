@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from tests.processes import free_port, wait_for_port
 
@@ -21,8 +24,22 @@ class Pushpin:
     publish_url: str  # where the service publishes
 
 
+def _wait_until_proxying(url: str, timeout: float = 20) -> None:
+    """Pushpin's port opens before its parts are connected to each other; until they are, requests get 502."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code != 502:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"Pushpin did not proxy to the origin within {timeout} s")
+
+
 @contextmanager
-def pushpin(origin_port: int, workdir: Path, *, publish_port: int | None = None, key: str = KEY) -> Iterator[Pushpin]:
+def pushpin(origin_port: int, workdir: Path, *, publish_port: int | None = None, key: str = KEY,
+            log_level: int = 2) -> Iterator[Pushpin]:
     """Pushpin on free ports (its publish endpoint on ``publish_port`` if given), routing everything to
     127.0.0.1:``origin_port``, as docs/live-events.md sets it up."""
     run, logs = workdir / "run", workdir / "log"
@@ -41,7 +58,7 @@ port_offset=0
 services=condure,zurl,pushpin-proxy,pushpin-handler
 http_port={http}
 logdir={logs}
-log_level=2
+log_level={log_level}
 client_maxconn=50000
 
 [proxy]
@@ -60,12 +77,17 @@ push_in_http_addr=127.0.0.1
 push_in_http_port={publish}
 command_spec=tcp://127.0.0.1:{command}
 stats_spec=ipc://{{rundir}}/{{ipc_prefix}}stats
+# No limit on the messages per second Pushpin writes to clients, all streams together (its default of
+# 2,500 would throttle 5,000 streams at one event per second, and any limit batches writes every 25 ms).
+message_rate=0
+message_hwm=200000
 """)
     proc = subprocess.Popen(["pushpin", "--config", str(workdir / "pushpin.conf")], cwd=workdir,
                             stdout=(logs / "runner.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(http, proc)
         wait_for_port(publish, proc)
+        _wait_until_proxying(f"http://127.0.0.1:{http}/")
         yield Pushpin(url=f"http://127.0.0.1:{http}", publish_url=f"http://127.0.0.1:{publish}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

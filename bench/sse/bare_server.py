@@ -18,6 +18,9 @@ async def main_async(port: int) -> None:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = (await reader.readline()).decode().split()
+        if len(request) < 2:
+            writer.close()  # a connection that closed before sending a request
+            return
         headers: dict[str, str] = {}
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")

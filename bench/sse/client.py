@@ -48,15 +48,17 @@ async def _stream(url: str, headers: dict[str, str], arrivals: list[tuple[str, f
         opened.set()
 
 
-async def main_async(urls: list[str], headers: dict[str, str], out: Path, ready: Path | None) -> None:
+async def main_async(urls: list[str], headers: dict[str, str], out: Path, ready: Path | None,
+                     open_rate: float) -> None:
     arrivals: list[list[tuple[str, float]]] = [[] for _ in urls]
     errors: list[str] = []
     opened = [asyncio.Event() for _ in urls]
     tasks = []
+    started = time.monotonic()
     for i, url in enumerate(urls):
         tasks.append(asyncio.create_task(_stream(url, headers, arrivals[i], opened[i], errors)))
-        if i % 50 == 49:
-            await asyncio.sleep(0.02)  # do not hit the listen backlog all at once
+        if i % 10 == 9:  # streams open at open_rate per second, as browsers arrive, not all at once
+            await asyncio.sleep(max(0.0, started + (i + 1) / open_rate - time.monotonic()))
     for event in opened:
         await event.wait()
     if ready is not None:
@@ -75,9 +77,10 @@ def main() -> None:
     parser.add_argument("--header", action="append", default=[], help="Name: value, sent on every stream")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ready", type=Path)
+    parser.add_argument("--open-rate", type=float, default=2500.0, help="streams opened per second")
     args = parser.parse_args()
     headers = dict(h.split(": ", 1) for h in args.header)
-    asyncio.run(main_async(json.loads(args.urls.read_text()), headers, args.out, args.ready))
+    asyncio.run(main_async(json.loads(args.urls.read_text()), headers, args.out, args.ready, args.open_rate))
 
 
 if __name__ == "__main__":

@@ -107,17 +107,18 @@ def _paced(rate: float, seconds: float, work: Any) -> None:
 class Client:
     """The process that holds the streams."""
 
-    def __init__(self, name: str, urls: list[str]) -> None:
+    def __init__(self, name: str, urls: list[str], open_rate: float = 2500.0) -> None:
         self.out, self.ready = OUT / f"sse-{name}.json", OUT / f"sse-{name}.ready"
         for path in (self.out, self.ready):
             path.unlink(missing_ok=True)
         urls_file = OUT / f"sse-{name}-urls.json"
         urls_file.write_text(json.dumps(urls))
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.sse.client", "--urls", str(urls_file),
-                                      "--out", str(self.out), "--ready", str(self.ready)], cwd=ROOT)
+                                      "--out", str(self.out), "--ready", str(self.ready),
+                                      "--open-rate", str(open_rate)], cwd=ROOT)
 
     def wait_ready(self) -> dict[str, Any]:
-        return _wait_file(self.ready)
+        return _wait_file(self.ready, timeout=600)
 
     def stop(self) -> dict[str, Any]:
         self.proc.send_signal(signal.SIGTERM)
@@ -209,17 +210,21 @@ def _stream_urls(jobs: list[Any], streams: int, base: str) -> tuple[list[str], l
 
 
 def bench_service(jobs: list[Any], streams: int, rate: float, seconds: float, name: str = "service",
-                  extra_env: dict[str, str] | None = None, front: Any = None) -> dict[str, Any]:
+                  extra_env: dict[str, str] | None = None, front: Any = None,
+                  open_rate: float = 2500.0) -> dict[str, Any]:
     web, base = _service(extra_env or {})
     peak, stop = [0], threading.Event()
     counter = threading.Thread(target=_count_connections, args=(stop, peak), daemon=True)
     try:
         urls, job_of_stream = _stream_urls(jobs, streams, front(base) if front else base)
-        client = Client(name, urls)
+        client = Client(name, urls, open_rate)
+        opening = time.monotonic()
         ready = client.wait_ready()
+        opened_in = time.monotonic() - opening
         counter.start()
         time.sleep(1)
         committed, per_job = _produce(jobs, rate, seconds)
+        (OUT / f"sse-{name}-committed.json").write_text(json.dumps(committed))  # for a closer look afterwards
         time.sleep(3)  # the last events reach the client
         result = client.stop()
     finally:
@@ -228,7 +233,7 @@ def bench_service(jobs: list[Any], streams: int, rate: float, seconds: float, na
         web.wait(timeout=30)
     scored = _score(result["arrivals"], [per_job[j] for j in job_of_stream], committed, result["error_count"])
     return {**scored, "web_db_connections_peak": peak[0], "open_errors": ready["error_count"],
-            "errors_sample": result["errors"][:5]}
+            "opened_in_s": opened_in, "open_rate_per_s": open_rate, "errors_sample": result["errors"][:5]}
 
 
 def bench_baseline(streams: int, jobs: int, rate: float, seconds: float) -> dict[str, Any]:
