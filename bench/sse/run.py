@@ -31,7 +31,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -53,21 +52,7 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing on port {port}")
+from bench.support import free_port, percentiles, prepare_database, wait_port  # noqa: E402
 
 
 def _wait_file(path: Path, timeout: float = 120) -> dict[str, Any]:
@@ -79,20 +64,8 @@ def _wait_file(path: Path, timeout: float = 120) -> dict[str, Any]:
     raise RuntimeError(f"{path} never appeared")
 
 
-def _prepare_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True, env=os.environ)
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": q[49], "p95": q[94], "p99": q[98], "max": max(values)}
 
 
 def _paced(rate: float, seconds: float, work: Any) -> None:
@@ -139,7 +112,7 @@ def _score(streams: list[list[Any]], expected: list[list[str]], committed: dict[
         latencies += [(at - committed[event_id]) * 1000 for event_id, at in arrivals if event_id in committed]
     return {"streams": len(streams), "events_committed": len(committed), "deliveries": len(latencies),
             "lost": lost, "duplicated": duplicated, "streams_out_of_order": reordered,
-            "client_errors": client_errors, "latency_ms": _percentiles(latencies)}
+            "client_errors": client_errors, "latency_ms": percentiles(latencies)}
 
 
 def _count_connections(stop: threading.Event, peak: list[int]) -> None:
@@ -154,14 +127,14 @@ def _count_connections(stop: threading.Event, peak: list[int]) -> None:
 
 
 def _service(extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", "--backlog", "4096"],
         cwd=ROOT, env={**os.environ, "PGAPPNAME": APP_NAME, "SCREENREEL_PUBLIC_URL": base, **extra_env},
         start_new_session=True)
-    _wait_port(port)
+    wait_port(port)
     return proc, base
 
 
@@ -237,10 +210,10 @@ def bench_service(jobs: list[Any], streams: int, rate: float, seconds: float, na
 
 
 def bench_baseline(streams: int, jobs: int, rate: float, seconds: float) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench.sse.bare_server", "--port", str(port)], cwd=ROOT)
     try:
-        _wait_port(port)
+        wait_port(port)
         channels = [f"ch{i}" for i in range(jobs)]
         client = Client("baseline", [f"http://127.0.0.1:{port}/stream/{channels[i % jobs]}" for i in range(streams)])
         client.wait_ready()
@@ -280,7 +253,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     from bench.machine import cpu_model
 
-    _prepare_database()
+    prepare_database(DB_NAME)
     jobs = _setup_jobs(args.jobs)
     baseline = bench_baseline(args.streams, args.jobs, args.rate, args.seconds)
     service = bench_service(jobs, args.streams, args.rate, args.seconds)

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -45,33 +44,7 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int) -> None:
-    import socket
-
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing on port {port}")
-
-
-def _prepare_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True, env=os.environ)
+from bench.support import free_port, percentiles, prepare_database, wait_port  # noqa: E402
 
 
 def _cpu_s(pid: int) -> float:
@@ -80,20 +53,15 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": q[49], "p95": q[94], "p99": q[98], "max": max(values)}
 
 
 class Receiver:
     def __init__(self, name: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.out = OUT / f"arrivals-{name}.json"
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.webhooks.receiver", "--port", str(self.port),
                                       "--out", str(self.out)], cwd=ROOT)
-        _wait_port(self.port)
+        wait_port(self.port)
 
     def stop(self) -> tuple[dict[str, float], int]:
         """First arrival per message id, and how many arrivals repeated an id already seen."""
@@ -184,7 +152,7 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
         worker.wait(timeout=30)
     latencies = [(arrivals[i] - t) * 1000 for i, t in committed.items() if i in arrivals]
     return {"sent": len(committed), "received": len(latencies), "lost": len(committed) - len(latencies),
-            "duplicates": duplicates, "latency_ms": _percentiles(latencies),
+            "duplicates": duplicates, "latency_ms": percentiles(latencies),
             "cpu_ms_per_delivery": cpu_used * 1000 / max(len(latencies), 1)}
 
 
@@ -213,7 +181,7 @@ def bench_baseline(rate: float, seconds: float) -> dict[str, Any]:
         arrivals, duplicates = receiver.stop()
     latencies = [(arrivals[i] - t) * 1000 for i, t in sent.items() if i in arrivals]
     return {"sent": len(sent), "received": len(latencies), "lost": len(sent) - len(latencies),
-            "duplicates": duplicates, "latency_ms": _percentiles(latencies),
+            "duplicates": duplicates, "latency_ms": percentiles(latencies),
             "cpu_ms_per_delivery": cpu_used * 1000 / max(len(latencies), 1)}
 
 
@@ -233,7 +201,7 @@ def main() -> None:
     from bench.machine import cpu_model
 
     OUT.mkdir(parents=True, exist_ok=True)
-    _prepare_database()
+    prepare_database(DB_NAME)
     runs = []
     for _ in range(args.runs):
         baseline = bench_baseline(args.rate, args.seconds)

@@ -19,7 +19,12 @@ from tests.factories import make_job
 from tests.receivers import Receiver, receiver
 from webhooks import dispatch
 from webhooks.models import Delivery, DeliveryStatus
-from webhooks.services.deliveries import deliveries_claim_due, delivery_attempt, delivery_send_claimed
+from webhooks.services.deliveries import (
+    _deliveries_settle,
+    deliveries_claim_due,
+    delivery_attempt,
+    delivery_send_claimed,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +149,12 @@ def test_a_burst_of_kicks_enqueues_one_task_until_a_task_starts() -> None:
         assert r.llen(dispatch.QUEUE) == 2  # a commit after that start gets a task of its own
     finally:
         r.delete(dispatch.KICK_KEY, dispatch.QUEUE)
+
+
+def test_the_status_writer_refuses_a_transition_the_rules_do_not_allow(
+        hook: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+    _job, delivery = _ended_job(hook, django_capture_on_commit_callbacks)
+    delivery_attempt(delivery_id=delivery.id)
+    assert _deliveries_settle([delivery.id], to=DeliveryStatus.FAILED, last_error="late") == 0
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.last_error == ""  # succeeded stays so

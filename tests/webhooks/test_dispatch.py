@@ -3,12 +3,8 @@ one of them with beat, on the test Redis and PostgreSQL, sending to local receiv
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,41 +15,14 @@ from standardwebhooks.webhooks import Webhook
 from jobs.models import ChunkStatus, JobStatus
 from jobs.services.transitions import chunk_transition, job_transition
 from tests.factories import make_client, make_job
-from tests.processes import BIN, ROOT, child_env
+from tests.processes import child_env
 from tests.receivers import Received, receiver
+from tests.webhooks.workers import Workers
 from webhooks.dispatch import KICK_KEY
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.services.endpoints import endpoint_create, endpoint_test
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-class Workers:
-    def __init__(self, log: Path) -> None:
-        self.log = log
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, env: dict[str, str]) -> None:
-        for n in range(2):
-            beat = ["-B", "--schedule", str(self.log.with_suffix(".beat"))] if n == 0 else []
-            self.procs.append(subprocess.Popen(
-                [str(BIN / "celery"), "-A", "config", "worker", "-Q", "deliver", "-P", "threads", "-c", "2",
-                 "-n", f"deliver{n}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle", *beat],
-                cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True))
-
-    def tasks_received(self) -> int:
-        text = self.log.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if "Task webhooks.tasks.deliveries_dispatch[" in line
-                   and line.endswith("received"))
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +126,4 @@ def test_a_hanging_receiver_does_not_delay_other_endpoints(workers: Workers, kic
         assert len(slow.requests) <= 2  # its cap: the others wait their turn
         slow.wait_for(6, timeout=40)  # and all of them get there, two at a time
     assert len(slow.requests) == 6
+
