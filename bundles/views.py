@@ -23,7 +23,8 @@ from jobs.selectors import job_get
 
 
 class BundleLinksView(APIView):
-    @extend_schema(responses={200: OpenApiResponse(description="Fresh signed links for the bundle and each asset.")},
+    @extend_schema(operation_id="jobs_bundle_links",
+                   responses={200: OpenApiResponse(description="Fresh signed links for the bundle and each asset.")},
                    summary="Fresh signed links for the job's bundle")
     def get(self, request: Request, job_id: str) -> Response:
         job = job_get(client=request.user.client, job_id=job_id)  # type: ignore[union-attr]
@@ -36,7 +37,8 @@ class LinkDownloadView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: OpenApiResponse(description="The file"),
+    @extend_schema(operation_id="links_download",
+                   responses={200: OpenApiResponse(description="The file"),
                               206: OpenApiResponse(description="Part of the file (Range)"),
                               302: OpenApiResponse(description="Redirect to a storage URL valid for 5 minutes"),
                               403: OpenApiResponse(description="link_invalid"),

@@ -180,6 +180,22 @@ SCREENREEL_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 # --- The pipeline ---------------------------------------------------------------------------------------
 SCREENREEL_PUBLIC_URL = env_str("SCREENREEL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# An https public URL means the service is served over TLS, by a proxy or load balancer in front of it
+# that terminates TLS and says so in X-Forwarded-Proto. Then: HSTS, secure cookies, http redirected to
+# https, and the proxy's header trusted. The embedded http default (make demo, the tests) keeps none.
+if SCREENREEL_PUBLIC_URL.startswith("https://"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SCREENREEL_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = [SCREENREEL_PUBLIC_URL]  # the admin's forms, posted through the proxy
+    SECURE_HSTS_SECONDS = env_int("SCREENREEL_HSTS_SECONDS", 365 * 86400, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SCREENREEL_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SCREENREEL_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading submits the domain to the browsers' built-in lists, which is hard to undo: the
+        # operator opts in (SCREENREEL_HSTS_PRELOAD=true); not doing so is not a misconfiguration.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SCREENREEL_WORK_DIR = Path(env_str("SCREENREEL_WORK_DIR", str(VAR_DIR / "work")))
 SCREENREEL_CHROMIUM = env_str("SCREENREEL_CHROMIUM", "/usr/bin/chromium")
 SCREENREEL_FPS = env_int("SCREENREEL_FPS", 25, minimum=10, maximum=60)

@@ -25,7 +25,8 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from rest_framework import exceptions
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -134,6 +135,10 @@ async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBa
 
 
 class JobEventsTokenView(APIView):
+    @extend_schema(operation_id="jobs_events_token", request=None, summary="A token for a browser's EventSource",
+                   responses={201: inline_serializer("StreamToken", {
+                       "token": serializers.CharField(), "url": serializers.URLField(),
+                       "expires_at": serializers.DateTimeField()})})
     def post(self, request: Request, job_id: str) -> Response:
         client = request.user.client  # type: ignore[union-attr]
         job = job_get(client=client, job_id=job_id)

@@ -38,7 +38,8 @@ def _client(request: Request) -> Any:
 
 
 class JobListCreateView(APIView):
-    @extend_schema(request=JobSpecSerializer, responses={201: JOB, 200: JOB, 400: ERROR, 409: ERROR, 413: ERROR},
+    @extend_schema(operation_id="jobs_create",
+                   request=JobSpecSerializer, responses={201: JOB, 200: JOB, 400: ERROR, 409: ERROR, 413: ERROR},
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
                    summary="Create a job")
     def post(self, request: Request) -> Response:
@@ -56,7 +57,8 @@ class JobListCreateView(APIView):
             response["Idempotent-Replayed"] = "true"
         return response
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
+    @extend_schema(operation_id="jobs_list",
+                   parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
                                OpenApiParameter("limit", int)],
                    responses={200: JOB}, summary="List jobs, newest first")
     def get(self, request: Request) -> Response:
@@ -69,20 +71,23 @@ class JobListCreateView(APIView):
 
 
 class JobDetailView(APIView):
-    @extend_schema(responses={200: JOB, 404: ERROR}, summary="A job with its chunks")
+    @extend_schema(operation_id="jobs_get",
+                   responses={200: JOB, 404: ERROR}, summary="A job with its chunks")
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_view(job_get(client=_client(request), job_id=job_id)))
 
 
 class JobCancelView(APIView):
-    @extend_schema(request=None, responses={200: JOB, 404: ERROR, 409: ERROR}, summary="Cancel a job")
+    @extend_schema(operation_id="jobs_cancel",
+                   request=None, responses={200: JOB, 404: ERROR, 409: ERROR}, summary="Cancel a job")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=job_get(client=_client(request), job_id=job_id))
         return Response(job_view(job))
 
 
 class JobRerunView(APIView):
-    @extend_schema(request=RerunSerializer, responses={202: JOB, 400: ERROR, 404: ERROR, 409: ERROR},
+    @extend_schema(operation_id="jobs_rerun",
+                   request=RerunSerializer, responses={202: JOB, 400: ERROR, 404: ERROR, 409: ERROR},
                    summary="Rerun failed chunks (or the listed ones)")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_get(client=_client(request), job_id=job_id)
@@ -93,7 +98,8 @@ class JobRerunView(APIView):
 
 
 class EventListView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("job_id", str), OpenApiParameter("type", str),
+    @extend_schema(operation_id="events_list",
+                   parameters=[OpenApiParameter("job_id", str), OpenApiParameter("type", str),
                                OpenApiParameter("limit", int)],
                    responses={200: OpenApiResponse(description="Events, newest first, in the webhook envelope.")},
                    summary="Recent events, for polling or reconciling missed webhooks")

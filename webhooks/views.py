@@ -31,7 +31,8 @@ def _client(request: Request) -> Any:
 
 
 class EndpointListCreateView(APIView):
-    @extend_schema(request=EndpointCreateSerializer, responses={201: ENDPOINT},
+    @extend_schema(operation_id="webhook_endpoints_create",
+                   request=EndpointCreateSerializer, responses={201: ENDPOINT},
                    summary="Register a webhook endpoint (its secret is shown once, here)")
     def post(self, request: Request) -> Response:
         body = EndpointCreateSerializer(data=request.data)
@@ -39,7 +40,8 @@ class EndpointListCreateView(APIView):
         endpoint = endpoint_create(client=_client(request), **body.validated_data)
         return Response({**endpoint.to_dict(), "secret": endpoint.secret}, status=201)
 
-    @extend_schema(responses={200: ENDPOINT}, summary="List webhook endpoints")
+    @extend_schema(operation_id="webhook_endpoints_list",
+                   responses={200: ENDPOINT}, summary="List webhook endpoints")
     def get(self, request: Request) -> Response:
         paginator = NewestFirst()
         page = paginator.paginate_queryset(endpoints_for(client=_client(request)), request, view=self)
@@ -47,11 +49,13 @@ class EndpointListCreateView(APIView):
 
 
 class EndpointDetailView(APIView):
-    @extend_schema(responses={200: ENDPOINT}, summary="A webhook endpoint")
+    @extend_schema(operation_id="webhook_endpoints_get",
+                   responses={200: ENDPOINT}, summary="A webhook endpoint")
     def get(self, request: Request, endpoint_id: str) -> Response:
         return Response(endpoint_get(client=_client(request), endpoint_id=endpoint_id).to_dict())
 
-    @extend_schema(request=EndpointUpdateSerializer, responses={200: ENDPOINT},
+    @extend_schema(operation_id="webhook_endpoints_update",
+                   request=EndpointUpdateSerializer, responses={200: ENDPOINT},
                    summary="Change an endpoint (url, event types, enabled...)")
     def patch(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_get(client=_client(request), endpoint_id=endpoint_id)
@@ -59,14 +63,16 @@ class EndpointDetailView(APIView):
         body.is_valid(raise_exception=True)
         return Response(endpoint_update(endpoint=endpoint, changes=dict(body.validated_data)).to_dict())
 
-    @extend_schema(responses={204: None}, summary="Delete an endpoint")
+    @extend_schema(operation_id="webhook_endpoints_delete",
+                   responses={204: None}, summary="Delete an endpoint")
     def delete(self, request: Request, endpoint_id: str) -> Response:
         endpoint_delete(endpoint=endpoint_get(client=_client(request), endpoint_id=endpoint_id))
         return Response(status=204)
 
 
 class EndpointRotateView(APIView):
-    @extend_schema(request=RotateSerializer, responses={200: ENDPOINT},
+    @extend_schema(operation_id="webhook_endpoints_rotate",
+                   request=RotateSerializer, responses={200: ENDPOINT},
                    summary="Rotate the signing secret; the old one signs too during the grace period")
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_get(client=_client(request), endpoint_id=endpoint_id)
@@ -77,7 +83,8 @@ class EndpointRotateView(APIView):
 
 
 class EndpointTestView(APIView):
-    @extend_schema(request=None, responses={202: OpenApiResponse(description="The test delivery.")},
+    @extend_schema(operation_id="webhook_endpoints_test",
+                   request=None, responses={202: OpenApiResponse(description="The test delivery.")},
                    summary="Send a webhook.test event")
     def post(self, request: Request, endpoint_id: str) -> Response:
         delivery = endpoint_test(endpoint=endpoint_get(client=_client(request), endpoint_id=endpoint_id))
@@ -85,7 +92,8 @@ class EndpointTestView(APIView):
 
 
 class EndpointDeliveriesView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=DeliveryStatus.values),
+    @extend_schema(operation_id="webhook_endpoints_deliveries",
+                   parameters=[OpenApiParameter("status", str, enum=DeliveryStatus.values),
                                OpenApiParameter("limit", int)],
                    responses={200: OpenApiResponse(description="Deliveries with every attempt.")},
                    summary="The endpoint's delivery log")
