@@ -15,8 +15,13 @@ demo: sysdeps venv
 test: sysdeps venv services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# honcho gives the Procfile's first process (web) PORT=8000: the port of SCREENREEL_PUBLIC_URL's default,
+# so the signed links it hands out point at it (honcho's own default would be 5000).
 serve: sysdeps venv migrate static
-	$(VENV)/bin/honcho start
+	@echo "Screenreel on http://127.0.0.1:8000: API /v1/, docs /api/docs/, admin /admin/"
+	@echo "  first client and API key:  $(PY) manage.py create_client \"Acme\""
+	@echo "  an operator for the admin: $(PY) manage.py createsuperuser"
+	$(VENV)/bin/honcho start --port 8000
 
 lint: venv
 	$(VENV)/bin/ruff check .
