@@ -42,6 +42,33 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: ``12345`` is an error with the field's path, never ``"12345"``."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.", code="invalid_type")
+        return str(super().to_internal_value(data))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: neither ``"5"`` nor ``5.0`` nor ``true`` (which Python counts as an int)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("Must be an integer.", code="invalid_type")
+        return int(super().to_internal_value(data))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """``true`` or ``false``: not ``"yes"``, ``1`` or ``"false"``."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.", code="invalid_type")
+        return data
+
+
 def validate_http_url(value: str) -> None:
     if len(value) > MAX_URL:
         raise serializers.ValidationError(f"Must be at most {MAX_URL} characters.", code="max_length")
@@ -63,7 +90,7 @@ def validate_egress(value: str) -> None:
         raise serializers.ValidationError(f"Not a public address: {reason}.", code="blocked_address")
 
 
-class HttpUrlField(serializers.CharField):
+class HttpUrlField(StrictCharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", None)
         super().__init__(**kwargs)
@@ -71,8 +98,8 @@ class HttpUrlField(serializers.CharField):
 
 
 class ViewportSerializer(StrictSerializer):
-    width = serializers.IntegerField(min_value=320, max_value=1920)
-    height = serializers.IntegerField(min_value=240, max_value=1080)
+    width = StrictIntegerField(min_value=320, max_value=1920)
+    height = StrictIntegerField(min_value=240, max_value=1080)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # H.264 in yuv420p needs even dimensions.
@@ -85,13 +112,13 @@ class ViewportSerializer(StrictSerializer):
 
 class StepSerializer(StrictSerializer):
     action = serializers.ChoiceField(choices=ACTIONS)
-    url = serializers.CharField(max_length=MAX_URL, required=False)
-    selector = serializers.CharField(max_length=500, required=False)
-    text = serializers.CharField(max_length=2000, required=False, trim_whitespace=False)
-    key = serializers.CharField(max_length=50, required=False)
-    y = serializers.IntegerField(min_value=-20000, max_value=20000, required=False)
-    ms = serializers.IntegerField(min_value=0, max_value=30000, required=False)
-    timeout_ms = serializers.IntegerField(min_value=100, max_value=60000, required=False)
+    url = StrictCharField(max_length=MAX_URL, required=False)
+    selector = StrictCharField(max_length=500, required=False)
+    text = StrictCharField(max_length=2000, required=False, trim_whitespace=False)
+    key = StrictCharField(max_length=50, required=False)
+    y = StrictIntegerField(min_value=-20000, max_value=20000, required=False)
+    ms = StrictIntegerField(min_value=0, max_value=30000, required=False)
+    timeout_ms = StrictIntegerField(min_value=100, max_value=60000, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         action = attrs["action"]
@@ -115,13 +142,13 @@ class StepSerializer(StrictSerializer):
 
 
 class FeatureSerializer(StrictSerializer):
-    title = serializers.CharField(max_length=200)
-    script = serializers.CharField(max_length=5000)
+    title = StrictCharField(max_length=200)
+    script = StrictCharField(max_length=5000)
     # many=True passes these on to the ListSerializer; the stubs do not know that.
     steps = StepSerializer(many=True, max_length=50, min_length=1)  # type: ignore[call-arg]
 
 
-class HexColourField(serializers.CharField):
+class HexColourField(StrictCharField):
     """``#RGB`` or ``#RRGGBB``, stored as upper-case ``#RRGGBB`` (the one form the renderer takes)."""
 
     def to_internal_value(self, data: Any) -> str:
@@ -135,8 +162,8 @@ class HexColourField(serializers.CharField):
 
 
 class BrandingSerializer(StrictSerializer):
-    intro_title = serializers.CharField(max_length=120, required=False, default="")
-    outro_title = serializers.CharField(max_length=120, required=False, default="")
+    intro_title = StrictCharField(max_length=120, required=False, default="")
+    outro_title = StrictCharField(max_length=120, required=False, default="")
     background = HexColourField(required=False, default=Branding().background)
     accent = HexColourField(required=False, default=Branding().accent)
     # A PNG or JPEG (at most 5 MB) drawn on the cards, fetched through the guarded transport.
@@ -145,21 +172,21 @@ class BrandingSerializer(StrictSerializer):
 
 class VoiceSerializer(StrictSerializer):
     provider = serializers.ChoiceField(choices=VOICE_PROVIDERS, required=False, default="auto")
-    voice_id = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
+    voice_id = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
 
 
 class PacingSerializer(StrictSerializer):
     """How fast the recording moves; every field optional, bounded to keep videos watchable."""
 
-    typing_ms_per_char = serializers.IntegerField(min_value=Pacing.BOUNDS["typing_ms_per_char"][0],
+    typing_ms_per_char = StrictIntegerField(min_value=Pacing.BOUNDS["typing_ms_per_char"][0],
                                                   max_value=Pacing.BOUNDS["typing_ms_per_char"][1], required=False)
-    cursor_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["cursor_ms"][0],
+    cursor_ms = StrictIntegerField(min_value=Pacing.BOUNDS["cursor_ms"][0],
                                          max_value=Pacing.BOUNDS["cursor_ms"][1], required=False)
-    step_pause_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["step_pause_ms"][0],
+    step_pause_ms = StrictIntegerField(min_value=Pacing.BOUNDS["step_pause_ms"][0],
                                              max_value=Pacing.BOUNDS["step_pause_ms"][1], required=False)
-    hold_before_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["hold_before_ms"][0],
+    hold_before_ms = StrictIntegerField(min_value=Pacing.BOUNDS["hold_before_ms"][0],
                                               max_value=Pacing.BOUNDS["hold_before_ms"][1], required=False)
-    hold_after_ms = serializers.IntegerField(min_value=Pacing.BOUNDS["hold_after_ms"][0],
+    hold_after_ms = StrictIntegerField(min_value=Pacing.BOUNDS["hold_after_ms"][0],
                                              max_value=Pacing.BOUNDS["hold_after_ms"][1], required=False)
 
 
@@ -191,5 +218,5 @@ class JobSpecSerializer(StrictSerializer):
 
 
 class RerunSerializer(StrictSerializer):
-    chunks = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=20),
+    chunks = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=20),
                                    required=False, min_length=1, max_length=20)

@@ -4,13 +4,19 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.serializers import HttpUrlField, StrictSerializer
+from jobs.serializers import (
+    HttpUrlField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from webhooks.filters import pattern_error
 
 
 class EventTypesField(serializers.ListField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(child=serializers.CharField(max_length=64), max_length=50, **kwargs)
+        super().__init__(child=StrictCharField(max_length=64), max_length=50, **kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
         patterns: list[str] = super().to_internal_value(data)
@@ -24,17 +30,17 @@ class EventTypesField(serializers.ListField):
 class EndpointCreateSerializer(StrictSerializer):
     url = HttpUrlField()
     event_types = EventTypesField(required=False, default=list)
-    description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-    max_in_flight = serializers.IntegerField(min_value=1, max_value=50, required=False)
+    description = StrictCharField(max_length=200, required=False, default="", allow_blank=True)
+    max_in_flight = StrictIntegerField(min_value=1, max_value=50, required=False)
 
 
 class EndpointUpdateSerializer(StrictSerializer):
     url = HttpUrlField(required=False)
     event_types = EventTypesField(required=False)
-    description = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    max_in_flight = serializers.IntegerField(min_value=1, max_value=50, required=False)
-    enabled = serializers.BooleanField(required=False)
+    description = StrictCharField(max_length=200, required=False, allow_blank=True)
+    max_in_flight = StrictIntegerField(min_value=1, max_value=50, required=False)
+    enabled = StrictBooleanField(required=False)
 
 
 class RotateSerializer(StrictSerializer):
-    grace_seconds = serializers.IntegerField(min_value=0, max_value=7 * 86400, required=False)
+    grace_seconds = StrictIntegerField(min_value=0, max_value=7 * 86400, required=False)

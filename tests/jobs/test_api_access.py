@@ -78,6 +78,15 @@ def test_a_job_that_has_not_ended_cannot_be_rerun(tenant: Tenant, spec: dict[str
     assert response.json()["error"]["code"] == "job_not_ended"
 
 
+def test_rerun_chunks_must_be_integers(tenant: Tenant, spec: dict[str, Any]) -> None:
+    job_id = tenant.api.post("/v1/jobs", spec, format="json").json()["id"]
+    tenant.api.post(f"/v1/jobs/{job_id}/cancel")
+    response = tenant.api.post(f"/v1/jobs/{job_id}/rerun-chunks", {"chunks": ["1"]}, format="json")
+    assert response.status_code == 400
+    [field] = response.json()["error"]["details"]["fields"]
+    assert (field["field"], field["code"]) == ("chunks[0]", "invalid_type")
+
+
 def test_rerun_names_a_chunk_that_does_not_exist(tenant: Tenant, spec: dict[str, Any]) -> None:
     job_id = tenant.api.post("/v1/jobs", spec, format="json").json()["id"]
     tenant.api.post(f"/v1/jobs/{job_id}/cancel")

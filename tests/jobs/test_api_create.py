@@ -69,7 +69,12 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("viewport too small", _set("viewport.width", 100), "viewport.width", "min_value"),
     ("viewport too large", _set("viewport.height", 4000), "viewport.height", "max_value"),
     ("viewport odd", _set("viewport.width", 1281), "viewport.width", "not_even"),
-    ("viewport not a number", _set("viewport.width", "wide"), "viewport.width", "invalid"),
+    ("viewport not a number", _set("viewport.width", "wide"), "viewport.width", "invalid_type"),
+    # No coercion: each of these used to be converted silently.
+    ("a number for a string", _set("features.0.script", 12345), "features[0].script", "invalid_type"),
+    ("a string for a number", _set("viewport.width", "1280"), "viewport.width", "invalid_type"),
+    ("a boolean for an integer", _set("viewport.height", True), "viewport.height", "invalid_type"),
+    ("a float for an integer", _set("viewport.width", 1280.0), "viewport.width", "invalid_type"),
     ("no features", _set("features", []), "features", "min_length"),
     ("too many features", lambda s: s.update(features=s["features"] * 21), "features", "max_length"),
     ("feature without title", _set("features.0.title", _DELETE), "features[0].title", "required"),

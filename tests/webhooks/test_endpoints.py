@@ -69,6 +69,10 @@ def test_the_secret_is_shown_once_at_creation(tenant: Tenant, hook: Receiver) ->
     ({"url": "https://hooks.example.com/", "event_types": ["jobs.*"]}, "event_types", "invalid_event_type"),
     ({"url": "https://hooks.example.com/", "event_types": ["JOB SUCCEEDED"]}, "event_types", "invalid_event_type"),
     ({"url": "https://hooks.example.com/", "secret": "mine"}, "secret", "unknown_field"),
+    # No coercion: a string where a number belongs, a number where a string belongs.
+    ({"url": "https://hooks.example.com/", "max_in_flight": "5"}, "max_in_flight", "invalid_type"),
+    ({"url": "https://hooks.example.com/", "description": 42}, "description", "invalid_type"),
+    ({"url": "https://hooks.example.com/", "event_types": [7]}, "event_types", "invalid_type"),
 ])
 def test_a_bad_endpoint_is_refused_naming_the_field(tenant: Tenant, body: dict[str, Any], field: str,
                                                     code: str) -> None:
@@ -291,3 +295,12 @@ def test_rotation_grace_can_be_ended_at_once(tenant: Tenant, hook: Receiver) -> 
     rotated = endpoint_rotate_secret(endpoint=endpoint, grace_s=0)
     assert rotated.previous_secret_expires_at is not None
     assert rotated.previous_secret_expires_at <= timezone.now()
+
+
+def test_an_update_with_a_string_for_a_boolean_is_refused(tenant: Tenant, hook: Receiver) -> None:
+    endpoint = _register(tenant, hook.url, event_types=["job.failed"])
+    response = tenant.api.patch(f"/v1/webhook-endpoints/{endpoint['id']}", {"enabled": "false"}, format="json")
+    assert response.status_code == 400
+    [field] = response.json()["error"]["details"]["fields"]
+    assert (field["field"], field["code"]) == ("enabled", "invalid_type")
+    assert Endpoint.objects.get(pk=endpoint["id"]).enabled  # "false" did not turn it off
