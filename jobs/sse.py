@@ -34,7 +34,7 @@ from rest_framework.views import APIView
 from jobs import grip, live, sse_wire
 from jobs.auth import api_key_from_header
 from jobs.errors import DomainError, error_body
-from jobs.models import Client, Event
+from jobs.models import Client, Event, iso
 from jobs.selectors import job_get
 
 TOKEN_SALT = "screenreel.sse.v1"  # noqa: S105 (a namespace for signing, not a secret)
@@ -46,7 +46,7 @@ def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
     token = signing.dumps({"c": client.pk, "j": job_id}, salt=TOKEN_SALT)
     expires = datetime.fromtimestamp(time.time() + ttl, UTC)
     return {"token": token, "url": f"{settings.SCREENREEL_PUBLIC_URL}/v1/jobs/{job_id}/events?token={token}",
-            "expires_at": expires.isoformat().replace("+00:00", "Z")}
+            "expires_at": iso(expires)}
 
 
 def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from jobs import ids
-from jobs.models import Client, Event
+from jobs.models import Client, Event, iso
 
 
 def delivery_id() -> str:
@@ -58,11 +58,10 @@ class Endpoint(models.Model):
             "id": self.id, "object": "webhook_endpoint", "url": self.url, "description": self.description,
             "event_types": self.event_types, "enabled": self.enabled,
             "disabled_reason": self.disabled_reason or None,
-            "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None,
-            "failing_since": self.failing_since.isoformat() if self.failing_since else None,
-            "rotation_ends_at": (self.previous_secret_expires_at.isoformat()
-                                 if self.previous_secret and self.previous_secret_expires_at else None),
-            "created_at": self.created_at.isoformat(),
+            "disabled_at": iso(self.disabled_at),
+            "failing_since": iso(self.failing_since),
+            "rotation_ends_at": iso(self.previous_secret_expires_at) if self.previous_secret else None,
+            "created_at": iso(self.created_at),
         }
 
 
@@ -117,7 +116,7 @@ class Delivery(models.Model):
             "id": self.id, "event_id": self.event_id, "event_type": self.event.type, "url": self.url,
             "endpoint_id": self.endpoint_id,
             "status": self.status, "attempts": self.attempts,
-            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "next_attempt_at": iso(self.next_attempt_at),
             "last_status_code": self.last_status_code, "last_error": self.last_error or None,
         }
 
@@ -149,7 +148,7 @@ class Attempt(models.Model):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "number": self.number, "trigger": self.trigger, "started_at": self.started_at.isoformat(),
+            "number": self.number, "trigger": self.trigger, "started_at": iso(self.started_at),
             "duration_ms": self.duration_ms, "status_code": self.status_code,
             "error_class": self.error_class or None, "error": self.error or None,
             "remote_addr": self.remote_addr or None, "response_body": self.response_body,

@@ -304,3 +304,17 @@ def test_an_update_with_a_string_for_a_boolean_is_refused(tenant: Tenant, hook: 
     [field] = response.json()["error"]["details"]["fields"]
     assert (field["field"], field["code"]) == ("enabled", "invalid_type")
     assert Endpoint.objects.get(pk=endpoint["id"]).enabled  # "false" did not turn it off
+
+
+def test_endpoints_and_deliveries_write_times_as_jobs_do(tenant: Tenant, hook: Receiver) -> None:
+    """One datetime format in every payload: UTC with a Z, as in jobs and events."""
+    hook.respond = lambda r: (500, {}, b"")
+    endpoint = _register(tenant, hook.url, event_types=["webhook.test"])
+    tenant.api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
+    [delivery] = Delivery.objects.all()
+    service.delivery_attempt(delivery_id=delivery.id)
+    shown = tenant.api.get(f"/v1/webhook-endpoints/{endpoint['id']}").json()
+    [listed] = tenant.api.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["results"]
+    stamps = [shown["created_at"], shown["failing_since"], listed["next_attempt_at"],
+              listed["attempts_log"][0]["started_at"]]
+    assert all(isinstance(s, str) and s.endswith("Z") and "+00:00" not in s for s in stamps), stamps

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from jobs import transport
 from jobs.errors import DomainError
-from jobs.models import Event
+from jobs.models import Event, iso
 from jobs.services.egress import egress_policy
 from webhooks import signing
 from webhooks.filters import matches
@@ -332,7 +332,7 @@ def deliveries_recover(*, endpoint: Endpoint, since: datetime, limit: int = RECO
     now = timezone.now()
     if since < now - RECOVER_WINDOW:
         raise DomainError("Recovery reaches back at most 14 days.", code="recover_window_exceeded",
-                          details={"earliest": (now - RECOVER_WINDOW).isoformat()})
+                          details={"earliest": iso(now - RECOVER_WINDOW)})
     if not endpoint.enabled:
         raise DomainError("Enable the endpoint before recovering its deliveries.", code="endpoint_disabled",
                           status_code=409)
