@@ -7,16 +7,16 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from tests.processes import free_port
+
+__all__ = ["free_port", "paced", "percentiles", "prepare_database", "wait_port"]
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -44,3 +44,22 @@ def percentiles(values: list[float]) -> dict[str, float]:
         return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
     q = statistics.quantiles(values, n=100, method="inclusive")
     return {"p50": q[49], "p95": q[94], "p99": q[98], "max": max(values)}
+
+
+def paced(rate: float, seconds: float, work: Callable[[int], object], threads: int = 1) -> None:
+    """Call work(i) for i in 0..rate*seconds-1 on a fixed schedule, split over ``threads`` threads."""
+    total = int(rate * seconds)
+    start = time.monotonic() + 0.2
+
+    def run(offset: int) -> None:
+        for i in range(offset, total, threads):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            work(i)
+
+    pool = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()

@@ -306,7 +306,8 @@ SCREENREEL_SSE_TOKEN_TTL_S = env_int("SCREENREEL_SSE_TOKEN_TTL_S", 900, minimum=
 SCREENREEL_GRIP_PUBLISH_URL = env_str("SCREENREEL_GRIP_PUBLISH_URL", "").rstrip("/")
 SCREENREEL_GRIP_KEY = env_str("SCREENREEL_GRIP_KEY", "")
 # Pushpin fetches a quiet stream's recovery link this often, so that a lost last publish still arrives.
-# Every open stream costs the web tier one request per this many seconds (docs/live-events.md).
+# Every open stream costs the web tier one request per this many seconds (docs/live-events.md). At most
+# 3000: a recovery link is valid for at least an hour (jobs.grip.link_for).
 SCREENREEL_GRIP_LINK_TIMEOUT_S = env_int("SCREENREEL_GRIP_LINK_TIMEOUT_S", 120, minimum=1, maximum=3000)
 
 # --- Misc -----------------------------------------------------------------------------------------------

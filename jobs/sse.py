@@ -52,11 +52,12 @@ def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
 def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
     """The client, the job's id and the sequence to resume after; raises DomainError or AuthenticationFailed."""
     token = request.GET.get("token")
-    linked = grip.link_client(request, job_id) if "grip_link" in request.GET else None
+    client: Client | None
     if "grip_link" in request.GET:
+        linked = grip.link_client(request, job_id)
         if linked is None:
             raise exceptions.AuthenticationFailed("This recovery link is not valid.")
-        client = Client.objects.get(pk=linked)
+        client = Client.objects.filter(pk=linked).first()
     elif token:
         try:
             payload = signing.loads(token, salt=TOKEN_SALT, max_age=settings.SCREENREEL_SSE_TOKEN_TTL_S)
@@ -66,12 +67,14 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
             raise exceptions.AuthenticationFailed("This stream token is not valid.") from exc
         if payload["j"] != job_id:
             raise exceptions.AuthenticationFailed("This stream token is for another job.")
-        client = Client.objects.get(pk=payload["c"])
+        client = Client.objects.filter(pk=payload["c"]).first()
     else:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <api key>' or ?token=.")
         client = api_key_from_header(header).client
+    if client is None:  # signed for a client that has been deleted since
+        raise exceptions.AuthenticationFailed("The client this stream was issued to no longer exists.")
     job = job_get(client=client, job_id=job_id)
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
     after = 0

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from django.db import transaction
 
 from jobs.models import Job
+from jobs.services.events import event_record
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -56,12 +58,7 @@ class Streams:
                     data = None
 
     def wait(self, predicate: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
+        wait_for(predicate, timeout, what, every=0.1)
 
     def close(self) -> None:
         self._stop.set()
@@ -73,3 +70,9 @@ def assert_every_stream_got(streams: Streams, jobs_by_stream: list[Job]) -> None
         got = [e["id"] for e in events]
         assert got == expected, (job.id, got, expected)  # every event, once, in order
         assert [e["sequence"] for e in events] == list(range(1, len(expected) + 1))
+
+
+def tick(job: Job, n: int) -> None:
+    """Commit one progress event of ``job`` (what the streams under test should then receive)."""
+    with transaction.atomic():
+        event_record(job=job, type="job.progress", data={"progress": n})

@@ -23,6 +23,7 @@ worker holds one database connection per Celery slot.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -78,7 +79,7 @@ class _Sender:
         self._running: set[int] = set()
         self._orphans: set[int] = set()  # running attempts whose task has ended
         self._finished: list[Sent] = []
-        self._ids = iter(range(1 << 62))
+        self._ids = itertools.count()
 
     def free(self) -> int:
         with self._cond:

@@ -13,7 +13,7 @@ from webhooks import dispatch
 # Acknowledged on receipt, not late: a lost dispatch task loses nothing (the claims lapse and beat
 # enqueues another within a second), while a late ack would keep a killed worker's task in Redis's
 # unacked set for the whole visibility timeout.
-@shared_task(name="webhooks.tasks.deliveries_dispatch", acks_late=False, ignore_result=True)
+@shared_task(name=dispatch.TASK, acks_late=False, ignore_result=True)
 def deliveries_dispatch(linger: bool = False) -> int:
     return dispatch.deliveries_dispatch(linger=linger)
 

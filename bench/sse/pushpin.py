@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.processes import free_port
+from bench.support import free_port
 from tests.pushpin import KEY, pushpin
 
 OPEN_RATE = 80.0

@@ -52,7 +52,7 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-from bench.support import free_port, percentiles, prepare_database, wait_port  # noqa: E402
+from bench.support import free_port, paced, percentiles, prepare_database, wait_port  # noqa: E402
 
 
 def _wait_file(path: Path, timeout: float = 120) -> dict[str, Any]:
@@ -62,19 +62,6 @@ def _wait_file(path: Path, timeout: float = 120) -> dict[str, Any]:
             return dict(json.loads(path.read_text()))
         time.sleep(0.1)
     raise RuntimeError(f"{path} never appeared")
-
-
-
-
-
-
-def _paced(rate: float, seconds: float, work: Any) -> None:
-    start = time.monotonic() + 0.2
-    for i in range(int(rate * seconds)):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        work(i)
 
 
 class Client:
@@ -106,9 +93,10 @@ def _score(streams: list[list[Any]], expected: list[list[str]], committed: dict[
     latencies: list[float] = []
     for arrivals, want in zip(streams, expected, strict=True):
         ids = [event_id for event_id, _ in arrivals if event_id in committed]
-        lost += len(set(want) - set(ids))
-        duplicated += len(ids) - len(set(ids))
-        reordered += ids != [i for i in want if i in set(ids)]
+        received = set(ids)
+        lost += len(set(want) - received)
+        duplicated += len(ids) - len(received)
+        reordered += ids != [i for i in want if i in received]
         latencies += [(at - committed[event_id]) * 1000 for event_id, at in arrivals if event_id in committed]
     return {"streams": len(streams), "events_committed": len(committed), "deliveries": len(latencies),
             "lost": lost, "duplicated": duplicated, "streams_out_of_order": reordered,
@@ -166,7 +154,7 @@ def _produce(jobs: list[Any], rate: float, seconds: float) -> tuple[dict[str, fl
         committed[event.id] = time.time()  # the commit, and its publish, have happened
         per_job[job.id].append(event.id)
 
-    _paced(rate, seconds, produce)
+    paced(rate, seconds, produce)
     return committed, per_job
 
 
@@ -232,7 +220,7 @@ def bench_baseline(streams: int, jobs: int, rate: float, seconds: float) -> dict
                 per_channel[channel].append(event_id)
                 reader.readline(), reader.readline()  # "204", blank line
 
-            _paced(rate, seconds, publish)
+            paced(rate, seconds, publish)
         time.sleep(3)
         result = client.stop()
     finally:

@@ -44,15 +44,13 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-from bench.support import free_port, percentiles, prepare_database, wait_port  # noqa: E402
+from bench.support import free_port, paced, percentiles, prepare_database, wait_port  # noqa: E402
 
 
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds used so far by process ``pid`` (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 
 
 class Receiver:
@@ -75,26 +73,6 @@ class Receiver:
             else:
                 first[msg_id] = at
         return first, repeats
-
-
-def _paced(rate: float, seconds: float, threads: int, work: Any) -> None:
-    """Call work(i) for i in 0..rate*seconds-1 on a fixed schedule, split over threads."""
-    total = int(rate * seconds)
-    start = time.monotonic() + 0.2
-
-    def run(offset: int) -> None:
-        for i in range(offset, total, threads):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            work(i)
-
-    pool = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
 
 
 def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetch: int) -> dict[str, Any]:
@@ -136,7 +114,7 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
             committed[event.id] = at
 
     try:
-        _paced(rate, seconds, producers, produce)
+        paced(rate, seconds, produce, threads=producers)
         connection.close()
         deadline = time.monotonic() + 120
         from webhooks.models import Delivery, DeliveryStatus
@@ -175,7 +153,7 @@ def bench_baseline(rate: float, seconds: float) -> dict[str, Any]:
 
     cpu_before = time.process_time()
     try:
-        _paced(rate, seconds, 1, post)
+        paced(rate, seconds, post)
         cpu_used = time.process_time() - cpu_before
     finally:
         arrivals, duplicates = receiver.stop()

@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +16,7 @@ from jobs.models import JOB_ENDED, Job
 from sampleapp.serve import serve
 from tests.processes import BIN, ROOT, child_env, flush_redis
 from tests.receivers import Receiver, receiver
+from tests.waiting import wait_for  # noqa: F401  (the e2e tests import it from here)
 
 
 @pytest.fixture(scope="session")
@@ -95,10 +95,3 @@ def wait_until_ended(job_id: str, timeout: float = 300) -> Job:
     raise AssertionError(f"job {job_id} did not end within {timeout}s: {Job.objects.get(pk=job_id).to_dict()}")
 
 
-def wait_for(predicate: Any, timeout: float = 120, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")

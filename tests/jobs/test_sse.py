@@ -153,6 +153,18 @@ def test_a_browser_opens_the_stream_with_a_short_lived_token(web: str) -> None:
     assert httpx.get(f"{web}/v1/jobs/{job.id}/events").status_code == 401
 
 
+def test_a_token_whose_client_was_deleted_is_refused_not_a_server_error(web: str) -> None:
+    client, key = _key("Acme")
+    job = make_job(client=client, webhook_url="")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    token = api.post(f"/v1/jobs/{job.id}/events/token").json()["token"]
+    client.delete()
+    response = httpx.get(f"{web}/v1/jobs/{job.id}/events?token={token}")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
 def test_an_unknown_last_event_id_is_a_clear_error(web: str) -> None:
     client, key = _key("Acme")
     job = make_job(client=client, webhook_url="")

@@ -11,17 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from django.db import transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from jobs import grip
-from jobs.models import Job
 from jobs.services.clients import client_create
-from jobs.services.events import event_record
 from tests.factories import make_job
 from tests.processes import asgi_server, child_env, free_port
 from tests.pushpin import KEY, Pushpin, pushpin
-from tests.streams import Streams, assert_every_stream_got
+from tests.streams import Streams, assert_every_stream_got, tick
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 LINK_TIMEOUT_S = 3
@@ -42,11 +39,6 @@ def front(tmp_path: Path, settings: SettingsWrapper) -> Iterator[tuple[Pushpin, 
     grip._publisher.cache_clear()
 
 
-def _tick(job: Job, n: int) -> None:
-    with transaction.atomic():
-        event_record(job=job, type="job.progress", data={"progress": n})
-
-
 def test_streams_held_by_pushpin_get_every_event_once_in_order(front: tuple[Pushpin, str]) -> None:
     proxy, _origin = front
     client, key = client_create(name="Acme")
@@ -58,7 +50,7 @@ def test_streams_held_by_pushpin_get_every_event_once_in_order(front: tuple[Push
         streams.wait(lambda: streams.opened == 30 and all(streams.events), 30, "30 streams to open")
         for n in range(1, 11):
             for job in jobs:
-                _tick(job, n)
+                tick(job, n)
         streams.wait(lambda: all(len(e) == 11 for e in streams.events), 20, "every event on every stream")
         time.sleep(1)  # nothing more may arrive: no duplicates
         assert_every_stream_got(streams, jobs_by_stream)
@@ -74,20 +66,20 @@ def test_events_whose_publish_was_lost_are_recovered_from_the_table(
     streams = Streams([f"{proxy.url}/v1/jobs/{job.id}/events"] * 5, {"Authorization": f"Bearer {key.key}"})
     try:
         streams.wait(lambda: streams.opened == 5 and all(streams.events), 30, "5 streams to open")
-        _tick(job, 1)
+        tick(job, 1)
         streams.wait(lambda: all(len(e) == 2 for e in streams.events), 10, "the live event")
         working = settings.SCREENREEL_GRIP_PUBLISH_URL
         settings.SCREENREEL_GRIP_PUBLISH_URL = f"http://127.0.0.1:{free_port()}"  # nobody listens there
         grip._publisher.cache_clear()
-        _tick(job, 2)  # committed, never published
+        tick(job, 2)  # committed, never published
         settings.SCREENREEL_GRIP_PUBLISH_URL = working
         grip._publisher.cache_clear()
-        _tick(job, 3)  # its prev-id is 3, the streams are at 2: Pushpin fetches the gap from us
+        tick(job, 3)  # its prev-id is 3, the streams are at 2: Pushpin fetches the gap from us
         streams.wait(lambda: all(len(e) == 4 for e in streams.events), 20, "the gap to be recovered")
 
         settings.SCREENREEL_GRIP_PUBLISH_URL = f"http://127.0.0.1:{free_port()}"
         grip._publisher.cache_clear()
-        _tick(job, 4)  # the last event, never published: only the quiet-channel fetch finds it
+        tick(job, 4)  # the last event, never published: only the quiet-channel fetch finds it
         started = time.monotonic()
         streams.wait(lambda: all(len(e) == 5 for e in streams.events), 4 * LINK_TIMEOUT_S + 10,
                      "the lost last event")
@@ -119,7 +111,7 @@ def test_resume_isolation_and_heartbeats_hold_through_pushpin(front: tuple[Pushp
     _other, other_key = client_create(name="Other")
     job = make_job(client=acme, webhook_url="")
     for n in range(1, 4):
-        _tick(job, n)
+        tick(job, n)
     ids = list(job.events.order_by("sequence").values_list("id", flat=True))
     url = f"{proxy.url}/v1/jobs/{job.id}/events"
 

@@ -10,16 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from jobs import live
-from jobs.models import Job
 from jobs.services.clients import client_create
-from jobs.services.events import event_record
 from tests.factories import make_job
 from tests.processes import asgi_server, child_env, free_port, wait_for_port
-from tests.streams import Streams, assert_every_stream_got
+from tests.streams import Streams, assert_every_stream_got, tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 APP_NAME = "screenreel-sse-web-test"
@@ -74,11 +72,6 @@ def _web_connections() -> int:
         return int(cursor.fetchone()[0])
 
 
-def _tick(job: Job, n: int) -> None:
-    with transaction.atomic():
-        event_record(job=job, type="job.progress", data={"progress": n})
-
-
 def test_200_streams_hold_at_most_10_connections_and_each_gets_every_event_once_in_order(web: str) -> None:
     client, key = client_create(name="Acme")
     jobs = [make_job(client=client, webhook_url="") for _ in range(10)]
@@ -91,7 +84,7 @@ def test_200_streams_hold_at_most_10_connections_and_each_gets_every_event_once_
         peak = _web_connections()
         for n in range(1, 11):
             for job in jobs:
-                _tick(job, n)
+                tick(job, n)
             peak = max(peak, _web_connections())
             time.sleep(0.05)
         streams.wait(lambda: all(len(e) == 11 for e in streams.events), 30, "every event on every stream")
@@ -113,19 +106,19 @@ def test_a_redis_outage_with_streams_open_loses_nothing(web: str, redis_server: 
     try:
         streams.wait(lambda: streams.opened == 20 and all(streams.events), 30, "20 streams to open")
         for job in jobs:
-            _tick(job, 1)
+            tick(job, 1)
         streams.wait(lambda: all(len(e) == 2 for e in streams.events), 15, "the live event")
 
         redis_server.stop()
         outage_started = time.monotonic()
         for n in range(2, 6):  # committed while Redis is down: their wake-ups are lost
             for job in jobs:
-                _tick(job, n)
+                tick(job, n)
             time.sleep(5)
         time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
         redis_server.start()
         for job in jobs:
-            _tick(job, 6)
+            tick(job, 6)
 
         streams.wait(lambda: all(len(e) == 7 for e in streams.events), 30, "every event after the outage")
         time.sleep(1)

@@ -17,6 +17,7 @@ from jobs.services.transitions import chunk_transition, job_transition
 from tests.factories import make_client, make_job
 from tests.processes import child_env
 from tests.receivers import Received, receiver
+from tests.waiting import wait_for
 from tests.webhooks.workers import Workers
 from webhooks.dispatch import KICK_KEY
 from webhooks.models import Delivery, DeliveryStatus
@@ -58,9 +59,8 @@ def test_a_committed_event_is_delivered_within_moments(workers: Workers, kicks: 
         [request] = hook.wait_for(1, timeout=10)
         assert time.monotonic() - started < 1.0  # enqueued by the commit, not found by beat's sweep
         Webhook(endpoint.secret).verify(request.body, request.headers)
-        deadline = time.monotonic() + 10
-        while Delivery.objects.get().status != DeliveryStatus.SUCCEEDED and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: Delivery.objects.get().status == DeliveryStatus.SUCCEEDED, 10, "the attempt recorded",
+                 every=0.05)
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
     assert [a.status_code for a in delivery.attempt_log.all()] == [200]

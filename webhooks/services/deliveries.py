@@ -60,7 +60,8 @@ def _deliveries_settle(ids: list[str], *, to: DeliveryStatus, **fields: Any) -> 
     """The one writer of ``Delivery.status``: move ``ids`` to ``to`` with ``fields``; returns rows moved.
 
     Only rows whose current status may move to ``to`` are written: the transition rule is part of
-    the UPDATE, so it holds whoever calls. Rows with equal changes share one statement.
+    the UPDATE, so it holds whoever calls. One statement for all of ``ids``, so callers group the rows
+    whose changes are equal.
     """
     sources = [status for status, targets in _TRANSITIONS.items() if to in targets]
     return Delivery.objects.filter(pk__in=ids, status__in=sources).update(status=to, **fields)
