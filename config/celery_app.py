@@ -7,14 +7,12 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from jobs.task_names import QUEUE_OF, QUEUES
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("screenreel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue("record"), Queue("media"), Queue("deliver"), Queue("default")]
-app.conf.task_routes = {
-    "jobs.tasks.chunk_record": {"queue": "record"},
-    "jobs.tasks.chunk_produce": {"queue": "media"},
-    "webhooks.tasks.deliveries_dispatch": {"queue": "deliver"},
-}
+app.conf.task_queues = [Queue(name) for name in QUEUES]
+app.conf.task_routes = {str(name): {"queue": queue} for name, queue in QUEUE_OF.items()}
 app.autodiscover_tasks()

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from config.env import env_bool, env_int, env_int_list, env_list, env_str
+from jobs.task_names import QUEUE_OF, TaskName
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SCREENREEL_VAR_DIR", str(BASE_DIR / "var")))
@@ -200,12 +201,16 @@ SCREENREEL_WORK_DIR = Path(env_str("SCREENREEL_WORK_DIR", str(VAR_DIR / "work"))
 SCREENREEL_CHROMIUM = env_str("SCREENREEL_CHROMIUM", "/usr/bin/chromium")
 SCREENREEL_FPS = env_int("SCREENREEL_FPS", 25, minimum=10, maximum=60)
 SCREENREEL_STEP_TIMEOUT_MS = env_int("SCREENREEL_STEP_TIMEOUT_MS", 10_000, minimum=500, maximum=120_000)
-# A stage holds its chunk for this long; past it, the recovery sweep assumes the worker died.
-# Celery's hard time limit for a stage is kept below it, so a live task never loses its lease.
-SCREENREEL_STAGE_LEASE_S = env_int("SCREENREEL_STAGE_LEASE_S", 900, minimum=10)
+# A running stage holds its chunk by a lease its worker renews every SCREENREEL_STAGE_HEARTBEAT_S
+# (jobs.services.leases); a lease not renewed for SCREENREEL_STAGE_LEASE_S means the worker died, and
+# the recovery sweep queues the stage again. A stage runs at most SCREENREEL_STAGE_TIME_LIMIT_S.
+SCREENREEL_STAGE_LEASE_S = env_int("SCREENREEL_STAGE_LEASE_S", 45, minimum=10, maximum=3600)
+SCREENREEL_STAGE_HEARTBEAT_S = max(SCREENREEL_STAGE_LEASE_S // 3, 1)
+SCREENREEL_STAGE_TIME_LIMIT_S = env_int("SCREENREEL_STAGE_TIME_LIMIT_S", 900, minimum=30, maximum=6 * 3600)
 SCREENREEL_STAGE_MAX_ATTEMPTS = env_int("SCREENREEL_STAGE_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
-SCREENREEL_RECOVER_EVERY_S = env_int("SCREENREEL_RECOVER_EVERY_S", 30, minimum=1)
-# How long work may look stalled before the recovery sweep queues it again.
+SCREENREEL_RECOVER_EVERY_S = env_int("SCREENREEL_RECOVER_EVERY_S", 15, minimum=1)
+# How long a queued job or an unclaimed chunk may look stalled before the recovery sweep queues it again
+# (a lapsed lease needs no grace: the lease is the proof).
 SCREENREEL_RECOVER_GRACE_S = env_int("SCREENREEL_RECOVER_GRACE_S", 60, minimum=1)
 # Networks the recording browser and webhook delivery may reach although they are private
 # (e.g. "127.0.0.0/8" for a local sample app or receiver). Empty in production.
@@ -270,24 +275,24 @@ SCREENREEL_RETENTION_CONCURRENCY = env_int("SCREENREEL_RETENTION_CONCURRENCY", 4
 # The embedded SQLite default has no advisory locks: one purge at a time is a file lock on this machine.
 SCREENREEL_RETENTION_LOCK_FILE = Path(env_str("SCREENREEL_RETENTION_LOCK_FILE", str(VAR_DIR / "retention.lock")))
 # Workers' scratch space: stage directories left by killed workers older than this are removed (a stage
-# never runs longer than its lease), and cached cards unused for this long.
+# never runs longer than SCREENREEL_STAGE_TIME_LIMIT_S), and cached cards unused for this long.
 SCREENREEL_SCRATCH_MAX_AGE_S = env_int("SCREENREEL_SCRATCH_MAX_AGE_S", 24 * 3600, minimum=3600)
 SCREENREEL_CARD_CACHE_MAX_AGE_S = env_int("SCREENREEL_CARD_CACHE_MAX_AGE_S", 30 * 86400, minimum=3600)
 
 CELERY_BEAT_SCHEDULE = {
     "deliveries-dispatch": {
-        "task": "webhooks.tasks.deliveries_dispatch",
+        "task": TaskName.DELIVERIES_DISPATCH,
         "schedule": float(SCREENREEL_DELIVERY_SWEEP_S),
         # Expired if no worker takes it in time, so a stopped deliver tier does not pile them up.
-        "options": {"queue": "deliver", "expires": 2 * SCREENREEL_DELIVERY_SWEEP_S},
+        "options": {"queue": QUEUE_OF[TaskName.DELIVERIES_DISPATCH], "expires": 2 * SCREENREEL_DELIVERY_SWEEP_S},
     },
     "pipeline-recover": {
-        "task": "jobs.tasks.pipeline_recover",
+        "task": TaskName.PIPELINE_RECOVER,
         "schedule": float(SCREENREEL_RECOVER_EVERY_S),
         "options": {"queue": "default", "expires": SCREENREEL_RECOVER_EVERY_S},
     },
     "retention-purge": {
-        "task": "retention.tasks.retention_purge",
+        "task": TaskName.RETENTION_PURGE,
         "schedule": float(SCREENREEL_RETENTION_PURGE_EVERY_S),
         "options": {"queue": "default", "expires": SCREENREEL_RETENTION_PURGE_EVERY_S},
     },

@@ -45,10 +45,6 @@ class Conflict(DomainError):
     code = "conflict"
 
 
-class PermanentError(Exception):
-    """Work that will fail the same way again: do not retry it."""
-
-
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 

@@ -349,13 +349,37 @@ class StoredObject(models.Model):
         }
 
 
-# Every event type there is (DESIGN.md §3). Types are only ever added, never renamed or removed.
-EVENT_TYPES = (
-    "job.created", "job.started", "job.progress", "job.succeeded", "job.partial_success", "job.failed",
-    "job.canceled", "chunk.recording.started", "chunk.recording.succeeded", "chunk.recording.failed",
-    "chunk.synthesis.succeeded", "chunk.synthesis.failed", "chunk.succeeded", "chunk.failed", "chunk.progress",
-    "bundle.ready", "bundle.failed", "webhook.test",
-)
+class EventType(models.TextChoices):
+    """Every event type there is, named once (docs/events.md). Only ever added, never renamed or removed."""
+
+    JOB_CREATED = "job.created"
+    JOB_STARTED = "job.started"
+    JOB_PROGRESS = "job.progress"
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_PARTIAL_SUCCESS = "job.partial_success"
+    JOB_FAILED = "job.failed"
+    JOB_CANCELED = "job.canceled"
+    CHUNK_RECORDING_STARTED = "chunk.recording.started"
+    CHUNK_RECORDING_SUCCEEDED = "chunk.recording.succeeded"
+    CHUNK_RECORDING_FAILED = "chunk.recording.failed"
+    CHUNK_SYNTHESIS_SUCCEEDED = "chunk.synthesis.succeeded"
+    CHUNK_SYNTHESIS_FAILED = "chunk.synthesis.failed"
+    CHUNK_SUCCEEDED = "chunk.succeeded"
+    CHUNK_FAILED = "chunk.failed"
+    CHUNK_PROGRESS = "chunk.progress"
+    BUNDLE_READY = "bundle.ready"
+    BUNDLE_FAILED = "bundle.failed"
+    WEBHOOK_TEST = "webhook.test"
+
+
+# The event a job announces on reaching each status.
+JOB_STATUS_EVENT: dict[str, EventType] = {
+    JobStatus.RUNNING: EventType.JOB_STARTED,
+    JobStatus.SUCCEEDED: EventType.JOB_SUCCEEDED,
+    JobStatus.PARTIAL_SUCCESS: EventType.JOB_PARTIAL_SUCCESS,
+    JobStatus.FAILED: EventType.JOB_FAILED,
+    JobStatus.CANCELED: EventType.JOB_CANCELED,
+}
 
 
 class Event(models.Model):

@@ -7,22 +7,24 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
+from jobs.failures import is_permanent
 from jobs.services import jobs as job_services
 from jobs.services import pipeline
+from jobs.task_names import TaskName
 
 SETTLE_RETRIES = 3
 
-# A stage never outlives its lease: the hard limit ends it first, so the lease stays a true "alive" signal.
-STAGE_TIME_LIMIT = max(settings.SCREENREEL_STAGE_LEASE_S - 5, 5)
-STAGE_SOFT_TIME_LIMIT = max(settings.SCREENREEL_STAGE_LEASE_S - 15, 4)
+# The soft limit ends a stage with a retryable error it reports; the hard one kills a stage stuck in C code.
+STAGE_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S
+STAGE_SOFT_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S - 10
 
 
-@shared_task(name="jobs.tasks.job_start", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=TaskName.JOB_START, acks_late=True, reject_on_worker_lost=True)
 def job_start(job_id: str) -> None:
     job_services.job_start(job_id=job_id)
 
 
-@shared_task(bind=True, name="jobs.tasks.chunk_record", acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name=TaskName.CHUNK_RECORD, acks_late=True, reject_on_worker_lost=True,
              max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
 def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
     result = pipeline.chunk_record_run(chunk_id=chunk_id)
@@ -30,7 +32,7 @@ def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
         raise self.retry(countdown=result.retry_in)
 
 
-@shared_task(bind=True, name="jobs.tasks.chunk_produce", acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name=TaskName.CHUNK_PRODUCE, acks_late=True, reject_on_worker_lost=True,
              max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
 def chunk_produce(self: Task[Any, Any], chunk_id: int) -> None:
     result = pipeline.chunk_produce_run(chunk_id=chunk_id)
@@ -38,12 +40,12 @@ def chunk_produce(self: Task[Any, Any], chunk_id: int) -> None:
         raise self.retry(countdown=result.retry_in)
 
 
-@shared_task(bind=True, name="jobs.tasks.job_settle", acks_late=True, reject_on_worker_lost=True)
+@shared_task(bind=True, name=TaskName.JOB_SETTLE, acks_late=True, reject_on_worker_lost=True)
 def job_settle(self: Task[Any, Any], job_id: str) -> None:
     try:
         job_services.job_settle(job_id=job_id)
-    except Exception as exc:  # storage or bundling failed: retry, then end the job saying why
-        if self.request.retries < SETTLE_RETRIES:
+    except Exception as exc:  # storage or bundling failed: retry unless permanent, then end the job saying why
+        if self.request.retries < SETTLE_RETRIES and not is_permanent(exc):
             raise self.retry(countdown=5 * 2**self.request.retries, exc=exc) from exc
         status_code = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") \
             if isinstance(getattr(exc, "response", None), dict) else None
@@ -51,6 +53,6 @@ def job_settle(self: Task[Any, Any], job_id: str) -> None:
                                        status_code=status_code)
 
 
-@shared_task(name="jobs.tasks.pipeline_recover")
+@shared_task(name=TaskName.PIPELINE_RECOVER)
 def pipeline_recover() -> dict[str, int]:
     return pipeline.pipeline_recover(grace_s=settings.SCREENREEL_RECOVER_GRACE_S)

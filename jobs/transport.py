@@ -14,7 +14,7 @@ What it guarantees, each for a reason:
   that drips a byte every few seconds hold a worker forever. A single watchdog thread per process
   enforces every attempt's deadline (a timer thread per attempt cost more than the request itself).
 - At most `max_response_bytes` of the body are read; the rest is never downloaded.
-- Errors are classified (`error_class`, `transient`) and their messages carry no URL path or query,
+- Errors are classified (`error_class`, `permanent`) and their messages carry no URL path or query,
   no headers and no secrets, so they can be stored in the delivery log as they are.
 
 Built on httpcore (the layer under httpx) rather than httpx.Client: httpcore takes a custom network
@@ -81,7 +81,7 @@ class TransportError(Exception):
         message: str,
         *,
         error_class: str,
-        transient: bool,
+        permanent: bool,
         remote_addr: str | None = None,
         duration_ms: int | None = None,
     ) -> None:
@@ -89,7 +89,7 @@ class TransportError(Exception):
         super().__init__(message)
         self.message = message
         self.error_class = error_class
-        self.transient = transient
+        self.permanent = permanent
         self.remote_addr = remote_addr
         self.duration_ms = duration_ms
 
@@ -410,27 +410,27 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _classify(exc: BaseException, *, past_deadline: bool) -> tuple[str, bool, str]:
-    """(error_class, transient, short description) for an exception raised during the attempt."""
+    """(error_class, permanent, short description) for an exception raised during the attempt."""
     chain = _chain(exc)
     if past_deadline or isinstance(exc, (httpcore.TimeoutException, socket.timeout, TimeoutError)):
-        return "timeout", True, "no complete response before the deadline"
+        return "timeout", False, "no complete response before the deadline"
     for link in chain:
         if isinstance(link, ssl.SSLCertVerificationError):
-            return "tls", True, f"certificate verification failed: {link.verify_message}"
+            return "tls", False, f"certificate verification failed: {link.verify_message}"
         if isinstance(link, ssl.SSLError):
-            return "tls", True, f"TLS error: {link.reason or type(link).__name__}"
+            return "tls", False, f"TLS error: {link.reason or type(link).__name__}"
     for link in chain:
         if isinstance(link, ConnectionRefusedError):
-            return "refused", True, "connection refused"
+            return "refused", False, "connection refused"
     if isinstance(exc, (httpcore.LocalProtocolError, httpcore.UnsupportedProtocol)):
         # Our request was malformed: retrying the same bytes cannot help.
-        return "connection", False, f"request rejected locally: {type(exc).__name__}"
+        return "connection", True, f"request rejected locally: {type(exc).__name__}"
     if isinstance(exc, httpcore.RemoteProtocolError):
-        return "connection", True, "the server sent an invalid HTTP response"
+        return "connection", False, "the server sent an invalid HTTP response"
     for link in chain:
         if isinstance(link, OSError) and link.strerror:
-            return "connection", True, f"connection error: {link.strerror}"
-    return "connection", True, f"connection error: {type(exc).__name__}"
+            return "connection", False, f"connection error: {link.strerror}"
+    return "connection", False, f"connection error: {type(exc).__name__}"
 
 
 def _headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -537,11 +537,11 @@ def _exchange(
     def elapsed_ms() -> int:
         return round((time.monotonic() - started) * 1000)
 
-    def fail(message: str, error_class: str, transient: bool, addr: str | None = None) -> TransportError:
+    def fail(message: str, error_class: str, permanent: bool, addr: str | None = None) -> TransportError:
         return TransportError(
             message,
             error_class=error_class,
-            transient=transient,
+            permanent=permanent,
             remote_addr=addr,
             duration_ms=elapsed_ms(),
         )
@@ -550,7 +550,7 @@ def _exchange(
         target = parse_target(url)
         request_target = _request_target(url)
     except (InvalidURL, UnicodeError) as exc:
-        raise fail(f"invalid_url: {exc}", "invalid_url", False) from None
+        raise fail(f"invalid_url: {exc}", "invalid_url", True) from None
     host = target.host
 
     def checked_addresses() -> list[str]:
@@ -559,13 +559,13 @@ def _exchange(
         except EgressBlocked as exc:
             # Permanent for this attempt's purposes: retrying a refused destination only retries
             # the attack. The caller may still re-check on its next scheduled attempt.
-            raise fail(f"blocked: {exc}", "blocked", False) from None
+            raise fail(f"blocked: {exc}", "blocked", True) from None
         except InvalidURL as exc:
-            raise fail(f"invalid_url: {exc}", "invalid_url", False) from None
+            raise fail(f"invalid_url: {exc}", "invalid_url", True) from None
         except ResolutionError as exc:
-            raise fail(f"dns: {exc}", "dns", True) from None
+            raise fail(f"dns: {exc}", "dns", False) from None
         except TimeoutError:
-            raise fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", True) from None
+            raise fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", False) from None
 
     key = (scope, target.scheme, host, target.port)
     connection = keepalive.take(key, policy) if keepalive is not None else None
@@ -627,10 +627,10 @@ def _exchange(
                 connection = None
                 addresses = checked_addresses()
                 continue
-            error_class, transient, detail = _classify(exc, past_deadline=clock.remaining() <= 0)
+            error_class, permanent, detail = _classify(exc, past_deadline=clock.remaining() <= 0)
             addr = backend.remote_addr
             where = f"host {host!r}" + (f" at {addr}" if addr else "")
-            raise fail(f"{error_class}: {detail} ({where})", error_class, transient, addr) from None
+            raise fail(f"{error_class}: {detail} ({where})", error_class, permanent, addr) from None
         finally:
             _WATCHDOG.disarm(watch)
 

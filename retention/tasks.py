@@ -9,12 +9,13 @@ from celery import shared_task
 from django.core.files.storage import default_storage
 from storages.backends.s3 import S3Storage
 
+from jobs.task_names import TaskName
 from retention import lifecycle, services
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="retention.tasks.retention_purge", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=TaskName.RETENTION_PURGE, acks_late=True, reject_on_worker_lost=True)
 def retention_purge() -> dict[str, Any]:
     """Purge what the policies allow, keep the bucket's lifecycle backstop in step with the policies, and
     sweep this machine's scratch space; returns the counts."""

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from django.db import transaction
 
-from jobs.models import Job
+from jobs.models import EventType, Job
 from jobs.services.events import event_record
 from tests.waiting import wait_for
 
@@ -75,4 +75,4 @@ def assert_every_stream_got(streams: Streams, jobs_by_stream: list[Job]) -> None
 def tick(job: Job, n: int) -> None:
     """Commit one progress event of ``job`` (what the streams under test should then receive)."""
     with transaction.atomic():
-        event_record(job=job, type="job.progress", data={"progress": n})
+        event_record(job=job, type=EventType.JOB_PROGRESS, data={"progress": n})

@@ -36,13 +36,14 @@ from celery import current_app
 from django.conf import settings
 
 from jobs import transport
+from jobs.task_names import QUEUE_OF, TaskName
 from webhooks.models import Delivery
 from webhooks.services.deliveries import Sent, deliveries_claim_due, deliveries_record, delivery_send
 
 log = logging.getLogger(__name__)
 
-TASK = "webhooks.tasks.deliveries_dispatch"
-QUEUE = "deliver"
+TASK = TaskName.DELIVERIES_DISPATCH
+QUEUE = QUEUE_OF[TASK]
 KICK_KEY = "screenreel:deliveries:kick"
 # A kick whose task was never enqueued (the broker refused it) stops coalescing after this long.
 KICK_TTL_MS = 2000

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
-from jobs.models import EVENT_TYPES
+from jobs.models import EventType
 
 _PATTERN = re.compile(r"^[a-z_*]+(\.[a-z_*]+)*$")
 
@@ -18,7 +18,7 @@ def is_opt_in(event_type: str) -> bool:
 
 def matches(patterns: Sequence[str], event_type: str) -> bool:
     """True when an endpoint with ``patterns`` wants ``event_type``. No patterns: every type but opt-ins."""
-    if event_type == "webhook.test":
+    if event_type == EventType.WEBHOOK_TEST:
         return True  # a test is always for the endpoint it was sent to
     if not patterns:
         return not is_opt_in(event_type)
@@ -34,6 +34,6 @@ def pattern_error(pattern: str) -> str | None:
     """Why ``pattern`` is not a usable filter, or None."""
     if not _PATTERN.match(pattern):
         return "Use dotted event types with * wildcards, such as 'job.*' or 'chunk.failed'."
-    if not any(fnmatchcase(t, pattern) for t in EVENT_TYPES):
+    if not any(fnmatchcase(t, pattern) for t in EventType.values):
         return f"'{pattern}' matches no event type."
     return None

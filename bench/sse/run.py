@@ -141,6 +141,7 @@ def _setup_jobs(n: int) -> list[Any]:
 def _produce(jobs: list[Any], rate: float, seconds: float) -> tuple[dict[str, float], dict[str, list[str]]]:
     from django.db import transaction
 
+    from jobs.models import EventType
     from jobs.services.events import event_record
 
     committed: dict[str, float] = {}
@@ -149,7 +150,7 @@ def _produce(jobs: list[Any], rate: float, seconds: float) -> tuple[dict[str, fl
     def produce(i: int) -> None:
         job = jobs[i % len(jobs)]
         with transaction.atomic():
-            event = event_record(job=job, type="job.progress", data={"progress": i / (rate * seconds),
+            event = event_record(job=job, type=EventType.JOB_PROGRESS, data={"progress": i / (rate * seconds),
                                                                       "stage": "bench"})
         committed[event.id] = time.time()  # the commit, and its publish, have happened
         per_job[job.id].append(event.id)

@@ -81,6 +81,7 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
     django.setup()
     from django.db import connection, transaction
 
+    from jobs.models import EventType
     from jobs.services.clients import client_create
     from jobs.services.events import event_record
     from jobs.services.jobs import job_create
@@ -108,7 +109,7 @@ def bench_pipeline(rate: float, seconds: float, workers: int, pool: str, prefetc
     def produce(i: int) -> None:
         job = jobs[i % producers]
         with transaction.atomic():
-            event = event_record(job=job, type="job.progress", data={"n": i, "pad": "x" * 200})
+            event = event_record(job=job, type=EventType.JOB_PROGRESS, data={"n": i, "pad": "x" * 200})
         at = time.time()  # on_commit has queued the send by now
         with lock:
             committed[event.id] = at

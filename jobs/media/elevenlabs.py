@@ -162,8 +162,8 @@ class ElevenLabsProvider:
                 )
             except transport.TransportError as exc:
                 message = _scrub(exc.message, cfg.api_key)
-                if not exc.transient:
-                    raise MediaError(f"ElevenLabs request failed: {message}", transient=False) from None
+                if exc.permanent:
+                    raise MediaError(f"ElevenLabs request failed: {message}", permanent=True) from None
                 last_problem = message
             else:
                 status = response.status_code
@@ -172,26 +172,26 @@ class ElevenLabsProvider:
                 message = _scrub(provider_message(response.content), cfg.api_key)
                 last_problem = f"HTTP {status}: {message}"
                 if status not in RETRY_STATUSES and status < 500:
-                    raise MediaError(f"ElevenLabs refused the request ({last_problem})", transient=False)
+                    raise MediaError(f"ElevenLabs refused the request ({last_problem})", permanent=True)
                 wait = retry_after_s(response.headers.get("retry-after"))
                 if wait is not None:
                     if wait > cfg.max_retry_after_s:
                         raise MediaError(f"ElevenLabs asked to wait {wait:.0f} s ({last_problem})",
-                                         transient=True)
+                                         permanent=False)
                     delay = wait
             if attempt < cfg.max_attempts:
                 log.warning("ElevenLabs attempt %d failed (%s); retrying in %.1f s", attempt, last_problem,
                             delay)
                 cfg.sleep(delay)
         raise MediaError(f"ElevenLabs still failing after {cfg.max_attempts} attempts ({last_problem})",
-                         transient=True)
+                         permanent=False)
 
     def _success(self, response: transport.RawResponse, out: Path, voice: str, attempt: int) -> ElevenLabsResult:
         cfg = self.config
         if response.truncated:
-            raise MediaError(f"ElevenLabs audio is larger than {cfg.max_response_bytes} bytes", transient=False)
+            raise MediaError(f"ElevenLabs audio is larger than {cfg.max_response_bytes} bytes", permanent=True)
         if not response.content:
-            raise MediaError("ElevenLabs answered 200 with no audio", transient=True)
+            raise MediaError("ElevenLabs answered 200 with no audio", permanent=False)
         out.write_bytes(response.content)
         return ElevenLabsResult(
             voice_id=voice,

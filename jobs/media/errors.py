@@ -1,7 +1,8 @@
 """Errors raised by the media layer.
 
-Every error says whether retrying could help (``transient``) so the pipeline can decide between a
-Celery retry and marking the chunk failed, without knowing which program or step went wrong.
+Every error says whether retrying is pointless (``permanent``, the service's one vocabulary: see
+``jobs.failures``) so the pipeline can decide between a retry and marking the chunk failed, without
+knowing which program or step went wrong.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ def stderr_tail(stderr: bytes | str | None, lines: int = STDERR_TAIL_LINES) -> s
 
 
 class MediaError(Exception):
-    """Base media failure. ``transient`` says whether the same input may succeed on a retry."""
+    """Base media failure. ``permanent`` says the same input would fail the same way on a retry."""
 
-    transient: bool = True
+    permanent: bool = False
 
-    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+    def __init__(self, message: str, *, permanent: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
-        if transient is not None:
-            self.transient = transient
+        if permanent is not None:
+            self.permanent = permanent
 
     def __str__(self) -> str:
         return self.message
@@ -47,7 +48,7 @@ class ProcessError(MediaError):
         returncode: int | None,
         stderr: bytes | str | None = None,
         args: Sequence[str] = (),
-        transient: bool = True,
+        permanent: bool = False,
         reason: str | None = None,
     ) -> None:
         self.program = program
@@ -55,11 +56,11 @@ class ProcessError(MediaError):
         self.stderr_tail = stderr_tail(stderr)
         self.argv = list(args)
         what = reason or f"exited with code {returncode}"
-        retry = "will be retried" if transient else "will not be retried"
+        retry = "will not be retried" if permanent else "will be retried"
         message = f"{program} {what} ({retry})"
         if self.stderr_tail:
             message += f"; stderr tail:\n{self.stderr_tail}"
-        super().__init__(message, transient=transient)
+        super().__init__(message, permanent=permanent)
 
 
 class ProcessTimeout(ProcessError):
@@ -72,7 +73,7 @@ class ProcessTimeout(ProcessError):
         timeout: float,
         stderr: bytes | str | None = None,
         args: Sequence[str] = (),
-        transient: bool = True,
+        permanent: bool = False,
     ) -> None:
         self.timeout = timeout
         super().__init__(
@@ -80,7 +81,7 @@ class ProcessTimeout(ProcessError):
             returncode=None,
             stderr=stderr,
             args=args,
-            transient=transient,
+            permanent=permanent,
             reason=f"timed out after {timeout:g} s and was killed",
         )
 
@@ -88,7 +89,7 @@ class ProcessTimeout(ProcessError):
 class StepError(MediaError):
     """A feature step could not be performed: the client's steps or page are wrong, so never retried."""
 
-    transient = False
+    permanent = True
 
     def __init__(
         self,
@@ -106,7 +107,7 @@ class StepError(MediaError):
         self.cause = cause
         what = f'{action} "{target}"' if target else action
         super().__init__(
-            f'Feature "{feature_title}" step {step_number} ({what}): {cause}', transient=False
+            f'Feature "{feature_title}" step {step_number} ({what}): {cause}', permanent=True
         )
 
 
@@ -121,7 +122,7 @@ class NavigationError(MediaError):
         status: int | None = None,
         feature_title: str | None = None,
         step_number: int | None = None,
-        transient: bool | None = None,
+        permanent: bool | None = None,
     ) -> None:
         self.url = url
         self.status = status
@@ -132,9 +133,9 @@ class NavigationError(MediaError):
             where = f'Feature "{feature_title}" step {step_number} (goto "{url}"): '
         else:
             where = f'goto "{url}": '
-        if transient is None:
-            transient = not (status is not None and 400 <= status < 500)
-        super().__init__(f"{where}{cause}", transient=transient)
+        if permanent is None:
+            permanent = status is not None and 400 <= status < 500
+        super().__init__(f"{where}{cause}", permanent=permanent)
 
 
 class SegmentMismatch(MediaError):
@@ -144,7 +145,7 @@ class SegmentMismatch(MediaError):
     silently broken file (the concat demuxer keeps the first segment's parameter sets).
     """
 
-    transient = False
+    permanent = True
 
     def __init__(self, path: object, differences: dict[str, tuple[object, object]]) -> None:
         self.path = path
@@ -152,4 +153,4 @@ class SegmentMismatch(MediaError):
         listed = "; ".join(
             f"{name}: expected {want!r}, got {got!r}" for name, (want, got) in differences.items()
         )
-        super().__init__(f"segment {path} does not match the video spec ({listed})", transient=False)
+        super().__init__(f"segment {path} does not match the video spec ({listed})", permanent=True)

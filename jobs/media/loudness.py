@@ -52,7 +52,7 @@ def measure(path: Path, *, pre_filter: str | None = None) -> Loudness:
     lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
     peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
     if not (i and lra and peak):
-        raise MediaError("ebur128 printed no summary", transient=False)
+        raise MediaError("ebur128 printed no summary", permanent=True)
 
     def num(s: str) -> float:
         return float("-inf") if s == "-inf" else float(s)

@@ -78,7 +78,7 @@ def escape_filter_value(value: str) -> str:
 def _colour(value: str, what: str) -> str:
     # Branding comes from clients: only plain #RRGGBB ever reaches the filter graph.
     if not _HEX.match(value):
-        raise MediaError(f"{what} colour must look like #RRGGBB, got {value!r}", transient=False)
+        raise MediaError(f"{what} colour must look like #RRGGBB, got {value!r}", permanent=True)
     return "0x" + value[1:]
 
 
@@ -102,25 +102,25 @@ def check_logo(path: Path) -> Logo:
         with path.open("rb") as fh:
             data = fh.read(LOGO_MAX_BYTES + 1)
     except OSError as exc:
-        raise MediaError(f"logo could not be read: {exc.strerror}", transient=False) from None
+        raise MediaError(f"logo could not be read: {exc.strerror}", permanent=True) from None
     if size > LOGO_MAX_BYTES or len(data) > LOGO_MAX_BYTES:
-        raise MediaError(f"logo is larger than {LOGO_MAX_BYTES // (1024 * 1024)} MB", transient=False)
+        raise MediaError(f"logo is larger than {LOGO_MAX_BYTES // (1024 * 1024)} MB", permanent=True)
     demuxer = next((fmt for magic, fmt in _LOGO_FORMATS if data.startswith(magic)), None)
     if demuxer is None:
-        raise MediaError("logo must be a PNG or JPEG image", transient=False)
+        raise MediaError("logo must be a PNG or JPEG image", permanent=True)
     try:
         result = proc.run(
             "ffprobe",
             ["-v", "error", "-f", demuxer, "-print_format", "json", "-show_streams", str(path)],
-            timeout=30, transient=False,
+            timeout=30, permanent=True,
         )
         streams = json.loads(result.stdout or b"{}").get("streams", [])
         width, height = int(streams[0]["width"]), int(streams[0]["height"])
     except (MediaError, LookupError, ValueError):
-        raise MediaError("logo could not be decoded as an image", transient=False) from None
+        raise MediaError("logo could not be decoded as an image", permanent=True) from None
     if not (0 < width <= LOGO_MAX_SIDE and 0 < height <= LOGO_MAX_SIDE):
         raise MediaError(f"logo must be at most {LOGO_MAX_SIDE}x{LOGO_MAX_SIDE} pixels, got "
-                         f"{width}x{height}", transient=False)
+                         f"{width}x{height}", permanent=True)
     return Logo(path=path, demuxer=demuxer, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -233,7 +233,7 @@ def hold_segment(body: Path, *, frames: int, width: int, height: int, fps: int, 
         str(last),
     ], timeout=60)
     if last.stat().st_size != width * height * 3 // 2:
-        raise MediaError(f"could not read the last frame of {body.name}", transient=False)
+        raise MediaError(f"could not read the last frame of {body.name}", permanent=True)
     proc.run("ffmpeg", [
         "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps),
@@ -345,7 +345,7 @@ def _check_output(out: Path, *, expected_s: float, total_s: float, fps: int) -> 
     elif abs(audio.duration_s - video.duration_s) > AV_END_TOLERANCE_S:
         problems.append(f"audio ends at {audio.duration_s:.3f} s, video at {video.duration_s:.3f} s")
     if problems:
-        raise MediaError(f"muxed file failed its checks: {'; '.join(problems)}", transient=False)
+        raise MediaError(f"muxed file failed its checks: {'; '.join(problems)}", permanent=True)
     if not math.isclose(video.duration_s or 0.0, total_s, abs_tol=1 / fps):
-        raise MediaError(f"video lasts {video.duration_s} s, expected {total_s:.3f} s", transient=False)
+        raise MediaError(f"video lasts {video.duration_s} s, expected {total_s:.3f} s", permanent=True)
     return duration_ms

@@ -21,7 +21,7 @@ def probe(path: Path | str) -> dict[str, Any]:
         ["-v", "error", "-print_format", "json", "-show_streams", "-show_format", str(path)],
         timeout=PROBE_TIMEOUT_S,
         # A file ffprobe cannot read will not become readable on a retry.
-        transient=False,
+        permanent=True,
     )
     data: dict[str, Any] = json.loads(result.stdout or b"{}")
     return data
@@ -33,7 +33,7 @@ def duration_ms(path: Path | str, info: dict[str, Any] | None = None) -> int:
     try:
         return round(float(info["format"]["duration"]) * 1000)
     except (KeyError, ValueError) as exc:
-        raise MediaError(f"{path}: ffprobe reported no duration", transient=False) from exc
+        raise MediaError(f"{path}: ffprobe reported no duration", permanent=True) from exc
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def video_stream(path: Path | str, info: dict[str, Any] | None = None) -> VideoS
     info = info or probe(path)
     streams = _streams(info, "video")
     if not streams:
-        raise MediaError(f"{path}: no video stream", transient=False)
+        raise MediaError(f"{path}: no video stream", permanent=True)
     s = streams[0]
     return VideoStream(
         codec=s.get("codec_name", ""),

@@ -21,7 +21,7 @@ def _resolve(program: str) -> str:
     # A missing binary is a broken machine, not bad input: transient so an operator can fix and retry.
     path = shutil.which(program)
     if path is None:
-        raise ProcessError(program, returncode=None, reason="was not found on PATH", transient=True)
+        raise ProcessError(program, returncode=None, reason="was not found on PATH", permanent=False)
     return path
 
 
@@ -31,7 +31,7 @@ def run(
     *,
     timeout: float,
     input: bytes | None = None,
-    transient: bool = True,
+    permanent: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``program args...`` to completion; return the completed process or raise ProcessError."""
     argv = [_resolve(program), *args]
@@ -57,7 +57,7 @@ def run(
         raise
     if proc.returncode != 0:
         raise ProcessError(
-            program, returncode=proc.returncode, stderr=stderr, args=args, transient=transient
+            program, returncode=proc.returncode, stderr=stderr, args=args, permanent=permanent
         )
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
@@ -77,10 +77,10 @@ class PipedProcess:
     deadlocks ffmpeg while we are blocked writing frames to its stdin.
     """
 
-    def __init__(self, program: str, args: Sequence[str], *, transient: bool = True) -> None:
+    def __init__(self, program: str, args: Sequence[str], *, permanent: bool = False) -> None:
         self.program = program
         self.args = list(args)
-        self.transient = transient
+        self.permanent = permanent
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=200)
         try:
             self._proc = subprocess.Popen(
@@ -133,7 +133,7 @@ class PipedProcess:
 
     def _failed(self, code: int) -> ProcessError:
         return ProcessError(self.program, returncode=code, stderr=self.stderr, args=self.args,
-                            transient=self.transient)
+                            permanent=self.permanent)
 
     def kill(self) -> None:
         """Stop the program now (used on failure paths); safe to call more than once."""

@@ -64,7 +64,7 @@ class Pacing:
         for name, (low, high) in self.BOUNDS.items():
             value = getattr(self, name)
             if not low <= value <= high:
-                raise MediaError(f"pacing {name} must be {low} to {high}, got {value}", transient=False)
+                raise MediaError(f"pacing {name} must be {low} to {high}, got {value}", permanent=True)
 
 
 @dataclass
@@ -116,7 +116,7 @@ def record(req: RecordRequest) -> Recording:
     """Record ``req.steps`` on ``req.target_url``; return the video, stills and timing facts."""
     if req.width % 2 or req.height % 2 or req.width < 16 or req.height < 16:
         # yuv420p needs even sizes; padding would break "exactly width x height".
-        raise MediaError(f"viewport {req.width}x{req.height} must be even and >= 16", transient=False)
+        raise MediaError(f"viewport {req.width}x{req.height} must be even and >= 16", permanent=True)
     req.out_dir.mkdir(parents=True, exist_ok=True)
     video = req.out_dir / req.video_name
     try:
@@ -325,7 +325,7 @@ class _Session:
                 # Policy, not weather: the same URL will be refused on every retry.
                 raise NavigationError(
                     url=url, cause=f"blocked: {self.blocked[url]}", feature_title=title,
-                    step_number=step, transient=False,
+                    step_number=step, permanent=True,
                 ) from exc
             raise NavigationError(
                 url=url, cause=_first_line(exc), feature_title=title, step_number=step

@@ -133,7 +133,7 @@ def segment_spec(path: Path) -> SegmentSpec:
         ["-v", "error", "-print_format", "json", "-show_streams", "-show_data_hash", "sha256",
          str(path)],
         timeout=PROBE_TIMEOUT_S,
-        transient=False,
+        permanent=True,
     )
     streams: list[dict[str, Any]] = json.loads(result.stdout or b"{}").get("streams", [])
     videos = [s for s in streams if s.get("codec_type") == "video"]

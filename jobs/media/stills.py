@@ -17,7 +17,7 @@ def png_size(path: Path) -> tuple[int, int]:
     with path.open("rb") as fh:
         head = fh.read(24)
     if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        raise MediaError(f"{path} is not a PNG", transient=False)
+        raise MediaError(f"{path} is not a PNG", permanent=True)
     width, height = struct.unpack(">II", head[16:24])
     return int(width), int(height)
 
@@ -30,11 +30,11 @@ def luma_stddev(path: Path, *, sample: tuple[int, int] = (96, 54)) -> float:
         ["-v", "error", "-i", str(path), "-vf", f"scale={w}:{h},format=gray",
          "-frames:v", "1", "-f", "rawvideo", "-"],
         timeout=30,
-        transient=False,
+        permanent=True,
     )
     pixels = result.stdout
     if len(pixels) != w * h:
-        raise MediaError(f"{path}: could not decode for a blank check", transient=False)
+        raise MediaError(f"{path}: could not decode for a blank check", permanent=True)
     return statistics.pstdev(pixels)
 
 

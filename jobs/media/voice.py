@@ -67,7 +67,7 @@ class EspeakProvider:
             ["-v", voice, "-s", "160", "-w", str(wav), "--stdin"],
             input=text.encode("utf-8"),
             timeout=ESPEAK_TIMEOUT_S,
-            transient=False,
+            permanent=True,
         )
         return voice, "espeak-ng"
 
@@ -88,7 +88,7 @@ class PiperProvider:
     def to_wav(self, text: str, wav: Path, voice_id: str | None) -> tuple[str, str]:
         paths = _piper_voice_paths()
         if paths is None:
-            raise MediaError("Piper voice is not installed", transient=False)
+            raise MediaError("Piper voice is not installed", permanent=True)
         model, _config = paths
         voice = _load_piper_voice()
         with _PIPER_LOCK, wave.open(str(wav), "wb") as fh:
@@ -167,11 +167,11 @@ def resolve_provider(name: str, *, elevenlabs: ElevenLabsConfig | None = None) -
         raise MediaError("no speech provider is available")
     if name == ELEVENLABS:
         if elevenlabs is None or not _configured(elevenlabs):
-            raise MediaError("speech provider 'elevenlabs' is not configured (no API key)", transient=False)
+            raise MediaError("speech provider 'elevenlabs' is not configured (no API key)", permanent=True)
         return ElevenLabsProvider(elevenlabs)
     provider = PROVIDERS.get(name)
     if provider is None:
-        raise MediaError(f"unknown speech provider {name!r}", transient=False)
+        raise MediaError(f"unknown speech provider {name!r}", permanent=True)
     if not provider.available():
         raise MediaError(f"speech provider {name!r} is not available on this machine")
     return provider
@@ -187,7 +187,7 @@ def synthesize(
     first, so the voice stays continuous across chunks; other providers ignore them.
     """
     if not text.strip():
-        raise MediaError("narration text is empty", transient=False)
+        raise MediaError("narration text is empty", permanent=True)
     chosen = resolve_provider(provider, elevenlabs=elevenlabs)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(chosen, ElevenLabsProvider):

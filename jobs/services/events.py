@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils.module_loading import import_string
 
 from jobs import grip, live
-from jobs.models import Event, Job
+from jobs.models import Event, EventType, Job
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def _handlers() -> tuple[EventHandler, ...]:
     return tuple(import_string(path) for path in settings.SCREENREEL_EVENT_HANDLERS)
 
 
-def event_record(*, type: str, data: dict[str, Any], job: Job | None = None,
+def event_record(*, type: EventType, data: dict[str, Any], job: Job | None = None,
                  client_id: str | None = None) -> Event:
     """Write one event (a job's, with the next per-job sequence, or a client's own); returns it.
 

@@ -12,12 +12,13 @@ from django.db import IntegrityError, transaction
 from django.utils.module_loading import import_string
 
 from jobs.errors import Conflict, DomainError
-from jobs.models import CHUNK_ENDED, JOB_ENDED, Chunk, ChunkStatus, Client, Job, JobStatus
+from jobs.models import CHUNK_ENDED, JOB_ENDED, Chunk, ChunkStatus, Client, EventType, Job, JobStatus
 from jobs.queue import enqueue_on_commit
 from jobs.selectors import job_view
 from jobs.services.events import event_record
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
+from jobs.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
                 Chunk(job=job, index=i, title=feature["title"])
                 for i, feature in enumerate(spec["features"], start=1)
             )
-            event_record(job=job, type="job.created", data=job_view(job))
-            enqueue_on_commit("jobs.tasks.job_start", job.id)
+            event_record(job=job, type=EventType.JOB_CREATED, data=job_view(job))
+            enqueue_on_commit(TaskName.JOB_START, job.id)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
         if idempotency_key:
@@ -75,7 +76,7 @@ def job_start(*, job_id: str) -> bool:
         if job is None:
             return False
         for chunk_id in job.chunks.filter(status=ChunkStatus.PENDING).values_list("id", flat=True):
-            enqueue_on_commit("jobs.tasks.chunk_record", chunk_id)
+            enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
     return True
 
 
@@ -116,7 +117,7 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
         for chunk in chosen:
             objects_supersede(chunk=chunk)
             chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.PENDING, changes={"error": ""})
-            enqueue_on_commit("jobs.tasks.chunk_record", chunk.pk)
+            enqueue_on_commit(TaskName.CHUNK_RECORD, chunk.pk)
         moved = job_transition(job_id=locked.pk, to=JobStatus.RUNNING,
                                changes={"run": locked.run + 1, "error": ""},
                                event_data={"rerun_chunks": [c.index for c in chosen]})
@@ -155,7 +156,7 @@ def job_settle(*, job_id: str) -> str | None:
         if locked.status != JobStatus.RUNNING or locked.run != job.run:
             return None
         if bundle is not None:
-            event_record(job=locked, type="bundle.ready", data={"bundle": bundle})
+            event_record(job=locked, type=EventType.BUNDLE_READY, data={"bundle": bundle})
         error = "" if succeeded else "Every chunk failed; see each chunk's error."
         moved = job_transition(job_id=job_id, to=to, changes={"error": error})
     return moved.status if moved else None
@@ -167,7 +168,7 @@ def job_settle_failed(*, job_id: str, reason: str, status_code: int | None = Non
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.status != JobStatus.RUNNING:
             return False
-        event_record(job=job, type="bundle.failed",
+        event_record(job=job, type=EventType.BUNDLE_FAILED,
                      data={"reason": reason, "storage_status_code": status_code})
         return job_transition(job_id=job_id, to=JobStatus.FAILED,
                               changes={"error": f"Bundle failed: {reason}"}) is not None

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.errors import PermanentError
+from jobs.failures import PermanentError
 from jobs.models import KIND_CLASS, Chunk, Job, StoredObject
 from jobs.storage import file_digest, object_key, upload_file
 

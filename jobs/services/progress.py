@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from jobs.models import CHUNK_ENDED, Chunk, ChunkStatus, Event, Job
+from jobs.models import CHUNK_ENDED, Chunk, ChunkStatus, Event, EventType, Job
 from jobs.services.events import event_record
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,12 @@ def progress_record(*, chunk_id: int, stage: str, progress: float) -> Event | No
         chunk.progress = progress
         chunk.save(update_fields=["progress", "updated_at"])
         job: Job = chunk.job
-        event = event_record(job=job, type="chunk.progress",
+        event = event_record(job=job, type=EventType.CHUNK_PROGRESS,
                              data={"chunk": chunk.index, "stage": stage, "progress": progress})
         states = list(job.chunks.values_list("status", "progress"))
         overall = round(sum(1.0 if s in CHUNK_ENDED else p for s, p in states) / len(states), 3)
-        last = (Event.objects.filter(job=job, type="job.progress").order_by("-sequence")
+        last = (Event.objects.filter(job=job, type=EventType.JOB_PROGRESS).order_by("-sequence")
                 .values_list("data__progress", flat=True).first())
         if last is None or overall - float(last) >= MIN_ADVANCE:
-            event_record(job=job, type="job.progress", data={"progress": overall, "chunks": len(states)})
+            event_record(job=job, type=EventType.JOB_PROGRESS, data={"progress": overall, "chunks": len(states)})
         return event

@@ -16,9 +16,11 @@ from jobs.models import (
     CHUNK_ENDED,
     CHUNK_TRANSITIONS,
     JOB_ENDED,
+    JOB_STATUS_EVENT,
     JOB_TRANSITIONS,
     Chunk,
     ChunkStatus,
+    EventType,
     Job,
     JobStatus,
 )
@@ -26,15 +28,15 @@ from jobs.selectors import chunk_view, job_view
 from jobs.services.events import event_record
 
 # The events a chunk move announces; a failure names the stage it failed in, then the chunk.
-_CHUNK_EVENTS: dict[tuple[str, str], tuple[str, ...]] = {
-    (ChunkStatus.PENDING, ChunkStatus.RECORDING): ("chunk.recording.started",),
-    (ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING): ("chunk.recording.succeeded",),
-    (ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING): ("chunk.synthesis.succeeded",),
-    (ChunkStatus.MUXING, ChunkStatus.SUCCEEDED): ("chunk.succeeded",),
-    (ChunkStatus.PENDING, ChunkStatus.FAILED): ("chunk.failed",),
-    (ChunkStatus.RECORDING, ChunkStatus.FAILED): ("chunk.recording.failed", "chunk.failed"),
-    (ChunkStatus.SYNTHESIZING, ChunkStatus.FAILED): ("chunk.synthesis.failed", "chunk.failed"),
-    (ChunkStatus.MUXING, ChunkStatus.FAILED): ("chunk.failed",),
+_CHUNK_EVENTS: dict[tuple[str, str], tuple[EventType, ...]] = {
+    (ChunkStatus.PENDING, ChunkStatus.RECORDING): (EventType.CHUNK_RECORDING_STARTED,),
+    (ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING): (EventType.CHUNK_RECORDING_SUCCEEDED,),
+    (ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING): (EventType.CHUNK_SYNTHESIS_SUCCEEDED,),
+    (ChunkStatus.MUXING, ChunkStatus.SUCCEEDED): (EventType.CHUNK_SUCCEEDED,),
+    (ChunkStatus.PENDING, ChunkStatus.FAILED): (EventType.CHUNK_FAILED,),
+    (ChunkStatus.RECORDING, ChunkStatus.FAILED): (EventType.CHUNK_RECORDING_FAILED, EventType.CHUNK_FAILED),
+    (ChunkStatus.SYNTHESIZING, ChunkStatus.FAILED): (EventType.CHUNK_SYNTHESIS_FAILED, EventType.CHUNK_FAILED),
+    (ChunkStatus.MUXING, ChunkStatus.FAILED): (EventType.CHUNK_FAILED,),
 }
 
 
@@ -54,8 +56,7 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         elif to in JOB_ENDED:
             job.finished_at = now
         job.save()
-        event_type = "job.started" if to == JobStatus.RUNNING else f"job.{to}"
-        event_record(job=job, type=event_type, data={**job_view(job), **(event_data or {})})
+        event_record(job=job, type=JOB_STATUS_EVENT[to], data={**job_view(job), **(event_data or {})})
         return job
 
 

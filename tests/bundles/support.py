@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from bundles.services import BundleSummary, bundle_build
 from jobs.models import Chunk, ChunkStatus, Client, Job
 from jobs.services.objects import object_store
 from tests.factories import make_job
@@ -169,3 +170,12 @@ class S3SequentialReader(io.RawIOBase):
         if self._body is not None:
             self._body.close()
         return self._digest.hexdigest()
+
+
+BUILDS: list[str] = []
+
+
+def counted_bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
+    """The real ``bundle_build``, counting its calls in ``BUILDS`` (SCREENREEL_BUNDLE_BUILDER in a test)."""
+    BUILDS.append(job.id)
+    return bundle_build(job=job, chunks=chunks)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
-from jobs.models import Chunk, ChunkStatus, Job, JobStatus
+from jobs.models import Chunk, ChunkStatus, EventType, Job, JobStatus
 from jobs.services.clients import client_create
 from tests.e2e.conftest import Worker, wait_for, wait_until_ended
 from tests.receivers import Receiver
@@ -136,21 +138,59 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     assert json.loads(_bundle(job).read("manifest.json"))["bundle_version"] == 2
 
 
-def test_a_job_survives_its_worker_being_killed_mid_recording(
-        worker: Worker, sample_app: str, tmp_path: Path) -> None:
-    api, _client = _api()
-    long_feature = {"title": "A slow tour", "script": "A slow tour of the dashboard.",
-                    "steps": [{"action": "goto", "url": "/"}, {"action": "wait", "ms": 8000}]}
-    created = api.post("/v1/jobs", {"target_url": sample_app, "features": [long_feature],
+def _slow_job(api: APIClient, sample_app: str, wait_ms: int) -> str:
+    feature = {"title": "A slow tour", "script": "A slow tour of the dashboard.",
+               "steps": [{"action": "goto", "url": "/"}, {"action": "wait", "ms": wait_ms}]}
+    created = api.post("/v1/jobs", {"target_url": sample_app, "features": [feature],
                                     "viewport": {"width": 640, "height": 360},
                                     "voice": {"provider": "espeak-ng"}}, format="json")
-    job_id = created.json()["id"]
-    chunk = Chunk.objects.get(job_id=job_id)
-    wait_for(lambda: Chunk.objects.get(pk=chunk.pk).status == ChunkStatus.RECORDING, what="recording to start")
-    worker.kill()  # SIGKILL: main process, pool and beat; the task is neither finished nor acked
-    assert Chunk.objects.get(pk=chunk.pk).status == ChunkStatus.RECORDING
+    assert created.status_code == 201, created.json()
+    return str(created.json()["id"])
+
+
+def test_a_job_survives_its_worker_being_killed_mid_recording(
+        worker_env: dict[str, str], sample_app: str, tmp_path: Path) -> None:
+    # The default lease, heartbeat and recovery sweep: what an operator gets without tuning anything.
+    defaults = {k: v for k, v in worker_env.items()
+                if k not in ("SCREENREEL_STAGE_LEASE_S", "SCREENREEL_RECOVER_EVERY_S", "SCREENREEL_RECOVER_GRACE_S")}
+    worker = Worker(defaults, tmp_path / "worker.log")
+    api, _client = _api()
     worker.start()
-    job = wait_until_ended(job_id, timeout=240)
+    try:
+        job_id = _slow_job(api, sample_app, wait_ms=8000)
+        chunk = Chunk.objects.get(job_id=job_id)
+        wait_for(lambda: Chunk.objects.get(pk=chunk.pk).status == ChunkStatus.RECORDING, timeout=120,
+                 what="recording to start")
+        worker.kill()  # SIGKILL: main process, pool and beat; the task is neither finished nor acked
+        assert Chunk.objects.get(pk=chunk.pk).status == ChunkStatus.RECORDING
+        worker.start()
+        restarted = time.monotonic()
+        job = wait_until_ended(job_id, timeout=180)
+        took = time.monotonic() - restarted
+    finally:
+        worker.stop()
     assert job.status == JobStatus.SUCCEEDED, job.to_dict()
+    assert took < 120, f"the job ended {took:.0f} s after the restart"
     chunk.refresh_from_db()
     assert chunk.stored_objects.filter(current=True, name="chunk-1-final.mp4").exists()
+    assert job.events.filter(type=EventType.CHUNK_RECORDING_STARTED).count() == 1
+
+
+def test_a_recording_longer_than_its_lease_is_never_taken_from_its_live_worker(
+        worker_env: dict[str, str], sample_app: str, tmp_path: Path) -> None:
+    # A 10 s lease (renewed every 3 s) and a sweep every 3 s against a 25 s recording: without the
+    # heartbeat the sweep would queue the stage again and a second attempt would record it.
+    worker = Worker({**worker_env, "SCREENREEL_STAGE_LEASE_S": "10"}, tmp_path / "worker.log")
+    api, _client = _api()
+    worker.start()
+    try:
+        job = wait_until_ended(_slow_job(api, sample_app, wait_ms=25_000), timeout=240)
+    finally:
+        worker.stop()
+    assert job.status == JobStatus.SUCCEEDED, job.to_dict()
+    chunk = job.chunks.get()
+    assert chunk.recording is not None and chunk.recording["duration_ms"] > 25_000
+    log = worker.log.read_text(errors="replace")
+    assert "lost its lease" not in log and "was taken over" not in log
+    # One claim of the recording stage: the sweep never found the lease lapsed, so no second attempt ran.
+    assert re.findall(rf"chunk {chunk.pk}: record attempt (\d+) claimed", log) == ["1"]

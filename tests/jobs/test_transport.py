@@ -160,7 +160,7 @@ def test_a_slow_receiver_ends_as_a_timeout_at_the_deadline(receiver: Factory) ->
         send(rec.url(), deadline=1.0)
     elapsed = time.monotonic() - started
     assert info.value.error_class == "timeout"
-    assert info.value.transient is True
+    assert info.value.permanent is False
     assert info.value.remote_addr == "127.0.0.1"
     assert 0.9 <= elapsed < 1.5
 
@@ -250,7 +250,7 @@ def test_a_closed_port_is_refused() -> None:
     with pytest.raises(TransportError) as info:
         send(f"http://127.0.0.1:{port}/hook")
     assert info.value.error_class == "refused"
-    assert info.value.transient is True
+    assert info.value.permanent is False
     assert info.value.remote_addr == "127.0.0.1"
 
 
@@ -266,7 +266,7 @@ def test_a_blocked_destination_opens_no_connection(
     with pytest.raises(TransportError) as info:
         send(rec.url("/hook?token=s3cret"), policy=OPEN, headers={"Authorization": "Bearer hunter2"})
     assert info.value.error_class == "blocked"
-    assert info.value.transient is False
+    assert info.value.permanent is True
     assert info.value.remote_addr is None
     assert "s3cret" not in str(info.value) and "hunter2" not in str(info.value)
     assert rec.hits == []
@@ -317,7 +317,7 @@ def test_it_ignores_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch
 def test_dns_failure_is_a_transient_dns_error() -> None:
     with pytest.raises(TransportError) as info:
         send("https://nowhere.example.test/hook", resolver=mapping_resolver({}))
-    assert (info.value.error_class, info.value.transient) == ("dns", True)
+    assert (info.value.error_class, info.value.permanent) == ("dns", False)
 
 
 def test_a_resolver_that_hangs_still_ends_at_the_deadline() -> None:
@@ -336,7 +336,7 @@ def test_a_resolver_that_hangs_still_ends_at_the_deadline() -> None:
 def test_an_invalid_url_is_a_permanent_error(url: str) -> None:
     with pytest.raises(TransportError) as info:
         send(url)
-    assert (info.value.error_class, info.value.transient) == ("invalid_url", False)
+    assert (info.value.error_class, info.value.permanent) == ("invalid_url", True)
     assert "pw" not in str(info.value)
 
 

@@ -56,13 +56,13 @@ def test_a_missing_logo_fails_permanently_naming_the_status(image_server: tuple[
     base, _ = image_server
     with pytest.raises(MediaError, match="HTTP 404") as raised:
         logo_fetch(url=f"{base}/nope.png", dest=tmp_path / "fetched")
-    assert raised.value.transient is False
+    assert raised.value.permanent is True
 
 
 def test_a_logo_on_a_private_address_is_refused_without_a_connection(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="could not be fetched") as raised:
         logo_fetch(url="http://10.0.0.1/logo.png", dest=tmp_path / "x")
-    assert raised.value.transient is False
+    assert raised.value.permanent is True
     assert not (tmp_path / "x").exists()
 
 

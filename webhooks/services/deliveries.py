@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from jobs import transport
 from jobs.errors import DomainError
-from jobs.models import Event, iso
+from jobs.models import Event, EventType, iso
 from jobs.services.egress import egress_policy
 from webhooks import signing
 from webhooks.filters import matches
@@ -36,7 +36,8 @@ from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
 log = logging.getLogger(__name__)
 
 # A job's own webhook_url hears how the job ended; registered endpoints choose their types.
-JOB_WEBHOOK_EVENTS = frozenset({"job.succeeded", "job.partial_success", "job.failed", "job.canceled"})
+JOB_WEBHOOK_EVENTS = frozenset({EventType.JOB_SUCCEEDED, EventType.JOB_PARTIAL_SUCCESS, EventType.JOB_FAILED,
+                                EventType.JOB_CANCELED})
 USER_AGENT = "Screenreel-Webhooks/1.0"
 RECOVER_WINDOW = timedelta(days=14)
 RECOVER_LIMIT = 1000
@@ -77,7 +78,7 @@ def deliveries_create_for_event(*, event: Event) -> list[Delivery]:
     rows = [
         _new_delivery(event, endpoint.url, endpoint, now)
         for endpoint in Endpoint.objects.filter(client_id=event.client_id, enabled=True)
-        if event.type != "webhook.test" and matches(endpoint.event_types, event.type)
+        if event.type != EventType.WEBHOOK_TEST and matches(endpoint.event_types, event.type)
     ]
     job = event.job
     if job is not None and job.webhook_url and event.type in JOB_WEBHOOK_EVENTS:

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.errors import DomainError
-from jobs.models import Client
+from jobs.models import Client, EventType
 from jobs.services.events import event_record
 from webhooks import signing
 from webhooks.models import Delivery, Endpoint
@@ -73,6 +73,6 @@ def endpoint_test(*, endpoint: Endpoint) -> Delivery:
     if not endpoint.enabled:
         raise DomainError("Enable the endpoint before testing it.", code="endpoint_disabled", status_code=409)
     with transaction.atomic():
-        event = event_record(client_id=endpoint.client_id, type="webhook.test",
+        event = event_record(client_id=endpoint.client_id, type=EventType.WEBHOOK_TEST,
                              data={"endpoint_id": endpoint.id, "message": "This is a test from Screenreel."})
         return delivery_create_for_endpoint(event=event, endpoint=endpoint)

@@ -123,7 +123,7 @@ def test_a_server_that_keeps_failing_gives_a_transient_error(
         server.queue(502, {"detail": {"status": "bad_gateway", "message": "upstream down"}})
     with pytest.raises(MediaError) as caught:
         voice.synthesize(TEXT, tmp_path / "a.mp3", provider="elevenlabs", elevenlabs=config)
-    assert caught.value.transient is True
+    assert caught.value.permanent is False
     assert "after 4 attempts" in str(caught.value) and "upstream down" in str(caught.value)
     assert sleeps == [1.0, 2.0, 4.0]
     assert not (tmp_path / "a.mp3").exists()
@@ -135,7 +135,7 @@ def test_a_retry_after_beyond_the_limit_is_left_to_the_pipeline(
     server.queue(429, {"detail": {"status": "quota", "message": "try later"}}, retry_after="3600")
     with pytest.raises(MediaError, match="asked to wait 3600 s") as caught:
         voice.synthesize(TEXT, tmp_path / "a.mp3", provider="elevenlabs", elevenlabs=config)
-    assert caught.value.transient is True
+    assert caught.value.permanent is False
     assert sleeps == []
 
 
@@ -148,7 +148,7 @@ def test_a_wrong_key_fails_permanently_with_the_providers_message_and_never_show
     with pytest.raises(MediaError) as caught:
         voice.synthesize(TEXT, tmp_path / "a.mp3", provider="elevenlabs",
                          elevenlabs=replace(config, api_key=wrong))
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
     assert str(caught.value) == "ElevenLabs refused the request (HTTP 401: invalid_api_key: Invalid API key)"
     assert wrong not in str(caught.value) and wrong not in caplog.text
     assert wrong not in repr(replace(config, api_key=wrong))
@@ -161,7 +161,7 @@ def test_a_422_fails_permanently_with_the_validation_message(
     with pytest.raises(MediaError) as caught:
         voice.synthesize(TEXT, tmp_path / "a.mp3", provider="elevenlabs",
                          elevenlabs=replace(config, output_format="wav_9000"))
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
     assert "HTTP 422: query.output_format: Input should be one of" in str(caught.value)
     assert KEY not in str(caught.value)
 
@@ -173,14 +173,14 @@ def test_a_message_that_echoes_the_key_is_redacted(
     with pytest.raises(MediaError) as caught:
         voice.synthesize(TEXT, tmp_path / "a.mp3", provider="elevenlabs", elevenlabs=config)
     assert KEY not in str(caught.value) and "[redacted]" in str(caught.value)
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
 
 
 def test_the_egress_policy_applies_to_the_api_host(config: elevenlabs.ElevenLabsConfig, tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="blocked") as caught:
         voice.synthesize(TEXT, tmp_path / "a.mp3", provider="elevenlabs",
                          elevenlabs=replace(config, policy=EgressPolicy()))
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
 
 
 def test_auto_prefers_elevenlabs_only_when_a_key_is_configured(
@@ -193,7 +193,7 @@ def test_auto_prefers_elevenlabs_only_when_a_key_is_configured(
     assert voice.synthesize("Hello.", tmp_path / "b.mp3", elevenlabs=no_key).provider != "elevenlabs"
     with pytest.raises(MediaError, match="not configured") as caught:
         voice.synthesize("Hello.", tmp_path / "c.mp3", provider="elevenlabs")
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
@@ -227,5 +227,5 @@ def test_audio_larger_than_the_limit_is_refused_not_cut(
     with pytest.raises(MediaError, match="larger than 1000 bytes") as caught:
         voice.synthesize(TEXT, tmp_path / "a.mp3", provider="elevenlabs",
                          elevenlabs=replace(config, max_response_bytes=1000))
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
     assert not (tmp_path / "a.mp3").exists()

@@ -11,13 +11,13 @@ def test_a_step_error_names_feature_step_action_selector_and_cause() -> None:
     assert str(err) == (
         'Feature "Broken" step 2 (wait_for "#never"): selector did not appear within 3000 ms'
     )
-    assert err.transient is False
+    assert err.permanent is True
 
 
 def test_navigation_errors_are_retried_unless_the_server_said_4xx() -> None:
-    assert NavigationError(url="http://x/", cause="net::ERR_CONNECTION_REFUSED").transient
-    assert NavigationError(url="http://x/", status=503, cause="HTTP 503").transient
+    assert NavigationError(url="http://x/", cause="net::ERR_CONNECTION_REFUSED").permanent is False
+    assert NavigationError(url="http://x/", status=503, cause="HTTP 503").permanent is False
     gone = NavigationError(url="http://x/a", status=404, cause="HTTP 404", feature_title="F",
                            step_number=1)
-    assert not gone.transient
+    assert gone.permanent is True
     assert str(gone) == 'Feature "F" step 1 (goto "http://x/a"): HTTP 404'

@@ -116,7 +116,7 @@ def test_a_colour_that_is_not_hex_is_refused(
     with pytest.raises(MediaError, match="#RRGGBB") as caught:
         mux(body=synthetic_body, narration=short_narration, branding=bad, out=tmp_path / "o.mp4",
             width=1280, height=720, fps=FPS, work_dir=tmp_path)
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -214,7 +214,7 @@ def test_a_body_encoded_another_way_is_refused_with_the_differing_fields(
     with pytest.raises(SegmentMismatch) as caught:
         run_mux(body, short_narration, tmp_path)
     err = caught.value
-    assert err.transient is False
+    assert err.permanent is True
     assert {"r_frame_rate", "time_base", "color_range"} <= set(err.differences)
     assert "r_frame_rate: expected '25/1', got '30/1'" in str(err)
     assert not (tmp_path / "final.mp4").exists()
@@ -249,7 +249,7 @@ def test_a_logo_that_is_not_an_image_is_refused_before_ffmpeg_reads_it(
     with pytest.raises(MediaError, match="PNG or JPEG") as caught:
         mux(body=synthetic_body, narration=short_narration, branding=BRANDING, out=tmp_path / "o.mp4",
             width=1280, height=720, fps=FPS, work_dir=tmp_path / "w", logo=playlist)
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
 
 
 def test_the_recorder_and_the_cards_share_one_encoder_spec() -> None:

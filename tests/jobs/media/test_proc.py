@@ -21,20 +21,20 @@ def test_it_passes_input_on_stdin() -> None:
 def test_a_failure_names_program_exit_code_and_the_tail_of_stderr() -> None:
     script = "for i in $(seq 1 40); do echo line-$i >&2; done; exit 3"
     with pytest.raises(ProcessError) as caught:
-        proc.run("sh", ["-c", script], timeout=5, transient=False)
+        proc.run("sh", ["-c", script], timeout=5, permanent=True)
     err = caught.value
     assert err.program == "sh" and err.returncode == 3
     message = str(err)
     assert message.startswith("sh exited with code 3 (will not be retried)")
     assert "line-40" in message and "line-26" in message
     assert "line-25\n" not in message  # only the last 15 lines
-    assert err.transient is False
+    assert err.permanent is True
 
 
 def test_a_failure_is_transient_by_default() -> None:
     with pytest.raises(ProcessError) as caught:
         proc.run("sh", ["-c", "exit 1"], timeout=5)
-    assert caught.value.transient is True
+    assert caught.value.permanent is False
     assert "will be retried" in str(caught.value)
 
 

@@ -76,7 +76,7 @@ def test_a_missing_selector_raises_a_step_error_and_leaves_no_video(
     assert str(caught.value) == (
         'Feature "Broken" step 2 (wait_for "#never"): selector did not appear within 1500 ms'
     )
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
     assert not (tmp_path / "recording.mp4").exists()
 
 
@@ -88,7 +88,7 @@ def test_a_goto_that_answers_404_is_a_permanent_navigation_error(
                         out_dir=tmp_path, chromium_path=CHROMIUM)
     with pytest.raises(NavigationError) as caught:
         record(req)
-    assert caught.value.status == 404 and caught.value.transient is False
+    assert caught.value.status == 404 and caught.value.permanent is True
     assert "step 1 (goto" in str(caught.value)
 
 
@@ -113,7 +113,7 @@ def test_a_url_refused_by_the_guard_is_a_permanent_navigation_error(
                         out_dir=tmp_path, chromium_path=CHROMIUM, url_guard=guard)
     with pytest.raises(NavigationError) as caught:
         record(req)
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
     assert "blocked: private address" in str(caught.value)
     assert any(u.endswith("/style.css") for u in seen)  # subresources are checked too
 
@@ -124,7 +124,7 @@ def test_a_browser_that_cannot_start_is_a_transient_media_error(tmp_path: Path) 
                         chromium_path="/nonexistent/chromium")
     with pytest.raises(MediaError) as caught:
         record(req)
-    assert caught.value.transient is True
+    assert caught.value.permanent is False
     assert "Chromium failed to launch" in str(caught.value)
 
 

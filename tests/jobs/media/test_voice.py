@@ -37,13 +37,13 @@ def test_auto_prefers_piper_and_espeak_is_always_available(tmp_path: Path) -> No
 def test_an_unknown_provider_is_a_permanent_error(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="unknown speech provider") as caught:
         voice.synthesize(TEXT, tmp_path / "x.mp3", provider="nope")
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
 
 
 def test_empty_text_is_a_permanent_error(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="empty") as caught:
         voice.synthesize("   ", tmp_path / "x.mp3")
-    assert caught.value.transient is False
+    assert caught.value.permanent is True
 
 
 def test_text_that_looks_like_an_option_is_spoken(tmp_path: Path) -> None:
