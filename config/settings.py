@@ -30,6 +30,9 @@ def _embedded_secret_key() -> str:
 
 
 SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
+# True when the key came from var/ (this machine's own): fine for one machine, wrong for several sharing
+# one database (check screenreel.W003).
+SCREENREEL_SECRET_KEY_EMBEDDED = not env_str("SECRET_KEY", "")
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -50,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.metrics.RequestMetricsMiddleware",
     "jobs.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The admin's CSS and JS under every server (uvicorn, honcho, runserver without DEBUG), from
@@ -116,6 +120,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING: JSON lines, ids, redaction
 # Celery's Django fixup closes every database connection after every task unless this is set: a new
 # PostgreSQL connection (and backend process) per task cost more than a whole webhook attempt.
 # Connections are still recycled by CONN_MAX_AGE and health checks.
@@ -315,17 +320,27 @@ SCREENREEL_GRIP_KEY = env_str("SCREENREEL_GRIP_KEY", "")
 # 3000: a recovery link is valid for at least an hour (jobs.grip.link_for).
 SCREENREEL_GRIP_LINK_TIMEOUT_S = env_int("SCREENREEL_GRIP_LINK_TIMEOUT_S", 120, minimum=1, maximum=3000)
 
+# --- Health and metrics (config/health.py, config/metrics.py, docs/operating.md) ------------------------
+# /metrics wants "Authorization: Bearer <this>"; empty: /metrics answers only with DEBUG on.
+SCREENREEL_METRICS_TOKEN = env_str("SCREENREEL_METRICS_TOKEN", "")
+# How long /readyz waits for workers to answer its ping.
+SCREENREEL_READY_PING_TIMEOUT_S = env_int("SCREENREEL_READY_PING_TIMEOUT_S", 1, minimum=1, maximum=10)
+
 # --- Misc -----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+# One JSON object per line (jobs/logs.py), with job, chunk, event and delivery ids; LOG_FORMAT=plain for
+# a human at a terminal. Celery workers log through the same handler (not their own root logger).
+LOG_FORMAT = "plain" if env_str("LOG_FORMAT", "json") == "plain" else "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "jobs.logs.ContextFilter"}},
+    "formatters": {"json": {"()": "jobs.logs.JsonLines"}, "plain": {"()": "jobs.logs.PlainLines"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -5,6 +5,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bundles.views import BundleLinksView, LinkDownloadView
+from config.health import ReadyView, healthz
+from config.metrics import metrics_view
 from jobs import views as jobs
 from jobs.sse import JobEventsTokenView, job_events_stream
 from webhooks import views as hooks
@@ -29,4 +31,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="docs"),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", ReadyView.as_view(), name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Warning, register
+from django.http.request import validate_host
 
 
 @register("staticfiles")
@@ -28,3 +30,51 @@ def grip_key_set(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     return [Warning("SCREENREEL_GRIP_PUBLISH_URL is set but SCREENREEL_GRIP_KEY is not: streams will not be "
                     "handed to Pushpin.", hint="Set SCREENREEL_GRIP_KEY to Pushpin's [proxy] sig_key.",
                     id="screenreel.W002")]
+
+
+@register()
+def secret_key_shared(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """screenreel.W003: machines sharing a database must share SECRET_KEY, or each signs links, stream tokens
+    and GRIP links with a key of its own that the others reject."""
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if not settings.SCREENREEL_SECRET_KEY_EMBEDDED or engine.endswith("sqlite3"):
+        return []
+    return [Warning("SECRET_KEY is not set while the database is shared (not the embedded SQLite): every "
+                    "machine signs links with a key of its own, which the others reject.",
+                    hint="Set SECRET_KEY to one secret value on every web and worker machine.", id="screenreel.W003")]
+
+
+@register()
+def visibility_timeout_covers_stages(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """screenreel.W004: Redis hands an unacknowledged message out again after the visibility timeout; a stage
+    that may run longer would be redelivered to a second worker while the first still runs it."""
+    timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    if timeout > settings.SCREENREEL_STAGE_TIME_LIMIT_S:
+        return []
+    return [Warning(f"CELERY_VISIBILITY_TIMEOUT ({timeout} s) is not above SCREENREEL_STAGE_TIME_LIMIT_S "
+                    f"({settings.SCREENREEL_STAGE_TIME_LIMIT_S} s): long stages are handed to a second worker.",
+                    hint="Raise CELERY_VISIBILITY_TIMEOUT above the stage time limit.", id="screenreel.W004")]
+
+
+@register()
+def egress_allow_in_production(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """screenreel.W005: the allow-list opens private networks to clients' URLs (recorded pages, webhooks).
+    Not for the embedded one-machine set-up (SQLite, as ``make demo`` runs it against its local sample app)."""
+    embedded = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    if settings.DEBUG or embedded or not settings.SCREENREEL_EGRESS_ALLOW:
+        return []
+    return [Warning(f"SCREENREEL_EGRESS_ALLOW ({', '.join(settings.SCREENREEL_EGRESS_ALLOW)}) lets clients' "
+                    "pages and webhooks reach private networks with DEBUG off.",
+                    hint="Leave it empty in production unless every client may reach those networks.",
+                    id="screenreel.W005")]
+
+
+@register()
+def public_url_host_allowed(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """screenreel.W006: signed links point at SCREENREEL_PUBLIC_URL; a host Django refuses makes every link a 400."""
+    host = urlsplit(settings.SCREENREEL_PUBLIC_URL).hostname or ""
+    if validate_host(host, settings.ALLOWED_HOSTS):
+        return []
+    return [Warning(f"The host of SCREENREEL_PUBLIC_URL ({host!r}) is not in ALLOWED_HOSTS: every signed link "
+                    "and stream URL handed out would be refused.",
+                    hint=f"Add {host!r} to ALLOWED_HOSTS, or correct SCREENREEL_PUBLIC_URL.", id="screenreel.W006")]

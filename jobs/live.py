@@ -207,3 +207,8 @@ def hub(read: Callable[[str, int, int], list[dict[str, Any]]]) -> Hub:
     if key not in _hubs:
         _hubs[key] = Hub(read)
     return _hubs[key]
+
+
+def streams_open() -> int:
+    """SSE streams this process holds open, over every hub (``screenreel_sse_streams_open``)."""
+    return sum(len(feed.subscribers) for h in list(_hubs.values()) for feed in list(h.feeds.values()))

@@ -36,6 +36,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
+from jobs import metrics
 from jobs.errors import Conflict
 from jobs.models import JOB_ENDED, Client, Job, StoredObject
 from jobs.storage import key_belongs, s3_client, s3_key
@@ -174,6 +175,7 @@ class PurgeSummary:
     objects: int = 0
     bytes: int = 0
     by_class: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
+    objects_by_class: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
     keys: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -185,6 +187,8 @@ class PurgeSummary:
         self.bytes += other.bytes
         for cls, size in other.by_class.items():
             self.by_class[cls] += size
+        for cls, n in other.objects_by_class.items():
+            self.objects_by_class[cls] += n
         self.keys.extend(other.keys)
         self.refused.extend(other.refused)
         self.failed.update(other.failed)
@@ -193,6 +197,7 @@ class PurgeSummary:
         self.objects += 1
         self.bytes += obj.bytes
         self.by_class[obj.retention_class] += obj.bytes
+        self.objects_by_class[obj.retention_class] += 1
         self.keys.append(obj.key)
 
     def to_dict(self) -> dict[str, Any]:
@@ -365,6 +370,10 @@ def _finish(run: PurgeRun, summary: PurgeSummary, *, status: str, error: str = "
     PurgeRun.objects.filter(pk=run.pk).update(
         status=status, finished_at=timezone.now(), error=error, objects_purged=summary.objects,
         bytes_purged=summary.bytes, failures=len(summary.failed), refused=len(summary.refused))
+    for cls in CLASSES:
+        if summary.objects_by_class[cls]:
+            metrics.count(metrics.PURGED_OBJECTS, cls, by=summary.objects_by_class[cls])
+            metrics.count(metrics.PURGED_BYTES, cls, by=summary.by_class[cls])
 
 
 def _purge_step(select: Select, after: tuple[datetime, int] | None, *, client_id: str, run: PurgeRun,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import metrics
 from jobs.failures import is_permanent
+from jobs.logs import log_context
 from jobs.media import mux as muxer
 from jobs.media import recorder, voice
 from jobs.media.errors import MediaError
@@ -48,9 +51,11 @@ class StageResult:
     """What a task should do next: nothing (``retry_in`` None) or run again in ``retry_in`` seconds."""
 
     retry_in: int | None = None
+    failed: bool = False
 
 
 DONE = StageResult()
+FAILED = StageResult(failed=True)  # the chunk failed: nothing more to do either
 
 
 def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
@@ -107,7 +112,7 @@ def _stage_failed(chunk: Chunk, exc: Exception) -> StageResult:
     with transaction.atomic():
         _fail(chunk, message)
     log.info("chunk %s failed: %s", chunk, message)
-    return DONE
+    return FAILED
 
 
 def _workdir(chunk: Chunk) -> Path:
@@ -115,6 +120,16 @@ def _workdir(chunk: Chunk) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
+
+
+def _timed(stage: str, started: float, result: StageResult, *, lost: bool = False) -> StageResult:
+    """Count the stage's run in screenreel_stage_duration_seconds by how it ended; returns ``result``."""
+    outcome = "lost" if lost else "failed" if result.failed else "retried" if result.retry_in is not None \
+        else "succeeded"
+    took = time.monotonic() - started
+    metrics.observe(metrics.STAGE_DURATION, took, stage, outcome)
+    log.info("%s stage %s in %.1f s", stage, outcome, took)
+    return result
 
 
 def _lost(chunk: Chunk, lease: Lease) -> bool:
@@ -155,17 +170,25 @@ def _record(chunk: Chunk, workdir: Path) -> dict[str, object]:
 
 def chunk_record_run(*, chunk_id: int) -> StageResult:
     """Record the chunk's feature in Chromium and store the recording and stills."""
-    chunk = chunk_claim(chunk_id=chunk_id, stage="record")
-    if chunk is None:
-        return DONE
+    with log_context(chunk_id=chunk_id):
+        chunk = chunk_claim(chunk_id=chunk_id, stage="record")
+        if chunk is None:
+            return DONE
+        with log_context(job_id=chunk.job_id):
+            return _record_run(chunk)
+
+
+def _record_run(chunk: Chunk) -> StageResult:
     workdir = _workdir(chunk)
+    started = time.monotonic()
     try:
         with lease_kept(chunk) as lease:
             metadata = _record(chunk, workdir)
     except Exception as exc:
-        return _stage_failed(chunk, exc)
+        return _timed("record", started, _stage_failed(chunk, exc))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    _timed("record", started, DONE, lost=lease.lost)
     if _lost(chunk, lease):
         return DONE
     with transaction.atomic():
@@ -230,17 +253,25 @@ def _produce(chunk: Chunk, workdir: Path, progress: ChunkProgress) -> _Produced 
 
 def chunk_produce_run(*, chunk_id: int) -> StageResult:
     """Synthesize the narration, then mux intro + recording + outro with it; store the final video."""
-    chunk = chunk_claim(chunk_id=chunk_id, stage="produce")
-    if chunk is None:
-        return DONE
+    with log_context(chunk_id=chunk_id):
+        chunk = chunk_claim(chunk_id=chunk_id, stage="produce")
+        if chunk is None:
+            return DONE
+        with log_context(job_id=chunk.job_id):
+            return _produce_run(chunk)
+
+
+def _produce_run(chunk: Chunk) -> StageResult:
     workdir = _workdir(chunk)
+    started = time.monotonic()
     try:
         with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk) as progress:
             produced = _produce(chunk, workdir, progress)
     except Exception as exc:
-        return _stage_failed(chunk, exc)
+        return _timed("produce", started, _stage_failed(chunk, exc))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    _timed("produce", started, DONE, lost=lease.lost)
     if produced is None or _lost(chunk, lease):
         return DONE
     with transaction.atomic():

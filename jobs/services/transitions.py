@@ -40,9 +40,19 @@ _CHUNK_EVENTS: dict[tuple[str, str], tuple[EventType, ...]] = {
 }
 
 
+def _check_changes(model: type[Job] | type[Chunk], changes: dict[str, Any] | None) -> None:
+    """A typo in ``changes`` would set an attribute that is never saved: refuse it at once."""
+    unknown = set(changes or ()) - {f.attname for f in model._meta.concrete_fields} - {"status"}
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
+    if "status" in (changes or {}):
+        raise TypeError("status is the move itself: pass it as `to`")
+
+
 def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = None,
                    event_data: dict[str, Any] | None = None) -> Job | None:
     """Move a job to ``to`` and record its ``job.<status>`` event; returns the job, or None if not allowed."""
+    _check_changes(Job, changes)
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if to not in JOB_TRANSITIONS[job.status]:
@@ -63,6 +73,7 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
 def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None = None,
                      expect: str | None = None) -> Chunk | None:
     """Move a chunk to ``to`` (only from ``expect`` when given); returns the chunk, or None if not allowed."""
+    _check_changes(Chunk, changes)
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update().select_related("job").get(pk=chunk_id)
         if expect is not None and chunk.status != expect:

@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 from django.core.files.storage import default_storage
+from django.test import Client as HttpClient
+from prometheus_client.parser import text_string_to_metric_families
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
@@ -72,7 +75,7 @@ def _assets(chunk: Chunk) -> list[tuple[str, str, int, str]]:
 
 
 def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_chunk(
-        worker: Worker, sample_app: str, hook: Receiver, tmp_path: Path) -> None:
+        worker: Worker, sample_app: str, hook: Receiver, tmp_path: Path, settings: Settings) -> None:
     api, client = _api()
     spec = {"target_url": sample_app, "viewport": {"width": 1280, "height": 720},
             "features": [GOOD, BROKEN], "branding": {"intro_title": "E2E", "outro_title": "screenreel.test"},
@@ -120,6 +123,28 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     signing.verify(secret=client.webhook_secret, headers=delivery.headers, body=delivery.body)
     assert delivery.headers["x-aisr-id"] == delivery.headers["webhook-id"] == event["id"]
     assert delivery.headers["x-aisr-signature"] == delivery.headers["webhook-signature"]
+
+    # What the workers measured reached /metrics: both stages of chunk 1, chunk 2's failed recording,
+    # and the webhook's successful attempt.
+    settings.SCREENREEL_METRICS_TOKEN = "e2e-metrics"
+    scraped = HttpClient().get("/metrics", HTTP_AUTHORIZATION="Bearer e2e-metrics").content.decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(scraped) for s in family.samples}
+    stage = "screenreel_stage_duration_seconds_count"
+    assert samples[(stage, (("outcome", "succeeded"), ("stage", "record")))] >= 1
+    assert samples[(stage, (("outcome", "succeeded"), ("stage", "produce")))] >= 1
+    assert samples[(stage, (("outcome", "failed"), ("stage", "record")))] >= 1
+    assert samples[("screenreel_delivery_attempts_total", (("outcome", "succeeded"),))] >= 1
+    assert samples[("screenreel_delivery_latency_seconds_count", ())] >= 1
+    assert samples[("screenreel_jobs", (("status", "partial_success"),))] == 1
+
+    # The worker logged one JSON object per line, with the ids of what it worked on, and no secret.
+    log = worker.log.read_text(errors="replace")
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert len(records) > 20
+    assert any(r.get("job_id") == job.id and r.get("chunk_id") == good.pk for r in records)
+    assert any(r.get("delivery_id") and r.get("event_id") == event["id"] for r in records)
+    assert client.webhook_secret not in log and client.webhook_secret.removeprefix("whsec_") not in log
 
     # rerun-chunks reruns only the failed chunk and builds bundle version 2.
     good_assets = _assets(good)

@@ -87,3 +87,14 @@ def test_settling_waits_for_every_chunk_and_runs_twice_with_the_same_result() ->
     assert job_settle(job_id=job.id) is None
     assert job.events.filter(type="job.failed").count() == 1
     assert Job.objects.get(pk=job.id).error.startswith("Every chunk failed")
+
+
+def test_changes_naming_no_field_are_refused_before_anything_moves() -> None:
+    job = make_job()
+    with pytest.raises(TypeError, match="Job has no field eror"):
+        job_transition(job_id=job.id, to=JobStatus.CANCELED, changes={"eror": "typo"})
+    chunk = job.chunks.get()
+    with pytest.raises(TypeError, match="status is the move itself"):
+        chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.CANCELED, changes={"status": ChunkStatus.FAILED})
+    assert Job.objects.get(pk=job.id).status == JobStatus.QUEUED and not Event.objects.filter(
+        job=job).exclude(type="job.created").exists()

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from jobs import transport
+from jobs import metrics, transport
 from jobs.errors import DomainError
 from jobs.models import Event, EventType, iso
 from jobs.services.egress import egress_policy
@@ -303,8 +303,15 @@ def deliveries_record(*, results: list[Sent]) -> list[Attempt]:
             if endpoint is not None and (sent.error_class or endpoint.failing_since is not None):
                 locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
                 _endpoint_outcome(locked, ok=not sent.error_class, gone=sent.status_code == 410, now=now)
+    for (outcome, status_code), ids in groups.items():
+        label = "succeeded" if outcome.to == DeliveryStatus.SUCCEEDED else \
+            (f"http_{status_code // 100}xx" if status_code else "transport_error")
+        metrics.count(metrics.DELIVERY_ATTEMPTS, label, by=len(ids))
     for sent, attempt in zip(results, attempts, strict=True):
-        log.info("delivery %s attempt %d: %s", sent.delivery.id, attempt.number, sent.status_code or sent.error_class)
+        log.info("delivery %s attempt %d: %s", sent.delivery.id, attempt.number, sent.status_code or sent.error_class,
+                 extra={"delivery_id": sent.delivery.id, "event_id": sent.delivery.event_id})
+        if not sent.error_class and sent.status_code and 200 <= sent.status_code < 300:
+            metrics.observe(metrics.DELIVERY_LATENCY, (now - sent.delivery.created_at).total_seconds())
     return attempts
 
 

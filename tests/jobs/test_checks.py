@@ -1,0 +1,59 @@
+"""The system checks that catch dangerous settings, each by its id (manage.py check shows them)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import run_checks
+from pytest_django.fixtures import Settings
+
+POSTGRES = {"ENGINE": "django.db.backends.postgresql", "NAME": "screenreel"}
+
+
+def _ids() -> set[str]:
+    return {message.id for message in run_checks() if message.id and message.id.startswith("screenreel.")}
+
+
+@pytest.fixture
+def clean(settings: Settings) -> Settings:
+    settings.DEBUG = False
+    settings.SCREENREEL_SECRET_KEY_EMBEDDED = False
+    settings.SCREENREEL_EGRESS_ALLOW = []
+    settings.SCREENREEL_PUBLIC_URL = "https://api.example.com"
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"], **POSTGRES}}
+    return settings
+
+
+def test_sound_production_settings_raise_none_of_them(clean: Settings) -> None:
+    assert _ids() <= {"screenreel.W001"}  # W001: static files, collected or not in this checkout
+
+
+def test_a_shared_database_without_a_secret_key(clean: Settings) -> None:
+    clean.SCREENREEL_SECRET_KEY_EMBEDDED = True
+    assert "screenreel.W003" in _ids()
+
+
+def test_the_embedded_database_may_use_the_embedded_key(clean: Settings) -> None:
+    clean.SCREENREEL_SECRET_KEY_EMBEDDED = True
+    clean.DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    assert "screenreel.W003" not in _ids()
+
+
+def test_a_visibility_timeout_not_above_the_longest_stage(clean: Settings) -> None:
+    clean.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
+    clean.SCREENREEL_STAGE_TIME_LIMIT_S = 900
+    assert "screenreel.W004" in _ids()
+
+
+def test_an_egress_allow_list_with_debug_off(clean: Settings) -> None:
+    clean.SCREENREEL_EGRESS_ALLOW = ["10.0.0.0/8"]
+    assert "screenreel.W005" in _ids()
+    clean.DEBUG = True
+    assert "screenreel.W005" not in _ids()
+
+
+def test_a_public_url_whose_host_is_not_allowed(clean: Settings) -> None:
+    clean.SCREENREEL_PUBLIC_URL = "https://links.example.com"
+    assert "screenreel.W006" in _ids()
+    clean.ALLOWED_HOSTS = [".example.com"]
+    assert "screenreel.W006" not in _ids()
