@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.metrics.RequestMetricsMiddleware",
+    "jobs.middleware.RateLimitHeadersMiddleware",
     "jobs.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The admin's CSS and JS under every server (uvicorn, honcho, runserver without DEBUG), from
@@ -172,7 +173,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobs.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.ratelimit.ClientRateThrottle"],
 }
+# Requests per second per client on average, and the burst above it (jobs.ratelimit); per client in the admin.
+SCREENREEL_RATE_LIMIT_PER_S = env_int("SCREENREEL_RATE_LIMIT_PER_S", 25, minimum=1, maximum=100_000)
+SCREENREEL_RATE_LIMIT_BURST = env_int("SCREENREEL_RATE_LIMIT_BURST", 100, minimum=1, maximum=1_000_000)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Screenreel API",
     "DESCRIPTION": "Narrated, branded demo videos of your web app, recorded in a real browser.",

@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/screenreel")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("SCREENREEL_EGRESS_ALLOW", "127.0.0.0/8")
+# Suites open hundreds of streams and send bursts as one client; tests/jobs/test_rate_limits.py sets its own.
+os.environ.setdefault("SCREENREEL_RATE_LIMIT_PER_S", "100000")
+os.environ.setdefault("SCREENREEL_RATE_LIMIT_BURST", "1000000")
 
 from config.settings import *  # noqa: F403
 from config.settings import VAR_DIR

@@ -48,15 +48,15 @@ PURGED_BYTES = Metric("screenreel_purged_bytes_total", "Bytes retention purged, 
 
 ALL = (STAGE_DURATION, DELIVERY_ATTEMPTS, DELIVERY_LATENCY, PURGED_OBJECTS, PURGED_BYTES)
 
-_client: tuple[int, redis.Redis] | None = None
+_client: tuple[tuple[int, str], redis.Redis] | None = None
 _warned_at = 0.0
 
 
 def _redis() -> redis.Redis:
     global _client
-    if _client is None or _client[0] != os.getpid():
-        _client = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5,
-                                                     socket_connect_timeout=0.5))
+    owner = (os.getpid(), settings.REDIS_URL)
+    if _client is None or _client[0] != owner:
+        _client = (owner, redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5))
     return _client[1]
 
 

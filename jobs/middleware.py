@@ -7,6 +7,21 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 
+class RateLimitHeadersMiddleware:
+    """Puts the rate limiter's verdict (jobs.ratelimit) on the response: RateLimit-*, and Retry-After on a 429."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        verdict = getattr(request, "screenreel_ratelimit", None)
+        if verdict is not None:
+            for name, value in verdict.headers().items():
+                response[name] = value
+        return response
+
+
 class BodySizeLimitMiddleware:
     """Answer 413 for API bodies over the limit before anything reads them.
 

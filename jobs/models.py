@@ -30,6 +30,10 @@ class Client(models.Model):
     rate_card = models.JSONField(null=True, blank=True, help_text=(
         'Prices, e.g. {"recording_per_minute_usd": 0.05, "characters_per_1k_usd": {"elevenlabs": 0.3}}; '
         "missing keys fall back to the deployment's card."))
+    rate_limit_per_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="API requests per second on average; empty: the deployment's default (25).")
+    rate_limit_burst = models.PositiveIntegerField(
+        null=True, blank=True, help_text="API requests allowed in a burst; empty: the deployment's default (100).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

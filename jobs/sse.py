@@ -31,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import grip, live, sse_wire
+from jobs import grip, live, ratelimit, sse_wire
 from jobs.auth import api_key_from_header
 from jobs.errors import DomainError, error_body
 from jobs.models import Client, Event, iso
@@ -75,6 +75,8 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
         client = api_key_from_header(header).client
     if client is None:  # signed for a client that has been deleted since
         raise exceptions.AuthenticationFailed("The client this stream was issued to no longer exists.")
+    if "grip_link" not in request.GET:  # Pushpin's recovery fetches are the service's own, not the client's
+        ratelimit.request_admit(request, client)
     job = job_get(client=client, job_id=job_id)
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
     after = 0
