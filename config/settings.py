@@ -217,6 +217,12 @@ SCREENREEL_STEP_TIMEOUT_MS = env_int("SCREENREEL_STEP_TIMEOUT_MS", 10_000, minim
 SCREENREEL_STAGE_LEASE_S = env_int("SCREENREEL_STAGE_LEASE_S", 45, minimum=10, maximum=3600)
 SCREENREEL_STAGE_HEARTBEAT_S = max(SCREENREEL_STAGE_LEASE_S // 3, 1)
 SCREENREEL_STAGE_TIME_LIMIT_S = env_int("SCREENREEL_STAGE_TIME_LIMIT_S", 900, minimum=30, maximum=6 * 3600)
+# Fair share (jobs.services.admission): per client, jobs running at once, and chunks queued for or in
+# recording at once; per client in the admin. A client's burst waits in the database, not in the broker.
+SCREENREEL_CLIENT_MAX_RUNNING_JOBS = env_int("SCREENREEL_CLIENT_MAX_RUNNING_JOBS", 20, minimum=1)
+SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = env_int("SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS", 4, minimum=1)
+# Jobs a client may have queued or running; past it POST /v1/jobs answers 429 too_many_jobs.
+SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS = env_int("SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS", 1000, minimum=1)
 SCREENREEL_STAGE_MAX_ATTEMPTS = env_int("SCREENREEL_STAGE_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
 SCREENREEL_RECOVER_EVERY_S = env_int("SCREENREEL_RECOVER_EVERY_S", 15, minimum=1)
 # How long a queued job or an unclaimed chunk may look stalled before the recovery sweep queues it again

@@ -34,6 +34,11 @@ class Client(models.Model):
         null=True, blank=True, help_text="API requests per second on average; empty: the deployment's default (25).")
     rate_limit_burst = models.PositiveIntegerField(
         null=True, blank=True, help_text="API requests allowed in a burst; empty: the deployment's default (100).")
+    max_running_jobs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs running at once; more wait queued. Empty: the deployment's default.")
+    max_active_chunks = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Chunks queued for or in recording at once; the rest wait their turn. "
+                                         "Empty: the deployment's default.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -203,6 +208,8 @@ class Chunk(models.Model):
     progress = models.FloatField(default=0.0)
     # While a stage works on the chunk nobody else may; past this time the worker is presumed dead.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When fair share (jobs.services.admission) let its recording into the broker; None: waiting its turn.
+    admitted_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     recording = models.JSONField(null=True, blank=True)  # recording metadata (DESIGN.md §1)
     speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, duration

@@ -15,6 +15,7 @@ from jobs.errors import Conflict, DomainError
 from jobs.models import CHUNK_ENDED, JOB_ENDED, Chunk, ChunkStatus, Client, EventType, Job, JobStatus
 from jobs.queue import enqueue_on_commit
 from jobs.selectors import job_view
+from jobs.services.admission import chunks_admit, chunks_admit_on_commit, running_jobs_free
 from jobs.services.events import event_record
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
@@ -35,6 +36,12 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
         existing = _idempotent_replay(client=client, key=idempotency_key, digest=digest)
         if existing is not None:
             return existing, False
+    unfinished = Job.objects.filter(client=client, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).count()
+    if unfinished >= settings.SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS:
+        raise DomainError(f"This client already has {unfinished} jobs queued or running, the most it may have; "
+                          "submit more as they end.", code="too_many_jobs", status_code=429,
+                          details={"unfinished_jobs": unfinished,
+                                   "limit": settings.SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS})
     try:
         with transaction.atomic():
             job = Job.objects.create(
@@ -70,13 +77,19 @@ def _idempotent_replay(*, client: Client, key: str, digest: str) -> Job | None:
 
 
 def job_start(*, job_id: str) -> bool:
-    """Move a queued job to running and queue the recording of each chunk; returns False if not queued."""
+    """Move a queued job to running and admit its first chunks to recording; returns False if it is not
+    queued, or its client already runs as many jobs as it may (it then waits its turn: admission)."""
     with transaction.atomic():
+        client_id = Job.objects.filter(pk=job_id).values_list("client_id", flat=True).first()
+        if client_id is None:
+            return False
+        client = Client.objects.select_for_update().get(pk=client_id)
+        if running_jobs_free(client) <= 0:
+            return False
         job = job_transition(job_id=job_id, to=JobStatus.RUNNING)
         if job is None:
             return False
-        for chunk_id in job.chunks.filter(status=ChunkStatus.PENDING).values_list("id", flat=True):
-            enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
+        chunks_admit(client_id=client_id)
     return True
 
 
@@ -117,11 +130,13 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
         for chunk in chosen:
             objects_supersede(chunk=chunk)
             chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.PENDING, changes={"error": ""})
-            enqueue_on_commit(TaskName.CHUNK_RECORD, chunk.pk)
         moved = job_transition(job_id=locked.pk, to=JobStatus.RUNNING,
                                changes={"run": locked.run + 1, "error": ""},
                                event_data={"rerun_chunks": [c.index for c in chosen]})
         assert moved is not None
+        # A rerun starts at once; its chunks take their turn, after commit (the client's lock comes after the
+        # job's everywhere else too).
+        chunks_admit_on_commit(client_id=locked.client_id)
         return moved
 
 

@@ -30,7 +30,7 @@ from jobs.media import recorder, voice
 from jobs.media.errors import MediaError
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus, ObjectKind
 from jobs.queue import enqueue_on_commit
-from jobs.services import voices
+from jobs.services import admission, voices
 from jobs.services.egress import browser_url_guard
 from jobs.services.leases import Lease, lease_kept
 from jobs.services.objects import object_store
@@ -291,18 +291,25 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     """
     now = timezone.now()
     stale = now - timedelta(seconds=grace_s)
-    counts = {"job_start": 0, "chunk_record": 0, "chunk_produce": 0, "job_settle": 0}
-    for job_id in Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=stale).values_list(
-            "id", flat=True)[:limit]:
-        enqueue_on_commit(TaskName.JOB_START, job_id)
-        counts["job_start"] += 1
+    counts = {"job_start": 0, "chunk_admit": 0, "chunk_record": 0, "chunk_produce": 0, "job_settle": 0}
+    # Queued jobs start as their client's running slots allow (admission), not all at once.
+    for client_id in Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=stale).order_by().values_list(
+            "client_id", flat=True).distinct()[:limit]:
+        counts["job_start"] += admission.jobs_admit(client_id=client_id)
     running = Chunk.objects.filter(job__status=JobStatus.RUNNING)
+    # A lost admission (its message, or the commit hook of a dead process): chunks waiting for a turn.
+    for client_id in running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True, updated_at__lt=stale) \
+            .order_by().values_list("job__client_id", flat=True).distinct()[:limit]:
+        counts["chunk_admit"] += len(admission.chunks_admit(client_id=client_id))
     # A lapsed lease is proof enough (its worker stopped renewing it); a few seconds let a retry that is
     # due right now claim first. A chunk never claimed waits out the grace.
     lease_gone = running.filter(lease_expires_at__lt=now - timedelta(seconds=LEASE_SLACK_S)) | running.filter(
         lease_expires_at__isnull=True, updated_at__lt=stale)
-    for chunk_id in lease_gone.filter(
-            status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING]).values_list("id", flat=True)[:limit]:
+    for chunk_id in lease_gone.filter(status=ChunkStatus.PENDING, admitted_at__isnull=False).values_list(
+            "id", flat=True)[:limit]:
+        enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
+        counts["chunk_record"] += 1
+    for chunk_id in lease_gone.filter(status=ChunkStatus.RECORDING).values_list("id", flat=True)[:limit]:
         enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
         counts["chunk_record"] += 1
     for chunk_id in lease_gone.filter(

@@ -25,7 +25,11 @@ from jobs.models import (
     JobStatus,
 )
 from jobs.selectors import chunk_view, job_view
+from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit
 from jobs.services.events import event_record
+
+# A chunk holds one of its client's recording turns (jobs.services.admission) while in these.
+_RECORD_TURN = frozenset({ChunkStatus.PENDING, ChunkStatus.RECORDING})
 
 # The events a chunk move announces; a failure names the stage it failed in, then the chunk.
 _CHUNK_EVENTS: dict[tuple[str, str], tuple[EventType, ...]] = {
@@ -66,6 +70,8 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         elif to in JOB_ENDED:
             job.finished_at = now
         job.save()
+        if to in JOB_ENDED:
+            jobs_admit_on_commit(client_id=job.client_id)  # a running slot is free: the next queued job
         event_record(job=job, type=JOB_STATUS_EVENT[to], data={**job_view(job), **(event_data or {})})
         return job
 
@@ -91,10 +97,12 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
             chunk.finished_at = now
             chunk.lease_expires_at = None
         if to == ChunkStatus.PENDING:
-            chunk.started_at = chunk.finished_at = chunk.lease_expires_at = None
+            chunk.started_at = chunk.finished_at = chunk.lease_expires_at = chunk.admitted_at = None
             chunk.attempts = 0
             chunk.progress = 0.0
         chunk.save()
+        if before in _RECORD_TURN and to not in _RECORD_TURN:
+            chunks_admit_on_commit(client_id=chunk.job.client_id)  # its recording turn is over: the next one
         for event_type in _CHUNK_EVENTS.get((before, to), ()):
             event_record(job=chunk.job, type=event_type, data={"chunk": chunk_view(chunk)})
         return chunk

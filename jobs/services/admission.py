@@ -1,0 +1,77 @@
+"""Fair share between clients: how much of the workers one client may hold at once.
+
+- **Running jobs.** At most ``max_running_jobs`` per client (Client, else
+  SCREENREEL_CLIENT_MAX_RUNNING_JOBS, 20). A job over it is accepted and stays ``queued``; when one of
+  the client's jobs ends, its oldest queued job starts.
+- **Chunks in the record queue or recording.** At most ``max_active_chunks`` per client (Client, else
+  SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS, 4). A running job's other chunks wait ``pending`` in the
+  database, not in the broker; each time one of the client's chunks leaves recording, the next one
+  is admitted (oldest job first, then by index).
+
+So the record queue never holds more than ``max_active_chunks`` of any one client: a burst of 500
+jobs waits in the database, and another client's job starts recording as soon as a slot frees, within
+one chunk's time on a saturated tier. Every decision is taken under the client's row lock, so
+concurrent starts and ends never overshoot; what a lost message or a dead worker leaves undone,
+``pipeline_recover`` admits again.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.models import Chunk, ChunkStatus, Client, Job, JobStatus
+from jobs.queue import enqueue_on_commit
+from jobs.task_names import TaskName
+
+
+def _lock(client_id: str) -> Client:
+    return Client.objects.select_for_update().get(pk=client_id)
+
+
+def running_jobs_free(client: Client) -> int:
+    """How many more jobs ``client`` may run now (call under its row lock)."""
+    limit = client.max_running_jobs or settings.SCREENREEL_CLIENT_MAX_RUNNING_JOBS
+    return limit - Job.objects.filter(client=client, status=JobStatus.RUNNING).count()
+
+
+def chunks_admit(*, client_id: str) -> list[int]:
+    """Let the client's next waiting chunks into the record queue, up to its limit; returns their ids."""
+    with transaction.atomic():
+        client = _lock(client_id)
+        limit = client.max_active_chunks or settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS
+        running = Chunk.objects.filter(job__client_id=client_id, job__status=JobStatus.RUNNING)
+        active = running.filter(status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING],
+                                admitted_at__isnull=False).count()
+        if active >= limit:
+            return []
+        chosen = list(running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True)
+                      .order_by("job__created_at", "job_id", "index").values_list("id", flat=True)[:limit - active])
+        Chunk.objects.filter(pk__in=chosen).update(admitted_at=timezone.now())
+        for chunk_id in chosen:
+            enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
+        return chosen
+
+
+def chunks_admit_on_commit(*, client_id: str) -> None:
+    """After the surrounding transaction commits (a chunk left recording): admit the next ones."""
+    transaction.on_commit(lambda: chunks_admit(client_id=client_id))
+
+
+def jobs_admit(*, client_id: str) -> int:
+    """Queue job_start for the client's oldest queued jobs, as many as may run now; returns how many."""
+    with transaction.atomic():
+        client = _lock(client_id)
+        free = running_jobs_free(client)
+        if free <= 0:
+            return 0
+        queued = list(Job.objects.filter(client=client, status=JobStatus.QUEUED).order_by("created_at", "id")
+                      .values_list("id", flat=True)[:free])
+        for job_id in queued:
+            enqueue_on_commit(TaskName.JOB_START, job_id)
+        return len(queued)
+
+
+def jobs_admit_on_commit(*, client_id: str) -> None:
+    transaction.on_commit(lambda: jobs_admit(client_id=client_id))

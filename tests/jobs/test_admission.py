@@ -1,0 +1,103 @@
+"""Fair share: a client's running jobs and recording turns are capped, the rest waits in the database
+and is admitted in order as turns free up; past the unfinished-jobs cap, POST /v1/jobs is a 429."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pytest_django.fixtures import Settings
+
+from jobs.models import Chunk, ChunkStatus, Job, JobStatus
+from jobs.services.admission import chunks_admit
+from jobs.services.jobs import job_cancel, job_start
+from jobs.services.pipeline import pipeline_recover
+from jobs.services.transitions import chunk_transition
+from tests.conftest import Tenant
+from tests.factories import make_client, make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def _admitted(job: Job) -> list[int]:
+    return list(job.chunks.filter(admitted_at__isnull=False).order_by("index").values_list("index", flat=True))
+
+
+def test_a_job_starts_with_only_its_clients_share_of_recording_turns(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = 2
+    job = make_job(features=5)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        assert job_start(job_id=job.id)
+    assert _admitted(job) == [1, 2]
+    sends = [hook for hook in queued if hook.__qualname__.startswith("enqueue_on_commit")]
+    assert len(sends) == 2  # two chunk_record messages, not five
+    first = job.chunks.get(index=1)
+    chunk_transition(chunk_id=first.pk, to=ChunkStatus.RECORDING)
+    assert _admitted(job) == [1, 2]  # recording still holds its turn
+    with django_capture_on_commit_callbacks(execute=True):
+        chunk_transition(chunk_id=first.pk, to=ChunkStatus.SYNTHESIZING)
+    assert _admitted(job) == [1, 2, 3]  # its turn passed to the next chunk, in order
+    with django_capture_on_commit_callbacks(execute=True):
+        chunk_transition(chunk_id=job.chunks.get(index=2).pk, to=ChunkStatus.FAILED, changes={"error": "x"})
+    assert _admitted(job) == [1, 2, 3, 4]
+
+
+def test_turns_go_to_the_oldest_job_first_and_never_past_the_limit(settings: Settings) -> None:
+    settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = 3
+    client = make_client()
+    older, newer = make_job(client=client, features=2), make_job(client=client, features=2)
+    job_start(job_id=older.id)
+    job_start(job_id=newer.id)
+    assert _admitted(older) == [1, 2] and _admitted(newer) == [1]
+    assert chunks_admit(client_id=client.pk) == []  # run again: nothing more
+
+
+def test_a_job_over_the_running_limit_waits_queued_and_starts_when_one_ends(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_RUNNING_JOBS = 1
+    client = make_client()
+    first, second = make_job(client=client), make_job(client=client)
+    assert job_start(job_id=first.id)
+    assert not job_start(job_id=second.id)
+    assert Job.objects.get(pk=second.id).status == JobStatus.QUEUED
+    assert not Chunk.objects.filter(job=second, admitted_at__isnull=False).exists()
+    with django_capture_on_commit_callbacks(execute=True) as hooks:
+        job_cancel(job=first)
+    assert hooks  # the end queued the next job's start
+    assert job_start(job_id=second.id)
+    assert Job.objects.get(pk=second.id).status == JobStatus.RUNNING and _admitted(second) == [1]
+
+
+def test_another_clients_job_is_not_held_back_by_a_busy_client(settings: Settings) -> None:
+    settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = 2
+    busy, other = make_client(), make_client()
+    for _ in range(5):
+        job_start(job_id=make_job(client=busy, features=3).id)
+    mine = make_job(client=other)
+    job_start(job_id=mine.id)
+    assert _admitted(mine) == [1]
+    assert Chunk.objects.filter(job__client=busy, admitted_at__isnull=False).count() == 2
+
+
+def test_the_sweep_admits_what_a_lost_hook_left_waiting(settings: Settings) -> None:
+    settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = 1
+    job = make_job(features=2)
+    job_start(job_id=job.id)
+    first = job.chunks.get(index=1)
+    Chunk.objects.filter(pk=first.pk).update(status=ChunkStatus.SUCCEEDED)  # moved, its admit hook lost
+    Chunk.objects.filter(job=job).update(updated_at=first.updated_at.replace(year=2000))
+    assert pipeline_recover(grace_s=60)["chunk_admit"] == 1
+    assert _admitted(job) == [1, 2]
+
+
+def test_past_the_unfinished_jobs_cap_a_new_job_is_refused_and_nothing_is_written(
+        settings: Settings, spec: dict[str, Any]) -> None:
+    settings.SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS = 2
+    tenant = Tenant("Capped")
+    assert [tenant.api.post("/v1/jobs", spec, format="json").status_code for _ in range(2)] == [201, 201]
+    refused = tenant.api.post("/v1/jobs", spec, format="json")
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == "too_many_jobs" and error["details"] == {"unfinished_jobs": 2, "limit": 2}
+    assert Job.objects.filter(client=tenant.client_row).count() == 2
