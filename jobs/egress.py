@@ -202,6 +202,19 @@ def parse_literal(host: str) -> IPAddress | None:
         return None
 
 
+# Cloud metadata services by name: refused before any DNS, since inside a cloud they resolve to the
+# link-local metadata address (also refused by address) or to one a provider may change.
+METADATA_NAMES = frozenset({
+    "metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal",
+    "metadata.azure.internal", "metadata.internal", "metadata.tencentyun.com", "metadata.platformequinix.com",
+})
+
+
+def _is_metadata_name(host: str) -> bool:
+    name = host.rstrip(".").lower()
+    return name in METADATA_NAMES or name.endswith(".metadata.google.internal")
+
+
 def _is_localhost_name(host: str) -> bool:
     name = host.rstrip(".").lower()
     # RFC 6761: resolvers may answer these from anywhere; refusing by name avoids trusting that.
@@ -228,6 +241,8 @@ def resolve_checked(
 
     if _is_localhost_name(bare):
         raise EgressBlocked(f"host {bare!r} is refused: localhost name")
+    if _is_metadata_name(bare):
+        raise EgressBlocked(f"host {bare!r} is refused: cloud metadata name")
 
     literal = parse_literal(bare)
     if literal is not None:

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import ProxySettings, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from playwright.async_api import async_playwright
 
+from jobs.egress import EgressPolicy, Resolver
 from jobs.media import probe as probe_mod
 from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
+from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.framegrid import FrameGrid
 from jobs.media.stills import png_size
@@ -84,6 +87,10 @@ class RecordRequest:
     # The caller passes its SSRF policy here, so the browser obeys the same egress rule as
     # webhooks without this package importing it.
     url_guard: Callable[[str], str | None] | None = None
+    # With a policy, every connection of the browser goes through an egress proxy that resolves once,
+    # checks and connects to the checked address (jobs.media.egress_proxy): DNS rebinding is closed.
+    egress: EgressPolicy | None = None
+    resolver: Resolver = socket.getaddrinfo
     pacing: Pacing = field(default_factory=Pacing)
     # Called on the recorder's event loop with (steps done, steps in all) after each step: it must not
     # block (the pipeline's ChunkProgress only queues it).
@@ -181,14 +188,21 @@ class _Session:
         self.plan = still_plan(req.steps)
         self.grid_open = False  # frames are accepted; on failure the encoder must be aborted
         self.blocked: dict[str, str] = {}  # url -> reason, from url_guard
+        self.proxy: EgressProxy | None = None
 
     async def run(self) -> Recording:
         req = self.req
         started_wall = time.time()
-        async with async_playwright() as pw:
+        async with contextlib.AsyncExitStack() as stack:
+            pw = await stack.enter_async_context(async_playwright())
+            proxy: ProxySettings | None = None
+            if req.egress is not None:
+                self.proxy = await stack.enter_async_context(EgressProxy(req.egress, req.resolver))
+                # Playwright adds <-loopback> to the bypass list, so loopback goes through the proxy too.
+                proxy = {"server": self.proxy.url}
             try:
                 browser = await pw.chromium.launch(
-                    executable_path=req.chromium_path, headless=True, args=CHROMIUM_ARGS
+                    executable_path=req.chromium_path, headless=True, args=CHROMIUM_ARGS, proxy=proxy
                 )
             except PlaywrightError as exc:
                 raise MediaError(f"Chromium failed to launch: {_first_line(exc)}") from exc
@@ -321,15 +335,20 @@ class _Session:
         except PlaywrightError as exc:
             if _looks_like_crash(exc):
                 raise
-            if url in self.blocked:
+            refused = self.proxy.refused.get(urlsplit(url).hostname or "") if self.proxy is not None else None
+            if url in self.blocked or refused:
                 # Policy, not weather: the same URL will be refused on every retry.
                 raise NavigationError(
-                    url=url, cause=f"blocked: {self.blocked[url]}", feature_title=title,
+                    url=url, cause=f"blocked: {self.blocked.get(url) or refused}", feature_title=title,
                     step_number=step, permanent=True,
                 ) from exc
             raise NavigationError(
                 url=url, cause=_first_line(exc), feature_title=title, step_number=step
             ) from exc
+        refused = self.proxy.refused.get(urlsplit(url).hostname or "") if self.proxy is not None else None
+        if response is not None and response.status >= 400 and refused:  # the proxy's own answer
+            raise NavigationError(url=url, cause=f"blocked: {refused}", feature_title=title, step_number=step,
+                                  permanent=True)
         if response is not None and response.status >= 400:
             raise NavigationError(
                 url=url, status=response.status, cause=f"HTTP {response.status}",

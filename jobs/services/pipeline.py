@@ -31,7 +31,7 @@ from jobs.media.errors import MediaError
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, Job, JobStatus, ObjectKind
 from jobs.queue import enqueue_on_commit
 from jobs.services import admission, voices
-from jobs.services.egress import browser_url_guard
+from jobs.services.egress import browser_url_guard, egress_policy
 from jobs.services.leases import Lease, lease_kept
 from jobs.services.objects import object_store
 from jobs.services.pricing import chunk_cost
@@ -149,7 +149,7 @@ def _record(chunk: Chunk, workdir: Path) -> dict[str, object]:
             target_url=spec.target_url, width=viewport.width, height=viewport.height,
             steps=chunk.feature.steps, feature_title=chunk.title, out_dir=workdir, fps=settings.SCREENREEL_FPS,
             chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
-            still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard,
+            still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
             pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
         ))
     raw_name = f"chunk-{n}-recording.mp4"

@@ -203,7 +203,8 @@ def test_idempotency_keys_are_per_client(tenant: Tenant, other_tenant: Tenant, s
 
 @pytest.mark.parametrize("field", ["target_url", "webhook_url"])
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/",
-                                 "http://[::ffff:192.168.0.1]/", "http://localhost:8080/"])
+                                 "http://[::ffff:192.168.0.1]/", "http://localhost:8080/",
+                                 "http://metadata.google.internal/computeMetadata/v1/", "http://instance-data/"])
 def test_it_refuses_private_and_metadata_addresses(tenant: Tenant, spec: dict[str, Any], field: str,
                                                    url: str) -> None:
     spec[field] = url

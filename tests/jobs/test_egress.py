@@ -74,6 +74,11 @@ REFUSED_HOSTS = [
     "[::ffff:7f00:1]",  # IPv4-mapped, hex
     "[::127.0.0.1]",  # IPv4-compatible
     "169.254.169.254",  # cloud metadata
+    "metadata.google.internal",  # cloud metadata by name, refused before any DNS
+    "METADATA.GOOGLE.INTERNAL.",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
     "[fd00:ec2::254]",  # AWS metadata over IPv6
     "[::ffff:169.254.169.254]",
     "100.100.100.200",  # Alibaba metadata

@@ -65,6 +65,8 @@ def test_the_secret_is_shown_once_at_creation(tenant: Tenant, hook: Receiver) ->
     ({"url": "ftp://hooks.example.com/"}, "url", "invalid_scheme"),
     ({"url": "http://169.254.169.254/"}, "url", "blocked_address"),
     ({"url": "http://10.1.2.3/hook"}, "url", "blocked_address"),
+    ({"url": "http://metadata.google.internal/hook"}, "url", "blocked_address"),
+    ({"url": "http://metadata/hook"}, "url", "blocked_address"),
     ({"url": "https://x.example/" + "a" * 2100}, "url", "max_length"),
     ({"url": "https://hooks.example.com/", "event_types": ["jobs.*"]}, "event_types", "invalid_event_type"),
     ({"url": "https://hooks.example.com/", "event_types": ["JOB SUCCEEDED"]}, "event_types", "invalid_event_type"),
