@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 VENV_STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: demo test serve lint sysdeps services venv migrate static clean
+.PHONY: demo test serve lint openapi sysdeps services venv migrate static clean
 
 demo: sysdeps venv
 	$(PY) scripts/demo.py
@@ -26,6 +26,10 @@ serve: sysdeps venv migrate static
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+
+# The API's OpenAPI 3.1 document, checked in; tests/test_openapi.py fails when it drifts from the code.
+openapi: venv
+	$(PY) manage.py spectacular --validate --fail-on-warn --format openapi-json --file docs/openapi.json
 
 migrate: venv
 	$(PY) manage.py migrate --noinput

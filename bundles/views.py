@@ -16,15 +16,18 @@ from rest_framework.views import APIView
 
 from bundles.links import LinkPurged, bundle_links, link_check_not_purged, storage_is_s3, storage_url
 from bundles.ranges import RangeNotSatisfiable, byte_range, read_span
+from bundles.schema import BundleLinksSerializer
 from jobs.errors import DomainError, error_body
 from jobs.links import LinkExpired, LinkInvalid, LinkTarget, link_resolve
 from jobs.models import iso
+from jobs.schema import ErrorSerializer
 from jobs.selectors import job_get
 
 
 class BundleLinksView(APIView):
     @extend_schema(operation_id="jobs_bundle_links",
-                   responses={200: OpenApiResponse(description="Fresh signed links for the bundle and each asset.")},
+                   responses={200: OpenApiResponse(BundleLinksSerializer,
+                                                   description="Fresh signed links for the bundle and each asset.")},
                    summary="Fresh signed links for the job's bundle")
     def get(self, request: Request, job_id: str) -> Response:
         job = job_get(client=request.user.client, job_id=job_id)  # type: ignore[union-attr]
@@ -41,9 +44,10 @@ class LinkDownloadView(APIView):
                    responses={200: OpenApiResponse(description="The file"),
                               206: OpenApiResponse(description="Part of the file (Range)"),
                               302: OpenApiResponse(description="Redirect to a storage URL valid for 5 minutes"),
-                              403: OpenApiResponse(description="link_invalid"),
-                              410: OpenApiResponse(description="link_expired, or asset_purged (with purged_at)"),
-                              416: OpenApiResponse(description="range_not_satisfiable")},
+                              403: OpenApiResponse(ErrorSerializer, description="link_invalid"),
+                              410: OpenApiResponse(ErrorSerializer,
+                                                   description="link_expired, or asset_purged (with purged_at)"),
+                              416: OpenApiResponse(ErrorSerializer, description="range_not_satisfiable")},
                    summary="Download through a signed link")
     def get(self, request: Request, token: str) -> HttpResponseBase:
         try:

@@ -184,6 +184,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "OAS_VERSION": "3.1.0",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.models.JobStatus", "ChunkStatusEnum": "jobs.models.ChunkStatus",
+        "DeliveryStatusEnum": "webhooks.models.DeliveryStatus", "EventTypeEnum": "jobs.models.EventType",
+    },
+    # Error responses, the event stream, examples: what drf-spectacular cannot infer (jobs/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobs.schema.openapi_complete"],
 }
 # Bodies above this answer 413 before anything is parsed (jobs.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

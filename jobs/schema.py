@@ -1,10 +1,15 @@
-"""What drf-spectacular needs to describe the API that it cannot infer (the API key scheme)."""
+"""What drf-spectacular needs to describe the API that it cannot infer: the API key scheme, the shapes of
+the responses, every error a route can answer, and the event stream."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from jobs.models import ChunkStatus, EventType, JobStatus, ObjectKind, RetentionClass
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -15,3 +20,201 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "A client API key: `Authorization: Bearer sr_...`."}
+
+
+# --- Response shapes ----------------------------------------------------------------------------------
+# What the views return is built by the models' to_dict(); these serializers only describe it to
+# OpenAPI (nothing is serialized through them). tests/test_openapi.py checks real responses against the
+# generated document, so the two cannot drift apart unnoticed.
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable: branch on it (docs/api.md#errors).")
+    message = serializers.CharField(help_text="For people; may change.")
+    details = serializers.DictField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+class AssetSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=ObjectKind.choices)
+    retention_class = serializers.ChoiceField(choices=RetentionClass.choices)
+    bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    duration_ms = serializers.IntegerField(required=False, allow_null=True)
+    after_step = serializers.IntegerField(required=False)
+    width = serializers.IntegerField(required=False)
+    height = serializers.IntegerField(required=False)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    purged_at = serializers.DateTimeField(allow_null=True)
+
+
+class ChunkSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=1)
+    title = serializers.CharField()
+    status = serializers.ChoiceField(choices=ChunkStatus.choices)
+    progress = serializers.FloatField(min_value=0, max_value=1)
+    attempts = serializers.IntegerField(min_value=0)
+    error = serializers.CharField(allow_null=True)
+    recording = serializers.DictField(allow_null=True)
+    speech = serializers.DictField(allow_null=True)
+    cost = serializers.DictField(allow_null=True)
+    assets = AssetSerializer(many=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    chunks_total = serializers.IntegerField()
+    chunks_done = serializers.IntegerField()
+    chunks_succeeded = serializers.IntegerField()
+    chunks_failed = serializers.IntegerField()
+
+
+class CostSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    total_usd = serializers.FloatField()
+
+
+class JobBundleSerializer(serializers.Serializer):
+    version = serializers.IntegerField(allow_null=True)
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    assets = serializers.IntegerField(allow_null=True)
+    failed_chunks = serializers.ListField(child=serializers.IntegerField())
+    url = serializers.URLField(allow_null=True, help_text="A signed link, valid until expires_at.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    object_expires_at = serializers.DateTimeField(allow_null=True)
+    purged_at = serializers.DateTimeField(allow_null=True)
+
+
+class JobViewportSerializer(serializers.Serializer):
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class JobSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(help_text='Always "job".')
+    status = serializers.ChoiceField(choices=JobStatus.choices)
+    target_url = serializers.URLField()
+    viewport = JobViewportSerializer()
+    metadata = serializers.DictField()
+    run = serializers.IntegerField(min_value=1)
+    progress = ProgressSerializer()
+    cost = CostSerializer()
+    chunks = ChunkSerializer(many=True)
+    bundle = JobBundleSerializer(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.ChoiceField(choices=EventType.choices)
+    version = serializers.CharField()
+    created = serializers.IntegerField(help_text="Milliseconds since the epoch.")
+    job_id = serializers.CharField(allow_null=True)
+    sequence = serializers.IntegerField(help_text="Per job, from 1, gap-free; 0 for a client's own events.")
+    data = serializers.DictField(help_text="Per type: docs/events.md.")  # type: ignore[assignment]
+
+
+class StreamTokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+
+
+def page_of(name: str, item: type[serializers.Serializer]) -> serializers.Serializer:
+    """A cursor page: ``results`` and the links to the next and previous pages."""
+    return inline_serializer(name, {"next": serializers.URLField(allow_null=True),
+                                    "previous": serializers.URLField(allow_null=True),
+                                    "results": item(many=True)})
+
+
+# --- Completing the document ----------------------------------------------------------------------------
+
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_WHEN = {
+    400: "Bad input: validation_error (details.fields), malformed_json, invalid_body, invalid_filter...",
+    401: "unauthenticated: no API key, or an unknown or revoked one.",
+    404: "The object does not exist for your client (job_not_found, endpoint_not_found, bundle_not_found...).",
+    409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
+         "idempotency_key_reused, endpoint_disabled).",
+    413: "payload_too_large: the body is over 1 MiB.",
+    415: "unsupported_media_type: the body is not application/json.",
+    429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
+}
+_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "webhook_endpoints_test"}
+_QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
+
+
+def _error(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": _WHEN[status], "content": {"application/json": {"schema": _ERROR_REF}}}
+    if status == 429:
+        response["headers"] = {name: {"schema": {"type": "integer"}, "description": text} for name, text in (
+            ("Retry-After", "Seconds until one request is allowed."),
+            ("RateLimit-Limit", "The burst: requests allowed at once from a full budget."),
+            ("RateLimit-Remaining", "Requests left now."),
+            ("RateLimit-Reset", "Seconds until the budget is full again."))}
+    return response
+
+
+def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
+    op_id = operation.get("operationId", "")
+    if op_id == "links_download":  # no key, not rate limited: its own 403, 410 and 416 are listed on it
+        return []
+    statuses = [401, 429]
+    if "{" in path:
+        statuses.append(404)
+    if "requestBody" in operation:
+        statuses += [400, 413, 415]
+    if op_id in _QUERIES:
+        statuses += [400, 404]  # a bad filter; a cursor that is not one of ours (not_found)
+    if op_id in _CONFLICTS:
+        statuses.append(409)
+    return sorted(set(statuses))
+
+
+_STREAM: dict[str, Any] = {
+    "get": {
+        "operationId": "jobs_events_stream",
+        "summary": "The job's events, live, as Server-Sent Events",
+        "description": "Each event is `id: <event id>`, `event: <type>`, `data: <the envelope>`. Send "
+                       "`Last-Event-ID` (or `?last_event_id=`) to resume exactly after an event; a browser's "
+                       "EventSource, which cannot send headers, authenticates with `?token=` from "
+                       "POST /v1/jobs/{job_id}/events/token. A comment line arrives every 15 s.",
+        "tags": ["v1"],
+        "parameters": [
+            {"in": "path", "name": "job_id", "required": True, "schema": {"type": "string"}},
+            {"in": "query", "name": "token", "schema": {"type": "string"}},
+            {"in": "query", "name": "last_event_id", "schema": {"type": "string"}},
+            {"in": "header", "name": "Last-Event-ID", "schema": {"type": "string"}},
+        ],
+        "security": [{"ApiKey": []}, {}],
+        "responses": {"200": {"description": "An endless text/event-stream.",
+                              "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    }
+}
+
+
+def openapi_complete(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Every operation lists the errors it can answer, in the one envelope; the event stream is listed."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = components.pop("Error", None) or {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}}}
+    result["paths"]["/v1/jobs/{job_id}/events"] = _STREAM
+    for path, operations in result["paths"].items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for status in _statuses(path, method, operation):
+                responses.setdefault(str(status), _error(status))
+    _STREAM["get"]["responses"].update({str(s): _error(s) for s in (400, 401, 404, 429)})
+    return result

@@ -25,8 +25,8 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +35,7 @@ from jobs import grip, live, ratelimit, sse_wire
 from jobs.auth import api_key_from_header
 from jobs.errors import DomainError, error_body
 from jobs.models import Client, Event, iso
+from jobs.schema import StreamTokenSerializer
 from jobs.selectors import job_get
 
 TOKEN_SALT = "screenreel.sse.v1"  # noqa: S105 (a namespace for signing, not a secret)
@@ -141,9 +142,7 @@ async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBa
 
 class JobEventsTokenView(APIView):
     @extend_schema(operation_id="jobs_events_token", request=None, summary="A token for a browser's EventSource",
-                   responses={201: inline_serializer("StreamToken", {
-                       "token": serializers.CharField(), "url": serializers.URLField(),
-                       "expires_at": serializers.DateTimeField()})})
+                   responses={201: StreamTokenSerializer})
     def post(self, request: Request, job_id: str) -> Response:
         client = request.user.client  # type: ignore[union-attr]
         job = job_get(client=client, job_id=job_id)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,13 +12,28 @@ from rest_framework.views import APIView
 
 from jobs.errors import DomainError
 from jobs.models import JobStatus
+from jobs.schema import EventSerializer, JobSerializer, page_of
 from jobs.selectors import events_for, job_get, job_view, jobs_for, jobs_view
 from jobs.serializers import JobSpecSerializer, RerunSerializer
 from jobs.services.jobs import job_cancel, job_create, job_rerun_chunks
 
-ERROR = inline_serializer("Error", {"error": inline_serializer("ErrorBody", {
-    "code": serializers.CharField(), "message": serializers.CharField(), "details": serializers.JSONField()})})
-JOB = OpenApiResponse(description="The job, with its chunks, progress, cost and bundle.")
+EXAMPLE_SPEC = {
+    "target_url": "https://app.example.com/",
+    "viewport": {"width": 1280, "height": 720},
+    "features": [
+        {"title": "Create a project", "script": "Start a project in two clicks.",
+         "steps": [{"action": "goto", "url": "/projects"}, {"action": "click", "selector": "text=New project"},
+                   {"action": "type", "selector": "#name", "text": "Launch plan"},
+                   {"action": "press", "key": "Enter"}]},
+        {"title": "Invite your team", "script": "Invite a teammate by email.",
+         "steps": [{"action": "click", "selector": "text=Invite"}, {"action": "wait_for", "selector": "#invite"}]},
+    ],
+    "branding": {"intro_title": "Acme 2.4", "outro_title": "acme.com", "background": "#101828", "accent": "#7F56D9"},
+    "voice": {"provider": "auto"},
+    "webhook_url": "https://hooks.example.com/screenreel",
+    "metadata": {"release": "2.4"},
+}
+JOB = OpenApiResponse(JobSerializer, description="The job, with its chunks, progress, cost and bundle.")
 
 
 class NewestFirst(CursorPagination):
@@ -39,8 +53,12 @@ def _client(request: Request) -> Any:
 
 class JobListCreateView(APIView):
     @extend_schema(operation_id="jobs_create",
-                   request=JobSpecSerializer, responses={201: JOB, 200: JOB, 400: ERROR, 409: ERROR, 413: ERROR},
+                   request=JobSpecSerializer,
+                   responses={201: JOB, 200: OpenApiResponse(
+                       JobSerializer, description="A replay of an Idempotency-Key: the job it created "
+                                                  "(Idempotent-Replayed: true).")},
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+                   examples=[OpenApiExample("Two features", request_only=True, value=EXAMPLE_SPEC)],
                    summary="Create a job")
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
@@ -60,7 +78,7 @@ class JobListCreateView(APIView):
     @extend_schema(operation_id="jobs_list",
                    parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
                                OpenApiParameter("limit", int)],
-                   responses={200: JOB}, summary="List jobs, newest first")
+                   responses={200: page_of("JobPage", JobSerializer)}, summary="List jobs, newest first")
     def get(self, request: Request) -> Response:
         status = request.query_params.get("status")
         if status and status not in JobStatus.values:
@@ -72,14 +90,14 @@ class JobListCreateView(APIView):
 
 class JobDetailView(APIView):
     @extend_schema(operation_id="jobs_get",
-                   responses={200: JOB, 404: ERROR}, summary="A job with its chunks")
+                   responses={200: JOB}, summary="A job with its chunks")
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_view(job_get(client=_client(request), job_id=job_id)))
 
 
 class JobCancelView(APIView):
     @extend_schema(operation_id="jobs_cancel",
-                   request=None, responses={200: JOB, 404: ERROR, 409: ERROR}, summary="Cancel a job")
+                   request=None, responses={200: JOB}, summary="Cancel a job")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=job_get(client=_client(request), job_id=job_id))
         return Response(job_view(job))
@@ -87,7 +105,7 @@ class JobCancelView(APIView):
 
 class JobRerunView(APIView):
     @extend_schema(operation_id="jobs_rerun",
-                   request=RerunSerializer, responses={202: JOB, 400: ERROR, 404: ERROR, 409: ERROR},
+                   request=RerunSerializer, responses={202: JOB},
                    summary="Rerun failed chunks (or the listed ones)")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_get(client=_client(request), job_id=job_id)
@@ -101,7 +119,8 @@ class EventListView(APIView):
     @extend_schema(operation_id="events_list",
                    parameters=[OpenApiParameter("job_id", str), OpenApiParameter("type", str),
                                OpenApiParameter("limit", int)],
-                   responses={200: OpenApiResponse(description="Events, newest first, in the webhook envelope.")},
+                   responses={200: OpenApiResponse(page_of("EventPage", EventSerializer),
+                                                   description="Events, newest first, in the webhook envelope.")},
                    summary="Recent events, for polling or reconciling missed webhooks")
     def get(self, request: Request) -> Response:
         paginator = EventsNewestFirst()

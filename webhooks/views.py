@@ -10,8 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.errors import DomainError
+from jobs.schema import page_of
 from jobs.views import NewestFirst
 from webhooks.models import DeliveryStatus
+from webhooks.schema import DeliveryLogSerializer, DeliverySerializer, EndpointSerializer, EndpointWithSecretSerializer
 from webhooks.selectors import deliveries_for, endpoint_get, endpoints_for
 from webhooks.serializers import EndpointCreateSerializer, EndpointUpdateSerializer, RotateSerializer
 from webhooks.services.deliveries import delivery_log
@@ -23,7 +25,9 @@ from webhooks.services.endpoints import (
     endpoint_update,
 )
 
-ENDPOINT = OpenApiResponse(description="A webhook endpoint.")
+ENDPOINT = OpenApiResponse(EndpointSerializer, description="A webhook endpoint.")
+WITH_SECRET = OpenApiResponse(EndpointWithSecretSerializer,
+                              description="The endpoint, with its signing secret, shown once.")
 
 
 def _client(request: Request) -> Any:
@@ -32,7 +36,7 @@ def _client(request: Request) -> Any:
 
 class EndpointListCreateView(APIView):
     @extend_schema(operation_id="webhook_endpoints_create",
-                   request=EndpointCreateSerializer, responses={201: ENDPOINT},
+                   request=EndpointCreateSerializer, responses={201: WITH_SECRET},
                    summary="Register a webhook endpoint (its secret is shown once, here)")
     def post(self, request: Request) -> Response:
         body = EndpointCreateSerializer(data=request.data)
@@ -41,7 +45,7 @@ class EndpointListCreateView(APIView):
         return Response({**endpoint.to_dict(), "secret": endpoint.secret}, status=201)
 
     @extend_schema(operation_id="webhook_endpoints_list",
-                   responses={200: ENDPOINT}, summary="List webhook endpoints")
+                   responses={200: page_of("EndpointPage", EndpointSerializer)}, summary="List webhook endpoints")
     def get(self, request: Request) -> Response:
         paginator = NewestFirst()
         page = paginator.paginate_queryset(endpoints_for(client=_client(request)), request, view=self)
@@ -72,7 +76,7 @@ class EndpointDetailView(APIView):
 
 class EndpointRotateView(APIView):
     @extend_schema(operation_id="webhook_endpoints_rotate",
-                   request=RotateSerializer, responses={200: ENDPOINT},
+                   request=RotateSerializer, responses={200: WITH_SECRET},
                    summary="Rotate the signing secret; the old one signs too during the grace period")
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_get(client=_client(request), endpoint_id=endpoint_id)
@@ -84,7 +88,7 @@ class EndpointRotateView(APIView):
 
 class EndpointTestView(APIView):
     @extend_schema(operation_id="webhook_endpoints_test",
-                   request=None, responses={202: OpenApiResponse(description="The test delivery.")},
+                   request=None, responses={202: OpenApiResponse(DeliverySerializer, description="The test delivery.")},
                    summary="Send a webhook.test event")
     def post(self, request: Request, endpoint_id: str) -> Response:
         delivery = endpoint_test(endpoint=endpoint_get(client=_client(request), endpoint_id=endpoint_id))
@@ -95,7 +99,8 @@ class EndpointDeliveriesView(APIView):
     @extend_schema(operation_id="webhook_endpoints_deliveries",
                    parameters=[OpenApiParameter("status", str, enum=DeliveryStatus.values),
                                OpenApiParameter("limit", int)],
-                   responses={200: OpenApiResponse(description="Deliveries with every attempt.")},
+                   responses={200: OpenApiResponse(page_of("DeliveryPage", DeliveryLogSerializer),
+                                                   description="Deliveries with every attempt.")},
                    summary="The endpoint's delivery log")
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_get(client=_client(request), endpoint_id=endpoint_id)

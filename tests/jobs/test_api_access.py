@@ -107,9 +107,9 @@ def test_the_openapi_schema_describes_the_job_routes(db: None) -> None:
     operation_ids = sorted(op["operationId"] for path in paths.values() for op in path.values())
     assert operation_ids == sorted([
         "jobs_create", "jobs_list", "jobs_get", "jobs_cancel", "jobs_rerun", "jobs_bundle_links",
-        "jobs_events_token", "events_list", "links_download", "webhook_endpoints_create", "webhook_endpoints_list",
-        "webhook_endpoints_get", "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate",
-        "webhook_endpoints_test", "webhook_endpoints_deliveries"])  # stable and readable, for generated clients
+        "jobs_events_token", "jobs_events_stream", "events_list", "links_download", "webhook_endpoints_create",
+        "webhook_endpoints_list", "webhook_endpoints_get", "webhook_endpoints_update", "webhook_endpoints_delete",
+        "webhook_endpoints_rotate", "webhook_endpoints_test", "webhook_endpoints_deliveries"])  # stable, readable
     assert response.json()["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http", "scheme": "bearer", "description": "A client API key: `Authorization: Bearer sr_...`."}
     docs = APIClient().get("/api/docs/")

@@ -1,0 +1,119 @@
+"""The OpenAPI document: checked in (docs/openapi.json) and equal to what the code generates, and every
+response the API really gives, errors included, valid against the schema it documents for its status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from tests.conftest import Tenant
+from tests.processes import ROOT
+
+DOC = ROOT / "docs" / "openapi.json"
+BASE = "urn:screenreel:openapi"
+
+
+def _generated() -> dict[str, Any]:
+    return json.loads(json.dumps(SchemaGenerator().get_schema(request=None, public=True)))
+
+
+def test_the_checked_in_document_is_what_the_code_generates() -> None:
+    assert json.loads(Path(DOC).read_text()) == _generated(), \
+        "docs/openapi.json is out of date: run `make openapi` and commit it"
+
+
+class Contract:
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.registry: Registry = Registry().with_resource(BASE, Resource.from_contents(doc, DRAFT202012))
+        self.checked: set[tuple[str, int]] = set()
+
+    def _operation(self, op_id: str) -> dict[str, Any]:
+        for operations in self.doc["paths"].values():
+            for operation in operations.values():
+                if operation.get("operationId") == op_id:
+                    return dict(operation)
+        raise KeyError(op_id)
+
+    def check(self, op_id: str, response: Any) -> None:
+        documented = self._operation(op_id)["responses"]
+        status = str(response.status_code)
+        assert status in documented, f"{op_id} answered {status}, which its schema does not list"
+        content = documented[status].get("content", {}).get("application/json")
+        assert content is not None, f"{op_id} {status} has no JSON schema"
+        schema = json.loads(json.dumps(content["schema"]).replace('"#/components', f'"{BASE}#/components'))
+        errors = sorted(Draft202012Validator(schema, registry=self.registry).iter_errors(response.json()),
+                        key=lambda e: list(e.path))
+        assert not errors, f"{op_id} {status}: " + "; ".join(
+            f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+        self.checked.add((op_id, response.status_code))
+
+
+@pytest.mark.django_db
+def test_real_responses_match_the_documented_schemas(spec: dict[str, Any]) -> None:
+    contract = Contract(_generated())
+    tenant = Tenant("Contract")
+    api = tenant.api
+
+    created = api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="contract-1")
+    contract.check("jobs_create", created)
+    contract.check("jobs_create", api.post("/v1/jobs", spec, format="json", HTTP_IDEMPOTENCY_KEY="contract-1"))
+    job_id = created.json()["id"]
+    contract.check("jobs_get", api.get(f"/v1/jobs/{job_id}"))
+    contract.check("jobs_list", api.get("/v1/jobs?limit=1"))
+    contract.check("events_list", api.get(f"/v1/events?job_id={job_id}"))
+    contract.check("jobs_events_token", api.post(f"/v1/jobs/{job_id}/events/token"))
+    contract.check("jobs_bundle_links", api.get(f"/v1/jobs/{job_id}/bundle"))  # 404: no bundle yet
+    contract.check("jobs_rerun", api.post(f"/v1/jobs/{job_id}/rerun-chunks", {}, format="json"))  # 409
+    contract.check("jobs_cancel", api.post(f"/v1/jobs/{job_id}/cancel"))
+    contract.check("jobs_cancel", api.post(f"/v1/jobs/{job_id}/cancel"))  # 409: already ended
+
+    endpoint = api.post("/v1/webhook-endpoints", {"url": "https://hooks.example.com/in"}, format="json")
+    contract.check("webhook_endpoints_create", endpoint)
+    endpoint_id = endpoint.json()["id"]
+    contract.check("webhook_endpoints_list", api.get("/v1/webhook-endpoints"))
+    contract.check("webhook_endpoints_get", api.get(f"/v1/webhook-endpoints/{endpoint_id}"))
+    contract.check("webhook_endpoints_update", api.patch(f"/v1/webhook-endpoints/{endpoint_id}",
+                                                         {"description": "Ops"}, format="json"))
+    contract.check("webhook_endpoints_rotate", api.post(f"/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+                                                        {}, format="json"))
+    contract.check("webhook_endpoints_test", api.post(f"/v1/webhook-endpoints/{endpoint_id}/test"))
+    contract.check("webhook_endpoints_deliveries", api.get(f"/v1/webhook-endpoints/{endpoint_id}/deliveries"))
+
+    # Errors, in the one envelope, each documented for its operation.
+    contract.check("jobs_create", api.post("/v1/jobs", {"target_url": 12345}, format="json"))  # 400
+    contract.check("jobs_create", api.post("/v1/jobs", "x" * 2_000_000, content_type="application/json"))  # 413
+    contract.check("jobs_create", api.post("/v1/jobs", "a=b", content_type="text/plain"))  # 415
+    contract.check("jobs_get", api.get("/v1/jobs/job_nope"))  # 404
+    contract.check("jobs_list", api.get("/v1/jobs?status=nope"))  # 400
+    contract.check("jobs_list", api.get("/v1/jobs?cursor=bad"))  # 404
+    contract.check("jobs_get", Tenant("Other").api.get(f"/v1/jobs/{job_id}"))  # 404: another client's
+    anonymous = type(api)()
+    contract.check("jobs_list", anonymous.get("/v1/jobs"))  # 401
+    assert {status for _, status in contract.checked} >= {200, 201, 202, 400, 401, 404, 409, 413, 415}
+
+
+@pytest.mark.django_db
+def test_a_rate_limited_answer_is_documented_too(settings: Any) -> None:
+    settings.SCREENREEL_RATE_LIMIT_PER_S, settings.SCREENREEL_RATE_LIMIT_BURST = 1, 1
+    contract = Contract(_generated())
+    api = Tenant("Limited").api
+    api.get("/v1/jobs")
+    refused = api.get("/v1/jobs")
+    assert refused.status_code == 429
+    contract.check("jobs_list", refused)
+
+
+@pytest.mark.django_db
+def test_the_documented_example_is_a_job_the_api_accepts() -> None:
+    operation = Contract(_generated())._operation("jobs_create")
+    example = operation["requestBody"]["content"]["application/json"]["examples"]["TwoFeatures"]["value"]
+    response = Tenant("Example").api.post("/v1/jobs", example, format="json")
+    assert response.status_code == 201, response.json()
