@@ -12,9 +12,9 @@ from django.core.files.storage import default_storage
 from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 
-from jobs.errors import NotFound
+from jobs.errors import Conflict, NotFound
 from jobs.links import LinkTarget, link_sign, link_ttl_s
-from jobs.models import Job, ObjectKind, StoredObject, iso
+from jobs.models import JOB_ENDED, Job, ObjectKind, StoredObject, iso
 from jobs.selectors import objects_expiry
 from jobs.storage import s3_client, s3_key
 
@@ -75,8 +75,12 @@ def bundle_links(*, job: Job) -> dict[str, Any]:
     bundle = (StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE, purged_at__isnull=True, current=True,
                                           bundle__isnull=False)
               .exclude(sha256="").select_related("bundle").order_by("-bundle__version", "-id").first())
+    if bundle is None and job.status not in JOB_ENDED:
+        raise Conflict(f"The job is {job.status}: its bundle is built when it ends (the bundle.ready event "
+                       "says so).", code="bundle_not_ready")
     if bundle is None:
-        raise NotFound("This job has no bundle yet (or it was purged).", code="bundle_not_found")
+        raise NotFound("This job has no bundle: none of its chunks succeeded, or retention purged it.",
+                       code="bundle_not_found")
     assets = list(StoredObject.objects.bundled().filter(job=job).select_related("chunk")
                   .order_by("chunk__index", "id"))
     expiry = objects_expiry([bundle, *assets])

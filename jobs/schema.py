@@ -101,7 +101,7 @@ class JobSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(help_text='Always "job".')
     status = serializers.ChoiceField(choices=JobStatus.choices)
-    target_url = serializers.URLField()
+    target_url = serializers.CharField(help_text="As submitted (it may hold non-ASCII characters).")
     viewport = JobViewportSerializer()
     metadata = serializers.DictField()
     run = serializers.IntegerField(min_value=1)
@@ -146,12 +146,12 @@ _WHEN = {
     401: "unauthenticated: no API key, or an unknown or revoked one.",
     404: "The object does not exist for your client (job_not_found, endpoint_not_found, bundle_not_found...).",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
-         "idempotency_key_reused, endpoint_disabled).",
+         "idempotency_key_reused, endpoint_disabled, bundle_not_ready).",
     413: "payload_too_large: the body is over 1 MiB.",
     415: "unsupported_media_type: the body is not application/json.",
     429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
 }
-_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "webhook_endpoints_test"}
+_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_bundle_links", "webhook_endpoints_test"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
 
 
@@ -182,6 +182,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     return sorted(set(statuses))
 
 
+EVENT_ID = r"^evt_[0-9A-HJKMNP-TV-Z]{26}$"
+
 _STREAM: dict[str, Any] = {
     "get": {
         "operationId": "jobs_events_stream",
@@ -194,25 +196,123 @@ _STREAM: dict[str, Any] = {
         "parameters": [
             {"in": "path", "name": "job_id", "required": True, "schema": {"type": "string"}},
             {"in": "query", "name": "token", "schema": {"type": "string"}},
-            {"in": "query", "name": "last_event_id", "schema": {"type": "string"}},
-            {"in": "header", "name": "Last-Event-ID", "schema": {"type": "string"}},
+            # Empty: from the first event, as without it.
+            {"in": "query", "name": "last_event_id", "schema": {"type": "string", "pattern": f"^$|{EVENT_ID}"}},
+            {"in": "header", "name": "Last-Event-ID", "schema": {"type": "string", "pattern": f"^$|{EVENT_ID}"}},
         ],
         "security": [{"ApiKey": []}, {}],
-        "responses": {"200": {"description": "An endless text/event-stream.",
-                              "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+        "responses": {"200": {"description": "An endless text/event-stream; each event's data is the envelope.",
+                              "content": {"text/event-stream": {"schema": {
+                                  "type": "object", "properties": {
+                                      "id": {"type": "string"}, "event": {"type": "string"},
+                                      "data": {"type": "string", "contentMediaType": "application/json",
+                                               "contentSchema": {"$ref": "#/components/schemas/Event"}}}}}}}},
     }
 }
 
 
+# A URL the validator accepts as written: http(s), a host name (what the egress rule makes of it is only
+# known at run time), an optional port and path. Stricter than the validator, never looser.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+HTTP_URL = (r"^https?://[A-Za-z][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})+(:" + _PORT + r")?"
+            r"([/?#][^\s\\\x00-\x1f\x7f\x85]*)?$")
+# A goto's path, resolved against target_url (jobs.serializers.validate_relative_path says the same).
+RELATIVE_PATH = r"^/[^\s\\\x00-\x1f\x7f\x85]*$"
+_FILTERS = sorted({*EventType.values, "*", "job.*", "chunk.*", "bundle.*", "chunk.recording.*", "chunk.synthesis.*"})
+
+
+def _step_variants(components: dict[str, Any]) -> None:
+    """StepRequest as a union discriminated by ``action``: each action's own required and allowed fields."""
+    from jobs.serializers import STEP_FIELDS
+
+    fields = components["StepRequest"]["properties"]
+    fields["url"] = {"type": "string", "maxLength": 2048, "pattern": RELATIVE_PATH + "|" + HTTP_URL}
+    mapping = {}
+    for action, (required, optional) in STEP_FIELDS.items():
+        name = "Step" + "".join(part.title() for part in action.split("_"))
+        components[name] = {"type": "object", "additionalProperties": False,
+                            "required": ["action", *sorted(required)],
+                            "properties": {"action": {"type": "string", "const": action},
+                                           **{f: fields[f] for f in sorted(required | optional)}}}
+        mapping[action] = f"#/components/schemas/{name}"
+    components["StepRequest"] = {"oneOf": [{"$ref": ref} for ref in mapping.values()],
+                                 "discriminator": {"propertyName": "action", "mapping": mapping}}
+
+
+def _constrain_requests(components: dict[str, Any]) -> None:
+    """What the validators check beyond each field's own bounds, written into the request schemas."""
+    from jobs.serializers import MAX_URL as max_url
+
+    for name, component in components.items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component["additionalProperties"] = False  # StrictSerializer: unknown fields are errors
+            for field_name, field in component.get("properties", {}).items():
+                if (name, field_name) == ("StepRequest", "text"):
+                    continue  # typed as given, spaces included (trim_whitespace=False)
+                if field.get("type") == "string" and field.get("minLength") == 1 and "pattern" not in field:
+                    # Blank after trimming is an error too; Python strips \x1c-\x1f and \x85 as well,
+                    # which an ECMA \S would let through.
+                    field["pattern"] = r"[^\s\x1c-\x1f\x85]"
+    spec = components["JobSpecRequest"]["properties"]
+    url = {"type": "string", "maxLength": max_url, "pattern": HTTP_URL}
+    spec["target_url"] = url
+    spec["webhook_url"] = {**url, "pattern": f"^$|{HTTP_URL}", "default": ""}
+    spec["features"].update(minItems=1, maxItems=20)
+    spec["metadata"] = {"type": "object", "maxProperties": 50, "propertyNames": {"maxLength": 40},
+                        "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 500}, {"type": "number"},
+                                                           {"type": "boolean"}, {"type": "null"}]}}
+    components["FeatureRequest"]["properties"]["steps"].update(minItems=1, maxItems=50)
+    for side in ("width", "height"):
+        components["ViewportRequest"]["properties"][side]["multipleOf"] = 2
+    branding = components["BrandingRequest"]["properties"]
+    for colour in ("background", "accent"):
+        branding[colour] = {**branding[colour], "pattern": "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"}
+    branding["logo_url"] = {**url, "pattern": f"^$|{HTTP_URL}", "default": ""}
+    for endpoint in ("EndpointCreateRequest", "PatchedEndpointUpdateRequest"):
+        props = components[endpoint]["properties"]
+        props["url"] = url
+        props["event_types"]["items"] = {"type": "string", "enum": _FILTERS}
+    _step_variants(components)
+
+
+def _parameters_bounded(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "limit":
+            parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+        elif parameter["name"] == "Idempotency-Key":
+            parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 255}
+
+
+# What a created job or endpoint leads to: generated clients and stateful testers follow these.
+_LINKS = {
+    ("jobs_create", "201"): ("job_id", ["jobs_get", "jobs_cancel", "jobs_rerun", "jobs_bundle_links",
+                                        "jobs_events_token"]),
+    ("webhook_endpoints_create", "201"): ("endpoint_id", [
+        "webhook_endpoints_get", "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate",
+        "webhook_endpoints_test", "webhook_endpoints_deliveries"]),
+}
+
+
+def _linked(operation: dict[str, Any]) -> None:
+    for (op_id, status), (parameter, targets) in _LINKS.items():
+        if operation.get("operationId") == op_id and status in operation.get("responses", {}):
+            operation["responses"][status]["links"] = {
+                target: {"operationId": target, "parameters": {parameter: "$response.body#/id"}} for target in targets}
+
+
 def openapi_complete(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """Every operation lists the errors it can answer, in the one envelope; the event stream is listed."""
+    """Every operation lists the errors it can answer, in the one envelope; the event stream is listed;
+    request schemas say what the validators check."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
+    _constrain_requests(components)
     components["Error"] = components.pop("Error", None) or {
         "type": "object", "required": ["error"],
         "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}}}
     result["paths"]["/v1/jobs/{job_id}/events"] = _STREAM
     for path, operations in result["paths"].items():
         for method, operation in operations.items():
+            _parameters_bounded(operation)
+            _linked(operation)
             responses = operation.setdefault("responses", {})
             for status in _statuses(path, method, operation):
                 responses.setdefault(str(status), _error(status))

@@ -52,9 +52,15 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: neither ``"5"`` nor ``5.0`` nor ``true`` (which Python counts as an int)."""
+    """A JSON integer: neither ``"5"`` nor ``5.5`` nor ``true`` (which Python counts as an int).
+
+    ``5.0`` is the integer 5, as JSON Schema's ``integer`` (and so the OpenAPI document) says: JSON has one
+    number type, and some encoders (Python's among them) write integral floats with a ``.0``.
+    """
 
     def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             raise serializers.ValidationError("Must be an integer.", code="invalid_type")
         return int(super().to_internal_value(data))
@@ -73,7 +79,7 @@ def validate_http_url(value: str) -> None:
     if len(value) > MAX_URL:
         raise serializers.ValidationError(f"Must be at most {MAX_URL} characters.", code="max_length")
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme not in ("http", "https") or not value.startswith(("http://", "https://")):
         raise serializers.ValidationError("Must be an http or https URL.", code="invalid_scheme")
     if not parts.hostname:
         raise serializers.ValidationError("Must include a host.", code="invalid_url")
@@ -133,6 +139,9 @@ class StepSerializer(StrictSerializer):
             raise serializers.ValidationError(errors)
         if action == "goto":
             url = attrs["url"]
+            if url.startswith("/") and any(ch.isspace() or ord(ch) < 0x20 or ch in "\\\x7f\ufeff" for ch in url):
+                raise serializers.ValidationError({"url": serializers.ErrorDetail(
+                    "A path must not contain spaces, control characters or backslashes.", code="invalid_url")})
             if not url.startswith("/"):
                 try:
                     validate_http_url(url)

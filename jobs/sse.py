@@ -85,7 +85,7 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
         sequence = Event.objects.filter(job=job, pk=last_id).values_list("sequence", flat=True).first()
         if sequence is None:
             raise DomainError(f"Last-Event-ID {last_id[:40]!r} is not an event of this job.",
-                              code="unknown_last_event_id")
+                              code="unknown_last_event_id", status_code=404)
         after = sequence
     return client, job.pk, after
 

@@ -42,6 +42,15 @@ class NewestFirst(CursorPagination):
     page_size_query_param = "limit"
     ordering = ("-created_at", "-id")
 
+    def get_page_size(self, request: Request) -> int:
+        """``limit`` is 1 to 100, or absent (20); anything else is a 400, not silently the default."""
+        raw = request.query_params.getlist("limit")
+        if not raw:
+            return self.page_size
+        if len(raw) > 1 or not raw[0].isdigit() or not 1 <= int(raw[0]) <= self.max_page_size:
+            raise DomainError(f"limit must be one integer from 1 to {self.max_page_size}.", code="invalid_filter")
+        return int(raw[0])
+
 
 class EventsNewestFirst(NewestFirst):
     ordering = ("-created_ms", "-sequence")
@@ -81,7 +90,7 @@ class JobListCreateView(APIView):
                    responses={200: page_of("JobPage", JobSerializer)}, summary="List jobs, newest first")
     def get(self, request: Request) -> Response:
         status = request.query_params.get("status")
-        if status and status not in JobStatus.values:
+        if status is not None and status not in JobStatus.values:
             raise DomainError(f"status must be one of {', '.join(JobStatus.values)}.", code="invalid_filter")
         paginator = NewestFirst()
         page = paginator.paginate_queryset(jobs_for(client=_client(request), status=status), request, view=self)
@@ -109,7 +118,9 @@ class JobRerunView(APIView):
                    summary="Rerun failed chunks (or the listed ones)")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_get(client=_client(request), job_id=job_id)
-        body = RerunSerializer(data=request.data if isinstance(request.data, dict) else {})
+        if not isinstance(request.data, dict):
+            raise DomainError("The body must be a JSON object (or empty).", code="invalid_body")
+        body = RerunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         job = job_rerun_chunks(job=job, indexes=body.validated_data.get("chunks"))
         return Response(job_view(job), status=202)

@@ -11,7 +11,7 @@ from webhooks.models import Attempt, DeliveryStatus
 class EndpointSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(help_text='Always "webhook_endpoint".')
-    url = serializers.URLField()
+    url = serializers.CharField(help_text="As registered.")
     description = serializers.CharField(allow_blank=True)
     event_types = serializers.ListField(child=serializers.CharField())
     enabled = serializers.BooleanField()
@@ -30,7 +30,7 @@ class DeliverySerializer(serializers.Serializer):
     id = serializers.CharField()
     event_id = serializers.CharField()
     event_type = serializers.ChoiceField(choices=EventType.choices)
-    url = serializers.URLField()
+    url = serializers.CharField(help_text="As registered.")
     endpoint_id = serializers.CharField(allow_null=True)
     status = serializers.ChoiceField(choices=DeliveryStatus.choices)
     attempts = serializers.IntegerField()

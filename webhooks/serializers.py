@@ -19,6 +19,8 @@ class EventTypesField(serializers.ListField):
         super().__init__(child=StrictCharField(max_length=64), max_length=50, **kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, list) and len(data) > 50:  # as sent: the validators only see the deduplicated list
+            raise serializers.ValidationError("Ensure this field has no more than 50 elements.", code="max_length")
         patterns: list[str] = super().to_internal_value(data)
         for pattern in patterns:
             reason = pattern_error(pattern)

@@ -80,7 +80,9 @@ class EndpointRotateView(APIView):
                    summary="Rotate the signing secret; the old one signs too during the grace period")
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_get(client=_client(request), endpoint_id=endpoint_id)
-        body = RotateSerializer(data=request.data if isinstance(request.data, dict) else {})
+        if not isinstance(request.data, dict):
+            raise DomainError("The body must be a JSON object (or empty).", code="invalid_body")
+        body = RotateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         endpoint = endpoint_rotate_secret(endpoint=endpoint, grace_s=body.validated_data.get("grace_seconds"))
         return Response({**endpoint.to_dict(), "secret": endpoint.secret})
@@ -105,7 +107,7 @@ class EndpointDeliveriesView(APIView):
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_get(client=_client(request), endpoint_id=endpoint_id)
         status = request.query_params.get("status")
-        if status and status not in DeliveryStatus.values:
+        if status is not None and status not in DeliveryStatus.values:
             raise DomainError(f"status must be one of {', '.join(DeliveryStatus.values)}.", code="invalid_filter")
         paginator = NewestFirst()
         page = paginator.paginate_queryset(deliveries_for(endpoint=endpoint, status=status), request, view=self)

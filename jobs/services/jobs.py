@@ -121,7 +121,8 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
             missing = sorted(set(indexes) - set(chunks))
             if missing:
                 raise DomainError(f"The job has no chunk {', '.join(map(str, missing))}; it has chunks "
-                                  f"1 to {len(chunks)}.", code="unknown_chunk", details={"chunks": missing})
+                                  f"1 to {len(chunks)}.", code="unknown_chunk", details={"chunks": missing},
+                                  status_code=404)
             chosen = [chunks[i] for i in sorted(set(indexes))]
         else:
             chosen = [c for c in chunks.values() if c.status in (ChunkStatus.FAILED, ChunkStatus.CANCELED)]

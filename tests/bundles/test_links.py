@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from bundles.services import bundle_build
 from jobs.links import link_sign
-from jobs.models import ObjectKind, StoredObject
+from jobs.models import Job, JobStatus, ObjectKind, StoredObject
 from tests.bundles.support import SyntheticMedia, chunks_of, job_with_assets
 from tests.conftest import Tenant
 from tests.s3 import MotoS3
@@ -187,8 +187,12 @@ def test_the_bundle_endpoint_answers_404_for_another_clients_job(
     assert response.json()["error"]["code"] == "job_not_found"
 
 
-def test_the_bundle_endpoint_answers_404_before_there_is_a_bundle(tenant: Tenant, tmp_path: Path) -> None:
+def test_the_bundle_endpoint_answers_409_before_the_job_ends_and_404_when_it_has_none(
+        tenant: Tenant, tmp_path: Path) -> None:
     job = job_with_assets(client=tenant.client, tmp=tmp_path, files={}, failed={1: "step 1 failed"})
+    early = tenant.api.get(f"/v1/jobs/{job.id}/bundle")
+    assert early.status_code == 409 and early.json()["error"]["code"] == "bundle_not_ready"
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)  # it ended with nothing to bundle
     response = tenant.api.get(f"/v1/jobs/{job.id}/bundle")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "bundle_not_found"

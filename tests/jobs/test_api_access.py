@@ -91,7 +91,7 @@ def test_rerun_names_a_chunk_that_does_not_exist(tenant: Tenant, spec: dict[str,
     job_id = tenant.api.post("/v1/jobs", spec, format="json").json()["id"]
     tenant.api.post(f"/v1/jobs/{job_id}/cancel")
     response = tenant.api.post(f"/v1/jobs/{job_id}/rerun-chunks", {"chunks": [7]}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 404  # well-formed, but no such chunk
     assert response.json()["error"]["code"] == "unknown_chunk"
 
 

@@ -74,7 +74,7 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("a number for a string", _set("features.0.script", 12345), "features[0].script", "invalid_type"),
     ("a string for a number", _set("viewport.width", "1280"), "viewport.width", "invalid_type"),
     ("a boolean for an integer", _set("viewport.height", True), "viewport.height", "invalid_type"),
-    ("a float for an integer", _set("viewport.width", 1280.0), "viewport.width", "invalid_type"),
+    ("a fraction for an integer", _set("viewport.width", 1280.5), "viewport.width", "invalid_type"),
     ("no features", _set("features", []), "features", "min_length"),
     ("too many features", lambda s: s.update(features=s["features"] * 21), "features", "max_length"),
     ("feature without title", _set("features.0.title", _DELETE), "features[0].title", "required"),
@@ -228,3 +228,11 @@ def test_short_hex_colours_are_stored_in_full(tenant: Tenant, spec: dict[str, An
     assert response.status_code == 201, response.json()
     branding = Job.objects.get(pk=response.json()["id"]).spec["branding"]
     assert (branding["background"], branding["accent"]) == ("#FFFFFF", "#7F56D9")
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says(tenant: Tenant, spec: dict[str, Any]) -> None:
+    spec["viewport"] = {"width": 1280.0, "height": 720}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    assert Job.objects.get(pk=response.json()["id"]).spec["viewport"] == {"width": 1280, "height": 720}
+    assert isinstance(Job.objects.get(pk=response.json()["id"]).spec["viewport"]["width"], int)

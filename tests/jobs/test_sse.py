@@ -170,5 +170,5 @@ def test_an_unknown_last_event_id_is_a_clear_error(web: str) -> None:
     job = make_job(client=client, webhook_url="")
     response = httpx.get(f"{web}/v1/jobs/{job.id}/events",
                          headers={"Authorization": f"Bearer {key}", "Last-Event-ID": "evt_NOPE"})
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_last_event_id"
