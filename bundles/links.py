@@ -75,11 +75,12 @@ def bundle_links(*, job: Job) -> dict[str, Any]:
     bundle = (StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE, purged_at__isnull=True, current=True,
                                           bundle__isnull=False)
               .exclude(sha256="").select_related("bundle").order_by("-bundle__version", "-id").first())
-    if bundle is None and job.status not in JOB_ENDED:
+    never_built = not StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).exists()
+    if bundle is None and never_built and job.status not in JOB_ENDED:
         raise Conflict(f"The job is {job.status}: its bundle is built when it ends (the bundle.ready event "
                        "says so).", code="bundle_not_ready")
     if bundle is None:
-        raise NotFound("This job has no bundle: none of its chunks succeeded, or retention purged it.",
+        raise NotFound("This job has no bundle: retention purged it, or none of its chunks succeeded.",
                        code="bundle_not_found")
     assets = list(StoredObject.objects.bundled().filter(job=job).select_related("chunk")
                   .order_by("chunk__index", "id"))

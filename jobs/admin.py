@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString
 
 from jobs.admin_support import audit, confirm_page, confirmed, media_preview
 from jobs.errors import DomainError
-from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, Job, StoredObject
+from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, EventType, Job, StoredObject
 from jobs.selectors import objects_expiry
 from jobs.services.jobs import job_cancel, job_rerun_chunks
 
@@ -133,8 +133,13 @@ class JobAdmin(admin.ModelAdmin):
     def timeline(self, job: Job) -> SafeString:
         events: list[dict[str, Any]] = []
         for event in job.events.order_by("sequence").values("sequence", "type", "created_ms", "data"):
-            chunk = (event["data"] or {}).get("chunk") or {}
-            detail = chunk.get("error") or (f"chunk {chunk['index']}" if chunk.get("index") else "")
+            data = event["data"] or {}
+            raw = data.get("chunk")
+            # Chunk events carry the chunk's view; chunk.progress only its index, with stage and progress.
+            chunk: dict[str, Any] = raw if isinstance(raw, dict) else {"index": raw} if isinstance(raw, int) else {}
+            detail = str(chunk.get("error") or (f"chunk {chunk['index']}" if chunk.get("index") else ""))
+            if event["type"] == EventType.CHUNK_PROGRESS and isinstance(data.get("progress"), int | float):
+                detail += f": {data.get('stage', '')} {data['progress']:.0%}"
             events.append({**event, "detail": detail})
         return SafeString(render_to_string("admin/jobs/job/timeline.html", {"events": events}))
 

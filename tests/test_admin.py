@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client as Browser
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bundles.models import Bundle
-from jobs.models import ChunkStatus, JobStatus, ObjectKind, StoredObject
+from jobs.models import ChunkStatus, EventType, JobStatus, ObjectKind, StoredObject
+from jobs.services.events import event_record
 from jobs.services.objects import object_record
 from retention.models import Hold, PurgeAudit
 from tests.bundles.conftest import local_storage
@@ -69,6 +70,15 @@ def test_the_job_page_shows_chunks_timeline_assets_with_retention_spec_and_manif
     assert '<video src="/v1/links/' in body  # a preview on the admin's own host
     assert "&quot;target_url&quot;: &quot;http://127.0.0.1:8765/&quot;" in body  # the spec, pretty-printed
     assert "No bundle yet." in body
+
+
+def test_the_timeline_shows_every_event_progress_included(operator: Browser) -> None:
+    job = make_job()
+    with transaction.atomic():  # the shape jobs.services.progress writes: the chunk's index, not its view
+        event_record(job=job, type=EventType.CHUNK_PROGRESS, data={"chunk": 1, "stage": "recording", "progress": 0.35})
+    body = operator.get(f"/admin/jobs/job/{job.id}/change/").content.decode()
+    assert "job.created" in body and "chunk.progress" in body
+    assert "chunk 1: recording 35%" in body
 
 
 def test_the_job_list_costs_the_same_queries_for_50_jobs_as_for_5(operator: Browser) -> None:

@@ -305,8 +305,12 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     # due right now claim first. A chunk never claimed waits out the grace.
     lease_gone = running.filter(lease_expires_at__lt=now - timedelta(seconds=LEASE_SLACK_S)) | running.filter(
         lease_expires_at__isnull=True, updated_at__lt=stale)
-    for chunk_id in lease_gone.filter(status=ChunkStatus.PENDING, admitted_at__isnull=False).values_list(
-            "id", flat=True)[:limit]:
+    # Admitted but never claimed: its message was lost, or it still waits in a long queue. Queued again at
+    # most once a grace period (admitted_at moves on), so a backlog is not multiplied every sweep.
+    waiting = list(running.filter(status=ChunkStatus.PENDING, admitted_at__lt=stale).values_list(
+        "id", flat=True)[:limit])
+    Chunk.objects.filter(pk__in=waiting).update(admitted_at=now)
+    for chunk_id in waiting:
         enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
         counts["chunk_record"] += 1
     for chunk_id in lease_gone.filter(status=ChunkStatus.RECORDING).values_list("id", flat=True)[:limit]:

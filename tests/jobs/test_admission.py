@@ -3,9 +3,11 @@ and is admitted in order as turns free up; past the unfinished-jobs cap, POST /v
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from jobs.models import Chunk, ChunkStatus, Job, JobStatus
@@ -101,3 +103,11 @@ def test_past_the_unfinished_jobs_cap_a_new_job_is_refused_and_nothing_is_writte
     error = refused.json()["error"]
     assert error["code"] == "too_many_jobs" and error["details"] == {"unfinished_jobs": 2, "limit": 2}
     assert Job.objects.filter(client=tenant.client_row).count() == 2
+
+
+def test_a_chunk_waiting_in_a_long_queue_is_queued_again_once_a_grace_not_every_sweep() -> None:
+    job = make_job()
+    job_start(job_id=job.id)
+    Chunk.objects.filter(job=job).update(admitted_at=timezone.now() - timedelta(seconds=120))
+    assert pipeline_recover(grace_s=60)["chunk_record"] == 1  # its message may be lost: once more
+    assert pipeline_recover(grace_s=60)["chunk_record"] == 0  # the next sweep leaves the copy be
