@@ -305,6 +305,7 @@ def openapi_complete(result: dict[str, Any], generator: Any, request: Any, publi
     request schemas say what the validators check."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     _constrain_requests(components)
+    _events_typed(components)
     components["Error"] = components.pop("Error", None) or {
         "type": "object", "required": ["error"],
         "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}}}
@@ -318,3 +319,79 @@ def openapi_complete(result: dict[str, Any], generator: Any, request: Any, publi
                 responses.setdefault(str(status), _error(status))
     _STREAM["get"]["responses"].update({str(s): _error(s) for s in (400, 401, 404, 429)})
     return result
+
+
+# --- Each event type's data, and the manifest ---------------------------------------------------------
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "object", "required": sorted(required), "properties": {**required, **(optional or {})}}
+
+
+_CHUNK_DATA = _object({"chunk": _ref("Chunk")})
+_BUNDLE_SUMMARY = _object({
+    "version": {"type": "integer"}, "assets": {"type": "integer"},
+    "failed_chunks": {"type": "array", "items": {"type": "integer"}}, "size_bytes": {"type": "integer"},
+    "sha256": {"type": "string"}, "url": {"type": "string", "format": "uri"},
+    "expires_at": {"type": "string", "format": "date-time"}})
+EVENT_DATA: dict[str, dict[str, Any]] = {
+    **{t: {"allOf": [_ref("Job")], "properties": {"rerun_chunks": {"type": "array", "items": {"type": "integer"}}}}
+       for t in EventType.values if t.startswith("job.") and t != EventType.JOB_PROGRESS},
+    EventType.JOB_PROGRESS: _object({"progress": {"type": "number", "minimum": 0, "maximum": 1},
+                                     "chunks": {"type": "integer"}}),
+    **{t: _CHUNK_DATA for t in EventType.values if t.startswith("chunk.") and t != EventType.CHUNK_PROGRESS},
+    EventType.CHUNK_PROGRESS: _object({"chunk": {"type": "integer", "description": "The chunk's index."},
+                                       "stage": {"type": "string", "enum": ["recording", "synthesizing", "muxing"]},
+                                       "progress": {"type": "number", "minimum": 0, "maximum": 1}}),
+    EventType.BUNDLE_READY: _object({"bundle": _BUNDLE_SUMMARY}),
+    EventType.BUNDLE_FAILED: _object({"reason": {"type": "string"},
+                                      "storage_status_code": {"type": ["integer", "null"]}}),
+    EventType.WEBHOOK_TEST: _object({"endpoint_id": {"type": "string"}, "message": {"type": "string"}}),
+}
+
+MANIFEST = {
+    "type": "object",
+    "description": "manifest.json in every bundle (docs/api.md#the-manifest).",
+    "required": ["manifest_version", "job_id", "bundle_version", "status", "created_at", "target_url", "metadata",
+                 "chunks", "assets", "failed_chunks", "cost"],
+    "properties": {
+        "manifest_version": {"type": "string", "const": "1.0"},
+        "job_id": {"type": "string"},
+        "bundle_version": {"type": "integer", "minimum": 1},
+        "status": {"type": "string", "enum": ["succeeded", "partial_success"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "target_url": {"type": "string"},
+        "metadata": {"type": "object"},
+        "chunks": {"type": "array", "items": _object({
+            "chunk": {"type": "integer"}, "title": {"type": "string"}, "status": _ref("ChunkStatusEnum"),
+            "error": {"type": ["string", "null"]}, "recording": {"type": ["object", "null"]},
+            "speech": {"type": ["object", "null"]}, "cost": {"type": ["object", "null"]}})},
+        "assets": {"type": "array", "items": _object(
+            {"name": {"type": "string"}, "chunk": {"type": "integer"}, "kind": _ref("KindEnum"),
+             "status": {"type": "string", "const": "succeeded"}, "bytes": {"type": "integer"},
+             "sha256": {"type": "string"}, "duration_ms": {"type": ["integer", "null"]}},
+            {"after_step": {"type": ["integer", "null"]}, "width": {"type": ["integer", "null"]},
+             "height": {"type": ["integer", "null"]}, "cost": {"type": ["object", "null"]}})},
+        "failed_chunks": {"type": "array", "items": _object({
+            "chunk": {"type": "integer"}, "title": {"type": "string"}, "status": _ref("ChunkStatusEnum"),
+            "reason": {"type": "string"}})},
+        "cost": _object({"currency": {"type": "string"}, "total_usd": {"type": "number"}}),
+    },
+}
+
+
+def _events_typed(components: dict[str, Any]) -> None:
+    """Event: one variant per type, discriminated by ``type``, each with its own ``data``."""
+    envelope = components["Event"]
+    mapping = {}
+    for event_type, data in EVENT_DATA.items():
+        name = "Event_" + event_type.replace(".", "_")
+        components[name] = {**envelope, "properties": {**envelope["properties"], "type": {"type": "string",
+                            "const": event_type}, "data": data}}
+        mapping[event_type] = f"#/components/schemas/{name}"
+    components["Event"] = {"oneOf": [{"$ref": ref} for ref in mapping.values()],
+                           "discriminator": {"propertyName": "type", "mapping": mapping}}
+    components["Manifest"] = MANIFEST

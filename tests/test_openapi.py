@@ -8,13 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
 from drf_spectacular.generators import SchemaGenerator
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from jobs.models import Event, EventType, Job, JobStatus
+from jobs.services.events import event_record
+from jobs.services.jobs import job_settle, job_start
+from jobs.services.pipeline import chunk_claim
+from tests.bundles.conftest import local_storage  # noqa: F401  (fixture)
+from tests.bundles.support import job_with_assets
 from tests.conftest import Tenant
+from tests.factories import make_job
 from tests.processes import ROOT
+from webhooks.services.endpoints import endpoint_create, endpoint_test
 
 DOC = ROOT / "docs" / "openapi.json"
 BASE = "urn:screenreel:openapi"
@@ -117,3 +126,31 @@ def test_the_documented_example_is_a_job_the_api_accepts() -> None:
     example = operation["requestBody"]["content"]["application/json"]["examples"]["TwoFeatures"]["value"]
     response = Tenant("Example").api.post("/v1/jobs", example, format="json")
     assert response.status_code == 201, response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("local_storage")
+def test_every_kind_of_event_and_the_manifest_match_their_schemas(tmp_path: Path) -> None:
+    contract = Contract(_generated())
+    job = job_with_assets(files={1: [("chunk-1-final.mp4", "video", b"v" * 100)]}, failed={2: "step 1 failed"},
+                          tmp=tmp_path)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    assert job_settle(job_id=job.id) == JobStatus.PARTIAL_SUCCESS  # bundle.ready, then job.partial_success
+    other = make_job(client=job.client)
+    job_start(job_id=other.id)
+    assert chunk_claim(chunk_id=other.chunks.get().pk, stage="record") is not None  # chunk.recording.started
+    with transaction.atomic():  # the shape jobs.services.progress writes
+        event_record(job=other, type=EventType.CHUNK_PROGRESS, data={"chunk": 1, "stage": "recording", "progress": 0.2})
+    endpoint_test(endpoint=endpoint_create(client=job.client, url="https://hooks.example.com/in", event_types=[]))
+
+    event_schema = {"$ref": f"{BASE}#/components/schemas/Event"}
+    events = list(Event.objects.filter(client=job.client))
+    assert {e.type for e in events} >= {"job.created", "job.started", "bundle.ready", "job.partial_success",
+                                        "chunk.recording.started", "chunk.progress", "webhook.test"}
+    for event in events:
+        errors = list(Draft202012Validator(event_schema, registry=contract.registry).iter_errors(event.to_dict()))
+        assert not errors, (event.type, [e.message for e in errors[:3]])
+    manifest = job.bundles.get().manifest
+    errors = list(Draft202012Validator({"$ref": f"{BASE}#/components/schemas/Manifest"},
+                                       registry=contract.registry).iter_errors(manifest))
+    assert not errors, [e.message for e in errors[:3]]
