@@ -337,7 +337,7 @@ _BUNDLE_SUMMARY = _object({
     "failed_chunks": {"type": "array", "items": {"type": "integer"}}, "size_bytes": {"type": "integer"},
     "sha256": {"type": "string"}, "url": {"type": "string", "format": "uri"},
     "expires_at": {"type": "string", "format": "date-time"}})
-EVENT_DATA: dict[str, dict[str, Any]] = {
+_DATA_BY_TYPE: dict[str, dict[str, Any]] = {
     **{t: {"allOf": [_ref("Job")], "properties": {"rerun_chunks": {"type": "array", "items": {"type": "integer"}}}}
        for t in EventType.values if t.startswith("job.") and t != EventType.JOB_PROGRESS},
     EventType.JOB_PROGRESS: _object({"progress": {"type": "number", "minimum": 0, "maximum": 1},
@@ -351,6 +351,9 @@ EVENT_DATA: dict[str, dict[str, Any]] = {
                                       "storage_status_code": {"type": ["integer", "null"]}}),
     EventType.WEBHOOK_TEST: _object({"endpoint_id": {"type": "string"}, "message": {"type": "string"}}),
 }
+
+# Plain strings: the YAML renderer of /api/schema/ cannot write enum members.
+EVENT_DATA = {str(event_type): data for event_type, data in _DATA_BY_TYPE.items()}
 
 MANIFEST = {
     "type": "object",

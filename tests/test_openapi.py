@@ -154,3 +154,11 @@ def test_every_kind_of_event_and_the_manifest_match_their_schemas(tmp_path: Path
     errors = list(Draft202012Validator({"$ref": f"{BASE}#/components/schemas/Manifest"},
                                        registry=contract.registry).iter_errors(manifest))
     assert not errors, [e.message for e in errors[:3]]
+
+
+@pytest.mark.django_db
+def test_the_served_document_renders_as_yaml_and_json() -> None:
+    from django.test import Client
+
+    for accept in ("*/*", "application/vnd.oai.openapi", "application/json"):  # YAML is drf-spectacular's default
+        assert Client().get("/api/schema/", HTTP_ACCEPT=accept).status_code == 200, accept
