@@ -97,6 +97,7 @@ def test_metrics_needs_its_token_and_says_what_the_service_holds(settings: Setti
     metrics.observe(metrics.STAGE_DURATION, 7.5, "record", "succeeded")
     metrics.observe(metrics.STAGE_DURATION, 45.0, "record", "succeeded")
     metrics.count(metrics.DELIVERY_ATTEMPTS, "succeeded", by=3)
+    metrics.count(metrics.PURGED_OBJECTS, "raw", by=2)
     http.get("/healthz")
 
     series = _scrape(http)
@@ -116,7 +117,7 @@ def test_metrics_needs_its_token_and_says_what_the_service_holds(settings: Setti
     assert series["screenreel_http_requests_total"][
         (("method", "GET"), ("route", "healthz"), ("status", "200"))] >= 1
     assert "screenreel_sse_streams_open" in series
-    assert "screenreel_purged_objects_total" in series or "screenreel_purged_objects" not in series
+    assert series["screenreel_purged_objects_total"][(("retention_class", "raw"),)] == 2
 
 
 @pytest.mark.django_db
