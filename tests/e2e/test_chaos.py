@@ -128,6 +128,10 @@ def test_every_job_answered_2xx_while_redis_was_down_finishes_and_no_other_exist
                  else refused.append(response.status_code))
 
             submit(0)
+            # The outage hits a connected worker with a job in flight (its chunk's message sent or taken),
+            # not a worker still starting up.
+            wait_for(lambda: Job.objects.get(pk=accepted[0]).status == JobStatus.RUNNING, timeout=60,
+                     what="the first job to start")
             down = threading.Thread(target=outage, args=(DOWN_S,))
             down.start()
             time.sleep(0.5)
