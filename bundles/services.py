@@ -31,7 +31,8 @@ def bundled_objects(*, job: Job) -> list[StoredObject]:
 
 
 def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject], version: int) -> dict[str, Any]:
-    """The manifest: every bundled asset with status, bytes, sha256, duration and cost; every failure."""
+    """The manifest: every bundled asset with status, bytes, sha256, duration and cost; every failure; where
+    each chunk's steps, lines and chapters are in its final video."""
     by_index = {c.index: c for c in chunks}
     assets: list[dict[str, Any]] = []
     failed = [{"chunk": c.index, "title": c.title, "status": c.status, "reason": c.error or c.status}
@@ -48,16 +49,18 @@ def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject]
         assets.append(entry)
     total = sum((c.cost or {}).get("total_usd", 0.0) for c in chunks if c.status == ChunkStatus.SUCCEEDED)
     return {
-        "manifest_version": "1.0",
+        "manifest_version": "1.1",
         "job_id": job.id,
         "bundle_version": version,
         "status": "succeeded" if not failed else "partial_success",
         "created_at": timezone.now().isoformat().replace("+00:00", "Z"),
         "target_url": job.parsed_spec.target_url,
         "metadata": job.parsed_spec.metadata,
+        # Per chunk, where everything is in its final video (chunk.timeline): each step's start and end,
+        # each line's start, end and text, each chapter's start and title.
         "chunks": [
             {"chunk": c.index, "title": c.title, "status": c.status, "error": c.error or None,
-             "recording": c.recording, "speech": c.speech, "cost": c.cost}
+             "recording": c.recording, "speech": c.speech, "cost": c.cost, "timeline": c.timeline}
             for c in chunks
         ],
         "assets": assets,

@@ -99,20 +99,38 @@ class ChunkStatus(models.TextChoices):
 
 
 CHUNK_ENDED = frozenset({ChunkStatus.SUCCEEDED, ChunkStatus.FAILED, ChunkStatus.CANCELED})
+# Two paths through the statuses (DESIGN.md §1):
+# - lines per step ("paced"): pending -> synthesizing -> recording -> muxing, since the recorder paces the
+#   steps to the lines' durations;
+# - one script: pending -> recording -> [synthesizing] -> muxing, the synthesis running beside the
+#   recording; "synthesizing" then means the recording is done and waits for the voice.
 CHUNK_TRANSITIONS: dict[str, frozenset[str]] = {
-    ChunkStatus.PENDING: frozenset({ChunkStatus.RECORDING, ChunkStatus.FAILED, ChunkStatus.CANCELED}),
-    ChunkStatus.RECORDING: frozenset({ChunkStatus.SYNTHESIZING, ChunkStatus.FAILED, ChunkStatus.CANCELED}),
-    ChunkStatus.SYNTHESIZING: frozenset({ChunkStatus.MUXING, ChunkStatus.FAILED, ChunkStatus.CANCELED}),
+    ChunkStatus.PENDING: frozenset({ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING, ChunkStatus.FAILED,
+                                    ChunkStatus.CANCELED}),
+    ChunkStatus.SYNTHESIZING: frozenset({ChunkStatus.RECORDING, ChunkStatus.MUXING, ChunkStatus.FAILED,
+                                         ChunkStatus.CANCELED}),
+    ChunkStatus.RECORDING: frozenset({ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING, ChunkStatus.FAILED,
+                                      ChunkStatus.CANCELED}),
     ChunkStatus.MUXING: frozenset({ChunkStatus.SUCCEEDED, ChunkStatus.FAILED, ChunkStatus.CANCELED}),
     ChunkStatus.SUCCEEDED: frozenset({ChunkStatus.PENDING}),
     ChunkStatus.FAILED: frozenset({ChunkStatus.PENDING}),
     ChunkStatus.CANCELED: frozenset({ChunkStatus.PENDING}),
 }
-# The two Celery stages of a chunk and the statuses each one may pick up.
+# The Celery stages of a chunk and the statuses each one may pick up. Recording and muxing hold the chunk's
+# lease (lease_expires_at, attempts); synthesis, which may run beside the recording, holds its own
+# (synth_lease_expires_at, synth_attempts) until the chunk's speech is set.
 STAGE_STATUSES: dict[str, frozenset[str]] = {
+    "synthesize": frozenset({ChunkStatus.PENDING, ChunkStatus.SYNTHESIZING, ChunkStatus.RECORDING}),
     "record": frozenset({ChunkStatus.PENDING, ChunkStatus.RECORDING}),
-    "produce": frozenset({ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING}),
+    "mux": frozenset({ChunkStatus.MUXING}),
 }
+
+
+def holds_record_turn(status: str, *, recorded: bool) -> bool:
+    """Whether a chunk in ``status`` holds one of its client's recording turns (jobs.services.admission):
+    from its admission until its recording is done."""
+    return status in (ChunkStatus.PENDING, ChunkStatus.RECORDING) or (
+        status == ChunkStatus.SYNTHESIZING and not recorded)
 
 
 def iso(value: Any) -> str | None:
@@ -208,12 +226,19 @@ class Chunk(models.Model):
     progress = models.FloatField(default=0.0)
     # While a stage works on the chunk nobody else may; past this time the worker is presumed dead.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The synthesis stage's own lease and attempts: it may run while the recording holds the one above.
+    synth_attempts = models.PositiveSmallIntegerField(default=0)
+    synth_lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Lines per step: synthesis comes first and the recorder paces the steps to the lines.
+    paced = models.BooleanField(default=False)
     # When fair share (jobs.services.admission) let its recording into the broker; None: waiting its turn.
     admitted_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     recording = models.JSONField(null=True, blank=True)  # recording metadata (DESIGN.md §1)
-    speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, duration
+    speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, lines; set once synthesized
     cost = models.JSONField(null=True, blank=True)
+    # Where its steps, lines and chapters are in the final video (set by the mux; the manifest shows it).
+    timeline = models.JSONField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -249,6 +274,7 @@ class Chunk(models.Model):
             "recording": self.recording,
             "speech": self.speech,
             "cost": self.cost,
+            "timeline": self.timeline,
             "assets": assets or [],
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
@@ -265,25 +291,37 @@ class RetentionClass(models.TextChoices):
 
 class ObjectKind(models.TextChoices):
     RECORDING = "recording"
+    LINE = "line"  # one narration line's audio, ready to lay out (jobs.media.narration)
     STILL = "still"
     SCRIPT = "script"
     AUDIO = "audio"
     VIDEO = "video"
+    CAPTIONS = "captions"  # chunk-N-captions.vtt and .srt
+    CHAPTERS = "chapters"  # chunk-N-chapters.txt
+    WORDS = "words"  # chunk-N-words.json, when the voice gave word timings
     BUNDLE = "bundle"
 
 
-# Every kind's retention class: the raw capture is kept briefly, what a client receives longer.
+# Every kind's retention class: the raw capture and the line audio are kept briefly, what a client
+# receives longer.
 KIND_CLASS: dict[str, str] = {
     ObjectKind.RECORDING: RetentionClass.RAW,
+    ObjectKind.LINE: RetentionClass.RAW,
     ObjectKind.STILL: RetentionClass.OUTPUT,
     ObjectKind.SCRIPT: RetentionClass.OUTPUT,
     ObjectKind.AUDIO: RetentionClass.OUTPUT,
     ObjectKind.VIDEO: RetentionClass.OUTPUT,
+    ObjectKind.CAPTIONS: RetentionClass.OUTPUT,
+    ObjectKind.CHAPTERS: RetentionClass.OUTPUT,
+    ObjectKind.WORDS: RetentionClass.OUTPUT,
     ObjectKind.BUNDLE: RetentionClass.BUNDLE,
 }
 # What a bundle holds of a succeeded chunk (the zip, the manifest, the links and the admin preview all
-# ask this one set): the raw recording stays out, the edited video carries it.
-BUNDLED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.SCRIPT, ObjectKind.AUDIO})
+# ask this one set): the raw recording and line audio stay out, the edited video carries them.
+BUNDLED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.SCRIPT, ObjectKind.AUDIO,
+                           ObjectKind.CAPTIONS, ObjectKind.CHAPTERS, ObjectKind.WORDS})
+# Meta kept for the pipeline's own use, not shown with the asset (a line's word timings).
+PRIVATE_META = frozenset({"words"})
 
 
 class StoredObjectQuerySet(models.QuerySet["StoredObject"]):
@@ -353,7 +391,7 @@ class StoredObject(models.Model):
             "retention_class": self.retention_class,
             "bytes": self.bytes,
             "sha256": self.sha256,
-            **self.meta,
+            **{k: v for k, v in self.meta.items() if k not in PRIVATE_META},
             "created_at": iso(self.created_at),
             "expires_at": iso(expires_at),
             "purged_at": iso(self.purged_at),

@@ -47,9 +47,50 @@ class AssetSerializer(serializers.Serializer):
     after_step = serializers.IntegerField(required=False)
     width = serializers.IntegerField(required=False)
     height = serializers.IntegerField(required=False)
+    # A narration line's audio (kind "line"): which line, at which step, its text, length and loudness.
+    line = serializers.IntegerField(required=False)
+    step = serializers.IntegerField(required=False, allow_null=True)
+    text = serializers.CharField(required=False)
+    samples = serializers.IntegerField(required=False)
+    sample_rate = serializers.IntegerField(required=False)
+    lufs = serializers.FloatField(required=False, allow_null=True)
+    true_peak_dbtp = serializers.FloatField(required=False, allow_null=True)
+    gain_db = serializers.FloatField(required=False)
+    limited = serializers.BooleanField(required=False)
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
     purged_at = serializers.DateTimeField(allow_null=True)
+
+
+class TimedStepSerializer(serializers.Serializer):
+    step = serializers.IntegerField(min_value=1)
+    start_ms = serializers.IntegerField()
+    end_ms = serializers.IntegerField()
+
+
+class TimedLineSerializer(serializers.Serializer):
+    line = serializers.IntegerField(min_value=1)
+    step = serializers.IntegerField(allow_null=True, help_text="The step it is spoken at; null for a script sentence.")
+    start_ms = serializers.IntegerField()
+    end_ms = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class TimedChapterSerializer(serializers.Serializer):
+    start_ms = serializers.IntegerField()
+    title = serializers.CharField()
+
+
+class TimelineSerializer(serializers.Serializer):
+    """Where the chunk's steps, lines and chapters are in its final video, in milliseconds from its start."""
+
+    duration_ms = serializers.IntegerField()
+    recording_starts_ms = serializers.IntegerField(help_text="Where the recording starts (after the intro).")
+    outro_starts_ms = serializers.IntegerField()
+    steps = TimedStepSerializer(many=True)
+    lines = TimedLineSerializer(many=True)
+    chapters = TimedChapterSerializer(many=True)
+    captions = serializers.IntegerField(help_text="How many caption cues.")
 
 
 class ChunkSerializer(serializers.Serializer):
@@ -62,6 +103,7 @@ class ChunkSerializer(serializers.Serializer):
     recording = serializers.DictField(allow_null=True)
     speech = serializers.DictField(allow_null=True)
     cost = serializers.DictField(allow_null=True)
+    timeline = TimelineSerializer(allow_null=True)
     assets = AssetSerializer(many=True)
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -222,21 +264,40 @@ _FILTERS = sorted({*EventType.values, "*", "job.*", "chunk.*", "bundle.*", "chun
 
 
 def _step_variants(components: dict[str, Any]) -> None:
-    """StepRequest as a union discriminated by ``action``: each action's own required and allowed fields."""
-    from jobs.serializers import STEP_FIELDS
+    """StepRequest as a union discriminated by ``action``: each action's own required and allowed fields.
+
+    A feature is narrated either by its ``script`` or by its steps' ``say`` lines: FeatureRequest is one of
+    ScriptFeature (a script; no step says anything) and LinesFeature (no script; at least one step says
+    something), so a generated feature is never one the validator refuses.
+    """
+    from jobs.serializers import STEP_COMMON, STEP_FIELDS
 
     fields = components["StepRequest"]["properties"]
     fields["url"] = {"type": "string", "maxLength": 2048, "pattern": RELATIVE_PATH + "|" + HTTP_URL}
-    mapping = {}
+    mapping, silent = {}, {}
     for action, (required, optional) in STEP_FIELDS.items():
         name = "Step" + "".join(part.title() for part in action.split("_"))
+        allowed = sorted(required | optional | STEP_COMMON)
         components[name] = {"type": "object", "additionalProperties": False,
                             "required": ["action", *sorted(required)],
                             "properties": {"action": {"type": "string", "const": action},
-                                           **{f: fields[f] for f in sorted(required | optional)}}}
+                                           **{f: fields[f] for f in allowed}}}
+        components[name + "Silent"] = {**components[name], "properties": {
+            k: v for k, v in components[name]["properties"].items() if k != "say"}}
         mapping[action] = f"#/components/schemas/{name}"
+        silent[action] = f"#/components/schemas/{name}Silent"
     components["StepRequest"] = {"oneOf": [{"$ref": ref} for ref in mapping.values()],
                                  "discriminator": {"propertyName": "action", "mapping": mapping}}
+    feature = components.pop("FeatureRequest")
+    steps = feature["properties"]["steps"]
+    components["ScriptFeature"] = {**feature, "required": ["title", "script", "steps"], "properties": {
+        **feature["properties"], "steps": {**steps, "items": {
+            "oneOf": [{"$ref": ref} for ref in silent.values()],
+            "discriminator": {"propertyName": "action", "mapping": silent}}}}}
+    components["LinesFeature"] = {**feature, "required": ["title", "steps"], "properties": {
+        "title": feature["properties"]["title"],
+        "steps": {**steps, "contains": {"type": "object", "required": ["say"]}}}}
+    components["FeatureRequest"] = {"oneOf": [_ref("ScriptFeature"), _ref("LinesFeature")]}
 
 
 def _constrain_requests(components: dict[str, Any]) -> None:
@@ -262,6 +323,7 @@ def _constrain_requests(components: dict[str, Any]) -> None:
                         "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 500}, {"type": "number"},
                                                            {"type": "boolean"}, {"type": "null"}]}}
     components["FeatureRequest"]["properties"]["steps"].update(minItems=1, maxItems=50)
+
     for side in ("width", "height"):
         components["ViewportRequest"]["properties"][side]["multipleOf"] = 2
     branding = components["BrandingRequest"]["properties"]
@@ -361,7 +423,7 @@ MANIFEST = {
     "required": ["manifest_version", "job_id", "bundle_version", "status", "created_at", "target_url", "metadata",
                  "chunks", "assets", "failed_chunks", "cost"],
     "properties": {
-        "manifest_version": {"type": "string", "const": "1.0"},
+        "manifest_version": {"type": "string", "const": "1.1"},
         "job_id": {"type": "string"},
         "bundle_version": {"type": "integer", "minimum": 1},
         "status": {"type": "string", "enum": ["succeeded", "partial_success"]},
@@ -371,7 +433,8 @@ MANIFEST = {
         "chunks": {"type": "array", "items": _object({
             "chunk": {"type": "integer"}, "title": {"type": "string"}, "status": _ref("ChunkStatusEnum"),
             "error": {"type": ["string", "null"]}, "recording": {"type": ["object", "null"]},
-            "speech": {"type": ["object", "null"]}, "cost": {"type": ["object", "null"]}})},
+            "speech": {"type": ["object", "null"]}, "cost": {"type": ["object", "null"]},
+            "timeline": {"anyOf": [_ref("Timeline"), {"type": "null"}]}})},
         "assets": {"type": "array", "items": _object(
             {"name": {"type": "string"}, "chunk": {"type": "integer"}, "kind": _ref("KindEnum"),
              "status": {"type": "string", "const": "succeeded"}, "bytes": {"type": "integer"},

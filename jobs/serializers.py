@@ -6,10 +6,12 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.media.captions import LANGUAGES
 from jobs.media.recorder import Pacing
-from jobs.spec import DEFAULT_VIEWPORT, Branding, Voice
+from jobs.spec import DEFAULT_VIEWPORT, Branding, Captions, Voice
 
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 MAX_URL = 2048
@@ -25,7 +27,12 @@ STEP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "wait": ({"ms"}, set()),
     "wait_for": ({"selector"}, {"timeout_ms"}),
 }
+# Every action may also carry ``say`` (the line spoken as the step begins) and ``chapter`` (a chapter
+# title starting at the step).
+STEP_COMMON = frozenset({"say", "chapter"})
 VOICE_PROVIDERS = ("auto", "espeak-ng", "piper", "elevenlabs")
+MAX_LINE = 1000
+MAX_LEXICON = 200
 
 
 class StrictSerializer(serializers.Serializer):
@@ -125,11 +132,13 @@ class StepSerializer(StrictSerializer):
     y = StrictIntegerField(min_value=-20000, max_value=20000, required=False)
     ms = StrictIntegerField(min_value=0, max_value=30000, required=False)
     timeout_ms = StrictIntegerField(min_value=100, max_value=60000, required=False)
+    say = StrictCharField(max_length=MAX_LINE, required=False)
+    chapter = StrictCharField(max_length=100, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         action = attrs["action"]
         required, optional = STEP_FIELDS[action]
-        given = set(attrs) - {"action"}
+        given = set(attrs) - {"action"} - STEP_COMMON
         errors: dict[str, Any] = {}
         for name in sorted(required - given):
             errors[name] = serializers.ErrorDetail(f"Required for action '{action}'.", code="required")
@@ -151,10 +160,23 @@ class StepSerializer(StrictSerializer):
 
 
 class FeatureSerializer(StrictSerializer):
+    """A feature is narrated either by one ``script`` over its recording or by its steps' ``say`` lines
+    (each spoken as its step begins; the recorder paces the steps to them), never both."""
+
     title = StrictCharField(max_length=200)
-    script = StrictCharField(max_length=5000)
+    script = StrictCharField(max_length=5000, required=False)
     # many=True passes these on to the ListSerializer; the stubs do not know that.
     steps = StepSerializer(many=True, max_length=50, min_length=1)  # type: ignore[call-arg]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        lines = any("say" in step for step in attrs["steps"])
+        if lines and "script" in attrs:
+            raise serializers.ValidationError({"script": serializers.ErrorDetail(
+                "Give either a script or per-step 'say' lines, not both.", code="script_and_lines")})
+        if not lines and "script" not in attrs:
+            raise serializers.ValidationError({"script": serializers.ErrorDetail(
+                "Required unless steps carry 'say' lines: a feature needs narration.", code="required")})
+        return attrs
 
 
 class HexColourField(StrictCharField):
@@ -179,9 +201,48 @@ class BrandingSerializer(StrictSerializer):
     logo_url = HttpUrlField(required=False, allow_blank=True, default="")
 
 
+@extend_schema_field({
+    "type": "object", "maxProperties": MAX_LEXICON, "description": "Words mapped to how they are spoken.",
+    "propertyNames": {"minLength": 1, "maxLength": 60, "pattern": r"[^\s\x1c-\x1f\x85]"},
+    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"[^\s\x1c-\x1f\x85]"}})
+class LexiconField(serializers.Field):
+    """Words mapped to how the voice should say them: ``{"Screenreel": "screen reel"}``. Whole words,
+    case-insensitive, applied before synthesis and never to the captions."""
+
+    default_error_messages = {"invalid_type": "Must be an object of words to how they are spoken."}
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if not isinstance(data, dict):
+            self.fail("invalid_type")
+        if len(data) > MAX_LEXICON:
+            raise serializers.ValidationError(f"At most {MAX_LEXICON} entries.", code="too_many_keys")
+        for word, spoken in data.items():
+            if not word.strip() or len(word) > 60:
+                raise serializers.ValidationError(f"Entry {word[:60]!r} must be 1 to 60 characters.",
+                                                  code="invalid_key")
+            if not isinstance(spoken, str):
+                raise serializers.ValidationError(f"How {word!r} is spoken must be a string.", code="invalid_type")
+            if not spoken.strip() or len(spoken) > 200:
+                raise serializers.ValidationError(f"How {word!r} is spoken must be 1 to 200 characters.",
+                                                  code="invalid_value")
+        return dict(data)
+
+    def to_representation(self, value: Any) -> dict[str, str]:
+        return dict(value)
+
+
 class VoiceSerializer(StrictSerializer):
     provider = serializers.ChoiceField(choices=VOICE_PROVIDERS, required=False, default="auto")
     voice_id = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
+    lexicon = LexiconField(required=False)
+
+
+class CaptionsSerializer(StrictSerializer):
+    """VTT and SRT files and a soft subtitle track are always made; ``burn_in`` also draws them into the
+    picture, which costs a re-encode of the video."""
+
+    burn_in = StrictBooleanField(required=False, default=False)
+    language = serializers.ChoiceField(choices=sorted(LANGUAGES), required=False, default="en")
 
 
 class PacingSerializer(StrictSerializer):
@@ -197,6 +258,8 @@ class PacingSerializer(StrictSerializer):
                                               max_value=Pacing.BOUNDS["hold_before_ms"][1], required=False)
     hold_after_ms = StrictIntegerField(min_value=Pacing.BOUNDS["hold_after_ms"][0],
                                              max_value=Pacing.BOUNDS["hold_after_ms"][1], required=False)
+    line_pause_ms = StrictIntegerField(min_value=Pacing.BOUNDS["line_pause_ms"][0],
+                                       max_value=Pacing.BOUNDS["line_pause_ms"][1], required=False)
 
 
 class JobSpecSerializer(StrictSerializer):
@@ -207,6 +270,7 @@ class JobSpecSerializer(StrictSerializer):
                                   default=lambda: Branding().model_dump(exclude={"logo_url"}))
     voice = VoiceSerializer(required=False, default=lambda: Voice().model_dump())
     pacing = PacingSerializer(required=False, default=dict)
+    captions = CaptionsSerializer(required=False, default=lambda: Captions().model_dump())
     webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobs.media.captions import LANGUAGES
 from jobs.media.mux import DEFAULT_ACCENT, DEFAULT_BACKGROUND
+from jobs.media.narration import LineText, lines_for
 from jobs.media.recorder import Pacing
 
 DEFAULT_VIEWPORT = {"width": 1280, "height": 720}
@@ -38,12 +40,38 @@ class Branding(_Frozen):
 class Voice(_Frozen):
     provider: str = "auto"
     voice_id: str | None = None
+    lexicon: dict[str, str] = Field(default_factory=dict)
+
+
+class Captions(_Frozen):
+    burn_in: bool = False
+    language: str = "en"
+
+    @property
+    def mp4_language(self) -> str:
+        """The ISO 639-2 code the subtitle track carries."""
+        return LANGUAGES[self.language]
 
 
 class Feature(_Frozen):
     title: str
-    script: str
+    script: str = ""  # empty when the steps carry their own lines
     steps: list[dict[str, Any]] = Field(min_length=1)
+
+    @property
+    def lines(self) -> list[LineText]:
+        """What is said: the steps' ``say`` lines, else the script's sentences (``jobs.media.narration``)."""
+        return lines_for(script=self.script, steps=self.steps)
+
+    @property
+    def per_step(self) -> bool:
+        """Whether the steps carry the lines (then synthesis comes before the recording, which paces to them)."""
+        return any(step.get("say") for step in self.steps)
+
+    @property
+    def narration_text(self) -> str:
+        """The narration as written, one line per line (chunk-N-script.txt)."""
+        return "\n".join(line.text for line in self.lines) if self.per_step else self.script.strip()
 
 
 class JobSpec(_Frozen):
@@ -53,6 +81,7 @@ class JobSpec(_Frozen):
     branding: Branding = Branding()
     voice: Voice = Voice()
     pacing: dict[str, int] = Field(default_factory=dict)
+    captions: Captions = Captions()
     webhook_url: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -12,8 +12,9 @@ from enum import StrEnum
 
 class TaskName(StrEnum):
     JOB_START = "jobs.tasks.job_start"
+    CHUNK_SYNTHESIZE = "jobs.tasks.chunk_synthesize"
     CHUNK_RECORD = "jobs.tasks.chunk_record"
-    CHUNK_PRODUCE = "jobs.tasks.chunk_produce"
+    CHUNK_MUX = "jobs.tasks.chunk_mux"
     JOB_SETTLE = "jobs.tasks.job_settle"
     PIPELINE_RECOVER = "jobs.tasks.pipeline_recover"
     DELIVERIES_DISPATCH = "webhooks.tasks.deliveries_dispatch"
@@ -24,7 +25,8 @@ QUEUES = ("record", "media", "deliver", "default")
 
 # Where each task runs; a task not named here runs on "default".
 QUEUE_OF: dict[TaskName, str] = {
+    TaskName.CHUNK_SYNTHESIZE: "media",
     TaskName.CHUNK_RECORD: "record",
-    TaskName.CHUNK_PRODUCE: "media",
+    TaskName.CHUNK_MUX: "media",
     TaskName.DELIVERIES_DISPATCH: "deliver",
 }

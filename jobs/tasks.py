@@ -24,6 +24,14 @@ def job_start(job_id: str) -> None:
     job_services.job_start(job_id=job_id)
 
 
+@shared_task(bind=True, name=TaskName.CHUNK_SYNTHESIZE, acks_late=True, reject_on_worker_lost=True,
+             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
+def chunk_synthesize(self: Task[Any, Any], chunk_id: int) -> None:
+    result = pipeline.chunk_synthesize_run(chunk_id=chunk_id)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)
+
+
 @shared_task(bind=True, name=TaskName.CHUNK_RECORD, acks_late=True, reject_on_worker_lost=True,
              max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
 def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
@@ -32,10 +40,10 @@ def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
         raise self.retry(countdown=result.retry_in)
 
 
-@shared_task(bind=True, name=TaskName.CHUNK_PRODUCE, acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name=TaskName.CHUNK_MUX, acks_late=True, reject_on_worker_lost=True,
              max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
-def chunk_produce(self: Task[Any, Any], chunk_id: int) -> None:
-    result = pipeline.chunk_produce_run(chunk_id=chunk_id)
+def chunk_mux(self: Task[Any, Any], chunk_id: int) -> None:
+    result = pipeline.chunk_mux_run(chunk_id=chunk_id)
     if result.retry_in is not None:
         raise self.retry(countdown=result.retry_in)
 

@@ -2,8 +2,9 @@
 
 Starts what it needs (a private Redis unless REDIS_URL is set, the sample web app, a Celery worker with
 beat, the API under uvicorn, a webhook receiver that verifies signatures), submits a two-feature job
-through the REST API, shows progress, downloads the bundle through its signed link, prints the path
-and the verified webhook, then stops everything it started.
+narrated by per-step lines with chapters through the REST API, shows progress, downloads the bundle
+through its signed link, prints where the videos, captions and chapters are and the verified webhook,
+then stops everything it started.
 """
 
 from __future__ import annotations
@@ -70,33 +71,34 @@ def job_spec(app_url: str, hook_url: str) -> dict[str, object]:
     return {
         "target_url": app_url,
         "viewport": {"width": 1280, "height": 720},
+        # Lines per step: each is spoken as its step begins, and the recorder paces the steps to them.
         "features": [
             {"title": "Create a project",
-             "script": "Start a project in seconds. Click New project, give it a name, press enter, "
-                       "and your new project card appears right away.",
              "steps": [
-                 {"action": "goto", "url": "/projects.html"},
-                 {"action": "click", "selector": "text=New project"},
-                 {"action": "type", "selector": "#name", "text": "Launch plan"},
-                 {"action": "press", "key": "Enter"},
+                 {"action": "goto", "url": "/projects.html", "chapter": "Your projects",
+                  "say": "Acme keeps every project your team is building in one place."},
+                 {"action": "click", "selector": "text=New project", "chapter": "A new project",
+                  "say": "Click New project."},
+                 {"action": "type", "selector": "#name", "text": "Launch plan", "say": "Give it a name."},
+                 {"action": "press", "key": "Enter", "say": "Press enter, and your new project card appears."},
                  {"action": "wait_for", "selector": ".project-card"},
                  {"action": "hover", "selector": ".project-card"},
                  {"action": "wait", "ms": 800},
              ]},
             {"title": "Explore the dashboard",
-             "script": "The dashboard keeps your whole team in view. Scroll to see live progress for "
-                       "every release.",
              "steps": [
-                 {"action": "goto", "url": "/"},
+                 {"action": "goto", "url": "/", "say": "The dashboard keeps your whole team in view."},
                  {"action": "wait", "ms": 600},
-                 {"action": "scroll", "y": 500},
+                 {"action": "scroll", "y": 500, "say": "Scroll down to see live progress for every release."},
                  {"action": "wait", "ms": 800},
                  {"action": "scroll", "y": -500},
              ]},
         ],
+        # How the voice says a word, never how the captions write it.
+        "voice": {"provider": "auto", "lexicon": {"Acme": "Ack me"}},
+        "captions": {"burn_in": False, "language": "en"},
         "branding": {"intro_title": "Acme 2.4", "outro_title": "acme.example", "background": "#101828",
                      "accent": "#7F56D9"},
-        "voice": {"provider": "auto"},
         "webhook_url": hook_url,
         "metadata": {"release": "2.4", "source": "make demo"},
     }
@@ -199,6 +201,15 @@ def main() -> int:
         event = verified[-1]["event"]
         assert isinstance(event, dict)
         print(f"• webhook {event['type']} (id {event['id']}) verified by the standardwebhooks package")
+        unpacked = DEMO_DIR / job["id"]
+        with zipfile.ZipFile(bundle_path) as archive:
+            archive.extractall(unpacked)
+        for chunk in manifest["chunks"]:
+            n = chunk["chunk"]
+            chapters = ", ".join(f"{c['start_ms'] / 1000:.1f} s {c['title']}" for c in chunk["timeline"]["chapters"])
+            print(f"• chunk {n}: {unpacked / f'chunk-{n}-final.mp4'}")
+            print(f"    captions {unpacked / f'chunk-{n}-captions.vtt'} (and .srt, and a soft track in the video)")
+            print(f"    chapters {chapters}")
         print(f"\nBundle: {bundle_path}")
         return 0
     finally:

@@ -1,9 +1,11 @@
 """ElevenLabs text to speech over HTTP, through the guarded transport.
 
-``POST {base_url}/v1/text-to-speech/{voice_id}?output_format=mp3_44100_128`` with the ``xi-api-key``
-header and JSON ``text``, ``model_id``, ``voice_settings`` and ``previous_request_ids`` (the request
-ids of the job's earlier chunks, which keep one continuous voice across them). The answer is the MP3
-itself, with ``request-id`` and ``character-cost`` headers that we keep.
+``POST {base_url}/v1/text-to-speech/{voice_id}/with-timestamps?output_format=mp3_44100_128`` with the
+``xi-api-key`` header and JSON ``text``, ``model_id``, ``voice_settings``, ``previous_request_ids`` (the
+request ids of the lines spoken before, which keep one continuous voice across them) and
+``previous_text``/``next_text`` (the neighbouring lines, for natural prosody). The answer is JSON: the
+MP3 in ``audio_base64`` and an ``alignment`` of every character to its start and end time, from which
+the captions' word timings come; its ``request-id`` and ``character-cost`` headers are kept.
 
 429 and 5xx (and 408, and transient transport errors) are retried here with a bounded backoff that
 honours ``Retry-After``; if they keep failing the error is transient, so the pipeline retries the
@@ -13,6 +15,8 @@ API key never appears in an error message, a log line or the config's repr.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import json
 import logging
@@ -66,6 +70,9 @@ class ElevenLabsResult:
     request_id: str | None
     character_cost: int | None
     attempts: int
+    # Per character of the text sent, when it starts and ends in the audio (seconds); empty if not given.
+    char_starts: tuple[float, ...] = ()
+    char_ends: tuple[float, ...] = ()
 
 
 def _scrub(text: str, secret: str) -> str:
@@ -135,11 +142,13 @@ class ElevenLabsProvider:
 
     def to_mp3(
         self, text: str, out: Path, voice_id: str | None, *, previous_request_ids: Sequence[str] = (),
+        previous_text: str = "", next_text: str = "",
     ) -> ElevenLabsResult:
-        """Write ElevenLabs' MP3 for ``text`` to ``out``; MediaError (transient or not) on failure."""
+        """Write ElevenLabs' MP3 for ``text`` to ``out``, with its character timings; MediaError (transient
+        or not) on failure."""
         cfg = self.config
         voice = voice_id or cfg.default_voice_id
-        url = (f"{cfg.base_url.rstrip('/')}/v1/text-to-speech/{quote(voice, safe='')}"
+        url = (f"{cfg.base_url.rstrip('/')}/v1/text-to-speech/{quote(voice, safe='')}/with-timestamps"
                f"?output_format={quote(cfg.output_format, safe='')}")
         payload: dict[str, Any] = {"text": text, "model_id": cfg.model_id}
         if cfg.voice_settings:
@@ -147,8 +156,12 @@ class ElevenLabsProvider:
         previous = [rid for rid in previous_request_ids if rid][-MAX_PREVIOUS_REQUEST_IDS:]
         if previous:
             payload["previous_request_ids"] = previous
+        if previous_text:
+            payload["previous_text"] = previous_text
+        if next_text:
+            payload["next_text"] = next_text
         body = json.dumps(payload).encode("utf-8")
-        headers = {"xi-api-key": cfg.api_key, "Content-Type": "application/json", "Accept": "audio/mpeg",
+        headers = {"xi-api-key": cfg.api_key, "Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": "Screenreel/1"}
 
         last_problem = "no attempt made"
@@ -190,13 +203,35 @@ class ElevenLabsProvider:
         cfg = self.config
         if response.truncated:
             raise MediaError(f"ElevenLabs audio is larger than {cfg.max_response_bytes} bytes", permanent=True)
-        if not response.content:
+        try:
+            data = json.loads(response.content)
+            audio = base64.b64decode(data["audio_base64"], validate=True)
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise MediaError("ElevenLabs answered 200 without audio in the documented JSON", permanent=False) \
+                from None
+        if not audio:
             raise MediaError("ElevenLabs answered 200 with no audio", permanent=False)
-        out.write_bytes(response.content)
+        out.write_bytes(audio)
+        starts, ends = _alignment(data.get("alignment"))
         return ElevenLabsResult(
             voice_id=voice,
             model_id=cfg.model_id,
             request_id=response.headers.get("request-id") or None,
             character_cost=_int_header(response.headers.get("character-cost")),
             attempts=attempt,
+            char_starts=starts,
+            char_ends=ends,
         )
+
+
+def _alignment(value: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Character start and end times from an ``alignment`` object; empty when missing or malformed
+    (the captions then fall back to sharing a line's time by length)."""
+    if not isinstance(value, dict):
+        return (), ()
+    starts, ends = value.get("character_start_times_seconds"), value.get("character_end_times_seconds")
+    try:
+        pair = tuple(float(x) for x in starts), tuple(float(x) for x in ends)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return (), ()
+    return pair if len(pair[0]) == len(pair[1]) else ((), ())

@@ -46,8 +46,12 @@ def measure(path: Path, *, pre_filter: str | None = None) -> Loudness:
         ["-hide_banner", "-nostats", "-i", str(path), "-vn", "-af", chain, "-f", "null", "-"],
         timeout=TIMEOUT_S,
     )
-    text = result.stderr.decode("utf-8", "replace")
-    summary = text[text.rfind("Summary:"):]
+    return parse_summary(result.stderr.decode("utf-8", "replace"))
+
+
+def parse_summary(stderr: str) -> Loudness:
+    """The integrated loudness, true peak and range from the summary ``ebur128=peak=true`` prints."""
+    summary = stderr[stderr.rfind("Summary:"):]
     i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
     lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
     peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)

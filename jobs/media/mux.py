@@ -1,14 +1,18 @@
-"""Brand and mux: intro card + recording (+ a hold of its last frame) + outro card, narration over it.
+"""Brand and mux: intro card + recording (+ a hold of its last frame) + outro card, narration laid over it.
 
-The body is never re-encoded. Cards are rendered once per distinct look (branding, logo, size, fps,
-durations, encoder settings) into a content-addressed cache, the hold (when the narration outlasts
-the recording) is a few frames encoded from the body's last frame, and all of them are encoded with
-the recorder's settings (``spec.x264_args``). After an ffprobe check that every segment shares one
-spec, the concat demuxer joins them with ``-c copy`` and the narration is added once over the whole
-(per-segment audio tracks drift by ~20 ms per join). Durations are whole frames computed up front and
-given to ffmpeg explicitly (``apad`` with ``-shortest`` hangs in 5.1).
+The body is never re-encoded (unless captions are burned in, on request). Cards are rendered once per
+distinct look (branding, logo, size, fps, durations, encoder settings) into a content-addressed cache,
+the hold (when the narration outlasts the recording) is a few frames encoded from the body's last frame,
+and all of them are encoded with the recorder's settings (``spec.x264_args``). After an ffprobe check
+that every segment shares one spec, the concat demuxer joins them with ``-c copy``.
 
-Duration: intro + max(body, narration + 0.5 s) + outro, within one frame (intro + outro round to
+The narration is one track over the whole (per-segment audio tracks drift by ~20 ms per join), built
+from lines already brought to loudness when they were synthesized (``jobs.media.narration``), each at
+the time its step started: a sum of samples and one AAC encode, no loudness pass. The same run adds the
+captions as a ``mov_text`` track and the chapters as MP4 chapter marks. Durations are whole frames
+computed up front and given to ffmpeg explicitly (``apad`` with ``-shortest`` hangs in 5.1).
+
+Duration: intro + max(body, narration end + 0.5 s) + outro, within one frame (intro + outro round to
 whole frames together, the hold rounds on its own: half a frame each at most).
 """
 
@@ -21,11 +25,11 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.media import loudness, probe, proc, spec
+from jobs.media import captions, narration, probe, proc, spec
 from jobs.media.errors import MediaError
 
 FONT_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
@@ -33,6 +37,8 @@ NARRATION_TAIL_S = 0.5  # the body runs at least this long after the narration e
 AUDIO_RATE = 48000
 AUDIO_BITRATE = "160k"
 AV_END_TOLERANCE_S = 0.05
+INTRO_CHAPTER = "Intro"
+OUTRO_CHAPTER = "Outro"
 # Bump when the card drawing changes: it is part of the cache key, so old cards are not reused.
 CARD_VERSION = 2
 LOGO_MAX_BYTES = 5 * 1024 * 1024
@@ -55,15 +61,6 @@ class Branding:
     background: str = DEFAULT_BACKGROUND
     accent: str = DEFAULT_ACCENT
     text_colour: str = "#FFFFFF"
-
-
-@dataclass(frozen=True)
-class MuxResult:
-    duration_ms: int
-    size_bytes: int
-    path: Path
-    hold_frames: int = 0  # frames of the body's last frame added so the narration fits
-    cards_from_cache: int = 0  # 0-2: cards found already rendered
 
 
 def escape_filter_value(value: str) -> str:
@@ -251,15 +248,83 @@ def _concat_line(path: Path) -> str:
     return "file '" + str(path.resolve()).replace("'", "'\\''") + "'"
 
 
-def mux(
-    *, body: Path, narration: Path, branding: Branding, out: Path, width: int, height: int,
-    fps: int, work_dir: Path, intro_s: float = 2.5, outro_s: float = 2.5,
-    cache_dir: Path | None = None, logo: Path | None = None,
-) -> MuxResult:
-    """Write ``out``: intro + body (held if the narration is longer) + outro, narration over it.
+@dataclass(frozen=True)
+class Timeline:
+    """Where the parts of the final video lie, in whole frames: intro, recording, hold, outro."""
 
-    ``cache_dir`` keeps rendered cards between calls (shared by workers; default: inside work_dir).
-    ``logo`` is an optional PNG/JPEG drawn on both cards.
+    fps: int
+    intro_frames: int
+    body_frames: int
+    hold_frames: int
+    outro_frames: int
+
+    @property
+    def body_offset_s(self) -> float:
+        """Where the recording's first frame is in the final video."""
+        return self.intro_frames / self.fps
+
+    @property
+    def outro_start_s(self) -> float:
+        return (self.intro_frames + self.body_frames + self.hold_frames) / self.fps
+
+    @property
+    def total_frames(self) -> int:
+        return self.intro_frames + self.body_frames + self.hold_frames + self.outro_frames
+
+    @property
+    def total_s(self) -> float:
+        return self.total_frames / self.fps
+
+
+def plan(*, body_frames: int, narration_end_s: float, fps: int, intro_s: float = 2.5,
+         outro_s: float = 2.5) -> Timeline:
+    """The final video's layout: the recording is held on its last frame until the narration has ended
+    (plus NARRATION_TAIL_S); intro and outro round to whole frames together."""
+    intro_n = max(1, round(intro_s * fps))
+    outro_n = max(1, round((intro_s + outro_s) * fps) - intro_n)
+    needed = round((narration_end_s + NARRATION_TAIL_S) * fps) if narration_end_s > 0 else 0
+    return Timeline(fps=fps, intro_frames=intro_n, body_frames=body_frames,
+                    hold_frames=max(0, needed - body_frames), outro_frames=outro_n)
+
+
+@dataclass(frozen=True)
+class MuxResult:
+    duration_ms: int
+    size_bytes: int
+    path: Path
+    timeline: Timeline
+    cues: list[captions.Cue]  # in the final video's time
+    chapters: list[captions.Chapter]  # idem, the intro and outro included
+    audio_path: Path | None = None  # the narration as laid out, when asked for
+    cards_from_cache: int = 0  # 0-2: cards found already rendered
+
+    @property
+    def hold_frames(self) -> int:
+        """Frames of the recording's last frame added so the narration fits."""
+        return self.timeline.hold_frames
+
+
+def _burn_in_filter(srt: Path, height: int) -> str:
+    # libass scales font sizes to the picture (PlayResY 288 for SRT input): 16 is about 5.5% of the height.
+    style = ("FontName=DejaVu Sans,FontSize=16,PrimaryColour=&H00FFFFFF,BackColour=&H99000000,"
+             "BorderStyle=3,Outline=1,Shadow=0,MarginV=18")
+    return (f"subtitles=filename={escape_filter_value(str(srt))}:charenc=UTF-8"
+            f":force_style={escape_filter_value(style)},format=yuv420p")
+
+
+def mux(
+    *, body: Path, lines: Sequence[narration.Placement], branding: Branding, out: Path, width: int, height: int,
+    fps: int, work_dir: Path, intro_s: float = 2.5, outro_s: float = 2.5, cache_dir: Path | None = None,
+    logo: Path | None = None, cues: Sequence[captions.Cue] = (), chapters: Sequence[captions.Chapter] = (),
+    language: str = "eng", burn_in: bool = False, audio_out: Path | None = None,
+) -> MuxResult:
+    """Write ``out``: intro + recording (held while the narration runs on) + outro, the narration laid out.
+
+    ``lines``, ``cues`` and ``chapters`` are placed on the recording's timeline; the result gives them on
+    the final video's. The narration track is built from the prepared lines (no loudness pass), encoded
+    once to AAC (and to ``audio_out`` as MP3 from the same decode); the picture is stream-copied, unless
+    ``burn_in`` draws the captions into it, which re-encodes it. ``cues`` also go in as a ``mov_text``
+    track in ``language`` (ISO 639-2), the chapters as MP4 chapter marks.
     """
     for value, what in ((branding.background, "background"), (branding.accent, "accent"),
                         (branding.text_colour, "text")):
@@ -271,65 +336,77 @@ def mux(
     info = probe.probe(body)
     body_video = probe.video_stream(body, info)
     body_frames = body_video.nb_frames or round(probe.duration_ms(body, info) / 1000 * fps)
-    body_s = body_frames / fps
-    narration_s = probe.duration_ms(narration) / 1000
-    # Cards depend only on their own settings (so they cache); intro + outro round together.
-    intro_n = max(1, round(intro_s * fps))
-    outro_n = max(1, round((intro_s + outro_s) * fps) - intro_n)
-    hold_n = max(0, round((narration_s + NARRATION_TAIL_S) * fps) - body_frames)
-    total_n = intro_n + body_frames + hold_n + outro_n
-    total_s = total_n / fps
-    expected_s = intro_s + max(body_s, narration_s + NARRATION_TAIL_S) + outro_s
+    narration_end = max((p.end_s for p in lines), default=0.0)
+    timeline = plan(body_frames=body_frames, narration_end_s=narration_end, fps=fps, intro_s=intro_s,
+                    outro_s=outro_s)
+    expected_s = intro_s + max(body_frames / fps, narration_end + NARRATION_TAIL_S if lines else 0.0) + outro_s
 
     intro, intro_hit = render_card(kind="intro", title=branding.intro_title, branding=branding,
                                    logo=checked_logo, width=width, height=height, fps=fps,
-                                   frames=intro_n, cache_dir=cache, work_dir=work_dir)
+                                   frames=timeline.intro_frames, cache_dir=cache, work_dir=work_dir)
     outro, outro_hit = render_card(kind="outro", title=branding.outro_title, branding=branding,
                                    logo=checked_logo, width=width, height=height, fps=fps,
-                                   frames=outro_n, cache_dir=cache, work_dir=work_dir)
+                                   frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir)
     segments = [intro, body]
-    if hold_n:
-        segments.append(hold_segment(body, frames=hold_n, width=width, height=height, fps=fps,
+    if timeline.hold_frames:
+        segments.append(hold_segment(body, frames=timeline.hold_frames, width=width, height=height, fps=fps,
                                      out=work_dir / "hold.mp4"))
     segments.append(outro)
     # Body first: its parameter sets are the reference every other segment must equal.
     spec.check_segments([body, *[s for s in segments if s != body]], width=width, height=height,
                         fps=fps)
-
     listing = work_dir / "segments.txt"
     listing.write_text("ffconcat version 1.0\n" + "\n".join(_concat_line(s) for s in segments) + "\n",
                        encoding="utf-8")
-    speech_chain = loudness.normalize_filter(narration)
-    delay_samples = intro_n * AUDIO_RATE // fps
-    total_samples = total_n * AUDIO_RATE // fps
-    graph = (
-        f"[1:a]{speech_chain},aresample={AUDIO_RATE},aformat=channel_layouts=stereo,"
-        f"adelay=delays={delay_samples}S:all=1,apad=whole_len={total_samples},"
-        f"atrim=end_sample={total_samples},asetpts=PTS-STARTPTS[a]"
-    )
-    script = work_dir / "audio.filtergraph"
-    script.write_text(graph, encoding="utf-8")
-    out.parent.mkdir(parents=True, exist_ok=True)
+
+    offset = timeline.body_offset_s
+    track = narration.write_track(lines, offset_s=offset, total_samples=timeline.total_frames * AUDIO_RATE // fps,
+                                  out=work_dir / "narration.wav")
+    final_cues = [captions.Cue(c.start_s + offset, c.end_s + offset, c.text) for c in cues]
+    final_chapters = [captions.Chapter(0.0, INTRO_CHAPTER),
+                      *(captions.Chapter(c.start_s + offset, c.title) for c in chapters),
+                      captions.Chapter(timeline.outro_start_s, OUTRO_CHAPTER)]
+
+    inputs = ["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(track)]
+    maps = ["-map", "0:v:0", "-map", "1:a"]
+    srt = work_dir / "captions.srt"
+    srt.write_text(captions.to_srt(final_cues), encoding="utf-8")
+    if final_cues:
+        inputs += ["-i", str(srt)]
+        maps += ["-map", "2:s", "-c:s", "mov_text", "-metadata:s:s:0", f"language={language}"]
+    chapters_file = work_dir / "chapters.ffmeta"
+    chapters_file.write_text(captions.to_ffmetadata(final_chapters, total_s=timeline.total_s), encoding="utf-8")
+    inputs += ["-f", "ffmetadata", "-i", str(chapters_file)]
+    maps += ["-map_chapters", str(3 if final_cues else 2)]
+    if burn_in and final_cues:
+        video = ["-vf", _burn_in_filter(srt, height), *spec.x264_args(width=width, height=height, fps=fps)]
+    else:
+        video = ["-c:v", "copy"]
     args = [
-        "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(narration),
-        "-filter_complex_script", str(script),
-        "-map", "0:v:0", "-map", "[a]",
-        "-c:v", "copy", "-video_track_timescale", str(spec.timescale(fps)),
+        "-hide_banner", "-loglevel", "error", "-y", *inputs, *maps, *video,
+        "-video_track_timescale", str(spec.timescale(fps)),
+        # The line files are mono; ffmpeg's upmix puts each channel 3 dB down, which keeps the loudness the
+        # lines were measured at (jobs.media.narration).
+        "-af", f"aformat=sample_rates={AUDIO_RATE}:channel_layouts=stereo",
         # The "fast" coder: the default two-loop search costs 2 s per minute of speech on one core,
         # a quarter more, for no difference anyone hears in narration at 160 kb/s.
         "-c:a", "aac", "-aac_coder", "fast", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
-        "-movflags", "+faststart",
-        str(out),
+        "-movflags", "+faststart", str(out),
     ]
+    if audio_out is not None:
+        args += ["-map", "1:a", "-c:a", "libmp3lame", "-q:a", "4", "-ac", "1", str(audio_out)]
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        proc.run("ffmpeg", args, timeout=120 + total_s * 2)
-        duration_ms = _check_output(out, expected_s=expected_s, total_s=total_s, fps=fps)
+        proc.run("ffmpeg", args, timeout=120 + timeline.total_s * (6 if burn_in else 2))
+        duration_ms = _check_output(out, expected_s=expected_s, total_s=timeline.total_s, fps=fps)
     except BaseException:
         out.unlink(missing_ok=True)
+        if audio_out is not None:
+            audio_out.unlink(missing_ok=True)
         raise
-    return MuxResult(duration_ms=duration_ms, size_bytes=out.stat().st_size, path=out,
-                     hold_frames=hold_n, cards_from_cache=int(intro_hit) + int(outro_hit))
+    return MuxResult(duration_ms=duration_ms, size_bytes=out.stat().st_size, path=out, timeline=timeline,
+                     cues=final_cues, chapters=final_chapters, audio_path=audio_out,
+                     cards_from_cache=int(intro_hit) + int(outro_hit))
 
 
 def _check_output(out: Path, *, expected_s: float, total_s: float, fps: int) -> int:

@@ -11,34 +11,26 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from playwright.async_api import Browser, ProxySettings
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import ProxySettings, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from jobs.egress import EgressPolicy, Resolver
 from jobs.media import probe as probe_mod
+from jobs.media.browser import WARM, first_line
 from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
 from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.framegrid import FrameGrid
 from jobs.media.stills import png_size
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 MAX_STILLS = 8
 SETTLE_TIMEOUT_MS = 5000
 FIRST_FRAME_TIMEOUT_S = 10.0
@@ -59,9 +51,10 @@ class Pacing:
     step_pause_ms: int = 350  # a beat after each step, so viewers see its effect before the next move
     hold_before_ms: int = 600
     hold_after_ms: int = 800
+    line_pause_ms: int = 300  # after a step's line has been spoken, before the next step (or sentence)
 
     BOUNDS = {"typing_ms_per_char": (20, 250), "cursor_ms": (150, 1500), "step_pause_ms": (0, 3000),
-              "hold_before_ms": (0, 5000), "hold_after_ms": (0, 5000)}
+              "hold_before_ms": (0, 5000), "hold_after_ms": (0, 5000), "line_pause_ms": (0, 3000)}
 
     def __post_init__(self) -> None:
         for name, (low, high) in self.BOUNDS.items():
@@ -95,6 +88,9 @@ class RecordRequest:
     # Called on the recorder's event loop with (steps done, steps in all) after each step: it must not
     # block (the pipeline's ChunkProgress only queues it).
     on_progress: Callable[[int, int], None] | None = None
+    # Per-step narration: how long the line spoken as each step (1-based) begins lasts, in ms. The next
+    # step waits until it has been spoken, plus pacing.line_pause_ms.
+    line_ms: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,6 +99,15 @@ class Still:
     after_step: int  # 1-based step number the still was taken after
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """When a step ran, in seconds from the recording's first frame (the video's own timeline)."""
+
+    step: int
+    start_s: float
+    end_s: float
 
 
 @dataclass
@@ -117,6 +122,7 @@ class Recording:
     fps: int
     frames_received: int
     frames_written: int
+    steps: list[StepTime] = field(default_factory=list)
 
 
 def record(req: RecordRequest) -> Recording:
@@ -127,10 +133,15 @@ def record(req: RecordRequest) -> Recording:
     req.out_dir.mkdir(parents=True, exist_ok=True)
     video = req.out_dir / req.video_name
     try:
-        return asyncio.run(_Session(req, video).run())
+        return WARM.run(_Session(req, video).run, chromium_path=req.chromium_path)
     except BaseException:
         video.unlink(missing_ok=True)
         raise
+
+
+async def _close_quietly(context: Any) -> None:
+    with contextlib.suppress(PlaywrightError):
+        await context.close()
 
 
 def still_plan(steps: list[dict[str, Any]], limit: int = MAX_STILLS) -> set[int]:
@@ -163,11 +174,6 @@ def _describe(step: dict[str, Any]) -> str | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _looks_like_crash(exc: BaseException) -> bool:
     text = str(exc)
     return any(
@@ -189,40 +195,38 @@ class _Session:
         self.grid_open = False  # frames are accepted; on failure the encoder must be aborted
         self.blocked: dict[str, str] = {}  # url -> reason, from url_guard
         self.proxy: EgressProxy | None = None
+        self.step_times: list[StepTime] = []
 
-    async def run(self) -> Recording:
+    def _body_time(self, wall: float) -> float:
+        """``wall`` (time.time()) on the video's timeline: seconds after the first frame."""
+        assert self.grid is not None and self.grid.stats.first_ts is not None
+        return round(wall - self.clock_offset - self.grid.stats.first_ts, 4)
+
+    async def run(self, browser: Browser) -> Recording:
+        """Record in a fresh context of the process's warm ``browser`` (jobs.media.browser)."""
         req = self.req
         started_wall = time.time()
         async with contextlib.AsyncExitStack() as stack:
-            pw = await stack.enter_async_context(async_playwright())
             proxy: ProxySettings | None = None
             if req.egress is not None:
                 self.proxy = await stack.enter_async_context(EgressProxy(req.egress, req.resolver))
                 # Playwright adds <-loopback> to the bypass list, so loopback goes through the proxy too.
                 proxy = {"server": self.proxy.url}
             try:
-                browser = await pw.chromium.launch(
-                    executable_path=req.chromium_path, headless=True, args=CHROMIUM_ARGS, proxy=proxy
-                )
-            except PlaywrightError as exc:
-                raise MediaError(f"Chromium failed to launch: {_first_line(exc)}") from exc
-            try:
-                return await self._record(browser, started_wall)
+                context = await browser.new_context(
+                    viewport={"width": req.width, "height": req.height}, device_scale_factor=1, proxy=proxy)
+                stack.push_async_callback(_close_quietly, context)
+                return await self._record(context, started_wall)
             except PlaywrightError as exc:
                 # Anything Playwright raises outside a step (where it is classified) is the browser.
-                raise MediaError(f"Browser failed while recording: {_first_line(exc)}") from exc
+                raise MediaError(f"Browser failed while recording: {first_line(exc)}") from exc
             finally:
                 if self.grid is not None and self.grid_open:
                     self.grid_open = False
                     self.grid.abort()
-                with contextlib.suppress(PlaywrightError):
-                    await browser.close()
 
-    async def _record(self, browser: Any, started_wall: float) -> Recording:
+    async def _record(self, context: Any, started_wall: float) -> Recording:
         req = self.req
-        context = await browser.new_context(
-            viewport={"width": req.width, "height": req.height}, device_scale_factor=1
-        )
         await context.add_init_script(CURSOR_JS)
         if req.url_guard is not None:
             await context.route("**/*", self._guard)
@@ -250,16 +254,23 @@ class _Session:
         pace = req.pacing
         await asyncio.sleep(pace.hold_before_ms / 1000)
 
+        spoken_until = 0.0  # wall time the last step's line ends, plus the pause after it
         for number, step in enumerate(req.steps, 1):
+            started = time.time()
+            if number in req.line_ms:
+                spoken_until = started + (req.line_ms[number] + pace.line_pause_ms) / 1000
             await self._step(page, pointer, number, step)
+            self.step_times.append(StepTime(number, self._body_time(started), self._body_time(time.time())))
             if req.on_progress is not None:
                 req.on_progress(number, len(req.steps))
             if number == len(req.steps):
                 break  # the last still comes after the closing hold
-            await asyncio.sleep(pace.step_pause_ms / 1000)
+            # A beat after each step; and a step never starts while the previous step's line is spoken.
+            await asyncio.sleep(max(pace.step_pause_ms / 1000, spoken_until - time.time()))
             if number in self.plan:
                 await self._still(page, number)
 
+        await asyncio.sleep(max(0.0, spoken_until - time.time()))
         await asyncio.sleep(pace.hold_after_ms / 1000)
         await self._still(page, len(req.steps))
 
@@ -286,6 +297,7 @@ class _Session:
             fps=req.fps,
             frames_received=stats.frames_received,
             frames_written=stats.frames_written,
+            steps=self.step_times,
         )
 
     def _on_frame(self, cdp: Any, params: dict[str, Any]) -> None:
@@ -343,7 +355,7 @@ class _Session:
                     step_number=step, permanent=True,
                 ) from exc
             raise NavigationError(
-                url=url, cause=_first_line(exc), feature_title=title, step_number=step
+                url=url, cause=first_line(exc), feature_title=title, step_number=step
             ) from exc
         refused = self.proxy.refused.get(urlsplit(url).hostname or "") if self.proxy is not None else None
         if response is not None and response.status >= 400 and refused:  # the proxy's own answer
@@ -411,5 +423,5 @@ class _Session:
                 raise
             raise StepError(
                 feature_title=self.req.feature_title, step_number=number, action=action,
-                target=_describe(step), cause=_first_line(exc),
+                target=_describe(step), cause=first_line(exc),
             ) from exc

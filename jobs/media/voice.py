@@ -9,6 +9,7 @@ itself. ``auto`` picks ElevenLabs when a config with a key is given, else Piper,
 from __future__ import annotations
 
 import functools
+import shutil
 import tempfile
 import threading
 import wave
@@ -55,8 +56,6 @@ class EspeakProvider:
     default_voice = "en-us"
 
     def available(self) -> bool:
-        import shutil
-
         return shutil.which("espeak-ng") is not None
 
     def to_wav(self, text: str, wav: Path, voice_id: str | None) -> tuple[str, str]:
@@ -177,48 +176,76 @@ def resolve_provider(name: str, *, elevenlabs: ElevenLabsConfig | None = None) -
     return provider
 
 
-def synthesize(
-    text: str, out_path: Path, *, provider: str = "auto", voice_id: str | None = None,
-    elevenlabs: ElevenLabsConfig | None = None, previous_request_ids: Sequence[str] = (),
-) -> Speech:
-    """Speak ``text`` into an MP3 at ``out_path``; return what was made and by whom.
+@dataclass(frozen=True)
+class Utterance:
+    """One piece of text as a voice spoke it, in the voice's own format (WAV, or MP3 from ElevenLabs)."""
 
-    ``previous_request_ids`` (ElevenLabs only): the request ids of the job's earlier chunks, oldest
-    first, so the voice stays continuous across chunks; other providers ignore them.
+    path: Path
+    provider: str
+    voice: str
+    model: str
+    characters: int
+    request_id: str | None = None
+    character_cost: int | None = None
+    # Per character of the text spoken, when it starts and ends in ``path`` (ElevenLabs only).
+    char_starts: tuple[float, ...] = ()
+    char_ends: tuple[float, ...] = ()
+
+
+def speak(
+    text: str, out_stem: Path, *, provider: str = "auto", voice_id: str | None = None,
+    elevenlabs: ElevenLabsConfig | None = None, previous_request_ids: Sequence[str] = (),
+    previous_text: str = "", next_text: str = "",
+) -> Utterance:
+    """Speak ``text`` into ``out_stem`` + ``.wav`` or ``.mp3``; return what was made and by whom.
+
+    ``previous_request_ids``, ``previous_text`` and ``next_text`` (ElevenLabs only) keep one continuous
+    voice and natural prosody across lines; other providers ignore them.
     """
     if not text.strip():
         raise MediaError("narration text is empty", permanent=True)
     chosen = resolve_provider(provider, elevenlabs=elevenlabs)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(chosen, ElevenLabsProvider):
-        result = chosen.to_mp3(text, out_path, voice_id, previous_request_ids=previous_request_ids)
+        out = out_stem.with_suffix(".mp3")
+        result = chosen.to_mp3(text, out, voice_id, previous_request_ids=previous_request_ids,
+                               previous_text=previous_text, next_text=next_text)
+        return Utterance(path=out, provider=chosen.name, voice=result.voice_id, model=result.model_id,
+                         characters=len(text), request_id=result.request_id,
+                         character_cost=result.character_cost, char_starts=result.char_starts,
+                         char_ends=result.char_ends)
+    out = out_stem.with_suffix(".wav")
+    try:
+        voice, model = chosen.to_wav(text, out, voice_id)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return Utterance(path=out, provider=chosen.name, voice=voice, model=model, characters=len(text))
+
+
+def synthesize(
+    text: str, out_path: Path, *, provider: str = "auto", voice_id: str | None = None,
+    elevenlabs: ElevenLabsConfig | None = None, previous_request_ids: Sequence[str] = (),
+) -> Speech:
+    """Speak ``text`` into an MP3 at ``out_path``; return what was made and by whom."""
+    with tempfile.TemporaryDirectory(prefix="voice-") as tmp:
+        said = speak(text, Path(tmp) / "speech", provider=provider, voice_id=voice_id, elevenlabs=elevenlabs,
+                     previous_request_ids=previous_request_ids)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if said.path.suffix == ".mp3":
+                shutil.move(said.path, out_path)
+            else:
+                proc.run(
+                    "ffmpeg",
+                    ["-hide_banner", "-loglevel", "error", "-y", "-i", str(said.path),
+                     "-ac", "1", "-ar", str(MP3_RATE), "-c:a", "libmp3lame", "-q:a", "2", str(out_path)],
+                    timeout=ENCODE_TIMEOUT_S,
+                )
             duration = probe.duration_ms(out_path)
         except BaseException:
             out_path.unlink(missing_ok=True)
             raise
-        return Speech(path=out_path, provider=chosen.name, voice=result.voice_id, model=result.model_id,
-                      characters=len(text), duration_ms=duration, request_id=result.request_id,
-                      character_cost=result.character_cost)
-    with tempfile.TemporaryDirectory(prefix="voice-") as tmp:
-        wav = Path(tmp) / "speech.wav"
-        voice, model = chosen.to_wav(text, wav, voice_id)
-        try:
-            proc.run(
-                "ffmpeg",
-                ["-hide_banner", "-loglevel", "error", "-y", "-i", str(wav),
-                 "-ac", "1", "-ar", str(MP3_RATE), "-c:a", "libmp3lame", "-q:a", "2",
-                 str(out_path)],
-                timeout=ENCODE_TIMEOUT_S,
-            )
-        except BaseException:
-            out_path.unlink(missing_ok=True)
-            raise
-    return Speech(
-        path=out_path,
-        provider=chosen.name,
-        voice=voice,
-        model=model,
-        characters=len(text),
-        duration_ms=probe.duration_ms(out_path),
-    )
+    return Speech(path=out_path, provider=said.provider, voice=said.voice, model=said.model,
+                  characters=said.characters, duration_ms=duration, request_id=said.request_id,
+                  character_cost=said.character_cost)

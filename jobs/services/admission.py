@@ -3,10 +3,11 @@
 - **Running jobs.** At most ``max_running_jobs`` per client (Client, else
   SCREENREEL_CLIENT_MAX_RUNNING_JOBS, 20). A job over it is accepted and stays ``queued``; when one of
   the client's jobs ends, its oldest queued job starts.
-- **Chunks in the record queue or recording.** At most ``max_active_chunks`` per client (Client, else
-  SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS, 4). A running job's other chunks wait ``pending`` in the
-  database, not in the broker; each time one of the client's chunks leaves recording, the next one
-  is admitted (oldest job first, then by index).
+- **Chunks on their way to a recording or recording.** At most ``max_active_chunks`` per client
+  (Client, else SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS, 4). A running job's other chunks wait ``pending``
+  in the database, not in the broker; each time one of the client's chunks is done recording, the next
+  one is admitted (oldest job first, then by index). Admission queues a chunk's synthesis, and its
+  recording too unless the recording paces to per-step lines (then the synthesis queues it).
 
 So the record queue never holds more than ``max_active_chunks`` of any one client: a burst of 500
 jobs waits in the database, and another client's job starts recording as soon as a slot frees, within
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Chunk, ChunkStatus, Client, Job, JobStatus
@@ -42,16 +44,26 @@ def chunks_admit(*, client_id: str) -> list[int]:
         client = _lock(client_id)
         limit = client.max_active_chunks or settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS
         running = Chunk.objects.filter(job__client_id=client_id, job__status=JobStatus.RUNNING)
-        active = running.filter(status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING],
-                                admitted_at__isnull=False).count()
+        active = running.filter(admitted_at__isnull=False).filter(
+            Q(status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING])
+            | Q(status=ChunkStatus.SYNTHESIZING, recording__isnull=True)).count()
         if active >= limit:
             return []
         chosen = list(running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True)
-                      .order_by("job__created_at", "job_id", "index").values_list("id", flat=True)[:limit - active])
-        Chunk.objects.filter(pk__in=chosen).update(admitted_at=timezone.now())
-        for chunk_id in chosen:
-            enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
-        return chosen
+                      .order_by("job__created_at", "job_id", "index").values_list("id", "paced")[:limit - active])
+        Chunk.objects.filter(pk__in=[chunk_id for chunk_id, _ in chosen]).update(admitted_at=timezone.now())
+        for chunk_id, paced in chosen:
+            chunk_queue(chunk_id=chunk_id, paced=paced)
+        return [chunk_id for chunk_id, _ in chosen]
+
+
+def chunk_queue(*, chunk_id: int, paced: bool, record: bool = True, synthesize: bool = True) -> None:
+    """Queue an admitted chunk's stages after commit: its synthesis, and its recording unless it paces to
+    per-step lines (the synthesis queues that one when it is done)."""
+    if synthesize:
+        enqueue_on_commit(TaskName.CHUNK_SYNTHESIZE, chunk_id)
+    if record and not paced:
+        enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
 
 
 def chunks_admit_on_commit(*, client_id: str) -> None:

@@ -49,8 +49,8 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
                 idempotency_key=idempotency_key or None, request_hash=digest,
             )
             Chunk.objects.bulk_create(
-                Chunk(job=job, index=i, title=feature["title"])
-                for i, feature in enumerate(spec["features"], start=1)
+                Chunk(job=job, index=i, title=feature.title, paced=feature.per_step)
+                for i, feature in enumerate(job.parsed_spec.features, start=1)
             )
             event_record(job=job, type=EventType.JOB_CREATED, data=job_view(job))
             enqueue_on_commit(TaskName.JOB_START, job.id)

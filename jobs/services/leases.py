@@ -8,7 +8,8 @@ live process keeps its lease however long it runs, up to the stage's time limit.
 
 A lease is fenced by the chunk's attempt count: a claim by another worker raises it, so a stale
 worker's renewals match nothing and it learns the chunk is no longer its own (``Lease.lost``), and
-does not commit what it made.
+does not commit what it made. Synthesis, which may run beside the recording, holds a lease of its own
+(``synth_lease_expires_at``, fenced by ``synth_attempts``) until the chunk's speech is set.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from operator import or_
 
@@ -33,33 +34,50 @@ from jobs.models import Chunk, ChunkStatus
 
 log = logging.getLogger(__name__)
 
-_ACTIVE = (ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING)
+# The statuses in which each kind of lease is held.
+_ACTIVE = (ChunkStatus.RECORDING, ChunkStatus.MUXING)
+_SYNTH_ACTIVE = (ChunkStatus.PENDING, ChunkStatus.SYNTHESIZING, ChunkStatus.RECORDING)
 
 
 @dataclass
 class Lease:
     chunk_id: int
     attempt: int
+    synth: bool = False  # the synthesis lease, not the recording/muxing one
     lost: bool = False
 
+    @property
+    def key(self) -> tuple[int, bool]:
+        return self.chunk_id, self.synth
 
-def leases_renew(leases: list[Lease]) -> set[int]:
-    """Extend each lease still held (same chunk, same attempt, still running); mark the others lost.
-    Returns the ids renewed."""
+
+def _renew(leases: list[Lease], *, synth: bool, until: datetime) -> set[int]:
     if not leases:
         return set()
-    fence = reduce(or_, (Q(pk=lease.chunk_id, attempts=lease.attempt) for lease in leases))
+    attempts, expires = ("synth_attempts", "synth_lease_expires_at") if synth else ("attempts", "lease_expires_at")
+    fence = reduce(or_, (Q(pk=lease.chunk_id, **{attempts: lease.attempt}) for lease in leases))
+    rows = Chunk.objects.select_for_update().filter(fence)
+    rows = rows.filter(status__in=_SYNTH_ACTIVE, speech__isnull=True) if synth else rows.filter(status__in=_ACTIVE)
+    held = set(rows.values_list("pk", flat=True))
+    # update() leaves updated_at alone: it keeps meaning "the chunk last changed", not "it is alive".
+    Chunk.objects.filter(pk__in=held).update(**{expires: until})
+    return held
+
+
+def leases_renew(leases: list[Lease]) -> set[tuple[int, bool]]:
+    """Extend each lease still held (same chunk, same attempt, stage still running); mark the others lost.
+    Returns the (chunk id, synth) keys renewed."""
+    if not leases:
+        return set()
     until = timezone.now() + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S)
     with transaction.atomic():
-        held = set(Chunk.objects.select_for_update().filter(fence, status__in=_ACTIVE)
-                   .values_list("pk", flat=True))
-        # update() leaves updated_at alone: it keeps meaning "the chunk last changed", not "it is alive".
-        Chunk.objects.filter(pk__in=held).update(lease_expires_at=until)
+        held = {(pk, False) for pk in _renew([x for x in leases if not x.synth], synth=False, until=until)}
+        held |= {(pk, True) for pk in _renew([x for x in leases if x.synth], synth=True, until=until)}
     for lease in leases:
-        if lease.chunk_id not in held and not lease.lost:
+        if lease.key not in held and not lease.lost:
             lease.lost = True
-            log.warning("chunk %s: lease of attempt %d was taken over or ended; its result will not be kept",
-                        lease.chunk_id, lease.attempt)
+            log.warning("chunk %s: %slease of attempt %d was taken over or ended; its result will not be kept",
+                        lease.chunk_id, "synthesis " if lease.synth else "", lease.attempt)
     return held
 
 
@@ -68,7 +86,7 @@ class _Heartbeat:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._leases: dict[int, Lease] = {}
+        self._leases: dict[tuple[int, bool], Lease] = {}
         self._pid: int | None = None
 
     def hold(self, lease: Lease) -> None:
@@ -76,12 +94,12 @@ class _Heartbeat:
             if self._pid != os.getpid():  # a forked pool child inherits neither the thread nor the leases
                 self._pid, self._leases = os.getpid(), {}
                 threading.Thread(target=self._run, name="stage-lease-heartbeat", daemon=True).start()
-            self._leases[lease.chunk_id] = lease
+            self._leases[lease.key] = lease
 
     def release(self, lease: Lease) -> None:
         with self._lock:
-            if self._leases.get(lease.chunk_id) is lease:
-                del self._leases[lease.chunk_id]
+            if self._leases.get(lease.key) is lease:
+                del self._leases[lease.key]
 
     def _run(self) -> None:
         pid = os.getpid()
@@ -103,9 +121,10 @@ _heartbeat = _Heartbeat()
 
 
 @contextmanager
-def lease_kept(chunk: Chunk) -> Iterator[Lease]:
-    """Keep the lease the claim of ``chunk`` took alive while the block runs."""
-    lease = Lease(chunk_id=chunk.pk, attempt=chunk.attempts)
+def lease_kept(chunk: Chunk, *, synth: bool = False) -> Iterator[Lease]:
+    """Keep the lease the claim of ``chunk`` took (its synthesis lease with ``synth``) alive while the block
+    runs."""
+    lease = Lease(chunk_id=chunk.pk, attempt=chunk.synth_attempts if synth else chunk.attempts, synth=synth)
     _heartbeat.hold(lease)
     try:
         yield lease

@@ -1,10 +1,12 @@
 """Progress events (DESIGN.md §3): ``chunk.progress`` and ``job.progress``, ``progress`` 0 to 1 with the stage.
 
-A chunk's progress runs across its stages: recording 0-0.7 (by steps done), synthesis 0.7-0.85, muxing
-0.85-1. An event is written when a stage starts, and within a stage only when the progress moved on by at
-least ``MIN_ADVANCE`` and ``MIN_INTERVAL_S`` passed since the last one. That bounds the volume by
-construction, whatever a job's length: at most about 23 per stage-run of a chunk, so a 30-minute job of 15
-features writes under a thousand. ``job.progress`` (the mean over the job's chunks, an ended chunk counting
+A chunk's progress runs across its stages in the order it takes them: with per-step lines, synthesis 0-0.15
+(by lines done), recording 0.15-0.85 (by steps done), muxing 0.85-1; with a script, recording 0-0.8 (the
+synthesis running beside it reports nothing), waiting for the voice 0.8-0.85, muxing 0.85-1. An event is
+written when a stage starts, and within a stage only when the progress moved on by at least ``MIN_ADVANCE``
+and ``MIN_INTERVAL_S`` passed since the last one. That bounds the volume by construction, whatever a job's
+length: at most about 23 per stage-run of a chunk, so a 30-minute job of 15 features writes under a
+thousand. ``job.progress`` (the mean over the job's chunks, an ended chunk counting
 as done) is written beside a chunk's when it moved on by ``MIN_ADVANCE`` since the job's last one.
 
 Progress is opt-in for webhook endpoints (webhooks.filters) and always on the SSE stream and /v1/events.
@@ -30,15 +32,21 @@ log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 2.0
 MIN_ADVANCE = 0.05
-STAGE_SPAN: dict[str, tuple[float, float]] = {ChunkStatus.RECORDING: (0.0, 0.7), ChunkStatus.SYNTHESIZING: (0.7, 0.85),
-              ChunkStatus.MUXING: (0.85, 1.0)}
+# (paced by per-step lines?) -> stage -> the share of the chunk's progress it spans.
+STAGE_SPANS: dict[bool, dict[str, tuple[float, float]]] = {
+    True: {ChunkStatus.SYNTHESIZING: (0.0, 0.15), ChunkStatus.RECORDING: (0.15, 0.85),
+           ChunkStatus.MUXING: (0.85, 1.0)},
+    False: {ChunkStatus.RECORDING: (0.0, 0.8), ChunkStatus.SYNTHESIZING: (0.8, 0.85),
+            ChunkStatus.MUXING: (0.85, 1.0)},
+}
 
 
 class ChunkProgress:
     """Progress of one chunk's stage-run, written as events from a writer thread; use as a context manager."""
 
-    def __init__(self, *, chunk_id: int) -> None:
+    def __init__(self, *, chunk_id: int, paced: bool = False) -> None:
         self.chunk_id = chunk_id
+        self.spans = STAGE_SPANS[paced]
         self._queue: queue.SimpleQueue[tuple[str, float, bool] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_all, name=f"progress-{chunk_id}", daemon=True)
         self._last_at = 0.0
@@ -68,7 +76,7 @@ class ChunkProgress:
         try:
             while (item := self._queue.get()) is not None:
                 stage, fraction, forced = item
-                low, high = STAGE_SPAN[stage]
+                low, high = self.spans[stage]
                 progress = round(low + (high - low) * fraction, 3)
                 now = time.monotonic()
                 too_soon = progress - self._last_progress < MIN_ADVANCE or now - self._last_at < MIN_INTERVAL_S

@@ -23,25 +23,27 @@ from jobs.models import (
     EventType,
     Job,
     JobStatus,
+    holds_record_turn,
 )
 from jobs.selectors import chunk_view, job_view
 from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit
 from jobs.services.events import event_record
 
-# A chunk holds one of its client's recording turns (jobs.services.admission) while in these.
-_RECORD_TURN = frozenset({ChunkStatus.PENDING, ChunkStatus.RECORDING})
-
-# The events a chunk move announces; a failure names the stage it failed in, then the chunk.
+# The events a chunk move announces. With lines per step the synthesis ends by handing over to the
+# recording; with a script, a recording that ends before the voice waits in "synthesizing" (the
+# synthesis that ran beside it announces itself when it is done: jobs.services.pipeline).
 _CHUNK_EVENTS: dict[tuple[str, str], tuple[EventType, ...]] = {
     (ChunkStatus.PENDING, ChunkStatus.RECORDING): (EventType.CHUNK_RECORDING_STARTED,),
+    (ChunkStatus.SYNTHESIZING, ChunkStatus.RECORDING): (EventType.CHUNK_SYNTHESIS_SUCCEEDED,
+                                                        EventType.CHUNK_RECORDING_STARTED),
     (ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING): (EventType.CHUNK_RECORDING_SUCCEEDED,),
+    (ChunkStatus.RECORDING, ChunkStatus.MUXING): (EventType.CHUNK_RECORDING_SUCCEEDED,),
     (ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING): (EventType.CHUNK_SYNTHESIS_SUCCEEDED,),
     (ChunkStatus.MUXING, ChunkStatus.SUCCEEDED): (EventType.CHUNK_SUCCEEDED,),
-    (ChunkStatus.PENDING, ChunkStatus.FAILED): (EventType.CHUNK_FAILED,),
-    (ChunkStatus.RECORDING, ChunkStatus.FAILED): (EventType.CHUNK_RECORDING_FAILED, EventType.CHUNK_FAILED),
-    (ChunkStatus.SYNTHESIZING, ChunkStatus.FAILED): (EventType.CHUNK_SYNTHESIS_FAILED, EventType.CHUNK_FAILED),
-    (ChunkStatus.MUXING, ChunkStatus.FAILED): (EventType.CHUNK_FAILED,),
 }
+# A failure names the stage that failed, then the chunk.
+_STAGE_FAILED = {"recording": EventType.CHUNK_RECORDING_FAILED, "synthesis": EventType.CHUNK_SYNTHESIS_FAILED}
+_STATUS_STAGE: dict[str, str] = {ChunkStatus.RECORDING: "recording", ChunkStatus.SYNTHESIZING: "synthesis"}
 
 
 def _check_changes(model: type[Job] | type[Chunk], changes: dict[str, Any] | None) -> None:
@@ -77,8 +79,12 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
 
 
 def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None = None,
-                     expect: str | None = None) -> Chunk | None:
-    """Move a chunk to ``to`` (only from ``expect`` when given); returns the chunk, or None if not allowed."""
+                     expect: str | None = None, failed_stage: str | None = None) -> Chunk | None:
+    """Move a chunk to ``to`` (only from ``expect`` when given); returns the chunk, or None if not allowed.
+
+    ``failed_stage`` ("recording" or "synthesis") names what failed when ``to`` is failed; by default, the
+    stage the status names.
+    """
     _check_changes(Chunk, changes)
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update().select_related("job").get(pk=chunk_id)
@@ -87,6 +93,7 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
         if to not in CHUNK_TRANSITIONS[chunk.status]:
             return None
         before = chunk.status
+        held_turn = holds_record_turn(before, recorded=chunk.recording is not None)
         now = timezone.now()
         chunk.status = to
         for field, value in (changes or {}).items():
@@ -96,13 +103,19 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
         if to in CHUNK_ENDED:
             chunk.finished_at = now
             chunk.lease_expires_at = None
-        if to == ChunkStatus.PENDING:
+        if to == ChunkStatus.PENDING:  # a rerun: every stage runs again
             chunk.started_at = chunk.finished_at = chunk.lease_expires_at = chunk.admitted_at = None
-            chunk.attempts = 0
+            chunk.synth_lease_expires_at = chunk.recording = chunk.speech = chunk.timeline = chunk.cost = None
+            chunk.attempts = chunk.synth_attempts = 0
             chunk.progress = 0.0
         chunk.save()
-        if before in _RECORD_TURN and to not in _RECORD_TURN:
+        if held_turn and not holds_record_turn(to, recorded=chunk.recording is not None):
             chunks_admit_on_commit(client_id=chunk.job.client_id)  # its recording turn is over: the next one
-        for event_type in _CHUNK_EVENTS.get((before, to), ()):
+        if to == ChunkStatus.FAILED:
+            stage = failed_stage or _STATUS_STAGE.get(before)
+            events = (*((_STAGE_FAILED[stage],) if stage else ()), EventType.CHUNK_FAILED)
+        else:
+            events = _CHUNK_EVENTS.get((before, to), ())
+        for event_type in events:
             event_record(job=chunk.job, type=event_type, data={"chunk": chunk_view(chunk)})
         return chunk

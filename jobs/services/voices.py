@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 
 from jobs import transport
 from jobs.media.elevenlabs import ElevenLabsConfig
 from jobs.media.errors import MediaError
-from jobs.models import Chunk, ChunkStatus
+from jobs.models import Chunk
 from jobs.services.egress import egress_policy
 
 LOGO_MAX_BYTES = 5 * 1024 * 1024
@@ -26,12 +25,12 @@ def elevenlabs_config() -> ElevenLabsConfig | None:
 
 
 def previous_request_ids(chunk: Chunk) -> list[str]:
-    """ElevenLabs request ids of the job's earlier chunks, oldest first, so one voice runs through.
+    """ElevenLabs request ids of the job's earlier chunks (each one's last line), oldest first, so one voice
+    runs through.
 
     Chunks are voiced in parallel, so only the earlier chunks already spoken can be named.
     """
-    earlier = Chunk.objects.filter(job_id=chunk.job_id, index__lt=chunk.index,
-                                   status__in=[ChunkStatus.MUXING, ChunkStatus.SUCCEEDED]).order_by("index")
+    earlier = Chunk.objects.filter(job_id=chunk.job_id, index__lt=chunk.index, speech__isnull=False).order_by("index")
     return [c.speech["request_id"] for c in earlier if c.speech and c.speech.get("request_id")]
 
 
@@ -49,9 +48,3 @@ def logo_fetch(*, url: str, dest: Path) -> Path:
         raise MediaError(f"The logo at {url[:200]} is larger than 5 MB.", permanent=True)
     dest.write_bytes(response.content)
     return dest
-
-
-def speech_meta(speech: Any) -> dict[str, Any]:
-    return {"provider": speech.provider, "voice": speech.voice, "model": speech.model,
-            "characters": speech.characters, "duration_ms": speech.duration_ms,
-            "request_id": speech.request_id, "character_cost": speech.character_cost}

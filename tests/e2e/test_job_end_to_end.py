@@ -108,7 +108,8 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     assert final["sha256"] == hashlib.sha256(video).hexdigest()
     probe = _ffprobe(video, tmp_path, "final.mp4")
     codecs = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
-    assert codecs == {"video": "h264", "audio": "aac"}
+    # Picture, narration, the captions as a soft track, and the chapter marks' text track.
+    assert codecs == {"video": "h264", "audio": "aac", "subtitle": "mov_text", "data": "bin_data"}
     assert abs(float(probe["format"]["duration"]) * 1000 - final["duration_ms"]) <= 50
     assert archive.read("chunk-1-script.txt").decode().strip() == GOOD["script"]
 
@@ -124,7 +125,7 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     assert delivery.headers["x-aisr-id"] == delivery.headers["webhook-id"] == event["id"]
     assert delivery.headers["x-aisr-signature"] == delivery.headers["webhook-signature"]
 
-    # What the workers measured reached /metrics: both stages of chunk 1, chunk 2's failed recording,
+    # What the workers measured reached /metrics: every stage of chunk 1, chunk 2's failed recording,
     # and the webhook's successful attempt.
     settings.SCREENREEL_METRICS_TOKEN = "e2e-metrics"
     scraped = HttpClient().get("/metrics", HTTP_AUTHORIZATION="Bearer e2e-metrics").content.decode()
@@ -132,7 +133,8 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
                for family in text_string_to_metric_families(scraped) for s in family.samples}
     stage = "screenreel_stage_duration_seconds_count"
     assert samples[(stage, (("outcome", "succeeded"), ("stage", "record")))] >= 1
-    assert samples[(stage, (("outcome", "succeeded"), ("stage", "produce")))] >= 1
+    assert samples[(stage, (("outcome", "succeeded"), ("stage", "synthesize")))] >= 1
+    assert samples[(stage, (("outcome", "succeeded"), ("stage", "mux")))] >= 1
     assert samples[(stage, (("outcome", "failed"), ("stage", "record")))] >= 1
     assert samples[("screenreel_delivery_attempts_total", (("outcome", "succeeded"),))] >= 1
     assert samples[("screenreel_delivery_latency_seconds_count", ())] >= 1

@@ -43,11 +43,13 @@ def test_a_recording_reports_rising_progress_on_sse_and_to_an_opted_in_endpoint(
         worker: Worker, sample_app: str, hook: Receiver, web: str) -> None:
     client, key = client_create(name="Progress")
     endpoint = endpoint_create(client=client, url=hook.url, event_types=["chunk.progress"])
-    steps = [{"action": "goto", "url": "/"}, *({"action": "wait", "ms": 2300} for _ in range(4)),
+    # Lines per step: synthesis first, then the recording paced to them, then the mux.
+    steps = [{"action": "goto", "url": "/", "say": "A tour of the dashboard."},
+             *({"action": "wait", "ms": 2300, "say": f"Step {n}."} for n in range(1, 5)),
              {"action": "scroll", "y": 400}]
     created = httpx.post(f"{web}/v1/jobs", headers={"Authorization": f"Bearer {key.key}"}, json={
         "target_url": sample_app, "viewport": {"width": 640, "height": 360}, "voice": {"provider": "espeak-ng"},
-        "features": [{"title": "A paced tour", "script": "A tour of the dashboard, step by step.", "steps": steps}]})
+        "features": [{"title": "A paced tour", "steps": steps}]})
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
 
@@ -58,7 +60,8 @@ def test_a_recording_reports_rising_progress_on_sse_and_to_an_opted_in_endpoint(
 
     progress = [e["data"] for e in streamed if e["type"] == "chunk.progress"]
     stages = [p["stage"] for p in progress]
-    assert stages[0] == "recording" and "synthesizing" in stages and stages[-1] == "muxing", stages
+    assert stages[0] == "synthesizing" and stages[-1] == "muxing", stages
+    assert stages == sorted(stages, key=["synthesizing", "recording", "muxing"].index), stages
     assert sum(s == "recording" for s in stages) >= 3  # steps reported during the recording itself
     values = [p["progress"] for p in progress]
     assert values == sorted(values) and values[0] == 0.0 and 0.85 <= values[-1] < 1.0, values

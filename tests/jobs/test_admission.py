@@ -33,12 +33,12 @@ def test_a_job_starts_with_only_its_clients_share_of_recording_turns(
         assert job_start(job_id=job.id)
     assert _admitted(job) == [1, 2]
     sends = [hook for hook in queued if hook.__qualname__.startswith("enqueue_on_commit")]
-    assert len(sends) == 2  # two chunk_record messages, not five
+    assert len(sends) == 4  # two chunks' chunk_synthesize and chunk_record messages, not five chunks' worth
     first = job.chunks.get(index=1)
     chunk_transition(chunk_id=first.pk, to=ChunkStatus.RECORDING)
     assert _admitted(job) == [1, 2]  # recording still holds its turn
-    with django_capture_on_commit_callbacks(execute=True):
-        chunk_transition(chunk_id=first.pk, to=ChunkStatus.SYNTHESIZING)
+    with django_capture_on_commit_callbacks(execute=True):  # recorded, it waits for its voice
+        chunk_transition(chunk_id=first.pk, to=ChunkStatus.SYNTHESIZING, changes={"recording": {"duration_ms": 1}})
     assert _admitted(job) == [1, 2, 3]  # its turn passed to the next chunk, in order
     with django_capture_on_commit_callbacks(execute=True):
         chunk_transition(chunk_id=job.chunks.get(index=2).pk, to=ChunkStatus.FAILED, changes={"error": "x"})
@@ -109,5 +109,27 @@ def test_a_chunk_waiting_in_a_long_queue_is_queued_again_once_a_grace_not_every_
     job = make_job()
     job_start(job_id=job.id)
     Chunk.objects.filter(job=job).update(admitted_at=timezone.now() - timedelta(seconds=120))
-    assert pipeline_recover(grace_s=60)["chunk_record"] == 1  # its message may be lost: once more
-    assert pipeline_recover(grace_s=60)["chunk_record"] == 0  # the next sweep leaves the copy be
+    first = pipeline_recover(grace_s=60)
+    assert (first["chunk_record"], first["chunk_synthesize"]) == (1, 1)  # its messages may be lost: once more
+    again = pipeline_recover(grace_s=60)
+    assert (again["chunk_record"], again["chunk_synthesize"]) == (0, 0)  # the next sweep leaves the copies be
+
+
+def test_a_paced_chunk_in_per_step_mode_synthesizes_first_and_holds_its_turn_until_recorded(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = 1
+    spec_feature = {"title": "Paced", "steps": [{"action": "goto", "url": "/", "say": "Hello."}]}
+    job = make_job(features=2)
+    Job.objects.filter(pk=job.pk).update(spec={**job.spec, "features": [spec_feature, spec_feature]})
+    Chunk.objects.filter(job=job).update(paced=True)
+    job_start(job_id=job.id)
+    first = job.chunks.get(index=1)
+    Chunk.objects.filter(job=job, admitted_at__isnull=False).update(admitted_at=timezone.now() - timedelta(seconds=120))
+    swept = pipeline_recover(grace_s=60)
+    assert (swept["chunk_record"], swept["chunk_synthesize"]) == (0, 1)  # its lines first, never its recording
+    chunk_transition(chunk_id=first.pk, to=ChunkStatus.SYNTHESIZING)
+    chunk_transition(chunk_id=first.pk, to=ChunkStatus.RECORDING, changes={"speech": {"lines": []}})
+    assert _admitted(job) == [1]  # synthesizing then recording: still its turn
+    with django_capture_on_commit_callbacks(execute=True):
+        chunk_transition(chunk_id=first.pk, to=ChunkStatus.MUXING, changes={"recording": {"duration_ms": 1}})
+    assert _admitted(job) == [1, 2]

@@ -43,6 +43,22 @@ def test_it_fills_in_defaults_for_optional_sections(tenant: Tenant, spec: dict[s
     assert job.spec["voice"]["provider"] == "auto"
 
 
+def test_a_feature_may_be_narrated_by_per_step_lines_with_chapters(tenant: Tenant, spec: dict[str, Any]) -> None:
+    feature = spec["features"][0]
+    del feature["script"]
+    feature["steps"][0].update(say="Open your projects.", chapter="Projects")
+    feature["steps"][2].update(say="Type a name.")
+    spec["voice"]["lexicon"] = {"Screenreel": "screen reel"}
+    spec["captions"] = {"burn_in": True, "language": "de"}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.chunks.get().paced is True
+    assert [line.text for line in job.parsed_spec.features[0].lines] == ["Open your projects.", "Type a name."]
+    assert job.parsed_spec.captions.mp4_language == "deu"
+    assert job.spec["voice"]["lexicon"] == {"Screenreel": "screen reel"}
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def apply(spec: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -59,6 +75,12 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 _DELETE = object()
+
+
+def _lines(spec: dict[str, Any], *, say: str) -> None:
+    """The first feature narrated by a line on its second step instead of its script."""
+    del spec["features"][0]["script"]
+    spec["features"][0]["steps"][1]["say"] = say
 _STEP = "features.0.steps"
 
 MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
@@ -103,6 +125,23 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("typing too fast to read", lambda s: s.update(pacing={"typing_ms_per_char": 5}), "pacing.typing_ms_per_char",
      "min_value"),
     ("unknown pacing field", lambda s: s.update(pacing={"warp": 9}), "pacing.warp", "unknown_field"),
+    # Narration: per-step lines, chapters, the lexicon, captions.
+    ("a script and per-step lines", _set(f"{_STEP}.1.say", "Click it."), "features[0].script", "script_and_lines"),
+    ("no narration at all", _set("features.0.script", _DELETE), "features[0].script", "required"),
+    ("a line that is not a string", _set(f"{_STEP}.1.say", ["Click"]), "features[0].steps[1].say", "invalid_type"),
+    ("a line too long", lambda s: _lines(s, say="x" * 1001), "features[0].steps[1].say", "max_length"),
+    ("a blank line", lambda s: _lines(s, say="  "), "features[0].steps[1].say", "blank"),
+    ("a chapter title too long", _set(f"{_STEP}.0.chapter", "c" * 101), "features[0].steps[0].chapter", "max_length"),
+    ("a lexicon that is a list", _set("voice.lexicon", ["Screenreel"]), "voice.lexicon", "invalid_type"),
+    ("a lexicon entry that is a number", _set("voice.lexicon", {"Screenreel": 5}), "voice.lexicon", "invalid_type"),
+    ("a lexicon entry spoken as nothing", _set("voice.lexicon", {"Screenreel": " "}), "voice.lexicon",
+     "invalid_value"),
+    ("a huge lexicon", _set("voice.lexicon", {f"w{i}": "x" for i in range(201)}), "voice.lexicon", "too_many_keys"),
+    ("burn-in as a string", lambda s: s.update(captions={"burn_in": "yes"}), "captions.burn_in", "invalid_type"),
+    ("an unknown caption language", lambda s: s.update(captions={"language": "klingon"}), "captions.language",
+     "invalid_choice"),
+    ("a line pause too long", lambda s: s.update(pacing={"line_pause_ms": 9000}), "pacing.line_pause_ms",
+     "max_value"),
 ]
 
 

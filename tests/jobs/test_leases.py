@@ -31,7 +31,7 @@ def test_a_renewal_extends_every_lease_still_held_in_one_go(settings: Settings) 
     chunks = _claimed(features=2)
     Chunk.objects.filter(pk__in=[c.pk for c in chunks]).update(lease_expires_at=timezone.now() + timedelta(seconds=2))
     leases = [Lease(chunk_id=c.pk, attempt=c.attempts) for c in chunks]
-    assert leases_renew(leases) == {c.pk for c in chunks}
+    assert leases_renew(leases) == {(c.pk, False) for c in chunks}
     for chunk in Chunk.objects.filter(pk__in=[c.pk for c in chunks]):
         assert chunk.lease_expires_at is not None
         assert chunk.lease_expires_at > timezone.now() + timedelta(seconds=40)

@@ -59,7 +59,7 @@ def test_a_chunk_claim_runs_twice_with_the_same_result() -> None:
     first = chunk_claim(chunk_id=chunk.pk, stage="record")
     assert first is not None and first.status == ChunkStatus.RECORDING and first.attempts == 1
     assert chunk_claim(chunk_id=chunk.pk, stage="record") is None  # the lease is held
-    assert chunk_claim(chunk_id=chunk.pk, stage="produce") is None  # not this stage's status
+    assert chunk_claim(chunk_id=chunk.pk, stage="mux") is None  # not this stage's status
     assert job.chunks.get().attempts == 1
 
 

@@ -1,14 +1,16 @@
 """A local HTTP server that answers as ElevenLabs' text-to-speech API is documented to.
 
-``POST /v1/text-to-speech/{voice_id}?output_format=...`` with ``xi-api-key``: 401 with
+``POST /v1/text-to-speech/{voice_id}[/with-timestamps]?output_format=...`` with ``xi-api-key``: 401 with
 ``{"detail": {"status": "invalid_api_key", ...}}`` for a wrong key, 422 with a pydantic-style
-``{"detail": [{"loc": [...], "msg": ...}]}`` for a bad body, else ``audio/mpeg`` bytes with
-``request-id`` and ``character-cost`` headers. Tests can queue canned answers (429, 500, ...) that
-are served before the normal behaviour; every request is recorded.
+``{"detail": [{"loc": [...], "msg": ...}]}`` for a bad body, else ``audio/mpeg`` bytes (or, with
+timestamps, JSON with ``audio_base64`` and an ``alignment`` spreading the characters evenly over the
+audio's ``seconds``) with ``request-id`` and ``character-cost`` headers. Tests can queue canned answers
+(429, 500, ...) that are served before the normal behaviour; every request is recorded.
 """
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import threading
@@ -40,6 +42,7 @@ class Canned:
 class Emulator:
     api_key: str
     mp3: bytes
+    seconds: float = 2.0  # how long ``mp3`` plays: the alignment spreads the characters over it
     server: http.server.ThreadingHTTPServer | None = None
     received: list[Received] = field(default_factory=list)
     queued: deque[Canned] = field(default_factory=deque)
@@ -84,6 +87,8 @@ class Emulator:
                 except ValueError:
                     data = None
                 voice = unquote(parts.path[len(prefix):]) if parts.path.startswith(prefix) else ""
+                timestamps = voice.endswith("/with-timestamps")
+                voice = voice.removesuffix("/with-timestamps")
                 emulator.received.append(Received(voice, parse_qs(parts.query),
                                                   {k.lower(): v for k, v in self.headers.items()}, data))
                 if not parts.path.startswith(prefix) or not voice or "/" in voice:
@@ -116,8 +121,18 @@ class Emulator:
                 assert isinstance(data, dict)
                 request_id = uuid.uuid4().hex[:20]
                 emulator.issued_ids.append(request_id)
-                self._send(200, emulator.mp3, "audio/mpeg",
-                           {"request-id": request_id, "character-cost": str(len(data["text"]))})
+                headers = {"request-id": request_id, "character-cost": str(len(data["text"]))}
+                if not timestamps:
+                    self._send(200, emulator.mp3, "audio/mpeg", headers)
+                    return
+                chars = list(data["text"])
+                step = emulator.seconds / max(len(chars), 1)
+                self._json(200, {"audio_base64": base64.b64encode(emulator.mp3).decode(),
+                                 "alignment": {"characters": chars,
+                                               "character_start_times_seconds": [i * step for i in range(len(chars))],
+                                               "character_end_times_seconds": [(i + 1) * step
+                                                                               for i in range(len(chars))]}},
+                           headers)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

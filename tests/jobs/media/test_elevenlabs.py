@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobs.egress import EgressPolicy
-from jobs.media import elevenlabs, probe, voice
+from jobs.media import elevenlabs, narration, probe, voice
 from jobs.media.errors import MediaError
 from jobs.media.mux import Branding, mux
 from tests.jobs.media.elevenlabs_emulator import Emulator
@@ -62,7 +63,7 @@ def test_it_sends_the_documented_request_and_records_request_id_and_cost(
     assert speech.duration_ms > 1000
     assert probe.audio_stream(speech.path).codec == "mp3"  # type: ignore[union-attr]
     [req] = server.received
-    assert req.voice_id == "voice123"
+    assert req.voice_id == "voice123"  # on /v1/text-to-speech/voice123/with-timestamps
     assert req.query == {"output_format": ["mp3_44100_128"]}
     assert req.headers["xi-api-key"] == KEY
     assert req.json == {"text": TEXT, "model_id": "eleven_multilingual_v2",
@@ -216,9 +217,32 @@ def test_two_chunks_end_to_end_stitched_through_a_429_and_muxed(
     assert [r.json.get("previous_request_ids") for r in server.received if r.json] == [
         None, [first.request_id], [first.request_id]]
     assert second.request_id == server.issued_ids[1]
-    result = mux(body=synthetic_body, narration=second.path, branding=Branding("Second", "Thanks"),
+    prepared = narration.prepare_lines([second.path], tmp_path, names=["line.wav"])
+    placed = narration.place_lines([narration.LineText(1, "Second feature.")], [prepared[0].samples],
+                                   [prepared[0].path], step_starts={}, pause_s=0.3)
+    result = mux(body=synthetic_body, lines=placed, branding=Branding("Second", "Thanks"),
                  out=tmp_path / "final.mp4", width=1280, height=720, fps=25, work_dir=tmp_path / "w")
     assert result.duration_ms > 5000
+
+
+def test_character_timings_become_word_timings_in_the_written_words(
+    server: Emulator, config: elevenlabs.ElevenLabsConfig, tmp_path: Path,
+) -> None:
+    spoken = narration.apply_lexicon("Screenreel records it.", {"screenreel": "screen reel"})
+    assert spoken.text == "screen reel records it."
+    said = voice.speak(spoken.text, tmp_path / "line", provider="elevenlabs", elevenlabs=config,
+                       previous_text="Before.", next_text="After.")
+    assert said.path.suffix == ".mp3" and probe.audio_stream(said.path) is not None
+    assert len(said.char_starts) == len(spoken.text) == len(said.char_ends)
+    sent = server.received[-1].json or {}
+    assert (sent["text"], sent["previous_text"], sent["next_text"]) == (spoken.text, "Before.", "After.")
+    words = narration.words_from_alignment(spoken, said.char_starts, said.char_ends, shift_s=0.1)
+    assert [w.text for w in words] == ["Screenreel", "records", "it."]  # the lexicon's words, as written
+    step = server.seconds / len(spoken.text)
+    assert words[0].start_s == pytest.approx(0.0)  # shifted by 0.1 s, never below zero
+    assert words[0].end_s == pytest.approx(len("screen reel") * step - 0.1)
+    assert words[1].start_s == pytest.approx(len("screen reel ") * step - 0.1)
+    assert all(a.end_s <= b.start_s + 1e-9 for a, b in itertools.pairwise(words))
 
 
 def test_audio_larger_than_the_limit_is_refused_not_cut(

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import json
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jobs.media import framegrid, loudness, probe, proc, spec, voice
+from jobs.media import captions, framegrid, loudness, narration, probe, proc, spec, voice
 from jobs.media import mux as mux_mod
 from jobs.media.errors import MediaError, SegmentMismatch
 from jobs.media.mux import Branding, MuxResult, escape_filter_value, mux
@@ -32,27 +34,38 @@ def top_level_atoms(path: Path) -> list[str]:
     return atoms
 
 
-def run_mux(body: Path, narration: Path, tmp: Path) -> MuxResult:
-    return mux(body=body, narration=narration, branding=BRANDING, out=tmp / "final.mp4",
-               width=1280, height=720, fps=FPS, work_dir=tmp / "work")
+Lines = list[narration.Placement]
+
+
+def narrated(script: str, tmp: Path, *, provider: str = "auto") -> Lines:
+    """A script's sentences spoken, prepared and placed back to back from the recording's first frame, as the
+    pipeline does (jobs.services.pipeline)."""
+    lines = narration.lines_for(script=script, steps=[])
+    said = [voice.speak(line.text, tmp / f"voice-{line.index}", provider=provider) for line in lines]
+    prepared = narration.prepare_lines([u.path for u in said], tmp, names=[f"line-{x.index}.wav" for x in lines])
+    return narration.place_lines(lines, [a.samples for a in prepared], [a.path for a in prepared], step_starts={},
+                                 pause_s=0.3)
+
+
+def run_mux(body: Path, lines: Lines, tmp: Path, **extra: Any) -> MuxResult:
+    return mux(body=body, lines=lines, branding=BRANDING, out=tmp / "final.mp4",
+               width=1280, height=720, fps=FPS, work_dir=tmp / "work", **extra)
 
 
 @pytest.fixture(scope="module")
-def short_narration(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("speech") / "short.mp3"
-    return voice.synthesize("Create a project.", path, provider="espeak-ng").path
+def short_narration(tmp_path_factory: pytest.TempPathFactory) -> Lines:
+    return narrated("Create a project.", tmp_path_factory.mktemp("speech"), provider="espeak-ng")
 
 
 @pytest.fixture(scope="module")
-def long_narration(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("speech") / "long.mp3"
+def long_narration(tmp_path_factory: pytest.TempPathFactory) -> Lines:
     text = ("Projects keep your team's work in one place. Press New project, give it a name, "
             "and press Enter. The new project appears at the top of the list.")
-    return voice.synthesize(text, path).path
+    return narrated(text, tmp_path_factory.mktemp("speech"))
 
 
 @pytest.fixture(scope="module")
-def short_result(synthetic_body: Path, short_narration: Path,
+def short_result(synthetic_body: Path, short_narration: Lines,
                  tmp_path_factory: pytest.TempPathFactory) -> MuxResult:
     return run_mux(synthetic_body, short_narration, tmp_path_factory.mktemp("mux-short"))
 
@@ -81,9 +94,9 @@ def test_a_short_narration_keeps_the_body_length(
 
 
 def test_a_longer_narration_holds_the_last_frame(
-    synthetic_body: Path, long_narration: Path, tmp_path: Path,
+    synthetic_body: Path, long_narration: Lines, tmp_path: Path,
 ) -> None:
-    narration_ms = probe.duration_ms(long_narration)
+    narration_ms = long_narration[-1].end_s * 1000
     assert narration_ms + 500 > probe.duration_ms(synthetic_body)
     # A work dir full of filtergraph metacharacters proves the title-file path is escaped.
     result = run_mux(synthetic_body, long_narration, tmp_path / "it's: [a],b;c=d%")
@@ -110,11 +123,11 @@ def test_narration_starts_when_the_body_starts(short_result: MuxResult) -> None:
 
 
 def test_a_colour_that_is_not_hex_is_refused(
-    synthetic_body: Path, short_narration: Path, tmp_path: Path,
+    synthetic_body: Path, short_narration: Lines, tmp_path: Path,
 ) -> None:
     bad = Branding(intro_title="x", outro_title="y", background="red:x=1")
     with pytest.raises(MediaError, match="#RRGGBB") as caught:
-        mux(body=synthetic_body, narration=short_narration, branding=bad, out=tmp_path / "o.mp4",
+        mux(body=synthetic_body, lines=short_narration, branding=bad, out=tmp_path / "o.mp4",
             width=1280, height=720, fps=FPS, work_dir=tmp_path)
     assert caught.value.permanent is True
     assert not (tmp_path / "o.mp4").exists()
@@ -158,7 +171,7 @@ def test_the_body_is_joined_without_hold_when_the_narration_fits(short_result: M
 
 
 def test_a_held_body_shows_the_recordings_last_frame_until_the_outro(
-    synthetic_body: Path, long_narration: Path, tmp_path: Path,
+    synthetic_body: Path, long_narration: Lines, tmp_path: Path,
 ) -> None:
     result = run_mux(synthetic_body, long_narration, tmp_path)
     assert result.hold_frames > 0
@@ -173,15 +186,15 @@ def test_a_held_body_shows_the_recordings_last_frame_until_the_outro(
 
 
 def test_cards_are_rendered_once_per_branding_and_reused_from_the_cache(
-    synthetic_body: Path, short_narration: Path, tmp_path: Path,
+    synthetic_body: Path, short_narration: Lines, tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cards"
-    first = mux(body=synthetic_body, narration=short_narration, branding=BRANDING, out=tmp_path / "1.mp4",
+    first = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "1.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w1", cache_dir=cache)
-    again = mux(body=synthetic_body, narration=short_narration, branding=BRANDING, out=tmp_path / "2.mp4",
+    again = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "2.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w2", cache_dir=cache)
     other = Branding(intro_title=BRANDING.intro_title, outro_title="Bye", accent="#12B76A")
-    third = mux(body=synthetic_body, narration=short_narration, branding=other, out=tmp_path / "3.mp4",
+    third = mux(body=synthetic_body, lines=short_narration, branding=other, out=tmp_path / "3.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w3", cache_dir=cache)
     assert (first.cards_from_cache, again.cards_from_cache, third.cards_from_cache) == (0, 2, 0)
     assert sorted(p.name.startswith("card-") for p in cache.iterdir()) == [True] * 4
@@ -205,7 +218,7 @@ def test_concurrent_writers_of_one_card_leave_one_complete_file(tmp_path: Path) 
 
 
 def test_a_body_encoded_another_way_is_refused_with_the_differing_fields(
-    short_narration: Path, tmp_path: Path,
+    short_narration: Lines, tmp_path: Path,
 ) -> None:
     body = tmp_path / "other.mp4"
     proc.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=1",
@@ -229,12 +242,12 @@ def logo_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_logo_is_drawn_on_the_cards(
-    synthetic_body: Path, short_narration: Path, logo_png: Path, tmp_path: Path,
+    synthetic_body: Path, short_narration: Lines, logo_png: Path, tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cards"
-    plain = mux(body=synthetic_body, narration=short_narration, branding=BRANDING, out=tmp_path / "a.mp4",
+    plain = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "a.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w1", cache_dir=cache)
-    logo = mux(body=synthetic_body, narration=short_narration, branding=BRANDING, out=tmp_path / "b.mp4",
+    logo = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "b.mp4",
                width=1280, height=720, fps=FPS, work_dir=tmp_path / "w2", cache_dir=cache, logo=logo_png)
     assert logo.cards_from_cache == 0  # the logo is part of the card's identity
     assert decode_errors(logo.path) == ""
@@ -242,12 +255,12 @@ def test_a_logo_is_drawn_on_the_cards(
 
 
 def test_a_logo_that_is_not_an_image_is_refused_before_ffmpeg_reads_it(
-    synthetic_body: Path, short_narration: Path, tmp_path: Path,
+    synthetic_body: Path, short_narration: Lines, tmp_path: Path,
 ) -> None:
     playlist = tmp_path / "logo.png"
     playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n")
     with pytest.raises(MediaError, match="PNG or JPEG") as caught:
-        mux(body=synthetic_body, narration=short_narration, branding=BRANDING, out=tmp_path / "o.mp4",
+        mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "o.mp4",
             width=1280, height=720, fps=FPS, work_dir=tmp_path / "w", logo=playlist)
     assert caught.value.permanent is True
 
@@ -258,3 +271,59 @@ def test_the_recorder_and_the_cards_share_one_encoder_spec() -> None:
     assert any(args[i:i + len(encoder)] == encoder for i in range(len(args)))
     assert spec.h264_level(1280, 720, 25) == "3.1"
     assert spec.h264_level(1920, 1080, 30) == "4.0"
+
+
+def ffprobe_json(path: Path, *what: str) -> dict[str, Any]:
+    result = proc.run("ffprobe", ["-v", "error", "-of", "json", *what, str(path)], timeout=30)
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_captions_are_a_soft_track_in_their_language_and_chapters_are_marks(
+    synthetic_body: Path, short_narration: Lines, tmp_path: Path,
+) -> None:
+    cues = [captions.Cue(0.2, 1.4, "Create a project.")]
+    chapters = [captions.Chapter(0.0, "Create a project"), captions.Chapter(1.0, "Name it ✓")]
+    result = run_mux(synthetic_body, short_narration, tmp_path, cues=cues, chapters=chapters, language="deu",
+                     audio_out=tmp_path / "voice.mp3")
+    streams = ffprobe_json(result.path, "-show_streams")["streams"]
+    [subtitle] = [s for s in streams if s["codec_type"] == "subtitle"]
+    assert (subtitle["codec_name"], subtitle["tags"]["language"]) == ("mov_text", "deu")
+    marks = ffprobe_json(result.path, "-show_chapters")["chapters"]
+    assert [m["tags"]["title"] for m in marks] == ["Intro", "Create a project", "Name it ✓", "Outro"]
+    off = result.timeline.body_offset_s  # the intro's length in whole frames
+    starts = [float(m["start_time"]) for m in marks]
+    assert starts == pytest.approx([0.0, off, off + 1.0, result.timeline.outro_start_s])
+    # Told on the final video's timeline.
+    [cue] = result.cues
+    assert (cue.start_s, cue.end_s) == pytest.approx((off + 0.2, off + 1.4))
+    assert [c.title for c in result.chapters] == ["Intro", "Create a project", "Name it ✓", "Outro"]
+    text = proc.run("ffmpeg", ["-v", "error", "-i", str(result.path), "-map", "0:s:0", "-f", "srt", "-"],
+                    timeout=30).stdout.decode()
+    assert "00:00:02,680 --> 00:00:03,880" in text and "Create a project." in text
+    voice_mp3 = probe.audio_stream(tmp_path / "voice.mp3")
+    assert voice_mp3 is not None and voice_mp3.codec == "mp3"
+    assert abs(probe.duration_ms(tmp_path / "voice.mp3") - result.duration_ms) <= 60
+
+
+def test_burned_in_captions_draw_on_the_picture_only_while_shown(
+    synthetic_body: Path, short_narration: Lines, tmp_path: Path,
+) -> None:
+    cues = [captions.Cue(0.5, 1.5, "BURNED IN CAPTION")]
+    plain = run_mux(synthetic_body, short_narration, tmp_path / "plain", cues=cues)
+    burned = run_mux(synthetic_body, short_narration, tmp_path / "burned", cues=cues, burn_in=True)
+    assert decode_errors(burned.path) == ""
+    video = probe.video_stream(burned.path)
+    assert (video.codec, video.profile, video.pix_fmt) == ("h264", "High", "yuv420p")
+    assert burned.duration_ms == plain.duration_ms
+
+    def bottom(path: Path, at: float) -> bytes:
+        out = proc.run("ffmpeg", ["-v", "error", "-ss", f"{at:.3f}", "-i", str(path), "-vf",
+                                  "crop=iw:ih/4:0:ih*3/4,scale=64:18,format=gray", "-frames:v", "1", "-f", "rawvideo",
+                                  "-"], timeout=30).stdout
+        assert len(out) == 64 * 18
+        return out
+
+    off = burned.timeline.body_offset_s
+    assert mean_abs_diff(bottom(plain.path, off + 1.0), bottom(burned.path, off + 1.0)) > 4  # the caption
+    assert mean_abs_diff(bottom(plain.path, off + 2.6), bottom(burned.path, off + 2.6)) < 2  # gone again

@@ -1,0 +1,91 @@
+"""The recording stage: Chromium performs the feature's steps; the recording, its stills and when each step
+ran are stored. With lines per step the recorder paces the steps to the lines' durations."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from jobs.logs import log_context
+from jobs.media import recorder
+from jobs.models import Chunk, ChunkStatus, ObjectKind
+from jobs.queue import enqueue_on_commit
+from jobs.services.egress import browser_url_guard, egress_policy
+from jobs.services.leases import lease_kept
+from jobs.services.objects import object_store
+from jobs.services.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
+from jobs.services.progress import ChunkProgress
+from jobs.services.transitions import chunk_transition
+from jobs.task_names import TaskName
+
+
+def chunk_record_run(*, chunk_id: int) -> StageResult:
+    """Record the chunk's feature in Chromium and store the recording and stills."""
+    with log_context(chunk_id=chunk_id):
+        chunk = chunk_claim(chunk_id=chunk_id, stage="record")
+        if chunk is None:
+            return DONE
+        with log_context(job_id=chunk.job_id):
+            return _record_run(chunk)
+
+
+def _record_run(chunk: Chunk) -> StageResult:
+    work = workdir(chunk, "record")
+    started = time.monotonic()
+    try:
+        with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
+            metadata = _record(chunk, work, progress)
+    except Exception as exc:
+        return timed("record", started, stage_failed(chunk, exc, stage="record"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    timed("record", started, DONE, lost=lease.lost)
+    if lost(chunk, lease):
+        return DONE
+    with transaction.atomic():
+        # Under the row lock, as the synthesis decides too: if the voice is ready, on to the mux; if not,
+        # the recording waits in "synthesizing" and the synthesis sends it on.
+        spoken = Chunk.objects.select_for_update().only("pk", "speech").get(pk=chunk.pk).speech is not None
+        to = ChunkStatus.MUXING if spoken else ChunkStatus.SYNTHESIZING
+        moved = chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
+                                 changes={"recording": metadata, "attempts": 0, "lease_expires_at": None, "error": ""})
+        if moved is not None and to == ChunkStatus.MUXING:
+            enqueue_on_commit(TaskName.CHUNK_MUX, chunk.pk)
+    return DONE
+
+
+def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> dict[str, Any]:
+    """Record the feature and store the recording and stills; returns the recording's metadata."""
+    job, n = chunk.job, chunk.index
+    spec = job.parsed_spec
+    viewport = spec.viewport
+    lines = (chunk.speech or {}).get("lines", []) if chunk.paced else []
+    progress.stage(ChunkStatus.RECORDING)
+    result = recorder.record(recorder.RecordRequest(
+        target_url=spec.target_url, width=viewport.width, height=viewport.height,
+        steps=chunk.feature.steps, feature_title=chunk.title, out_dir=work, fps=settings.SCREENREEL_FPS,
+        chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
+        still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
+        pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
+        line_ms={line["step"]: line["duration_ms"] for line in lines if line.get("step")},
+    ))
+    raw_name = f"chunk-{n}-recording.mp4"
+    raw = result.video_path.rename(work / raw_name) if result.video_path.name != raw_name else result.video_path
+    object_store(job=job, chunk=chunk, kind=ObjectKind.RECORDING, path=raw, meta={"duration_ms": result.duration_ms})
+    for still in result.stills:
+        object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still.path,
+                     meta={"after_step": still.after_step, "width": still.width, "height": still.height})
+    return {
+        "started_at": result.started_at.isoformat(), "first_frame_at": result.first_frame_at.isoformat(),
+        "stopped_at": result.stopped_at.isoformat(), "duration_ms": result.duration_ms,
+        "size_bytes": result.size_bytes, "fps": result.fps, "frames_received": result.frames_received,
+        "frames_written": result.frames_written, "width": viewport.width, "height": viewport.height,
+        # When each step ran, from the recording's first frame (the mux places each step's line there).
+        "steps": [{"step": s.step, "start_ms": round(s.start_s * 1000), "end_ms": round(s.end_s * 1000)}
+                  for s in result.steps],
+    }
