@@ -100,9 +100,12 @@ def test_per_step_lines_land_on_their_steps_with_captions_and_chapters_from_the_
     steps = {s["step"]: s for s in timeline["steps"]}
     lines = timeline["lines"]
     assert [line["text"] for line in lines] == [s["say"] for s in SPOKEN]
+    def nearest(values: list[float], to: float) -> float:
+        return min(values, key=lambda t: abs(t - to))
+
     for line in lines:
-        cue = min(cue_starts, key=lambda t, at=line["start_ms"] / 1000: abs(t - at))
-        onset = min(onsets, key=lambda t, at=cue: abs(t - at))
+        cue = nearest(cue_starts, line["start_ms"] / 1000)
+        onset = nearest(onsets, cue)
         assert abs(onset - cue) <= 0.150, (line, cue, onset)
         assert abs(steps[line["step"]]["start_ms"] / 1000 - cue) <= 0.300, (line, steps[line["step"]], cue)
         # Nothing is said in the 300 ms before a line: it never starts early.
