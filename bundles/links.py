@@ -5,14 +5,14 @@ and the short-lived storage URL a valid link redirects to. Signing itself is ``j
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 
-from jobs.errors import Conflict, NotFound
+from jobs.errors import Conflict, DomainError
 from jobs.links import LinkTarget, link_sign, link_ttl_s
 from jobs.models import JOB_ENDED, Job, ObjectKind, StoredObject, iso
 from jobs.selectors import objects_expiry
@@ -70,18 +70,29 @@ def _entry(obj: StoredObject, *, expires_at: datetime | None, ttl_s: int) -> dic
             "object_expires_at": iso(expires_at), "purged_at": iso(obj.purged_at)}
 
 
+def _no_bundle(job: Job) -> NoReturn:
+    """Why the job has no bundle to link to. The job exists, so never a 404: a bundle is built when the job
+    ends (409), including after a rerun of a job that ended without one (409 too), and one that retention
+    purged is gone for good (410)."""
+    built = StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).exclude(sha256="")
+    purged = built.filter(purged_at__isnull=False).order_by("-purged_at").first()
+    if job.status not in JOB_ENDED:
+        raise Conflict(f"The job is {job.status}: its bundle is built when it ends (the bundle.ready event "
+                       "says so).", code="bundle_not_ready")
+    if purged is not None and not built.filter(purged_at__isnull=True).exists():
+        raise DomainError("Retention purged this job's bundle; the job and its manifest stay readable.",
+                          code="bundle_purged", status_code=410, details={"purged_at": iso(purged.purged_at)})
+    raise Conflict(f"The job ended {job.status} without a bundle: none of its chunks succeeded. Rerun its chunks "
+                   "(POST /v1/jobs/{id}/rerun-chunks) to build one.", code="bundle_not_found")
+
+
 def bundle_links(*, job: Job) -> dict[str, Any]:
     """Fresh signed links for the job's newest unpurged bundle and each of its assets."""
     bundle = (StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE, purged_at__isnull=True, current=True,
                                           bundle__isnull=False)
               .exclude(sha256="").select_related("bundle").order_by("-bundle__version", "-id").first())
-    never_built = not StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).exists()
-    if bundle is None and never_built and job.status not in JOB_ENDED:
-        raise Conflict(f"The job is {job.status}: its bundle is built when it ends (the bundle.ready event "
-                       "says so).", code="bundle_not_ready")
     if bundle is None:
-        raise NotFound("This job has no bundle: retention purged it, or none of its chunks succeeded.",
-                       code="bundle_not_found")
+        _no_bundle(job)
     assets = list(StoredObject.objects.bundled().filter(job=job).select_related("chunk")
                   .order_by("chunk__index", "id"))
     expiry = objects_expiry([bundle, *assets])

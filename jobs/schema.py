@@ -186,9 +186,10 @@ _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 _WHEN = {
     400: "Bad input: validation_error (details.fields), malformed_json, invalid_body, invalid_filter...",
     401: "unauthenticated: no API key, or an unknown or revoked one.",
-    404: "The object does not exist for your client (job_not_found, endpoint_not_found, bundle_not_found...).",
+    404: "The object does not exist for your client (job_not_found, endpoint_not_found, unknown_chunk...).",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
-         "idempotency_key_reused, endpoint_disabled, bundle_not_ready).",
+         "idempotency_key_reused, endpoint_disabled, bundle_not_ready, bundle_not_found).",
+    410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB.",
     415: "unsupported_media_type: the body is not application/json.",
     429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
@@ -221,6 +222,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
         statuses += [400, 404]  # a bad filter; a cursor that is not one of ours (not_found)
     if op_id in _CONFLICTS:
         statuses.append(409)
+    if op_id == "jobs_bundle_links":
+        statuses.append(410)
     return sorted(set(statuses))
 
 

@@ -14,6 +14,7 @@ runs on a debugging pipe that the driver holds).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -72,6 +73,24 @@ class WarmBrowser:
         except BaseException:
             future.cancel()
             raise
+
+    def close(self) -> None:
+        """Close this process's browsers and stop their loop (a one-off browser's end; tests)."""
+        loop = self._loop
+        if loop is None or self._pid != os.getpid():
+            return
+        asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=60)
+        loop.call_soon_threadsafe(loop.stop)
+        self._loop = None
+
+    async def _close(self) -> None:
+        for browser in self._browsers.values():
+            with contextlib.suppress(PlaywrightError):
+                await browser.close()
+        self._browsers = {}
+        if self._playwright is not None:
+            await self._playwright.stop()
+            self._playwright = None
 
     async def _with_browser(self, work: Callable[[Browser], Coroutine[Any, Any, T]], chromium_path: str) -> T:
         return await work(await self.browser(chromium_path))

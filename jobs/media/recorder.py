@@ -1,5 +1,8 @@
 """Record a feature: drive headless Chromium through its steps and capture a CFR H.264 video.
 
+Each recording runs in a fresh context of the process's warm browser (jobs.media.browser), paced to the
+narration when its lines are per step, and reports when each step ran on the video's own timeline.
+
 Capture comes from the CDP screencast (Playwright's record_video needs a downloaded ffmpeg and
 writes low-bitrate VP8). Frames are placed on a constant-rate grid by their timestamps
 (see framegrid), so the file's duration equals the wall time from first frame to stop.
@@ -24,7 +27,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from jobs.egress import EgressPolicy, Resolver
 from jobs.media import probe as probe_mod
-from jobs.media.browser import WARM, first_line
+from jobs.media.browser import WARM, WarmBrowser, first_line
 from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
 from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import MediaError, NavigationError, StepError
@@ -91,6 +94,9 @@ class RecordRequest:
     # Per-step narration: how long the line spoken as each step (1-based) begins lasts, in ms. The next
     # step waits until it has been spoken, plus pacing.line_pause_ms.
     line_ms: Mapping[int, int] = field(default_factory=dict)
+    # Record in the process's warm browser (jobs.media.browser); False launches one for this recording
+    # alone, as every recording did before (bench/job compares the two).
+    warm_browser: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,15 @@ def record(req: RecordRequest) -> Recording:
         raise MediaError(f"viewport {req.width}x{req.height} must be even and >= 16", permanent=True)
     req.out_dir.mkdir(parents=True, exist_ok=True)
     video = req.out_dir / req.video_name
+    browser = WARM if req.warm_browser else WarmBrowser()
     try:
-        return WARM.run(_Session(req, video).run, chromium_path=req.chromium_path)
+        return browser.run(_Session(req, video).run, chromium_path=req.chromium_path)
     except BaseException:
         video.unlink(missing_ok=True)
         raise
+    finally:
+        if browser is not WARM:
+            browser.close()
 
 
 async def _close_quietly(context: Any) -> None:
@@ -196,6 +206,8 @@ class _Session:
         self.blocked: dict[str, str] = {}  # url -> reason, from url_guard
         self.proxy: EgressProxy | None = None
         self.step_times: list[StepTime] = []
+        # When the recording was asked for: started_at, so a browser's launch counts before the first frame.
+        self.started_wall = time.time()
 
     def _body_time(self, wall: float) -> float:
         """``wall`` (time.time()) on the video's timeline: seconds after the first frame."""
@@ -205,7 +217,6 @@ class _Session:
     async def run(self, browser: Browser) -> Recording:
         """Record in a fresh context of the process's warm ``browser`` (jobs.media.browser)."""
         req = self.req
-        started_wall = time.time()
         async with contextlib.AsyncExitStack() as stack:
             proxy: ProxySettings | None = None
             if req.egress is not None:
@@ -216,7 +227,7 @@ class _Session:
                 context = await browser.new_context(
                     viewport={"width": req.width, "height": req.height}, device_scale_factor=1, proxy=proxy)
                 stack.push_async_callback(_close_quietly, context)
-                return await self._record(context, started_wall)
+                return await self._record(context, self.started_wall)
             except PlaywrightError as exc:
                 # Anything Playwright raises outside a step (where it is classified) is the browser.
                 raise MediaError(f"Browser failed while recording: {first_line(exc)}") from exc

@@ -187,15 +187,17 @@ def test_the_bundle_endpoint_answers_404_for_another_clients_job(
     assert response.json()["error"]["code"] == "job_not_found"
 
 
-def test_the_bundle_endpoint_answers_409_before_the_job_ends_and_404_when_it_has_none(
+def test_the_bundle_endpoint_answers_409_before_the_job_ends_and_when_it_ended_with_none(
         tenant: Tenant, tmp_path: Path) -> None:
     job = job_with_assets(client=tenant.client, tmp=tmp_path, files={}, failed={1: "step 1 failed"})
     early = tenant.api.get(f"/v1/jobs/{job.id}/bundle")
     assert early.status_code == 409 and early.json()["error"]["code"] == "bundle_not_ready"
     Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)  # it ended with nothing to bundle
     response = tenant.api.get(f"/v1/jobs/{job.id}/bundle")
-    assert response.status_code == 404
+    # The job exists and a rerun may still build its bundle: a state, not a missing object.
+    assert response.status_code == 409
     assert response.json()["error"]["code"] == "bundle_not_found"
+    assert "rerun-chunks" in response.json()["error"]["message"]
 
 
 @pytest.mark.django_db

@@ -5,6 +5,7 @@ tools we did not write (ffmpeg's silencedetect, ffprobe, webvtt-py, srt)."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import subprocess
@@ -17,9 +18,11 @@ import srt
 import webvtt
 from django.core.files.storage import default_storage
 
+from jobs.media import voice
 from jobs.models import JobStatus
 from tests.conftest import Tenant
 from tests.e2e.conftest import Worker, wait_until_ended
+from tests.jobs.media.elevenlabs_emulator import Emulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -128,3 +131,40 @@ def test_per_step_lines_land_on_their_steps_with_captions_and_chapters_from_the_
     assert {"chunk-1-captions.vtt", "chunk-1-captions.srt", "chunk-1-chapters.txt", "chunk-1-audio.mp3",
             "chunk-1-script.txt"} <= names
     assert archive.read("chunk-1-script.txt").decode().splitlines() == [s["say"] for s in SPOKEN]
+
+
+def test_a_voice_with_word_timings_gives_chunk_words_json_in_the_written_words(
+        worker_env: dict[str, str], sample_app: str, tmp_path: Path) -> None:
+    mp3 = tmp_path / "voice.mp3"
+    voice.synthesize("This is the emulated ElevenLabs voice speaking.", mp3, provider="espeak-ng")
+    emulator = Emulator(api_key="sk_e2e_words", mp3=mp3.read_bytes(), seconds=1.5).start()
+    worker = Worker({**worker_env, "ELEVENLABS_API_KEY": "sk_e2e_words", "ELEVENLABS_BASE_URL": emulator.base_url},
+                    tmp_path / "worker.log")
+    worker.start()
+    try:
+        created = Tenant("Words").api.post("/v1/jobs", {
+            "target_url": sample_app, "viewport": {"width": 640, "height": 360},
+            "voice": {"provider": "elevenlabs", "lexicon": LEXICON},
+            "features": [{"title": "Words", "steps": [
+                {"action": "goto", "url": "/", "say": "Screenreel records your app."},
+                {"action": "wait", "ms": 300, "say": "Then it narrates."}]}]}, format="json")
+        assert created.status_code == 201, created.json()
+        job = wait_until_ended(created.json()["id"], timeout=240)
+    finally:
+        worker.stop()
+        emulator.stop()
+    assert job.status == JobStatus.SUCCEEDED, job.to_dict()
+    bundle = job.bundles.select_related("stored").get(version=job.run)
+    with default_storage.open(bundle.stored.key, "rb") as fh:
+        archive = zipfile.ZipFile(io.BytesIO(fh.read()))
+    words = json.loads(archive.read("chunk-1-words.json"))["words"]
+    assert [w["text"] for w in words] == ["Screenreel", "records", "your", "app.", "Then", "it", "narrates."]
+    lines = json.loads(archive.read("manifest.json"))["chunks"][0]["timeline"]["lines"]
+    for line in lines:  # every word within its line, in order
+        own = [w for w in words if w["line"] == line["line"]]
+        assert line["start_ms"] <= own[0]["start_ms"] and own[-1]["end_ms"] <= line["end_ms"] + 1, (line, own)
+        assert all(a["end_ms"] <= b["start_ms"] + 1 for a, b in itertools.pairwise(own))
+    # What the voice was asked to say: the lexicon's spoken form, with its neighbours for prosody.
+    sent = [r.json for r in emulator.received if r.json]
+    assert sent[0]["text"] == "screen reel records your app." and sent[0]["next_text"] == "Then it narrates."
+    assert sent[1]["previous_text"] == "screen reel records your app."

@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from bundles.services import bundle_build
-from jobs.models import ObjectKind, StoredObject
+from jobs.models import Job, JobStatus, ObjectKind, StoredObject
 from retention.models import RetentionPolicy
 from retention.services import hold_place, retention_purge
 from tests.bundles.support import chunks_of, job_with_assets
@@ -30,6 +30,7 @@ def _job(tenant: Tenant, tmp: Path) -> str:
         1: [("chunk-1-recording.mp4", "recording", b"raw" * 10), ("chunk-1-final.mp4", "video", b"v" * 50),
             ("chunk-1-script.txt", "script", b"hello")]})
     bundle_build(job=job, chunks=chunks_of(job))
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)  # as settling leaves it
     return job.id
 
 
@@ -99,7 +100,9 @@ def test_purged_objects_answer_410_asset_purged_while_the_job_and_manifest_stay_
     assert job["id"] == job_id
     assert job["bundle"]["purged_at"] is not None and job["bundle"]["url"] is None
     assert all(a["purged_at"] for a in job["chunks"][0]["assets"])
-    assert tenant.api.get(f"/v1/jobs/{job_id}/bundle").status_code == 404
+    gone = tenant.api.get(f"/v1/jobs/{job_id}/bundle")
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "bundle_purged"
+    assert gone.json()["error"]["details"]["purged_at"] == job["bundle"]["purged_at"]
     manifest = tenant.client.jobs.get(pk=job_id).bundles.get().manifest
     assert [a["name"] for a in manifest["assets"]] == ["chunk-1-final.mp4", "chunk-1-script.txt"]
     assert StoredObject.objects.filter(job_id=job_id, kind=ObjectKind.BUNDLE).get().purged_at is not None

@@ -73,6 +73,7 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> dict[str, Any]
         still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
         pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
         line_ms={line["step"]: line["duration_ms"] for line in lines if line.get("step")},
+        warm_browser=settings.SCREENREEL_WARM_BROWSER,
     ))
     raw_name = f"chunk-{n}-recording.mp4"
     raw = result.video_path.rename(work / raw_name) if result.video_path.name != raw_name else result.video_path

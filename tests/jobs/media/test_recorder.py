@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jobs.media import probe
+from jobs.media.browser import WARM
 from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.recorder import Recording, RecordRequest, record, still_plan
 from jobs.media.stills import is_blank, png_size
@@ -151,3 +155,70 @@ def test_slower_typing_makes_a_longer_recording(sampleapp_url: str, tmp_path: Pa
     fast = duration(Pacing(typing_ms_per_char=20, hold_before_ms=0, hold_after_ms=0), "fast")
     slow = duration(Pacing(typing_ms_per_char=200, hold_before_ms=0, hold_after_ms=0), "slow")
     assert slow - fast >= 20 * 150  # 20 characters, 180 ms more each (minus scheduling slack)
+
+
+class _StatePages(BaseHTTPRequestHandler):
+    """/set leaves a cookie and local storage behind; /check shows whether any of it is still there."""
+
+    PAGES = {
+        "/set": "<script>localStorage.setItem('k', 'v'); document.cookie = 'c=1; path=/';</script>"
+                "<div id='done'>set</div>",
+        "/check": "<div id='out'>?</div><script>const out = document.getElementById('out');"
+                  "const leaked = localStorage.getItem('k') || document.cookie.includes('c=1');"
+                  "out.id = out.textContent = leaked ? 'leaked' : 'clean';</script>",
+    }
+
+    def do_GET(self) -> None:
+        body = f"<!doctype html><html><body>{self.PAGES.get(self.path, '')}</body></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_recordings_share_one_warm_browser_and_nothing_else(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatePages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def run(path: str, selector: str, name: str) -> Recording:
+        return record(RecordRequest(target_url=base + path, width=640, height=360, feature_title=name,
+                                    steps=[{"action": "wait_for", "selector": selector, "timeout_ms": 2000}],
+                                    out_dir=tmp_path / name, chromium_path=CHROMIUM))
+
+    try:
+        run("/set", "#done", "first")
+        launches = WARM.launches
+        run("/check", "#clean", "second")  # a StepError here would mean the first job's state leaked
+        assert WARM.launches == launches  # no new browser for the second recording
+        # A browser that died is launched again for the next recording.
+        browser = asyncio.run_coroutine_threadsafe(WARM.browser(CHROMIUM), WARM._process_loop()).result()
+        asyncio.run_coroutine_threadsafe(browser.close(), WARM._process_loop()).result()
+        run("/check", "#clean", "third")
+        assert WARM.launches == launches + 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_recording_paced_to_its_lines_starts_each_step_after_the_previous_line(
+        sampleapp_url: str, tmp_path: Path) -> None:
+    from jobs.media.recorder import Pacing
+
+    steps: list[dict[str, Any]] = [
+        {"action": "goto", "url": "/projects.html"}, {"action": "hover", "selector": "#new-project"},
+        {"action": "wait", "ms": 100}]
+    rec = record(RecordRequest(target_url=f"{sampleapp_url}/", width=640, height=360, steps=steps,
+                               feature_title="Paced", out_dir=tmp_path, chromium_path=CHROMIUM,
+                               pacing=Pacing(step_pause_ms=0, line_pause_ms=200, hold_after_ms=0),
+                               line_ms={1: 1500, 3: 1000}))
+    times = {s.step: s for s in rec.steps}
+    assert [s.step for s in rec.steps] == [1, 2, 3]
+    assert times[2].start_s - times[1].start_s >= 1.5 + 0.2 - 0.02  # step 1's line, then the pause
+    assert times[3].start_s - times[2].end_s < 0.2  # no line on step 2: no wait
+    assert rec.duration_ms / 1000 >= times[3].start_s + 1.0 + 0.2 - 0.05  # the last line is spoken in the video
+    assert 0 < times[1].start_s < rec.duration_ms / 1000

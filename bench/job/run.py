@@ -1,0 +1,166 @@
+"""bench/job: whole-job turnaround, from submission to ``job.succeeded``, against the ideal.
+
+    .venv/bin/python -m bench.job.run [--chunks 4,8] [--seconds 10] [--voice espeak-ng]
+
+One Celery worker with two slots (``-c 2``) on every queue, as ``make demo`` runs it, records jobs of N
+features of about ``--seconds`` of steps each, narrated by per-step lines. For each N it runs twice in
+the same session: with a warm browser per worker process (the service's default) and with a browser
+launched for every recording (``SCREENREEL_WARM_BROWSER=false``, what the service did before), the
+baseline.
+
+Measured per job: turnaround (submission to the job ending, from the job's own timestamps), the chunks'
+recorded duration, the time from a recording stage's start to its first frame, and the bundle time (the
+last chunk's end to the job's end). The ideal is ceil(N/W) x (a chunk's recorded duration) + the
+bundle time: every slot recording back to back, nothing else. Target: turnaround within 1.15 x the
+recording part of that ideal, plus the bundle time.
+
+Uses its own PostgreSQL database (screenreel_bench_job) and Redis database 11.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "out"
+BIN = Path(sys.executable).parent
+DB_NAME = "screenreel_bench_job"
+SLOTS = 2
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+    "REDIS_URL": "redis://127.0.0.1:6379/11",
+    "SCREENREEL_EGRESS_ALLOW": "127.0.0.0/8",
+    "SCREENREEL_VAR_DIR": str(ROOT / "var" / "bench-job"),
+    # Every chunk may record at once: the limit under test is the worker's slots, not fair share.
+    "SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS": "64",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(ENV)
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import cpu_model  # noqa: E402
+from bench.support import prepare_database  # noqa: E402
+
+
+def feature(n: int, seconds: float) -> dict[str, Any]:
+    """About ``seconds`` of steps on the sample app, with a line on most of them."""
+    pause = max(0.0, seconds - 6.0) / 3
+    return {"title": f"Feature {n}", "steps": [
+        {"action": "goto", "url": "/", "say": f"Feature {n} starts on the overview."},
+        {"action": "wait", "ms": round(pause * 1000)},
+        {"action": "scroll", "y": 350, "say": "Scroll to the numbers."},
+        {"action": "wait", "ms": round(pause * 1000)},
+        {"action": "scroll", "y": -350},
+        {"action": "hover", "selector": ".card >> nth=1", "say": "Every team is here."},
+        {"action": "wait", "ms": round(pause * 1000)},
+    ]}
+
+
+def start_worker(warm: bool, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SCREENREEL_WARM_BROWSER": "true" if warm else "false"}
+    return subprocess.Popen(
+        [str(BIN / "celery"), "-A", "config", "worker", "-Q", "record,media,deliver,default", "-c", str(SLOTS),
+         "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_job(client: Any, app: str, chunks: int, seconds: float, voice: str) -> dict[str, Any]:
+    from jobs.models import JOB_ENDED, Job
+    from jobs.services.jobs import job_create
+
+    spec = {"target_url": app, "viewport": {"width": 1280, "height": 720}, "voice": {"provider": voice},
+            "features": [feature(n, seconds) for n in range(1, chunks + 1)]}
+    from jobs.serializers import JobSpecSerializer
+
+    checked = JobSpecSerializer(data=spec)
+    assert checked.is_valid(), checked.errors
+    job, _ = job_create(client=client, spec=dict(checked.validated_data))
+    deadline = time.monotonic() + 60 + chunks * seconds * 6
+    while Job.objects.get(pk=job.pk).status not in JOB_ENDED:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"job {job.pk} did not end in time")
+        time.sleep(0.2)
+    job = Job.objects.get(pk=job.pk)
+    assert job.status == "succeeded", job.to_dict()
+    rows = list(job.chunks.order_by("index"))
+    recorded = [r.recording["duration_ms"] / 1000 for r in rows if r.recording]
+    to_first_frame = [(datetime.fromisoformat(r.recording["first_frame_at"])
+                       - datetime.fromisoformat(r.recording["started_at"])).total_seconds()
+                      for r in rows if r.recording]
+    assert job.finished_at is not None and all(r.finished_at for r in rows)
+    turnaround = (job.finished_at - job.created_at).total_seconds()
+    bundle = (job.finished_at - max(r.finished_at for r in rows if r.finished_at)).total_seconds()
+    chunk_s = sum(recorded) / len(recorded)
+    ideal_recording = math.ceil(chunks / SLOTS) * chunk_s
+    return {"job": job.pk, "chunks": chunks, "turnaround_s": turnaround, "chunk_recorded_s": chunk_s,
+            "first_frame_s": sum(to_first_frame) / len(to_first_frame), "bundle_s": bundle,
+            "ideal_s": ideal_recording + bundle, "target_s": 1.15 * ideal_recording + bundle,
+            "over_ideal": turnaround / (ideal_recording + bundle),
+            "recording_part_over_ideal": (turnaround - bundle) / ideal_recording}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chunks", default="4,8")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--voice", default="espeak-ng")
+    ns = parser.parse_args(argv)
+    prepare_database(DB_NAME)
+    import django
+
+    django.setup()
+    from jobs.services.clients import client_create
+    from sampleapp.serve import serve
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    OUT.mkdir(parents=True, exist_ok=True)
+    server, port = serve(0)
+    client, _ = client_create(name="bench")
+    results: list[dict[str, Any]] = []
+    try:
+        for chunks in (int(n) for n in ns.chunks.split(",")):
+            for warm in (True, False):
+                worker = start_worker(warm, OUT / f"job-{stamp}-worker.log")
+                try:
+                    time.sleep(4)  # the worker connects; the first job then pays any warm-up itself
+                    result = run_job(client, f"http://127.0.0.1:{port}/", chunks, ns.seconds, ns.voice)
+                finally:
+                    stop(worker)
+                result["browser"] = "warm" if warm else "cold, one per recording"
+                results.append(result)
+                print(f"N={chunks} {result['browser']:<24} turnaround {result['turnaround_s']:6.1f} s  "
+                      f"ideal {result['ideal_s']:5.1f} s  target {result['target_s']:5.1f} s  "
+                      f"recording part {result['recording_part_over_ideal']:.2f}x ideal  "
+                      f"first frame {result['first_frame_s']:.2f} s  bundle {result['bundle_s']:.1f} s", flush=True)
+    finally:
+        server.shutdown()
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu_model": cpu_model(),
+              "nproc": os.cpu_count(), "slots": SLOTS, "voice": ns.voice, "seconds": ns.seconds, "runs": results}
+    out = OUT / f"job-{stamp}.json"
+    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"JSON: {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
