@@ -5,14 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import celeryd_after_setup, worker_process_init
 from django.conf import settings
 
 from jobs.failures import is_permanent
 from jobs.services import jobs as job_services
 from jobs.services import pipeline
-from jobs.task_names import TaskName
+from jobs.task_names import QUEUE_OF, TaskName
 
 SETTLE_RETRIES = 3
+
+# Whether this worker consumes the record queue (set in the main process, inherited by the pool's children).
+_RECORDS = False
+
+
+@celeryd_after_setup.connect
+def _note_queues(sender: str, instance: Any, **_: Any) -> None:
+    global _RECORDS
+    _RECORDS = QUEUE_OF[TaskName.CHUNK_RECORD] in instance.app.amqp.queues.consume_from
+
+
+@worker_process_init.connect
+def warm_browser_at_start(**_: Any) -> None:
+    """A worker process that records launches its warm Chromium as it starts (jobs.media.browser), in the
+    background, so that its first chunk does not wait for the launch (bench/job: about 1 s of it)."""
+    if _RECORDS and settings.SCREENREEL_WARM_BROWSER:
+        from jobs.media.browser import WARM
+
+        WARM.prelaunch(settings.SCREENREEL_CHROMIUM)
 
 # The soft limit ends a stage with a retryable error it reports; the hard one kills a stage stuck in C code.
 STAGE_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S

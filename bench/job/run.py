@@ -2,11 +2,15 @@
 
     .venv/bin/python -m bench.job.run [--chunks 4,8] [--seconds 10] [--voice espeak-ng]
 
-One Celery worker with two slots (``-c 2``) on every queue, as ``make demo`` runs it, records jobs of N
-features of about ``--seconds`` of steps each, narrated by per-step lines. For each N it runs twice in
-the same session: with a warm browser per worker process (the service's default) and with a browser
-launched for every recording (``SCREENREEL_WARM_BROWSER=false``, what the service did before), the
-baseline.
+Jobs of N features of about ``--seconds`` of steps each, narrated by per-step lines, on W = 2 recording
+slots, in three set-ups per N, in the same session:
+
+- ``shared``: one Celery worker with two slots (``-c 2``) on every queue, as ``make demo`` runs it:
+  synthesis, recording and muxing take turns in the same two slots;
+- ``shared, cold``: the same with a browser launched for every recording
+  (``SCREENREEL_WARM_BROWSER=false``, what the service did before), the baseline;
+- ``split``: as the Procfile runs the tiers, a record worker with two slots and a worker with two
+  slots for the other queues (synthesis and muxing), on the same two cores.
 
 Measured per job: turnaround (submission to the job ending, from the job's own timestamps), the chunks'
 recorded duration, the time from a recording stage's start to its first frame, and the bundle time (the
@@ -67,10 +71,17 @@ def feature(n: int, seconds: float) -> dict[str, Any]:
     ]}
 
 
-def start_worker(warm: bool, log: Path) -> subprocess.Popen[bytes]:
+SETUPS = {  # name: (warm browser, the workers' queues)
+    "shared": (True, ["record,media,deliver,default"]),
+    "shared, cold": (False, ["record,media,deliver,default"]),
+    "split": (True, ["record", "media,deliver,default"]),
+}
+
+
+def start_worker(warm: bool, queues: str, name: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SCREENREEL_WARM_BROWSER": "true" if warm else "false"}
     return subprocess.Popen(
-        [str(BIN / "celery"), "-A", "config", "worker", "-Q", "record,media,deliver,default", "-c", str(SLOTS),
+        [str(BIN / "celery"), "-A", "config", "worker", "-Q", queues, "-c", str(SLOTS), "-n", f"{name}@%h",
          "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -139,16 +150,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     try:
         for chunks in (int(n) for n in ns.chunks.split(",")):
-            for warm in (True, False):
-                worker = start_worker(warm, OUT / f"job-{stamp}-worker.log")
+            for setup, (warm, tiers) in SETUPS.items():
+                workers = [start_worker(warm, queues, f"w{k}", OUT / f"job-{stamp}-worker.log")
+                           for k, queues in enumerate(tiers)]
                 try:
-                    time.sleep(4)  # the worker connects; the first job then pays any warm-up itself
+                    time.sleep(4)  # the workers connect; the first job then pays any warm-up itself
                     result = run_job(client, f"http://127.0.0.1:{port}/", chunks, ns.seconds, ns.voice)
                 finally:
-                    stop(worker)
-                result["browser"] = "warm" if warm else "cold, one per recording"
+                    for worker in workers:
+                        stop(worker)
+                result["setup"] = setup
                 results.append(result)
-                print(f"N={chunks} {result['browser']:<24} turnaround {result['turnaround_s']:6.1f} s  "
+                print(f"N={chunks} {setup:<13} turnaround {result['turnaround_s']:6.1f} s  "
                       f"ideal {result['ideal_s']:5.1f} s  target {result['target_s']:5.1f} s  "
                       f"recording part {result['recording_part_over_ideal']:.2f}x ideal  "
                       f"first frame {result['first_frame_s']:.2f} s  bundle {result['bundle_s']:.1f} s", flush=True)

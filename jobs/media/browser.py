@@ -14,7 +14,9 @@ runs on a debugging pipe that the driver holds).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -26,6 +28,7 @@ from playwright.async_api import Error as PlaywrightError
 from jobs.media.errors import MediaError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -74,6 +77,12 @@ class WarmBrowser:
             future.cancel()
             raise
 
+    def prelaunch(self, chromium_path: str) -> None:
+        """Start launching this process's browser now, without waiting for it: a recording worker's first
+        chunk then finds it ready. A failure is only logged; the first recording tries again and says why."""
+        future = asyncio.run_coroutine_threadsafe(self.browser(chromium_path), self._process_loop())
+        future.add_done_callback(_log_failure)
+
     def close(self) -> None:
         """Close this process's browsers and stop their loop (a one-off browser's end; tests)."""
         loop = self._loop
@@ -113,6 +122,11 @@ class WarmBrowser:
             self.launches += 1
             self._browsers[chromium_path] = browser
             return browser
+
+
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("could not launch the warm browser: %s", future.exception())
 
 
 WARM = WarmBrowser()

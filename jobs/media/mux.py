@@ -333,7 +333,8 @@ def mux(
     cache = cache_dir or work_dir / "cards"
     checked_logo = check_logo(logo) if logo is not None else None
 
-    info = probe.probe(body)
+    info = spec.probe_with_hash(body)
+    spec.segment_spec(body, info)  # read once: check_segments finds it
     body_video = probe.video_stream(body, info)
     body_frames = body_video.nb_frames or round(probe.duration_ms(body, info) / 1000 * fps)
     narration_end = max((p.end_s for p in lines), default=0.0)

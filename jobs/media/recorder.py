@@ -36,6 +36,9 @@ from jobs.media.stills import png_size
 
 MAX_STILLS = 8
 SETTLE_TIMEOUT_MS = 5000
+# After a page's load event, it is settled once no request has been in flight for this long. Playwright's
+# "networkidle" waits 500 ms of quiet: every chunk paid it before its first frame.
+QUIET_S = 0.15
 FIRST_FRAME_TIMEOUT_S = 10.0
 # Actions after which the page looks the same as before: no still.
 NO_STILL_ACTIONS = frozenset({"wait"})
@@ -243,6 +246,7 @@ class _Session:
             await context.route("**/*", self._guard)
         page = await context.new_page()
         page.set_default_timeout(req.step_timeout_ms)
+        self._watch_network(page)
 
         await self._navigate(page, req.target_url, step=None)
 
@@ -377,9 +381,35 @@ class _Session:
                 url=url, status=response.status, cause=f"HTTP {response.status}",
                 feature_title=title, step_number=step,
             )
-        # Network idle is a best effort: pages that poll never get there, and that is fine.
-        with contextlib.suppress(PlaywrightTimeout):
-            await page.wait_for_load_state("networkidle", timeout=SETTLE_TIMEOUT_MS)
+        await self._settle()
+
+    def _watch_network(self, page: Any) -> None:
+        """Track the page's requests in flight, for ``_settle``."""
+        loop = asyncio.get_running_loop()
+        self.in_flight: set[Any] = set()
+        self.last_network = loop.time()
+
+        def started(request: Any) -> None:
+            self.in_flight.add(request)
+            self.last_network = loop.time()
+
+        def ended(request: Any) -> None:
+            self.in_flight.discard(request)
+            self.last_network = loop.time()
+
+        page.on("request", started)
+        page.on("requestfinished", ended)
+        page.on("requestfailed", ended)
+
+    async def _settle(self) -> None:
+        """Wait until no request has been in flight for QUIET_S, at most SETTLE_TIMEOUT_MS (a page that polls
+        never gets there, and that is fine)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_TIMEOUT_MS / 1000
+        while loop.time() < deadline:
+            if not self.in_flight and loop.time() - self.last_network >= QUIET_S:
+                return
+            await asyncio.sleep(0.02)
 
     async def _step(self, page: Any, pointer: Pointer, number: int, step: dict[str, Any]) -> None:
         action = str(step.get("action"))

@@ -126,21 +126,38 @@ def _rate(value: str | None) -> str:
     return f"{frac.numerator}/{frac.denominator}"
 
 
-def segment_spec(path: Path) -> SegmentSpec:
-    """Read ``path``'s first video stream (and count its audio streams) with ffprobe."""
+# Specs already read, by (path, size, mtime): a cached card is never rewritten in place (it is renamed into
+# place whole), so each process probes each card once, not once per chunk.
+_SPECS: dict[tuple[str, int, int], SegmentSpec] = {}
+_SPECS_MAX = 256
+
+
+def probe_with_hash(path: Path) -> dict[str, Any]:
+    """ffprobe's streams and format for ``path``, with each stream's extradata hash."""
     result = proc.run(
         "ffprobe",
-        ["-v", "error", "-print_format", "json", "-show_streams", "-show_data_hash", "sha256",
+        ["-v", "error", "-print_format", "json", "-show_streams", "-show_format", "-show_data_hash", "sha256",
          str(path)],
         timeout=PROBE_TIMEOUT_S,
         permanent=True,
     )
-    streams: list[dict[str, Any]] = json.loads(result.stdout or b"{}").get("streams", [])
+    info: dict[str, Any] = json.loads(result.stdout or b"{}")
+    return info
+
+
+def segment_spec(path: Path, info: dict[str, Any] | None = None) -> SegmentSpec:
+    """``path``'s first video stream (and how many audio streams it has), from ``info`` (a
+    ``probe_with_hash`` of it) or read now."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _SPECS:
+        return _SPECS[key]
+    streams: list[dict[str, Any]] = (info or probe_with_hash(path)).get("streams", [])
     videos = [s for s in streams if s.get("codec_type") == "video"]
     if not videos:
         raise SegmentMismatch(path, {"video_streams": (1, 0)})
     s = videos[0]
-    return SegmentSpec(
+    found = SegmentSpec(
         codec=str(s.get("codec_name", "")),
         profile=str(s.get("profile", "")),
         level=int(s.get("level", 0)),
@@ -157,6 +174,10 @@ def segment_spec(path: Path) -> SegmentSpec:
         extradata_hash=str(s.get("extradata_hash", "")),
         audio_streams=sum(1 for x in streams if x.get("codec_type") == "audio"),
     )
+    if len(_SPECS) >= _SPECS_MAX:
+        _SPECS.clear()
+    _SPECS[key] = found
+    return found
 
 
 def check_segments(paths: Sequence[Path], *, width: int, height: int, fps: int) -> list[SegmentSpec]:
