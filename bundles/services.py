@@ -20,7 +20,8 @@ from jobs.models import Chunk, ChunkStatus, Job, ObjectKind, StoredObject
 from jobs.services.objects import object_record
 from jobs.storage import object_key, storage_reader
 
-_STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.AUDIO, ObjectKind.RECORDING})
+_STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.AUDIO, ObjectKind.RECORDING,
+                           ObjectKind.RENDITION, ObjectKind.PREVIEW})
 _COPY_CHUNK = 1024 * 1024
 
 
@@ -41,9 +42,8 @@ def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject]
         assert obj.chunk is not None
         entry = {"name": obj.name, "chunk": obj.chunk.index, "kind": obj.kind, "status": "succeeded",
                  "bytes": obj.bytes, "sha256": obj.sha256, "duration_ms": obj.meta.get("duration_ms")}
-        if obj.kind == ObjectKind.STILL:
-            entry.update(after_step=obj.meta.get("after_step"), width=obj.meta.get("width"),
-                         height=obj.meta.get("height"))
+        if obj.kind in (ObjectKind.STILL, ObjectKind.RENDITION, ObjectKind.PREVIEW):
+            entry.update({k: obj.meta[k] for k in ("after_step", "rendition", "width", "height") if k in obj.meta})
         if obj.kind == ObjectKind.VIDEO:
             entry["cost"] = by_index[obj.chunk.index].cost
         assets.append(entry)

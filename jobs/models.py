@@ -239,6 +239,9 @@ class Chunk(models.Model):
     cost = models.JSONField(null=True, blank=True)
     # Where its steps, lines and chapters are in the final video (set by the mux; the manifest shows it).
     timeline = models.JSONField(null=True, blank=True)
+    # What the camera showed and which targets were acted on, on the recording's timeline: the pipeline's
+    # own (renditions follow the action from it), not shown by the API.
+    track = models.JSONField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -299,6 +302,8 @@ class ObjectKind(models.TextChoices):
     CAPTIONS = "captions"  # chunk-N-captions.vtt and .srt
     CHAPTERS = "chapters"  # chunk-N-chapters.txt
     WORDS = "words"  # chunk-N-words.json, when the voice gave word timings
+    RENDITION = "rendition"  # chunk-N-final-9x16.mp4, chunk-N-final-1x1.mp4
+    PREVIEW = "preview"  # chunk-N-preview.gif
     BUNDLE = "bundle"
 
 
@@ -314,12 +319,15 @@ KIND_CLASS: dict[str, str] = {
     ObjectKind.CAPTIONS: RetentionClass.OUTPUT,
     ObjectKind.CHAPTERS: RetentionClass.OUTPUT,
     ObjectKind.WORDS: RetentionClass.OUTPUT,
+    ObjectKind.RENDITION: RetentionClass.OUTPUT,
+    ObjectKind.PREVIEW: RetentionClass.OUTPUT,
     ObjectKind.BUNDLE: RetentionClass.BUNDLE,
 }
 # What a bundle holds of a succeeded chunk (the zip, the manifest, the links and the admin preview all
 # ask this one set): the raw recording and line audio stay out, the edited video carries them.
 BUNDLED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.SCRIPT, ObjectKind.AUDIO,
-                           ObjectKind.CAPTIONS, ObjectKind.CHAPTERS, ObjectKind.WORDS})
+                           ObjectKind.CAPTIONS, ObjectKind.CHAPTERS, ObjectKind.WORDS, ObjectKind.RENDITION,
+                           ObjectKind.PREVIEW})
 # Meta kept for the pipeline's own use, not shown with the asset (a line's word timings).
 PRIVATE_META = frozenset({"words"})
 

@@ -47,6 +47,7 @@ class AssetSerializer(serializers.Serializer):
     after_step = serializers.IntegerField(required=False)
     width = serializers.IntegerField(required=False)
     height = serializers.IntegerField(required=False)
+    rendition = serializers.CharField(required=False, help_text='A cut or preview: "9:16", "1:1" or "gif".')
     # A narration line's audio (kind "line"): which line, at which step, its text, length and loudness.
     line = serializers.IntegerField(required=False)
     step = serializers.IntegerField(required=False, allow_null=True)
@@ -137,6 +138,7 @@ class JobBundleSerializer(serializers.Serializer):
 class JobViewportSerializer(serializers.Serializer):
     width = serializers.IntegerField()
     height = serializers.IntegerField()
+    device_scale_factor = serializers.IntegerField(required=False, help_text="1 or 2 (jobs created before it: 1).")
 
 
 class JobSerializer(serializers.Serializer):
@@ -313,7 +315,9 @@ def _constrain_requests(components: dict[str, Any]) -> None:
             for field_name, field in component.get("properties", {}).items():
                 if (name, field_name) == ("StepRequest", "text"):
                     continue  # typed as given, spaces included (trim_whitespace=False)
-                if field.get("type") == "string" and field.get("minLength") == 1 and "pattern" not in field:
+                kinds = field.get("type")
+                is_string = kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
+                if is_string and field.get("minLength") == 1 and "pattern" not in field:
                     # Blank after trimming is an error too; Python strips \x1c-\x1f and \x85 as well,
                     # which an ECMA \S would let through.
                     field["pattern"] = r"[^\s\x1c-\x1f\x85]"
@@ -333,6 +337,22 @@ def _constrain_requests(components: dict[str, Any]) -> None:
     for colour in ("background", "accent"):
         branding[colour] = {**branding[colour], "pattern": "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"}
     branding["logo_url"] = {**url, "pattern": f"^$|{HTTP_URL}", "default": ""}
+    # What the validators accept that a pattern cannot say whole, written stricter, never looser: simple
+    # selectors (tags, classes, ids), and patterns made of a literal and one character class.
+    from jobs.media.redact import BUILTIN_PATTERNS
+    from jobs.serializers import LOCALE, _timezones
+
+    redact = components["RedactRequest"]["properties"]
+    redact["selectors"]["items"] = {"type": "string", "maxLength": 500,
+                                    "pattern": r"^[#.]?[A-Za-z][A-Za-z0-9_-]*([#.][A-Za-z][A-Za-z0-9_-]*)*$"}
+    redact["patterns"]["items"] = {"anyOf": [{"type": "string", "enum": sorted(BUILTIN_PATTERNS)},
+                                             {"type": "string", "maxLength": 200,
+                                              "pattern": r"^[A-Za-z0-9_]{1,40}(\[[A-Za-z0-9_-]{1,20}\][+*]?)?$"}]}
+    spec["locale"] = {**spec["locale"], "pattern": LOCALE.pattern}
+    # Area/Location names and UTC: Etc/GMT+1 and Etc/GMT-1 (and GMT0, GMT-0) differ only by a sign, which
+    # generated clients' enum member names drop (openapi-python-client refused the document).
+    spec["timezone_id"] = {"type": "string", "enum": ["UTC", *sorted(
+        z for z in _timezones() if "/" in z and not z.startswith("Etc/") and z[0].isupper())]}
     for endpoint in ("EndpointCreateRequest", "PatchedEndpointUpdateRequest"):
         props = components[endpoint]["properties"]
         props["url"] = url
@@ -443,7 +463,8 @@ MANIFEST = {
              "status": {"type": "string", "const": "succeeded"}, "bytes": {"type": "integer"},
              "sha256": {"type": "string"}, "duration_ms": {"type": ["integer", "null"]}},
             {"after_step": {"type": ["integer", "null"]}, "width": {"type": ["integer", "null"]},
-             "height": {"type": ["integer", "null"]}, "cost": {"type": ["object", "null"]}})},
+             "height": {"type": ["integer", "null"]}, "cost": {"type": ["object", "null"]},
+             "rendition": {"type": "string", "enum": ["9:16", "1:1", "gif"]}})},
         "failed_chunks": {"type": "array", "items": _object({
             "chunk": {"type": "integer"}, "title": {"type": "string"}, "status": _ref("ChunkStatusEnum"),
             "reason": {"type": "string"}})},

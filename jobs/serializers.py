@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from typing import Any
 from urllib.parse import urlsplit
 
+import cssselect
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.media.camera import CameraSettings
 from jobs.media.captions import LANGUAGES
 from jobs.media.recorder import Pacing
-from jobs.spec import DEFAULT_VIEWPORT, Branding, Captions, Voice
+from jobs.media.redact import BUILTIN_PATTERNS
+from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Voice
 
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 MAX_URL = 2048
@@ -73,6 +78,15 @@ class StrictIntegerField(serializers.IntegerField):
         return int(super().to_internal_value(data))
 
 
+class StrictFloatField(serializers.FloatField):
+    """A JSON number (an integer is a number too), never a string or a boolean."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise serializers.ValidationError("Must be a number.", code="invalid_type")
+        return float(super().to_internal_value(data))
+
+
 class StrictBooleanField(serializers.BooleanField):
     """``true`` or ``false``: not ``"yes"``, ``1`` or ``"false"``."""
 
@@ -113,6 +127,8 @@ class HttpUrlField(StrictCharField):
 class ViewportSerializer(StrictSerializer):
     width = StrictIntegerField(min_value=320, max_value=1920)
     height = StrictIntegerField(min_value=240, max_value=1080)
+    # 2 records the same layout with twice the pixels each way (2560x1440 from 1280x720): crisp text.
+    device_scale_factor = StrictIntegerField(min_value=1, max_value=2, required=False, default=1)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # H.264 in yuv420p needs even dimensions.
@@ -262,6 +278,88 @@ class PacingSerializer(StrictSerializer):
                                        max_value=Pacing.BOUNDS["line_pause_ms"][1], required=False)
 
 
+# Regular expression syntax that Python reads (to check it here) and JavaScript runs (in the page) the
+# same way: the (? groups both share; named groups, inline flags, comments and \A \Z differ.
+_GROUPS_BOTH_READ = re.compile(r"\(\?(?!:|=|!|<=|<!)")
+_PYTHON_ONLY = re.compile(r"\\[AZz]|[*+?}]\+")
+
+
+def validate_selector(value: str) -> None:
+    try:
+        cssselect.parse(value)
+    except cssselect.SelectorError as exc:
+        raise serializers.ValidationError(f"Not a CSS selector: {exc}.", code="invalid_selector") from None
+
+
+def validate_pattern(value: str) -> None:
+    if value in BUILTIN_PATTERNS:
+        return
+    if _GROUPS_BOTH_READ.search(value) or _PYTHON_ONLY.search(value):
+        raise serializers.ValidationError(
+            "Use plain regular expression syntax: (?:...), lookarounds, classes and quantifiers; not named "
+            "groups, inline flags, \\A, \\Z or possessive quantifiers.", code="invalid_pattern")
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        raise serializers.ValidationError(f"Not a regular expression: {exc}.", code="invalid_pattern") from None
+    if compiled.match(""):
+        raise serializers.ValidationError("A pattern that matches nothing at all would blur every element.",
+                                          code="invalid_pattern")
+
+
+class CameraSerializer(StrictSerializer):
+    """Auto-zoom: the view eases toward what is clicked or typed into, rendered sharp by the browser."""
+
+    zoom = serializers.ChoiceField(choices=("auto", "off"), required=False, default="auto")
+    max_scale = StrictFloatField(min_value=CameraSettings.BOUNDS["max_scale"][0],
+                                 max_value=CameraSettings.BOUNDS["max_scale"][1], required=False,
+                                 default=CameraSettings.max_scale)
+    lead_in_ms = StrictIntegerField(min_value=int(CameraSettings.BOUNDS["lead_in_ms"][0]),
+                                    max_value=int(CameraSettings.BOUNDS["lead_in_ms"][1]), required=False,
+                                    default=CameraSettings.lead_in_ms)
+    lead_out_ms = StrictIntegerField(min_value=int(CameraSettings.BOUNDS["lead_out_ms"][0]),
+                                     max_value=int(CameraSettings.BOUNDS["lead_out_ms"][1]), required=False,
+                                     default=CameraSettings.lead_out_ms)
+
+
+OUTPUTS = ("16:9", "9:16", "1:1", "gif")
+
+
+class GifSerializer(StrictSerializer):
+    """The preview: ``seconds`` from where step ``from_step`` starts (clamped to each feature's steps)."""
+
+    seconds = StrictFloatField(min_value=1, max_value=15, required=False, default=6.0)
+    from_step = StrictIntegerField(min_value=1, max_value=50, required=False, default=1)
+
+
+class RedactSerializer(StrictSerializer):
+    """What to blur in the page before anything is captured: elements by CSS selector, and text (and
+    typed input) matching a pattern: "email", "phone", "card" or a regular expression."""
+
+    selectors = serializers.ListField(child=StrictCharField(max_length=500, validators=[validate_selector]),
+                                      required=False, max_length=50, default=list)
+    patterns = serializers.ListField(child=StrictCharField(max_length=200, validators=[validate_pattern]),
+                                     required=False, max_length=20, default=list)
+
+
+LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
+
+
+def validate_locale(value: str) -> None:
+    if not LOCALE.match(value):
+        raise serializers.ValidationError("Must be a BCP 47 language tag such as en-US or de-DE.", code="invalid")
+
+
+def validate_timezone(value: str) -> None:
+    if value not in _timezones():
+        raise serializers.ValidationError("Must be an IANA time zone such as Europe/Berlin.", code="invalid")
+
+
+@functools.cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 class JobSpecSerializer(StrictSerializer):
     target_url = HttpUrlField()
     viewport = ViewportSerializer(required=False, default=lambda: dict(DEFAULT_VIEWPORT))
@@ -271,6 +369,19 @@ class JobSpecSerializer(StrictSerializer):
     voice = VoiceSerializer(required=False, default=lambda: Voice().model_dump())
     pacing = PacingSerializer(required=False, default=dict)
     captions = CaptionsSerializer(required=False, default=lambda: Captions().model_dump())
+    redact = RedactSerializer(required=False, default=lambda: {"selectors": [], "patterns": []})
+    camera = CameraSerializer(required=False, default=lambda: Camera().model_dump())
+    outputs = serializers.ListField(child=serializers.ChoiceField(choices=OUTPUTS), required=False, min_length=1,
+                                    max_length=len(OUTPUTS), default=lambda: ["16:9"])
+    gif = GifSerializer(required=False, default=lambda: {"seconds": 6.0, "from_step": 1})
+
+    def validate_outputs(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Name each output once.", code="duplicate")
+        return value
+    color_scheme = serializers.ChoiceField(choices=("light", "dark"), required=False, default="light")
+    locale = StrictCharField(max_length=35, required=False, validators=[validate_locale])
+    timezone_id = StrictCharField(max_length=64, required=False, validators=[validate_timezone])
     webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
 

@@ -12,10 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobs.media.camera import CameraSettings
 from jobs.media.captions import LANGUAGES
 from jobs.media.mux import DEFAULT_ACCENT, DEFAULT_BACKGROUND
 from jobs.media.narration import LineText, lines_for
 from jobs.media.recorder import Pacing
+from jobs.media.redact import Redaction
 
 DEFAULT_VIEWPORT = {"width": 1280, "height": 720}
 
@@ -27,6 +29,15 @@ class _Frozen(BaseModel):
 class Viewport(_Frozen):
     width: int = DEFAULT_VIEWPORT["width"]
     height: int = DEFAULT_VIEWPORT["height"]
+    device_scale_factor: int = 1  # 2: the same layout with twice the pixels each way
+
+    @property
+    def video_width(self) -> int:
+        return self.width * self.device_scale_factor
+
+    @property
+    def video_height(self) -> int:
+        return self.height * self.device_scale_factor
 
 
 class Branding(_Frozen):
@@ -51,6 +62,30 @@ class Captions(_Frozen):
     def mp4_language(self) -> str:
         """The ISO 639-2 code the subtitle track carries."""
         return LANGUAGES[self.language]
+
+
+class Camera(_Frozen):
+    zoom: str = "auto"  # "auto": ease toward what is clicked or typed into; "off"
+    max_scale: float = CameraSettings.max_scale
+    lead_in_ms: int = CameraSettings.lead_in_ms
+    lead_out_ms: int = CameraSettings.lead_out_ms
+
+    def settings(self) -> CameraSettings:
+        return CameraSettings(zoom=self.zoom == "auto", max_scale=self.max_scale, lead_in_ms=self.lead_in_ms,
+                              lead_out_ms=self.lead_out_ms)
+
+
+class Gif(_Frozen):
+    seconds: float = 6.0
+    from_step: int = 1  # starts where this step starts (the recording's start for step 1)
+
+
+class Redact(_Frozen):
+    selectors: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+    def redaction(self) -> Redaction:
+        return Redaction(selectors=tuple(self.selectors), patterns=tuple(self.patterns))
 
 
 class Feature(_Frozen):
@@ -82,6 +117,14 @@ class JobSpec(_Frozen):
     voice: Voice = Voice()
     pacing: dict[str, int] = Field(default_factory=dict)
     captions: Captions = Captions()
+    redact: Redact = Redact()
+    camera: Camera = Camera()
+    # What to deliver besides the 16:9 video (always made): "9:16" and "1:1" cuts, a "gif" preview.
+    outputs: list[str] = Field(default_factory=lambda: ["16:9"])
+    gif: Gif = Gif()
+    color_scheme: str = "light"
+    locale: str | None = None  # e.g. "de-DE"; None: the browser's own (en-US)
+    timezone_id: str | None = None  # e.g. "Europe/Berlin"; None: the worker's (UTC)
     webhook_url: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -92,3 +135,9 @@ class JobSpec(_Frozen):
 
     def recorder_pacing(self) -> Pacing:
         return Pacing(**self.pacing)
+
+    def page_settings(self) -> dict[str, Any]:
+        """What the browser was told about the page, as the manifest records it."""
+        return {"viewport": {"width": self.viewport.width, "height": self.viewport.height},
+                "device_scale_factor": self.viewport.device_scale_factor, "color_scheme": self.color_scheme,
+                "locale": self.locale, "timezone_id": self.timezone_id}

@@ -14,6 +14,13 @@ need redis-server redis-server
 need pushpin pushpin
 need zurl zurl
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing+=(fonts-dejavu-core)
+# Cards are laid out by Chromium: colour emoji and Chinese, Japanese and Korean titles need these fonts.
+fc-list 2>/dev/null | grep -q "Noto Color Emoji" || missing+=(fonts-noto-color-emoji)
+fc-list 2>/dev/null | grep -q "Noto Sans CJK" || missing+=(fonts-noto-cjk)
+# The tests read redacted stills and frames with OCR.
+need tesseract tesseract-ocr
+[ -d /usr/share/tesseract-ocr/5/tessdata ] && ls /usr/share/tesseract-ocr/5/tessdata/eng.* >/dev/null 2>&1 \
+  || missing+=(tesseract-ocr-eng)
 python_ok=0
 for py in python3.11 python3; do
   if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then

@@ -1,7 +1,7 @@
 """Brand and mux: intro card + recording (+ a hold of its last frame) + outro card, narration laid over it.
 
-The body is never re-encoded (unless captions are burned in, on request). Cards are rendered once per
-distinct look (branding, logo, size, fps, durations, encoder settings) into a content-addressed cache,
+The body is never re-encoded (unless captions are burned in, on request). Cards are laid out by Chromium
+(``jobs.media.cards``) and rendered once per distinct look into a content-addressed cache,
 the hold (when the narration outlasts the recording) is a few frames encoded from the body's last frame,
 and all of them are encoded with the recorder's settings (``spec.x264_args``). After an ffprobe check
 that every segment shares one spec, the concat demuxer joins them with ``-c copy``.
@@ -29,18 +29,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.media import captions, narration, probe, proc, spec
+from jobs.media import captions, cards, narration, probe, proc, renditions, spec
 from jobs.media.errors import MediaError
 
-FONT_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 NARRATION_TAIL_S = 0.5  # the body runs at least this long after the narration ends
 AUDIO_RATE = 48000
 AUDIO_BITRATE = "160k"
 AV_END_TOLERANCE_S = 0.05
 INTRO_CHAPTER = "Intro"
 OUTRO_CHAPTER = "Outro"
-# Bump when the card drawing changes: it is part of the cache key, so old cards are not reused.
-CARD_VERSION = 2
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
 LOGO_MAX_BYTES = 5 * 1024 * 1024
 LOGO_MAX_SIDE = 4096
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -121,48 +119,7 @@ def check_logo(path: Path) -> Logo:
     return Logo(path=path, demuxer=demuxer, sha256=hashlib.sha256(data).hexdigest())
 
 
-def _card_graph(
-    title_file: Path, title: str, b: Branding, *, w: int, h: int, fps: int, frames: int,
-    fade_in: bool, fade_out: bool, logo: bool,
-) -> str:
-    """A title card as a filtergraph ending in ``[v]`` (the logo, if any, is input 0)."""
-    dur = frames / fps
-    # DejaVu Sans Bold glyphs average ~0.62 em; shrink long titles to fit 85% of the width.
-    size = int(min(h * 0.075, 0.85 * w / (0.62 * max(len(title), 1))))
-    size = max(size, 14)
-    bar_w, bar_h = int(w * 0.08), max(4, int(h * 0.008))
-    # With a logo the title sits a little lower, the logo centred in the space above it.
-    shift = int(h * 0.08) if logo else 0
-    font = escape_filter_value(str(FONT_BOLD))
-    text = escape_filter_value(str(title_file))
-    bg = (f"color=c={_colour(b.background, 'background')}:s={w}x{h}:r={fps}:d={dur + 1:.6f},"
-          "format=yuv420p,setsar=1")
-    chain = [
-        # expansion=none: a title with % is shown as typed, never interpreted.
-        f"drawtext=fontfile={font}:textfile={text}:expansion=none:fontsize={size}"
-        f":fontcolor={_colour(b.text_colour, 'text')}:x=(w-text_w)/2:y=(h-text_h)/2-{bar_h * 3}+{shift}",
-        f"drawbox=x={(w - bar_w) // 2}:y={h // 2 + size // 2 + bar_h * 2 + shift}:w={bar_w}:h={bar_h}"
-        f":color={_colour(b.accent, 'accent')}:t=fill",
-    ]
-    if fade_in:
-        chain.append("fade=t=in:st=0:d=0.4")
-    if fade_out:
-        chain.append(f"fade=t=out:st={max(dur - 0.4, 0):.6f}:d=0.4")
-    chain.append(f"trim=end_frame={frames},setpts=PTS-STARTPTS,settb=1/{fps}")
-    if not logo:
-        return f"{bg},{','.join(chain)}[v]"
-    box_w, box_h = int(w * 0.4), int(h * 0.22)
-    top = int(h * 0.5 - h * 0.08 - box_h) + shift // 2
-    return ";".join([
-        f"{bg}[bg]",
-        f"[0:v]scale={box_w}:{box_h}:force_original_aspect_ratio=decrease,format=rgba[logo]",
-        # The logo is one frame; overlay repeats it (eof_action=repeat) for the whole card.
-        f"[bg][logo]overlay=x=(W-w)/2:y={top}+({box_h}-h)/2:format=auto,format=yuv420p,"
-        f"{','.join(chain)}[v]",
-    ])
-
-
-def _atomic_write(dest: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(dest: Path, write: Callable[[Path], object]) -> None:
     """Let ``write(tmp)`` produce the file, then rename it into place (concurrent writers are safe:
     whichever rename lands last wins, and both wrote the same content)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -178,44 +135,24 @@ def _atomic_write(dest: Path, write: Callable[[Path], None]) -> None:
 
 def render_card(
     *, kind: str, title: str, branding: Branding, logo: Logo | None, width: int, height: int,
-    fps: int, frames: int, cache_dir: Path, work_dir: Path,
+    fps: int, frames: int, cache_dir: Path, work_dir: Path, chromium_path: str = DEFAULT_CHROMIUM,
 ) -> tuple[Path, bool]:
-    """The card video for these settings, rendered now or found in ``cache_dir``; (path, was cached)."""
-    title = _clean_title(title)
-    fade_in, fade_out = kind == "intro", kind == "outro"
-    key_fields = {
-        "version": CARD_VERSION, "kind": kind, "title": title, "background": branding.background,
-        "accent": branding.accent, "text": branding.text_colour,
-        "logo": logo.sha256 if logo else None, "size": [width, height], "fps": fps, "frames": frames,
-        "fade": [fade_in, fade_out], "font": str(FONT_BOLD),
-        "encoder": spec.x264_fingerprint(width=width, height=height, fps=fps),
-    }
-    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:40]
+    """The card video for these settings, rendered now (jobs.media.cards) or found in ``cache_dir``;
+    (path, was cached)."""
+    look = cards.CardLook(title=_clean_title(title), background=branding.background, accent=branding.accent,
+                          text_colour=branding.text_colour)
+    key = cards.cache_key(look, kind=kind, logo_sha256=logo.sha256 if logo else None, width=width, height=height,
+                          fps=fps, frames=frames)
     path = cache_dir / f"card-{key}.mp4"
     if path.is_file():
         with contextlib.suppress(OSError):
             os.utime(path)  # lets an operator expire cards by last use
         return path, True
-    # The title goes in through a file, so no user text is ever parsed by the filtergraph.
-    title_file = work_dir / f"{kind}-title.txt"
-    title_file.write_text(title, encoding="utf-8")
-    script = work_dir / f"{kind}.filtergraph"
-    script.write_text(
-        _card_graph(title_file, title, branding, w=width, h=height, fps=fps, frames=frames,
-                    fade_in=fade_in, fade_out=fade_out, logo=logo is not None),
-        encoding="utf-8",
-    )
-    inputs = ["-f", logo.demuxer, "-i", str(logo.path)] if logo else []
-
-    def write(tmp: Path) -> None:
-        proc.run("ffmpeg", [
-            "-hide_banner", "-loglevel", "error", "-y", "-protocol_whitelist", "file",
-            *inputs, "-filter_complex_script", str(script), "-map", "[v]", "-an",
-            *spec.x264_args(width=width, height=height, fps=fps),
-            "-frames:v", str(frames), "-f", "mp4", str(tmp),
-        ], timeout=120 + frames / fps * 4)
-
-    _atomic_write(path, write)
+    png = work_dir / f"{kind}-card.png"
+    logo_data = (logo.path.read_bytes(), "image/png" if logo.demuxer == "png_pipe" else "image/jpeg") if logo else None
+    cards.render_png(look, width=width, height=height, out=png, chromium_path=chromium_path, logo=logo_data)
+    _atomic_write(path, lambda tmp: cards.encode(png, kind=kind, width=width, height=height, fps=fps, frames=frames,
+                                                 out=tmp))
     return path, False
 
 
@@ -297,6 +234,7 @@ class MuxResult:
     chapters: list[captions.Chapter]  # idem, the intro and outro included
     audio_path: Path | None = None  # the narration as laid out, when asked for
     cards_from_cache: int = 0  # 0-2: cards found already rendered
+    hold_path: Path | None = None  # the recording's last frame held (renditions cut it too)
 
     @property
     def hold_frames(self) -> int:
@@ -317,6 +255,7 @@ def mux(
     fps: int, work_dir: Path, intro_s: float = 2.5, outro_s: float = 2.5, cache_dir: Path | None = None,
     logo: Path | None = None, cues: Sequence[captions.Cue] = (), chapters: Sequence[captions.Chapter] = (),
     language: str = "eng", burn_in: bool = False, audio_out: Path | None = None,
+    chromium_path: str = DEFAULT_CHROMIUM,
 ) -> MuxResult:
     """Write ``out``: intro + recording (held while the narration runs on) + outro, the narration laid out.
 
@@ -344,10 +283,12 @@ def mux(
 
     intro, intro_hit = render_card(kind="intro", title=branding.intro_title, branding=branding,
                                    logo=checked_logo, width=width, height=height, fps=fps,
-                                   frames=timeline.intro_frames, cache_dir=cache, work_dir=work_dir)
+                                   frames=timeline.intro_frames, cache_dir=cache, work_dir=work_dir,
+                                   chromium_path=chromium_path)
     outro, outro_hit = render_card(kind="outro", title=branding.outro_title, branding=branding,
                                    logo=checked_logo, width=width, height=height, fps=fps,
-                                   frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir)
+                                   frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir,
+                                   chromium_path=chromium_path)
     segments = [intro, body]
     if timeline.hold_frames:
         segments.append(hold_segment(body, frames=timeline.hold_frames, width=width, height=height, fps=fps,
@@ -407,7 +348,66 @@ def mux(
         raise
     return MuxResult(duration_ms=duration_ms, size_bytes=out.stat().st_size, path=out, timeline=timeline,
                      cues=final_cues, chapters=final_chapters, audio_path=audio_out,
-                     cards_from_cache=int(intro_hit) + int(outro_hit))
+                     cards_from_cache=int(intro_hit) + int(outro_hit),
+                     hold_path=work_dir / "hold.mp4" if timeline.hold_frames else None)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    path: Path
+    shape: str
+    width: int
+    height: int
+    duration_ms: int
+
+
+def rendition(
+    *, main: MuxResult, body: Path, shape: str, action: renditions.Action,
+    branding: Branding, width: int, height: int, fps: int, out: Path, work_dir: Path,
+    cache_dir: Path | None = None, logo: Path | None = None, chromium_path: str = DEFAULT_CHROMIUM,
+) -> Rendition:
+    """``main``'s video cut to ``shape`` (jobs.media.renditions), with cards laid out for that shape and
+    ``main``'s narration, captions and chapter marks taken as they are."""
+    window = renditions.window_size(shape, width, height)
+    ww, wh = window
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir or work_dir / "cards"
+    checked_logo = check_logo(logo) if logo is not None else None
+    timeline = main.timeline
+    middle = body
+    if main.hold_path is not None:  # the recording and its held last frame, joined as in the main video
+        listing = work_dir / f"middle-{ww}x{wh}.txt"
+        listing.write_text("ffconcat version 1.0\n" + "\n".join(_concat_line(p) for p in (body, main.hold_path))
+                           + "\n", encoding="utf-8")
+        middle = work_dir / f"middle-{ww}x{wh}.mp4"
+        proc.run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i",
+                            str(listing), "-c", "copy", str(middle)], timeout=120)
+    frames = timeline.body_frames + timeline.hold_frames
+    positions = renditions.window_positions(action, frames=frames, fps=fps, width=width, height=height,
+                                            window=window)
+    cut = renditions.crop(middle, positions=positions, window=window, fps=fps, out=work_dir / f"cut-{ww}x{wh}.mp4",
+                          work_dir=work_dir)
+    intro, _ = render_card(kind="intro", title=branding.intro_title, branding=branding, logo=checked_logo, width=ww,
+                           height=wh, fps=fps, frames=timeline.intro_frames, cache_dir=cache, work_dir=work_dir,
+                           chromium_path=chromium_path)
+    outro, _ = render_card(kind="outro", title=branding.outro_title, branding=branding, logo=checked_logo, width=ww,
+                           height=wh, fps=fps, frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir,
+                           chromium_path=chromium_path)
+    spec.check_segments([cut, intro, outro], width=ww, height=wh, fps=fps)
+    listing = work_dir / f"segments-{ww}x{wh}.txt"
+    listing.write_text("ffconcat version 1.0\n" + "\n".join(_concat_line(p) for p in (intro, cut, outro)) + "\n",
+                       encoding="utf-8")
+    try:
+        proc.run("ffmpeg", [
+            "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
+            "-i", str(main.path), "-map", "0:v:0", "-map", "1:a", "-map", "1:s?", "-map_chapters", "1",
+            "-c", "copy", "-video_track_timescale", str(spec.timescale(fps)), "-movflags", "+faststart", str(out),
+        ], timeout=120 + timeline.total_s)
+        duration_ms = _check_output(out, expected_s=main.duration_ms / 1000, total_s=timeline.total_s, fps=fps)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return Rendition(path=out, shape=shape, width=ww, height=wh, duration_ms=duration_ms)
 
 
 def _check_output(out: Path, *, expected_s: float, total_s: float, fps: int) -> int:

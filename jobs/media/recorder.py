@@ -11,6 +11,7 @@ writes low-bitrate VP8). Frames are placed on a constant-rate grid by their time
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import time
@@ -27,11 +28,14 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from jobs.egress import EgressPolicy, Resolver
 from jobs.media import probe as probe_mod
+from jobs.media import redact
 from jobs.media.browser import WARM, WarmBrowser, first_line
+from jobs.media.camera import Camera, CameraSettings, Shot
 from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
 from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.framegrid import FrameGrid
+from jobs.media.redact import Redaction, RedactionReport
 from jobs.media.stills import png_size
 
 MAX_STILLS = 8
@@ -40,6 +44,8 @@ SETTLE_TIMEOUT_MS = 5000
 # "networkidle" waits 500 ms of quiet: every chunk paid it before its first frame.
 QUIET_S = 0.15
 FIRST_FRAME_TIMEOUT_S = 10.0
+# After a still's capture, frames are set aside this much longer (the view is put back within a frame or two).
+STILL_SETTLE_S = 0.05
 # Actions after which the page looks the same as before: no still.
 NO_STILL_ACTIONS = frozenset({"wait"})
 
@@ -100,6 +106,21 @@ class RecordRequest:
     # Record in the process's warm browser (jobs.media.browser); False launches one for this recording
     # alone, as every recording did before (bench/job compares the two).
     warm_browser: bool = True
+    # The page as the client asked for it: 2 gives twice the pixels for the same layout (the video is
+    # width x height times this), and the colour scheme, locale and time zone the page sees.
+    device_scale_factor: int = 1
+    color_scheme: str = "light"
+    locale: str | None = None
+    timezone_id: str | None = None
+
+    # What to blur in the page before anything is painted (jobs.media.redact).
+    redaction: Redaction = field(default_factory=Redaction)
+    # Auto-zoom toward what is clicked or typed into (jobs.media.camera).
+    camera: CameraSettings = field(default_factory=CameraSettings)
+
+    @property
+    def video_size(self) -> tuple[int, int]:
+        return self.width * self.device_scale_factor, self.height * self.device_scale_factor
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,18 @@ class StepTime:
     end_s: float
 
 
+@dataclass(frozen=True)
+class Target:
+    """An element a step acted on: when (video timeline), which step, and its box in the layout viewport."""
+
+    t: float
+    step: int
+    x: float
+    y: float
+    width: float
+    height: float
+
+
 @dataclass
 class Recording:
     video_path: Path
@@ -132,6 +165,11 @@ class Recording:
     frames_received: int
     frames_written: int
     steps: list[StepTime] = field(default_factory=list)
+    redaction: dict[str, object] | None = None  # what the redaction matched (RedactionReport.to_dict)
+    # Every view the camera showed, and every target acted on (box in the layout viewport), on the video's
+    # timeline: renditions follow the action from them.
+    camera: list[Shot] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
 
 def record(req: RecordRequest) -> Recording:
@@ -209,6 +247,11 @@ class _Session:
         self.blocked: dict[str, str] = {}  # url -> reason, from url_guard
         self.proxy: EgressProxy | None = None
         self.step_times: list[StepTime] = []
+        self.redacted = RedactionReport()
+        self.camera: Camera | None = None
+        self.cdp: Any = None
+        self.stills_taking: list[list[float]] = []  # wall-clock windows in which a still was being taken
+        self.targets: list[Target] = []
         # When the recording was asked for: started_at, so a browser's launch counts before the first frame.
         self.started_wall = time.time()
 
@@ -228,19 +271,27 @@ class _Session:
                 proxy = {"server": self.proxy.url}
             try:
                 context = await browser.new_context(
-                    viewport={"width": req.width, "height": req.height}, device_scale_factor=1, proxy=proxy)
+                    viewport={"width": req.width, "height": req.height},
+                    device_scale_factor=req.device_scale_factor, color_scheme=req.color_scheme,  # type: ignore[arg-type]
+                    locale=req.locale, timezone_id=req.timezone_id, proxy=proxy)
                 stack.push_async_callback(_close_quietly, context)
                 return await self._record(context, self.started_wall)
             except PlaywrightError as exc:
                 # Anything Playwright raises outside a step (where it is classified) is the browser.
                 raise MediaError(f"Browser failed while recording: {first_line(exc)}") from exc
             finally:
+                if self.camera is not None:
+                    await self.camera.close()  # a view still easing out after a failure stops here
                 if self.grid is not None and self.grid_open:
                     self.grid_open = False
                     self.grid.abort()
 
     async def _record(self, context: Any, started_wall: float) -> Recording:
         req = self.req
+        if req.redaction.active:
+            # Before any document of the context exists: its first paint is already redacted.
+            await context.expose_binding(redact.BINDING, lambda _source, report: self.redacted.add(report))
+            await context.add_init_script(redact.script(req.redaction))
         await context.add_init_script(CURSOR_JS)
         if req.url_guard is not None:
             await context.route("**/*", self._guard)
@@ -250,15 +301,18 @@ class _Session:
 
         await self._navigate(page, req.target_url, step=None)
 
-        self.grid = FrameGrid(self.video, width=req.width, height=req.height, fps=req.fps)
+        video_w, video_h = req.video_size
+        self.grid = FrameGrid(self.video, width=video_w, height=video_h, fps=req.fps)
         self.grid_open = True
-        cdp = await context.new_cdp_session(page)
+        cdp = self.cdp = await context.new_cdp_session(page)
         cdp.on("Page.screencastFrame", lambda params: self._on_frame(cdp, params))
         await cdp.send(
             "Page.startScreencast",
-            {"format": "jpeg", "quality": 90, "maxWidth": req.width, "maxHeight": req.height,
+            {"format": "jpeg", "quality": 90, "maxWidth": video_w, "maxHeight": video_h,
              "everyNthFrame": 1},
         )
+        self.camera = Camera(cdp, width=req.width, height=req.height, device_scale_factor=req.device_scale_factor,
+                             settings=req.camera, clock=lambda: self._body_time(time.time()))
         # Moving the pointer in repaints the page, so even a static page yields a first frame.
         pointer = Pointer(page, x=req.width * 0.5, y=req.height * 0.6)
         await pointer.jump(pointer.x, pointer.y)
@@ -286,8 +340,10 @@ class _Session:
                 await self._still(page, number)
 
         await asyncio.sleep(max(0.0, spoken_until - time.time()))
+        await self.camera.release()
         await asyncio.sleep(pace.hold_after_ms / 1000)
         await self._still(page, len(req.steps))
+        await self.camera.close()
 
         stop_wall = time.time()
         await cdp.send("Page.stopScreencast")
@@ -299,6 +355,9 @@ class _Session:
         await context.close()
         stats = await asyncio.to_thread(self.grid.join)
 
+        if self.redacted.errors:
+            raise MediaError(f"redaction could not be applied: {'; '.join(self.redacted.errors)[:400]}",
+                             permanent=True)
         info = await asyncio.to_thread(probe_mod.probe, self.video)
         assert stats.first_ts is not None
         return Recording(
@@ -313,6 +372,9 @@ class _Session:
             frames_received=stats.frames_received,
             frames_written=stats.frames_written,
             steps=self.step_times,
+            camera=self.camera.shots,
+            targets=self.targets,
+            redaction=self.redacted.to_dict(req.redaction.selectors) if req.redaction.active else None,
         )
 
     def _on_frame(self, cdp: Any, params: dict[str, Any]) -> None:
@@ -331,6 +393,8 @@ class _Session:
             offset = time.time() - ts
             self.clock_offset = offset if abs(offset) > 0.5 else 0.0
             self.first_frame.set()
+        if any(start <= ts + self.clock_offset <= end for start, end in self.stills_taking):
+            return  # rendered while a still was taken: the view may be set aside in it (see _still)
         self.grid.push(ts, params["data"])
 
     def _ack_done(self, task: asyncio.Task[Any]) -> None:
@@ -340,7 +404,23 @@ class _Session:
 
     async def _still(self, page: Any, after_step: int) -> None:
         path = self.req.out_dir / f"{self.req.still_prefix}-{len(self.stills) + 1}.png"
-        await page.screenshot(path=str(path), type="png", full_page=False, animations="allow")
+        # The page as laid out, unzoomed: a screenshot of the layout viewport taken through the recording's own
+        # session, which leaves the camera's view alone (Playwright's screenshot resets the page's metrics).
+        assert self.cdp is not None
+        # Chromium shows the clip for a moment to capture it: frames rendered meanwhile are not used (the video
+        # holds the frame before, as it does whenever the page does not change).
+        scroll = await page.evaluate("[window.scrollX, window.scrollY]")
+        window = [time.time(), float("inf")]
+        self.stills_taking.append(window)
+        try:
+            shot = await self.cdp.send("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": False,
+                # The clip is in CSS pixels; its scale makes one CSS pixel this many image pixels.
+                "clip": {"x": scroll[0], "y": scroll[1], "width": self.req.width, "height": self.req.height,
+                         "scale": self.req.device_scale_factor}})
+        finally:
+            window[1] = time.time() + STILL_SETTLE_S
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
         width, height = png_size(path)
         self.stills.append(Still(path=path, after_step=after_step, width=width, height=height))
 
@@ -416,6 +496,9 @@ class _Session:
         timeout = int(step.get("timeout_ms") or self.req.step_timeout_ms)
         selector = step.get("selector")
         try:
+            assert self.camera is not None
+            if action in ("goto", "scroll"):
+                await self.camera.release()  # the view eases out before the page moves under it
             if action == "goto":
                 await self._navigate(page, urljoin(self.req.target_url, step["url"]), step=number)
             elif action in ("click", "hover", "type"):
@@ -429,17 +512,26 @@ class _Session:
                         target=selector, cause="element has no box on screen",
                     )
                 glide = self.req.pacing.cursor_ms
-                await pointer.glide(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2,
-                                    min_ms=max(glide - 100, 50), max_ms=glide + 100)
+                self.targets.append(Target(self._body_time(time.time()), number, box["x"], box["y"], box["width"],
+                                           box["height"]))
+                # The view eases toward the target while the cursor glides to it.
+                await asyncio.gather(
+                    pointer.glide(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2,
+                                  min_ms=max(glide - 100, 50), max_ms=glide + 100),
+                    self.camera.focus(box))
                 if action == "hover":
                     await target.hover(timeout=timeout)
                 else:
                     await target.click(timeout=timeout)
                 if action == "type":
+                    if self.req.redaction.matches(str(step["text"])):
+                        # What is about to be typed must be hidden: blur the field before the first key.
+                        await target.evaluate("(el) => window.__srRedactBlur && window.__srRedactBlur(el)")
                     per_char = self.req.pacing.typing_ms_per_char
                     await target.press_sequentially(
                         str(step["text"]), delay=per_char, timeout=timeout + per_char * len(str(step["text"])),
                     )
+                self.camera.release_later()
             elif action == "press":
                 await page.keyboard.press(str(step["key"]))
             elif action == "scroll":

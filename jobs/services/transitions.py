@@ -106,6 +106,7 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
         if to == ChunkStatus.PENDING:  # a rerun: every stage runs again
             chunk.started_at = chunk.finished_at = chunk.lease_expires_at = chunk.admitted_at = None
             chunk.synth_lease_expires_at = chunk.recording = chunk.speech = chunk.timeline = chunk.cost = None
+            chunk.track = None
             chunk.attempts = chunk.synth_attempts = 0
             chunk.progress = 0.0
         chunk.save()

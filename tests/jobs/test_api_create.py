@@ -59,6 +59,32 @@ def test_a_feature_may_be_narrated_by_per_step_lines_with_chapters(tenant: Tenan
     assert job.spec["voice"]["lexicon"] == {"Screenreel": "screen reel"}
 
 
+def test_page_settings_reach_the_spec(tenant: Tenant, spec: dict[str, Any]) -> None:
+    spec["viewport"]["device_scale_factor"] = 2
+    spec.update(color_scheme="dark", locale="de-DE", timezone_id="Europe/Berlin")
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    parsed = Job.objects.get(pk=response.json()["id"]).parsed_spec
+    assert (parsed.viewport.video_width, parsed.viewport.video_height) == (2560, 1440)
+    assert parsed.page_settings() == {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 2,
+                                      "color_scheme": "dark", "locale": "de-DE", "timezone_id": "Europe/Berlin"}
+    assert response.json()["viewport"] == {"width": 1280, "height": 720, "device_scale_factor": 2}
+
+
+def test_camera_and_redaction_reach_the_spec(tenant: Tenant, spec: dict[str, Any]) -> None:
+    spec["camera"] = {"zoom": "auto", "max_scale": 2, "lead_in_ms": 300}
+    spec["redact"] = {"selectors": [".api-key", "input[type=email]"], "patterns": ["email", "sk_live_[A-Za-z0-9]+"]}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    parsed = Job.objects.get(pk=response.json()["id"]).parsed_spec
+    camera = parsed.camera.settings()
+    assert (camera.zoom, camera.max_scale, camera.lead_in_ms, camera.lead_out_ms) == (True, 2.0, 300, 800)
+    redaction = parsed.redact.redaction()
+    assert redaction.selectors == (".api-key", "input[type=email]")
+    assert redaction.matches("write to jane@acme.example") and redaction.matches("sk_live_abc123")
+    assert not redaction.matches("nothing to hide")
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def apply(spec: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -142,6 +168,30 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
      "invalid_choice"),
     ("a line pause too long", lambda s: s.update(pacing={"line_pause_ms": 9000}), "pacing.line_pause_ms",
      "max_value"),
+    # Page settings.
+    ("a scale factor of 3", _set("viewport.device_scale_factor", 3), "viewport.device_scale_factor", "max_value"),
+    ("a scale factor as a string", _set("viewport.device_scale_factor", "2"), "viewport.device_scale_factor",
+     "invalid_type"),
+    ("an unknown colour scheme", lambda s: s.update(color_scheme="sepia"), "color_scheme", "invalid_choice"),
+    ("a locale that is not a tag", lambda s: s.update(locale="English please"), "locale", "invalid"),
+    ("an unknown time zone", lambda s: s.update(timezone_id="Mars/Olympus_Mons"), "timezone_id", "invalid"),
+    # Camera and redaction.
+    ("a zoom that is not auto or off", lambda s: s.update(camera={"zoom": "max"}), "camera.zoom", "invalid_choice"),
+    ("a zoom scale too large", lambda s: s.update(camera={"max_scale": 4}), "camera.max_scale", "max_value"),
+    ("a zoom scale as a string", lambda s: s.update(camera={"max_scale": "1.5"}), "camera.max_scale",
+     "invalid_type"),
+    ("a lead-in too long", lambda s: s.update(camera={"lead_in_ms": 9000}), "camera.lead_in_ms", "max_value"),
+    ("a selector that is not CSS", lambda s: s.update(redact={"selectors": ["div["]}), "redact.selectors[0]",
+     "invalid_selector"),
+    ("a selector that injects a rule", lambda s: s.update(redact={"selectors": ["a{color:red}"]}),
+     "redact.selectors[0]", "invalid_selector"),
+    ("a pattern that is not a regex", lambda s: s.update(redact={"patterns": ["(unclosed"]}), "redact.patterns[0]",
+     "invalid_pattern"),
+    ("a pattern with a named group", lambda s: s.update(redact={"patterns": ["(?P<key>sk_[a-z]+)"]}),
+     "redact.patterns[0]", "invalid_pattern"),
+    ("a pattern that matches nothing at all", lambda s: s.update(redact={"patterns": ["x*"]}), "redact.patterns[0]",
+     "invalid_pattern"),
+    ("too many selectors", lambda s: s.update(redact={"selectors": [".a"] * 51}), "redact.selectors", "max_length"),
 ]
 
 
@@ -273,5 +323,6 @@ def test_an_integral_number_is_an_integer_as_json_schema_says(tenant: Tenant, sp
     spec["viewport"] = {"width": 1280.0, "height": 720}
     response = tenant.api.post("/v1/jobs", spec, format="json")
     assert response.status_code == 201, response.json()
-    assert Job.objects.get(pk=response.json()["id"]).spec["viewport"] == {"width": 1280, "height": 720}
+    assert Job.objects.get(pk=response.json()["id"]).spec["viewport"] == {"width": 1280, "height": 720,
+                                                                          "device_scale_factor": 1}
     assert isinstance(Job.objects.get(pk=response.json()["id"]).spec["viewport"]["width"], int)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs.logs import log_context
-from jobs.media import captions, narration
+from jobs.media import captions, narration, probe, renditions
 from jobs.media import mux as muxer
 from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
 from jobs.queue import enqueue_on_commit
@@ -79,6 +79,39 @@ def feature_chapters(feature: Feature, step_starts: dict[int, float]) -> list[ca
     return marks
 
 
+def _renditions(chunk: Chunk, work: Path, *, body: Path, main: muxer.MuxResult, logo: Path | None) -> None:
+    """The cuts and the GIF the job asked for (``outputs``), from the final video, stored."""
+    job, n = chunk.job, chunk.index
+    spec = job.parsed_spec
+    viewport, branding = spec.viewport, spec.branding
+    track = chunk.track or {}
+    action = renditions.Action(
+        targets=[renditions.Target(t, x, y, w, h) for t, _step, x, y, w, h in track.get("targets", [])],
+        views=[renditions.View(*view) for view in track.get("camera", [])],
+        layout_width=viewport.width, layout_height=viewport.height, dsf=viewport.device_scale_factor)
+    for shape in (s for s in spec.outputs if s in renditions.SHAPES):
+        cut = muxer.rendition(
+            main=main, body=body, shape=shape, action=action, width=viewport.video_width,
+            height=viewport.video_height, fps=settings.SCREENREEL_FPS, logo=logo,
+            out=work / f"chunk-{n}-final-{shape.replace(':', 'x')}.mp4", work_dir=work / "renditions",
+            cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, chromium_path=settings.SCREENREEL_CHROMIUM,
+            branding=muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
+                                    background=branding.background, accent=branding.accent))
+        object_store(job=job, chunk=chunk, kind=ObjectKind.RENDITION, path=cut.path,
+                     meta={"rendition": shape, "width": cut.width, "height": cut.height,
+                           "duration_ms": cut.duration_ms})
+    if "gif" in spec.outputs:
+        steps = (chunk.recording or {}).get("steps", [])
+        first = min(spec.gif.from_step, len(steps)) if steps else 1
+        start = main.timeline.body_offset_s + (steps[first - 1]["start_ms"] / 1000 if first > 1 else 0.0)
+        seconds = max(1.0, min(spec.gif.seconds, main.timeline.outro_start_s - start))
+        preview = renditions.gif(main.path, start_s=start, seconds=seconds, out=work / f"chunk-{n}-preview.gif")
+        video = probe.video_stream(preview)
+        object_store(job=job, chunk=chunk, kind=ObjectKind.PREVIEW, path=preview,
+                     meta={"rendition": "gif", "width": video.width, "height": video.height,
+                           "duration_ms": round(seconds * 1000)})
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -105,12 +138,15 @@ def _mux(chunk: Chunk, work: Path) -> _Muxed:
     logo = voices.logo_fetch(url=branding.logo_url, dest=work / "logo") if branding.logo_url else None
     result = muxer.mux(
         body=body, lines=placed, out=work / f"chunk-{n}-final.mp4", work_dir=work, logo=logo,
-        cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, width=spec.viewport.width, height=spec.viewport.height,
+        cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, width=spec.viewport.video_width,
+        height=spec.viewport.video_height,
         fps=settings.SCREENREEL_FPS, cues=cues, chapters=feature_chapters(feature, step_starts),
         language=spec.captions.mp4_language, burn_in=spec.captions.burn_in, audio_out=work / f"chunk-{n}-audio.mp3",
+        chromium_path=settings.SCREENREEL_CHROMIUM,
         branding=muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
                                 background=branding.background, accent=branding.accent),
     )
+    _renditions(chunk, work, body=body, main=result, logo=logo)
     offset = result.timeline.body_offset_s
     texts = {
         f"chunk-{n}-captions.vtt": (ObjectKind.CAPTIONS, captions.to_vtt(result.cues)),

@@ -39,7 +39,7 @@ def _record_run(chunk: Chunk) -> StageResult:
     started = time.monotonic()
     try:
         with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
-            metadata = _record(chunk, work, progress)
+            metadata, track = _record(chunk, work, progress)
     except Exception as exc:
         return timed("record", started, stage_failed(chunk, exc, stage="record"))
     finally:
@@ -53,14 +53,16 @@ def _record_run(chunk: Chunk) -> StageResult:
         spoken = Chunk.objects.select_for_update().only("pk", "speech").get(pk=chunk.pk).speech is not None
         to = ChunkStatus.MUXING if spoken else ChunkStatus.SYNTHESIZING
         moved = chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
-                                 changes={"recording": metadata, "attempts": 0, "lease_expires_at": None, "error": ""})
+                                 changes={"recording": metadata, "track": track, "attempts": 0,
+                                          "lease_expires_at": None, "error": ""})
         if moved is not None and to == ChunkStatus.MUXING:
             enqueue_on_commit(TaskName.CHUNK_MUX, chunk.pk)
     return DONE
 
 
-def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> dict[str, Any]:
-    """Record the feature and store the recording and stills; returns the recording's metadata."""
+def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record the feature and store the recording and stills; returns the recording's metadata, and what the
+    camera showed and the targets acted on (Chunk.track)."""
     job, n = chunk.job, chunk.index
     spec = job.parsed_spec
     viewport = spec.viewport
@@ -73,7 +75,9 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> dict[str, Any]
         still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
         pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
         line_ms={line["step"]: line["duration_ms"] for line in lines if line.get("step")},
-        warm_browser=settings.SCREENREEL_WARM_BROWSER,
+        warm_browser=settings.SCREENREEL_WARM_BROWSER, device_scale_factor=viewport.device_scale_factor,
+        color_scheme=spec.color_scheme, locale=spec.locale, timezone_id=spec.timezone_id,
+        redaction=spec.redact.redaction(), camera=spec.camera.settings(),
     ))
     raw_name = f"chunk-{n}-recording.mp4"
     raw = result.video_path.rename(work / raw_name) if result.video_path.name != raw_name else result.video_path
@@ -81,12 +85,19 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> dict[str, Any]
     for still in result.stills:
         object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still.path,
                      meta={"after_step": still.after_step, "width": still.width, "height": still.height})
+    track = {"camera": [[s.t, s.scale, s.x, s.y] for s in result.camera],
+             "targets": [[t.t, t.step, round(t.x, 1), round(t.y, 1), round(t.width, 1), round(t.height, 1)]
+                         for t in result.targets]}
     return {
         "started_at": result.started_at.isoformat(), "first_frame_at": result.first_frame_at.isoformat(),
         "stopped_at": result.stopped_at.isoformat(), "duration_ms": result.duration_ms,
         "size_bytes": result.size_bytes, "fps": result.fps, "frames_received": result.frames_received,
-        "frames_written": result.frames_written, "width": viewport.width, "height": viewport.height,
+        "frames_written": result.frames_written, "width": viewport.video_width, "height": viewport.video_height,
+        # What the browser was told: the layout viewport, its scale, the colour scheme, locale and time zone.
+        "page": spec.page_settings(),
+        # What the redaction matched; a selector that matched nothing is listed, not ignored.
+        "redaction": result.redaction,
         # When each step ran, from the recording's first frame (the mux places each step's line there).
         "steps": [{"step": s.step, "start_ms": round(s.start_s * 1000), "end_ms": round(s.end_s * 1000)}
                   for s in result.steps],
-    }
+    }, track

@@ -222,3 +222,39 @@ def test_a_recording_paced_to_its_lines_starts_each_step_after_the_previous_line
     assert times[3].start_s - times[2].end_s < 0.2  # no line on step 2: no wait
     assert rec.duration_ms / 1000 >= times[3].start_s + 1.0 + 0.2 - 0.05  # the last line is spoken in the video
     assert 0 < times[1].start_s < rec.duration_ms / 1000
+
+
+class _PageFacts(BaseHTTPRequestHandler):
+    """A page that writes what it was told: colour scheme, language, time zone and pixel ratio."""
+
+    def do_GET(self) -> None:
+        body = (b"<!doctype html><html><body><p id='facts'>?</p><script>document.getElementById('facts').textContent = "
+                b"[matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light', navigator.language,"
+                b" Intl.DateTimeFormat().resolvedOptions().timeZone, 'x' + devicePixelRatio].join(' ');"
+                b"</script></body></html>")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_page_settings_reach_the_page_and_a_scale_factor_of_2_doubles_the_pixels(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageFacts)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rec = record(RecordRequest(
+            target_url=f"http://127.0.0.1:{server.server_address[1]}/", width=1280, height=720,
+            feature_title="Settings", out_dir=tmp_path, chromium_path=CHROMIUM, device_scale_factor=2,
+            color_scheme="dark", locale="de-DE", timezone_id="Europe/Berlin",
+            steps=[{"action": "wait_for", "selector": "text=dark de-DE Europe/Berlin x2", "timeout_ms": 3000}]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    video = probe.video_stream(rec.video_path)
+    assert (video.width, video.height) == (2560, 1440)  # twice the 1280x720 viewport each way
+    assert video.r_frame_rate == video.avg_frame_rate == 25
+    assert all(png_size(still.path) == (2560, 1440) for still in rec.stills)

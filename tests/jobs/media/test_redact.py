@@ -1,0 +1,88 @@
+"""Redaction at capture, read back by OCR (Debian's tesseract): without it the email addresses and the
+API key of the sample app are legible in the stills; with it, no still and no frame (one a second) of the
+recording, the final video, its 9:16 and 1:1 cuts or its GIF holds them, including the address that
+appears after a navigation and the one the recorder types."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.media import mux, renditions
+from jobs.media.recorder import Recording, RecordRequest, record
+from jobs.media.redact import Redaction
+from tests.jobs.media.conftest import CHROMIUM, requires_chromium
+
+pytestmark = [requires_chromium, pytest.mark.skipif(not shutil.which("tesseract"), reason="needs tesseract-ocr")]
+
+STEPS: list[dict[str, Any]] = [
+    {"action": "goto", "url": "/index.html"},
+    {"action": "wait", "ms": 400},
+    {"action": "goto", "url": "/settings.html"},  # the key, and a contact that arrives 800 ms later
+    {"action": "wait", "ms": 1200},
+    {"action": "type", "selector": "#invite", "text": "sam.lee@acme-corp.com"},
+    {"action": "wait", "ms": 300},
+]
+# What OCR must not find: the addresses' domain and the key (lenient to OCR's way with underscores).
+SECRET = re.compile(r"acme|corp\.com|live.?51|51hcrn|hcrn2x", re.IGNORECASE)
+
+
+def ocr(image: Path) -> str:
+    return subprocess.run(["tesseract", str(image), "stdout"], capture_output=True, text=True, check=True).stdout
+
+
+def frames(video: Path, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-vf", "fps=1", str(out / "f%03d.png")], check=True)
+    return sorted(out.glob("f*.png"))
+
+
+def run(app: str, out: Path, redaction: Redaction) -> Recording:
+    return record(RecordRequest(target_url=f"{app}/", width=1280, height=720, steps=STEPS, feature_title="Keys",
+                                out_dir=out, chromium_path=CHROMIUM, redaction=redaction))
+
+
+def test_without_redaction_ocr_reads_the_addresses_and_the_key(sampleapp_url: str, tmp_path: Path) -> None:
+    rec = run(sampleapp_url, tmp_path, Redaction())
+    text = " ".join(ocr(still.path) for still in rec.stills)
+    assert re.search(r"jane\.doe@acme", text, re.IGNORECASE), text  # the overview's account line
+    assert re.search(r"live.?51", text, re.IGNORECASE), text  # the settings page's key
+    assert re.search(r"billing@acme", text, re.IGNORECASE), text  # the contact that arrived later
+    assert rec.redaction is None
+
+
+def renditions_of(rec: Recording, tmp: Path) -> list[Path]:
+    """The final video, its 9:16 and 1:1 cuts and its GIF, made as the mux stage makes them."""
+    branding = mux.Branding(intro_title="Keys", outro_title="Thanks for watching")
+    main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
+                   fps=25, work_dir=tmp / "work")
+    action = renditions.Action(targets=[renditions.Target(t.t, t.x, t.y, t.width, t.height) for t in rec.targets],
+                               views=[renditions.View(s.t, s.scale, s.x, s.y) for s in rec.camera],
+                               layout_width=1280, layout_height=720)
+    cuts = [mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding, width=1280,
+                          height=720, fps=25, out=tmp / f"cut-{shape.replace(':', 'x')}.mp4",
+                          work_dir=tmp / "cuts").path for shape in ("9:16", "1:1")]
+    preview = renditions.gif(main.path, start_s=main.timeline.body_offset_s, seconds=8, out=tmp / "preview.gif")
+    return [main.path, *cuts, preview]
+
+
+def test_with_redaction_no_still_and_no_frame_holds_them(sampleapp_url: str, tmp_path: Path) -> None:
+    rec = run(sampleapp_url, tmp_path, Redaction(selectors=(".api-key", ".not-on-any-page"), patterns=("email",)))
+    images = [still.path for still in rec.stills] + frames(rec.video_path, tmp_path / "frames")
+    for n, video in enumerate(renditions_of(rec, tmp_path / "renditions")):
+        images += frames(video, tmp_path / f"rendition-{n}")
+    assert len(images) >= 40
+    for image in images:
+        text = ocr(image)
+        assert not SECRET.search(text), (image.name, text)
+    # The pages were still recorded, blurred only where they had to be.
+    assert "Settings" in " ".join(ocr(still.path) for still in rec.stills)
+    assert rec.redaction is not None
+    assert rec.redaction["unmatched_selectors"] == [".not-on-any-page"]  # said, not ignored
+    assert rec.redaction["selectors"] == {".api-key": 1, ".not-on-any-page": 0}
+    assert isinstance(rec.redaction["text_matches"], int) and rec.redaction["text_matches"] >= 3
