@@ -349,6 +349,7 @@ def _constrain_requests(components: dict[str, Any]) -> None:
                                              {"type": "string", "maxLength": 200,
                                               "pattern": r"^[A-Za-z0-9_]{1,40}(\[[A-Za-z0-9_-]{1,20}\][+*]?)?$"}]}
     spec["locale"] = {**spec["locale"], "pattern": LOCALE.pattern}
+    spec["outputs"] = {**spec["outputs"], "uniqueItems": True}  # each output once (duplicate)
     # Area/Location names and UTC: Etc/GMT+1 and Etc/GMT-1 (and GMT0, GMT-0) differ only by a sign, which
     # generated clients' enum member names drop (openapi-python-client refused the document).
     spec["timezone_id"] = {"type": "string", "enum": ["UTC", *sorted(
