@@ -97,6 +97,8 @@ def job_spec(app_url: str, hook_url: str) -> dict[str, object]:
         # How the voice says a word, never how the captions write it.
         "voice": {"provider": "auto", "lexicon": {"Acme": "Ack me"}},
         "captions": {"burn_in": False, "language": "en"},
+        # The sample app shows who is signed in: the address is blurred before it is ever captured.
+        "redact": {"patterns": ["email"]},
         "branding": {"intro_title": "Acme 2.4", "outro_title": "acme.example", "background": "#101828",
                      "accent": "#7F56D9"},
         "webhook_url": hook_url,
