@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from jobs.media import captions, mux, narration, stills, voice
+from jobs.media import captions, mux, narration, renditions, stills, voice
 
 T = TypeVar("T")
 BRANDING = mux.Branding(intro_title="Orbit: plan a launch", outro_title="Try Orbit today")
@@ -102,6 +102,19 @@ def mux_phase(ns: argparse.Namespace, clock: Clock) -> dict[str, Any]:
     result = clock.time("mux_s", lambda: run("cold"))
     warm = clock.time("mux_warm_cache_s", lambda: run("warm"))
     assert warm.cards_from_cache == 2
+    # Each extra output, on its own: what asking for it adds to the mux stage.
+    track = json.loads(ns.track.read_text()) if ns.track else {"targets": [], "camera": []}
+    action = renditions.Action(targets=[renditions.Target(*t) for t in track["targets"]],
+                               views=[renditions.View(*v) for v in track["camera"]],
+                               layout_width=ns.width, layout_height=ns.height)
+    for shape in ("9:16", "1:1"):
+        name = shape.replace(":", "x")
+        clock.time(f"rendition_{name}_s", lambda shape=shape, name=name: mux.rendition(  # type: ignore[misc]
+            main=result, body=ns.body, shape=shape, action=action, branding=BRANDING, width=ns.width,
+            height=ns.height, fps=ns.fps, out=ns.out_dir / f"final-{name}.mp4", work_dir=ns.out_dir / f"cut-{name}",
+            cache_dir=ns.cache_dir))
+    clock.time("gif_s", lambda: renditions.gif(result.path, start_s=result.timeline.body_offset_s, seconds=6,
+                                               out=ns.out_dir / "preview.gif"))
     blank = clock.time("stills_s", lambda: [str(p) for p in ns.stills if stills.png_size(p) and stills.is_blank(p)])
     return {"final": str(result.path), "final_ms": result.duration_ms, "final_bytes": result.size_bytes,
             "hold_frames": result.hold_frames, "cues": len(result.cues), "stills": len(ns.stills),
@@ -113,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phase", choices=("synth", "mux"), required=True)
     parser.add_argument("--lines", type=Path, required=True, help="synth: the lines to say; mux: synth's output")
     parser.add_argument("--steps", type=Path, help="mux: when each step started")
+    parser.add_argument("--track", type=Path, help="mux: the targets and the camera's views (renditions follow them)")
     parser.add_argument("--body", type=Path)
     parser.add_argument("--stills", type=Path, nargs="*", default=[])
     parser.add_argument("--provider", default="auto")

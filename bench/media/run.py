@@ -37,6 +37,7 @@ if __package__ in (None, ""):
 from bench.machine import cpu_model  # noqa: E402
 from bench.media.cpu import TreeCpu  # noqa: E402
 from jobs.media import narration, recorder  # noqa: E402
+from jobs.media.camera import CameraSettings  # noqa: E402
 from sampleapp.serve import serve  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
@@ -143,9 +144,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     spoken = work / "spoken.json"
     spoken.write_text(json.dumps(synth["lines"]), encoding="utf-8")
 
-    # 2. Capture, paced to the lines.
+    # 2. Capture, paced to the lines: first with the camera off (the baseline for its cost), then on.
     server, port = serve(0)
     try:
+        plain_cpu = TreeCpu().start()
+        recorder.record(recorder.RecordRequest(
+            target_url=f"http://127.0.0.1:{port}/index.html", width=WIDTH, height=HEIGHT, fps=FPS,
+            steps=feature_steps, feature_title="Plan a launch", out_dir=work / "capture-no-zoom",
+            line_ms={x["step"]: x["duration_ms"] for x in synth["lines"]}, camera=CameraSettings(zoom=False),
+        ))
+        plain_cpu.stop()
         cpu = TreeCpu().start()
         rec = recorder.record(recorder.RecordRequest(
             target_url=f"http://127.0.0.1:{port}/index.html", width=WIDTH, height=HEIGHT, fps=FPS,
@@ -157,6 +165,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         server.shutdown()
         server.server_close()
+    track = work / "track.json"
+    track.write_text(json.dumps({"targets": [[t.t, t.x, t.y, t.width, t.height] for t in rec.targets],
+                                 "camera": [[s.t, s.scale, s.x, s.y] for s in rec.camera]}), encoding="utf-8")
     chunk_s = rec.duration_ms / 1000
     # From the moment the recording stopped to the finished file and stills in hand (encoder flush, probe).
     recorder_tail_s = (returned - rec.stopped_at).total_seconds()
@@ -165,7 +176,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 3. Post-capture: the mux stage, pinned to one core.
     process = run_pinned([
-        "--phase", "mux", "--lines", str(spoken), "--steps", str(step_times), "--body", str(rec.video_path),
+        "--phase", "mux", "--lines", str(spoken), "--steps", str(step_times), "--track", str(track),
+        "--body", str(rec.video_path),
         "--out-dir", str(work / "process"), "--cache-dir", str(work / "cards"),
         "--width", str(WIDTH), "--height", str(HEIGHT), "--fps", str(FPS),
         "--stills", *[str(s.path) for s in rec.stills],
@@ -189,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   "frames_received": rec.frames_received, "frames_written": rec.frames_written,
                   "steps": len(feature_steps), "lines": len(synth["lines"]), "stills": len(rec.stills),
                   "body_bytes": rec.size_bytes},
+        "capture_no_zoom": {"wall_s": plain_cpu.wall_s, "cpu_s": plain_cpu.total_s, "cores": plain_cpu.cores},
         "capture": {"wall_s": cpu.wall_s, "cpu_s": cpu.total_s, "cores": cpu.cores,
                     "self_cpu_s": cpu.self_s, "children_sampled_cpu_s": cpu.children_sampled_s,
                     "children_rusage_cpu_s": cpu.children_rusage_s, "max_processes": cpu.max_processes,
@@ -201,6 +214,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_1m_after": os.getloadavg()[0],
         "ratios": {
             "capture_cores": cpu.cores,
+            "capture_cores_no_zoom": plain_cpu.cores,
+            "rendition_9x16_over_chunk": timings["rendition_9x16_s"] / chunk_s,
+            "rendition_9x16_over_baseline": timings["rendition_9x16_s"] / baseline_s,
+            "rendition_1x1_over_chunk": timings["rendition_1x1_s"] / chunk_s,
+            "rendition_1x1_over_baseline": timings["rendition_1x1_s"] / baseline_s,
+            "gif_over_chunk": timings["gif_s"] / chunk_s,
+            "gif_over_baseline": timings["gif_s"] / baseline_s,
             "synthesis_over_chunk": synth["timings"]["synthesis_s"] / chunk_s,
             "post_capture_over_chunk": post_s / chunk_s,
             "post_capture_warm_cache_over_chunk": post_warm_s / chunk_s,
@@ -218,7 +238,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     rows = [
         ("chunk duration", f"{chunk_s:.2f} s", f"{rec.frames_received} frames received, {len(feature_steps)} steps"),
-        ("capture CPU", f"{cpu.total_s:.1f} s over {cpu.wall_s:.1f} s", f"{cpu.cores:.2f} cores (target <= 1)"),
+        ("capture CPU, zoom off", f"{plain_cpu.total_s:.1f} s over {plain_cpu.wall_s:.1f} s",
+         f"{plain_cpu.cores:.2f} cores"),
+        ("capture CPU, zoom on", f"{cpu.total_s:.1f} s over {cpu.wall_s:.1f} s",
+         f"{cpu.cores:.2f} cores (target <= 1)"),
         ("", "wall / cpu", ""),
         (f"synthesis ({synth['provider']})", both(synth, "synthesis_s"),
          f"{len(synth['lines'])} lines; {synth['timings']['synthesis_s'] / chunk_s:.3f} x chunk, before the recording"),
@@ -233,6 +256,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("baseline re-encode", f"{baseline_s:.2f} s / {baseline_cpu_s:.2f} s", f"{baseline_s / chunk_s:.3f} x chunk"),
         ("post-capture / baseline", f"{post_s / baseline_s:.2f}",
          f"cpu {post_cpu_s / baseline_cpu_s:.2f} (target <= 0.5)"),
+        *((f"+ {name}", both(process, key), f"{timings[key] / chunk_s:.3f} x chunk, "
+           f"{timings[key] / baseline_s:.2f} x baseline")
+          for name, key in (("9:16 cut", "rendition_9x16_s"), ("1:1 cut", "rendition_1x1_s"), ("GIF (6 s)", "gif_s"))),
     ]
     print(f"\nMedia benchmark, {result['machine']['cpu_model']}, nproc {result['machine']['nproc']}, "
           f"load {result['loadavg_1m_after']:.2f}")
