@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.signals import celeryd_after_setup, worker_process_init
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from jobs.failures import is_permanent
 from jobs.services import jobs as job_services
@@ -37,6 +38,10 @@ def warm_browser_at_start(**_: Any) -> None:
 # The soft limit ends a stage with a retryable error it reports; the hard one kills a stage stuck in C code.
 STAGE_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S
 STAGE_SOFT_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S - 10
+# A stage's own failures are decided by the stage (retry, or fail the chunk). The database failing under
+# it (a connection dropped, a lock timeout) is retried here a few seconds later, a few times, before the
+# recovery sweep (a minute or more) has to notice; nothing was claimed, since the claim rolled back.
+DATABASE_DOWN = (OperationalError, InterfaceError)
 
 
 @shared_task(name=TaskName.JOB_START, acks_late=True, reject_on_worker_lost=True)
@@ -45,7 +50,8 @@ def job_start(job_id: str) -> None:
 
 
 @shared_task(bind=True, name=TaskName.CHUNK_SYNTHESIZE, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
+             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT,
+             autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2, retry_backoff_max=30)
 def chunk_synthesize(self: Task[Any, Any], chunk_id: int) -> None:
     result = pipeline.chunk_synthesize_run(chunk_id=chunk_id)
     if result.retry_in is not None:
@@ -53,7 +59,8 @@ def chunk_synthesize(self: Task[Any, Any], chunk_id: int) -> None:
 
 
 @shared_task(bind=True, name=TaskName.CHUNK_RECORD, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
+             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT,
+             autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2, retry_backoff_max=30)
 def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
     result = pipeline.chunk_record_run(chunk_id=chunk_id)
     if result.retry_in is not None:
@@ -61,7 +68,8 @@ def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
 
 
 @shared_task(bind=True, name=TaskName.CHUNK_MUX, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT)
+             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT,
+             autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2, retry_backoff_max=30)
 def chunk_mux(self: Task[Any, Any], chunk_id: int) -> None:
     result = pipeline.chunk_mux_run(chunk_id=chunk_id)
     if result.retry_in is not None:

@@ -25,11 +25,8 @@ from django.utils import timezone
 
 from jobs.models import Chunk, ChunkStatus, Client, Job, JobStatus
 from jobs.queue import enqueue_on_commit
+from jobs.services.locks import client_lock
 from jobs.task_names import TaskName
-
-
-def _lock(client_id: str) -> Client:
-    return Client.objects.select_for_update().get(pk=client_id)
 
 
 def running_jobs_free(client: Client) -> int:
@@ -41,7 +38,7 @@ def running_jobs_free(client: Client) -> int:
 def chunks_admit(*, client_id: str) -> list[int]:
     """Let the client's next waiting chunks into the record queue, up to its limit; returns their ids."""
     with transaction.atomic():
-        client = _lock(client_id)
+        client = client_lock(client_id)
         limit = client.max_active_chunks or settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS
         running = Chunk.objects.filter(job__client_id=client_id, job__status=JobStatus.RUNNING)
         active = running.filter(admitted_at__isnull=False).filter(
@@ -74,7 +71,7 @@ def chunks_admit_on_commit(*, client_id: str) -> None:
 def jobs_admit(*, client_id: str) -> int:
     """Queue job_start for the client's oldest queued jobs, as many as may run now; returns how many."""
     with transaction.atomic():
-        client = _lock(client_id)
+        client = client_lock(client_id)
         free = running_jobs_free(client)
         if free <= 0:
             return 0

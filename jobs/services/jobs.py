@@ -17,6 +17,7 @@ from jobs.queue import enqueue_on_commit
 from jobs.selectors import job_view
 from jobs.services.admission import chunks_admit, chunks_admit_on_commit, running_jobs_free
 from jobs.services.events import event_record
+from jobs.services.locks import client_lock
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
 from jobs.task_names import TaskName
@@ -83,7 +84,7 @@ def job_start(*, job_id: str) -> bool:
         client_id = Job.objects.filter(pk=job_id).values_list("client_id", flat=True).first()
         if client_id is None:
             return False
-        client = Client.objects.select_for_update().get(pk=client_id)
+        client = client_lock(client_id)
         if running_jobs_free(client) <= 0:
             return False
         job = job_transition(job_id=job_id, to=JobStatus.RUNNING)

@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from jobs.models import CHUNK_ENDED, Chunk, ChunkStatus, Event, EventType, Job
+from jobs.models import CHUNK_ENDED, ChunkStatus, Event, EventType, Job
 from jobs.services.events import event_record
+from jobs.services.locks import chunk_lock
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,8 @@ def progress_record(*, chunk_id: int, stage: str, progress: float) -> Event | No
     """Write ``chunk.progress`` (and ``job.progress`` when the job moved on enough); returns the chunk's event,
     or None when the chunk is no longer in ``stage`` (it failed, was canceled, or moved on)."""
     with transaction.atomic():
-        chunk = Chunk.objects.select_for_update().select_related("job").get(pk=chunk_id)
-        if chunk.status != stage:
+        chunk = chunk_lock(chunk_id)
+        if chunk is None or chunk.status != stage:
             return None
         chunk.progress = progress
         chunk.save(update_fields=["progress", "updated_at"])

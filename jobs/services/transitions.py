@@ -28,6 +28,7 @@ from jobs.models import (
 from jobs.selectors import chunk_view, job_view
 from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit
 from jobs.services.events import event_record
+from jobs.services.locks import chunk_lock
 
 # The events a chunk move announces. With lines per step the synthesis ends by handing over to the
 # recording; with a script, a recording that ends before the voice waits in "synthesizing" (the
@@ -87,7 +88,9 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
     """
     _check_changes(Chunk, changes)
     with transaction.atomic():
-        chunk = Chunk.objects.select_for_update().select_related("job").get(pk=chunk_id)
+        chunk = chunk_lock(chunk_id)
+        if chunk is None:
+            raise Chunk.DoesNotExist(f"chunk {chunk_id}")
         if expect is not None and chunk.status != expect:
             return None
         if to not in CHUNK_TRANSITIONS[chunk.status]:

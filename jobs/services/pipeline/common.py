@@ -20,6 +20,7 @@ from jobs.media.errors import MediaError
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, JobStatus
 from jobs.queue import enqueue_on_commit
 from jobs.services.leases import Lease
+from jobs.services.locks import chunk_lock
 from jobs.services.transitions import chunk_transition
 from jobs.task_names import TaskName
 
@@ -55,7 +56,7 @@ def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
     now = timezone.now()
     attempts_field, lease_field = _lease_fields(stage)
     with transaction.atomic():
-        chunk = Chunk.objects.select_for_update().select_related("job", "job__client").filter(pk=chunk_id).first()
+        chunk = chunk_lock(chunk_id)
         if chunk is None or chunk.status not in STAGE_STATUSES[stage]:
             return None
         if chunk.job.status != JobStatus.RUNNING:

@@ -17,6 +17,7 @@ from jobs.models import Chunk, ChunkStatus, ObjectKind
 from jobs.queue import enqueue_on_commit
 from jobs.services.egress import browser_url_guard, egress_policy
 from jobs.services.leases import lease_kept
+from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_store
 from jobs.services.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
 from jobs.services.progress import ChunkProgress
@@ -50,7 +51,8 @@ def _record_run(chunk: Chunk) -> StageResult:
     with transaction.atomic():
         # Under the row lock, as the synthesis decides too: if the voice is ready, on to the mux; if not,
         # the recording waits in "synthesizing" and the synthesis sends it on.
-        spoken = Chunk.objects.select_for_update().only("pk", "speech").get(pk=chunk.pk).speech is not None
+        locked = chunk_lock(chunk.pk)
+        spoken = locked is not None and locked.speech is not None
         to = ChunkStatus.MUXING if spoken else ChunkStatus.SYNTHESIZING
         moved = chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
                                  changes={"recording": metadata, "track": track, "attempts": 0,

@@ -23,6 +23,7 @@ from jobs.selectors import chunk_view
 from jobs.services import voices
 from jobs.services.events import event_record
 from jobs.services.leases import lease_kept
+from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_store
 from jobs.services.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
 from jobs.services.progress import ChunkProgress
@@ -109,8 +110,8 @@ def _synthesized(chunk: Chunk, speech: dict[str, Any]) -> None:
     """Keep the speech and hand on: to the recording (lines per step), to the mux (the recording is done
     and waits), or to nobody yet (the recording runs on and will find the speech when it ends)."""
     with transaction.atomic():
-        locked = Chunk.objects.select_for_update().select_related("job").get(pk=chunk.pk)
-        if (locked.speech is not None or locked.synth_attempts != chunk.synth_attempts
+        locked = chunk_lock(chunk.pk)
+        if (locked is None or locked.speech is not None or locked.synth_attempts != chunk.synth_attempts
                 or locked.status not in STAGE_STATUSES["synthesize"]):
             return  # canceled, failed, or another attempt finished first
         done = {"speech": speech, "synth_lease_expires_at": None}
