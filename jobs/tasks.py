@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
@@ -12,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 from jobs.failures import is_permanent
 from jobs.services import jobs as job_services
 from jobs.services import pipeline
+from jobs.services.pipeline import StageResult
 from jobs.task_names import QUEUE_OF, TaskName
 
 SETTLE_RETRIES = 3
@@ -49,31 +51,34 @@ def job_start(job_id: str) -> None:
     job_services.job_start(job_id=job_id)
 
 
-@shared_task(bind=True, name=TaskName.CHUNK_SYNTHESIZE, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT,
-             autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2, retry_backoff_max=30)
+def stage_task(name: TaskName) -> Callable[[Callable[..., None]], Task[Any, Any]]:
+    """The options every chunk stage shares: acknowledged when it ends, limited in time, retried as it
+    asks (``StageResult.retry_in``) and on a database error (``DATABASE_DOWN``)."""
+    return shared_task(bind=True, name=name, acks_late=True, reject_on_worker_lost=True, max_retries=None,
+                       time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT,
+                       autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2,
+                       retry_backoff_max=30)
+
+
+def _stage(task: Task[Any, Any], run: Callable[..., StageResult], chunk_id: int) -> None:
+    result = run(chunk_id=chunk_id)
+    if result.retry_in is not None:
+        raise task.retry(countdown=result.retry_in)
+
+
+@stage_task(TaskName.CHUNK_SYNTHESIZE)
 def chunk_synthesize(self: Task[Any, Any], chunk_id: int) -> None:
-    result = pipeline.chunk_synthesize_run(chunk_id=chunk_id)
-    if result.retry_in is not None:
-        raise self.retry(countdown=result.retry_in)
+    _stage(self, pipeline.chunk_synthesize_run, chunk_id)
 
 
-@shared_task(bind=True, name=TaskName.CHUNK_RECORD, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT,
-             autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2, retry_backoff_max=30)
+@stage_task(TaskName.CHUNK_RECORD)
 def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
-    result = pipeline.chunk_record_run(chunk_id=chunk_id)
-    if result.retry_in is not None:
-        raise self.retry(countdown=result.retry_in)
+    _stage(self, pipeline.chunk_record_run, chunk_id)
 
 
-@shared_task(bind=True, name=TaskName.CHUNK_MUX, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, time_limit=STAGE_TIME_LIMIT, soft_time_limit=STAGE_SOFT_TIME_LIMIT,
-             autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2, retry_backoff_max=30)
+@stage_task(TaskName.CHUNK_MUX)
 def chunk_mux(self: Task[Any, Any], chunk_id: int) -> None:
-    result = pipeline.chunk_mux_run(chunk_id=chunk_id)
-    if result.retry_in is not None:
-        raise self.retry(countdown=result.retry_in)
+    _stage(self, pipeline.chunk_mux_run, chunk_id)
 
 
 @shared_task(bind=True, name=TaskName.JOB_SETTLE, acks_late=True, reject_on_worker_lost=True)
