@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.files.storage import default_storage
 
 from jobs.models import JOB_ENDED, Job
 from sampleapp.serve import serve
@@ -96,3 +99,8 @@ def wait_until_ended(job_id: str, timeout: float = 300) -> Job:
     raise AssertionError(f"job {job_id} did not end within {timeout}s: {Job.objects.get(pk=job_id).to_dict()}")
 
 
+def bundle_archive(job: Job) -> zipfile.ZipFile:
+    """The zip of the job's current bundle, read from storage as a client would download it."""
+    bundle = job.bundles.select_related("stored").get(version=job.run)
+    with default_storage.open(bundle.stored.key, "rb") as fh:
+        return zipfile.ZipFile(io.BytesIO(fh.read()))

@@ -3,26 +3,23 @@ the bundle is zipped into storage, and the signed webhook is verified by an inde
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import subprocess
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.files.storage import default_storage
 from django.test import Client as HttpClient
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
-from jobs.models import Chunk, ChunkStatus, EventType, Job, JobStatus
+from jobs.models import Chunk, ChunkStatus, EventType, JobStatus
 from jobs.services.clients import client_create
-from tests.e2e.conftest import Worker, wait_for, wait_until_ended
+from tests.e2e.conftest import Worker, bundle_archive, wait_for, wait_until_ended
 from tests.receivers import Receiver
 from webhooks import signing
 
@@ -64,12 +61,6 @@ def _ffprobe(data: bytes, tmp: Path, name: str) -> dict[str, Any]:
     return json.loads(out)
 
 
-def _bundle(job: Job) -> zipfile.ZipFile:
-    bundle = job.bundles.select_related("stored").get(version=job.run)
-    with default_storage.open(bundle.stored.key, "rb") as fh:
-        return zipfile.ZipFile(io.BytesIO(fh.read()))
-
-
 def _assets(chunk: Chunk) -> list[tuple[str, str, int, str]]:
     return list(chunk.stored_objects.filter(current=True).order_by("id").values_list("name", "key", "bytes", "sha256"))
 
@@ -93,7 +84,7 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     assert "A missing button" in broken.error
 
     # The bundle holds chunk 1's files and a manifest that says why chunk 2 failed.
-    archive = _bundle(job)
+    archive = bundle_archive(job)
     names = set(archive.namelist())
     assert {"chunk-1-final.mp4", "chunk-1-script.txt", "chunk-1-audio.mp3", "manifest.json"} <= names
     assert any(n.startswith("chunk-1-still-") and n.endswith(".png") for n in names)
@@ -162,7 +153,7 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     started = list(job.events.filter(type="chunk.recording.started").values_list("data__chunk__index", flat=True))
     assert sorted(started) == [1, 2, 2]
     assert job.bundles.count() == 2
-    assert json.loads(_bundle(job).read("manifest.json"))["bundle_version"] == 2
+    assert json.loads(bundle_archive(job).read("manifest.json"))["bundle_version"] == 2
 
 
 def _slow_job(api: APIClient, sample_app: str, wait_ms: int) -> str:

@@ -9,19 +9,17 @@ import itertools
 import json
 import re
 import subprocess
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import srt
 import webvtt
-from django.core.files.storage import default_storage
 
 from jobs.media import voice
 from jobs.models import JobStatus
 from tests.conftest import Tenant
-from tests.e2e.conftest import Worker, wait_until_ended
+from tests.e2e.conftest import Worker, bundle_archive, wait_until_ended
 from tests.jobs.media.elevenlabs_emulator import Emulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -67,9 +65,7 @@ def test_per_step_lines_land_on_their_steps_with_captions_and_chapters_from_the_
     job = wait_until_ended(created.json()["id"], timeout=300)
     assert job.status == JobStatus.SUCCEEDED, job.to_dict()
 
-    bundle = job.bundles.select_related("stored").get(version=job.run)
-    with default_storage.open(bundle.stored.key, "rb") as fh:
-        archive = zipfile.ZipFile(io.BytesIO(fh.read()))
+    archive = bundle_archive(job)
     manifest = json.loads(archive.read("manifest.json"))
     timeline = manifest["chunks"][0]["timeline"]
     video = tmp_path / "final.mp4"
@@ -154,9 +150,7 @@ def test_a_voice_with_word_timings_gives_chunk_words_json_in_the_written_words(
         worker.stop()
         emulator.stop()
     assert job.status == JobStatus.SUCCEEDED, job.to_dict()
-    bundle = job.bundles.select_related("stored").get(version=job.run)
-    with default_storage.open(bundle.stored.key, "rb") as fh:
-        archive = zipfile.ZipFile(io.BytesIO(fh.read()))
+    archive = bundle_archive(job)
     words = json.loads(archive.read("chunk-1-words.json"))["words"]
     assert [w["text"] for w in words] == ["Screenreel", "records", "your", "app.", "Then", "it", "narrates."]
     lines = json.loads(archive.read("manifest.json"))["chunks"][0]["timeline"]["lines"]

@@ -3,18 +3,15 @@ its bundle holds the cuts and the preview, with the manifest saying what each is
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
-from django.core.files.storage import default_storage
 
 from jobs.models import JobStatus
 from tests.conftest import Tenant
-from tests.e2e.conftest import Worker, wait_until_ended
+from tests.e2e.conftest import Worker, bundle_archive, wait_until_ended
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -34,9 +31,7 @@ def test_one_job_with_every_output_ships_its_cuts_preview_and_what_it_redacted(
     assert created.status_code == 201, created.json()
     job = wait_until_ended(created.json()["id"], timeout=300)
     assert job.status == JobStatus.SUCCEEDED, job.to_dict()
-    bundle = job.bundles.select_related("stored").get(version=job.run)
-    with default_storage.open(bundle.stored.key, "rb") as fh:
-        archive = zipfile.ZipFile(io.BytesIO(fh.read()))
+    archive = bundle_archive(job)
     manifest = json.loads(archive.read("manifest.json"))
     assets = {a["name"]: a for a in manifest["assets"]}
     assert (assets["chunk-1-final-9x16.mp4"]["rendition"], assets["chunk-1-final-9x16.mp4"]["width"],

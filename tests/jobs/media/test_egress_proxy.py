@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +17,16 @@ from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import NavigationError
 from jobs.media.recorder import RecordRequest, record
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
+from tests.pages import pages_served
 
 PUBLIC = "93.184.216.34"
 NAME = "rebind.screenreel.test"
 
 
-class _Counting(BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:
-        type(self).hits.append(self.path)
-        body = b"<html><body><h1>Loopback secrets</h1></body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def loopback_server() -> Iterator[tuple[int, list[str]]]:
-    hits: list[str] = []
-    handler = type("Handler", (_Counting,), {"hits": hits})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], hits
-    server.shutdown()
-    server.server_close()
+    with pages_served({}, default="<html><body><h1>Loopback secrets</h1></body></html>") as served:
+        yield served.port, served.hits
 
 
 def _rebinding_resolver(first: str, then: str) -> Any:

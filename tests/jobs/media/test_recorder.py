@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.recorder import Recording, RecordRequest, record, still_plan
 from jobs.media.stills import is_blank, png_size
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
+from tests.pages import pages_served
 
 pytestmark = requires_chromium
 
@@ -157,40 +156,27 @@ def test_slower_typing_makes_a_longer_recording(sampleapp_url: str, tmp_path: Pa
     assert slow - fast >= 20 * 150  # 20 characters, 180 ms more each (minus scheduling slack)
 
 
-class _StatePages(BaseHTTPRequestHandler):
-    """/set leaves a cookie and local storage behind; /check shows whether any of it is still there."""
+def _page(body: str) -> str:
+    return f"<!doctype html><html><body>{body}</body></html>"
 
-    PAGES = {
-        "/set": "<script>localStorage.setItem('k', 'v'); document.cookie = 'c=1; path=/';</script>"
-                "<div id='done'>set</div>",
-        "/check": "<div id='out'>?</div><script>const out = document.getElementById('out');"
-                  "const leaked = localStorage.getItem('k') || document.cookie.includes('c=1');"
-                  "out.id = out.textContent = leaked ? 'leaked' : 'clean';</script>",
-    }
 
-    def do_GET(self) -> None:
-        body = f"<!doctype html><html><body>{self.PAGES.get(self.path, '')}</body></html>".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+# /set leaves a cookie and local storage behind; /check shows whether any of it is still there.
+STATE_PAGES = {
+    "/set": _page("<script>localStorage.setItem('k', 'v'); document.cookie = 'c=1; path=/';</script>"
+                  "<div id='done'>set</div>"),
+    "/check": _page("<div id='out'>?</div><script>const out = document.getElementById('out');"
+                    "const leaked = localStorage.getItem('k') || document.cookie.includes('c=1');"
+                    "out.id = out.textContent = leaked ? 'leaked' : 'clean';</script>"),
+}
 
 
 def test_recordings_share_one_warm_browser_and_nothing_else(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatePages)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    with pages_served(STATE_PAGES) as served:
+        def run(path: str, selector: str, name: str) -> Recording:
+            return record(RecordRequest(target_url=served.base + path, width=640, height=360, feature_title=name,
+                                        steps=[{"action": "wait_for", "selector": selector, "timeout_ms": 2000}],
+                                        out_dir=tmp_path / name, chromium_path=CHROMIUM))
 
-    def run(path: str, selector: str, name: str) -> Recording:
-        return record(RecordRequest(target_url=base + path, width=640, height=360, feature_title=name,
-                                    steps=[{"action": "wait_for", "selector": selector, "timeout_ms": 2000}],
-                                    out_dir=tmp_path / name, chromium_path=CHROMIUM))
-
-    try:
         run("/set", "#done", "first")
         launches = WARM.launches
         run("/check", "#clean", "second")  # a StepError here would mean the first job's state leaked
@@ -200,9 +186,6 @@ def test_recordings_share_one_warm_browser_and_nothing_else(tmp_path: Path) -> N
         asyncio.run_coroutine_threadsafe(browser.close(), WARM._process_loop()).result()
         run("/check", "#clean", "third")
         assert WARM.launches == launches + 1
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_recording_paced_to_its_lines_starts_each_step_after_the_previous_line(
@@ -224,36 +207,19 @@ def test_a_recording_paced_to_its_lines_starts_each_step_after_the_previous_line
     assert 0 < times[1].start_s < rec.duration_ms / 1000
 
 
-class _PageFacts(BaseHTTPRequestHandler):
-    """A page that writes what it was told: colour scheme, language, time zone and pixel ratio."""
-
-    def do_GET(self) -> None:
-        body = (b"<!doctype html><html><body><p id='facts'>?</p><script>document.getElementById('facts').textContent = "
-                b"[matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light', navigator.language,"
-                b" Intl.DateTimeFormat().resolvedOptions().timeZone, 'x' + devicePixelRatio].join(' ');"
-                b"</script></body></html>")
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+# A page that writes what it was told: colour scheme, language, time zone and pixel ratio.
+FACTS_PAGE = _page("<p id='facts'>?</p><script>document.getElementById('facts').textContent = "
+                   "[matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light', navigator.language,"
+                   " Intl.DateTimeFormat().resolvedOptions().timeZone, 'x' + devicePixelRatio].join(' ');</script>")
 
 
 def test_page_settings_reach_the_page_and_a_scale_factor_of_2_doubles_the_pixels(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageFacts)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with pages_served({"/": FACTS_PAGE}) as served:
         rec = record(RecordRequest(
-            target_url=f"http://127.0.0.1:{server.server_address[1]}/", width=1280, height=720,
+            target_url=f"{served.base}/", width=1280, height=720,
             feature_title="Settings", out_dir=tmp_path, chromium_path=CHROMIUM, device_scale_factor=2,
             color_scheme="dark", locale="de-DE", timezone_id="Europe/Berlin",
             steps=[{"action": "wait_for", "selector": "text=dark de-DE Europe/Berlin x2", "timeout_ms": 3000}]))
-    finally:
-        server.shutdown()
-        server.server_close()
     video = probe.video_stream(rec.video_path)
     assert (video.width, video.height) == (2560, 1440)  # twice the 1280x720 viewport each way
     assert video.r_frame_rate == video.avg_frame_rate == 25

@@ -1,0 +1,46 @@
+"""Small HTML pages served on loopback for tests that point a real browser at a page of their own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Served:
+    base: str  # http://127.0.0.1:<port>
+    port: int
+    hits: list[str] = field(default_factory=list)  # the paths asked for, in order
+
+
+@contextmanager
+def pages_served(pages: Mapping[str, str], *, default: str = "") -> Iterator[Served]:
+    """Serve ``pages`` (path -> HTML) on a free loopback port, ``default`` for any other path; every
+    request's path is kept in ``hits``."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = pages.get(self.path, default).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        yield Served(base=f"http://127.0.0.1:{port}", port=port, hits=hits)
+    finally:
+        server.shutdown()
+        server.server_close()
