@@ -41,8 +41,11 @@ def warm_browser_at_start(**_: Any) -> None:
 STAGE_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S
 STAGE_SOFT_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S - 10
 # A stage's own failures are decided by the stage (retry, or fail the chunk). The database failing under
-# it (a connection dropped, a lock timeout) is retried here a few seconds later, a few times, before the
-# recovery sweep (a minute or more) has to notice; nothing was claimed, since the claim rolled back.
+# it (a connection dropped, a deadlock) is retried here a few seconds later, a few times, so the recovery
+# sweep (a minute or more) need not notice: a failed claim rolled back, so the retry claims the chunk; an
+# error after the claim leaves the attempt's lease in place, so the retry finds it held and does nothing,
+# and the sweep takes the chunk when that lease lapses. These retries count in request.retries with the
+# stage's own, so a stage that already retried often gets fewer of them (the sweep still recovers it).
 DATABASE_DOWN = (OperationalError, InterfaceError)
 
 

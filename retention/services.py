@@ -39,6 +39,7 @@ from storages.backends.s3 import S3Storage
 from jobs import metrics
 from jobs.errors import Conflict
 from jobs.models import JOB_ENDED, Client, Job, StoredObject
+from jobs.services.locks import client_lock
 from jobs.storage import key_belongs, s3_client, s3_key
 from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
 from retention.selectors import (
@@ -384,7 +385,7 @@ def _purge_step(select: Select, after: tuple[datetime, int] | None, *, client_id
     with transaction.atomic():
         # Serializes with hold_place and retention_policy_set on this client: a hold placed or a policy
         # lengthened before this point is seen by the read.
-        Client.objects.select_for_update(no_key=True).filter(pk=client_id).exists()
+        client_lock(client_id)
         batch, days = select(after)
         if not batch:
             return None
@@ -449,7 +450,7 @@ def hold_place(*, client: Client, reason: str, placed_by: str, job: Job | None =
     if job is not None and job.client_id != client.pk:
         raise Conflict("That job belongs to another client.", code="hold_wrong_client")
     with transaction.atomic():
-        Client.objects.select_for_update(no_key=True).filter(pk=client.pk).exists()  # see _purge_batch
+        client_lock(client.pk)  # see _purge_batch
         return Hold.objects.create(client=client, job=job, reason=reason.strip(), placed_by=placed_by, until=until)
 
 
@@ -472,7 +473,7 @@ def retention_policy_set(*, client: Client, days: dict[str, int | None]) -> Rete
         if value is not None and not 1 <= value <= 3650:
             raise Conflict(f"{cls} days must be 1 to 3650.", code="invalid_days")
     with transaction.atomic():
-        Client.objects.select_for_update(no_key=True).filter(pk=client.pk).exists()
+        client_lock(client.pk)
         policy, _ = RetentionPolicy.objects.update_or_create(
             client=client, defaults={f"{cls}_days": value for cls, value in days.items()})
         return policy

@@ -39,6 +39,8 @@ def chunks_admit(*, client_id: str) -> list[int]:
     """Let the client's next waiting chunks into the record queue, up to its limit; returns their ids."""
     with transaction.atomic():
         client = client_lock(client_id)
+        if client is None:
+            return []
         limit = client.max_active_chunks or settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS
         running = Chunk.objects.filter(job__client_id=client_id, job__status=JobStatus.RUNNING)
         active = running.filter(admitted_at__isnull=False).filter(
@@ -72,6 +74,8 @@ def jobs_admit(*, client_id: str) -> int:
     """Queue job_start for the client's oldest queued jobs, as many as may run now; returns how many."""
     with transaction.atomic():
         client = client_lock(client_id)
+        if client is None:
+            return 0
         free = running_jobs_free(client)
         if free <= 0:
             return 0

@@ -85,7 +85,7 @@ def job_start(*, job_id: str) -> bool:
         if client_id is None:
             return False
         client = client_lock(client_id)
-        if running_jobs_free(client) <= 0:
+        if client is None or running_jobs_free(client) <= 0:
             return False
         job = job_transition(job_id=job_id, to=JobStatus.RUNNING)
         if job is None:

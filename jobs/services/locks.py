@@ -17,16 +17,15 @@ from __future__ import annotations
 from jobs.models import Chunk, Client, Job
 
 
-def client_lock(client_id: str) -> Client:
-    """Lock the client's row for admission-style decisions (see the module's docstring); returns it."""
-    return Client.objects.select_for_update(no_key=True).get(pk=client_id)
+def client_lock(client_id: str) -> Client | None:
+    """Lock the client's row for admission, purge and hold decisions (see the module's docstring); returns
+    it, or None if it is gone."""
+    return Client.objects.select_for_update(no_key=True).filter(pk=client_id).first()
 
 
 def chunk_lock(chunk_id: int) -> Chunk | None:
     """Lock the chunk's job, then the chunk; returns the chunk with its job, or None if it is gone."""
-    job_id = Chunk.objects.filter(pk=chunk_id).values_list("job_id", flat=True).first()
-    if job_id is None:
+    if Job.objects.select_for_update(of=("self",)).filter(chunks__pk=chunk_id).values_list("pk").first() is None:
         return None
-    Job.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).first()
     return Chunk.objects.select_for_update(of=("self",)).select_related("job", "job__client").filter(
         pk=chunk_id).first()
