@@ -103,10 +103,8 @@ def mux_phase(ns: argparse.Namespace, clock: Clock) -> dict[str, Any]:
     warm = clock.time("mux_warm_cache_s", lambda: run("warm"))
     assert warm.cards_from_cache == 2
     # Each extra output, on its own: what asking for it adds to the mux stage.
-    track = json.loads(ns.track.read_text()) if ns.track else {"targets": [], "camera": []}
-    action = renditions.Action(targets=[renditions.Target(*t) for t in track["targets"]],
-                               views=[renditions.View(*v) for v in track["camera"]],
-                               layout_width=ns.width, layout_height=ns.height)
+    action = renditions.Action.from_track(json.loads(ns.track.read_text()) if ns.track else None,
+                                          layout_width=ns.width, layout_height=ns.height)
     for shape in ("9:16", "1:1"):
         name = shape.replace(":", "x")
         clock.time(f"rendition_{name}_s", lambda shape=shape, name=name: mux.rendition(  # type: ignore[misc]

@@ -36,7 +36,7 @@ if __package__ in (None, ""):
 
 from bench.machine import cpu_model  # noqa: E402
 from bench.media.cpu import TreeCpu  # noqa: E402
-from jobs.media import narration, recorder  # noqa: E402
+from jobs.media import narration, recorder, renditions  # noqa: E402
 from jobs.media.camera import CameraSettings  # noqa: E402
 from sampleapp.serve import serve  # noqa: E402
 
@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         server.shutdown()
         server.server_close()
     track = work / "track.json"
-    track.write_text(json.dumps({"targets": [[t.t, t.x, t.y, t.width, t.height] for t in rec.targets],
-                                 "camera": [[s.t, s.scale, s.x, s.y] for s in rec.camera]}), encoding="utf-8")
+    track.write_text(json.dumps(renditions.track_of(rec.camera, rec.targets)), encoding="utf-8")
     chunk_s = rec.duration_ms / 1000
     # From the moment the recording stopped to the finished file and stills in hand (encoder flush, probe).
     recorder_tail_s = (returned - rec.stopped_at).total_seconds()

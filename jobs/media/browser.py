@@ -88,9 +88,13 @@ class WarmBrowser:
         loop = self._loop
         if loop is None or self._pid != os.getpid():
             return
-        asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=60)
-        loop.call_soon_threadsafe(loop.stop)
-        self._loop = None
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=60)
+        except Exception:  # a browser that will not close must not hide why the recording ended
+            log.warning("the one-off browser did not close cleanly", exc_info=True)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)  # its thread ends, and the browser process with the driver
+            self._loop = None
 
     async def _close(self) -> None:
         for browser in self._browsers.values():

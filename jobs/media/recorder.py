@@ -300,6 +300,7 @@ class _Session:
         self._watch_network(page)
 
         await self._navigate(page, req.target_url, step=None)
+        self._check_redaction()  # a pattern the browser refuses fails now, before anything is recorded
 
         video_w, video_h = req.video_size
         self.grid = FrameGrid(self.video, width=video_w, height=video_h, fps=req.fps)
@@ -355,9 +356,7 @@ class _Session:
         await context.close()
         stats = await asyncio.to_thread(self.grid.join)
 
-        if self.redacted.errors:
-            raise MediaError(f"redaction could not be applied: {'; '.join(self.redacted.errors)[:400]}",
-                             permanent=True)
+        self._check_redaction()  # and for the pages visited later
         info = await asyncio.to_thread(probe_mod.probe, self.video)
         assert stats.first_ts is not None
         return Recording(
@@ -434,6 +433,11 @@ class _Session:
                 await route.abort("blockedbyclient")
                 return
         await route.continue_()
+
+    def _check_redaction(self) -> None:
+        if self.redacted.errors:
+            raise MediaError(f"redaction could not be applied: {'; '.join(self.redacted.errors)[:400]}",
+                             permanent=True)
 
     async def _navigate(self, page: Any, url: str, *, step: int | None) -> None:
         title = self.req.feature_title

@@ -114,7 +114,7 @@ _SCRIPT = r"""
   const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
   const matches = (text) => !!text && patterns.some((re) => re.test(text.length > 20000 ? text.slice(0, 20000) : text));
   let text = 0;
-  const mark = (el) => { if (el && !el.classList.contains(CLASS)) { el.classList.add(CLASS); text++; } };
+  const mark = (el) => { if (el && !el.classList.contains(CLASS)) { el.classList.add(CLASS); text++; later(); } };
   const checkText = (node) => {
     const el = node.parentElement;
     if (el && !SKIP.has(el.tagName) && matches(node.data)) mark(el);

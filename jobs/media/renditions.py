@@ -14,12 +14,14 @@ The GIF is a short preview (``seconds`` from the recording's start, or from a ch
 
 from __future__ import annotations
 
-import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from jobs.media import proc, spec
+from jobs.media.camera import Shot, ease
 from jobs.media.errors import MediaError
 
 SHAPES = {"9:16": (9, 16), "1:1": (1, 1)}
@@ -28,14 +30,7 @@ GIF_MAX_BYTES = 10 * 1024 * 1024
 GIF_TRIES = ((10, 480), (8, 400), (6, 320), (5, 240))  # (fps, width), tried in order until it fits
 
 
-@dataclass(frozen=True)
-class View:
-    """What the camera showed from ``t``: the layout-viewport region at (x, y), ``scale`` times larger."""
-
-    t: float
-    scale: float
-    x: float
-    y: float
+View = Shot  # what the camera showed from ``t``: the layout-viewport region at (x, y), ``scale`` times larger
 
 
 @dataclass(frozen=True)
@@ -49,6 +44,34 @@ class Target:
     height: float
 
 
+class TrackedTarget(Protocol):
+    """A step's target as the recorder logs it (``recorder.Target``)."""
+
+    @property
+    def t(self) -> float: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def x(self) -> float: ...
+    @property
+    def y(self) -> float: ...
+    @property
+    def width(self) -> float: ...
+    @property
+    def height(self) -> float: ...
+
+
+Track = dict[str, list[list[float]]]
+
+
+def track_of(shots: Sequence[Shot], targets: Sequence[TrackedTarget]) -> Track:
+    """What the camera and the steps did in a recording, in the form kept on the chunk (``Chunk.track``)
+    until its mux: ``camera`` as [t, scale, x, y] per view, ``targets`` as [t, step, x, y, w, h]."""
+    return {"camera": [[s.t, s.scale, s.x, s.y] for s in shots],
+            "targets": [[t.t, t.step, round(t.x, 1), round(t.y, 1), round(t.width, 1), round(t.height, 1)]
+                        for t in targets]}
+
+
 def window_size(shape: str, width: int, height: int) -> tuple[int, int]:
     """The largest even-sized window of ``shape`` inside width x height."""
     aw, ah = SHAPES[shape]
@@ -57,13 +80,14 @@ def window_size(shape: str, width: int, height: int) -> tuple[int, int]:
     return width, min(height, 2 * round(width * ah / aw / 2))
 
 
+UNZOOMED = View(0.0, 1.0, 0.0, 0.0)
+
+
 def _view_at(views: Sequence[View], t: float) -> View:
-    current = View(0.0, 1.0, 0.0, 0.0)
-    for view in views:
-        if view.t > t:
-            break
-        current = view
-    return current
+    """The view shown at ``t`` (``views`` in time order, as the camera logs them): a binary search, since
+    it runs for every frame of every cut and the camera logs about 30 views a second while it moves."""
+    k = bisect_right(views, t, key=lambda view: view.t)
+    return views[k - 1] if k else UNZOOMED
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,14 @@ class Action:
     layout_height: int
     dsf: int = 1
 
+    @classmethod
+    def from_track(cls, track: Track | None, *, layout_width: int, layout_height: int, dsf: int = 1) -> Action:
+        """The action kept by ``track_of`` (an empty one for a chunk recorded without a track)."""
+        track = track or {}
+        return cls(targets=[Target(t, x, y, w, h) for t, _step, x, y, w, h in track.get("targets", [])],
+                   views=[View(t, scale, x, y) for t, scale, x, y in track.get("camera", [])],
+                   layout_width=layout_width, layout_height=layout_height, dsf=dsf)
+
     def box_at(self, target: Target | None, t: float) -> tuple[float, float, float, float]:
         """``target``'s box (the page's centre before any) as the video shows it at ``t``: centre x, centre y,
         width and height, in video pixels."""
@@ -86,10 +118,6 @@ class Action:
             return self.layout_width * self.dsf / 2, self.layout_height * self.dsf / 2, 0.0, 0.0
         return ((target.x + target.width / 2 - view.x) * k, (target.y + target.height / 2 - view.y) * k,
                 target.width * k, target.height * k)
-
-
-def _ease(t: float) -> float:
-    return (1 - math.cos(math.pi * t)) / 2
 
 
 def window_positions(action: Action, *, frames: int, fps: int, width: int, height: int,
@@ -111,11 +139,11 @@ def window_positions(action: Action, *, frames: int, fps: int, width: int, heigh
     out = []
     for n in range(frames):
         t = n / fps
-        k = max((i for i, target in enumerate(targets) if target.t <= t), default=-1)
+        k = bisect_right(targets, t, key=lambda target: target.t) - 1  # the latest target by t, or -1
         x, y = placed(*action.box_at(targets[k] if k >= 0 else None, t))
         if k >= 0 and t < targets[k].t + MOVE_S:
             px, py = placed(*action.box_at(targets[k - 1] if k >= 1 else None, t))
-            a = _ease((t - targets[k].t) / MOVE_S)
+            a = ease((t - targets[k].t) / MOVE_S)
             x, y = px + (x - px) * a, py + (y - py) * a
         out.append((2 * round(x / 2), 2 * round(y / 2)))
     return out

@@ -79,24 +79,21 @@ def feature_chapters(feature: Feature, step_starts: dict[int, float]) -> list[ca
     return marks
 
 
-def _renditions(chunk: Chunk, work: Path, *, body: Path, main: muxer.MuxResult, logo: Path | None) -> None:
+def _renditions(chunk: Chunk, work: Path, *, body: Path, main: muxer.MuxResult, logo: Path | None,
+                branding: muxer.Branding) -> None:
     """The cuts and the GIF the job asked for (``outputs``), from the final video, stored."""
     job, n = chunk.job, chunk.index
     spec = job.parsed_spec
-    viewport, branding = spec.viewport, spec.branding
-    track = chunk.track or {}
-    action = renditions.Action(
-        targets=[renditions.Target(t, x, y, w, h) for t, _step, x, y, w, h in track.get("targets", [])],
-        views=[renditions.View(*view) for view in track.get("camera", [])],
-        layout_width=viewport.width, layout_height=viewport.height, dsf=viewport.device_scale_factor)
+    viewport = spec.viewport
+    action = renditions.Action.from_track(chunk.track, layout_width=viewport.width, layout_height=viewport.height,
+                                          dsf=viewport.device_scale_factor)
     for shape in (s for s in spec.outputs if s in renditions.SHAPES):
         cut = muxer.rendition(
             main=main, body=body, shape=shape, action=action, width=viewport.video_width,
             height=viewport.video_height, fps=settings.SCREENREEL_FPS, logo=logo,
             out=work / f"chunk-{n}-final-{shape.replace(':', 'x')}.mp4", work_dir=work / "renditions",
             cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, chromium_path=settings.SCREENREEL_CHROMIUM,
-            branding=muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
-                                    background=branding.background, accent=branding.accent))
+            branding=branding)
         object_store(job=job, chunk=chunk, kind=ObjectKind.RENDITION, path=cut.path,
                      meta={"rendition": shape, "width": cut.width, "height": cut.height,
                            "duration_ms": cut.duration_ms})
@@ -136,17 +133,17 @@ def _mux(chunk: Chunk, work: Path) -> _Muxed:
                                                                                 words=words[p.line])])
     branding = spec.branding
     logo = voices.logo_fetch(url=branding.logo_url, dest=work / "logo") if branding.logo_url else None
+    cards_branding = muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
+                                    background=branding.background, accent=branding.accent)
     result = muxer.mux(
         body=body, lines=placed, out=work / f"chunk-{n}-final.mp4", work_dir=work, logo=logo,
         cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, width=spec.viewport.video_width,
         height=spec.viewport.video_height,
         fps=settings.SCREENREEL_FPS, cues=cues, chapters=feature_chapters(feature, step_starts),
         language=spec.captions.mp4_language, burn_in=spec.captions.burn_in, audio_out=work / f"chunk-{n}-audio.mp3",
-        chromium_path=settings.SCREENREEL_CHROMIUM,
-        branding=muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
-                                background=branding.background, accent=branding.accent),
+        chromium_path=settings.SCREENREEL_CHROMIUM, branding=cards_branding,
     )
-    _renditions(chunk, work, body=body, main=result, logo=logo)
+    _renditions(chunk, work, body=body, main=result, logo=logo, branding=cards_branding)
     offset = result.timeline.body_offset_s
     texts = {
         f"chunk-{n}-captions.vtt": (ObjectKind.CAPTIONS, captions.to_vtt(result.cues)),

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs.logs import log_context
-from jobs.media import recorder
+from jobs.media import recorder, renditions
 from jobs.models import Chunk, ChunkStatus, ObjectKind
 from jobs.queue import enqueue_on_commit
 from jobs.services.egress import browser_url_guard, egress_policy
@@ -87,9 +87,7 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> tuple[dict[str
     for still in result.stills:
         object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still.path,
                      meta={"after_step": still.after_step, "width": still.width, "height": still.height})
-    track = {"camera": [[s.t, s.scale, s.x, s.y] for s in result.camera],
-             "targets": [[t.t, t.step, round(t.x, 1), round(t.y, 1), round(t.width, 1), round(t.height, 1)]
-                         for t in result.targets]}
+    track = renditions.track_of(result.camera, result.targets)
     return {
         "started_at": result.started_at.isoformat(), "first_frame_at": result.first_frame_at.isoformat(),
         "stopped_at": result.stopped_at.isoformat(), "duration_ms": result.duration_ms,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from jobs.media import mux, renditions
+from jobs.media.errors import MediaError
 from jobs.media.recorder import Recording, RecordRequest, record
 from jobs.media.redact import Redaction
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
@@ -61,9 +62,8 @@ def renditions_of(rec: Recording, tmp: Path) -> list[Path]:
     branding = mux.Branding(intro_title="Keys", outro_title="Thanks for watching")
     main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
                    fps=25, work_dir=tmp / "work")
-    action = renditions.Action(targets=[renditions.Target(t.t, t.x, t.y, t.width, t.height) for t in rec.targets],
-                               views=[renditions.View(s.t, s.scale, s.x, s.y) for s in rec.camera],
-                               layout_width=1280, layout_height=720)
+    action = renditions.Action.from_track(renditions.track_of(rec.camera, rec.targets), layout_width=1280,
+                                          layout_height=720)
     cuts = [mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding, width=1280,
                           height=720, fps=25, out=tmp / f"cut-{shape.replace(':', 'x')}.mp4",
                           work_dir=tmp / "cuts").path for shape in ("9:16", "1:1")]
@@ -86,3 +86,15 @@ def test_with_redaction_no_still_and_no_frame_holds_them(sampleapp_url: str, tmp
     assert rec.redaction["unmatched_selectors"] == [".not-on-any-page"]  # said, not ignored
     assert rec.redaction["selectors"] == {".api-key": 1, ".not-on-any-page": 0}
     assert isinstance(rec.redaction["text_matches"], int) and rec.redaction["text_matches"] >= 3
+
+
+def test_a_pattern_the_browser_refuses_fails_before_anything_is_recorded(sampleapp_url: str, tmp_path: Path) -> None:
+    # Valid for Python's re (which the API checks), not for JavaScript's RegExp, which applies it.
+    steps = [{"action": "wait", "ms": 5000}]
+    with pytest.raises(MediaError) as caught:
+        record(RecordRequest(target_url=f"{sampleapp_url}/settings.html", width=640, height=360, steps=steps,
+                             feature_title="Refused", out_dir=tmp_path, chromium_path=CHROMIUM,
+                             redaction=Redaction(patterns=("(?P<key>sk_[a-z]+)",))))
+    assert caught.value.permanent is True
+    assert "redaction could not be applied" in str(caught.value) and "(?P<key>" in str(caught.value)
+    assert not list(tmp_path.glob("*.mp4"))  # nothing recorded: it failed before the 5 s step

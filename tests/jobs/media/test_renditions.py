@@ -47,9 +47,8 @@ def made(sampleapp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Made:
     main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
                    fps=25, work_dir=tmp / "work", cues=[captions.Cue(0.5, 2.0, "A caption.")],
                    chapters=[captions.Chapter(0.0, "Cuts")])
-    action = renditions.Action(
-        targets=[renditions.Target(t.t, t.x, t.y, t.width, t.height) for t in rec.targets],
-        views=[renditions.View(s.t, s.scale, s.x, s.y) for s in rec.camera], layout_width=1280, layout_height=720)
+    action = renditions.Action.from_track(renditions.track_of(rec.camera, rec.targets), layout_width=1280,
+                                          layout_height=720)
     cuts = {shape: mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding,
                                  width=1280, height=720, fps=25, out=tmp / f"final-{shape.replace(':', 'x')}.mp4",
                                  work_dir=tmp / "cuts") for shape in ("9:16", "1:1")}
