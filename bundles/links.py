@@ -74,11 +74,11 @@ def _no_bundle(job: Job) -> NoReturn:
     """Why the job has no bundle to link to. The job exists, so never a 404: a bundle is built when the job
     ends (409), including after a rerun of a job that ended without one (409 too), and one that retention
     purged is gone for good (410)."""
-    built = StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).exclude(sha256="")
-    purged = built.filter(purged_at__isnull=False).order_by("-purged_at").first()
     if job.status not in JOB_ENDED:
         raise Conflict(f"The job is {job.status}: its bundle is built when it ends (the bundle.ready event "
                        "says so).", code="bundle_not_ready")
+    built = StoredObject.objects.filter(job=job, kind=ObjectKind.BUNDLE).exclude(sha256="")
+    purged = built.filter(purged_at__isnull=False).order_by("-purged_at").first()
     if purged is not None and not built.filter(purged_at__isnull=True).exists():
         raise DomainError("Retention purged this job's bundle; the job and its manifest stay readable.",
                           code="bundle_purged", status_code=410, details={"purged_at": iso(purged.purged_at)})

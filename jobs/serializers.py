@@ -16,7 +16,7 @@ from jobs.media.camera import CameraSettings
 from jobs.media.captions import LANGUAGES
 from jobs.media.recorder import Pacing
 from jobs.media.redact import BUILTIN_PATTERNS
-from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Voice
+from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Gif, Redact, Voice
 
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 MAX_URL = 2048
@@ -328,8 +328,8 @@ OUTPUTS = ("16:9", "9:16", "1:1", "gif")
 class GifSerializer(StrictSerializer):
     """The preview: ``seconds`` from where step ``from_step`` starts (clamped to each feature's steps)."""
 
-    seconds = StrictFloatField(min_value=1, max_value=15, required=False, default=6.0)
-    from_step = StrictIntegerField(min_value=1, max_value=50, required=False, default=1)
+    seconds = StrictFloatField(min_value=1, max_value=15, required=False, default=Gif().seconds)
+    from_step = StrictIntegerField(min_value=1, max_value=50, required=False, default=Gif().from_step)
 
 
 class RedactSerializer(StrictSerializer):
@@ -369,21 +369,21 @@ class JobSpecSerializer(StrictSerializer):
     voice = VoiceSerializer(required=False, default=lambda: Voice().model_dump())
     pacing = PacingSerializer(required=False, default=dict)
     captions = CaptionsSerializer(required=False, default=lambda: Captions().model_dump())
-    redact = RedactSerializer(required=False, default=lambda: {"selectors": [], "patterns": []})
+    redact = RedactSerializer(required=False, default=lambda: Redact().model_dump())
     camera = CameraSerializer(required=False, default=lambda: Camera().model_dump())
     outputs = serializers.ListField(child=serializers.ChoiceField(choices=OUTPUTS), required=False, min_length=1,
                                     max_length=len(OUTPUTS), default=lambda: ["16:9"])
-    gif = GifSerializer(required=False, default=lambda: {"seconds": 6.0, "from_step": 1})
-
-    def validate_outputs(self, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise serializers.ValidationError("Name each output once.", code="duplicate")
-        return value
+    gif = GifSerializer(required=False, default=lambda: Gif().model_dump())
     color_scheme = serializers.ChoiceField(choices=("light", "dark"), required=False, default="light")
     locale = StrictCharField(max_length=35, required=False, validators=[validate_locale])
     timezone_id = StrictCharField(max_length=64, required=False, validators=[validate_timezone])
     webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_outputs(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Name each output once.", code="duplicate")
+        return value
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > 50:
