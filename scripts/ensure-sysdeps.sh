@@ -15,8 +15,11 @@ need pushpin pushpin
 need zurl zurl
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing+=(fonts-dejavu-core)
 # Cards are laid out by Chromium: colour emoji and Chinese, Japanese and Korean titles need these fonts.
-fc-list 2>/dev/null | grep -q "Noto Color Emoji" || missing+=(fonts-noto-color-emoji)
-fc-list 2>/dev/null | grep -q "Noto Sans CJK" || missing+=(fonts-noto-cjk)
+# (grep reads the whole list: with pipefail, `fc-list | grep -q` fails when grep stops early and fc-list
+# gets SIGPIPE, and the fonts were reinstalled on every run.)
+fonts="$(fc-list 2>/dev/null || true)"
+grep -q "Noto Color Emoji" <<<"$fonts" || missing+=(fonts-noto-color-emoji)
+grep -q "Noto Sans CJK" <<<"$fonts" || missing+=(fonts-noto-cjk)
 # The tests read redacted stills and frames with OCR.
 need tesseract tesseract-ocr
 [ -d /usr/share/tesseract-ocr/5/tessdata ] && ls /usr/share/tesseract-ocr/5/tessdata/eng.* >/dev/null 2>&1 \
@@ -28,6 +31,13 @@ for py in python3.11 python3; do
   fi
 done
 [ "$python_ok" = 1 ] || missing+=(python3 python3-venv python3-dev)
+
+# Chromium keeps its sandbox, which it refuses as root: a worker running as root starts it as this
+# unprivileged user (jobs/media/chromium-sandboxed). A worker that is not root needs no such user.
+if [ "$(id -u)" = 0 ] && ! id screenreel-browser >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin screenreel-browser
+  echo "Created the unprivileged user screenreel-browser (Chromium's sandbox)."
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

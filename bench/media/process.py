@@ -78,7 +78,7 @@ def mux_phase(ns: argparse.Namespace, clock: Clock) -> dict[str, Any]:
                                        [x["samples"] for x in spoken], [Path(x["path"]) for x in spoken],
                                        step_starts=step_starts, pause_s=0.3)
         cues = captions.linger([c for p in placed for c in captions.line_cues(p.text, p.start_s, p.end_s)])
-        result = mux.mux(body=ns.body, lines=placed, branding=BRANDING, out=work / "chunk-1-final.mp4",
+        result = mux.mux(tenant="test", body=ns.body, lines=placed, branding=BRANDING, out=work / "chunk-1-final.mp4",
                          width=ns.width, height=ns.height, fps=ns.fps, work_dir=work, cache_dir=ns.cache_dir,
                          cues=cues, chapters=[captions.Chapter(0.0, "Plan a launch")],
                          audio_out=work / "chunk-1-audio.mp3")
@@ -107,7 +107,7 @@ def mux_phase(ns: argparse.Namespace, clock: Clock) -> dict[str, Any]:
                                           layout_width=ns.width, layout_height=ns.height)
     for shape in ("9:16", "1:1"):
         name = shape.replace(":", "x")
-        clock.time(f"rendition_{name}_s", lambda shape=shape, name=name: mux.rendition(  # type: ignore[misc]
+        clock.time(f"rendition_{name}_s", lambda shape=shape, name=name: mux.rendition(tenant="test",   # type: ignore[misc]
             main=result, body=ns.body, shape=shape, action=action, branding=BRANDING, width=ns.width,
             height=ns.height, fps=ns.fps, out=ns.out_dir / f"final-{name}.mp4", work_dir=ns.out_dir / f"cut-{name}",
             cache_dir=ns.cache_dir))

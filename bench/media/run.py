@@ -148,14 +148,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     server, port = serve(0)
     try:
         plain_cpu = TreeCpu().start()
-        recorder.record(recorder.RecordRequest(
+        recorder.record(recorder.RecordRequest(tenant="test",
             target_url=f"http://127.0.0.1:{port}/index.html", width=WIDTH, height=HEIGHT, fps=FPS,
             steps=feature_steps, feature_title="Plan a launch", out_dir=work / "capture-no-zoom",
             line_ms={x["step"]: x["duration_ms"] for x in synth["lines"]}, camera=CameraSettings(zoom=False),
         ))
         plain_cpu.stop()
         cpu = TreeCpu().start()
-        rec = recorder.record(recorder.RecordRequest(
+        rec = recorder.record(recorder.RecordRequest(tenant="test",
             target_url=f"http://127.0.0.1:{port}/index.html", width=WIDTH, height=HEIGHT, fps=FPS,
             steps=feature_steps, feature_title="Plan a launch", out_dir=work / "capture",
             line_ms={x["step"]: x["duration_ms"] for x in synth["lines"]},

@@ -14,6 +14,7 @@ this module's version) and kept in a content-addressed cache shared by the media
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -26,7 +27,7 @@ from typing import Any
 from playwright.async_api import Browser
 
 from jobs.media import proc, spec
-from jobs.media.browser import WARM
+from jobs.media.browser import CONTEXT_LOCKDOWN, WARM, no_network_proxy
 from jobs.media.errors import MediaError
 
 CARD_VERSION = 3  # bump when the layout changes: it is part of the cache key, so old cards are not reused
@@ -34,7 +35,12 @@ FADE_S = 0.4
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 FONTS = '"DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Color Emoji", sans-serif'
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
+# The card is our page, and the title is the client's: the title never enters the markup. It is handed to
+# LAYOUT_JS as an argument (data) and set as text. The page itself allows no script, no request and no
+# connection of any kind (its Content-Security-Policy); the context it is opened in has no network either.
+_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<style>
 html, body { margin: 0; width: 100%; height: 100%; overflow: hidden; background: __BG__; }
 .card { position: absolute; inset: 0; display: flex; flex-direction: column; align-items: center;
         justify-content: center; gap: 3.2vh; }
@@ -42,10 +48,13 @@ html, body { margin: 0; width: 100%; height: 100%; overflow: hidden; background:
 h1 { margin: 0; max-width: 90vw; color: __TEXT__; font-family: __FONTS__; font-weight: 700; text-align: center;
      line-height: 1.2; text-wrap: balance; overflow-wrap: anywhere; }
 .bar { width: 8vw; height: max(4px, 0.8vh); background: __ACCENT__; border-radius: 2px; }
-</style></head><body><div class="card">__LOGO__<h1 id="title"></h1><div class="bar"></div></div>
-<script>
+</style></head><body><div class="card">__LOGO__<h1 id="title"></h1><div class="bar"></div></div></body></html>"""
+
+# Sets the title (an argument: text, never markup) at the largest size that fits, and says how it was laid out.
+LAYOUT_JS = """async (text) => {
+  await document.fonts.ready;
   const title = document.getElementById("title");
-  title.textContent = __TITLE__;
+  title.textContent = text;
   const lines = () => Math.round(title.getBoundingClientRect().height / parseFloat(getComputedStyle(title).lineHeight));
   const fits = () => lines() <= 3 && title.scrollWidth <= title.clientWidth + 1;
   // Narrow cards (9:16) may go smaller, by their width: a phone shows them full screen, and 3.5% of its width
@@ -58,8 +67,10 @@ h1 { margin: 0; max-width: 90vw; color: __TEXT__; font-family: __FONTS__; font-w
   const clamped = !fits();
   if (clamped) Object.assign(title.style, {display: "-webkit-box", webkitLineClamp: "3", webkitBoxOrient: "vertical",
                                            overflow: "hidden"});
-  window.__card = {size, smallest, clamped, lines: lines(), box: title.getBoundingClientRect().toJSON()};
-</script></body></html>"""
+  return {size, smallest, clamped, lines: lines(), box: title.getBoundingClientRect().toJSON()};
+}"""
+# A card is a small still page: anything that takes longer is not a layout problem, and must not hold the worker.
+RENDER_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ def _colour(value: str, what: str) -> str:
 
 
 def page_html(look: CardLook, *, logo: tuple[bytes, str] | None = None) -> str:
-    """The card as a page; the title goes in as a JSON string set as text, never parsed as markup."""
+    """The card as a page, without its title (``LAYOUT_JS`` sets it as text)."""
     logo_tag = ""
     if logo is not None:
         data, mime = logo
@@ -98,19 +109,29 @@ def page_html(look: CardLook, *, logo: tuple[bytes, str] | None = None) -> str:
     return (_PAGE.replace("__BG__", _colour(look.background, "background"))
             .replace("__TEXT__", _colour(look.text_colour, "text"))
             .replace("__ACCENT__", _colour(look.accent, "accent")).replace("__FONTS__", FONTS)
-            .replace("__LOGO__", logo_tag).replace("__TITLE__", json.dumps(" ".join(look.title.split()) or " ")))
+            .replace("__LOGO__", logo_tag))
 
 
-async def _screenshot(browser: Browser, html: str, width: int, height: int, out: Path) -> CardLayout:
+def title_text(look: CardLook) -> str:
+    return " ".join(look.title.split()) or " "
+
+
+async def _screenshot(browser: Browser, html: str, title: str, width: int, height: int, out: Path) -> CardLayout:
     context = await browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1,
-                                        java_script_enabled=True)
+                                        java_script_enabled=True, offline=True, proxy=no_network_proxy(),
+                                        **CONTEXT_LOCKDOWN)
     try:
-        await context.route("**/*", lambda route: route.abort())  # a card needs nothing from the network
-        page = await context.new_page()
-        await page.set_content(html, wait_until="load")
-        await page.evaluate("document.fonts.ready.then(() => true)")
-        info: dict[str, Any] = await page.evaluate("window.__card")
-        await page.screenshot(path=str(out), type="png", full_page=False)
+        async with asyncio.timeout(RENDER_TIMEOUT_S):
+            # No network at all: HTTP and WebSocket are refused here, the proxy is a dead end for anything else,
+            # and WebRTC may use nothing but that proxy (jobs.media.browser).
+            await context.route("**/*", lambda route: route.abort())
+            await context.route_web_socket("**/*", lambda ws: ws.close())
+            page = await context.new_page()
+            await page.set_content(html, wait_until="load")
+            info: dict[str, Any] = await page.evaluate(LAYOUT_JS, title)
+            await page.screenshot(path=str(out), type="png", full_page=False)
+    except TimeoutError:
+        raise MediaError(f"the card did not render within {RENDER_TIMEOUT_S:g} s", permanent=True) from None
     finally:
         with contextlib.suppress(Exception):
             await context.close()
@@ -118,11 +139,13 @@ async def _screenshot(browser: Browser, html: str, width: int, height: int, out:
                       box=dict(info["box"]), clamped=bool(info["clamped"]))
 
 
-def render_png(look: CardLook, *, width: int, height: int, out: Path, chromium_path: str,
+def render_png(look: CardLook, *, width: int, height: int, out: Path, chromium_path: str, tenant: str,
                logo: tuple[bytes, str] | None = None) -> CardLayout:
-    """The card as a width x height PNG at ``out``; returns how its title was laid out."""
-    html = page_html(look, logo=logo)
-    return WARM.run(lambda browser: _screenshot(browser, html, width, height, out), chromium_path=chromium_path)
+    """The card as a width x height PNG at ``out``, rendered in a browser that serves ``tenant`` alone; returns
+    how its title was laid out."""
+    html, title = page_html(look, logo=logo), title_text(look)
+    return WARM.run(lambda browser: _screenshot(browser, html, title, width, height, out), chromium_path=chromium_path,
+                    tenant=tenant)
 
 
 def encode(png: Path, *, kind: str, width: int, height: int, fps: int, frames: int, out: Path) -> Path:
@@ -139,8 +162,9 @@ def encode(png: Path, *, kind: str, width: int, height: int, fps: int, frames: i
 
 
 def cache_key(look: CardLook, *, kind: str, logo_sha256: str | None, width: int, height: int, fps: int,
-              frames: int) -> str:
-    fields = {"version": CARD_VERSION, "kind": kind, "title": " ".join(look.title.split()),
+              frames: int, tenant: str) -> str:
+    # Per client: a cache hit shared between clients would tell one, by its speed, what another's cards say.
+    fields = {"tenant": tenant, "version": CARD_VERSION, "kind": kind, "title": " ".join(look.title.split()),
               "background": look.background, "accent": look.accent, "text": look.text_colour, "logo": logo_sha256,
               "size": [width, height], "fps": fps, "frames": frames, "fade": FADE_S, "fonts": FONTS,
               "encoder": spec.x264_fingerprint(width=width, height=height, fps=fps)}

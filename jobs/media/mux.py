@@ -135,14 +135,14 @@ def _atomic_write(dest: Path, write: Callable[[Path], object]) -> None:
 
 def render_card(
     *, kind: str, title: str, branding: Branding, logo: Logo | None, width: int, height: int,
-    fps: int, frames: int, cache_dir: Path, work_dir: Path, chromium_path: str = DEFAULT_CHROMIUM,
+    fps: int, frames: int, cache_dir: Path, work_dir: Path, tenant: str, chromium_path: str = DEFAULT_CHROMIUM,
 ) -> tuple[Path, bool]:
-    """The card video for these settings, rendered now (jobs.media.cards) or found in ``cache_dir``;
+    """The card video for these settings, rendered now for ``tenant`` (jobs.media.cards) or found in ``cache_dir``;
     (path, was cached)."""
     look = cards.CardLook(title=_clean_title(title), background=branding.background, accent=branding.accent,
                           text_colour=branding.text_colour)
     key = cards.cache_key(look, kind=kind, logo_sha256=logo.sha256 if logo else None, width=width, height=height,
-                          fps=fps, frames=frames)
+                          fps=fps, frames=frames, tenant=tenant)
     path = cache_dir / f"card-{key}.mp4"
     if path.is_file():
         with contextlib.suppress(OSError):
@@ -150,7 +150,8 @@ def render_card(
         return path, True
     png = work_dir / f"{kind}-card.png"
     logo_data = (logo.path.read_bytes(), "image/png" if logo.demuxer == "png_pipe" else "image/jpeg") if logo else None
-    cards.render_png(look, width=width, height=height, out=png, chromium_path=chromium_path, logo=logo_data)
+    cards.render_png(look, width=width, height=height, out=png, chromium_path=chromium_path, tenant=tenant,
+                     logo=logo_data)
     _atomic_write(path, lambda tmp: cards.encode(png, kind=kind, width=width, height=height, fps=fps, frames=frames,
                                                  out=tmp))
     return path, False
@@ -255,7 +256,7 @@ def mux(
     fps: int, work_dir: Path, intro_s: float = 2.5, outro_s: float = 2.5, cache_dir: Path | None = None,
     logo: Path | None = None, cues: Sequence[captions.Cue] = (), chapters: Sequence[captions.Chapter] = (),
     language: str = "eng", burn_in: bool = False, audio_out: Path | None = None,
-    chromium_path: str = DEFAULT_CHROMIUM,
+    chromium_path: str = DEFAULT_CHROMIUM, tenant: str,
 ) -> MuxResult:
     """Write ``out``: intro + recording (held while the narration runs on) + outro, the narration laid out.
 
@@ -284,11 +285,11 @@ def mux(
     intro, intro_hit = render_card(kind="intro", title=branding.intro_title, branding=branding,
                                    logo=checked_logo, width=width, height=height, fps=fps,
                                    frames=timeline.intro_frames, cache_dir=cache, work_dir=work_dir,
-                                   chromium_path=chromium_path)
+                                   chromium_path=chromium_path, tenant=tenant)
     outro, outro_hit = render_card(kind="outro", title=branding.outro_title, branding=branding,
                                    logo=checked_logo, width=width, height=height, fps=fps,
                                    frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir,
-                                   chromium_path=chromium_path)
+                                   chromium_path=chromium_path, tenant=tenant)
     segments = [intro, body]
     if timeline.hold_frames:
         segments.append(hold_segment(body, frames=timeline.hold_frames, width=width, height=height, fps=fps,
@@ -364,7 +365,7 @@ class Rendition:
 def rendition(
     *, main: MuxResult, body: Path, shape: str, action: renditions.Action,
     branding: Branding, width: int, height: int, fps: int, out: Path, work_dir: Path,
-    cache_dir: Path | None = None, logo: Path | None = None, chromium_path: str = DEFAULT_CHROMIUM,
+    cache_dir: Path | None = None, logo: Path | None = None, chromium_path: str = DEFAULT_CHROMIUM, tenant: str,
 ) -> Rendition:
     """``main``'s video cut to ``shape`` (jobs.media.renditions), with cards laid out for that shape and
     ``main``'s narration, captions and chapter marks taken as they are."""
@@ -389,10 +390,10 @@ def rendition(
                           work_dir=work_dir)
     intro, _ = render_card(kind="intro", title=branding.intro_title, branding=branding, logo=checked_logo, width=ww,
                            height=wh, fps=fps, frames=timeline.intro_frames, cache_dir=cache, work_dir=work_dir,
-                           chromium_path=chromium_path)
+                           chromium_path=chromium_path, tenant=tenant)
     outro, _ = render_card(kind="outro", title=branding.outro_title, branding=branding, logo=checked_logo, width=ww,
                            height=wh, fps=fps, frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir,
-                           chromium_path=chromium_path)
+                           chromium_path=chromium_path, tenant=tenant)
     spec.check_segments([cut, intro, outro], width=ww, height=wh, fps=fps)
     listing = work_dir / f"segments-{ww}x{wh}.txt"
     listing.write_text("ffconcat version 1.0\n" + "\n".join(_concat_line(p) for p in (intro, cut, outro)) + "\n",

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from playwright.async_api import Browser, ProxySettings
@@ -29,7 +30,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from jobs.egress import EgressPolicy, Resolver
 from jobs.media import probe as probe_mod
 from jobs.media import redact
-from jobs.media.browser import WARM, WarmBrowser, first_line
+from jobs.media.browser import CONTEXT_LOCKDOWN, WARM, WarmBrowser, first_line
 from jobs.media.camera import Camera, CameraSettings, Shot
 from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
 from jobs.media.egress_proxy import EgressProxy
@@ -38,6 +39,7 @@ from jobs.media.framegrid import FrameGrid
 from jobs.media.redact import Redaction, RedactionReport
 from jobs.media.stills import png_size
 
+T = TypeVar("T")
 MAX_STILLS = 8
 SETTLE_TIMEOUT_MS = 5000
 # After a page's load event, it is settled once no request has been in flight for this long. Playwright's
@@ -48,6 +50,12 @@ FIRST_FRAME_TIMEOUT_S = 10.0
 STILL_SETTLE_S = 0.05
 # Actions after which the page looks the same as before: no still.
 NO_STILL_ACTIONS = frozenset({"wait"})
+# The client's page runs in the process we wait on: a page that stops answering (a busy loop, timers
+# replaced) would hold the worker until the stage's time limit. Every call into it is bounded: a step by
+# its own budget (step_budget_s), anything else by this.
+PAGE_CALL_TIMEOUT_S = 10.0
+STEP_SLACK_S = 5.0
+SCROLL_GIVES_UP_S = 4.0  # SMOOTH_SCROLL_JS stops waiting for the page to settle after this long
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,8 @@ class RecordRequest:
     steps: list[dict[str, Any]]
     feature_title: str
     out_dir: Path
+    # The client the recording is for: its browser serves that client alone (jobs.media.browser).
+    tenant: str
     fps: int = 25
     chromium_path: str = "/usr/bin/chromium"
     step_timeout_ms: int = 10000
@@ -179,9 +189,9 @@ def record(req: RecordRequest) -> Recording:
         raise MediaError(f"viewport {req.width}x{req.height} must be even and >= 16", permanent=True)
     req.out_dir.mkdir(parents=True, exist_ok=True)
     video = req.out_dir / req.video_name
-    browser = WARM if req.warm_browser else WarmBrowser()
+    browser = WARM if req.warm_browser else WarmBrowser(spare=False)
     try:
-        return browser.run(_Session(req, video).run, chromium_path=req.chromium_path)
+        return browser.run(_Session(req, video).run, chromium_path=req.chromium_path, tenant=req.tenant)
     except BaseException:
         video.unlink(missing_ok=True)
         raise
@@ -210,6 +220,25 @@ def still_plan(steps: list[dict[str, Any]], limit: int = MAX_STILLS) -> set[int]
     return {*candidates, last}
 
 
+def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: int) -> float:
+    """The longest a step may take before the page counts as not responding: every Playwright wait it makes at
+    its own timeout, plus its typing, its wait, a cursor glide and the settling after a navigation."""
+    action = step.get("action")
+    timeout = int(step.get("timeout_ms") or default_timeout_ms) / 1000
+    if action == "goto":
+        budget = timeout + SETTLE_TIMEOUT_MS / 1000
+    elif action in ("click", "hover", "type"):
+        typing = len(str(step.get("text") or "")) * pacing.typing_ms_per_char / 1000
+        budget = 5 * timeout + 2 * typing + (pacing.cursor_ms + 100) / 1000
+    elif action == "scroll":
+        budget = SCROLL_GIVES_UP_S
+    elif action == "wait":
+        budget = int(step.get("ms") or 0) / 1000
+    else:  # press, wait_for
+        budget = timeout
+    return budget + STEP_SLACK_S
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -223,6 +252,24 @@ def _describe(step: dict[str, Any]) -> str | None:
     if step.get("action") == "wait":
         return f"{step.get('ms')} ms"
     return None
+
+
+async def _bounded(call: Awaitable[T], what: str, seconds: float = PAGE_CALL_TIMEOUT_S) -> T:
+    """``call``'s result, or a permanent failure if the page has not answered within ``seconds``."""
+    try:
+        return await asyncio.wait_for(call, seconds)
+    except TimeoutError:
+        raise MediaError(f"the page stopped responding ({what} took over {seconds:g} s)", permanent=True) from None
+
+
+def _scroll_offset(value: Any) -> tuple[float, float]:
+    """The page's own answer for where it is scrolled, as two sane numbers (the page may lie)."""
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return 0.0, 0.0
+    sane = [min(max(v, 0.0), 1e6) if math.isfinite(v) else 0.0 for v in (x, y)]
+    return sane[0], sane[1]
 
 
 def _looks_like_crash(exc: BaseException) -> bool:
@@ -273,7 +320,7 @@ class _Session:
                 context = await browser.new_context(
                     viewport={"width": req.width, "height": req.height},
                     device_scale_factor=req.device_scale_factor, color_scheme=req.color_scheme,  # type: ignore[arg-type]
-                    locale=req.locale, timezone_id=req.timezone_id, proxy=proxy)
+                    locale=req.locale, timezone_id=req.timezone_id, proxy=proxy, **CONTEXT_LOCKDOWN)
                 stack.push_async_callback(_close_quietly, context)
                 return await self._record(context, self.started_wall)
             except PlaywrightError as exc:
@@ -316,7 +363,7 @@ class _Session:
                              settings=req.camera, clock=lambda: self._body_time(time.time()))
         # Moving the pointer in repaints the page, so even a static page yields a first frame.
         pointer = Pointer(page, x=req.width * 0.5, y=req.height * 0.6)
-        await pointer.jump(pointer.x, pointer.y)
+        await _bounded(pointer.jump(pointer.x, pointer.y), "moving the pointer onto the page")
         try:
             await asyncio.wait_for(self.first_frame.wait(), FIRST_FRAME_TIMEOUT_S)
         except TimeoutError:
@@ -329,7 +376,7 @@ class _Session:
             started = time.time()
             if number in req.line_ms:
                 spoken_until = started + (req.line_ms[number] + pace.line_pause_ms) / 1000
-            await self._step(page, pointer, number, step)
+            await self._bounded_step(page, pointer, number, step)
             self.step_times.append(StepTime(number, self._body_time(started), self._body_time(time.time())))
             if req.on_progress is not None:
                 req.on_progress(number, len(req.steps))
@@ -341,13 +388,13 @@ class _Session:
                 await self._still(page, number)
 
         await asyncio.sleep(max(0.0, spoken_until - time.time()))
-        await self.camera.release()
+        await _bounded(self.camera.release(), "easing the view out")
         await asyncio.sleep(pace.hold_after_ms / 1000)
         await self._still(page, len(req.steps))
-        await self.camera.close()
+        await _bounded(self.camera.close(), "easing the view out")
 
         stop_wall = time.time()
-        await cdp.send("Page.stopScreencast")
+        await _bounded(cdp.send("Page.stopScreencast"), "stopping the capture")
         # Frames already captured before the stop may still be in flight.
         await asyncio.sleep(0.1)
         assert self.grid is not None
@@ -408,15 +455,15 @@ class _Session:
         assert self.cdp is not None
         # Chromium shows the clip for a moment to capture it: frames rendered meanwhile are not used (the video
         # holds the frame before, as it does whenever the page does not change).
-        scroll = await page.evaluate("[window.scrollX, window.scrollY]")
+        scroll = _scroll_offset(await _bounded(page.evaluate("[window.scrollX, window.scrollY]"), "taking a still"))
         window = [time.time(), float("inf")]
         self.stills_taking.append(window)
         try:
-            shot = await self.cdp.send("Page.captureScreenshot", {
+            shot = await _bounded(self.cdp.send("Page.captureScreenshot", {
                 "format": "png", "captureBeyondViewport": False,
                 # The clip is in CSS pixels; its scale makes one CSS pixel this many image pixels.
                 "clip": {"x": scroll[0], "y": scroll[1], "width": self.req.width, "height": self.req.height,
-                         "scale": self.req.device_scale_factor}})
+                         "scale": self.req.device_scale_factor}}), "taking a still")
         finally:
             window[1] = time.time() + STILL_SETTLE_S
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
@@ -494,6 +541,15 @@ class _Session:
             if not self.in_flight and loop.time() - self.last_network >= QUIET_S:
                 return
             await asyncio.sleep(0.02)
+
+    async def _bounded_step(self, page: Any, pointer: Pointer, number: int, step: dict[str, Any]) -> None:
+        budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms)
+        try:
+            await asyncio.wait_for(self._step(page, pointer, number, step), budget)
+        except TimeoutError:
+            raise StepError(feature_title=self.req.feature_title, step_number=number, action=str(step.get("action")),
+                            target=_describe(step), cause=f"the page stopped responding (the step took over "
+                                                          f"{budget:g} s)") from None
 
     async def _step(self, page: Any, pointer: Pointer, number: int, step: dict[str, Any]) -> None:
         action = str(step.get("action"))

@@ -93,7 +93,7 @@ def _renditions(chunk: Chunk, work: Path, *, body: Path, main: muxer.MuxResult, 
             height=viewport.video_height, fps=settings.SCREENREEL_FPS, logo=logo,
             out=work / f"chunk-{n}-final-{shape.replace(':', 'x')}.mp4", work_dir=work / "renditions",
             cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, chromium_path=settings.SCREENREEL_CHROMIUM,
-            branding=branding)
+            tenant=job.client_id, branding=branding)
         object_store(job=job, chunk=chunk, kind=ObjectKind.RENDITION, path=cut.path,
                      meta={"rendition": shape, "width": cut.width, "height": cut.height,
                            "duration_ms": cut.duration_ms})
@@ -141,7 +141,7 @@ def _mux(chunk: Chunk, work: Path) -> _Muxed:
         height=spec.viewport.video_height,
         fps=settings.SCREENREEL_FPS, cues=cues, chapters=feature_chapters(feature, step_starts),
         language=spec.captions.mp4_language, burn_in=spec.captions.burn_in, audio_out=work / f"chunk-{n}-audio.mp3",
-        chromium_path=settings.SCREENREEL_CHROMIUM, branding=cards_branding,
+        chromium_path=settings.SCREENREEL_CHROMIUM, tenant=job.client_id, branding=cards_branding,
     )
     _renditions(chunk, work, body=body, main=result, logo=logo, branding=cards_branding)
     offset = result.timeline.body_offset_s

@@ -72,7 +72,8 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> tuple[dict[str
     progress.stage(ChunkStatus.RECORDING)
     result = recorder.record(recorder.RecordRequest(
         target_url=spec.target_url, width=viewport.width, height=viewport.height,
-        steps=chunk.feature.steps, feature_title=chunk.title, out_dir=work, fps=settings.SCREENREEL_FPS,
+        steps=chunk.feature.steps, feature_title=chunk.title, out_dir=work, tenant=job.client_id,
+        fps=settings.SCREENREEL_FPS,
         chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
         still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
         pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),

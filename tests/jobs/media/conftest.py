@@ -45,7 +45,7 @@ def recording(sampleapp_url: str, tmp_path_factory: pytest.TempPathFactory) -> t
     out = tmp_path_factory.mktemp("recording")
     start = time.monotonic()
     rec = record(
-        RecordRequest(
+        RecordRequest(tenant="test",
             target_url=f"{sampleapp_url}/index.html",
             width=1280,
             height=720,

@@ -45,7 +45,7 @@ def button_width(image: np.ndarray) -> int:
 
 @pytest.fixture(scope="module")
 def zoomed(sampleapp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    return record(RecordRequest(target_url=f"{sampleapp_url}/", width=1280, height=720, steps=STEPS,
+    return record(RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=1280, height=720, steps=STEPS,
                                 feature_title="Zoom", out_dir=tmp_path_factory.mktemp("zoom"), chromium_path=CHROMIUM,
                                 camera=CameraSettings(max_scale=1.6, lead_in_ms=500, lead_out_ms=800)))
 
@@ -82,7 +82,7 @@ def test_stills_are_unzoomed_and_the_video_stays_zoomed_around_them(zoomed: Reco
 
 
 def test_zoom_off_leaves_the_view_alone(sampleapp_url: str, tmp_path: Path) -> None:
-    rec = record(RecordRequest(target_url=f"{sampleapp_url}/", width=640, height=360, steps=STEPS,
+    rec = record(RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=640, height=360, steps=STEPS,
                                feature_title="No zoom", out_dir=tmp_path, chromium_path=CHROMIUM,
                                camera=CameraSettings(zoom=False)))
     assert rec.camera == [] and len(rec.targets) == 1

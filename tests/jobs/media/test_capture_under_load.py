@@ -33,7 +33,7 @@ def both_cores_busy() -> Iterator[None]:
 
 def test_capture_stays_exact_with_every_core_busy(both_cores_busy: None, sampleapp_url: str,
                                                   tmp_path: Path) -> None:
-    rec = record(RecordRequest(target_url=f"{sampleapp_url}/", width=1280, height=720,
+    rec = record(RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=1280, height=720,
                                steps=[*CREATE_PROJECT_STEPS, {"action": "scroll", "y": 400}],
                                feature_title="Under load", out_dir=tmp_path, fps=25, chromium_path=CHROMIUM))
     wall_ms = (rec.stopped_at - rec.first_frame_at).total_seconds() * 1000

@@ -38,7 +38,7 @@ def render(title: str, tmp: Path, name: str, shape: str = "16:9") -> tuple[np.nd
     width, height = SHAPES[shape]
     png = tmp / f"{name}.png"
     layout = cards.render_png(cards.CardLook(title, "#101828", "#7F56D9"), width=width, height=height, out=png,
-                              chromium_path=CHROMIUM)
+                              chromium_path=CHROMIUM, tenant="test")
     return pixels(png), layout
 
 
@@ -79,9 +79,11 @@ def test_cjk_and_accents_render_as_themselves_not_as_empty_boxes(tmp_path: Path)
 def test_a_card_video_is_the_shared_spec_and_comes_from_the_cache_the_second_time(tmp_path: Path) -> None:
     branding = Branding(intro_title="Crème brûlée 🍮", outro_title="Thanks")
     first, hit = render_card(kind="intro", title=branding.intro_title, branding=branding, logo=None, width=406,
-                             height=720, fps=25, frames=62, cache_dir=tmp_path / "cards", work_dir=tmp_path)
+                             height=720, fps=25, frames=62, cache_dir=tmp_path / "cards", work_dir=tmp_path,
+                             tenant="test")
     again, hit_again = render_card(kind="intro", title=branding.intro_title, branding=branding, logo=None, width=406,
-                                   height=720, fps=25, frames=62, cache_dir=tmp_path / "cards", work_dir=tmp_path)
+                                   height=720, fps=25, frames=62, cache_dir=tmp_path / "cards", work_dir=tmp_path,
+                                   tenant="test")
     assert (hit, hit_again) == (False, True) and first == again
     video = probe.video_stream(first)
     assert (video.width, video.height, video.nb_frames, video.codec) == (406, 720, 62, "h264")

@@ -51,7 +51,7 @@ def test_a_name_rebound_to_loopback_after_the_check_is_refused_and_loopback_is_n
     policy = EgressPolicy.from_setting("")  # production: no private network allowed
     resolver = _rebinding_resolver(PUBLIC, "127.0.0.1")
     assert check_url(url, policy, resolver) == [PUBLIC]  # what job creation saw: a public address
-    req = RecordRequest(target_url=url, width=640, height=360, steps=[], feature_title="Rebound",
+    req = RecordRequest(tenant="test", target_url=url, width=640, height=360, steps=[], feature_title="Rebound",
                         out_dir=tmp_path, chromium_path=CHROMIUM, egress=policy, resolver=resolver)
     with pytest.raises(NavigationError) as caught:
         record(req)
@@ -66,7 +66,7 @@ def test_an_allowed_destination_is_recorded_through_the_proxy(
         loopback_server: tuple[int, list[str]], tmp_path: Path) -> None:
     port, hits = loopback_server
     policy = EgressPolicy.from_setting("127.0.0.0/8")
-    req = RecordRequest(target_url=f"http://{NAME}:{port}/", width=640, height=360,
+    req = RecordRequest(tenant="test", target_url=f"http://{NAME}:{port}/", width=640, height=360,
                         steps=[{"action": "wait", "ms": 300}], feature_title="Allowed", out_dir=tmp_path,
                         chromium_path=CHROMIUM, egress=policy, resolver=_rebinding_resolver("127.0.0.1", "127.0.0.1"))
     recording = record(req)

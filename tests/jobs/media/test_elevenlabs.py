@@ -220,7 +220,7 @@ def test_two_chunks_end_to_end_stitched_through_a_429_and_muxed(
     prepared = narration.prepare_lines([second.path], tmp_path, names=["line.wav"])
     placed = narration.place_lines([narration.LineText(1, "Second feature.")], [prepared[0].samples],
                                    [prepared[0].path], step_starts={}, pause_s=0.3)
-    result = mux(body=synthetic_body, lines=placed, branding=Branding("Second", "Thanks"),
+    result = mux(tenant="test", body=synthetic_body, lines=placed, branding=Branding("Second", "Thanks"),
                  out=tmp_path / "final.mp4", width=1280, height=720, fps=25, work_dir=tmp_path / "w")
     assert result.duration_ms > 5000
 

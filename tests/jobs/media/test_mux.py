@@ -48,7 +48,7 @@ def narrated(script: str, tmp: Path, *, provider: str = "auto") -> Lines:
 
 
 def run_mux(body: Path, lines: Lines, tmp: Path, **extra: Any) -> MuxResult:
-    return mux(body=body, lines=lines, branding=BRANDING, out=tmp / "final.mp4",
+    return mux(tenant="test", body=body, lines=lines, branding=BRANDING, out=tmp / "final.mp4",
                width=1280, height=720, fps=FPS, work_dir=tmp / "work", **extra)
 
 
@@ -127,7 +127,7 @@ def test_a_colour_that_is_not_hex_is_refused(
 ) -> None:
     bad = Branding(intro_title="x", outro_title="y", background="red:x=1")
     with pytest.raises(MediaError, match="#RRGGBB") as caught:
-        mux(body=synthetic_body, lines=short_narration, branding=bad, out=tmp_path / "o.mp4",
+        mux(tenant="test", body=synthetic_body, lines=short_narration, branding=bad, out=tmp_path / "o.mp4",
             width=1280, height=720, fps=FPS, work_dir=tmp_path)
     assert caught.value.permanent is True
     assert not (tmp_path / "o.mp4").exists()
@@ -189,12 +189,12 @@ def test_cards_are_rendered_once_per_branding_and_reused_from_the_cache(
     synthetic_body: Path, short_narration: Lines, tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cards"
-    first = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "1.mp4",
+    first = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "1.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w1", cache_dir=cache)
-    again = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "2.mp4",
+    again = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "2.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w2", cache_dir=cache)
     other = Branding(intro_title=BRANDING.intro_title, outro_title="Bye", accent="#12B76A")
-    third = mux(body=synthetic_body, lines=short_narration, branding=other, out=tmp_path / "3.mp4",
+    third = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=other, out=tmp_path / "3.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w3", cache_dir=cache)
     assert (first.cards_from_cache, again.cards_from_cache, third.cards_from_cache) == (0, 2, 0)
     assert sorted(p.name.startswith("card-") for p in cache.iterdir()) == [True] * 4
@@ -207,7 +207,7 @@ def test_concurrent_writers_of_one_card_leave_one_complete_file(tmp_path: Path) 
     def render(k: int) -> tuple[Path, bool]:
         work = tmp_path / f"w{k}"
         work.mkdir()
-        return mux_mod.render_card(kind="intro", title="Same", branding=BRANDING, logo=None, width=640,
+        return mux_mod.render_card(tenant="test", kind="intro", title="Same", branding=BRANDING, logo=None, width=640,
                                    height=360, fps=FPS, frames=30, cache_dir=cache, work_dir=work)
 
     with ThreadPoolExecutor(4) as pool:
@@ -245,9 +245,9 @@ def test_a_logo_is_drawn_on_the_cards(
     synthetic_body: Path, short_narration: Lines, logo_png: Path, tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cards"
-    plain = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "a.mp4",
+    plain = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "a.mp4",
                 width=1280, height=720, fps=FPS, work_dir=tmp_path / "w1", cache_dir=cache)
-    logo = mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "b.mp4",
+    logo = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "b.mp4",
                width=1280, height=720, fps=FPS, work_dir=tmp_path / "w2", cache_dir=cache, logo=logo_png)
     assert logo.cards_from_cache == 0  # the logo is part of the card's identity
     assert decode_errors(logo.path) == ""
@@ -260,7 +260,7 @@ def test_a_logo_that_is_not_an_image_is_refused_before_ffmpeg_reads_it(
     playlist = tmp_path / "logo.png"
     playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n")
     with pytest.raises(MediaError, match="PNG or JPEG") as caught:
-        mux(body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "o.mp4",
+        mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "o.mp4",
             width=1280, height=720, fps=FPS, work_dir=tmp_path / "w", logo=playlist)
     assert caught.value.permanent is True
 

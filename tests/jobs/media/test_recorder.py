@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser
 
 from jobs.media import probe
 from jobs.media.browser import WARM
@@ -71,7 +72,7 @@ def test_a_missing_selector_raises_a_step_error_and_leaves_no_video(
         {"action": "click", "selector": "text=Projects"},
         {"action": "wait_for", "selector": "#never", "timeout_ms": 1500},
     ]
-    req = RecordRequest(target_url=f"{sampleapp_url}/index.html", width=640, height=360,
+    req = RecordRequest(tenant="test", target_url=f"{sampleapp_url}/index.html", width=640, height=360,
                         steps=steps, feature_title="Broken", out_dir=tmp_path,
                         chromium_path=CHROMIUM)
     with pytest.raises(StepError) as caught:
@@ -86,7 +87,7 @@ def test_a_missing_selector_raises_a_step_error_and_leaves_no_video(
 def test_a_goto_that_answers_404_is_a_permanent_navigation_error(
     sampleapp_url: str, tmp_path: Path,
 ) -> None:
-    req = RecordRequest(target_url=f"{sampleapp_url}/index.html", width=640, height=360,
+    req = RecordRequest(tenant="test", target_url=f"{sampleapp_url}/index.html", width=640, height=360,
                         steps=[{"action": "goto", "url": "/missing.html"}], feature_title="Gone",
                         out_dir=tmp_path, chromium_path=CHROMIUM)
     with pytest.raises(NavigationError) as caught:
@@ -111,7 +112,7 @@ def test_a_url_refused_by_the_guard_is_a_permanent_navigation_error(
         seen.append(url)
         return "private address" if url.endswith("/reports.html") else None
 
-    req = RecordRequest(target_url=f"{sampleapp_url}/index.html", width=640, height=360,
+    req = RecordRequest(tenant="test", target_url=f"{sampleapp_url}/index.html", width=640, height=360,
                         steps=[{"action": "goto", "url": "/reports.html"}], feature_title="Guarded",
                         out_dir=tmp_path, chromium_path=CHROMIUM, url_guard=guard)
     with pytest.raises(NavigationError) as caught:
@@ -122,7 +123,7 @@ def test_a_url_refused_by_the_guard_is_a_permanent_navigation_error(
 
 
 def test_a_browser_that_cannot_start_is_a_transient_media_error(tmp_path: Path) -> None:
-    req = RecordRequest(target_url="http://127.0.0.1:9/", width=640, height=360, steps=[],
+    req = RecordRequest(tenant="test", target_url="http://127.0.0.1:9/", width=640, height=360, steps=[],
                         feature_title="No browser", out_dir=tmp_path,
                         chromium_path="/nonexistent/chromium")
     with pytest.raises(MediaError) as caught:
@@ -146,7 +147,7 @@ def test_slower_typing_makes_a_longer_recording(sampleapp_url: str, tmp_path: Pa
              {"action": "type", "selector": "#name", "text": "twenty characters!!!"}]
 
     def duration(pacing: Pacing, name: str) -> int:
-        rec = record(RecordRequest(target_url=f"{sampleapp_url}/", width=640, height=360, steps=steps,
+        rec = record(RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=640, height=360, steps=steps,
                                    feature_title="Pacing", out_dir=tmp_path / name, chromium_path=CHROMIUM,
                                    pacing=pacing))
         return rec.duration_ms
@@ -170,22 +171,24 @@ STATE_PAGES = {
 }
 
 
-def test_recordings_share_one_warm_browser_and_nothing_else(tmp_path: Path) -> None:
+def test_recordings_of_one_client_share_its_warm_browser_and_nothing_else(tmp_path: Path) -> None:
+    def serving(tenant: str) -> Browser:
+        return asyncio.run_coroutine_threadsafe(WARM.browser(CHROMIUM, tenant), WARM._process_loop()).result()
+
     with pages_served(STATE_PAGES) as served:
         def run(path: str, selector: str, name: str) -> Recording:
             return record(RecordRequest(target_url=served.base + path, width=640, height=360, feature_title=name,
                                         steps=[{"action": "wait_for", "selector": selector, "timeout_ms": 2000}],
-                                        out_dir=tmp_path / name, chromium_path=CHROMIUM))
+                                        out_dir=tmp_path / name, chromium_path=CHROMIUM, tenant="state"))
 
         run("/set", "#done", "first")
-        launches = WARM.launches
+        first = serving("state")
         run("/check", "#clean", "second")  # a StepError here would mean the first job's state leaked
-        assert WARM.launches == launches  # no new browser for the second recording
+        assert serving("state") is first  # the same warm browser served the client's second recording
         # A browser that died is launched again for the next recording.
-        browser = asyncio.run_coroutine_threadsafe(WARM.browser(CHROMIUM), WARM._process_loop()).result()
-        asyncio.run_coroutine_threadsafe(browser.close(), WARM._process_loop()).result()
+        asyncio.run_coroutine_threadsafe(first.close(), WARM._process_loop()).result()
         run("/check", "#clean", "third")
-        assert WARM.launches == launches + 1
+        assert serving("state") is not first and serving("state").is_connected()
 
 
 def test_a_recording_paced_to_its_lines_starts_each_step_after_the_previous_line(
@@ -195,7 +198,7 @@ def test_a_recording_paced_to_its_lines_starts_each_step_after_the_previous_line
     steps: list[dict[str, Any]] = [
         {"action": "goto", "url": "/projects.html"}, {"action": "hover", "selector": "#new-project"},
         {"action": "wait", "ms": 100}]
-    rec = record(RecordRequest(target_url=f"{sampleapp_url}/", width=640, height=360, steps=steps,
+    rec = record(RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=640, height=360, steps=steps,
                                feature_title="Paced", out_dir=tmp_path, chromium_path=CHROMIUM,
                                pacing=Pacing(step_pause_ms=0, line_pause_ms=200, hold_after_ms=0),
                                line_ms={1: 1500, 3: 1000}))
@@ -215,7 +218,7 @@ FACTS_PAGE = _page("<p id='facts'>?</p><script>document.getElementById('facts').
 
 def test_page_settings_reach_the_page_and_a_scale_factor_of_2_doubles_the_pixels(tmp_path: Path) -> None:
     with pages_served({"/": FACTS_PAGE}) as served:
-        rec = record(RecordRequest(
+        rec = record(RecordRequest(tenant="test",
             target_url=f"{served.base}/", width=1280, height=720,
             feature_title="Settings", out_dir=tmp_path, chromium_path=CHROMIUM, device_scale_factor=2,
             color_scheme="dark", locale="de-DE", timezone_id="Europe/Berlin",

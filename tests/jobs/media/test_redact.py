@@ -45,7 +45,7 @@ def frames(video: Path, out: Path) -> list[Path]:
 
 def run(app: str, out: Path, redaction: Redaction) -> Recording:
     return record(RecordRequest(target_url=f"{app}/", width=1280, height=720, steps=STEPS, feature_title="Keys",
-                                out_dir=out, chromium_path=CHROMIUM, redaction=redaction))
+                                out_dir=out, chromium_path=CHROMIUM, redaction=redaction, tenant="test"))
 
 
 def test_without_redaction_ocr_reads_the_addresses_and_the_key(sampleapp_url: str, tmp_path: Path) -> None:
@@ -61,12 +61,12 @@ def renditions_of(rec: Recording, tmp: Path) -> list[Path]:
     """The final video, its 9:16 and 1:1 cuts and its GIF, made as the mux stage makes them."""
     branding = mux.Branding(intro_title="Keys", outro_title="Thanks for watching")
     main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
-                   fps=25, work_dir=tmp / "work")
+                   fps=25, work_dir=tmp / "work", tenant="test")
     action = renditions.Action.from_track(renditions.track_of(rec.camera, rec.targets), layout_width=1280,
                                           layout_height=720)
     cuts = [mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding, width=1280,
                           height=720, fps=25, out=tmp / f"cut-{shape.replace(':', 'x')}.mp4",
-                          work_dir=tmp / "cuts").path for shape in ("9:16", "1:1")]
+                          work_dir=tmp / "cuts", tenant="test").path for shape in ("9:16", "1:1")]
     preview = renditions.gif(main.path, start_s=main.timeline.body_offset_s, seconds=8, out=tmp / "preview.gif")
     return [main.path, *cuts, preview]
 
@@ -94,7 +94,7 @@ def test_a_pattern_the_browser_refuses_fails_before_anything_is_recorded(samplea
     with pytest.raises(MediaError) as caught:
         record(RecordRequest(target_url=f"{sampleapp_url}/settings.html", width=640, height=360, steps=steps,
                              feature_title="Refused", out_dir=tmp_path, chromium_path=CHROMIUM,
-                             redaction=Redaction(patterns=("(?P<key>sk_[a-z]+)",))))
+                             redaction=Redaction(patterns=("(?P<key>sk_[a-z]+)",)), tenant="test"))
     assert caught.value.permanent is True
     assert "redaction could not be applied" in str(caught.value) and "(?P<key>" in str(caught.value)
     assert not list(tmp_path.glob("*.mp4"))  # nothing recorded: it failed before the 5 s step

@@ -41,17 +41,17 @@ class Made:
 @pytest.fixture(scope="module")
 def made(sampleapp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Made:
     tmp = tmp_path_factory.mktemp("renditions")
-    rec = record(RecordRequest(target_url=f"{sampleapp_url}/", width=1280, height=720, steps=STEPS,
+    rec = record(RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=1280, height=720, steps=STEPS,
                                feature_title="Cuts", out_dir=tmp / "rec", chromium_path=CHROMIUM))
     branding = mux.Branding(intro_title="Vertical, square and a GIF ✓", outro_title="acme.example")
     main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
                    fps=25, work_dir=tmp / "work", cues=[captions.Cue(0.5, 2.0, "A caption.")],
-                   chapters=[captions.Chapter(0.0, "Cuts")])
+                   chapters=[captions.Chapter(0.0, "Cuts")], tenant="test")
     action = renditions.Action.from_track(renditions.track_of(rec.camera, rec.targets), layout_width=1280,
                                           layout_height=720)
     cuts = {shape: mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding,
                                  width=1280, height=720, fps=25, out=tmp / f"final-{shape.replace(':', 'x')}.mp4",
-                                 work_dir=tmp / "cuts") for shape in ("9:16", "1:1")}
+                                 work_dir=tmp / "cuts", tenant="test") for shape in ("9:16", "1:1")}
     preview = renditions.gif(main.path, start_s=main.timeline.body_offset_s, seconds=4, out=tmp / "preview.gif")
     return Made(rec, main, cuts, preview)
 
