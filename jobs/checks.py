@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,3 +80,22 @@ def public_url_host_allowed(app_configs: Any = None, **kwargs: Any) -> list[Warn
     return [Warning(f"The host of SCREENREEL_PUBLIC_URL ({host!r}) is not in ALLOWED_HOSTS: every signed link "
                     "and stream URL handed out would be refused.",
                     hint=f"Add {host!r} to ALLOWED_HOSTS, or correct SCREENREEL_PUBLIC_URL.", id="screenreel.W006")]
+
+
+@register()
+def browser_user_exists(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """screenreel.W007: Chromium refuses its sandbox as root, so a root worker runs it as an unprivileged user
+    (jobs/media/chromium-sandboxed); without that user no recording and no card can be made."""
+    from jobs.media import sandbox
+
+    if os.geteuid() != 0:
+        return []
+    user = sandbox.BROWSER_USER
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return [Warning(f"This process runs as root and the user {user!r} does not exist: Chromium cannot start "
+                        "with its sandbox, so every recording and card will fail.",
+                        hint=f"Run `make sysdeps`, or `useradd --system {user}`; or run the workers as an "
+                             "unprivileged user.", id="screenreel.W007")]
+    return []

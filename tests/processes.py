@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -71,3 +72,40 @@ def asgi_server(env: dict[str, str]) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def chromium_processes(root: int) -> list[dict[str, Any]]:
+    """The Chromium processes under process ``root``: their uid, command line and environment, as ps shows them."""
+    found = []
+    for pid in _descendants(root):
+        proc = Path(f"/proc/{pid}")
+        try:
+            # Chromium's children rewrite their command line as one string: split it both ways.
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+            if not args or not args[0].endswith("/chromium"):
+                continue
+            uid = int(next(line for line in (proc / "status").read_text().splitlines()
+                           if line.startswith("Uid:")).split()[1])
+            environ = (proc / "environ").read_bytes()
+        except (OSError, StopIteration):
+            continue
+        found.append({"pid": pid, "uid": uid, "args": args, "environ": environ})
+    return found

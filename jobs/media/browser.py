@@ -40,19 +40,17 @@ import socket
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.async_api import Browser, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from jobs.media.errors import MediaError
+from jobs.media.sandbox import BROWSER_USER, SANDBOXED
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-SANDBOXED = Path(__file__).with_name("chromium-sandboxed")
-BROWSER_USER = "screenreel-browser"  # made by scripts/ensure-sysdeps.sh; Chromium runs as it under root
 CHROMIUM_ARGS = [
     "--disable-gpu",
     "--disable-background-networking",

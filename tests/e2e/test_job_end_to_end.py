@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from jobs.models import Chunk, ChunkStatus, EventType, JobStatus
 from jobs.services.clients import client_create
 from tests.e2e.conftest import Worker, bundle_archive, wait_for, wait_until_ended
+from tests.processes import chromium_processes
 from tests.receivers import Receiver
 from webhooks import signing
 
@@ -69,7 +70,9 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
         worker: Worker, sample_app: str, hook: Receiver, tmp_path: Path, settings: Settings) -> None:
     api, client = _api()
     spec = {"target_url": sample_app, "viewport": {"width": 1280, "height": 720},
-            "features": [GOOD, BROKEN], "branding": {"intro_title": "E2E", "outro_title": "screenreel.test"},
+            # A title is text wherever it is drawn: this one broke the card page's script before.
+            "features": [GOOD, BROKEN], "branding": {"intro_title": "E2E</script><script>alert(1)</script>",
+                                                     "outro_title": "screenreel.test"},
             "voice": {"provider": "espeak-ng"}, "webhook_url": hook.url}
     created = api.post("/v1/jobs", spec, format="json")
     assert created.status_code == 201, created.json()
@@ -77,6 +80,15 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
 
     # The job partly succeeded: chunk 1 made it, chunk 2 failed alone, naming its step.
     assert job.status == JobStatus.PARTIAL_SUCCESS, job.to_dict()
+
+    # The worker's Chromium (kept warm for the next chunk) runs in its sandbox, as an unprivileged user, with
+    # none of the worker's environment.
+    assert worker.proc is not None
+    browsers = chromium_processes(worker.proc.pid)
+    assert any("--type=renderer" in p["args"] or "--type=zygote" in p["args"] for p in browsers), browsers
+    for process in browsers:
+        assert "--no-sandbox" not in process["args"] and process["uid"] != 0, process["args"]
+        assert b"DATABASE_URL" not in process["environ"] and b"REDIS_URL" not in process["environ"]
     good, broken = Chunk.objects.filter(job=job).order_by("index")
     assert good.status == ChunkStatus.SUCCEEDED
     assert broken.status == ChunkStatus.FAILED

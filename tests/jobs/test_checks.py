@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.checks import run_checks
 from pytest_django.fixtures import Settings
@@ -57,3 +59,12 @@ def test_a_public_url_whose_host_is_not_allowed(clean: Settings) -> None:
     assert "screenreel.W006" in _ids()
     clean.ALLOWED_HOSTS = [".example.com"]
     assert "screenreel.W006" not in _ids()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root worker needs the unprivileged browser user")
+def test_a_root_worker_without_the_browser_user(clean: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs.media import sandbox
+
+    assert "screenreel.W007" not in _ids()  # make sysdeps made it
+    monkeypatch.setattr(sandbox, "BROWSER_USER", "screenreel-no-such-user")
+    assert "screenreel.W007" in _ids()

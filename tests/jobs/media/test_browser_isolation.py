@@ -25,52 +25,17 @@ from playwright.async_api import Browser
 
 from jobs.egress import EgressPolicy
 from jobs.media import cards
-from jobs.media.browser import BROWSER_USER, WarmBrowser
+from jobs.media.browser import WarmBrowser
 from jobs.media.errors import MediaError
 from jobs.media.recorder import RecordRequest, record
+from jobs.media.sandbox import BROWSER_USER
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
 from tests.pages import pages_served
+from tests.processes import chromium_processes
 
 pytestmark = requires_chromium
 
 CANARY = "canary-3f9d1b7e-not-for-chromium"
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _chromium_processes() -> list[dict[str, Any]]:
-    """This test process's Chromium processes: their uid, command line and environment, as ps shows them."""
-    found = []
-    for pid in _descendants(os.getpid()):
-        proc = Path(f"/proc/{pid}")
-        try:
-            # Chromium's children rewrite their command line as one string: split it both ways.
-            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
-            if not args or not args[0].endswith("/chromium"):
-                continue
-            uid = int(next(line for line in (proc / "status").read_text().splitlines()
-                           if line.startswith("Uid:")).split()[1])
-            environ = (proc / "environ").read_bytes()
-        except (OSError, StopIteration):
-            continue
-        found.append({"pid": pid, "uid": uid, "args": args, "environ": environ})
-    return found
 
 
 async def _sandbox_status(browser: Browser) -> tuple[str, list[dict[str, Any]]]:
@@ -80,7 +45,7 @@ async def _sandbox_status(browser: Browser) -> tuple[str, list[dict[str, Any]]]:
         page = await context.new_page()
         await page.goto("chrome://sandbox")
         await page.wait_for_selector("text=sandboxed")
-        return await page.inner_text("body"), _chromium_processes()
+        return await page.inner_text("body"), chromium_processes(os.getpid())
     finally:
         await context.close()
 
