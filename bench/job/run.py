@@ -12,6 +12,12 @@ slots, in three set-ups per N, in the same session:
 - ``split``: as the Procfile runs the tiers, a record worker with two slots and a worker with two
   slots for the other queues (synthesis and muxing), on the same two cores.
 
+With ``--tenancy``, instead: N one-feature jobs on the ``shared`` set-up, submitted round-robin by 1, 2
+and 4 clients. Each Chromium serves one client (jobs/media/browser.py), so with 2 or 4 clients nearly
+every chunk starts on a browser other than the previous chunk's (the spare, launched after each use);
+with one client every chunk finds its client's warm browser, as the shared warm browser served every
+chunk before. The same target applies.
+
 Measured per job: turnaround (submission to the job ending, from the job's own timestamps), the chunks'
 recorded duration, the time from a recording stage's start to its first frame, and the bundle time (the
 last chunk's end to the job's end). The ideal is ceil(N/W) x (a chunk's recorded duration) + the
@@ -130,11 +136,49 @@ def run_job(client: Any, app: str, chunks: int, seconds: float, voice: str) -> d
             "recording_part_over_ideal": (turnaround - bundle) / ideal_recording}
 
 
+def run_tenants(clients: list[Any], app: str, chunks: int, seconds: float, voice: str) -> dict[str, Any]:
+    """``chunks`` one-feature jobs submitted at once, round-robin over ``clients``: measured as one job."""
+    from jobs.models import JOB_ENDED, Job
+    from jobs.serializers import JobSpecSerializer
+    from jobs.services.jobs import job_create
+
+    ids = []
+    for n in range(1, chunks + 1):
+        spec = {"target_url": app, "viewport": {"width": 1280, "height": 720}, "voice": {"provider": voice},
+                "features": [feature(n, seconds)]}
+        checked = JobSpecSerializer(data=spec)
+        assert checked.is_valid(), checked.errors
+        ids.append(job_create(client=clients[(n - 1) % len(clients)], spec=dict(checked.validated_data))[0].pk)
+    deadline = time.monotonic() + 60 + chunks * seconds * 6
+    while Job.objects.filter(pk__in=ids).exclude(status__in=JOB_ENDED).exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("the jobs did not end in time")
+        time.sleep(0.2)
+    jobs = list(Job.objects.filter(pk__in=ids).prefetch_related("chunks"))
+    assert all(job.status == "succeeded" for job in jobs), [job.to_dict() for job in jobs if job.status != "succeeded"]
+    rows = [row for job in jobs for row in job.chunks.all()]
+    recorded = [r.recording["duration_ms"] / 1000 for r in rows]
+    to_first_frame = [(datetime.fromisoformat(r.recording["first_frame_at"])
+                       - datetime.fromisoformat(r.recording["started_at"])).total_seconds() for r in rows]
+    finished = [job.finished_at for job in jobs if job.finished_at is not None]
+    last = max(jobs, key=lambda job: job.finished_at or job.created_at)
+    turnaround = (max(finished) - min(job.created_at for job in jobs)).total_seconds()
+    bundle = (last.finished_at - max(r.finished_at for r in last.chunks.all())).total_seconds()  # type: ignore[operator]
+    chunk_s = sum(recorded) / len(recorded)
+    ideal_recording = math.ceil(chunks / SLOTS) * chunk_s
+    return {"jobs": ids, "chunks": chunks, "clients": len(clients), "turnaround_s": turnaround,
+            "chunk_recorded_s": chunk_s, "first_frame_s": sum(to_first_frame) / len(to_first_frame),
+            "bundle_s": bundle, "ideal_s": ideal_recording + bundle, "target_s": 1.15 * ideal_recording + bundle,
+            "over_ideal": turnaround / (ideal_recording + bundle),
+            "recording_part_over_ideal": (turnaround - bundle) / ideal_recording}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", default="4,8")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--voice", default="espeak-ng")
+    parser.add_argument("--tenancy", action="store_true", help="one client against 2 and 4, one-feature jobs")
     ns = parser.parse_args(argv)
     prepare_database(DB_NAME)
     import django
@@ -148,23 +192,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     server, port = serve(0)
     client, _ = client_create(name="bench")
     results: list[dict[str, Any]] = []
+    runs: list[tuple[int, str, bool, list[str], list[Any]]] = []
+    for chunks in (int(n) for n in ns.chunks.split(",")):
+        if ns.tenancy:
+            tenants = [client] + [client_create(name=f"bench {k}")[0] for k in range(2, 5)]
+            runs += [(chunks, f"{k} client{'s' if k > 1 else ''}", True, SETUPS["shared"][1], tenants[:k])
+                     for k in (1, 2, 4)]
+        else:
+            runs += [(chunks, setup, warm, tiers, [client]) for setup, (warm, tiers) in SETUPS.items()]
     try:
-        for chunks in (int(n) for n in ns.chunks.split(",")):
-            for setup, (warm, tiers) in SETUPS.items():
-                workers = [start_worker(warm, queues, f"w{k}", OUT / f"job-{stamp}-worker.log")
-                           for k, queues in enumerate(tiers)]
-                try:
-                    time.sleep(4)  # the workers connect; the first job then pays any warm-up itself
-                    result = run_job(client, f"http://127.0.0.1:{port}/", chunks, ns.seconds, ns.voice)
-                finally:
-                    for worker in workers:
-                        stop(worker)
-                result["setup"] = setup
-                results.append(result)
-                print(f"N={chunks} {setup:<13} turnaround {result['turnaround_s']:6.1f} s  "
-                      f"ideal {result['ideal_s']:5.1f} s  target {result['target_s']:5.1f} s  "
-                      f"recording part {result['recording_part_over_ideal']:.2f}x ideal  "
-                      f"first frame {result['first_frame_s']:.2f} s  bundle {result['bundle_s']:.1f} s", flush=True)
+        for chunks, setup, warm, tiers, clients in runs:
+            workers = [start_worker(warm, queues, f"w{k}", OUT / f"job-{stamp}-worker.log")
+                       for k, queues in enumerate(tiers)]
+            try:
+                time.sleep(4)  # the workers connect; the first job then pays any warm-up itself
+                app = f"http://127.0.0.1:{port}/"
+                result = (run_tenants(clients, app, chunks, ns.seconds, ns.voice) if ns.tenancy
+                          else run_job(client, app, chunks, ns.seconds, ns.voice))
+            finally:
+                for worker in workers:
+                    stop(worker)
+            result["setup"] = setup
+            results.append(result)
+            print(f"N={chunks} {setup:<13} turnaround {result['turnaround_s']:6.1f} s  "
+                  f"ideal {result['ideal_s']:5.1f} s  target {result['target_s']:5.1f} s  "
+                  f"recording part {result['recording_part_over_ideal']:.2f}x ideal  "
+                  f"first frame {result['first_frame_s']:.2f} s  bundle {result['bundle_s']:.1f} s", flush=True)
     finally:
         server.shutdown()
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu_model": cpu_model(),
