@@ -347,6 +347,11 @@ SCREENREEL_METRICS_TOKEN = env_str("SCREENREEL_METRICS_TOKEN", "")
 # How long /readyz waits for workers to answer its ping.
 SCREENREEL_READY_PING_TIMEOUT_S = env_int("SCREENREEL_READY_PING_TIMEOUT_S", 1, minimum=1, maximum=10)
 
+# --- The admin console (docs/operating.md, "The admin console") ----------------------------------------
+# The apps whose models the console's two groups cover (jobs.console): "operators" hold every permission
+# of their models, "viewers" every view permission. A new app of the project joins here.
+SCREENREEL_CONSOLE_APPS = ["jobs", "webhooks", "bundles", "retention"]
+
 # --- Misc -----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
