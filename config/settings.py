@@ -8,6 +8,7 @@ Production: DATABASE_URL (PostgreSQL), REDIS_URL, and S3 settings for django-sto
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",  # the admin's login throttle (see "The admin console" below)
     "jobs",
     "webhooks",
     "bundles",
@@ -66,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused for lockout into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -347,6 +351,27 @@ SCREENREEL_METRICS_TOKEN = env_str("SCREENREEL_METRICS_TOKEN", "")
 # How long /readyz waits for workers to answer its ping.
 SCREENREEL_READY_PING_TIMEOUT_S = env_int("SCREENREEL_READY_PING_TIMEOUT_S", 1, minimum=1, maximum=10)
 
+# --- The admin console (docs/operating.md, "The admin console") ----------------------------------------
+# The apps whose models the console's two groups cover (jobs.console): "operators" hold every permission
+# of their models, "viewers" every view permission. A new app of the project joins here.
+SCREENREEL_CONSOLE_APPS = ["jobs", "webhooks", "bundles", "retention"]
+# Admin logins are throttled by django-axes: after this many failures in a row for one username from one
+# address, that pair is refused (429, even with the right password) for SCREENREEL_ADMIN_LOCKOUT_S.
+# The API's keys never go through these backends (jobs.auth) and are not affected.
+SCREENREEL_ADMIN_LOGIN_FAILURES = env_int("SCREENREEL_ADMIN_LOGIN_FAILURES", 5, minimum=1, maximum=100)
+SCREENREEL_ADMIN_LOCKOUT_S = env_int("SCREENREEL_ADMIN_LOCKOUT_S", 900, minimum=60, maximum=7 * 86400)
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = SCREENREEL_ADMIN_LOGIN_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=SCREENREEL_ADMIN_LOCKOUT_S)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # one pair; others may still log in from there
+AXES_RESET_ON_SUCCESS = True  # a typo or two before a good login does not count towards the next lockout
+# The address is REMOTE_ADDR, never a forwarded header: under uvicorn it is the peer, or the client named
+# in X-Forwarded-For when the peer is one of uvicorn's FORWARDED_ALLOW_IPS (default: this machine only).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# Axes keeps each failure's form data; the password is always masked, and so is the CSRF token.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+
 # --- Misc -----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -363,7 +388,8 @@ LOGGING = {
     "formatters": {"json": {"()": "jobs.logs.JsonLines"}, "plain": {"()": "jobs.logs.PlainLines"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # axes.apps says which lockout mode it uses at every start of every process: once in the docs is enough.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }
 
 # What work costs (jobs.services.pricing); offline voices cost nothing but the recording.

@@ -1,5 +1,6 @@
 """The operators' console for jobs (DESIGN.md §7): a job page an operator can read, and actions that go
-through the same services as the API, each recorded in the admin log.
+through the same services as the API, each recorded in the admin log. Each action declares the
+permission it needs (jobs.admin_support.ConsoleAdmin); typed text is never shown (mask_typed).
 
 Retention's actions (hold, extend, purge now) are added by ``retention.admin``, which builds on this
 class: ``jobs`` imports none of the apps above it.
@@ -7,7 +8,6 @@ class: ``jobs`` imports none of the apps above it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,19 +18,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs.admin_support import audit, confirm_page, confirmed, media_preview
+from jobs.admin_support import ConsoleAdmin, audit, confirm_page, confirmed, media_preview, pretty_json
 from jobs.errors import DomainError
 from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, EventType, Job, StoredObject
 from jobs.selectors import objects_expiry
 from jobs.services.jobs import job_cancel, job_rerun_chunks
 
 
-def pretty_json(value: Any) -> SafeString:
-    return format_html('<pre class="sr-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(ConsoleAdmin):
     list_display = ("id", "name", "created_at")
     search_fields = ("id", "name")
     exclude = ("webhook_secret",)  # secrets are shown once, at creation, never again
@@ -40,7 +36,7 @@ class ClientAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ConsoleAdmin):
     list_display = ("prefix", "client", "name", "created_at", "last_used_at", "revoked_at")
     list_select_related = ("client",)
     readonly_fields = ("prefix", "client", "created_at", "last_used_at")
@@ -59,7 +55,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ConsoleAdmin):
     list_display = ("id", "client", "status", "run", "chunks", "created_at", "finished_at")
     list_filter = ("status", "created_at", "client")
     list_select_related = ("client",)
@@ -152,7 +148,7 @@ class JobAdmin(admin.ModelAdmin):
         bundle = job.bundles.order_by("-version").first() if hasattr(job, "bundles") else None
         return pretty_json(bundle.manifest) if bundle is not None else format_html("<em>{}</em>", "No bundle yet.")
 
-    @admin.action(description="Rerun failed chunks")
+    @admin.action(description="Rerun failed chunks", permissions=["change"])
     def rerun_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
         if not confirmed(request):
             return confirm_page(self, request, queryset, action="rerun_failed", title="Rerun failed chunks",
@@ -166,7 +162,7 @@ class JobAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{job.id}: {exc.message}", messages.WARNING)
         return None
 
-    @admin.action(description="Cancel")
+    @admin.action(description="Cancel", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
         if not confirmed(request):
             return confirm_page(self, request, queryset, action="cancel", title="Cancel jobs",
@@ -183,11 +179,20 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ConsoleAdmin):
     list_display = ("id", "type", "job", "sequence", "created_ms")
     list_filter = ("type",)
     search_fields = ("id", "job__id")
-    readonly_fields = ("id", "client", "job", "type", "sequence", "created_ms", "data")
+    fields = ("id", "client", "job", "type", "sequence", "created_ms", "data_pretty")
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A job's events are its gap-free record (streams resume from their sequence): never deleted by hand.
+        return False
+
+    @admin.display(description="Data")
+    def data_pretty(self, event: Event) -> SafeString:
+        return pretty_json(event.data)

@@ -6,4 +6,10 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from jobs import checks, schema  # noqa: F401  (register the system checks and the API key scheme)
+        from jobs.console import on_post_migrate
+
+        # The console's groups, after every migrate (jobs.console says why not a data migration).
+        post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="jobs.console.groups")

@@ -1,6 +1,10 @@
 """The operators' retention console: policies per client, holds, purge runs, the append-only audit log,
 an overview page (policy, bytes per class, the next 24 hours of purges), and the retention actions on
 the job page (hold, release, extend, purge now), each through ``retention.services`` and audited.
+
+Hold, release and extend need the change permission on the page's model; "purge now" needs
+``retention.purge_now`` (PurgeRun's own permission: every purge is a PurgeRun). The overview needs the
+view permission of every model it shows.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet, Sum
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from jobs.admin import ClientAdmin, JobAdmin
-from jobs.admin_support import Field, audit, confirm_page, confirmed, operator_name
+from jobs.admin_support import ConsoleAdmin, Field, audit, confirm_page, confirmed, operator_name
 from jobs.errors import DomainError
 from jobs.models import Client, Job, StoredObject
 from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
@@ -31,9 +36,15 @@ from retention.services import (
     retention_purge_job,
 )
 
+# The overview shows, per client, its name, policy, stored objects, purge runs and audit: whoever opens it
+# must be allowed to view each of those (viewers and operators are; a bare staff account is not).
+OVERVIEW_PERMISSIONS = ("jobs.view_client", "jobs.view_storedobject", "retention.view_retentionpolicy",
+                        "retention.view_purgerun", "retention.view_purgeaudit")
+PURGE_PERMISSION = "retention.purge_now"
+
 
 @admin.register(RetentionPolicy)
-class RetentionPolicyAdmin(admin.ModelAdmin):
+class RetentionPolicyAdmin(ConsoleAdmin):
     list_display = ("client", "raw_days", "output_days", "bundle_days", "updated_at")
     list_select_related = ("client",)
     search_fields = ("client__id", "client__name")
@@ -49,8 +60,12 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
         saved = retention_policy_set(client=obj.client, days={c: getattr(obj, f"{c}_days") for c in CLASSES})
         obj.pk = saved.pk
 
-    def overview(self, request: HttpRequest) -> TemplateResponse:
+    def overview(self, request: HttpRequest) -> HttpResponseBase:
         """Per client: the policy in force, what it stores per class, and what the next 24 hours will purge."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        if not request.user.has_perms(OVERVIEW_PERMISSIONS):
+            raise PermissionDenied
         stored: dict[tuple[str, str], tuple[int, int]] = {
             (r["client_id"], r["retention_class"]): (r["n"], r["b"] or 0) for r in
             StoredObject.objects.filter(purged_at__isnull=True)
@@ -111,7 +126,7 @@ class HoldForm(forms.ModelForm):
 
 
 @admin.register(Hold)
-class HoldAdmin(admin.ModelAdmin):
+class HoldAdmin(ConsoleAdmin):
     list_display = ("__str__", "client", "job", "placed_by", "placed_at", "until", "released_at", "released_by")
     form = HoldForm
     list_filter = (ActiveFilter, "placed_at")
@@ -137,7 +152,7 @@ class HoldAdmin(admin.ModelAdmin):
                           until=obj.until)
         obj.pk, obj.placed_by, obj.placed_at = hold.pk, hold.placed_by, hold.placed_at
 
-    @admin.action(description="Release (the normal policy applies again)…")
+    @admin.action(description="Release (the normal policy applies again)…", permissions=["change"])
     def release(self, request: HttpRequest, queryset: QuerySet[Hold]) -> Any:
         if not confirmed(request):
             return confirm_page(self, request, queryset, action="release", title="Release holds",
@@ -150,7 +165,7 @@ class HoldAdmin(admin.ModelAdmin):
         return None
 
 
-class ReadOnly(admin.ModelAdmin):
+class ReadOnly(ConsoleAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -213,7 +228,10 @@ class RetentionJobAdmin(JobAdmin):
 
     actions = [*JobAdmin.actions, "hold", "release_holds", "extend", "purge_now"]
 
-    @admin.action(description="Hold (never purge until released)")
+    def has_purge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PURGE_PERMISSION)
+
+    @admin.action(description="Hold (never purge until released)", permissions=["change"])
     def hold(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
         reason = request.POST.get("reason", "").strip()
         if not confirmed(request) or not reason:
@@ -228,7 +246,7 @@ class RetentionJobAdmin(JobAdmin):
         self.message_user(request, f"Held {queryset.count()} job(s).")
         return None
 
-    @admin.action(description="Release holds…")
+    @admin.action(description="Release holds…", permissions=["change"])
     def release_holds(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
         if not confirmed(request):
             holds = list(holds_in_force().filter(job__in=queryset))
@@ -245,7 +263,7 @@ class RetentionJobAdmin(JobAdmin):
         self.message_user(request, f"Released {released} hold(s).")
         return None
 
-    @admin.action(description="Extend retention by N days")
+    @admin.action(description="Extend retention by N days", permissions=["change"])
     def extend(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
         raw = request.POST.get("days", "")
         if not confirmed(request) or not raw.isdigit() or not 1 <= int(raw) <= 3650:
@@ -262,7 +280,7 @@ class RetentionJobAdmin(JobAdmin):
         self.message_user(request, f"Extended {queryset.count()} job(s) by {raw} days.")
         return None
 
-    @admin.action(description="Purge now…")
+    @admin.action(description="Purge now…", permissions=["purge"])
     def purge_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> Any:
         if not confirmed(request):
             objects = list(StoredObject.objects.filter(job__in=queryset, purged_at__isnull=True)
@@ -290,7 +308,7 @@ class RetentionJobAdmin(JobAdmin):
 class RetentionClientAdmin(ClientAdmin):
     actions = ["hold_client"]
 
-    @admin.action(description="Hold every job of the client")
+    @admin.action(description="Hold every job of the client", permissions=["change"])
     def hold_client(self, request: HttpRequest, queryset: QuerySet[Client]) -> Any:
         reason = request.POST.get("reason", "").strip()
         if not confirmed(request) or not reason:

@@ -99,6 +99,9 @@ class PurgeRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # An operator's "purge now" deletes files at once, whatever their age: its own permission, apart
+        # from changing a job, on the model every purge writes (retention/admin.py).
+        permissions = [("purge_now", "Can purge a job's stored objects now, whatever their age")]
 
     def __str__(self) -> str:
         return f"purge {self.pk} ({self.status})"

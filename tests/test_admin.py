@@ -32,9 +32,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator() -> Browser:
-    User.objects.create_superuser("ops", "ops@example.com", "pw")
     browser = Browser()
-    browser.login(username="ops", password="pw")
+    # force_login: the test client's login() calls authenticate() without a request, which django-axes
+    # refuses (it throttles by the request's address); tests/test_admin_rights.py logs in through the form.
+    browser.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
     return browser
 
 

@@ -1,22 +1,27 @@
 """An operator's session in a real Chromium against the ASGI server: the admin is styled, a finished job's
-video plays, a hold is placed, "purge now" runs through its confirmation page, and the audit shows it."""
+video plays, a hold is placed, "purge now" runs through its confirmation page, and the audit shows it.
+A viewer's session: no action is offered, a forged confirmation is refused, and typed text is not shown."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.files.storage import default_storage
 from django.db import connections
 
-from jobs.models import ChunkStatus, JobStatus, ObjectKind
+from jobs.models import ChunkStatus, Job, JobStatus, ObjectKind
+from jobs.services.jobs import job_create
 from jobs.services.objects import object_store
 from retention.models import Hold, PurgeAudit
-from tests.factories import make_job
+from tests.conftest import VALID_SPEC
+from tests.factories import make_client, make_job
 from tests.processes import asgi_server, child_env
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,6 +52,15 @@ def _finished_job(tmp: Path) -> Any:
     return job
 
 
+def _log_in(page: Any, web: str, username: str, password: str) -> None:
+    """Through the login form, as a person does (django-axes sees the request)."""
+    page.goto(f"{web}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click('input[type="submit"]')
+    page.wait_for_selector("#site-name")
+
+
 def _run_action(page: Any, web: str, job_id: str, action: str) -> None:
     page.goto(f"{web}/admin/jobs/job/?q={job_id}")
     page.check(f'input.action-select[value="{job_id}"]')
@@ -69,10 +83,7 @@ def test_an_operator_plays_a_video_holds_one_job_and_purges_another(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page()
-        page.goto(f"{web}/admin/login/")
-        page.fill("#id_username", "ops")
-        page.fill("#id_password", "pw")
-        page.click('input[type="submit"]')
+        _log_in(page, web, "ops", "pw")
         page.wait_for_selector("#operations")
 
         # Styled: the admin's stylesheet was served (WhiteNoise) and applies.
@@ -118,3 +129,56 @@ def test_an_operator_plays_a_video_holds_one_job_and_purges_another(
 
     assert sorted(PurgeAudit.objects.filter(job_id=purged.id).values_list("key", flat=True)) == purged_keys
     assert all(default_storage.exists(k) for k in kept.stored_objects.values_list("key", flat=True))
+
+
+SECRET = "hunter2-Pa55word"  # what a type step types into a password field
+
+
+@pytest.mark.skipif(not shutil.which("tesseract"), reason="needs tesseract-ocr")
+def test_a_viewer_sees_no_action_cannot_post_one_and_never_sees_typed_text(
+        web: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    viewer = User.objects.create_user("vera", "vera@example.com", "pw", is_staff=True)
+    viewer.groups.add(Group.objects.get(name="viewers"))
+    spec = json.loads(json.dumps(VALID_SPEC))
+    spec["features"][0]["steps"].insert(2, {"action": "type", "selector": "#password", "text": SECRET})
+    job, _ = job_create(client=make_client(), spec=spec)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(device_scale_factor=2)  # sharper text for OCR
+        _log_in(page, web, "vera", "pw")
+
+        # The job list: rows, but no action menu and no button to run one.
+        page.goto(f"{web}/admin/jobs/job/")
+        assert job.id in page.locator("#result_list").inner_text()
+        assert page.locator('select[name="action"]').count() == 0
+        assert page.locator('button[name="index"]').count() == 0
+
+        # The confirmation, posted straight from the viewer's session with a valid CSRF token: refused.
+        status = page.evaluate("""async (id) => {
+            const token = document.cookie.split('; ').find(c => c.startsWith('csrftoken=')).split('=')[1];
+            const body = new URLSearchParams({csrfmiddlewaretoken: token, action: 'cancel',
+                                              _selected_action: id, confirm: 'yes'});
+            return (await fetch('/admin/jobs/job/', {method: 'POST', body})).status;
+        }""", job.id)
+        assert status == 403
+
+        # The job page: the spec panel opened, read back by OCR.
+        page.goto(f"{web}/admin/jobs/job/{job.id}/change/")
+        page.locator("summary", has_text="Spec and manifest").click()
+        spec_panel = page.locator("pre.sr-json").first
+        spec_panel.scroll_into_view_if_needed()
+        spec_panel.screenshot(path=str(tmp_path / "spec.png"))
+        text = subprocess.run(["tesseract", str(tmp_path / "spec.png"), "stdout"], capture_output=True, text=True,
+                              check=True).stdout
+        assert "#password" in text and "characters" in text, text  # OCR reads the panel, the masked step too
+        assert SECRET not in text and "hunter2" not in text, text
+        assert SECRET not in page.content()
+        assert page.locator('input[type="submit"]').count() == 0  # nothing to save either
+        browser.close()
+        connections.close_all()
+
+    assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED

@@ -1,4 +1,5 @@
-"""Operators' view of webhooks. Every action goes through the same services as the API."""
+"""Operators' view of webhooks. Every action goes through the same services as the API and declares the
+permission it needs (change on its model: jobs.admin_support.ConsoleAdmin refuses it to anyone else)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from jobs.admin_support import Field, audit, confirm_page, confirmed
+from jobs.admin_support import ConsoleAdmin, Field, audit, confirm_page, confirmed
 from jobs.errors import DomainError
 from webhooks.models import Attempt, Delivery, Endpoint
 from webhooks.services.deliveries import deliveries_recover, delivery_resend
@@ -28,7 +29,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ConsoleAdmin):
     list_display = ("id", "event", "endpoint", "url", "status", "attempts", "next_attempt_at", "last_status_code")
     list_filter = ("status",)
     search_fields = ("id", "event__id", "endpoint__id")
@@ -38,7 +39,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     inlines = [AttemptInline]
     actions = ["replay"]
 
-    @admin.action(description="Replay (send again now, same event id)")
+    @admin.action(description="Replay (send again now, same event id)", permissions=["change"])
     def replay(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         for delivery in queryset:
             try:
@@ -49,7 +50,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(ConsoleAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("id", "client", "url", "enabled", "disabled_reason", "failing_since", "created_at")
     list_filter = ("enabled",)
@@ -60,13 +61,13 @@ class EndpointAdmin(admin.ModelAdmin):
                        "previous_secret_expires_at", "created_at")
     actions = ["enable", "disable", "rotate", "recover_since"]
 
-    @admin.action(description="Enable")
+    @admin.action(description="Enable", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         for endpoint in queryset:
             endpoint_update(endpoint=endpoint, changes={"enabled": True})
             audit(request, endpoint, "Enabled.")
 
-    @admin.action(description="Disable…")
+    @admin.action(description="Disable…", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> Any:
         if not confirmed(request):
             return confirm_page(self, request, queryset, action="disable", title="Disable endpoints",
@@ -77,7 +78,7 @@ class EndpointAdmin(admin.ModelAdmin):
             audit(request, endpoint, "Disabled.")
         return None
 
-    @admin.action(description="Rotate secret (old one signs for the grace period)…")
+    @admin.action(description="Rotate secret (old one signs for the grace period)…", permissions=["change"])
     def rotate(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> Any:
         if not confirmed(request):
             return confirm_page(self, request, queryset, action="rotate", title="Rotate secrets",
@@ -90,7 +91,7 @@ class EndpointAdmin(admin.ModelAdmin):
         self.message_user(request, "Rotated. The client reads the new secret through the API.")
         return None
 
-    @admin.action(description="Recover failed deliveries since a time…")
+    @admin.action(description="Recover failed deliveries since a time…", permissions=["change"])
     def recover_since(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> Any:
         raw = request.POST.get("since", "")
         since = _parse_local(raw)
