@@ -389,10 +389,14 @@ SCREENREEL_STORAGE_URL_TTL_S = env_int("SCREENREEL_STORAGE_URL_TTL_S", 300, mini
 # broker's visibility timeout (FIELD_NOTES: a longer one runs the task again and again); the retry's due time
 # is in the job's row too, so a lost countdown is queued again by the recovery sweep.
 SCREENREEL_SETTLE_RETRY_S = env_int_list("SCREENREEL_SETTLE_RETRY_S", "10,30,60,120,300,600,600")
-if not 0 < len(SCREENREEL_SETTLE_RETRY_S) <= 50 or not all(
-        0 < delay < CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] for delay in SCREENREEL_SETTLE_RETRY_S):
+_visibility_s = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+if not 0 < len(SCREENREEL_SETTLE_RETRY_S) <= 50 or not all(0 < d < _visibility_s for d in SCREENREEL_SETTLE_RETRY_S):
     raise ImproperlyConfigured("SCREENREEL_SETTLE_RETRY_S must list 1 to 50 delays, each above 0 s and under "
-                               f"CELERY_VISIBILITY_TIMEOUT ({CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout']} s)")
+                               f"CELERY_VISIBILITY_TIMEOUT ({_visibility_s} s)")
+# How long one build of a bundle may run (streaming every chunk's files into storage): under the visibility
+# timeout too, so its unacknowledged message is not handed to a second worker meanwhile.
+SCREENREEL_SETTLE_TIME_LIMIT_S = env_int("SCREENREEL_SETTLE_TIME_LIMIT_S", min(3000, _visibility_s - 60),
+                                         minimum=60, maximum=_visibility_s - 1)
 # Presigned storage URLs must be SigV4 (X-Amz-Expires): botocore would otherwise presign S3 in us-east-1
 # with legacy SigV2 query auth, which R2 and newer S3 regions refuse.
 if STORAGE_BACKEND == "s3" and isinstance(_s3_options := _default_storage["OPTIONS"], dict):

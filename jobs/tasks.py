@@ -81,10 +81,12 @@ def chunk_mux(self: Task[Any, Any], chunk_id: int) -> None:
     _stage(self, pipeline.chunk_mux_run, chunk_id)
 
 
-# A bundle build is limited like a stage, so its claim on the job (jobs.services.jobs.job_settle) outlasts it.
-# Its failures are the service's to count and retry (in the job's row, SCREENREEL_SETTLE_RETRY_S), not Celery's.
-@shared_task(name=TaskName.JOB_SETTLE, acks_late=True, reject_on_worker_lost=True, time_limit=STAGE_TIME_LIMIT,
-             soft_time_limit=STAGE_SOFT_TIME_LIMIT)
+# A bundle build may stream many gigabytes, so it has its own time limit (under the visibility timeout, so its
+# message is never handed to a second worker while it runs). Its failures are the service's to count and retry
+# (in the job's row, SCREENREEL_SETTLE_RETRY_S), not Celery's.
+@shared_task(name=TaskName.JOB_SETTLE, acks_late=True, reject_on_worker_lost=True,
+             time_limit=settings.SCREENREEL_SETTLE_TIME_LIMIT_S,
+             soft_time_limit=settings.SCREENREEL_SETTLE_TIME_LIMIT_S - 10)
 def job_settle(job_id: str, attempt: int | None = None) -> None:
     job_services.job_settle(job_id=job_id, attempt=attempt)
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -45,9 +48,6 @@ log = logging.getLogger(__name__)
 BUNDLE_STORAGE_FAILED = "Storage was unavailable while the bundle was being built"
 BUNDLE_FAULT = "The bundle could not be built because of a fault on our side"
 BUNDLE_TOO_SLOW = "The bundle took longer to build than a build may take"
-# A build claims the job for as long as it may run (the settle task's time limit, jobs.tasks) and this much
-# more; past that its worker is presumed dead and the recovery sweep queues the settle again.
-SETTLE_SLACK_S = 30
 # Settles a rerun or a rebuild starts afresh.
 _SETTLE_RESET = {"settle_attempts": 0, "settle_due_at": None}
 
@@ -235,9 +235,37 @@ def _settle_claim(*, job_id: str, attempt: int | None) -> _SettleClaim | None:
                 logger=log, what=f"job {job.pk}: bundle"), status_code=None, retried=True)
             return None
         job.settle_attempts += 1
-        job.settle_due_at = now + timedelta(seconds=settings.SCREENREEL_STAGE_TIME_LIMIT_S + SETTLE_SLACK_S)
+        job.settle_due_at = now + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S)
         job.save(update_fields=["settle_attempts", "settle_due_at", "updated_at"])
     return _SettleClaim(job=job, chunks=chunks, attempt=job.settle_attempts)
+
+
+@contextmanager
+def _settle_claim_kept(claim: _SettleClaim) -> Iterator[None]:
+    """Renew the build's claim while the block runs, as chunk stages renew their leases (jobs.services.leases):
+    a live build keeps the job however long a big bundle takes (up to the task's time limit), and a dead
+    worker's claim lapses within SCREENREEL_STAGE_LEASE_S, for the sweep to queue the settle again."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.SCREENREEL_STAGE_HEARTBEAT_S):
+                try:  # fenced by the attempt: a build that lost the job renews nothing
+                    Job.objects.filter(pk=claim.job.pk, status=JobStatus.RUNNING, settle_attempts=claim.attempt) \
+                        .update(settle_due_at=timezone.now() + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S))
+                except Exception:  # the database is away: the next beat tries again
+                    log.warning("job %s: could not renew the claim of bundle build %d", claim.job.pk, claim.attempt,
+                                exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name="settle-claim-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def job_settle(*, job_id: str, attempt: int | None = None) -> str | None:
@@ -246,8 +274,8 @@ def job_settle(*, job_id: str, attempt: int | None = None) -> str | None:
     Returns the job's final status, or None when there is nothing to do yet (or any more), or the build failed:
     then it is built again later while retries remain (SCREENREEL_SETTLE_RETRY_S), the job staying running,
     and else the job ends failed. ``attempt`` is the build whose retry this is. Safe to run twice and
-    concurrently: one build holds the job at a time (``settle_due_at``), every build writes an object of its
-    own, and only one transition wins.
+    concurrently: one build holds the job at a time (``settle_due_at``, renewed while it runs), every build
+    writes an object of its own, and only one transition wins.
     """
     claim = _settle_claim(job_id=job_id, attempt=attempt)
     if claim is None:
@@ -264,7 +292,8 @@ def job_settle(*, job_id: str, attempt: int | None = None) -> str | None:
         bundle: dict[str, Any] | None = None
         if succeeded:
             builder = import_string(settings.SCREENREEL_BUNDLE_BUILDER)
-            bundle = builder(job=job, chunks=chunks)
+            with _settle_claim_kept(claim):
+                bundle = builder(job=job, chunks=chunks)
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=job_id)
             if locked.status != JobStatus.RUNNING or locked.run != job.run:
@@ -274,6 +303,7 @@ def job_settle(*, job_id: str, attempt: int | None = None) -> str | None:
             error = "" if succeeded else "Every chunk failed; see each chunk's error."
             moved = job_transition(job_id=job_id, to=to, changes={"error": error, "settle_due_at": None})
     except Exception as exc:  # storage, the build, or the database under it: retry if it may pass
+        # If recording the failure fails too (the database is away), the claim lapses and the sweep retries.
         _settle_failed(claim, exc)
         return None
     return moved.status if moved else None

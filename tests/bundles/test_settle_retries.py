@@ -238,3 +238,17 @@ def test_s3_unreachable_is_told_without_its_bucket_or_host_and_the_bundle_is_sto
     s3_outage.up()
     assert job_settle(job_id=job.id, attempt=1) == JobStatus.SUCCEEDED
     assert Bundle.objects.filter(job=job, version=1).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_longer_than_its_claim_keeps_the_job_so_no_second_build_starts(
+        settings: SettingsWrapper, local_storage: Path, tmp_path: Path) -> None:
+    settings.SCREENREEL_STAGE_LEASE_S, settings.SCREENREEL_STAGE_HEARTBEAT_S = 2, 0.5
+    settings.SCREENREEL_BUNDLE_BUILDER = "tests.bundles.support.slow_bundle_build"
+    support.SLOW.clear()
+    support.SLOW["seconds"] = 3.5  # past the 2 s claim the build took: only its heartbeat keeps it
+    job = _running_job(tmp_path)
+    assert job_settle(job_id=job.id) == JobStatus.SUCCEEDED
+    assert isinstance(support.SLOW["claim_ahead_s"], float) and support.SLOW["claim_ahead_s"] > 0
+    assert support.SLOW["second_settle"] is None and support.SLOW["sweep"] == 0
+    assert Job.objects.get(pk=job.pk).settle_attempts == 1
