@@ -70,7 +70,10 @@ def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject]
 
 
 class BundleAssetMismatch(PermanentError):
-    """An asset in storage is not the one the chunk recorded (other bytes or another size)."""
+    """An asset in storage is not the one the chunk recorded (other bytes or another size). Its message names the
+    job's own file and what to do, so the client reads it as it is."""
+
+    public = True
 
 
 def _zip_info(name: str, *, compress_type: int, date_time: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
@@ -90,8 +93,9 @@ def _copy_verified(obj: StoredObject, dst: IO[bytes]) -> None:
             size += len(block)
             dst.write(block)
     if digest.hexdigest() != obj.sha256 or size != obj.bytes:
-        raise BundleAssetMismatch(f"{obj.name} changed in storage since it was written "
-                                  f"({size} bytes, sha256 {digest.hexdigest()[:12]}...)")
+        assert obj.chunk is not None  # bundled objects are a chunk's (StoredObject.objects.bundled)
+        raise BundleAssetMismatch(f"{obj.name} changed in storage since it was written ({size} bytes, sha256 "
+                                  f"{digest.hexdigest()[:12]}...); rerun chunk {obj.chunk.index} to make it again")
 
 
 def bundle_write(sink: io.RawIOBase | IO[bytes], *, objects: list[StoredObject], manifest: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_int_list, env_list, env_str
 from jobs.task_names import QUEUE_OF, TaskName
@@ -406,6 +407,22 @@ SCREENREEL_BUNDLE_PART_BYTES = env_int("SCREENREEL_BUNDLE_PART_BYTES", 16 * 1024
                                        minimum=5 * 1024 * 1024, maximum=5 * 1024 * 1024 * 1024)
 # How long the presigned storage URL behind a valid signed link lives (capped at 300 s in bundles.links).
 SCREENREEL_STORAGE_URL_TTL_S = env_int("SCREENREEL_STORAGE_URL_TTL_S", 300, minimum=10, maximum=300)
+# A bundle that could not be stored (storage unreachable, full or refusing) is built again after each of these
+# delays in turn, while the job stays running and its chunks' files wait in storage: 1,720 s (about 29
+# minutes) in all by default, which rides out a storage restart, a failover or a full disk an operator frees,
+# and still tells the client within the half hour, after which POST /v1/jobs/{id}/rebuild-bundle builds it
+# again without recording (docs/operating.md). Each delay is a Celery countdown, so it must stay under the
+# broker's visibility timeout (FIELD_NOTES: a longer one runs the task again and again); the retry's due time
+# is in the job's row too, so a lost countdown is queued again by the recovery sweep.
+SCREENREEL_SETTLE_RETRY_S = env_int_list("SCREENREEL_SETTLE_RETRY_S", "10,30,60,120,300,600,600")
+_visibility_s = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+if not 0 < len(SCREENREEL_SETTLE_RETRY_S) <= 50 or not all(0 < d < _visibility_s for d in SCREENREEL_SETTLE_RETRY_S):
+    raise ImproperlyConfigured("SCREENREEL_SETTLE_RETRY_S must list 1 to 50 delays, each above 0 s and under "
+                               f"CELERY_VISIBILITY_TIMEOUT ({_visibility_s} s)")
+# How long one build of a bundle may run (streaming every chunk's files into storage): under the visibility
+# timeout too, so its unacknowledged message is not handed to a second worker meanwhile.
+SCREENREEL_SETTLE_TIME_LIMIT_S = env_int("SCREENREEL_SETTLE_TIME_LIMIT_S", min(3000, _visibility_s - 60),
+                                         minimum=60, maximum=_visibility_s - 1)
 # Presigned storage URLs must be SigV4 (X-Amz-Expires): botocore would otherwise presign S3 in us-east-1
 # with legacy SigV2 query auth, which R2 and newer S3 regions refuse.
 if STORAGE_BACKEND == "s3" and isinstance(_s3_options := _default_storage["OPTIONS"], dict):

@@ -15,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from jobs import ids
+
 log = logging.getLogger(__name__)
 
 
@@ -102,5 +104,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         detail = exc.detail if not isinstance(exc.detail, dict | list) else exc.default_detail
         handled.data = error_body(str(code), str(detail))
         return handled
-    log.exception("unhandled error in %s", context.get("view"))
-    return Response(error_body("internal_error", "Something went wrong on our side."), status=500)
+    # The detail stays in the log, under an id the client can quote (docs/api.md, "Error ids").
+    error_id = ids.error_id()
+    log.exception("unhandled error in %s: error %s", context.get("view"), error_id, extra={"error_id": error_id})
+    return Response(error_body("internal_error", f"Something went wrong on our side (error {error_id}).",
+                               {"error_id": error_id}), status=500)

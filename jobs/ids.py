@@ -34,3 +34,8 @@ def job_id() -> str:
 
 def event_id() -> str:
     return new_id("evt")
+
+
+def error_id() -> str:
+    """The id a client quotes for a failure whose detail stays in the logs (``jobs.failures``)."""
+    return new_id("err")

@@ -149,6 +149,11 @@ class Job(models.Model):
     run = models.PositiveIntegerField(default=1)  # bumped by every rerun; names the bundle version
     event_seq = models.PositiveIntegerField(default=0)  # last event sequence handed out for this job
     error = models.TextField(blank=True, default="")
+    # Settling this run (jobs.services.jobs.job_settle): builds of its bundle started so far, and until when the
+    # one in flight may run or when the next is due after one that failed in a way that may pass. Null: no
+    # build in flight and none scheduled; past: its worker died or its message was lost (the sweep queues it).
+    settle_attempts = models.PositiveSmallIntegerField(default=0)
+    settle_due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -17,16 +17,18 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 
-def send(task: str, *args: Any) -> bool:
-    """Send ``task`` now, without waiting out a broker outage; returns whether the broker took it."""
+def send(task: str, *args: Any, countdown: int | None = None) -> bool:
+    """Send ``task`` now (to run ``countdown`` seconds from now, when given), without waiting out a broker
+    outage; returns whether the broker took it."""
     try:
-        current_app.send_task(task, args=args, retry=False)
+        current_app.send_task(task, args=args, retry=False, countdown=countdown)
     except Exception:  # kombu/redis errors: the broker is unreachable
         log.warning("could not send %s%r; the recovery sweep will queue it again", task, args)
         return False
     return True
 
 
-def enqueue_on_commit(task: str, *args: Any) -> None:
-    """Send ``task`` once the surrounding transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: send(task, *args))
+def enqueue_on_commit(task: str, *args: Any, countdown: int | None = None) -> None:
+    """Send ``task`` once the surrounding transaction commits (at once outside one). A ``countdown`` must stay
+    under the broker's visibility timeout, and what it delays must be due in the database too, for the sweep."""
+    transaction.on_commit(lambda: send(task, *args, countdown=countdown))

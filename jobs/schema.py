@@ -190,13 +190,15 @@ _WHEN = {
     401: "unauthenticated: no API key, or an unknown or revoked one.",
     404: "The object does not exist for your client (job_not_found, endpoint_not_found, unknown_chunk...).",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
-         "idempotency_key_reused, endpoint_disabled, bundle_not_ready, bundle_not_found).",
+         "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, bundle_not_ready, "
+         "bundle_not_found).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB.",
     415: "unsupported_media_type: the body is not application/json.",
     429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
 }
-_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_bundle_links", "webhook_endpoints_test"}
+_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
+              "webhook_endpoints_test"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
 
 
@@ -424,7 +426,8 @@ _BUNDLE_SUMMARY = _object({
     "sha256": {"type": "string"}, "url": {"type": "string", "format": "uri"},
     "expires_at": {"type": "string", "format": "date-time"}})
 _DATA_BY_TYPE: dict[str, dict[str, Any]] = {
-    **{t: {"allOf": [_ref("Job")], "properties": {"rerun_chunks": {"type": "array", "items": {"type": "integer"}}}}
+    **{t: {"allOf": [_ref("Job")], "properties": {"rerun_chunks": {"type": "array", "items": {"type": "integer"}},
+                                                  "rebuild_bundle": {"type": "boolean"}}}
        for t in EventType.values if t.startswith("job.") and t != EventType.JOB_PROGRESS},
     EventType.JOB_PROGRESS: _object({"progress": {"type": "number", "minimum": 0, "maximum": 1},
                                      "chunks": {"type": "integer"}}),
@@ -434,7 +437,10 @@ _DATA_BY_TYPE: dict[str, dict[str, Any]] = {
                                        "progress": {"type": "number", "minimum": 0, "maximum": 1}}),
     EventType.BUNDLE_READY: _object({"bundle": _BUNDLE_SUMMARY}),
     EventType.BUNDLE_FAILED: _object({"reason": {"type": "string"},
-                                      "storage_status_code": {"type": ["integer", "null"]}}),
+                                      "storage_status_code": {"type": ["integer", "null"]}},
+                                     {"error_id": {"type": ["string", "null"], "description": (
+                                         "The id the failure's detail is logged under, to quote to support; "
+                                         "null when the reason says all there is (docs/api.md#error-ids).")}}),
     EventType.WEBHOOK_TEST: _object({"endpoint_id": {"type": "string"}, "message": {"type": "string"}}),
 }
 

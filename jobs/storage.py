@@ -14,9 +14,12 @@ import hashlib
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files import File
 from django.core.files.storage import Storage, default_storage
 from storages.backends.s3 import S3Storage
@@ -118,3 +121,23 @@ def fetch_file(*, key: str, dest: Path) -> Path:
     with storage_reader(key) as src, dest.open("wb") as out:
         shutil.copyfileobj(src, out, _CHUNK)
     return dest
+
+
+@dataclass(frozen=True)
+class StorageFault:
+    """Storage failed (the local filesystem, or an S3 endpoint): ``status_code`` is the HTTP status S3 answered,
+    None when it answered none (unreachable) or storage is local."""
+
+    status_code: int | None = None
+
+
+def storage_fault(exc: BaseException) -> StorageFault | None:
+    """Whether ``exc`` is storage failing, and how; None for anything else. The one place that reads boto's
+    errors: their messages name the bucket and the endpoint, so they go to the logs, never to a client."""
+    for cause in (exc, exc.__cause__, exc.__context__):
+        if isinstance(cause, ClientError):
+            status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return StorageFault(status_code=status if isinstance(status, int) else None)
+    if isinstance(exc, BotoCoreError | Boto3Error | OSError):
+        return StorageFault()
+    return None

@@ -10,13 +10,10 @@ from celery.signals import celeryd_after_setup, worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from jobs.failures import is_permanent
 from jobs.services import jobs as job_services
 from jobs.services import pipeline
 from jobs.services.pipeline import StageResult
 from jobs.task_names import QUEUE_OF, TaskName
-
-SETTLE_RETRIES = 3
 
 # Whether this worker consumes the record queue (set in the main process, inherited by the pool's children).
 _RECORDS = False
@@ -84,17 +81,14 @@ def chunk_mux(self: Task[Any, Any], chunk_id: int) -> None:
     _stage(self, pipeline.chunk_mux_run, chunk_id)
 
 
-@shared_task(bind=True, name=TaskName.JOB_SETTLE, acks_late=True, reject_on_worker_lost=True)
-def job_settle(self: Task[Any, Any], job_id: str) -> None:
-    try:
-        job_services.job_settle(job_id=job_id)
-    except Exception as exc:  # storage or bundling failed: retry unless permanent, then end the job saying why
-        if self.request.retries < SETTLE_RETRIES and not is_permanent(exc):
-            raise self.retry(countdown=5 * 2**self.request.retries, exc=exc) from exc
-        status_code = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") \
-            if isinstance(getattr(exc, "response", None), dict) else None
-        job_services.job_settle_failed(job_id=job_id, reason=f"{type(exc).__name__}: {exc}"[:500],
-                                       status_code=status_code)
+# A bundle build may stream many gigabytes, so it has its own time limit (under the visibility timeout, so its
+# message is never handed to a second worker while it runs). Its failures are the service's to count and retry
+# (in the job's row, SCREENREEL_SETTLE_RETRY_S), not Celery's.
+@shared_task(name=TaskName.JOB_SETTLE, acks_late=True, reject_on_worker_lost=True,
+             time_limit=settings.SCREENREEL_SETTLE_TIME_LIMIT_S,
+             soft_time_limit=settings.SCREENREEL_SETTLE_TIME_LIMIT_S - 10)
+def job_settle(job_id: str, attempt: int | None = None) -> None:
+    job_services.job_settle(job_id=job_id, attempt=attempt)
 
 
 @shared_task(name=TaskName.PIPELINE_RECOVER)

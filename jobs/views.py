@@ -15,7 +15,7 @@ from jobs.models import JobStatus
 from jobs.schema import EventSerializer, JobSerializer, page_of
 from jobs.selectors import events_for, job_get, job_view, jobs_for, jobs_view
 from jobs.serializers import JobSpecSerializer, RerunSerializer
-from jobs.services.jobs import job_cancel, job_create, job_rerun_chunks
+from jobs.services.jobs import job_cancel, job_create, job_rebuild_bundle, job_rerun_chunks
 
 EXAMPLE_SPEC = {
     "target_url": "https://app.example.com/",
@@ -123,6 +123,17 @@ class JobRerunView(APIView):
         body = RerunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         job = job_rerun_chunks(job=job, indexes=body.validated_data.get("chunks"))
+        return Response(job_view(job), status=202)
+
+
+class JobRebuildBundleView(APIView):
+    @extend_schema(operation_id="jobs_rebuild_bundle",
+                   request=None, responses={202: OpenApiResponse(
+                       JobSerializer, description="The job, running until its new bundle version is stored (or "
+                                                  "already settling: asking twice builds once).")},
+                   summary="Build the bundle again from the chunks' files, without recording")
+    def post(self, request: Request, job_id: str) -> Response:
+        job, _ = job_rebuild_bundle(job=job_get(client=_client(request), job_id=job_id))
         return Response(job_view(job), status=202)
 
 

@@ -6,10 +6,12 @@ Use from a conftest: ``from tests.s3 import moto_s3, s3_storage  # noqa: F401``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,3 +115,77 @@ def s3_storage(moto_s3: MotoS3, settings: SettingsWrapper) -> Iterator[MotoS3]:
     assert isinstance(default_storage, S3Storage), type(default_storage)
     assert default_storage.endpoint_url == moto_s3.endpoint
     yield moto_s3
+
+
+class S3Outage:
+    """A TCP relay in front of moto's server that can go away and come back: storage pointed at ``endpoint``
+    meets refused connections while it is down, as during a storage outage, and finds every object again when it
+    is back (moto itself keeps running, and keeps them)."""
+
+    def __init__(self, server: MotoS3) -> None:
+        self.target = ("127.0.0.1", int(server.endpoint.rsplit(":", 1)[1]))
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self.up()
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._open = self._open, set()
+        for sock in ([listener] if listener else []) + list(conns):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept() or recv()
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
+                self._open |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def s3_outage(moto_s3: MotoS3, settings: SettingsWrapper) -> Iterator[S3Outage]:
+    """Django's default storage is S3Storage on moto's server through a relay the test can take down."""
+    relay = S3Outage(moto_s3)
+    settings.STORAGES = {**settings.STORAGES,
+                         "default": {"BACKEND": "storages.backends.s3.S3Storage",
+                                     "OPTIONS": {**moto_s3.storage_options(), "endpoint_url": relay.endpoint}}}
+    assert isinstance(default_storage, S3Storage) and default_storage.endpoint_url == relay.endpoint
+    try:
+        yield relay
+    finally:
+        relay.down()

@@ -83,6 +83,7 @@ def test_real_responses_match_the_documented_schemas(spec: dict[str, Any]) -> No
     contract.check("jobs_rerun", api.post(f"/v1/jobs/{job_id}/rerun-chunks", {}, format="json"))  # 409
     contract.check("jobs_cancel", api.post(f"/v1/jobs/{job_id}/cancel"))
     contract.check("jobs_cancel", api.post(f"/v1/jobs/{job_id}/cancel"))  # 409: already ended
+    contract.check("jobs_rebuild_bundle", api.post(f"/v1/jobs/{job_id}/rebuild-bundle"))  # 409: nothing_to_bundle
 
     endpoint = api.post("/v1/webhook-endpoints", {"url": "https://hooks.example.com/in"}, format="json")
     contract.check("webhook_endpoints_create", endpoint)

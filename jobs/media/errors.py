@@ -2,7 +2,9 @@
 
 Every error says whether retrying is pointless (``permanent``, the service's one vocabulary: see
 ``jobs.failures``) so the pipeline can decide between a retry and marking the chunk failed, without
-knowing which program or step went wrong.
+knowing which program or step went wrong. It also says whether its message is the client's own fact
+(``public``: a step, a page, a logo of the client's), which the client reads as it is; every other message
+(a program's stderr, a path on this machine) is for the logs only.
 """
 
 from __future__ import annotations
@@ -24,15 +26,19 @@ def stderr_tail(stderr: bytes | str | None, lines: int = STDERR_TAIL_LINES) -> s
 
 
 class MediaError(Exception):
-    """Base media failure. ``permanent`` says the same input would fail the same way on a retry."""
+    """Base media failure. ``permanent`` says the same input would fail the same way on a retry; ``public``
+    that the message is about the client's own input or page, and may be shown to it as it is."""
 
     permanent: bool = False
+    public: bool = False
 
-    def __init__(self, message: str, *, permanent: bool | None = None) -> None:
+    def __init__(self, message: str, *, permanent: bool | None = None, public: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         if permanent is not None:
             self.permanent = permanent
+        if public is not None:
+            self.public = public
 
     def __str__(self) -> str:
         return self.message
@@ -90,6 +96,7 @@ class StepError(MediaError):
     """A feature step could not be performed: the client's steps or page are wrong, so never retried."""
 
     permanent = True
+    public = True
 
     def __init__(
         self,
@@ -112,7 +119,10 @@ class StepError(MediaError):
 
 
 class NavigationError(MediaError):
-    """A goto failed. Network trouble and 5xx may pass; a 4xx answer will not change on a retry."""
+    """A goto failed. Network trouble and 5xx may pass; a 4xx answer will not change on a retry. Either way it
+    is the client's page that answered (or not), which the client may read."""
+
+    public = True
 
     def __init__(
         self,

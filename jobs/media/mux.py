@@ -97,12 +97,12 @@ def check_logo(path: Path) -> Logo:
         with path.open("rb") as fh:
             data = fh.read(LOGO_MAX_BYTES + 1)
     except OSError as exc:
-        raise MediaError(f"logo could not be read: {exc.strerror}", permanent=True) from None
+        raise MediaError(f"logo could not be read: {exc.strerror}", permanent=True, public=True) from None
     if size > LOGO_MAX_BYTES or len(data) > LOGO_MAX_BYTES:
-        raise MediaError(f"logo is larger than {LOGO_MAX_BYTES // (1024 * 1024)} MB", permanent=True)
+        raise MediaError(f"logo is larger than {LOGO_MAX_BYTES // (1024 * 1024)} MB", permanent=True, public=True)
     demuxer = next((fmt for magic, fmt in _LOGO_FORMATS if data.startswith(magic)), None)
     if demuxer is None:
-        raise MediaError("logo must be a PNG or JPEG image", permanent=True)
+        raise MediaError("logo must be a PNG or JPEG image", permanent=True, public=True)
     try:
         result = proc.run(
             "ffprobe",
@@ -112,10 +112,10 @@ def check_logo(path: Path) -> Logo:
         streams = json.loads(result.stdout or b"{}").get("streams", [])
         width, height = int(streams[0]["width"]), int(streams[0]["height"])
     except (MediaError, LookupError, ValueError):
-        raise MediaError("logo could not be decoded as an image", permanent=True) from None
+        raise MediaError("logo could not be decoded as an image", permanent=True, public=True) from None
     if not (0 < width <= LOGO_MAX_SIDE and 0 < height <= LOGO_MAX_SIDE):
         raise MediaError(f"logo must be at most {LOGO_MAX_SIDE}x{LOGO_MAX_SIDE} pixels, got "
-                         f"{width}x{height}", permanent=True)
+                         f"{width}x{height}", permanent=True, public=True)
     return Logo(path=path, demuxer=demuxer, sha256=hashlib.sha256(data).hexdigest())
 
 

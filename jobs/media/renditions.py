@@ -181,4 +181,4 @@ def gif(video: Path, *, start_s: float, seconds: float, out: Path, max_bytes: in
             return out
     out.unlink(missing_ok=True)
     raise MediaError(f"the GIF preview stays over {max_bytes // (1024 * 1024)} MB even at 5 fps and 240 px; "
-                     "choose fewer seconds", permanent=True)
+                     "choose fewer seconds", permanent=True, public=True)

@@ -5,14 +5,32 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from jobs.errors import Conflict, DomainError
-from jobs.models import CHUNK_ENDED, JOB_ENDED, Chunk, ChunkStatus, Client, EventType, Job, JobStatus
+from jobs.failures import Told, failure_told, is_permanent
+from jobs.models import (
+    CHUNK_ENDED,
+    JOB_ENDED,
+    Chunk,
+    ChunkStatus,
+    Client,
+    EventType,
+    Job,
+    JobStatus,
+    StoredObject,
+)
 from jobs.queue import enqueue_on_commit
 from jobs.selectors import job_view
 from jobs.services.admission import chunks_admit, chunks_admit_on_commit, running_jobs_free
@@ -20,9 +38,18 @@ from jobs.services.events import event_record
 from jobs.services.locks import client_lock
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
+from jobs.storage import storage_fault
 from jobs.task_names import TaskName
 
 log = logging.getLogger(__name__)
+
+# What a client reads when a bundle could not be built for a reason of the service's own (docs/api.md, "Error
+# ids"); the detail is logged under the error id the sentence ends with.
+BUNDLE_STORAGE_FAILED = "Storage was unavailable while the bundle was being built"
+BUNDLE_FAULT = "The bundle could not be built because of a fault on our side"
+BUNDLE_TOO_SLOW = "The bundle took longer to build than a build may take"
+# Settles a rerun or a rebuild starts afresh.
+_SETTLE_RESET = {"settle_attempts": 0, "settle_due_at": None}
 
 
 def request_hash(payload: Any) -> str:
@@ -127,13 +154,18 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
             chosen = [chunks[i] for i in sorted(set(indexes))]
         else:
             chosen = [c for c in chunks.values() if c.status in (ChunkStatus.FAILED, ChunkStatus.CANCELED)]
+        if not chosen and locked.status == JobStatus.FAILED and any(
+                c.status == ChunkStatus.SUCCEEDED for c in chunks.values()):
+            # Nothing failed but the bundle (a job that failed with a chunk that succeeded): that is what runs
+            # again, without recording anything.
+            return _bundle_rebuild(locked, list(chunks.values()))
         if not chosen:
             raise Conflict("No chunk failed; name the chunks to rerun in 'chunks'.", code="nothing_to_rerun")
         for chunk in chosen:
             objects_supersede(chunk=chunk)
             chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.PENDING, changes={"error": ""})
         moved = job_transition(job_id=locked.pk, to=JobStatus.RUNNING,
-                               changes={"run": locked.run + 1, "error": ""},
+                               changes={"run": locked.run + 1, "error": "", **_SETTLE_RESET},
                                event_data={"rerun_chunks": [c.index for c in chosen]})
         assert moved is not None
         # A rerun starts at once; its chunks take their turn, after commit (the client's lock comes after the
@@ -142,19 +174,113 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
         return moved
 
 
-def job_settle(*, job_id: str) -> str | None:
+def job_rebuild_bundle(*, job: Job) -> tuple[Job, bool]:
+    """Build an ended job's bundle again from its chunks' stored files, as a new version, recording nothing;
+    returns (the job, now running, and whether this call started the build). A job whose chunks have all ended
+    and that is running is already settling: it is returned as it is, so asking twice starts one build."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        chunks = list(locked.chunks.all())
+        if locked.status == JobStatus.RUNNING and all(c.status in CHUNK_ENDED for c in chunks):
+            return locked, False
+        if locked.status not in JOB_ENDED:
+            raise Conflict(f"The job is {locked.status} and its chunks are still being made; its bundle is "
+                           "built when they end.", code="job_not_ended")
+        return _bundle_rebuild(locked, chunks), True
+
+
+def _bundle_rebuild(locked: Job, chunks: list[Chunk]) -> Job:
+    """Run the locked, ended job again with no chunk to make: its settle builds the bundle (version run + 1)."""
+    if not any(c.status == ChunkStatus.SUCCEEDED for c in chunks):
+        raise Conflict("No chunk of the job succeeded, so there is nothing to bundle; rerun its chunks with "
+                       "POST /v1/jobs/{id}/rerun-chunks.", code="nothing_to_bundle")
+    purged = sorted(set(StoredObject.objects.bundled().filter(job=locked, purged_at__isnull=False)
+                        .values_list("chunk__index", flat=True)))
+    if purged:
+        raise Conflict(f"Retention purged files of chunk {', '.join(map(str, purged))}, so the bundle cannot be "
+                       "built again from them; rerun those chunks to make them again.", code="outputs_purged",
+                       details={"chunks": purged})
+    moved = job_transition(job_id=locked.pk, to=JobStatus.RUNNING,
+                           changes={"run": locked.run + 1, "error": "", **_SETTLE_RESET},
+                           event_data={"rebuild_bundle": True})
+    assert moved is not None
+    enqueue_on_commit(TaskName.JOB_SETTLE, locked.pk)
+    return moved
+
+
+@dataclass(frozen=True)
+class _SettleClaim:
+    job: Job
+    chunks: list[Chunk]
+    attempt: int  # this build's number in the run, from 1
+
+
+def _settle_claim(*, job_id: str, attempt: int | None) -> _SettleClaim | None:
+    """Take the job for one build of its bundle; None when there is nothing to do, or someone else's build is in
+    flight or due (``attempt`` names the retry this call is: the one due may run early)."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != JobStatus.RUNNING:
+            return None
+        chunks = list(job.chunks.all())
+        if any(c.status not in CHUNK_ENDED for c in chunks):
+            return None
+        if job.settle_due_at is not None and job.settle_due_at > now and attempt != job.settle_attempts:
+            return None
+        if job.settle_attempts > len(settings.SCREENREEL_SETTLE_RETRY_S):
+            # Every build was started and none reported: their workers died (a poison bundle). Say so, once.
+            _settle_give_up(job_id=job.pk, told=failure_told(
+                RuntimeError(f"{job.settle_attempts} builds started and none reported"), summary=BUNDLE_FAULT,
+                logger=log, what=f"job {job.pk}: bundle"), status_code=None, retried=True)
+            return None
+        job.settle_attempts += 1
+        job.settle_due_at = now + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S)
+        job.save(update_fields=["settle_attempts", "settle_due_at", "updated_at"])
+    return _SettleClaim(job=job, chunks=chunks, attempt=job.settle_attempts)
+
+
+@contextmanager
+def _settle_claim_kept(claim: _SettleClaim) -> Iterator[None]:
+    """Renew the build's claim while the block runs, as chunk stages renew their leases (jobs.services.leases):
+    a live build keeps the job however long a big bundle takes (up to the task's time limit), and a dead
+    worker's claim lapses within SCREENREEL_STAGE_LEASE_S, for the sweep to queue the settle again."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.SCREENREEL_STAGE_HEARTBEAT_S):
+                try:  # fenced by the attempt: a build that lost the job renews nothing
+                    Job.objects.filter(pk=claim.job.pk, status=JobStatus.RUNNING, settle_attempts=claim.attempt) \
+                        .update(settle_due_at=timezone.now() + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S))
+                except Exception:  # the database is away: the next beat tries again
+                    log.warning("job %s: could not renew the claim of bundle build %d", claim.job.pk, claim.attempt,
+                                exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name="settle-claim-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def job_settle(*, job_id: str, attempt: int | None = None) -> str | None:
     """If every chunk of a running job has ended, bundle what succeeded and end the job.
 
-    Returns the job's final status, or None when there is nothing to do yet (or any more). Safe to run
-    twice and concurrently: the bundle is written to a key fixed by the job's run, and only one
-    transition wins.
+    Returns the job's final status, or None when there is nothing to do yet (or any more), or the build failed:
+    then it is built again later while retries remain (SCREENREEL_SETTLE_RETRY_S), the job staying running,
+    and else the job ends failed. ``attempt`` is the build whose retry this is. Safe to run twice and
+    concurrently: one build holds the job at a time (``settle_due_at``, renewed while it runs), every build
+    writes an object of its own, and only one transition wins.
     """
-    job = Job.objects.select_related("client").get(pk=job_id)
-    if job.status != JobStatus.RUNNING:
+    claim = _settle_claim(job_id=job_id, attempt=attempt)
+    if claim is None:
         return None
-    chunks = list(job.chunks.all())
-    if any(c.status not in CHUNK_ENDED for c in chunks):
-        return None
+    job, chunks = claim.job, claim.chunks
     succeeded = [c for c in chunks if c.status == ChunkStatus.SUCCEEDED]
     if not succeeded:
         to = JobStatus.FAILED
@@ -162,30 +288,68 @@ def job_settle(*, job_id: str) -> str | None:
         to = JobStatus.SUCCEEDED
     else:
         to = JobStatus.PARTIAL_SUCCESS
-
-    bundle: dict[str, Any] | None = None
-    if succeeded:
-        builder = import_string(settings.SCREENREEL_BUNDLE_BUILDER)
-        bundle = builder(job=job, chunks=chunks)
-
-    with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job_id)
-        if locked.status != JobStatus.RUNNING or locked.run != job.run:
-            return None
-        if bundle is not None:
-            event_record(job=locked, type=EventType.BUNDLE_READY, data={"bundle": bundle})
-        error = "" if succeeded else "Every chunk failed; see each chunk's error."
-        moved = job_transition(job_id=job_id, to=to, changes={"error": error})
+    try:
+        bundle: dict[str, Any] | None = None
+        if succeeded:
+            builder = import_string(settings.SCREENREEL_BUNDLE_BUILDER)
+            with _settle_claim_kept(claim):
+                bundle = builder(job=job, chunks=chunks)
+        with transaction.atomic():
+            locked = Job.objects.select_for_update().get(pk=job_id)
+            if locked.status != JobStatus.RUNNING or locked.run != job.run:
+                return None
+            if bundle is not None:
+                event_record(job=locked, type=EventType.BUNDLE_READY, data={"bundle": bundle})
+            error = "" if succeeded else "Every chunk failed; see each chunk's error."
+            moved = job_transition(job_id=job_id, to=to, changes={"error": error, "settle_due_at": None})
+    except Exception as exc:  # storage, the build, or the database under it: retry if it may pass
+        # If recording the failure fails too (the database is away), the claim lapses and the sweep retries.
+        _settle_failed(claim, exc)
+        return None
     return moved.status if moved else None
 
 
-def job_settle_failed(*, job_id: str, reason: str, status_code: int | None = None) -> bool:
-    """The bundle could not be built or stored after all retries: end the job failed, saying why."""
+def _settle_failed(claim: _SettleClaim, exc: Exception) -> None:
+    """A build failed: schedule the next while retries remain and the error may pass, else end the job failed."""
+    job, attempt = claim.job, claim.attempt
+    fault = storage_fault(exc)
+    summary = BUNDLE_TOO_SLOW if isinstance(exc, SoftTimeLimitExceeded) else (
+        BUNDLE_STORAGE_FAILED if fault is not None else BUNDLE_FAULT)
+    told = failure_told(exc, summary=summary, logger=log, what=f"job {job.pk}: bundle build {attempt}")
+    retries = settings.SCREENREEL_SETTLE_RETRY_S
+    status_code = fault.status_code if fault is not None else None
+    if is_permanent(exc) or attempt > len(retries):
+        _settle_give_up(job_id=job.pk, told=told, status_code=status_code, retried=not is_permanent(exc))
+        return
+    delay = retries[attempt - 1]
+    now = timezone.now()
+    with transaction.atomic():
+        # Only the build that holds the job schedules its retry: a stale one (it outlived its claim) does not.
+        scheduled = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, run=job.run, settle_attempts=attempt) \
+            .update(settle_due_at=now + timedelta(seconds=delay), error=f"{told.message} (will retry)", updated_at=now)
+        if scheduled:
+            enqueue_on_commit(TaskName.JOB_SETTLE, job.pk, attempt, countdown=delay)
+    if scheduled:
+        log.warning("job %s: bundle build %d failed (%s); build %d in %d s", job.pk, attempt, told.error_id or
+                    told.message, attempt + 1, delay)
+
+
+def _settle_give_up(*, job_id: str, told: Told, status_code: int | None, retried: bool) -> bool:
+    """End the running job failed with ``bundle.failed``, saying why; ``retried``: after all its retries."""
+    hint = (f" Its chunks' files are kept: POST /v1/jobs/{job_id}/rebuild-bundle builds it again without recording."
+            if retried else "")
+    return job_settle_failed(job_id=job_id, told=Told(told.message + "." * (not told.message.endswith(".")) + hint,
+                                                      told.error_id), status_code=status_code)
+
+
+def job_settle_failed(*, job_id: str, told: Told, status_code: int | None = None) -> bool:
+    """The bundle could not be built or stored after all retries: end the job failed, saying why (``told``: the
+    client's message and the id its detail is logged under). Returns whether it moved the job."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.status != JobStatus.RUNNING:
             return False
         event_record(job=job, type=EventType.BUNDLE_FAILED,
-                     data={"reason": reason, "storage_status_code": status_code})
+                     data={"reason": told.message, "error_id": told.error_id, "storage_status_code": status_code})
         return job_transition(job_id=job_id, to=JobStatus.FAILED,
-                              changes={"error": f"Bundle failed: {reason}"}) is not None
+                              changes={"error": f"Bundle failed: {told.message}", "settle_due_at": None}) is not None

@@ -40,11 +40,12 @@ def logo_fetch(*, url: str, dest: Path) -> Path:
         response = transport.request("GET", url, headers={"Accept": "image/png, image/jpeg"}, policy=egress_policy(),
                                      deadline=15.0, max_response_bytes=LOGO_MAX_BYTES)
     except transport.TransportError as exc:
-        raise MediaError(f"The logo at {url[:200]} could not be fetched: {exc}", permanent=exc.permanent) from exc
+        raise MediaError(f"The logo at {url[:200]} could not be fetched: {exc}", permanent=exc.permanent,
+                         public=True) from exc
     if response.status_code != 200:
         raise MediaError(f"The logo at {url[:200]} answered HTTP {response.status_code}.",
-                         permanent=response.status_code < 500)
+                         permanent=response.status_code < 500, public=True)
     if response.truncated:
-        raise MediaError(f"The logo at {url[:200]} is larger than 5 MB.", permanent=True)
+        raise MediaError(f"The logo at {url[:200]} is larger than 5 MB.", permanent=True, public=True)
     dest.write_bytes(response.content)
     return dest

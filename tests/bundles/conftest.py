@@ -7,9 +7,9 @@ import pytest
 from django.core.files.storage import FileSystemStorage, default_storage
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from tests.s3 import moto_s3, s3_storage
+from tests.s3 import moto_s3, s3_outage, s3_storage
 
-__all__ = ["local_storage", "moto_s3", "s3_storage"]
+__all__ = ["local_storage", "moto_s3", "s3_outage", "s3_storage"]
 
 
 @pytest.fixture

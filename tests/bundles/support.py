@@ -179,3 +179,24 @@ def counted_bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
     """The real ``bundle_build``, counting its calls in ``BUILDS`` (SCREENREEL_BUNDLE_BUILDER in a test)."""
     BUILDS.append(job.id)
     return bundle_build(job=job, chunks=chunks)
+
+
+SLOW: dict[str, object] = {}
+
+
+def slow_bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
+    """The real ``bundle_build`` after ``SLOW["seconds"]``, noting what others saw of the job meanwhile: whether
+    its claim was still ahead, what a second settle did, and what the recovery sweep queued."""
+    import time
+
+    from django.utils import timezone
+
+    from jobs.services.jobs import job_settle
+    from jobs.services.pipeline import pipeline_recover
+
+    time.sleep(float(SLOW["seconds"]))  # type: ignore[arg-type]
+    due = Job.objects.get(pk=job.pk).settle_due_at
+    SLOW["claim_ahead_s"] = (due - timezone.now()).total_seconds() if due else None
+    SLOW["second_settle"] = job_settle(job_id=job.id)
+    SLOW["sweep"] = pipeline_recover(grace_s=0)["job_settle"]
+    return bundle_build(job=job, chunks=chunks)

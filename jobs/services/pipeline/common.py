@@ -15,13 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import metrics
-from jobs.failures import is_permanent
-from jobs.media.errors import MediaError
+from jobs.failures import failure_told, is_permanent
+from jobs.media.errors import ProcessError
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, JobStatus
 from jobs.queue import enqueue_on_commit
 from jobs.services.leases import Lease
 from jobs.services.locks import chunk_lock
 from jobs.services.transitions import chunk_transition
+from jobs.storage import storage_fault
 from jobs.task_names import TaskName
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,15 @@ RETRY_BACKOFF_S = (5, 20, 60)
 # What a failure in each stage is called in the chunk's events (jobs.services.transitions); the mux has no
 # event of its own: chunk.failed says it.
 FAILED_STAGE = {"synthesize": "synthesis", "record": "recording", "mux": None}
+# What a client reads when a stage fails for a reason of the service's own (docs/api.md, "Error ids"): a
+# sentence per kind of failure, never the detail (a program's stderr, a path, a bucket), which is logged
+# under the error id the sentence ends with.
+STORAGE_FAILED = "Storage was unavailable while this chunk's files were read or written"
+ENCODING_FAILED = {"record": "The recording could not be encoded", "synthesize": "The narration could not be "
+                   "turned into audio", "mux": "The video could not be encoded"}
+STAGE_FAULT = {"record": "The recording failed because of a fault on our side",
+               "synthesize": "The narration failed because of a fault on our side",
+               "mux": "The video could not be made because of a fault on our side"}
 
 
 @dataclass(frozen=True)
@@ -92,21 +102,25 @@ def fail(chunk: Chunk, reason: str, *, stage: str) -> None:
         enqueue_on_commit(TaskName.JOB_SETTLE, chunk.job_id)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, *, chunk: Chunk, stage: str) -> str:
+    """What the chunk's error says: the client's own facts as they are (a step, its page, its logo), anything
+    else as a sentence for its kind with an error id, the detail logged under that id."""
     if isinstance(exc, SoftTimeLimitExceeded):
         return f"the stage ran past its time limit of {settings.SCREENREEL_STAGE_TIME_LIMIT_S} s"
-    if isinstance(exc, MediaError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"[:500]
+    if storage_fault(exc) is not None:
+        summary = STORAGE_FAILED
+    elif isinstance(exc, ProcessError):
+        summary = ENCODING_FAILED[stage]
+    else:
+        summary = STAGE_FAULT[stage]
+    return failure_told(exc, summary=summary, logger=log, what=f"chunk {chunk}: {stage} stage").message
 
 
 def stage_failed(chunk: Chunk, exc: Exception, *, stage: str) -> StageResult:
     """Retry with backoff while attempts remain, unless the error is permanent; otherwise fail the chunk."""
-    message = _reason(exc)
+    message = _reason(exc, chunk=chunk, stage=stage)
     attempts_field, lease_field = _lease_fields(stage)
     attempts = getattr(chunk, attempts_field)
-    if not isinstance(exc, MediaError | SoftTimeLimitExceeded) and not is_permanent(exc):
-        log.warning("chunk %s: unexpected error in the %s stage", chunk, stage, exc_info=exc)
     if not is_permanent(exc) and attempts < settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
         delay = RETRY_BACKOFF_S[min(attempts - 1, len(RETRY_BACKOFF_S) - 1)]
         # The lease now says "a retry is due then": the retry claims it; a lost retry is recovered.

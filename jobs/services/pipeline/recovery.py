@@ -62,7 +62,11 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
                                    status__in=_SPEAKABLE).values_list("id", flat=True)[:limit]:
         enqueue_on_commit(TaskName.CHUNK_SYNTHESIZE, chunk_id)
         counts["chunk_synthesize"] += 1
-    settled_candidates = Job.objects.filter(status=JobStatus.RUNNING, updated_at__lt=stale).exclude(
+    # Jobs whose chunks have all ended but that did not settle: the message was lost, or its build's worker died
+    # (its claim lapsed), or a retry of a failed build is due and its countdown was lost. A build in flight or a
+    # retry not yet due is left alone: settle_due_at is in the future.
+    settle_due = Q(settle_due_at__isnull=True, updated_at__lt=stale) | Q(settle_due_at__lt=lapsed)
+    settled_candidates = Job.objects.filter(settle_due, status=JobStatus.RUNNING).exclude(
         chunks__status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING,
                             ChunkStatus.MUXING])
     for job_id in settled_candidates.values_list("id", flat=True)[:limit]:
