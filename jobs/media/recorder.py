@@ -31,7 +31,7 @@ from jobs.media import probe as probe_mod
 from jobs.media import redact
 from jobs.media.browser import WARM, WarmBrowser, first_line
 from jobs.media.camera import Camera, CameraSettings, Shot
-from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
+from jobs.media.cursor import CURSOR_JS, SCROLL_POLL_MS, SCROLL_STILL_POLLS, SMOOTH_SCROLL_JS, Pointer
 from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.framegrid import FrameGrid
@@ -73,6 +73,34 @@ class Pacing:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise MediaError(f"pacing {name} must be {low} to {high}, got {value}", permanent=True)
+
+
+def least_step_ms(step: Mapping[str, Any], pacing: Pacing) -> int:
+    """The least time ``_Session._step`` can take on ``step``: what it waits on purpose, never what the page
+    makes it wait (a load, a selector), which may be nothing. A glide counts nothing too: a target already
+    under the pointer needs none (``Pointer.glide``)."""
+    action = step.get("action")
+    if action == "wait":
+        return int(step.get("ms") or 0)
+    if action == "type":  # Playwright waits ``delay`` between each key's down and up
+        return pacing.typing_ms_per_char * len(str(step.get("text") or ""))
+    if action == "scroll":
+        return SCROLL_POLL_MS * SCROLL_STILL_POLLS
+    return 0
+
+
+def least_duration_s(steps: list[dict[str, Any]], pacing: Pacing, line_ms: Mapping[int, int] | None = None) -> float:
+    """The least time ``_Session._record`` can spend between the first frame and the last still: the holds
+    before and after, each step's least time, the pause after every step but the last, and, for a step
+    whose line is spoken as it begins, that line (``line_ms``, by 1-based step) and the pause after it, as the
+    loop there waits for them. Page loads, the browser's start and the encoder's end come on top."""
+    spoken = line_ms or {}
+    total_ms = pacing.hold_before_ms + pacing.hold_after_ms
+    for number, step in enumerate(steps, 1):
+        own = least_step_ms(step, pacing)
+        line = spoken[number] + pacing.line_pause_ms if number in spoken else 0
+        total_ms += max(own, line) if number == len(steps) else max(own + pacing.step_pause_ms, line)
+    return total_ms / 1000
 
 
 @dataclass

@@ -27,6 +27,13 @@ from jobs.task_names import TaskName
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (5, 20, 60)
+# The soft time limit ends a stage with an error it reports this long before the hard one kills it.
+SOFT_LIMIT_MARGIN_S = 10
+# What a recording spends beyond its feature's least duration (jobs.media.recorder.least_duration_s): the
+# browser's start (about 3 s cold), the first page load and settle (up to the step timeout, 10 s, plus 5 s),
+# the first frame (up to 10 s), each goto's load, and the encoder's end, the probe and storing the video and
+# stills. 60 s covers them; under a short limit (a test set-up) it is half of what the soft limit allows.
+PAGE_LOAD_MARGIN_S = 60
 # What a failure in each stage is called in the chunk's events (jobs.services.transitions); the mux has no
 # event of its own: chunk.failed says it.
 FAILED_STAGE = {"synthesize": "synthesis", "record": "recording", "mux": None}
@@ -42,6 +49,18 @@ class StageResult:
 
 DONE = StageResult()
 FAILED = StageResult(failed=True)  # the chunk failed: nothing more to do either
+
+
+def stage_soft_time_limit_s() -> int:
+    """When a stage is told to stop (Celery's soft time limit), in seconds from its start."""
+    return int(settings.SCREENREEL_STAGE_TIME_LIMIT_S - SOFT_LIMIT_MARGIN_S)
+
+
+def feature_budget_s() -> float:
+    """The longest least duration a feature may have: the soft time limit less the margin for page loads, so
+    that a feature accepted at submission can finish inside the recording stage's time limit."""
+    soft = stage_soft_time_limit_s()
+    return soft - min(PAGE_LOAD_MARGIN_S, soft / 2)
 
 
 def _lease_fields(stage: str) -> tuple[str, str]:
