@@ -119,6 +119,8 @@ CHUNK_TRANSITIONS: dict[str, frozenset[str]] = {
 # The Celery stages of a chunk and the statuses each one may pick up. Recording and muxing hold the chunk's
 # lease (lease_expires_at, attempts); synthesis, which may run beside the recording, holds its own
 # (synth_lease_expires_at, synth_attempts) until the chunk's speech is set.
+# What a stage's error ends with while a retry of it is scheduled (its lease then says when the retry is due).
+RETRY_NOTE = " (will retry)"
 STAGE_STATUSES: dict[str, frozenset[str]] = {
     "synthesize": frozenset({ChunkStatus.PENDING, ChunkStatus.SYNTHESIZING, ChunkStatus.RECORDING}),
     "record": frozenset({ChunkStatus.PENDING, ChunkStatus.RECORDING}),
@@ -128,7 +130,8 @@ STAGE_STATUSES: dict[str, frozenset[str]] = {
 
 def holds_record_turn(status: str, *, recorded: bool) -> bool:
     """Whether a chunk in ``status`` holds one of its client's recording turns (jobs.services.admission):
-    from its admission until its recording is done."""
+    from its admission until its recording is done. A canceled chunk whose worker has not let go yet holds it
+    too, by its lease (admission counts those apart)."""
     return status in (ChunkStatus.PENDING, ChunkStatus.RECORDING) or (
         status == ChunkStatus.SYNTHESIZING and not recorded)
 

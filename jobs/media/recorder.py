@@ -15,7 +15,7 @@ import base64
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from jobs.media.browser import WARM, WarmBrowser, first_line
 from jobs.media.camera import Camera, CameraSettings, Shot
 from jobs.media.cursor import CURSOR_JS, SCROLL_POLL_MS, SCROLL_STILL_POLLS, SMOOTH_SCROLL_JS, Pointer
 from jobs.media.egress_proxy import EgressProxy
-from jobs.media.errors import MediaError, NavigationError, StepError
+from jobs.media.errors import MediaError, NavigationError, StepError, Stopped
 from jobs.media.framegrid import FrameGrid
 from jobs.media.redact import Redaction, RedactionReport
 from jobs.media.stills import png_size
@@ -48,6 +48,10 @@ FIRST_FRAME_TIMEOUT_S = 10.0
 STILL_SETTLE_S = 0.05
 # Actions after which the page looks the same as before: no still.
 NO_STILL_ACTIONS = frozenset({"wait"})
+# How often a recording asks whether it should stop (RecordRequest.should_stop), and how long a stopped one
+# may take to unwind once its context is closed.
+STOP_POLL_S = 0.25
+STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,9 @@ class RecordRequest:
     redaction: Redaction = field(default_factory=Redaction)
     # Auto-zoom toward what is clicked or typed into (jobs.media.camera).
     camera: CameraSettings = field(default_factory=CameraSettings)
+    # Asked every STOP_POLL_S (on the recorder's event loop, so it must not block): True ends the recording
+    # at once, wherever it is (a wait, typing, a page load), with ``Stopped``: its chunk was canceled.
+    should_stop: Callable[[], bool] | None = None
 
     @property
     def video_size(self) -> tuple[int, int]:
@@ -303,7 +310,7 @@ class _Session:
                     device_scale_factor=req.device_scale_factor, color_scheme=req.color_scheme,  # type: ignore[arg-type]
                     locale=req.locale, timezone_id=req.timezone_id, proxy=proxy)
                 stack.push_async_callback(_close_quietly, context)
-                return await self._record(context, self.started_wall)
+                return await self._until_stopped(self._record(context, self.started_wall), context)
             except PlaywrightError as exc:
                 # Anything Playwright raises outside a step (where it is classified) is the browser.
                 raise MediaError(f"Browser failed while recording: {first_line(exc)}") from exc
@@ -313,6 +320,27 @@ class _Session:
                 if self.grid is not None and self.grid_open:
                     self.grid_open = False
                     self.grid.abort()
+
+    async def _until_stopped(self, work: Coroutine[Any, Any, Recording], context: Any) -> Recording:
+        """Run ``work`` until it ends or ``should_stop`` says so: then cancel it and close its context, which
+        closes the page (no request leaves it any more) and fails every Playwright call still pending."""
+        if self.req.should_stop is None:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=STOP_POLL_S)
+                if not task.done() and self.req.should_stop():
+                    task.cancel()
+                    await _close_quietly(context)
+                    await asyncio.wait({task}, timeout=STOP_GRACE_S)
+                    raise Stopped("the recording was stopped: its chunk was canceled or is no longer this worker's")
+        finally:
+            if not task.done():
+                task.cancel()  # this coroutine was cancelled itself (a soft time limit): so is the work
+            elif not task.cancelled():
+                task.exception()  # retrieved here, whatever it is: the caller gets it from result() or not at all
+        return task.result()
 
     async def _record(self, context: Any, started_wall: float) -> Recording:
         req = self.req

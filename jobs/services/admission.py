@@ -6,7 +6,9 @@
 - **Chunks on their way to a recording or recording.** At most ``max_active_chunks`` per client
   (Client, else SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS, 4). A running job's other chunks wait ``pending``
   in the database, not in the broker; each time one of the client's chunks is done recording, the next
-  one is admitted (oldest job first, then by index). Admission queues a chunk's synthesis, and its
+  one is admitted (oldest job first, then by index). A chunk canceled while it records keeps its turn
+  until its worker has let go (its lease, jobs.services.leases), so cancel and resubmit never records
+  more at once than the share. Admission queues a chunk's synthesis, and its
   recording too unless the recording paces to per-step lines (then the synthesis queues it).
 
 So the record queue never holds more than ``max_active_chunks`` of any one client: a burst of 500
@@ -46,6 +48,9 @@ def chunks_admit(*, client_id: str) -> list[int]:
         active = running.filter(admitted_at__isnull=False).filter(
             Q(status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING])
             | Q(status=ChunkStatus.SYNTHESIZING, recording__isnull=True)).count()
+        # Canceled while recording, and its worker has not let go yet (it still holds the lease).
+        active += Chunk.objects.filter(job__client_id=client_id, status=ChunkStatus.CANCELED,
+                                       recording__isnull=True, lease_expires_at__gt=timezone.now()).count()
         if active >= limit:
             return []
         chosen = list(running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True)

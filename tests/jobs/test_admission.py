@@ -13,7 +13,8 @@ from pytest_django.fixtures import Settings
 from jobs.models import Chunk, ChunkStatus, Job, JobStatus
 from jobs.services.admission import chunks_admit
 from jobs.services.jobs import job_cancel, job_start
-from jobs.services.pipeline import pipeline_recover
+from jobs.services.leases import lease_kept
+from jobs.services.pipeline import chunk_claim, pipeline_recover
 from jobs.services.transitions import chunk_transition
 from tests.conftest import Tenant
 from tests.factories import make_client, make_job
@@ -133,3 +134,23 @@ def test_a_paced_chunk_in_per_step_mode_synthesizes_first_and_holds_its_turn_unt
     with django_capture_on_commit_callbacks(execute=True):
         chunk_transition(chunk_id=first.pk, to=ChunkStatus.MUXING, changes={"recording": {"duration_ms": 1}})
     assert _admitted(job) == [1, 2]
+
+
+def test_a_chunk_canceled_while_recording_keeps_its_clients_turn_until_its_worker_lets_go(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = 1
+    client = make_client()
+    first = make_job(client=client)
+    job_start(job_id=first.id)
+    recording = chunk_claim(chunk_id=first.chunks.get().pk, stage="record")  # a worker records it
+    assert recording is not None
+    second = make_job(client=client)  # cancel and resubmit
+    with lease_kept(recording):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_start(job_id=second.id)
+            job_cancel(job=first)
+        assert _admitted(second) == []  # canceled, but its worker still records: the turn is taken
+        assert chunks_admit(client_id=client.pk) == []
+    # The stage ended (its recorder stopped): the worker let go, and the turn passed on.
+    assert _admitted(second) == [1]
+    assert Chunk.objects.get(pk=recording.pk).lease_expires_at is None

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from jobs import metrics
 from jobs.failures import is_permanent
-from jobs.media.errors import MediaError
-from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, JobStatus
+from jobs.media.errors import MediaError, Stopped
+from jobs.models import RETRY_NOTE, STAGE_STATUSES, Chunk, ChunkStatus, JobStatus
 from jobs.queue import enqueue_on_commit
 from jobs.services.leases import Lease
 from jobs.services.locks import chunk_lock
@@ -45,10 +45,12 @@ class StageResult:
 
     retry_in: int | None = None
     failed: bool = False
+    stopped: bool = False
 
 
 DONE = StageResult()
 FAILED = StageResult(failed=True)  # the chunk failed: nothing more to do either
+STOPPED = StageResult(stopped=True)  # the chunk was canceled (or taken over) under the stage, which stopped
 
 
 def stage_soft_time_limit_s() -> int:
@@ -89,7 +91,7 @@ def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
             return None  # another worker holds it, or a retry is scheduled
         attempts = getattr(chunk, attempts_field)
         if attempts >= settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
-            reason = chunk.error.removesuffix(" (will retry)") or "the worker was lost while running it"
+            reason = chunk.error.removesuffix(RETRY_NOTE) or "the worker was lost while running it"
             fail(chunk, f"Gave up after {attempts} attempts: {reason}", stage=stage)
             return None
         setattr(chunk, attempts_field, attempts + 1)
@@ -121,6 +123,9 @@ def _reason(exc: Exception) -> str:
 
 def stage_failed(chunk: Chunk, exc: Exception, *, stage: str) -> StageResult:
     """Retry with backoff while attempts remain, unless the error is permanent; otherwise fail the chunk."""
+    if isinstance(exc, Stopped):  # its chunk was canceled or taken over: it is not this attempt's to fail
+        log.info("chunk %s: the %s stage stopped: %s", chunk, stage, exc)
+        return STOPPED
     message = _reason(exc)
     attempts_field, lease_field = _lease_fields(stage)
     attempts = getattr(chunk, attempts_field)
@@ -128,9 +133,10 @@ def stage_failed(chunk: Chunk, exc: Exception, *, stage: str) -> StageResult:
         log.warning("chunk %s: unexpected error in the %s stage", chunk, stage, exc_info=exc)
     if not is_permanent(exc) and attempts < settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
         delay = RETRY_BACKOFF_S[min(attempts - 1, len(RETRY_BACKOFF_S) - 1)]
-        # The lease now says "a retry is due then": the retry claims it; a lost retry is recovered.
-        Chunk.objects.filter(pk=chunk.pk, **{attempts_field: attempts}).update(
-            error=f"{message} (will retry)", **{lease_field: timezone.now() + timedelta(seconds=delay)})
+        # The lease now says "a retry is due then": the retry claims it; a lost retry is recovered. Not for a
+        # chunk that was canceled meanwhile (its status moved on): nothing is due for it.
+        Chunk.objects.filter(pk=chunk.pk, status__in=STAGE_STATUSES[stage], **{attempts_field: attempts}).update(
+            error=f"{message}{RETRY_NOTE}", **{lease_field: timezone.now() + timedelta(seconds=delay)})
         log.warning("chunk %s: %s; %s retry %d in %ds", chunk, message, stage, attempts, delay)
         return StageResult(retry_in=delay)
     with transaction.atomic():
@@ -150,8 +156,8 @@ def workdir(chunk: Chunk, stage: str) -> Path:
 
 def timed(stage: str, started: float, result: StageResult, *, lost: bool = False) -> StageResult:
     """Count the stage's run in screenreel_stage_duration_seconds by how it ended; returns ``result``."""
-    outcome = "lost" if lost else "failed" if result.failed else "retried" if result.retry_in is not None \
-        else "succeeded"
+    outcome = "lost" if lost or result.stopped else "failed" if result.failed \
+        else "retried" if result.retry_in is not None else "succeeded"
     took = time.monotonic() - started
     metrics.observe(metrics.STAGE_DURATION, took, stage, outcome)
     log.info("%s stage %s in %.1f s", stage, outcome, took)

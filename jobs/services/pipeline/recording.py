@@ -16,7 +16,7 @@ from jobs.media import recorder, renditions
 from jobs.models import Chunk, ChunkStatus, ObjectKind
 from jobs.queue import enqueue_on_commit
 from jobs.services.egress import browser_url_guard, egress_policy
-from jobs.services.leases import lease_kept
+from jobs.services.leases import Lease, lease_kept
 from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_store
 from jobs.services.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
@@ -40,7 +40,7 @@ def _record_run(chunk: Chunk) -> StageResult:
     started = time.monotonic()
     try:
         with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
-            metadata, track = _record(chunk, work, progress)
+            metadata, track = _record(chunk, work, progress, lease)
     except Exception as exc:
         return timed("record", started, stage_failed(chunk, exc, stage="record"))
     finally:
@@ -62,7 +62,7 @@ def _record_run(chunk: Chunk) -> StageResult:
     return DONE
 
 
-def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> tuple[dict[str, Any], dict[str, Any]]:
+def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[dict[str, Any], dict[str, Any]]:
     """Record the feature and store the recording and stills; returns the recording's metadata, and what the
     camera showed and the targets acted on (Chunk.track)."""
     job, n = chunk.job, chunk.index
@@ -80,6 +80,7 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> tuple[dict[str
         warm_browser=settings.SCREENREEL_WARM_BROWSER, device_scale_factor=viewport.device_scale_factor,
         color_scheme=spec.color_scheme, locale=spec.locale, timezone_id=spec.timezone_id,
         redaction=spec.redact.redaction(), camera=spec.camera.settings(),
+        should_stop=lambda: lease.lost,  # canceled: the heartbeat finds it within a second (jobs.services.leases)
     ))
     raw_name = f"chunk-{n}-recording.mp4"
     raw = result.video_path.rename(work / raw_name) if result.video_path.name != raw_name else result.video_path
