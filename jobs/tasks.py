@@ -38,7 +38,8 @@ def warm_browser_at_start(**_: Any) -> None:
 
         WARM.prelaunch(settings.SCREENREEL_CHROMIUM)
 
-# The soft limit ends a stage with a retryable error it reports; the hard one kills a stage stuck in C code.
+# The soft limit ends a stage with an error it reports, for good (the same work would run out of time again)
+# and charged for the time it used; the hard one kills a stage stuck in C code.
 STAGE_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S
 STAGE_SOFT_TIME_LIMIT = stage_soft_time_limit_s()
 # A stage's own failures are decided by the stage (retry, or fail the chunk). The database failing under

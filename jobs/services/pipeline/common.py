@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -21,6 +22,7 @@ from jobs.models import RETRY_NOTE, STAGE_STATUSES, Chunk, ChunkStatus, JobStatu
 from jobs.queue import enqueue_on_commit
 from jobs.services.leases import Lease
 from jobs.services.locks import chunk_lock
+from jobs.services.pricing import chunk_cost
 from jobs.services.transitions import chunk_transition
 from jobs.task_names import TaskName
 
@@ -37,6 +39,7 @@ PAGE_LOAD_MARGIN_S = 60
 # What a failure in each stage is called in the chunk's events (jobs.services.transitions); the mux has no
 # event of its own: chunk.failed says it.
 FAILED_STAGE = {"synthesize": "synthesis", "record": "recording", "mux": None}
+STAGE_NOUN = {"synthesize": "narration", "record": "recording", "mux": "mux"}
 
 
 @dataclass(frozen=True)
@@ -106,32 +109,40 @@ def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
         return chunk
 
 
-def fail(chunk: Chunk, reason: str, *, stage: str) -> None:
-    """End the chunk failed, saying why and in which stage; its job settles once the rest have ended."""
-    if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.FAILED, changes={"error": reason},
+def fail(chunk: Chunk, reason: str, *, stage: str, cost: dict[str, Any] | None = None) -> None:
+    """End the chunk failed, saying why and in which stage (and what it cost, when it is charged); its job
+    settles once the rest have ended."""
+    changes: dict[str, Any] = {"error": reason, **({"cost": cost} if cost is not None else {})}
+    if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.FAILED, changes=changes,
                         failed_stage=FAILED_STAGE[stage]):
         enqueue_on_commit(TaskName.JOB_SETTLE, chunk.job_id)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, stage: str) -> str:
     if isinstance(exc, SoftTimeLimitExceeded):
-        return f"the stage ran past its time limit of {settings.SCREENREEL_STAGE_TIME_LIMIT_S} s"
+        return (f"The {STAGE_NOUN[stage]} ran past its time limit of {settings.SCREENREEL_STAGE_TIME_LIMIT_S} s "
+                "and was not retried, since it would run out of time again; shorten the feature (its waits, typed "
+                "text and pages that are slow to load).")
     if isinstance(exc, MediaError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def stage_failed(chunk: Chunk, exc: Exception, *, stage: str) -> StageResult:
-    """Retry with backoff while attempts remain, unless the error is permanent; otherwise fail the chunk."""
+def stage_failed(chunk: Chunk, exc: Exception, *, stage: str, used_s: float = 0.0) -> StageResult:
+    """Retry with backoff while attempts remain, unless the error is permanent; otherwise fail the chunk.
+
+    A stage that ran out of time (Celery's soft time limit) fails the chunk at once, since the same work
+    would run out again, and is charged for what it used (``used_s``, the stage's time so far)."""
     if isinstance(exc, Stopped):  # its chunk was canceled or taken over: it is not this attempt's to fail
         log.info("chunk %s: the %s stage stopped: %s", chunk, stage, exc)
         return STOPPED
-    message = _reason(exc)
+    message = _reason(exc, stage)
     attempts_field, lease_field = _lease_fields(stage)
     attempts = getattr(chunk, attempts_field)
+    timed_out = isinstance(exc, SoftTimeLimitExceeded)
     if not isinstance(exc, MediaError | SoftTimeLimitExceeded) and not is_permanent(exc):
         log.warning("chunk %s: unexpected error in the %s stage", chunk, stage, exc_info=exc)
-    if not is_permanent(exc) and attempts < settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
+    if not timed_out and not is_permanent(exc) and attempts < settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
         delay = RETRY_BACKOFF_S[min(attempts - 1, len(RETRY_BACKOFF_S) - 1)]
         # The lease now says "a retry is due then": the retry claims it; a lost retry is recovered. Not for a
         # chunk that was canceled meanwhile (its status moved on): nothing is due for it.
@@ -140,9 +151,20 @@ def stage_failed(chunk: Chunk, exc: Exception, *, stage: str) -> StageResult:
         log.warning("chunk %s: %s; %s retry %d in %ds", chunk, message, stage, attempts, delay)
         return StageResult(retry_in=delay)
     with transaction.atomic():
-        fail(chunk, message, stage=stage)
+        fail(chunk, message, stage=stage, cost=_used_cost(chunk, stage, used_s) if timed_out else None)
     log.info("chunk %s failed in the %s stage: %s", chunk, stage, message)
     return FAILED
+
+
+def _used_cost(chunk: Chunk, stage: str, used_s: float) -> dict[str, Any]:
+    """What a chunk that ran out of time is charged: the recording it made (or, when the recording itself ran
+    out, the time it recorded for) and the narration it had spoken, at the client's rates."""
+    now = Chunk.objects.filter(pk=chunk.pk).only("recording", "speech").first()
+    recording: dict[str, Any] = (now.recording if now else None) or {}
+    speech: dict[str, Any] = (now.speech if now else None) or {}
+    recording_ms = int(recording.get("duration_ms") or (used_s * 1000 if stage == "record" else 0))
+    return chunk_cost(client=chunk.job.client, recording_ms=recording_ms, characters=int(speech.get("characters", 0)),
+                      provider=str(speech.get("provider", "")), provider_characters=speech.get("character_cost"))
 
 
 def workdir(chunk: Chunk, stage: str) -> Path:

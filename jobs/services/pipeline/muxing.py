@@ -55,7 +55,8 @@ def _mux_run(chunk: Chunk) -> StageResult:
             progress.stage(ChunkStatus.MUXING)
             muxed = _mux(chunk, work)
     except Exception as exc:
-        return timed("mux", started, stage_failed(chunk, exc, stage="mux"))
+        used_s = time.monotonic() - started
+        return timed("mux", started, stage_failed(chunk, exc, stage="mux", used_s=used_s))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     timed("mux", started, DONE, lost=lease.lost)

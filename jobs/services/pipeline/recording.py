@@ -42,7 +42,8 @@ def _record_run(chunk: Chunk) -> StageResult:
         with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
             metadata, track = _record(chunk, work, progress, lease)
     except Exception as exc:
-        return timed("record", started, stage_failed(chunk, exc, stage="record"))
+        used_s = time.monotonic() - started
+        return timed("record", started, stage_failed(chunk, exc, stage="record", used_s=used_s))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     timed("record", started, DONE, lost=lease.lost)

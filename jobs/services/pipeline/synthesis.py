@@ -51,7 +51,8 @@ def _synthesize_run(chunk: Chunk) -> StageResult:
                 ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
             speech = _synthesize(chunk, work, progress)
     except Exception as exc:
-        return timed("synthesize", started, stage_failed(chunk, exc, stage="synthesize"))
+        used_s = time.monotonic() - started
+        return timed("synthesize", started, stage_failed(chunk, exc, stage="synthesize", used_s=used_s))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     timed("synthesize", started, DONE, lost=lease.lost)
