@@ -39,6 +39,9 @@ class Client(models.Model):
     max_active_chunks = models.PositiveIntegerField(
         null=True, blank=True, help_text="Chunks queued for or in recording at once; the rest wait their turn. "
                                          "Empty: the deployment's default.")
+    max_muxing_chunks = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Chunks queued for or in muxing at once; the rest wait their turn. "
+                                         "Empty: the deployment's default.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -236,6 +239,9 @@ class Chunk(models.Model):
     paced = models.BooleanField(default=False)
     # When fair share (jobs.services.admission) let its recording into the broker; None: waiting its turn.
     admitted_at = models.DateTimeField(null=True, blank=True)
+    # When fair share let its mux into the broker (or the recovery sweep queued it again); None: not muxing
+    # yet, or waiting its turn.
+    mux_admitted_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     recording = models.JSONField(null=True, blank=True)  # recording metadata (DESIGN.md §1)
     speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, lines; set once synthesized
@@ -258,6 +264,13 @@ class Chunk(models.Model):
                 fields=["status", "lease_expires_at"],
                 name="chunk_active_idx",
                 condition=Q(status__in=["pending", "recording", "synthesizing", "muxing"]),
+            ),
+            # Admission: canceled chunks whose worker has not let go yet still count against their client's
+            # share (jobs.services.admission).
+            models.Index(
+                fields=["lease_expires_at"],
+                name="chunk_letting_go_idx",
+                condition=Q(status="canceled", lease_expires_at__isnull=False),
             ),
         ]
 

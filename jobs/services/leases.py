@@ -43,7 +43,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Chunk, ChunkStatus
-from jobs.services.admission import chunks_admit
+from jobs.services.admission import chunks_admit, mux_admit
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def lease_let_go(lease: Lease) -> bool:
         client_id = Chunk.objects.filter(pk=lease.chunk_id).values_list("job__client_id", flat=True).first()
         if client_id is not None:
             chunks_admit(client_id=client_id)
+            mux_admit(client_id=client_id)
         log.info("chunk %s: canceled; its worker let go", lease.chunk_id)
     return bool(released)
 

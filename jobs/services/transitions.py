@@ -28,7 +28,7 @@ from jobs.models import (
     holds_record_turn,
 )
 from jobs.selectors import chunk_view, job_view
-from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit
+from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit, mux_admit_on_commit
 from jobs.services.events import event_record
 from jobs.services.locks import chunk_lock
 
@@ -119,6 +119,7 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
                 chunk.lease_expires_at = None
         if to == ChunkStatus.PENDING:  # a rerun: every stage runs again
             chunk.started_at = chunk.finished_at = chunk.lease_expires_at = chunk.admitted_at = None
+            chunk.mux_admitted_at = None
             chunk.synth_lease_expires_at = chunk.recording = chunk.speech = chunk.timeline = chunk.cost = None
             chunk.track = None
             chunk.attempts = chunk.synth_attempts = 0
@@ -126,6 +127,8 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
         chunk.save()
         if held_turn and not holds_record_turn(to, recorded=chunk.recording is not None):
             chunks_admit_on_commit(client_id=chunk.job.client_id)  # its recording turn is over: the next one
+        if ChunkStatus.MUXING in (before, to):
+            mux_admit_on_commit(client_id=chunk.job.client_id)  # its mux waits its turn, or its turn is over
         if to == ChunkStatus.FAILED:
             stage = failed_stage or _STATUS_STAGE.get(before)
             events = (*((_STAGE_FAILED[stage],) if stage else ()), EventType.CHUNK_FAILED)

@@ -12,6 +12,7 @@ from pytest_django.fixtures import Settings
 from jobs import tasks
 from jobs.models import Chunk, ChunkStatus, Job
 from jobs.services import pipeline
+from jobs.services.admission import mux_admit
 from jobs.services.jobs import job_start
 from jobs.services.pipeline import chunk_claim
 from jobs.services.pipeline.common import DONE, StageResult, stage_failed
@@ -73,6 +74,7 @@ def test_a_mux_that_runs_out_of_time_is_charged_for_the_recording_and_the_narrat
     Chunk.objects.filter(pk=chunk.pk).update(
         status=ChunkStatus.MUXING, recording={"duration_ms": 30_000},
         speech={"provider": "espeak-ng", "characters": 1200, "character_cost": None})
+    assert mux_admit(client_id=job.client_id) == [chunk.pk]
     muxing = chunk_claim(chunk_id=chunk.pk, stage="mux")
     assert muxing is not None
     stage_failed(muxing, SoftTimeLimitExceeded(), stage="mux", used_s=880.0)

@@ -89,6 +89,8 @@ def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
             return None  # already spoken
         if stage == "record" and chunk.paced and chunk.status == ChunkStatus.PENDING:
             return None  # its lines come first: the synthesis queues the recording when they are ready
+        if stage == "mux" and chunk.mux_admitted_at is None:
+            return None  # not its client's turn yet (jobs.services.admission): admission queues it
         lease = getattr(chunk, lease_field)
         if lease is not None and lease > now:
             return None  # another worker holds it, or a retry is scheduled

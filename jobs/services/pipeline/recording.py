@@ -14,7 +14,6 @@ from django.db import transaction
 from jobs.logs import log_context
 from jobs.media import recorder, renditions
 from jobs.models import Chunk, ChunkStatus, ObjectKind
-from jobs.queue import enqueue_on_commit
 from jobs.services.egress import browser_url_guard, egress_policy
 from jobs.services.leases import Lease, lease_kept
 from jobs.services.locks import chunk_lock
@@ -22,7 +21,6 @@ from jobs.services.objects import object_store
 from jobs.services.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
 from jobs.services.progress import ChunkProgress
 from jobs.services.transitions import chunk_transition
-from jobs.task_names import TaskName
 
 
 def chunk_record_run(*, chunk_id: int) -> StageResult:
@@ -55,11 +53,10 @@ def _record_run(chunk: Chunk) -> StageResult:
         locked = chunk_lock(chunk.pk)
         spoken = locked is not None and locked.speech is not None
         to = ChunkStatus.MUXING if spoken else ChunkStatus.SYNTHESIZING
-        moved = chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
-                                 changes={"recording": metadata, "track": track, "attempts": 0,
-                                          "lease_expires_at": None, "error": ""})
-        if moved is not None and to == ChunkStatus.MUXING:
-            enqueue_on_commit(TaskName.CHUNK_MUX, chunk.pk)
+        # To the mux through its client's share (jobs.services.admission): chunk_transition admits it.
+        chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
+                         changes={"recording": metadata, "track": track, "attempts": 0, "lease_expires_at": None,
+                                  "error": ""})
     return DONE
 
 
