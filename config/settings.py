@@ -236,6 +236,9 @@ SCREENREEL_STAGE_TIME_LIMIT_S = env_int("SCREENREEL_STAGE_TIME_LIMIT_S", 900, mi
 # recording at once; per client in the admin. A client's burst waits in the database, not in the broker.
 SCREENREEL_CLIENT_MAX_RUNNING_JOBS = env_int("SCREENREEL_CLIENT_MAX_RUNNING_JOBS", 20, minimum=1)
 SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = env_int("SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS", 4, minimum=1)
+# Chunks of one client queued for or in muxing at once (jobs.services.admission): one client's 50 muxes wait
+# in the database, so another client's first mux is queued behind at most this many of each other client's.
+SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = env_int("SCREENREEL_CLIENT_MAX_MUXING_CHUNKS", 2, minimum=1)
 # Jobs a client may have queued or running; past it POST /v1/jobs answers 429 too_many_jobs.
 SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS = env_int("SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS", 1000, minimum=1)
 SCREENREEL_STAGE_MAX_ATTEMPTS = env_int("SCREENREEL_STAGE_MAX_ATTEMPTS", 3, minimum=1, maximum=10)

@@ -39,6 +39,9 @@ class Client(models.Model):
     max_active_chunks = models.PositiveIntegerField(
         null=True, blank=True, help_text="Chunks queued for or in recording at once; the rest wait their turn. "
                                          "Empty: the deployment's default.")
+    max_muxing_chunks = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Chunks queued for or in muxing at once; the rest wait their turn. "
+                                         "Empty: the deployment's default.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -119,6 +122,8 @@ CHUNK_TRANSITIONS: dict[str, frozenset[str]] = {
 # The Celery stages of a chunk and the statuses each one may pick up. Recording and muxing hold the chunk's
 # lease (lease_expires_at, attempts); synthesis, which may run beside the recording, holds its own
 # (synth_lease_expires_at, synth_attempts) until the chunk's speech is set.
+# What a stage's error ends with while a retry of it is scheduled (its lease then says when the retry is due).
+RETRY_NOTE = " (will retry)"
 STAGE_STATUSES: dict[str, frozenset[str]] = {
     "synthesize": frozenset({ChunkStatus.PENDING, ChunkStatus.SYNTHESIZING, ChunkStatus.RECORDING}),
     "record": frozenset({ChunkStatus.PENDING, ChunkStatus.RECORDING}),
@@ -128,7 +133,8 @@ STAGE_STATUSES: dict[str, frozenset[str]] = {
 
 def holds_record_turn(status: str, *, recorded: bool) -> bool:
     """Whether a chunk in ``status`` holds one of its client's recording turns (jobs.services.admission):
-    from its admission until its recording is done."""
+    from its admission until its recording is done. A canceled chunk whose worker has not let go yet holds it
+    too, by its lease (admission counts those apart)."""
     return status in (ChunkStatus.PENDING, ChunkStatus.RECORDING) or (
         status == ChunkStatus.SYNTHESIZING and not recorded)
 
@@ -238,6 +244,9 @@ class Chunk(models.Model):
     paced = models.BooleanField(default=False)
     # When fair share (jobs.services.admission) let its recording into the broker; None: waiting its turn.
     admitted_at = models.DateTimeField(null=True, blank=True)
+    # When fair share let its mux into the broker (or the recovery sweep queued it again); None: not muxing
+    # yet, or waiting its turn.
+    mux_admitted_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     recording = models.JSONField(null=True, blank=True)  # recording metadata (DESIGN.md §1)
     speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, lines; set once synthesized
@@ -260,6 +269,13 @@ class Chunk(models.Model):
                 fields=["status", "lease_expires_at"],
                 name="chunk_active_idx",
                 condition=Q(status__in=["pending", "recording", "synthesizing", "muxing"]),
+            ),
+            # Admission: canceled chunks whose worker has not let go yet still count against their client's
+            # share (jobs.services.admission).
+            models.Index(
+                fields=["lease_expires_at"],
+                name="chunk_letting_go_idx",
+                condition=Q(status="canceled", lease_expires_at__isnull=False),
             ),
         ]
 

@@ -186,7 +186,8 @@ def page_of(name: str, item: type[serializers.Serializer]) -> serializers.Serial
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 _WHEN = {
-    400: "Bad input: validation_error (details.fields), malformed_json, invalid_body, invalid_filter...",
+    400: "Bad input: validation_error (details.fields), too_long (a feature cannot be recorded in the stage's "
+         "time limit: details.minimum_s, limit_s), malformed_json, invalid_body, invalid_filter...",
     401: "unauthenticated: no API key, or an unknown or revoked one.",
     404: "The object does not exist for your client (job_not_found, endpoint_not_found, unknown_chunk...).",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "

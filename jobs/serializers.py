@@ -12,9 +12,10 @@ import cssselect
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.errors import DomainError
 from jobs.media.camera import CameraSettings
 from jobs.media.captions import LANGUAGES
-from jobs.media.recorder import Pacing
+from jobs.media.recorder import Pacing, least_duration_s
 from jobs.media.redact import BUILTIN_PATTERNS
 from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Gif, Redact, Voice
 
@@ -380,6 +381,10 @@ class JobSpecSerializer(StrictSerializer):
     webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _check_durations(attrs["features"], Pacing(**attrs.get("pacing", {})))
+        return attrs
+
     def validate_outputs(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise serializers.ValidationError("Name each output once.", code="duplicate")
@@ -399,6 +404,31 @@ class JobSpecSerializer(StrictSerializer):
                 raise serializers.ValidationError(f"Value of {key!r} is longer than 500 characters.",
                                                   code="value_too_long")
         return value
+
+
+def _check_durations(features: list[dict[str, Any]], pacing: Pacing) -> None:
+    """Refuse features the recorder could never finish inside the recording stage's time limit (400
+    ``too_long``), so that no worker spends its limit, three times over, on one that cannot end.
+
+    A line spoken as a step begins counts only the pause after it: how long a voice takes is no function of
+    the text (espeak-ng says forty "I"s in 0.8 s and a line of dots in 8 ms), so no bound from its length
+    holds, and the stage's time limit ends the rare feature that talks past it."""
+    from jobs.services.pipeline.common import feature_budget_s
+
+    limit = feature_budget_s()
+    over = []
+    for index, feature in enumerate(features):
+        steps = feature["steps"]
+        least = least_duration_s(steps, pacing, {n: 0 for n, step in enumerate(steps, 1) if step.get("say")})
+        if least > limit:
+            over.append({"field": f"features[{index}]", "minimum_s": round(least, 3)})
+    if over:
+        first = over[0]
+        raise DomainError(
+            f"{first['field']} takes at least {first['minimum_s']:g} s to record (its waits, typing, scrolls, "
+            f"pauses and holds), more than the {limit:g} s a feature may take; split it into shorter features "
+            "or shorten its waits and typed text.", code="too_long",
+            details={**first, "limit_s": limit, "features": over})
 
 
 class RerunSerializer(StrictSerializer):

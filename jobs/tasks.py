@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 from jobs.services import jobs as job_services
 from jobs.services import pipeline
 from jobs.services.pipeline import StageResult
+from jobs.services.pipeline.common import stage_soft_time_limit_s
 from jobs.task_names import QUEUE_OF, TaskName
 
 # Whether this worker consumes the record queue (set in the main process, inherited by the pool's children).
@@ -34,9 +35,10 @@ def warm_browser_at_start(**_: Any) -> None:
 
         WARM.prelaunch(settings.SCREENREEL_CHROMIUM)
 
-# The soft limit ends a stage with a retryable error it reports; the hard one kills a stage stuck in C code.
+# The soft limit ends a stage with an error it reports, for good (the same work would run out of time again)
+# and charged for the time it used; the hard one kills a stage stuck in C code.
 STAGE_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S
-STAGE_SOFT_TIME_LIMIT = settings.SCREENREEL_STAGE_TIME_LIMIT_S - 10
+STAGE_SOFT_TIME_LIMIT = stage_soft_time_limit_s()
 # A stage's own failures are decided by the stage (retry, or fail the chunk). The database failing under
 # it (a connection dropped, a deadlock) is retried here a few seconds later, a few times, so the recovery
 # sweep (a minute or more) need not notice: a failed claim rolled back, so the retry claims the chunk; an

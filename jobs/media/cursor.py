@@ -59,21 +59,27 @@ CURSOR_JS = r"""
 })();
 """
 
-# Read by the smooth-scroll step: resolves once the page stops moving (or gives up after 4 s).
+# The smooth-scroll step polls the page every SCROLL_POLL_MS and ends once it has stood still for
+# SCROLL_STILL_POLLS polls in a row (or after SCROLL_GIVE_UP_MS): so a scroll takes at least
+# SCROLL_POLL_MS * SCROLL_STILL_POLLS, even on a page that cannot scroll (jobs.media.recorder.least_duration_s).
+SCROLL_POLL_MS = 20
+SCROLL_STILL_POLLS = 8
+SCROLL_GIVE_UP_MS = 4000
 SMOOTH_SCROLL_JS = r"""
 async (dy) => {
   window.scrollBy({top: dy, behavior: 'smooth'});
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   let last = window.scrollY, still = 0;
   const t0 = performance.now();
-  while (performance.now() - t0 < 4000) {
-    await sleep(20);
-    if (Math.abs(window.scrollY - last) < 0.5) { if (++still >= 8) break; }
+  while (performance.now() - t0 < __GIVE_UP_MS__) {
+    await sleep(__POLL_MS__);
+    if (Math.abs(window.scrollY - last) < 0.5) { if (++still >= __STILL_POLLS__) break; }
     else { still = 0; last = window.scrollY; }
   }
   return window.scrollY;
 }
-"""
+""".replace("__GIVE_UP_MS__", str(SCROLL_GIVE_UP_MS)).replace("__POLL_MS__", str(SCROLL_POLL_MS)).replace(
+    "__STILL_POLLS__", str(SCROLL_STILL_POLLS))
 
 
 def ease_in_out(t: float) -> float:

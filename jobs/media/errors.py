@@ -164,3 +164,10 @@ class SegmentMismatch(MediaError):
             f"{name}: expected {want!r}, got {got!r}" for name, (want, got) in differences.items()
         )
         super().__init__(f"segment {path} does not match the video spec ({listed})", permanent=True)
+
+
+class Stopped(MediaError):
+    """The caller asked the work to stop (its chunk was canceled or taken over): what it made is thrown away,
+    so retrying is pointless."""
+
+    permanent = True

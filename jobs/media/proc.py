@@ -8,13 +8,34 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
-from jobs.media.errors import ProcessError, ProcessTimeout
+from jobs.media.errors import ProcessError, ProcessTimeout, Stopped
+
+# While a stop check is set (``stop_when``), a running program is looked at this often.
+STOP_POLL_S = 0.5
+_STOP: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("proc_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_when(should_stop: Callable[[], bool]) -> Iterator[None]:
+    """While the block runs, ``run`` kills its program as soon as ``should_stop()`` is true (the chunk it works
+    for was canceled) and raises ``Stopped``; a program asked for after that does not start."""
+    token = _STOP.set(should_stop)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def _stopped(program: str) -> Stopped:
+    return Stopped(f"{program} was stopped: its chunk was canceled or is no longer this worker's")
 
 
 def _resolve(program: str) -> str:
@@ -34,6 +55,9 @@ def run(
     permanent: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``program args...`` to completion; return the completed process or raise ProcessError."""
+    should_stop = _STOP.get()
+    if should_stop is not None and should_stop():
+        raise _stopped(program)
     argv = [_resolve(program), *args]
     try:
         proc = subprocess.Popen(
@@ -46,7 +70,7 @@ def run(
     except OSError as exc:
         raise ProcessError(program, returncode=None, reason=f"could not start: {exc}") from exc
     try:
-        stdout, stderr = proc.communicate(input=input, timeout=timeout)
+        stdout, stderr = _communicate(proc, program, input=input, timeout=timeout, should_stop=should_stop)
     except subprocess.TimeoutExpired:
         _kill(proc)
         stdout, stderr = proc.communicate()
@@ -60,6 +84,26 @@ def run(
             program, returncode=proc.returncode, stderr=stderr, args=args, permanent=permanent
         )
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def _communicate(proc: subprocess.Popen[bytes], program: str, *, input: bytes | None, timeout: float,
+                 should_stop: Callable[[], bool] | None) -> tuple[bytes, bytes]:
+    """``proc.communicate``, asking ``should_stop`` every STOP_POLL_S on the way (a second call of communicate
+    after its timeout picks up where the first left off, output and input included)."""
+    if should_stop is None:
+        return proc.communicate(input=input, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    feed = input
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            return proc.communicate(input=feed, timeout=max(0.0, min(STOP_POLL_S, remaining)))
+        except subprocess.TimeoutExpired:
+            if remaining <= STOP_POLL_S:
+                raise
+            if should_stop():
+                raise _stopped(program) from None
+        feed = None  # given once; communicate keeps feeding what is left of it
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

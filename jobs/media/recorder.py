@@ -16,7 +16,7 @@ import contextlib
 import math
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +32,16 @@ from jobs.media import probe as probe_mod
 from jobs.media import redact
 from jobs.media.browser import CONTEXT_LOCKDOWN, WARM, WarmBrowser, first_line
 from jobs.media.camera import Camera, CameraSettings, Shot
-from jobs.media.cursor import CURSOR_JS, SMOOTH_SCROLL_JS, Pointer
+from jobs.media.cursor import (
+    CURSOR_JS,
+    SCROLL_GIVE_UP_MS,
+    SCROLL_POLL_MS,
+    SCROLL_STILL_POLLS,
+    SMOOTH_SCROLL_JS,
+    Pointer,
+)
 from jobs.media.egress_proxy import EgressProxy
-from jobs.media.errors import MediaError, NavigationError, StepError
+from jobs.media.errors import MediaError, NavigationError, StepError, Stopped
 from jobs.media.framegrid import FrameGrid
 from jobs.media.redact import Redaction, RedactionReport
 from jobs.media.stills import png_size
@@ -55,7 +62,10 @@ NO_STILL_ACTIONS = frozenset({"wait"})
 # its own budget (step_budget_s), anything else by this.
 PAGE_CALL_TIMEOUT_S = 10.0
 STEP_SLACK_S = 5.0
-SCROLL_GIVES_UP_S = 4.0  # SMOOTH_SCROLL_JS stops waiting for the page to settle after this long
+# How often a recording asks whether it should stop (RecordRequest.should_stop), and how long a stopped one
+# may take to unwind once its context is closed.
+STOP_POLL_S = 0.25
+STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,34 @@ class Pacing:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise MediaError(f"pacing {name} must be {low} to {high}, got {value}", permanent=True)
+
+
+def least_step_ms(step: Mapping[str, Any], pacing: Pacing) -> int:
+    """The least time ``_Session._step`` can take on ``step``: what it waits on purpose, never what the page
+    makes it wait (a load, a selector), which may be nothing. A glide counts nothing too: a target already
+    under the pointer needs none (``Pointer.glide``)."""
+    action = step.get("action")
+    if action == "wait":
+        return int(step.get("ms") or 0)
+    if action == "type":  # Playwright waits ``delay`` between each key's down and up
+        return pacing.typing_ms_per_char * len(str(step.get("text") or ""))
+    if action == "scroll":
+        return SCROLL_POLL_MS * SCROLL_STILL_POLLS
+    return 0
+
+
+def least_duration_s(steps: list[dict[str, Any]], pacing: Pacing, line_ms: Mapping[int, int] | None = None) -> float:
+    """The least time ``_Session._record`` can spend between the first frame and the last still: the holds
+    before and after, each step's least time, the pause after every step but the last, and, for a step
+    whose line is spoken as it begins, that line (``line_ms``, by 1-based step) and the pause after it, as the
+    loop there waits for them. Page loads, the browser's start and the encoder's end come on top."""
+    spoken = line_ms or {}
+    total_ms = pacing.hold_before_ms + pacing.hold_after_ms
+    for number, step in enumerate(steps, 1):
+        own = least_step_ms(step, pacing)
+        line = spoken[number] + pacing.line_pause_ms if number in spoken else 0
+        total_ms += max(own, line) if number == len(steps) else max(own + pacing.step_pause_ms, line)
+    return total_ms / 1000
 
 
 @dataclass
@@ -127,6 +165,9 @@ class RecordRequest:
     redaction: Redaction = field(default_factory=Redaction)
     # Auto-zoom toward what is clicked or typed into (jobs.media.camera).
     camera: CameraSettings = field(default_factory=CameraSettings)
+    # Asked every STOP_POLL_S (on the recorder's event loop, so it must not block): True ends the recording
+    # at once, wherever it is (a wait, typing, a page load), with ``Stopped``: its chunk was canceled.
+    should_stop: Callable[[], bool] | None = None
 
     @property
     def video_size(self) -> tuple[int, int]:
@@ -231,7 +272,7 @@ def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: i
         typing = len(str(step.get("text") or "")) * pacing.typing_ms_per_char / 1000
         budget = 5 * timeout + 2 * typing + (pacing.cursor_ms + 100) / 1000
     elif action == "scroll":
-        budget = SCROLL_GIVES_UP_S
+        budget = SCROLL_GIVE_UP_MS / 1000  # SMOOTH_SCROLL_JS stops waiting for the page to settle then
     elif action == "wait":
         budget = int(step.get("ms") or 0) / 1000
     else:  # press, wait_for
@@ -322,7 +363,7 @@ class _Session:
                     device_scale_factor=req.device_scale_factor, color_scheme=req.color_scheme,  # type: ignore[arg-type]
                     locale=req.locale, timezone_id=req.timezone_id, proxy=proxy, **CONTEXT_LOCKDOWN)
                 stack.push_async_callback(_close_quietly, context)
-                return await self._record(context, self.started_wall)
+                return await self._until_stopped(self._record(context, self.started_wall), context)
             except PlaywrightError as exc:
                 # Anything Playwright raises outside a step (where it is classified) is the browser.
                 raise MediaError(f"Browser failed while recording: {first_line(exc)}") from exc
@@ -332,6 +373,27 @@ class _Session:
                 if self.grid is not None and self.grid_open:
                     self.grid_open = False
                     self.grid.abort()
+
+    async def _until_stopped(self, work: Coroutine[Any, Any, Recording], context: Any) -> Recording:
+        """Run ``work`` until it ends or ``should_stop`` says so: then cancel it and close its context, which
+        closes the page (no request leaves it any more) and fails every Playwright call still pending."""
+        if self.req.should_stop is None:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=STOP_POLL_S)
+                if not task.done() and self.req.should_stop():
+                    task.cancel()
+                    await _close_quietly(context)
+                    await asyncio.wait({task}, timeout=STOP_GRACE_S)
+                    raise Stopped("the recording was stopped: its chunk was canceled or is no longer this worker's")
+        finally:
+            if not task.done():
+                task.cancel()  # this coroutine was cancelled itself (a soft time limit): so is the work
+            elif not task.cancelled():
+                task.exception()  # retrieved here, whatever it is: the caller gets it from result() or not at all
+        return task.result()
 
     async def _record(self, context: Any, started_wall: float) -> Recording:
         req = self.req

@@ -6,12 +6,22 @@
 - **Chunks on their way to a recording or recording.** At most ``max_active_chunks`` per client
   (Client, else SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS, 4). A running job's other chunks wait ``pending``
   in the database, not in the broker; each time one of the client's chunks is done recording, the next
-  one is admitted (oldest job first, then by index). Admission queues a chunk's synthesis, and its
+  one is admitted (oldest job first, then by index). A chunk canceled while it records keeps its turn
+  until its worker has let go (its lease, jobs.services.leases), so cancel and resubmit never records
+  more at once than the share. Admission queues a chunk's synthesis, and its
   recording too unless the recording paces to per-step lines (then the synthesis queues it).
 
-So the record queue never holds more than ``max_active_chunks`` of any one client: a burst of 500
-jobs waits in the database, and another client's job starts recording as soon as a slot frees, within
-one chunk's time on a saturated tier. Every decision is taken under the client's row lock, so
+- **Chunks muxing.** At most ``max_muxing_chunks`` per client (Client, else
+  SCREENREEL_CLIENT_MAX_MUXING_CHUNKS, 2: the Procfile's media tier, so a lone client can still fill it).
+  A chunk ready to be muxed waits ``muxing`` with no ``mux_admitted_at`` until one of its client's muxes
+  ends; then the oldest job's is queued. The media queue is FIFO, so without this one client's 50 muxes
+  would all sit in front of another client's first; with it, that first mux waits behind at most
+  ``max_muxing_chunks`` of each other client's.
+
+So the record queue never holds more than ``max_active_chunks`` of any one client, nor the media queue
+more than ``max_muxing_chunks`` of its muxes: a burst of 500 jobs waits in the database, and another
+client's job starts recording (or muxing) as soon as a slot frees, within one chunk's time on a saturated
+tier. Every decision is taken under the client's row lock, so
 concurrent starts and ends never overshoot; what a lost message or a dead worker leaves undone,
 ``pipeline_recover`` admits again.
 """
@@ -46,6 +56,7 @@ def chunks_admit(*, client_id: str) -> list[int]:
         active = running.filter(admitted_at__isnull=False).filter(
             Q(status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING])
             | Q(status=ChunkStatus.SYNTHESIZING, recording__isnull=True)).count()
+        active += _letting_go(client_id, recorded=False)  # canceled while recording, still stopping
         if active >= limit:
             return []
         chosen = list(running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True)
@@ -54,6 +65,39 @@ def chunks_admit(*, client_id: str) -> list[int]:
         for chunk_id, paced in chosen:
             chunk_queue(chunk_id=chunk_id, paced=paced)
         return [chunk_id for chunk_id, _ in chosen]
+
+
+def _letting_go(client_id: str, *, recorded: bool) -> int:
+    """The client's chunks canceled in a stage whose worker has not let go yet (it still holds the lease):
+    recording ones (``recorded`` False) or muxing ones."""
+    return Chunk.objects.filter(job__client_id=client_id, status=ChunkStatus.CANCELED,
+                                recording__isnull=not recorded, lease_expires_at__gt=timezone.now()).count()
+
+
+def mux_admit(*, client_id: str) -> list[int]:
+    """Let the client's next chunks waiting to be muxed into the media queue, up to its limit; returns their
+    ids."""
+    with transaction.atomic():
+        client = client_lock(client_id)
+        if client is None:
+            return []
+        limit = client.max_muxing_chunks or settings.SCREENREEL_CLIENT_MAX_MUXING_CHUNKS
+        muxing = Chunk.objects.filter(job__client_id=client_id, job__status=JobStatus.RUNNING,
+                                      status=ChunkStatus.MUXING)
+        active = muxing.filter(mux_admitted_at__isnull=False).count() + _letting_go(client_id, recorded=True)
+        if active >= limit:
+            return []
+        chosen = list(muxing.filter(mux_admitted_at__isnull=True).order_by("job__created_at", "job_id", "index")
+                      .values_list("id", flat=True)[:limit - active])
+        Chunk.objects.filter(pk__in=chosen).update(mux_admitted_at=timezone.now())
+        for chunk_id in chosen:
+            enqueue_on_commit(TaskName.CHUNK_MUX, chunk_id)
+        return chosen
+
+
+def mux_admit_on_commit(*, client_id: str) -> None:
+    """After the surrounding transaction commits (a chunk is ready to be muxed, or a mux ended): admit."""
+    transaction.on_commit(lambda: mux_admit(client_id=client_id))
 
 
 def chunk_queue(*, chunk_id: int, paced: bool, record: bool = True, synthesize: bool = True) -> None:

@@ -35,6 +35,7 @@ from jobs.queue import enqueue_on_commit
 from jobs.selectors import job_view
 from jobs.services.admission import chunks_admit, chunks_admit_on_commit, running_jobs_free
 from jobs.services.events import event_record
+from jobs.services.leases import leases_stop_on_commit
 from jobs.services.locks import client_lock
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
@@ -122,14 +123,20 @@ def job_start(*, job_id: str) -> bool:
 
 
 def job_cancel(*, job: Job) -> Job:
-    """Cancel a job that has not ended; chunks not yet done are canceled. Returns the job."""
+    """Cancel a job that has not ended; chunks not yet done are canceled, and a stage running for one of them
+    is stopped. Returns the job."""
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status in JOB_ENDED:
             raise Conflict(f"The job already ended ({locked.status}); there is nothing to cancel.",
                            code="job_not_cancelable")
+        stopped = []
         for chunk in locked.chunks.exclude(status__in=CHUNK_ENDED):
-            chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.CANCELED)
+            if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.CANCELED) is not None:
+                stopped.append(chunk.pk)
+        # A stage running on a worker ends within a second or so: its lease is found lost, and the recorder
+        # and the mux's programs stop on that (jobs.services.leases).
+        leases_stop_on_commit(stopped)
         moved = job_transition(job_id=locked.pk, to=JobStatus.CANCELED)
         assert moved is not None
         return moved

@@ -7,6 +7,7 @@ what makes a redelivered task harmless.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -18,6 +19,7 @@ from jobs.models import (
     JOB_ENDED,
     JOB_STATUS_EVENT,
     JOB_TRANSITIONS,
+    RETRY_NOTE,
     Chunk,
     ChunkStatus,
     EventType,
@@ -26,7 +28,7 @@ from jobs.models import (
     holds_record_turn,
 )
 from jobs.selectors import chunk_view, job_view
-from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit
+from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit, mux_admit_on_commit
 from jobs.services.events import event_record
 from jobs.services.locks import chunk_lock
 
@@ -79,6 +81,14 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         return job
 
 
+def _worker_holds(status: str, chunk: Chunk, now: datetime) -> bool:
+    """Whether a worker runs a stage of ``chunk`` (in ``status``) now: its lease is live, and is not a retry's
+    due time. A canceled chunk then keeps the lease, and its place in its client's share, until that worker
+    lets go (jobs.services.leases)."""
+    return (status in (ChunkStatus.RECORDING, ChunkStatus.MUXING) and chunk.lease_expires_at is not None
+            and chunk.lease_expires_at > now and not chunk.error.endswith(RETRY_NOTE))
+
+
 def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None = None,
                      expect: str | None = None, failed_stage: str | None = None) -> Chunk | None:
     """Move a chunk to ``to`` (only from ``expect`` when given); returns the chunk, or None if not allowed.
@@ -105,9 +115,11 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
             chunk.started_at = chunk.started_at or now
         if to in CHUNK_ENDED:
             chunk.finished_at = now
-            chunk.lease_expires_at = None
+            if not (to == ChunkStatus.CANCELED and _worker_holds(before, chunk, now)):
+                chunk.lease_expires_at = None
         if to == ChunkStatus.PENDING:  # a rerun: every stage runs again
             chunk.started_at = chunk.finished_at = chunk.lease_expires_at = chunk.admitted_at = None
+            chunk.mux_admitted_at = None
             chunk.synth_lease_expires_at = chunk.recording = chunk.speech = chunk.timeline = chunk.cost = None
             chunk.track = None
             chunk.attempts = chunk.synth_attempts = 0
@@ -115,6 +127,8 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
         chunk.save()
         if held_turn and not holds_record_turn(to, recorded=chunk.recording is not None):
             chunks_admit_on_commit(client_id=chunk.job.client_id)  # its recording turn is over: the next one
+        if ChunkStatus.MUXING in (before, to):
+            mux_admit_on_commit(client_id=chunk.job.client_id)  # its mux waits its turn, or its turn is over
         if to == ChunkStatus.FAILED:
             stage = failed_stage or _STATUS_STAGE.get(before)
             events = (*((_STAGE_FAILED[stage],) if stage else ()), EventType.CHUNK_FAILED)

@@ -1,5 +1,6 @@
 """Chaos, with real workers, a real browser and real Redis: Redis flushed mid-job, Redis down while
-clients submit, a chunk whose recording kills its worker every time, and workers SIGKILLed at random.
+clients submit, a chunk whose recording kills its worker every time, workers SIGKILLed at random, and a
+recording that runs out of time.
 Each case asserts terminal states and what storage holds: every job ends, nothing is lost, nothing is
 stored twice, no file without its row."""
 
@@ -22,6 +23,7 @@ import httpx
 import pytest
 import redis
 from django.core.files.storage import default_storage
+from pytest_django.fixtures import Settings
 
 from jobs.models import JOB_ENDED, Chunk, ChunkStatus, Job, JobStatus, StoredObject
 from sampleapp.serve import ROOT as SAMPLEAPP
@@ -250,3 +252,36 @@ def test_twenty_chunks_survive_three_random_worker_kills_with_nothing_stored_twi
     assert all("worker was lost" in c.error for c in failed), [c.error for c in failed]
     assert len(failed) <= 1, [c.index for c in failed]  # three kills can exhaust at most one chunk's attempts
     assert_storage_matches_rows(job)
+
+
+# --- A stage that runs out of time ---------------------------------------------------------------------
+
+def test_a_recording_that_runs_out_of_time_fails_once_with_its_reason_and_is_charged(
+        worker_env: dict[str, str], sample_app: str, settings: Settings, tmp_path: Path) -> None:
+    # The shortest limit there is, for the web and the worker alike: a soft limit at 20 s, and a budget of
+    # 10 s for a feature's least duration. This feature's is 6.75 s, so it is accepted; but its page never
+    # shows what it waits for, and the wait's own timeout (60 s) is past the limit.
+    settings.SCREENREEL_STAGE_TIME_LIMIT_S = 30
+    worker = Worker({**worker_env, "SCREENREEL_STAGE_TIME_LIMIT_S": "30"}, tmp_path / "worker.log")
+    tenant = Tenant("Slow page")
+    slow = {"title": "Never ready", "script": "Waiting.",
+            "steps": [{"action": "wait_for", "selector": "#never-there", "timeout_ms": 60_000},
+                      {"action": "wait", "ms": 5_000}]}
+    worker.start()
+    try:
+        created = tenant.api.post("/v1/jobs", job_spec(sample_app, slow), format="json")
+        assert created.status_code == 201, created.json()
+        job = wait_until_ended(created.json()["id"], timeout=240)
+        time.sleep(8)  # a retry would have been claimed by now (the first backoff is 5 s)
+        chunk = job.chunks.get()
+        chunk.refresh_from_db()
+    finally:
+        worker.stop()
+    assert job.status == JobStatus.FAILED
+    assert chunk.status == ChunkStatus.FAILED and chunk.attempts == 1, (chunk.status, chunk.attempts, chunk.error)
+    assert chunk.error.startswith("The recording ran past its time limit of 30 s and was not retried"), chunk.error
+    assert chunk.cost is not None and chunk.cost["recording_seconds"] >= 15, chunk.cost
+    assert chunk.cost["total_usd"] > 0
+    body = tenant.api.get(f"/v1/jobs/{job.id}").json()
+    assert body["cost"]["total_usd"] == chunk.cost["total_usd"]  # the client sees what it is charged
+    assert body["chunks"][0]["error"] == chunk.error

@@ -1,22 +1,35 @@
-"""Fair share: a client's running jobs and recording turns are capped, the rest waits in the database
-and is admitted in order as turns free up; past the unfinished-jobs cap, POST /v1/jobs is a 429."""
+"""Fair share: a client's running jobs, recording turns and mux turns are capped, the rest waits in the
+database and is admitted in order as turns free up; past the unfinished-jobs cap, POST /v1/jobs is a 429."""
 
 from __future__ import annotations
 
+import ast
+import functools
+import json
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from jobs.models import Chunk, ChunkStatus, Job, JobStatus
 from jobs.services.admission import chunks_admit
 from jobs.services.jobs import job_cancel, job_start
-from jobs.services.pipeline import pipeline_recover
+from jobs.services.leases import lease_kept
+from jobs.services.pipeline import chunk_claim, chunk_synthesize_run, pipeline_recover
 from jobs.services.transitions import chunk_transition
+from jobs.task_names import TaskName
 from tests.conftest import Tenant
 from tests.factories import make_client, make_job
+from tests.processes import flush_redis
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +146,183 @@ def test_a_paced_chunk_in_per_step_mode_synthesizes_first_and_holds_its_turn_unt
     with django_capture_on_commit_callbacks(execute=True):
         chunk_transition(chunk_id=first.pk, to=ChunkStatus.MUXING, changes={"recording": {"duration_ms": 1}})
     assert _admitted(job) == [1, 2]
+
+
+def test_a_chunk_canceled_while_recording_keeps_its_clients_turn_until_its_worker_lets_go(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = 1
+    client = make_client()
+    first = make_job(client=client)
+    job_start(job_id=first.id)
+    recording = chunk_claim(chunk_id=first.chunks.get().pk, stage="record")  # a worker records it
+    assert recording is not None
+    second = make_job(client=client)  # cancel and resubmit
+    with lease_kept(recording):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_start(job_id=second.id)
+            job_cancel(job=first)
+        assert _admitted(second) == []  # canceled, but its worker still records: the turn is taken
+        assert chunks_admit(client_id=client.pk) == []
+    # The stage ended (its recorder stopped): the worker let go, and the turn passed on.
+    assert _admitted(second) == [1]
+    assert Chunk.objects.get(pk=recording.pk).lease_expires_at is None
+
+
+# --- Muxes ----------------------------------------------------------------------------------------------
+
+def _media_queue() -> list[int]:
+    """The chunk ids of the mux tasks waiting in the real media queue, in the order workers will take them."""
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    waiting = [json.loads(raw) for raw in reversed(broker.lrange("media", 0, -1))]  # kombu pushes left, pops right
+    return [int(ast.literal_eval(m["headers"]["argsrepr"])[0]) for m in waiting
+            if m["headers"]["task"] == TaskName.CHUNK_MUX]
+
+
+def _recorded_and_waiting_for_voice(job: Job) -> list[Chunk]:
+    """The job's chunks as a recording that ended before its narration leaves them: synthesizing, recorded."""
+    chunks = list(job.chunks.order_by("index"))
+    Chunk.objects.filter(job=job).update(status=ChunkStatus.SYNTHESIZING, admitted_at=timezone.now(),
+                                         recording={"duration_ms": 2000, "steps": []})
+    return chunks
+
+
+def test_one_clients_fifty_muxes_do_not_queue_ahead_of_another_clients_first(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = 2
+    flush_redis()
+    espeak = {"provider": "espeak-ng", "voice_id": None}
+    busy, other = make_job(features=20, voice=espeak), make_job(features=1, voice=espeak)
+    more = [make_job(client=busy.client, features=15, voice=espeak) for _ in range(2)]  # 50 chunks in all
+    for job in (busy, *more, other):
+        job_start(job_id=job.id)
+    waiting = [c for job in (busy, *more) for c in _recorded_and_waiting_for_voice(job)]
+    (mine,) = _recorded_and_waiting_for_voice(other)
+    with django_capture_on_commit_callbacks(execute=True):
+        for chunk in waiting:  # the busy client's narrations end first: each chunk is ready to be muxed
+            chunk_synthesize_run(chunk_id=chunk.pk)
+        chunk_synthesize_run(chunk_id=mine.pk)
+    not_ready = list(Chunk.objects.filter(pk__in=[c.pk for c in waiting]).exclude(status=ChunkStatus.MUXING)
+                     .values_list("index", "status", "error"))
+    assert not not_ready, not_ready  # every narration ended, and each chunk went on to the mux
+    queue = _media_queue()
+    assert mine.pk in queue, (mine.pk, queue)
+    ahead = queue.index(mine.pk)
+    assert ahead <= 2, f"{ahead} of the busy client's muxes are queued ahead of the other client's first"
+    assert Chunk.objects.filter(job__client=busy.client, mux_admitted_at__isnull=False).count() == 2
+
+
+def test_a_mux_that_ends_passes_its_turn_to_the_clients_oldest_waiting_one(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = 1
+    client = make_client()
+    older, newer = make_job(client=client, features=2), make_job(client=client)
+    for job in (older, newer):
+        job_start(job_id=job.id)
+    chunks = [*_recorded_and_waiting_for_voice(older), *_recorded_and_waiting_for_voice(newer)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for chunk in reversed(chunks):  # ready in the opposite order
+            chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.MUXING, changes={"speech": {"characters": 1}})
+    admitted = list(Chunk.objects.filter(mux_admitted_at__isnull=False).values_list("pk", flat=True))
+    assert admitted == [chunks[0].pk]  # one at a time, and the oldest job's first
+    assert chunk_claim(chunk_id=chunks[1].pk, stage="mux") is None  # a stray message cannot jump the queue
+    first = chunk_claim(chunk_id=chunks[0].pk, stage="mux")
+    assert first is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        chunk_transition(chunk_id=first.pk, to=ChunkStatus.SUCCEEDED)
+    assert Chunk.objects.get(pk=chunks[1].pk).mux_admitted_at is not None
+    assert Chunk.objects.get(pk=chunks[2].pk).mux_admitted_at is None
+
+
+def test_a_chunk_canceled_while_muxing_keeps_its_mux_turn_until_its_worker_lets_go(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = 1
+    client = make_client()
+    first, second = make_job(client=client), make_job(client=client)
+    for job in (first, second):
+        job_start(job_id=job.id)
+    ready = [*_recorded_and_waiting_for_voice(first), *_recorded_and_waiting_for_voice(second)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for chunk in ready:
+            chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.MUXING, changes={"speech": {"characters": 1}})
+    muxing = chunk_claim(chunk_id=ready[0].pk, stage="mux")
+    assert muxing is not None
+    with lease_kept(muxing):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_cancel(job=first)
+        assert Chunk.objects.get(pk=ready[1].pk).mux_admitted_at is None  # ffmpeg is still being stopped
+    assert Chunk.objects.get(pk=ready[1].pk).mux_admitted_at is not None
+
+
+def test_the_sweep_admits_a_mux_whose_admission_was_lost_and_queues_a_lost_one_again_once_a_grace(
+        settings: Settings) -> None:
+    settings.SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = 1
+    job = make_job(features=2)
+    job_start(job_id=job.id)
+    chunks = _recorded_and_waiting_for_voice(job)
+    long_ago = timezone.now() - timedelta(seconds=120)
+    Chunk.objects.filter(job=job).update(status=ChunkStatus.MUXING, updated_at=long_ago)  # admit hooks lost
+    swept = pipeline_recover(grace_s=60)
+    assert (swept["mux_admit"], swept["chunk_mux"]) == (1, 0)
+    assert Chunk.objects.get(pk=chunks[0].pk).mux_admitted_at is not None  # one turn, the first chunk
+    Chunk.objects.filter(pk=chunks[0].pk).update(mux_admitted_at=long_ago)  # ... whose message was lost
+    again = pipeline_recover(grace_s=60)
+    assert (again["mux_admit"], again["chunk_mux"]) == (0, 1)
+    assert pipeline_recover(grace_s=60)["chunk_mux"] == 0  # not every sweep
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_concurrent_hand_overs_and_ends_a_client_never_muxes_more_than_its_share(settings: Settings) -> None:
+    settings.SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = 2
+    flush_redis()
+    client = make_client()
+    jobs = [make_job(client=client, features=10) for _ in range(3)]
+    for job in jobs:
+        job_start(job_id=job.id)
+    ready = [c.pk for job in jobs for c in _recorded_and_waiting_for_voice(job)]
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def in_thread(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # reported to the test
+                errors.append(exc)
+            finally:
+                connection.close()
+        return run
+
+    def hand_over(chunk_ids: list[int]) -> None:  # narrations ending: chunks ready to be muxed, four at a time
+        for chunk_id in chunk_ids:
+            chunk_transition(chunk_id=chunk_id, to=ChunkStatus.MUXING, changes={"speech": {"characters": 1}})
+
+    def mux_worker() -> None:  # takes what was admitted, and ends it
+        while not done.is_set():
+            for chunk_id in Chunk.objects.filter(status=ChunkStatus.MUXING, mux_admitted_at__isnull=False) \
+                    .values_list("pk", flat=True):
+                if chunk_claim(chunk_id=chunk_id, stage="mux") is not None:
+                    time.sleep(0.01)
+                    chunk_transition(chunk_id=chunk_id, to=ChunkStatus.SUCCEEDED)
+            time.sleep(0.005)
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(Chunk.objects.filter(job__client=client, status=ChunkStatus.MUXING,
+                                             mux_admitted_at__isnull=False).count())
+
+    threads = [threading.Thread(target=in_thread(functools.partial(hand_over, ready[part::4]))) for part in range(4)]
+    threads += [threading.Thread(target=in_thread(mux_worker)) for _ in range(3)]
+    threads.append(threading.Thread(target=in_thread(watch)))
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: Chunk.objects.filter(pk__in=ready, status=ChunkStatus.SUCCEEDED).count() == len(ready)
+                 or bool(errors), timeout=120, every=0.1, what="every mux to be admitted and to end")
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors
+    assert Chunk.objects.filter(pk__in=ready, status=ChunkStatus.SUCCEEDED).count() == 30
+    assert len(seen) > 100 and max(seen) == 2, (len(seen), max(seen))  # the share was used, never passed

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -16,11 +17,12 @@ from django.utils import timezone
 
 from jobs import metrics
 from jobs.failures import failure_told, is_permanent
-from jobs.media.errors import ProcessError
-from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, JobStatus
+from jobs.media.errors import ProcessError, Stopped
+from jobs.models import RETRY_NOTE, STAGE_STATUSES, Chunk, ChunkStatus, JobStatus
 from jobs.queue import enqueue_on_commit
 from jobs.services.leases import Lease
 from jobs.services.locks import chunk_lock
+from jobs.services.pricing import chunk_cost
 from jobs.services.transitions import chunk_transition
 from jobs.storage import storage_fault
 from jobs.task_names import TaskName
@@ -28,6 +30,13 @@ from jobs.task_names import TaskName
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (5, 20, 60)
+# The soft time limit ends a stage with an error it reports this long before the hard one kills it.
+SOFT_LIMIT_MARGIN_S = 10
+# What a recording spends beyond its feature's least duration (jobs.media.recorder.least_duration_s): the
+# browser's start (about 3 s cold), the first page load and settle (up to the step timeout, 10 s, plus 5 s),
+# the first frame (up to 10 s), each goto's load, and the encoder's end, the probe and storing the video and
+# stills. 60 s covers them; under a short limit (a test set-up) it is half of what the soft limit allows.
+PAGE_LOAD_MARGIN_S = 60
 # What a failure in each stage is called in the chunk's events (jobs.services.transitions); the mux has no
 # event of its own: chunk.failed says it.
 FAILED_STAGE = {"synthesize": "synthesis", "record": "recording", "mux": None}
@@ -40,6 +49,7 @@ ENCODING_FAILED = {"record": "The recording could not be encoded", "synthesize":
 STAGE_FAULT = {"record": "The recording failed because of a fault on our side",
                "synthesize": "The narration failed because of a fault on our side",
                "mux": "The video could not be made because of a fault on our side"}
+STAGE_NOUN = {"synthesize": "narration", "record": "recording", "mux": "mux"}
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,24 @@ class StageResult:
 
     retry_in: int | None = None
     failed: bool = False
+    stopped: bool = False
 
 
 DONE = StageResult()
 FAILED = StageResult(failed=True)  # the chunk failed: nothing more to do either
+STOPPED = StageResult(stopped=True)  # the chunk was canceled (or taken over) under the stage, which stopped
+
+
+def stage_soft_time_limit_s() -> int:
+    """When a stage is told to stop (Celery's soft time limit), in seconds from its start."""
+    return int(settings.SCREENREEL_STAGE_TIME_LIMIT_S - SOFT_LIMIT_MARGIN_S)
+
+
+def feature_budget_s() -> float:
+    """The longest least duration a feature may have: the soft time limit less the margin for page loads, so
+    that a feature accepted at submission can finish inside the recording stage's time limit."""
+    soft = stage_soft_time_limit_s()
+    return soft - min(PAGE_LOAD_MARGIN_S, soft / 2)
 
 
 def _lease_fields(stage: str) -> tuple[str, str]:
@@ -75,12 +99,14 @@ def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
             return None  # already spoken
         if stage == "record" and chunk.paced and chunk.status == ChunkStatus.PENDING:
             return None  # its lines come first: the synthesis queues the recording when they are ready
+        if stage == "mux" and chunk.mux_admitted_at is None:
+            return None  # not its client's turn yet (jobs.services.admission): admission queues it
         lease = getattr(chunk, lease_field)
         if lease is not None and lease > now:
             return None  # another worker holds it, or a retry is scheduled
         attempts = getattr(chunk, attempts_field)
         if attempts >= settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
-            reason = chunk.error.removesuffix(" (will retry)") or "the worker was lost while running it"
+            reason = chunk.error.removesuffix(RETRY_NOTE) or "the worker was lost while running it"
             fail(chunk, f"Gave up after {attempts} attempts: {reason}", stage=stage)
             return None
         setattr(chunk, attempts_field, attempts + 1)
@@ -95,18 +121,22 @@ def chunk_claim(*, chunk_id: int, stage: str) -> Chunk | None:
         return chunk
 
 
-def fail(chunk: Chunk, reason: str, *, stage: str) -> None:
-    """End the chunk failed, saying why and in which stage; its job settles once the rest have ended."""
-    if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.FAILED, changes={"error": reason},
+def fail(chunk: Chunk, reason: str, *, stage: str, cost: dict[str, Any] | None = None) -> None:
+    """End the chunk failed, saying why and in which stage (and what it cost, when it is charged); its job
+    settles once the rest have ended."""
+    changes: dict[str, Any] = {"error": reason, **({"cost": cost} if cost is not None else {})}
+    if chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.FAILED, changes=changes,
                         failed_stage=FAILED_STAGE[stage]):
         enqueue_on_commit(TaskName.JOB_SETTLE, chunk.job_id)
 
 
 def _reason(exc: Exception, *, chunk: Chunk, stage: str) -> str:
-    """What the chunk's error says: the client's own facts as they are (a step, its page, its logo), anything
-    else as a sentence for its kind with an error id, the detail logged under that id."""
+    """What the chunk's error says: the client's own facts as they are (a step, its page, its logo, its time
+    limit), anything else as a sentence for its kind with an error id, the detail logged under that id."""
     if isinstance(exc, SoftTimeLimitExceeded):
-        return f"the stage ran past its time limit of {settings.SCREENREEL_STAGE_TIME_LIMIT_S} s"
+        return (f"The {STAGE_NOUN[stage]} ran past its time limit of {settings.SCREENREEL_STAGE_TIME_LIMIT_S} s "
+                "and was not retried, since it would run out of time again; shorten the feature (its waits, typed "
+                "text and pages that are slow to load).")
     if storage_fault(exc) is not None:
         summary = STORAGE_FAILED
     elif isinstance(exc, ProcessError):
@@ -116,22 +146,41 @@ def _reason(exc: Exception, *, chunk: Chunk, stage: str) -> str:
     return failure_told(exc, summary=summary, logger=log, what=f"chunk {chunk}: {stage} stage").message
 
 
-def stage_failed(chunk: Chunk, exc: Exception, *, stage: str) -> StageResult:
-    """Retry with backoff while attempts remain, unless the error is permanent; otherwise fail the chunk."""
+def stage_failed(chunk: Chunk, exc: Exception, *, stage: str, used_s: float = 0.0) -> StageResult:
+    """Retry with backoff while attempts remain, unless the error is permanent; otherwise fail the chunk.
+
+    A stage that ran out of time (Celery's soft time limit) fails the chunk at once, since the same work
+    would run out again, and is charged for what it used (``used_s``, the stage's time so far)."""
+    if isinstance(exc, Stopped):  # its chunk was canceled or taken over: it is not this attempt's to fail
+        log.info("chunk %s: the %s stage stopped: %s", chunk, stage, exc)
+        return STOPPED
     message = _reason(exc, chunk=chunk, stage=stage)
     attempts_field, lease_field = _lease_fields(stage)
     attempts = getattr(chunk, attempts_field)
-    if not is_permanent(exc) and attempts < settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
+    timed_out = isinstance(exc, SoftTimeLimitExceeded)
+    if not timed_out and not is_permanent(exc) and attempts < settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
         delay = RETRY_BACKOFF_S[min(attempts - 1, len(RETRY_BACKOFF_S) - 1)]
-        # The lease now says "a retry is due then": the retry claims it; a lost retry is recovered.
-        Chunk.objects.filter(pk=chunk.pk, **{attempts_field: attempts}).update(
-            error=f"{message} (will retry)", **{lease_field: timezone.now() + timedelta(seconds=delay)})
+        # The lease now says "a retry is due then": the retry claims it; a lost retry is recovered. Not for a
+        # chunk that was canceled meanwhile (its status moved on): nothing is due for it.
+        Chunk.objects.filter(pk=chunk.pk, status__in=STAGE_STATUSES[stage], **{attempts_field: attempts}).update(
+            error=f"{message}{RETRY_NOTE}", **{lease_field: timezone.now() + timedelta(seconds=delay)})
         log.warning("chunk %s: %s; %s retry %d in %ds", chunk, message, stage, attempts, delay)
         return StageResult(retry_in=delay)
     with transaction.atomic():
-        fail(chunk, message, stage=stage)
+        fail(chunk, message, stage=stage, cost=_used_cost(chunk, stage, used_s) if timed_out else None)
     log.info("chunk %s failed in the %s stage: %s", chunk, stage, message)
     return FAILED
+
+
+def _used_cost(chunk: Chunk, stage: str, used_s: float) -> dict[str, Any]:
+    """What a chunk that ran out of time is charged: the recording it made (or, when the recording itself ran
+    out, the time it recorded for) and the narration it had spoken, at the client's rates."""
+    now = Chunk.objects.filter(pk=chunk.pk).only("recording", "speech").first()
+    recording: dict[str, Any] = (now.recording if now else None) or {}
+    speech: dict[str, Any] = (now.speech if now else None) or {}
+    recording_ms = int(recording.get("duration_ms") or (used_s * 1000 if stage == "record" else 0))
+    return chunk_cost(client=chunk.job.client, recording_ms=recording_ms, characters=int(speech.get("characters", 0)),
+                      provider=str(speech.get("provider", "")), provider_characters=speech.get("character_cost"))
 
 
 def workdir(chunk: Chunk, stage: str) -> Path:
@@ -145,8 +194,8 @@ def workdir(chunk: Chunk, stage: str) -> Path:
 
 def timed(stage: str, started: float, result: StageResult, *, lost: bool = False) -> StageResult:
     """Count the stage's run in screenreel_stage_duration_seconds by how it ended; returns ``result``."""
-    outcome = "lost" if lost else "failed" if result.failed else "retried" if result.retry_in is not None \
-        else "succeeded"
+    outcome = "lost" if lost or result.stopped else "failed" if result.failed \
+        else "retried" if result.retry_in is not None else "succeeded"
     took = time.monotonic() - started
     metrics.observe(metrics.STAGE_DURATION, took, stage, outcome)
     log.info("%s stage %s in %.1f s", stage, outcome, took)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs.logs import log_context
-from jobs.media import captions, narration, probe, renditions
+from jobs.media import captions, narration, probe, proc, renditions
 from jobs.media import mux as muxer
 from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
 from jobs.queue import enqueue_on_commit
@@ -50,11 +50,13 @@ def _mux_run(chunk: Chunk) -> StageResult:
     work = workdir(chunk, "mux")
     started = time.monotonic()
     try:
-        with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
+        with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress, \
+                proc.stop_when(lambda: lease.lost):  # canceled: ffmpeg is killed within a second
             progress.stage(ChunkStatus.MUXING)
             muxed = _mux(chunk, work)
     except Exception as exc:
-        return timed("mux", started, stage_failed(chunk, exc, stage="mux"))
+        used_s = time.monotonic() - started
+        return timed("mux", started, stage_failed(chunk, exc, stage="mux", used_s=used_s))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     timed("mux", started, DONE, lost=lease.lost)

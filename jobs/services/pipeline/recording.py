@@ -14,15 +14,13 @@ from django.db import transaction
 from jobs.logs import log_context
 from jobs.media import recorder, renditions
 from jobs.models import Chunk, ChunkStatus, ObjectKind
-from jobs.queue import enqueue_on_commit
 from jobs.services.egress import browser_url_guard, egress_policy
-from jobs.services.leases import lease_kept
+from jobs.services.leases import Lease, lease_kept
 from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_store
 from jobs.services.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
 from jobs.services.progress import ChunkProgress
 from jobs.services.transitions import chunk_transition
-from jobs.task_names import TaskName
 
 
 def chunk_record_run(*, chunk_id: int) -> StageResult:
@@ -40,9 +38,10 @@ def _record_run(chunk: Chunk) -> StageResult:
     started = time.monotonic()
     try:
         with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
-            metadata, track = _record(chunk, work, progress)
+            metadata, track = _record(chunk, work, progress, lease)
     except Exception as exc:
-        return timed("record", started, stage_failed(chunk, exc, stage="record"))
+        used_s = time.monotonic() - started
+        return timed("record", started, stage_failed(chunk, exc, stage="record", used_s=used_s))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     timed("record", started, DONE, lost=lease.lost)
@@ -54,15 +53,14 @@ def _record_run(chunk: Chunk) -> StageResult:
         locked = chunk_lock(chunk.pk)
         spoken = locked is not None and locked.speech is not None
         to = ChunkStatus.MUXING if spoken else ChunkStatus.SYNTHESIZING
-        moved = chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
-                                 changes={"recording": metadata, "track": track, "attempts": 0,
-                                          "lease_expires_at": None, "error": ""})
-        if moved is not None and to == ChunkStatus.MUXING:
-            enqueue_on_commit(TaskName.CHUNK_MUX, chunk.pk)
+        # To the mux through its client's share (jobs.services.admission): chunk_transition admits it.
+        chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
+                         changes={"recording": metadata, "track": track, "attempts": 0, "lease_expires_at": None,
+                                  "error": ""})
     return DONE
 
 
-def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> tuple[dict[str, Any], dict[str, Any]]:
+def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[dict[str, Any], dict[str, Any]]:
     """Record the feature and store the recording and stills; returns the recording's metadata, and what the
     camera showed and the targets acted on (Chunk.track)."""
     job, n = chunk.job, chunk.index
@@ -81,6 +79,7 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress) -> tuple[dict[str
         warm_browser=settings.SCREENREEL_WARM_BROWSER, device_scale_factor=viewport.device_scale_factor,
         color_scheme=spec.color_scheme, locale=spec.locale, timezone_id=spec.timezone_id,
         redaction=spec.redact.redaction(), camera=spec.camera.settings(),
+        should_stop=lambda: lease.lost,  # canceled: the heartbeat finds it within a second (jobs.services.leases)
     ))
     raw_name = f"chunk-{n}-recording.mp4"
     raw = result.video_path.rename(work / raw_name) if result.video_path.name != raw_name else result.video_path

@@ -26,8 +26,8 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     now = timezone.now()
     stale = now - timedelta(seconds=grace_s)
     lapsed = now - timedelta(seconds=LEASE_SLACK_S)
-    counts = dict.fromkeys(("job_start", "chunk_admit", "chunk_synthesize", "chunk_record", "chunk_mux",
-                            "job_settle"), 0)
+    counts = dict.fromkeys(("job_start", "chunk_admit", "chunk_synthesize", "chunk_record", "mux_admit",
+                            "chunk_mux", "job_settle"), 0)
     # Queued jobs start as their client's running slots allow (admission), not all at once.
     for client_id in Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=stale).order_by().values_list(
             "client_id", flat=True).distinct()[:limit]:
@@ -53,11 +53,22 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
         counts["chunk_synthesize"] += int(synthesize)
     # A lapsed lease (its worker died), or a hand-over whose message was lost.
     main_gone = running.filter(Q(lease_expires_at__lt=lapsed) | Q(lease_expires_at__isnull=True, updated_at__lt=stale))
-    for task, status, key in ((TaskName.CHUNK_RECORD, ChunkStatus.RECORDING, "chunk_record"),
-                              (TaskName.CHUNK_MUX, ChunkStatus.MUXING, "chunk_mux")):
-        for chunk_id in main_gone.filter(status=status).values_list("id", flat=True)[:limit]:
-            enqueue_on_commit(task, chunk_id)
-            counts[key] += 1
+    for chunk_id in main_gone.filter(status=ChunkStatus.RECORDING).values_list("id", flat=True)[:limit]:
+        enqueue_on_commit(TaskName.CHUNK_RECORD, chunk_id)
+        counts["chunk_record"] += 1
+    # Muxes go through their client's share: one waiting for its turn whose admission was lost (the hook of a
+    # dead process) is admitted; an admitted one whose worker died, or that no worker claimed within the grace
+    # (its message was lost), is queued again, at most once a grace (mux_admitted_at moves on).
+    for client_id in running.filter(status=ChunkStatus.MUXING, mux_admitted_at__isnull=True, updated_at__lt=stale) \
+            .order_by().values_list("job__client_id", flat=True).distinct()[:limit]:
+        counts["mux_admit"] += len(admission.mux_admit(client_id=client_id))
+    mux_gone = list(running.filter(status=ChunkStatus.MUXING).filter(
+        Q(lease_expires_at__lt=lapsed) | Q(lease_expires_at__isnull=True, mux_admitted_at__lt=stale))
+        .values_list("id", flat=True)[:limit])
+    Chunk.objects.filter(pk__in=mux_gone, lease_expires_at__isnull=True).update(mux_admitted_at=now)
+    for chunk_id in mux_gone:
+        enqueue_on_commit(TaskName.CHUNK_MUX, chunk_id)
+        counts["chunk_mux"] += 1
     for chunk_id in running.filter(speech__isnull=True, synth_lease_expires_at__lt=lapsed,
                                    status__in=_SPEAKABLE).values_list("id", flat=True)[:limit]:
         enqueue_on_commit(TaskName.CHUNK_SYNTHESIZE, chunk_id)

@@ -51,7 +51,8 @@ def _synthesize_run(chunk: Chunk) -> StageResult:
                 ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
             speech = _synthesize(chunk, work, progress)
     except Exception as exc:
-        return timed("synthesize", started, stage_failed(chunk, exc, stage="synthesize"))
+        used_s = time.monotonic() - started
+        return timed("synthesize", started, stage_failed(chunk, exc, stage="synthesize", used_s=used_s))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     timed("synthesize", started, DONE, lost=lease.lost)
@@ -119,10 +120,9 @@ def _synthesized(chunk: Chunk, speech: dict[str, Any]) -> None:
             if chunk_transition(chunk_id=locked.pk, to=ChunkStatus.RECORDING, expect=ChunkStatus.SYNTHESIZING,
                                 changes={**done, "error": ""}):
                 enqueue_on_commit(TaskName.CHUNK_RECORD, locked.pk)
-        elif locked.status == ChunkStatus.SYNTHESIZING:
-            if chunk_transition(chunk_id=locked.pk, to=ChunkStatus.MUXING, expect=ChunkStatus.SYNTHESIZING,
-                                changes={**done, "attempts": 0, "lease_expires_at": None}):
-                enqueue_on_commit(TaskName.CHUNK_MUX, locked.pk)
+        elif locked.status == ChunkStatus.SYNTHESIZING:  # to the mux, admitted by chunk_transition
+            chunk_transition(chunk_id=locked.pk, to=ChunkStatus.MUXING, expect=ChunkStatus.SYNTHESIZING,
+                             changes={**done, "attempts": 0, "lease_expires_at": None})
         else:
             for field, value in done.items():
                 setattr(locked, field, value)
