@@ -7,10 +7,13 @@ Production: DATABASE_URL (PostgreSQL), REDIS_URL, and S3 settings for django-sto
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_int_list, env_list, env_str
 from jobs.task_names import QUEUE_OF, TaskName
@@ -34,6 +37,27 @@ SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
 # one database (check screenreel.W003).
 SCREENREEL_SECRET_KEY_EMBEDDED = not env_str("SECRET_KEY", "")
 DEBUG = env_bool("DEBUG", False)
+
+
+def _encryption_keys() -> list[str]:
+    """SCREENREEL_ENCRYPTION_KEYS, each entry a Fernet key or "derived"; refused at start-up when malformed."""
+    keys = env_list("SCREENREEL_ENCRYPTION_KEYS", "derived")
+    for position, key in enumerate(keys, 1):
+        if key == "derived":
+            continue
+        try:
+            size = len(base64.urlsafe_b64decode(key.encode()))
+        except (binascii.Error, ValueError):
+            size = -1
+        if size != 32:  # the message never echoes the key
+            raise ImproperlyConfigured(f"SCREENREEL_ENCRYPTION_KEYS: entry {position} is not a Fernet key (32 bytes "
+                                       "in url-safe base64, as Fernet.generate_key() makes) nor 'derived'")
+    return keys or ["derived"]
+
+
+# Secrets at rest (webhook secrets; jobs/crypto.py): Fernet keys, the first seals and every one opens;
+# "derived" is a key derived from SECRET_KEY, the embedded default. Rotation: docs/operating.md.
+SCREENREEL_ENCRYPTION_KEYS = _encryption_keys()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 

@@ -78,3 +78,17 @@ def public_url_host_allowed(app_configs: Any = None, **kwargs: Any) -> list[Warn
     return [Warning(f"The host of SCREENREEL_PUBLIC_URL ({host!r}) is not in ALLOWED_HOSTS: every signed link "
                     "and stream URL handed out would be refused.",
                     hint=f"Add {host!r} to ALLOWED_HOSTS, or correct SCREENREEL_PUBLIC_URL.", id="screenreel.W006")]
+
+
+@register()
+def encryption_keys_explicit(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """screenreel.W007: secrets at rest sealed with the key derived from SECRET_KEY are lost when SECRET_KEY
+    changes, and SECRET_KEY alone then opens them. Not for the embedded one-machine set-up (SQLite), where
+    the key and the database sit in the same var/ directory anyway."""
+    embedded = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    if settings.DEBUG or embedded or settings.SCREENREEL_ENCRYPTION_KEYS[0] != "derived":
+        return []
+    return [Warning("Secrets at rest are sealed with the key derived from SECRET_KEY (SCREENREEL_ENCRYPTION_KEYS "
+                    "is not set): changing SECRET_KEY would make every webhook secret unreadable.",
+                    hint="Set SCREENREEL_ENCRYPTION_KEYS to '<new Fernet key>,derived', deploy, run `manage.py "
+                         "encryption_rotate`, then drop ',derived' (docs/operating.md).", id="screenreel.W007")]

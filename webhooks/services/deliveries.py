@@ -102,7 +102,7 @@ def _signing_secrets(delivery: Delivery) -> list[str]:
     if endpoint is None:
         return [delivery.client.webhook_secret]
     keys = [endpoint.secret]
-    if endpoint.previous_secret and endpoint.previous_secret_expires_at and \
+    if endpoint.previous_secret_sealed and endpoint.previous_secret_expires_at and \
             endpoint.previous_secret_expires_at > timezone.now():
         keys.append(endpoint.previous_secret)
     return keys

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.crypto import seal
 from jobs.errors import DomainError
 from jobs.models import Client, EventType
 from jobs.services.events import event_record
@@ -21,7 +22,7 @@ def endpoint_create(*, client: Client, url: str, event_types: list[str], descrip
                     max_in_flight: int | None = None) -> Endpoint:
     """Register an endpoint with a new signing secret; returns it (its ``secret`` is shown once)."""
     endpoint = Endpoint(client=client, url=url, event_types=event_types, description=description,
-                        secret=signing.generate_secret())
+                        secret_sealed=seal(signing.generate_secret()))
     if max_in_flight is not None:
         endpoint.max_in_flight = max_in_flight
     endpoint.save(force_insert=True)
@@ -61,9 +62,9 @@ def endpoint_rotate_secret(*, endpoint: Endpoint, grace_s: int | None = None) ->
     grace = settings.SCREENREEL_WEBHOOK_ROTATION_GRACE_S if grace_s is None else grace_s
     with transaction.atomic():
         locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-        locked.previous_secret = locked.secret
+        locked.previous_secret_sealed = locked.secret_sealed  # moved as sealed: never opened here
         locked.previous_secret_expires_at = timezone.now() + timedelta(seconds=grace)
-        locked.secret = signing.generate_secret()
+        locked.secret_sealed = seal(signing.generate_secret())
         locked.save()
         return locked
 
