@@ -285,6 +285,9 @@ SCREENREEL_WEBHOOK_TIMEOUT_S = env_int("SCREENREEL_WEBHOOK_TIMEOUT_S", 10, minim
 SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S = env_int("SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S", 3600, minimum=1)
 # An endpoint whose every attempt has failed for this long is disabled, with the reason shown.
 SCREENREEL_WEBHOOK_DISABLE_AFTER_S = env_int("SCREENREEL_WEBHOOK_DISABLE_AFTER_S", 5 * 86400, minimum=60)
+# Endpoints a client may register (disabled ones count); past it POST /v1/webhook-endpoints answers 409
+# too_many_endpoints. Per client in the admin (Client.max_webhook_endpoints).
+SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS = env_int("SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS", 20, minimum=0)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
 # Delivery runs as the deliveries_dispatch task on the "deliver" queue (webhooks/dispatch.py).

@@ -41,6 +41,9 @@ class Client(models.Model):
     max_active_chunks = models.PositiveIntegerField(
         null=True, blank=True, help_text="Chunks queued for or in recording at once; the rest wait their turn. "
                                          "Empty: the deployment's default.")
+    max_webhook_endpoints = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Webhook endpoints registered at once, disabled ones included. "
+                                         "Empty: the deployment's default (20).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

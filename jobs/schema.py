@@ -190,13 +190,15 @@ _WHEN = {
     401: "unauthenticated: no API key, or an unknown or revoked one.",
     404: "The object does not exist for your client (job_not_found, endpoint_not_found, unknown_chunk...).",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
-         "idempotency_key_reused, endpoint_disabled, bundle_not_ready, bundle_not_found).",
+         "idempotency_key_reused, endpoint_disabled, endpoint_exists, too_many_endpoints, bundle_not_ready, "
+         "bundle_not_found).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB.",
     415: "unsupported_media_type: the body is not application/json.",
     429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
 }
-_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_bundle_links", "webhook_endpoints_test"}
+_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_bundle_links", "webhook_endpoints_test",
+              "webhook_endpoints_create", "webhook_endpoints_update"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
 
 
