@@ -288,6 +288,9 @@ SCREENREEL_WEBHOOK_DISABLE_AFTER_S = env_int("SCREENREEL_WEBHOOK_DISABLE_AFTER_S
 # Endpoints a client may register (disabled ones count); past it POST /v1/webhook-endpoints answers 409
 # too_many_endpoints. Per client in the admin (Client.max_webhook_endpoints).
 SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS = env_int("SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS", 20, minimum=0)
+# Attempts in flight at once per client over all its endpoints (and its jobs' own webhook_url), so one
+# client's slow receivers cannot hold every sender thread. Per client in the admin.
+SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = env_int("SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT", 32, minimum=1)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
 # Delivery runs as the deliveries_dispatch task on the "deliver" queue (webhooks/dispatch.py).

@@ -44,6 +44,9 @@ class Client(models.Model):
     max_webhook_endpoints = models.PositiveIntegerField(
         null=True, blank=True, help_text="Webhook endpoints registered at once, disabled ones included. "
                                          "Empty: the deployment's default (20).")
+    max_deliveries_in_flight = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Webhook attempts in flight at once, over all the client's endpoints. "
+                                         "Empty: the deployment's default (32).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -109,8 +109,11 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         ordering = ["-created_at"]
         indexes = [
-            # The sweeper: pending deliveries whose next attempt is due.
-            models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
+            # The claim (webhooks.services.deliveries._fair_order): the clients with pending deliveries, one
+            # seek each, and each client's oldest due ones in claim order (id breaks ties, so no sort of a
+            # client's backlog is needed). It replaced an index on next_attempt_at alone, which the planner
+            # took for the per-client reads, walking every other client's backlog to reach one client's rows.
+            models.Index(fields=["client", "next_attempt_at", "id"], name="delivery_client_due_idx",
                          condition=Q(status="pending")),
             # GET /v1/webhook-endpoints/{id}/deliveries and "resend all failed since T".
             models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_idx"),
