@@ -46,6 +46,7 @@ def test_one_clients_backlog_does_not_delay_another_clients_first_delivery() -> 
         _due(endpoint_create(client=noisy, url=busy.url, event_types=[]), 500, age_s=60)  # a minute overdue
         [waiting] = _due(endpoint_create(client=patient, url=quiet.url, event_types=[]), 1)  # due just now
 
+        dispatch._sender().last_client = None  # this process's turns start afresh
         recorded = dispatch.deliveries_dispatch()  # one task, one batch: as a deliver worker runs it
 
         assert len(quiet.requests) == 1, "the other client's delivery waited behind the backlog"
@@ -57,13 +58,25 @@ def test_one_clients_backlog_does_not_delay_another_clients_first_delivery() -> 
 
 def test_a_batch_takes_every_clients_oldest_before_anyones_second(settings: Any) -> None:
     settings.SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = 100
-    clients = [make_client(name) for name in ("A", "B", "C")]
+    clients = [make_client(name) for name in ("A", "B", "C")]  # ids in this order
     made = {c.pk: _due(endpoint_create(client=c, url=f"https://hooks.example.com/{c.pk}", event_types=[]), 4,
-                       age_s=10 - i) for i, c in enumerate(clients)}  # A's oldest, then B's, then C's
+                       age_s=i) for i, c in enumerate(clients)}  # C's the oldest: age does not buy places
     claimed = deliveries_claim_due(limit=6)
-    assert [d.client_id for d in claimed] == [c.pk for c in clients] * 2  # round by round, oldest first
+    assert [d.client_id for d in claimed] == [c.pk for c in clients] * 2  # round by round
     for client in clients:
         assert {d.pk for d in claimed if d.client_id == client.pk} == {d.pk for d in made[client.pk][:2]}
+
+
+def test_with_more_clients_waiting_than_a_batch_holds_they_take_turns(settings: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = 100
+    clients = [make_client(name) for name in ("A", "B", "C", "D")]
+    for i, client in enumerate(clients):  # A's backlog is the oldest, D's the newest
+        _due(endpoint_create(client=client, url=f"https://hooks.example.com/{client.pk}", event_types=[]), 3,
+             age_s=10 - i)
+    first = deliveries_claim_due(limit=3)
+    assert [d.client_id for d in first] == [c.pk for c in clients[:3]]
+    second = deliveries_claim_due(limit=3, after_client=first[-1].client_id)  # as the dispatcher passes it
+    assert [d.client_id for d in second] == [clients[3].pk, clients[0].pk, clients[1].pk]
 
 
 def test_a_client_at_its_in_flight_cap_waits_while_others_are_claimed(settings: Any) -> None:

@@ -196,25 +196,31 @@ def _clients_pending() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _fair_order(due: QuerySet[Delivery], *, limit: int) -> list[str]:
-    """Ids of ``due`` in the order a batch of ``limit`` takes them, shared between clients: every client's
-    oldest due delivery, then every client's second oldest, and so on (each round oldest first).
+def _fair_order(due: QuerySet[Delivery], *, limit: int, after_client: str | None) -> list[str]:
+    """Ids of ``due`` in the order a batch of ``limit`` takes them, shared between clients: every waiting
+    client's oldest due delivery, then every client's second oldest, and so on. The clients take turns
+    in the order of their ids, starting after ``after_client`` (the last one the caller served), so when
+    more clients wait than a batch holds, the next batch serves the ones this one left out.
 
     Read with index seeks per waiting client, never by ranking the whole due set: a window function
     (``row_number() over (partition by client order by next_attempt_at)``) reads every due row, and
-    measured 650 ms a claim with one client's 100,000 due (docs/events.md).
+    measured 650 ms a claim with one client's 100,000 due (docs/operating.md).
     """
     per_client = ("next_attempt_at", "id")  # delivery_client_due_idx's order after the client
-    oldest = due.filter(client_id=OuterRef("pk")).order_by(*per_client).values("next_attempt_at")[:1]
-    heads = Client.objects.filter(pk__in=_clients_pending()).annotate(head=Subquery(oldest)).values_list("pk", "head")
-    # Sorted here, not in SQL: a filter or an ORDER BY on the subquery would run it again per client.
-    clients = [pk for head, pk in sorted((head, pk) for pk, head in heads if head is not None)[:limit]]
+    first = due.filter(client_id=OuterRef("pk")).order_by(*per_client).values("id")[:1]
+    heads = Client.objects.filter(pk__in=_clients_pending()).annotate(head=Subquery(first)).values_list("pk", "head")
+    # Filtered and ordered here, not in SQL: a filter or an ORDER BY on the subquery would run it again.
+    waiting = sorted((client, head) for client, head in heads if head is not None)
+    turn = next((i for i, (client, _) in enumerate(waiting) if after_client is not None and client > after_client), 0)
+    waiting = (waiting[turn:] + waiting[:turn])[:limit]
+    if len(waiting) == limit:
+        return [head for _, head in waiting]  # one each fills the batch
     # With m clients in the batch, one of them takes at most limit - m + 1 of its places.
-    depth = limit - len(clients) + 1
-    queues = [list(due.filter(client_id=client).order_by(*per_client).values_list("id", "next_attempt_at")[:depth])
-              for client in clients]
-    ranked = sorted(((rank, at, pk) for queue in queues for rank, (pk, at) in enumerate(queue)))
-    return [pk for _, _, pk in ranked]
+    depth = limit - len(waiting) + 1
+    queues = [list(due.filter(client_id=client).order_by(*per_client).values_list("id", flat=True)[:depth])
+              for client, _ in waiting]
+    return [pk for _, _, pk in sorted((rank, place, pk) for place, queue in enumerate(queues)
+                                      for rank, pk in enumerate(queue))]
 
 
 def _in_order(ids: list[str]) -> RawSQL:
@@ -227,9 +233,12 @@ def _in_order(ids: list[str]) -> RawSQL:
                   [value for i, pk in enumerate(ids) for value in (pk, i)])
 
 
-def deliveries_claim_due(*, limit: int, delivery_id: str | None = None) -> list[Delivery]:
+def deliveries_claim_due(*, limit: int, delivery_id: str | None = None,
+                         after_client: str | None = None) -> list[Delivery]:
     """Claim up to ``limit`` due deliveries (or just ``delivery_id``), shared fairly between clients and at
     most each endpoint's and each client's free slots; returns them, ready for ``delivery_send``.
+    ``after_client`` is the last client the caller's previous batch served: the clients' turns go on
+    from there.
 
     A claim is ``claimed_until``: until then an attempt is in flight and nobody else may take the
     delivery; a claim whose holder died lapses and is taken again. Endpoints and clients already at their
@@ -254,7 +263,7 @@ def deliveries_claim_due(*, limit: int, delivery_id: str | None = None) -> list[
         if delivery_id is not None:
             locking = due.filter(pk=delivery_id)
         else:
-            order = _fair_order(due, limit=limit)
+            order = _fair_order(due, limit=limit, after_client=after_client)
             if not order:
                 return []
             # Locked in that order, skipping rows another dispatcher holds: the due conditions are checked
