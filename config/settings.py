@@ -7,6 +7,8 @@ Production: DATABASE_URL (PostgreSQL), REDIS_URL, and S3 settings for django-sto
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +38,27 @@ SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
 # one database (check screenreel.W003).
 SCREENREEL_SECRET_KEY_EMBEDDED = not env_str("SECRET_KEY", "")
 DEBUG = env_bool("DEBUG", False)
+
+
+def _encryption_keys() -> list[str]:
+    """SCREENREEL_ENCRYPTION_KEYS, each entry a Fernet key or "derived"; refused at start-up when malformed."""
+    keys = env_list("SCREENREEL_ENCRYPTION_KEYS", "derived")
+    for position, key in enumerate(keys, 1):
+        if key == "derived":
+            continue
+        try:
+            size = len(base64.urlsafe_b64decode(key.encode()))
+        except (binascii.Error, ValueError):
+            size = -1
+        if size != 32:  # the message never echoes the key
+            raise ImproperlyConfigured(f"SCREENREEL_ENCRYPTION_KEYS: entry {position} is not a Fernet key (32 bytes "
+                                       "in url-safe base64, as Fernet.generate_key() makes) nor 'derived'")
+    return keys or ["derived"]
+
+
+# Secrets at rest (webhook secrets; jobs/crypto.py): Fernet keys, the first seals and every one opens;
+# "derived" is a key derived from SECRET_KEY, the embedded default. Rotation: docs/operating.md.
+SCREENREEL_ENCRYPTION_KEYS = _encryption_keys()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -269,6 +292,12 @@ SCREENREEL_WEBHOOK_TIMEOUT_S = env_int("SCREENREEL_WEBHOOK_TIMEOUT_S", 10, minim
 SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S = env_int("SCREENREEL_WEBHOOK_MAX_RETRY_AFTER_S", 3600, minimum=1)
 # An endpoint whose every attempt has failed for this long is disabled, with the reason shown.
 SCREENREEL_WEBHOOK_DISABLE_AFTER_S = env_int("SCREENREEL_WEBHOOK_DISABLE_AFTER_S", 5 * 86400, minimum=60)
+# Endpoints a client may register (disabled ones count); past it POST /v1/webhook-endpoints answers 409
+# too_many_endpoints. Per client in the admin (Client.max_webhook_endpoints).
+SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS = env_int("SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS", 20, minimum=0)
+# Attempts in flight at once per client over all its endpoints (and its jobs' own webhook_url), so one
+# client's slow receivers cannot hold every sender thread. Per client in the admin.
+SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = env_int("SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT", 32, minimum=1)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
 # Delivery runs as the deliveries_dispatch task on the "deliver" queue (webhooks/dispatch.py).

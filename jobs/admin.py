@@ -29,7 +29,7 @@ from jobs.services.jobs import job_cancel, job_rerun_chunks
 class ClientAdmin(ConsoleAdmin):
     list_display = ("id", "name", "created_at")
     search_fields = ("id", "name")
-    exclude = ("webhook_secret",)  # secrets are shown once, at creation, never again
+    exclude = ("webhook_secret_sealed",)  # secrets are shown once, at creation, never again
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # as for jobs: a deleted row would orphan the client's stored files

@@ -83,8 +83,22 @@ def public_url_host_allowed(app_configs: Any = None, **kwargs: Any) -> list[Warn
 
 
 @register()
+def encryption_keys_explicit(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """screenreel.W007: secrets at rest sealed with the key derived from SECRET_KEY are lost when SECRET_KEY
+    changes, and SECRET_KEY alone then opens them. Not for the embedded one-machine set-up (SQLite), where
+    the key and the database sit in the same var/ directory anyway."""
+    embedded = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    if settings.DEBUG or embedded or settings.SCREENREEL_ENCRYPTION_KEYS[0] != "derived":
+        return []
+    return [Warning("Secrets at rest are sealed with the key derived from SECRET_KEY (SCREENREEL_ENCRYPTION_KEYS "
+                    "is not set): changing SECRET_KEY would make every webhook secret unreadable.",
+                    hint="Set SCREENREEL_ENCRYPTION_KEYS to '<new Fernet key>,derived', deploy, run `manage.py "
+                         "encryption_rotate`, then drop ',derived' (docs/operating.md).", id="screenreel.W007")]
+
+
+@register()
 def browser_user_exists(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    """screenreel.W007: Chromium refuses its sandbox as root, so a root worker runs it as an unprivileged user
+    """screenreel.W008: Chromium refuses its sandbox as root, so a root worker runs it as an unprivileged user
     (jobs/media/chromium-sandboxed); without that user no recording and no card can be made."""
     from jobs.media import sandbox
 
@@ -97,5 +111,5 @@ def browser_user_exists(app_configs: Any = None, **kwargs: Any) -> list[Warning]
         return [Warning(f"This process runs as root and the user {user!r} does not exist: Chromium cannot start "
                         "with its sandbox, so every recording and card will fail.",
                         hint=f"Run `make sysdeps`, or `useradd --system {user}`; or run the workers as an "
-                             "unprivileged user.", id="screenreel.W007")]
+                             "unprivileged user.", id="screenreel.W008")]
     return []

@@ -16,14 +16,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs import ids
+from jobs.crypto import SealedField, unseal
 from jobs.spec import Feature, JobSpec
 
 
 class Client(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.client_id, editable=False)
     name = models.CharField(max_length=200)
-    # Signs deliveries to a job's own webhook_url (DESIGN.md §4). Shown once, at creation.
-    webhook_secret = models.CharField(max_length=100, editable=False)
+    # Signs deliveries to a job's own webhook_url (DESIGN.md §4). Shown once, at creation; stored sealed
+    # (jobs.crypto), read through ``webhook_secret``.
+    webhook_secret_sealed = SealedField(editable=False)
     # Per-client terms; None means the deployment's default (settings).
     link_ttl_s = models.PositiveIntegerField(null=True, blank=True,
                                              help_text="How long signed download links live, in seconds.")
@@ -42,10 +44,21 @@ class Client(models.Model):
     max_muxing_chunks = models.PositiveIntegerField(
         null=True, blank=True, help_text="Chunks queued for or in muxing at once; the rest wait their turn. "
                                          "Empty: the deployment's default.")
+    max_webhook_endpoints = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Webhook endpoints registered at once, disabled ones included. "
+                                         "Empty: the deployment's default (20).")
+    max_deliveries_in_flight = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Webhook attempts in flight at once, over all the client's endpoints. "
+                                         "Empty: the deployment's default (32).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret in clear, unsealed on each read: for signing and for showing once, never for storing."""
+        return unseal(self.webhook_secret_sealed)
 
 
 class ApiKey(models.Model):

@@ -191,7 +191,8 @@ _WHEN = {
     401: "unauthenticated: no API key, or an unknown or revoked one.",
     404: "The object does not exist for your client (job_not_found, endpoint_not_found, unknown_chunk...).",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
-         "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, bundle_not_ready, "
+         "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, endpoint_exists, "
+         "too_many_endpoints, bundle_not_ready, "
          "bundle_not_found).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB.",
@@ -199,7 +200,7 @@ _WHEN = {
     429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
 }
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
-              "webhook_endpoints_test"}
+              "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
 
 
@@ -362,6 +363,36 @@ def _constrain_requests(components: dict[str, Any]) -> None:
         props["url"] = url
         props["event_types"]["items"] = {"type": "string", "enum": _FILTERS}
     _step_variants(components)
+    _voice_variants(components)
+
+
+def _voice_variants(components: dict[str, Any]) -> None:
+    """A voice_id is one of its provider's voices (jobs.media.voice.voice_error): one variant per provider,
+    each naming its voices; "auto" (or no provider) takes any of them. Exact case: stricter than espeak-ng."""
+    from jobs.media.voice import ELEVENLABS, ELEVENLABS_VOICE_ID, ESPEAK_VOICES, piper_voices
+
+    voice = components["VoiceRequest"]
+    components["EspeakVoice"] = {"type": "string", "enum": list(ESPEAK_VOICES)}
+    components["ElevenLabsVoiceId"] = {"type": "string", "pattern": ELEVENLABS_VOICE_ID.pattern}
+    ids: dict[str, list[dict[str, Any]]] = {"espeak-ng": [_ref("EspeakVoice")],
+           "piper": [{"type": "string", "enum": list(piper_voices())}] if piper_voices() else [],
+           ELEVENLABS: [_ref("ElevenLabsVoiceId")]}
+
+    def variant(name: str, provider: dict[str, Any], allowed: list[dict[str, Any]], required: list[str]) -> Any:
+        # Named components: generated clients (openapi-python-client) drop inline object variants.
+        components[name] = {"type": "object", "additionalProperties": False, "required": required, "properties": {
+            "provider": provider, "voice_id": {"anyOf": [{"type": "null"}, *allowed]},
+            "lexicon": voice["properties"]["lexicon"]}}
+        return _ref(name)
+
+    titles = {"espeak-ng": "VoiceEspeak", "piper": "VoicePiper", ELEVENLABS: "VoiceElevenLabs"}
+    components["VoiceRequest"] = {
+        "description": "The narrating voice. voice_id is null (the provider's default) or one of the provider's "
+                       "voices: espeak-ng's languages, the installed Piper voice, or an ElevenLabs voice id.",
+        "oneOf": [variant("VoiceAuto", {"type": "string", "enum": ["auto"], "default": "auto"},
+                          [item for allowed in ids.values() for item in allowed], []),
+                  *(variant(titles[name], {"type": "string", "enum": [name]}, allowed, ["provider"])
+                    for name, allowed in ids.items())]}
 
 
 def _parameters_bounded(operation: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from jobs.media.camera import CameraSettings
 from jobs.media.captions import LANGUAGES
 from jobs.media.recorder import Pacing, least_duration_s
 from jobs.media.redact import BUILTIN_PATTERNS
+from jobs.media.voice import voice_error
 from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Gif, Redact, Voice
 
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -249,9 +250,20 @@ class LexiconField(serializers.Field):
 
 
 class VoiceSerializer(StrictSerializer):
+    """``voice_id`` must be one of the provider's voices (jobs.media.voice.voice_error): it reaches the
+    provider's command line or URL, so anything else is refused here, naming what is allowed."""
+
     provider = serializers.ChoiceField(choices=VOICE_PROVIDERS, required=False, default="auto")
     voice_id = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
     lexicon = LexiconField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        voice_id = attrs.get("voice_id")
+        if voice_id is not None:
+            reason = voice_error(attrs.get("provider", "auto"), voice_id)
+            if reason:
+                raise serializers.ValidationError({"voice_id": serializers.ErrorDetail(reason, code="invalid_voice")})
+        return attrs
 
 
 class CaptionsSerializer(StrictSerializer):

@@ -56,7 +56,7 @@ class EndpointAdmin(ConsoleAdmin):
     list_filter = ("enabled",)
     search_fields = ("id", "url", "client__name")
     # Secrets are shown once, to the client, at creation or rotation; never here.
-    exclude = ("secret", "previous_secret")
+    exclude = ("secret_sealed", "previous_secret_sealed")
     readonly_fields = ("id", "client", "disabled_at", "disabled_reason", "failing_since",
                        "previous_secret_expires_at", "created_at")
     actions = ["enable", "disable", "rotate", "recover_since"]

@@ -81,6 +81,9 @@ class _Sender:
         self._orphans: set[int] = set()  # running attempts whose task has ended
         self._finished: list[Sent] = []
         self._ids = itertools.count()
+        # The last client this process's previous batch served: the next batch's turns start after it
+        # (webhooks.services.deliveries.deliveries_claim_due). Forgetting it costs nothing but a turn.
+        self.last_client: str | None = None
 
     def free(self) -> int:
         with self._cond:
@@ -158,7 +161,9 @@ def deliveries_dispatch(*, linger: bool = False) -> int:
         _redis().delete(KICK_KEY)  # from here on, a commit's kick enqueues another task
     sender = _sender()
     limit = min(settings.SCREENREEL_DELIVERY_BATCH, sender.free())
-    claimed = deliveries_claim_due(limit=limit) if limit > 0 else []
+    claimed = deliveries_claim_due(limit=limit, after_client=sender.last_client) if limit > 0 else []
+    if claimed:
+        sender.last_client = claimed[-1].client_id
     if claimed and len(claimed) == limit:
         try:
             _enqueue()  # more may be due: let the next free slot claim them while this batch is sent

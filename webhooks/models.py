@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from jobs import ids
+from jobs.crypto import SealedField, unseal
 from jobs.models import Client, Event, iso
 
 
@@ -31,10 +32,10 @@ class Endpoint(models.Model):
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, default="")
     disabled_at = models.DateTimeField(null=True, blank=True)
-    # Signing secrets: shown once when made. During a rotation the previous one signs too, until
-    # previous_secret_expires_at.
-    secret = models.CharField(max_length=100, editable=False)
-    previous_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    # Signing secrets: shown once when made, stored sealed (jobs.crypto) and read through ``secret`` and
+    # ``previous_secret``. During a rotation the previous one signs too, until previous_secret_expires_at.
+    secret_sealed = SealedField(editable=False)
+    previous_secret_sealed = SealedField(blank=True, default="", editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     # Start of the current run of failed attempts; cleared by any success. Drives auto-disable.
     failing_since = models.DateTimeField(null=True, blank=True)
@@ -53,6 +54,16 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.id} {self.url}"
 
+    @property
+    def secret(self) -> str:
+        """The current secret in clear, unsealed on each read: for signing and showing once, never storing."""
+        return unseal(self.secret_sealed)
+
+    @property
+    def previous_secret(self) -> str:
+        """The secret before the last rotation in clear, or "" when there is none."""
+        return unseal(self.previous_secret_sealed) if self.previous_secret_sealed else ""
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "object": "webhook_endpoint", "url": self.url, "description": self.description,
@@ -60,7 +71,7 @@ class Endpoint(models.Model):
             "disabled_reason": self.disabled_reason or None,
             "disabled_at": iso(self.disabled_at),
             "failing_since": iso(self.failing_since),
-            "rotation_ends_at": iso(self.previous_secret_expires_at) if self.previous_secret else None,
+            "rotation_ends_at": iso(self.previous_secret_expires_at) if self.previous_secret_sealed else None,
             "created_at": iso(self.created_at),
         }
 
@@ -98,8 +109,11 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         ordering = ["-created_at"]
         indexes = [
-            # The sweeper: pending deliveries whose next attempt is due.
-            models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
+            # The claim (webhooks.services.deliveries._fair_order): the clients with pending deliveries, one
+            # seek each, and each client's oldest due ones in claim order (id breaks ties, so no sort of a
+            # client's backlog is needed). It replaced an index on next_attempt_at alone, which the planner
+            # took for the per-client reads, walking every other client's backlog to reach one client's rows.
+            models.Index(fields=["client", "next_attempt_at", "id"], name="delivery_client_due_idx",
                          condition=Q(status="pending")),
             # GET /v1/webhook-endpoints/{id}/deliveries and "resend all failed since T".
             models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_idx"),

@@ -68,9 +68,10 @@ def seed_rows(*, objects: int, clients: int) -> list[str]:
     returns their keys."""
     from django.db import connection
 
+    from jobs.crypto import seal
     from jobs.models import Chunk, Client, Job
 
-    client_rows = [Client(id=f"cli_bench{c:03d}", name=f"Bench {c}", webhook_secret="whsec_bench")
+    client_rows = [Client(id=f"cli_bench{c:03d}", name=f"Bench {c}", webhook_secret_sealed=seal("whsec_bench"))
                    for c in range(clients)]
     Client.objects.bulk_create(client_rows)
     spec = {"target_url": "https://app.example.com",

@@ -9,6 +9,7 @@ itself. ``auto`` picks ElevenLabs when a config with a key is given, else Piper,
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import tempfile
 import threading
@@ -25,6 +26,26 @@ from jobs.media.errors import MediaError
 ESPEAK_TIMEOUT_S = 60.0
 ENCODE_TIMEOUT_S = 120.0
 MP3_RATE = 44100
+
+# The voices a client may name (docs/api.md), per provider: nothing else reaches a provider's command line
+# or URL. espeak-ng: the Language column of `espeak-ng --voices` (1.51, Debian 12), fixed here rather than
+# read from the program, so that a web process without espeak-ng validates as the workers speak, and
+# tests/jobs/test_voices.py checks it against the espeak-ng installed. Variants (``en-us+f3``) are not
+# offered.
+ESPEAK_VOICES = (
+    "af", "am", "an", "ar", "as", "az", "ba", "be", "bg", "bn", "bpy", "bs", "ca", "chr-US-Qaaa-x-west", "cmn",
+    "cmn-latn-pinyin", "cs", "cv", "cy", "da", "de", "el", "en-029", "en-gb", "en-gb-scotland", "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us", "en-us-nyc", "eo", "es", "es-419", "et", "eu", "fa", "fa-latn", "fi",
+    "fr-be", "fr-ch", "fr-fr", "ga", "gd", "gn", "grc", "gu", "hak", "haw", "he", "hi", "hr", "ht", "hu", "hy",
+    "hyw", "ia", "id", "io", "is", "it", "ja", "jbo", "ka", "kk", "kl", "kn", "ko", "kok", "ku", "ky", "la", "lb",
+    "lfn", "lt", "ltg", "lv", "mi", "mk", "ml", "mr", "ms", "mt", "my", "nb", "nci", "ne", "nl", "nog", "om", "or",
+    "pa", "pap", "piqd", "pl", "pt", "pt-br", "py", "qdb", "qu", "quc", "qya", "ro", "ru", "ru-lv", "sd", "shn",
+    "si", "sjn", "sk", "sl", "smj", "sq", "sr", "sv", "sw", "ta", "te", "th", "tk", "tn", "tr", "tt", "ug", "uk",
+    "ur", "uz", "vi", "vi-vn-x-central", "vi-vn-x-south", "yue",
+)
+_ESPEAK_BY_KEY = {name.lower(): name for name in ESPEAK_VOICES}
+# ElevenLabs voice ids are opaque: their shape is all that can be checked without asking ElevenLabs.
+ELEVENLABS_VOICE_ID = re.compile(r"^[A-Za-z0-9]{20}$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,10 @@ class Provider(Protocol):
 
     def available(self) -> bool: ...
 
+    def voice(self, voice_id: str) -> str | None:
+        """The name this provider knows ``voice_id`` by, or None when it has no such voice."""
+        ...
+
     def to_wav(self, text: str, wav: Path, voice_id: str | None) -> tuple[str, str]:
         """Write speech for ``text`` to ``wav``; return (voice, model) actually used."""
         ...
@@ -58,8 +83,14 @@ class EspeakProvider:
     def available(self) -> bool:
         return shutil.which("espeak-ng") is not None
 
+    def voice(self, voice_id: str) -> str | None:
+        """The listed name of ``voice_id`` (case-insensitive), or None when espeak-ng has no such voice."""
+        return _ESPEAK_BY_KEY.get(voice_id.lower())
+
     def to_wav(self, text: str, wav: Path, voice_id: str | None) -> tuple[str, str]:
-        voice = voice_id or self.default_voice
+        voice = self.voice(voice_id) if voice_id else self.default_voice
+        if voice is None:  # refused at submission; checked again so nothing else ever reaches ``-v``
+            raise MediaError(f"espeak-ng has no voice {(voice_id or '')[:100]!r}", permanent=True)
         # Text goes on stdin so a narration starting with "-" is never read as an option.
         proc.run(
             "espeak-ng",
@@ -84,10 +115,16 @@ class PiperProvider:
         paths = _piper_voice_paths()
         return paths is not None
 
+    def voice(self, voice_id: str) -> str | None:
+        """``voice_id`` if it names the installed voice, else None."""
+        return voice_id if voice_id in piper_voices() else None
+
     def to_wav(self, text: str, wav: Path, voice_id: str | None) -> tuple[str, str]:
         paths = _piper_voice_paths()
         if paths is None:
             raise MediaError("Piper voice is not installed", permanent=True)
+        if voice_id and self.voice(voice_id) is None:
+            raise MediaError(f"Piper has no voice {voice_id[:100]!r}", permanent=True)
         model, _config = paths
         voice = _load_piper_voice()
         with _PIPER_LOCK, wave.open(str(wav), "wb") as fh:
@@ -107,6 +144,13 @@ def _piper_voice_paths() -> tuple[Path, Path] | None:
         if config.is_file():
             return model, config
     return None
+
+
+@functools.cache
+def piper_voices() -> tuple[str, ...]:
+    """The names of the Piper voices installed (the model file's name without ``.onnx``)."""
+    paths = _piper_voice_paths()
+    return (paths[0].name.removesuffix(".onnx"),) if paths is not None else ()
 
 
 # Loading the ONNX model takes about a second; a worker keeps it for its whole life.
@@ -176,6 +220,29 @@ def resolve_provider(name: str, *, elevenlabs: ElevenLabsConfig | None = None) -
     return provider
 
 
+def voice_error(provider: str, voice_id: str) -> str | None:
+    """Why ``voice_id`` cannot be asked of ``provider`` (a message naming what can), or None.
+
+    ``auto`` takes a voice of any provider it may choose; the provider that speaks uses it if it is one of
+    its own, and its default voice otherwise.
+    """
+    espeak = f"an espeak-ng voice, one of: {', '.join(ESPEAK_VOICES)}"
+    piper = ("the Piper voice " + " or ".join(piper_voices())) if piper_voices() else "no Piper voice (none installed)"
+    elevenlabs = "an ElevenLabs voice id (20 letters and digits, as ElevenLabs' voice library shows it)"
+    allowed = {"espeak-ng": espeak, "piper": piper, ELEVENLABS: elevenlabs}
+    if provider == ELEVENLABS:
+        ok = bool(ELEVENLABS_VOICE_ID.match(voice_id))
+    elif provider == "auto":
+        ok = bool(ELEVENLABS_VOICE_ID.match(voice_id)) or any(p.voice(voice_id) for p in PROVIDERS.values())
+    else:
+        ok = provider in PROVIDERS and PROVIDERS[provider].voice(voice_id) is not None
+    if ok:
+        return None
+    if provider == "auto":
+        return "Not a voice of any provider: give " + "; or ".join(allowed.values()) + "."
+    return f"Not a voice of {provider}: give {allowed.get(provider, 'a known provider')}."
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One piece of text as a voice spoke it, in the voice's own format (WAV, or MP3 from ElevenLabs)."""
@@ -206,7 +273,11 @@ def speak(
         raise MediaError("narration text is empty", permanent=True)
     chosen = resolve_provider(provider, elevenlabs=elevenlabs)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
+    if voice_id and provider == "auto" and voice_error(chosen.name, voice_id):
+        voice_id = None  # another provider's voice: "auto" speaks with the chosen one's default
     if isinstance(chosen, ElevenLabsProvider):
+        if voice_id and not ELEVENLABS_VOICE_ID.match(voice_id):
+            raise MediaError(f"ElevenLabs has no voice {voice_id[:100]!r}", permanent=True)
         out = out_stem.with_suffix(".mp3")
         result = chosen.to_mp3(text, out, voice_id, previous_request_ids=previous_request_ids,
                                previous_text=previous_text, next_text=next_text)

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.auth import KEY_PREFIX, hash_key
+from jobs.crypto import seal
 from jobs.models import ApiKey, Client
 
 
@@ -26,7 +27,7 @@ class NewApiKey:
 def client_create(*, name: str) -> tuple[Client, NewApiKey]:
     """Create a client with its webhook secret and a first API key; returns both (the key in clear, once)."""
     with transaction.atomic():
-        client = Client.objects.create(name=name, webhook_secret=_webhook_secret())
+        client = Client.objects.create(name=name, webhook_secret_sealed=seal(_webhook_secret()))
         return client, api_key_create(client=client, name="default")
 
 

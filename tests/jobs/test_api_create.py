@@ -210,6 +210,47 @@ def test_it_rejects_a_malformed_spec_naming_the_field(tenant: Tenant, spec: dict
     assert _rows() == (0, 0, 0)
 
 
+# A voice reaches the provider's command line (espeak-ng -v) or URL: only its provider's own voices pass.
+BAD_VOICES = [
+    ("espeak-ng", "--help"),  # an option, not a voice
+    ("espeak-ng", "../../x"),  # a path
+    ("espeak-ng", "en-us -w /tmp/x"),
+    ("espeak-ng", "JBFqnCBsd6RMkjVDRZzb"),  # an ElevenLabs id is no espeak-ng voice
+    ("piper", "en-us"),
+    ("elevenlabs", "../../v1/user"),
+    ("elevenlabs", "short"),
+    ("auto", "--help"),
+]
+
+
+@pytest.mark.parametrize(("provider", "voice_id"), BAD_VOICES)
+def test_a_voice_its_provider_does_not_have_is_refused_naming_the_allowed_ones(
+        tenant: Tenant, spec: dict[str, Any], provider: str, voice_id: str) -> None:
+    spec["voice"] = {"provider": provider, "voice_id": voice_id}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    [field] = error["details"]["fields"]
+    assert (field["field"], field["code"]) == ("voice.voice_id", "invalid_voice")
+    allowed = {"espeak-ng": "en-us, en-us-nyc", "piper": "en_US-joe-medium", "elevenlabs": "20 letters and digits",
+               "auto": "en-us, en-us-nyc"}[provider]
+    assert allowed in field["message"], field["message"]
+    assert _rows() == (0, 0, 0)
+
+
+@pytest.mark.parametrize(("provider", "voice_id"), [
+    ("espeak-ng", "de"), ("espeak-ng", "en-GB"), ("piper", "en_US-joe-medium"),
+    ("elevenlabs", "JBFqnCBsd6RMkjVDRZzb"), ("auto", "de"), ("auto", "JBFqnCBsd6RMkjVDRZzb"), ("auto", None),
+])
+def test_a_voice_of_its_provider_is_accepted(tenant: Tenant, spec: dict[str, Any], provider: str,
+                                             voice_id: str | None) -> None:
+    spec["voice"] = {"provider": provider, "voice_id": voice_id}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    assert Job.objects.get(pk=response.json()["id"]).spec["voice"]["voice_id"] == voice_id
+
+
 def test_it_rejects_a_body_that_is_not_json(tenant: Tenant) -> None:
     response = tenant.api.post("/v1/jobs", data="{not json", content_type="application/json")
     assert response.status_code == 400

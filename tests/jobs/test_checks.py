@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.checks import run_checks
 from pytest_django.fixtures import Settings
 
@@ -22,6 +23,7 @@ def clean(settings: Settings) -> Settings:
     settings.SCREENREEL_EGRESS_ALLOW = []
     settings.SCREENREEL_PUBLIC_URL = "https://api.example.com"
     settings.ALLOWED_HOSTS = ["api.example.com"]
+    settings.SCREENREEL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"], **POSTGRES}}
     return settings
 
@@ -61,10 +63,20 @@ def test_a_public_url_whose_host_is_not_allowed(clean: Settings) -> None:
     assert "screenreel.W006" not in _ids()
 
 
+def test_secrets_at_rest_sealed_with_the_key_derived_from_secret_key(clean: Settings) -> None:
+    clean.SCREENREEL_ENCRYPTION_KEYS = ["derived"]
+    assert "screenreel.W007" in _ids()
+    clean.SCREENREEL_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), "derived"]  # mid-way off the derived key
+    assert "screenreel.W007" not in _ids()
+    clean.SCREENREEL_ENCRYPTION_KEYS = ["derived"]
+    clean.DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    assert "screenreel.W007" not in _ids()  # the embedded one-machine set-up: key and database share var/
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root worker needs the unprivileged browser user")
 def test_a_root_worker_without_the_browser_user(clean: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from jobs.media import sandbox
 
-    assert "screenreel.W007" not in _ids()  # make sysdeps made it
+    assert "screenreel.W008" not in _ids()  # make sysdeps made it
     monkeypatch.setattr(sandbox, "BROWSER_USER", "screenreel-no-such-user")
-    assert "screenreel.W007" in _ids()
+    assert "screenreel.W008" in _ids()

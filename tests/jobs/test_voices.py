@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.media import voice
 from jobs.media.errors import MediaError
 from jobs.models import ChunkStatus
 from jobs.services.voices import logo_fetch, previous_request_ids
@@ -78,3 +79,33 @@ def test_stitching_names_the_earlier_spoken_chunks_oldest_first() -> None:
     assert previous_request_ids(second) == ["req-1"]
     assert previous_request_ids(first) == []
 
+
+
+def test_the_espeak_voices_offered_are_those_espeak_ng_lists_here() -> None:
+    listed = subprocess.run(["espeak-ng", "--voices"], capture_output=True, text=True, check=True).stdout
+    languages = {line.split()[1] for line in listed.splitlines()[1:] if line.strip()}
+    assert set(voice.ESPEAK_VOICES) == languages
+
+
+def test_an_allowed_espeak_voice_still_synthesizes(tmp_path: Path) -> None:
+    german = voice.synthesize("Guten Tag, das ist ein Test.", tmp_path / "de.mp3", provider="espeak-ng",
+                              voice_id="de")
+    american = voice.synthesize("Guten Tag, das ist ein Test.", tmp_path / "en.mp3", provider="espeak-ng",
+                                voice_id="EN-US")  # case does not matter to espeak-ng, nor to the list
+    assert (german.provider, german.voice, american.voice) == ("espeak-ng", "de", "en-us")
+    assert german.duration_ms > 500 and german.path.stat().st_size > 1000
+    assert german.path.read_bytes() != american.path.read_bytes()  # the voice reached espeak-ng
+
+
+@pytest.mark.parametrize("voice_id", ["--help", "../../x", "en-us -w /tmp/x"])
+def test_a_voice_not_on_the_list_never_reaches_espeak(tmp_path: Path, voice_id: str) -> None:
+    with pytest.raises(MediaError, match="espeak-ng has no voice") as raised:
+        voice.synthesize("Hello.", tmp_path / "x.mp3", provider="espeak-ng", voice_id=voice_id)
+    assert raised.value.permanent is True
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_speaks_another_providers_voice_with_its_own_default(tmp_path: Path) -> None:
+    # No ElevenLabs key here: "auto" picks a local voice, which cannot speak an ElevenLabs id.
+    said = voice.synthesize("Hello there.", tmp_path / "x.mp3", provider="auto", voice_id="JBFqnCBsd6RMkjVDRZzb")
+    assert said.provider in ("piper", "espeak-ng") and said.duration_ms > 300

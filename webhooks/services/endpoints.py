@@ -2,35 +2,102 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.crypto import seal
 from jobs.errors import DomainError
 from jobs.models import Client, EventType
 from jobs.services.events import event_record
+from jobs.services.locks import client_lock
 from webhooks import signing
 from webhooks.models import Delivery, Endpoint
 from webhooks.services.deliveries import delivery_create_for_endpoint
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_identity(url: str) -> str:
+    """The form in which two endpoint URLs are the same: scheme and host in lower case (an IDN host in
+    its ASCII form), the default port dropped, an empty path as "/", no fragment (never sent).
+
+    The path and the query stay as given, a trailing slash included: ``/hook`` and ``/hook/`` are two
+    resources to most servers and frameworks, and folding them could refuse a URL that is really new.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    with contextlib.suppress(UnicodeError):  # not a name IDNA can encode: compared as written, lower-cased
+        host = host.encode("idna").decode("ascii")
+    if ":" in host:
+        host = f"[{host}]"  # IPv6, as it appears in a URL
+    try:
+        port = parts.port
+    except ValueError:
+        port = None  # refused at connect time by the transport; compared without it here
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _endpoint_limit(client: Client) -> int:
+    if client.max_webhook_endpoints is not None:
+        return client.max_webhook_endpoints
+    return int(settings.SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS)
+
+
+def _refuse_duplicate(url: str, others: Iterable[tuple[str, str]]) -> None:
+    identity = url_identity(url)
+    for endpoint_id, other_url in others:
+        if url_identity(other_url) == identity:
+            raise DomainError(f"An endpoint with this URL is already registered ({endpoint_id}); change its event "
+                              "types instead of registering the URL again.", code="endpoint_exists",
+                              status_code=409, details={"endpoint_id": endpoint_id})
+
 
 def endpoint_create(*, client: Client, url: str, event_types: list[str], description: str = "",
                     max_in_flight: int | None = None) -> Endpoint:
-    """Register an endpoint with a new signing secret; returns it (its ``secret`` is shown once)."""
-    endpoint = Endpoint(client=client, url=url, event_types=event_types, description=description,
-                        secret=signing.generate_secret())
-    if max_in_flight is not None:
-        endpoint.max_in_flight = max_in_flight
-    endpoint.save(force_insert=True)
+    """Register an endpoint with a new signing secret; returns it (its ``secret`` is shown once).
+
+    Refused when the client already has this URL (``endpoint_exists``) or as many endpoints as it may have
+    (``too_many_endpoints``; disabled ones count, since enabling one again takes no new check, and every
+    row is the client's to delete). Both checks run under the client's lock, so two registrations at once
+    cannot both find room for one more, nor both miss each other's URL.
+    """
+    with transaction.atomic():
+        locked = client_lock(client.pk) or client
+        others = list(Endpoint.objects.filter(client=locked).values_list("id", "url"))
+        _refuse_duplicate(url, others)
+        limit = _endpoint_limit(locked)
+        if len(others) >= limit:
+            raise DomainError(f"At most {limit} webhook endpoints may be registered at once (disabled ones count); "
+                              "delete one you no longer use.", code="too_many_endpoints", status_code=409,
+                              details={"limit": limit, "endpoints": len(others)})
+        endpoint = Endpoint(client=locked, url=url, event_types=event_types, description=description,
+                            secret_sealed=seal(signing.generate_secret()))
+        if max_in_flight is not None:
+            endpoint.max_in_flight = max_in_flight
+        endpoint.save(force_insert=True)
     return endpoint
 
 
 def endpoint_update(*, endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
-    """Change url, event types, description, in-flight cap or enabled; returns the endpoint."""
+    """Change url, event types, description, in-flight cap or enabled; returns the endpoint.
+
+    A new URL that another of the client's endpoints already has is refused (``endpoint_exists``), under
+    the client's lock as at registration.
+    """
     with transaction.atomic():
+        if "url" in changes:
+            client_lock(endpoint.client_id)  # the client first, then the endpoint (jobs.services.locks)
+            _refuse_duplicate(changes["url"], Endpoint.objects.filter(client_id=endpoint.client_id)
+                              .exclude(pk=endpoint.pk).values_list("id", "url"))
         locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
         enabled = changes.pop("enabled", None)
         for field, value in changes.items():
@@ -61,9 +128,9 @@ def endpoint_rotate_secret(*, endpoint: Endpoint, grace_s: int | None = None) ->
     grace = settings.SCREENREEL_WEBHOOK_ROTATION_GRACE_S if grace_s is None else grace_s
     with transaction.atomic():
         locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-        locked.previous_secret = locked.secret
+        locked.previous_secret_sealed = locked.secret_sealed  # moved as sealed: never opened here
         locked.previous_secret_expires_at = timezone.now() + timedelta(seconds=grace)
-        locked.secret = signing.generate_secret()
+        locked.secret_sealed = seal(signing.generate_secret())
         locked.save()
         return locked
 
