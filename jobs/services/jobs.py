@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.module_loading import import_string
 
-from jobs.errors import Conflict, DomainError
+from jobs.errors import Conflict, DomainError, NotFound
 from jobs.models import CHUNK_ENDED, JOB_ENDED, Chunk, ChunkStatus, Client, EventType, Job, JobStatus
 from jobs.queue import enqueue_on_commit
 from jobs.selectors import job_view
@@ -94,10 +94,19 @@ def job_start(*, job_id: str) -> bool:
     return True
 
 
+def _locked(job: Job) -> Job:
+    """The job's row, locked for this transaction (on SQLite the transaction's write lock is the lock);
+    NotFound if it was deleted since the request read it."""
+    locked = Job.objects.select_for_update().filter(pk=job.pk).first()
+    if locked is None:
+        raise NotFound(f"No job {job.pk!r}.", code="job_not_found")
+    return locked
+
+
 def job_cancel(*, job: Job) -> Job:
     """Cancel a job that has not ended; chunks not yet done are canceled. Returns the job."""
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked = _locked(job)
         if locked.status in JOB_ENDED:
             raise Conflict(f"The job already ended ({locked.status}); there is nothing to cancel.",
                            code="job_not_cancelable")
@@ -114,7 +123,7 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
     The other chunks keep their artifacts; settling builds a new bundle version (``job.run``).
     """
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked = _locked(job)
         if locked.status not in JOB_ENDED:
             raise Conflict(f"The job is {locked.status}; rerun it once it has ended.", code="job_not_ended")
         chunks = {c.index: c for c in locked.chunks.all()}
