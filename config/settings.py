@@ -117,6 +117,9 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------------------
 _database_url = env_str("DATABASE_URL", "")
+# The embedded SQLite default: how long a writer waits for the one write lock before its request answers
+# 503 database_busy (docs/operating.md#the-embedded-default-under-concurrency).
+SCREENREEL_SQLITE_BUSY_TIMEOUT_S = env_int("SCREENREEL_SQLITE_BUSY_TIMEOUT_S", 30, minimum=1, maximum=600)
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
 else:
@@ -125,12 +128,15 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "screenreel.sqlite3"),
-            # WAL lets the web process read while a worker writes; IMMEDIATE avoids the
-            # "database is locked" upgrade deadlock between concurrent writers.
+            # WAL lets the web process read while a worker writes. Every transaction.atomic() begins
+            # IMMEDIATE, so it takes the write lock up front, waiting for it through the busy handler; a
+            # deferred one that read first and wrote second would be refused at once when another writer
+            # got in between ("database is locked", with no wait). ``timeout`` sets that busy handler on
+            # every connection (sqlite3's busy_timeout). The API writes only inside atomic blocks.
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
+                "timeout": SCREENREEL_SQLITE_BUSY_TIMEOUT_S,
             },
         }
     }

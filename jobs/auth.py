@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -14,6 +16,7 @@ from rest_framework.request import Request
 from jobs.models import ApiKey, Client
 
 KEY_PREFIX = "sr_"
+log = logging.getLogger(__name__)
 
 
 def hash_key(key: str) -> str:
@@ -60,8 +63,22 @@ def api_key_from_header(header: str) -> ApiKey:
     now = timezone.now()
     # Touch last_used_at at most once a minute: no write on every request.
     if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        _touch(api_key, now)
     return api_key
+
+
+def _touch(api_key: ApiKey, now: datetime) -> None:
+    """Best effort: a request that only reads must never fail because the database's write lock stayed busy
+    past its wait (503 is for writes); a later request records the use instead."""
+    from jobs.errors import database_busy  # jobs.errors loads DRF's views, whose settings load this module
+
+    try:
+        with transaction.atomic():
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    except OperationalError as exc:
+        if not database_busy(exc):
+            raise
+        log.info("could not record the use of API key %s now; a later request will", api_key.prefix)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

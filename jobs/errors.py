@@ -7,9 +7,11 @@ Every error leaves as ``{"error": {"code": ..., "message": ..., "details": ...}}
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -49,6 +51,33 @@ class Conflict(DomainError):
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+# PostgreSQL's lock_not_available (lock_timeout), deadlock_detected and serialization_failure: the
+# transaction was rolled back and the same request may simply be sent again.
+_PG_BUSY = frozenset({"55P03", "40P01", "40001"})
+BUSY_RETRY_AFTER_S = 1
+
+
+def database_busy(exc: BaseException) -> bool:
+    """True when ``exc`` says a lock could not be had in time and the transaction was rolled back: SQLite's
+    "database is locked" (its busy timeout ran out) or PostgreSQL's lock timeout, deadlock or
+    serialization failure."""
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, sqlite3.OperationalError):
+        return "locked" in str(cause)  # "database is locked", "database table is locked"
+    return getattr(cause, "sqlstate", None) in _PG_BUSY
+
+
+def busy_response() -> Response:
+    """503 database_busy with Retry-After: nothing was written, and the request may be sent again."""
+    response = Response(error_body(
+        "database_busy", "The database is busy with other writes and nothing was changed; send the same request "
+                         f"again in {BUSY_RETRY_AFTER_S} s (Retry-After)."), status=503)
+    response["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+    return response
 
 
 def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
@@ -97,6 +126,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response = Response(error_body("unauthenticated", str(exc.detail)), status=401)
         response["WWW-Authenticate"] = 'Bearer realm="screenreel"'
         return response
+    if database_busy(exc):
+        # The last line: writes take their locks up front and wait for them (docs/operating.md), so this is
+        # a lock held past the wait, not a bug in the request.
+        log.warning("database busy in %s: %s", context.get("view"), exc)
+        return busy_response()
     handled = exception_handler(exc, context)
     if handled is not None and isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()

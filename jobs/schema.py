@@ -190,18 +190,24 @@ _WHEN = {
          "time limit: details.minimum_s, limit_s), malformed_json, invalid_body, invalid_filter...",
     401: "unauthenticated: no API key, or an unknown or revoked one.",
     404: "The object does not exist for your client (job_not_found, endpoint_not_found, unknown_chunk...).",
+    406: "not_acceptable: the Accept header allows no JSON, the only type the API answers in.",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
          "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, endpoint_exists, "
          "too_many_endpoints, bundle_not_ready, "
          "bundle_not_found).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
-    413: "payload_too_large: the body is over 1 MiB.",
+    413: "payload_too_large: the body is over 1 MiB (any request under /v1/, even one that takes no body).",
     415: "unsupported_media_type: the body is not application/json.",
     429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
+    503: "database_busy (with Retry-After): the database's write lock stayed busy past its wait; nothing was "
+         "changed, and the same request may be sent again.",
 }
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
               "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
+# The operations that write, so may find the write lock busy past its wait (jobs.errors.database_busy).
+_WRITES = {"jobs_create", "jobs_cancel", "jobs_rerun", "webhook_endpoints_create", "webhook_endpoints_update",
+           "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test"}
 
 
 def _error(status: int) -> dict[str, Any]:
@@ -212,14 +218,20 @@ def _error(status: int) -> dict[str, Any]:
             ("RateLimit-Limit", "The burst: requests allowed at once from a full budget."),
             ("RateLimit-Remaining", "Requests left now."),
             ("RateLimit-Reset", "Seconds until the budget is full again."))}
+    elif status == 503:
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                               "description": "Seconds to wait before sending it again."}}
     return response
 
 
 def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     op_id = operation.get("operationId", "")
+    # Every API view negotiates JSON (406) and sits behind the body limit (413), bodiless ones included.
     if op_id == "links_download":  # no key, not rate limited: its own 403, 410 and 416 are listed on it
-        return []
-    statuses = [401, 429]
+        return [406, 413]
+    if op_id == "jobs_events_stream":  # a plain Django view: it negotiates nothing
+        return [400, 401, 404, 413, 429]
+    statuses = [401, 406, 413, 429]
     if "{" in path:
         statuses.append(404)
     if "requestBody" in operation:
@@ -230,6 +242,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
         statuses.append(409)
     if op_id == "jobs_bundle_links":
         statuses.append(410)
+    if op_id in _WRITES:
+        statuses.append(503)
     return sorted(set(statuses))
 
 
@@ -265,10 +279,17 @@ _STREAM: dict[str, Any] = {
 # A URL the validator accepts as written: http(s), a host name (what the egress rule makes of it is only
 # known at run time), an optional port and path. Stricter than the validator, never looser.
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
-HTTP_URL = (r"^https?://[A-Za-z][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})+(:" + _PORT + r")?"
-            r"([/?#][^\s\\\x00-\x1f\x7f\x85]*)?$")
-# A goto's path, resolved against target_url (jobs.serializers.validate_relative_path says the same).
-RELATIVE_PATH = r"^/[^\s\\\x00-\x1f\x7f\x85]*$"
+# A host name is at most 253 characters, as jobs.egress checks: a first label of up to 63 and up to six
+# more of up to 30 (63 + 6 x 31 = 249). A lookahead on the length would say it exactly, but generators
+# (hypothesis, so schemathesis) then draw and discard: its coverage phase went from 20 s to 4 minutes.
+HTTP_URL = (r"^https?://[A-Za-z][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,30}){1,6}"
+            r"(:" + _PORT + r")?([/?#][^\s\\\x00-\x1f\x7f\x85]*)?$")
+# A goto's path, resolved against target_url (jobs.serializers.StepSerializer says the same): \ufeff is
+# named because Python's \s, which generators read the pattern with, does not take it in.
+RELATIVE_PATH = r"^/[^\s\\\x00-\x1f\x7f\x85\ufeff]*$"
+# A literal, then at most one character class of letters, digits, _ and the ranges a-z, A-Z and 0-9 (a
+# hyphen only last): every such class compiles, where [z-a] would not.
+REDACT_PATTERN = r"^[A-Za-z0-9_]{1,40}(\[([A-Za-z0-9_]|a-z|A-Z|0-9){1,20}-?\][+*]?)?$"
 _FILTERS = sorted({*EventType.values, "*", "job.*", "chunk.*", "bundle.*", "chunk.recording.*", "chunk.synthesis.*"})
 
 
@@ -312,6 +333,7 @@ def _step_variants(components: dict[str, Any]) -> None:
 def _constrain_requests(components: dict[str, Any]) -> None:
     """What the validators check beyond each field's own bounds, written into the request schemas."""
     from jobs.serializers import MAX_URL as max_url
+    from jobs.serializers import NOT_BLANK
 
     for name, component in components.items():
         if name.endswith("Request") and component.get("type") == "object":
@@ -319,12 +341,8 @@ def _constrain_requests(components: dict[str, Any]) -> None:
             for field_name, field in component.get("properties", {}).items():
                 if (name, field_name) == ("StepRequest", "text"):
                     continue  # typed as given, spaces included (trim_whitespace=False)
-                kinds = field.get("type")
-                is_string = kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
-                if is_string and field.get("minLength") == 1 and "pattern" not in field:
-                    # Blank after trimming is an error too; Python strips \x1c-\x1f and \x85 as well,
-                    # which an ECMA \S would let through.
-                    field["pattern"] = r"[^\s\x1c-\x1f\x85]"
+                if _is_string(field) and field.get("minLength") == 1 and "pattern" not in field:
+                    field["pattern"] = NOT_BLANK  # blank after trimming is an error too
     spec = components["JobSpecRequest"]["properties"]
     url = {"type": "string", "maxLength": max_url, "pattern": HTTP_URL}
     spec["target_url"] = url
@@ -351,7 +369,7 @@ def _constrain_requests(components: dict[str, Any]) -> None:
                                     "pattern": r"^[#.]?[A-Za-z][A-Za-z0-9_-]*([#.][A-Za-z][A-Za-z0-9_-]*)*$"}
     redact["patterns"]["items"] = {"anyOf": [{"type": "string", "enum": sorted(BUILTIN_PATTERNS)},
                                              {"type": "string", "maxLength": 200,
-                                              "pattern": r"^[A-Za-z0-9_]{1,40}(\[[A-Za-z0-9_-]{1,20}\][+*]?)?$"}]}
+                                              "pattern": REDACT_PATTERN}]}
     spec["locale"] = {**spec["locale"], "pattern": LOCALE.pattern}
     spec["outputs"] = {**spec["outputs"], "uniqueItems": True}  # each output once (duplicate)
     # Area/Location names and UTC: Etc/GMT+1 and Etc/GMT-1 (and GMT0, GMT-0) differ only by a sign, which
@@ -362,6 +380,9 @@ def _constrain_requests(components: dict[str, Any]) -> None:
         props = components[endpoint]["properties"]
         props["url"] = url
         props["event_types"]["items"] = {"type": "string", "enum": _FILTERS}
+    for name, component in components.items():
+        if name.endswith("Request"):
+            _refuse_nul(component)
     _step_variants(components)
     _voice_variants(components)
 
@@ -395,12 +416,39 @@ def _voice_variants(components: dict[str, Any]) -> None:
                     for name, allowed in ids.items())]}
 
 
+def _is_string(field: dict[str, Any]) -> bool:
+    kinds = field.get("type")
+    return kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
+
+
+def _refuse_nul(schema: dict[str, Any], *, key: bool = False) -> None:
+    """Every string a request carries refuses NUL, as the validators do (DRF's CharField, and the lexicon's
+    and metadata's own checks), object keys included: say so wherever no pattern or enum says it already.
+    The patterns given above all exclude it (URLs, paths, selectors, colours, locales, redaction patterns)."""
+    from jobs.serializers import NO_NUL
+
+    if (key or _is_string(schema)) and not {"pattern", "enum", "const"} & set(schema):
+        schema["pattern"] = NO_NUL
+    for name in ("items", "additionalProperties"):
+        if isinstance(schema.get(name), dict):
+            _refuse_nul(schema[name])
+    if isinstance(schema.get("propertyNames"), dict):
+        _refuse_nul(schema["propertyNames"], key=True)
+    for sub in schema.get("properties", {}).values():
+        _refuse_nul(sub)
+    for name in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(name, []):
+            _refuse_nul(sub)
+
+
 def _parameters_bounded(operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
         if parameter["name"] == "limit":
             parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
         elif parameter["name"] == "Idempotency-Key":
-            parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 255}
+            # Printable ASCII, no space at either end: HTTP strips those from a header's value.
+            parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 255,
+                                   "pattern": r"^[!-~]([ -~]*[!-~])?$"}
 
 
 # What a created job or endpoint leads to: generated clients and stateful testers follow these.
@@ -437,7 +485,6 @@ def openapi_complete(result: dict[str, Any], generator: Any, request: Any, publi
             responses = operation.setdefault("responses", {})
             for status in _statuses(path, method, operation):
                 responses.setdefault(str(status), _error(status))
-    _STREAM["get"]["responses"].update({str(s): _error(s) for s in (400, 401, 404, 429)})
     return result
 
 

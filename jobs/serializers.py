@@ -21,6 +21,12 @@ from jobs.media.voice import voice_error
 from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Gif, Redact, Voice
 
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+# What the OpenAPI document says of strings, as the validators check them. NUL is refused in every string:
+# DRF's CharField refuses it, and neither a title, a selector nor a line of narration has a use for it
+# (PostgreSQL's text and jsonb cannot even store it). Not blank: a character that is not whitespace once
+# trimmed; Python trims \x1c-\x1f and \x85 too, which an ECMA \s would let through.
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
 MAX_URL = 2048
 ACTIONS = ("goto", "click", "type", "press", "scroll", "hover", "wait", "wait_for")
 # Which fields each action needs and may carry; anything else is an error, not silently ignored.
@@ -219,10 +225,22 @@ class BrandingSerializer(StrictSerializer):
     logo_url = HttpUrlField(required=False, allow_blank=True, default="")
 
 
+def validate_storable(value: str, *, what: str) -> None:
+    """What DRF's CharField refuses in every string (NUL, a lone surrogate), for the strings it does not
+    parse: dictionary keys and values."""
+    if "\x00" in value:
+        raise serializers.ValidationError(f"{what} must not contain a NUL character.",
+                                          code="null_characters_not_allowed")
+    surrogate = next((ch for ch in value if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if surrogate is not None:
+        raise serializers.ValidationError(f"{what} must not contain a lone surrogate (U+{ord(surrogate):04X}).",
+                                          code="surrogate_characters_not_allowed")
+
+
 @extend_schema_field({
     "type": "object", "maxProperties": MAX_LEXICON, "description": "Words mapped to how they are spoken.",
-    "propertyNames": {"minLength": 1, "maxLength": 60, "pattern": r"[^\s\x1c-\x1f\x85]"},
-    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"[^\s\x1c-\x1f\x85]"}})
+    "propertyNames": {"minLength": 1, "maxLength": 60, "pattern": NOT_BLANK},
+    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK}})
 class LexiconField(serializers.Field):
     """Words mapped to how the voice should say them: ``{"Screenreel": "screen reel"}``. Whole words,
     case-insensitive, applied before synthesis and never to the captions."""
@@ -243,6 +261,8 @@ class LexiconField(serializers.Field):
             if not spoken.strip() or len(spoken) > 200:
                 raise serializers.ValidationError(f"How {word!r} is spoken must be 1 to 200 characters.",
                                                   code="invalid_value")
+            validate_storable(word, what=f"Entry {word[:60]!r}")
+            validate_storable(spoken, what=f"How {word[:60]!r} is spoken")
         return dict(data)
 
     def to_representation(self, value: Any) -> dict[str, str]:
@@ -409,6 +429,9 @@ class JobSpecSerializer(StrictSerializer):
             if len(key) > 40:
                 raise serializers.ValidationError(f"Key {key[:40]!r}… is longer than 40 characters.",
                                                   code="key_too_long")
+            validate_storable(key, what=f"Key {key[:40]!r}")
+            if isinstance(item, str):
+                validate_storable(item, what=f"Value of {key!r}")
             if not isinstance(item, str | int | float | bool) and item is not None:
                 raise serializers.ValidationError(f"Value of {key!r} must be a string, number or boolean.",
                                                   code="invalid_value")

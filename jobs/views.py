@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -51,9 +53,26 @@ class NewestFirst(CursorPagination):
             raise DomainError(f"limit must be one integer from 1 to {self.max_page_size}.", code="invalid_filter")
         return int(raw[0])
 
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """A cursor that decodes but was not ours (its position is not what the ordering field holds) is a
+        404 like one that does not decode, instead of a query that fails on the position (a 500)."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not self.position_ok(str(cursor.position)):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
+
+    def position_ok(self, position: str) -> bool:
+        try:
+            return parse_datetime(position) is not None
+        except ValueError:
+            return False
+
 
 class EventsNewestFirst(NewestFirst):
     ordering = ("-created_ms", "-sequence")
+
+    def position_ok(self, position: str) -> bool:
+        return position.isascii() and position.isdigit() and len(position) <= 18  # milliseconds since 1970
 
 
 def _client(request: Request) -> Any:

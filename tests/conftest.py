@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -8,6 +9,7 @@ from rest_framework.test import APIClient
 
 from jobs.models import Client
 from jobs.services.clients import client_create
+from tests.embedded import Embedded
 
 VALID_SPEC: dict[str, Any] = {
     "target_url": "http://127.0.0.1:8765/",
@@ -68,3 +70,15 @@ def tenant(db: None) -> Tenant:
 @pytest.fixture
 def other_tenant(db: None) -> Tenant:
     return Tenant("Globex")
+
+
+@pytest.fixture(scope="session")
+def embedded_template(tmp_path_factory: pytest.TempPathFactory) -> Embedded:
+    """The embedded default migrated, with one client, once per run (it takes seconds); tests serve copies."""
+    return Embedded.create(tmp_path_factory.mktemp("embedded-template"))
+
+
+@pytest.fixture
+def embedded(embedded_template: Embedded, tmp_path: Path) -> Embedded:
+    """A fresh copy of the embedded default's database and key for this test alone."""
+    return embedded_template.copy_to(tmp_path / "var")

@@ -3,7 +3,10 @@ response the API really gives, errors included, valid against the schema it docu
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +110,23 @@ def test_real_responses_match_the_documented_schemas(spec: dict[str, Any]) -> No
     contract.check("jobs_get", Tenant("Other").api.get(f"/v1/jobs/{job_id}"))  # 404: another client's
     anonymous = type(api)()
     contract.check("jobs_list", anonymous.get("/v1/jobs"))  # 401
-    assert {status for _, status in contract.checked} >= {200, 201, 202, 400, 401, 404, 409, 413, 415}
+    # The body limit holds for operations that take no body too; every API view answers only JSON.
+    contract.check("jobs_cancel", api.post(f"/v1/jobs/{job_id}/cancel", "x" * 2_000_000,
+                                           content_type="application/json"))  # 413
+    contract.check("jobs_events_token", api.post(f"/v1/jobs/{job_id}/events/token", "x" * 2_000_000,
+                                                 content_type="application/json"))  # 413
+    contract.check("webhook_endpoints_test", api.post(f"/v1/webhook-endpoints/{endpoint_id}/test", "x" * 2_000_000,
+                                                      content_type="application/json"))  # 413
+    contract.check("jobs_get", api.get(f"/v1/jobs/{job_id}", HTTP_ACCEPT="text/html"))  # 406
+    # A cursor that decodes but is not ours, and ids and filters no row can hold.
+    forged = base64.b64encode(b"o=0&r=0&p=not-a-time").decode()
+    contract.check("jobs_list", api.get(f"/v1/jobs?cursor={forged}"))  # 404
+    contract.check("webhook_endpoints_list", api.get(f"/v1/webhook-endpoints?cursor={forged}"))  # 404
+    contract.check("events_list", api.get(f"/v1/events?cursor={forged}"))  # 404
+    contract.check("jobs_get", api.get("/v1/jobs/job_%00"))  # 404
+    contract.check("webhook_endpoints_get", api.get("/v1/webhook-endpoints/we_%00"))  # 404
+    contract.check("events_list", api.get("/v1/events?job_id=%00&type=%00"))  # 200, empty
+    assert {status for _, status in contract.checked} >= {200, 201, 202, 400, 401, 404, 406, 409, 413, 415}
 
 
 @pytest.mark.django_db
@@ -163,3 +182,72 @@ def test_the_served_document_renders_as_yaml_and_json() -> None:
 
     for accept in ("*/*", "application/vnd.oai.openapi", "application/json"):  # YAML is drf-spectacular's default
         assert Client().get("/api/schema/", HTTP_ACCEPT=accept).status_code == 200, accept
+
+
+def _strings(schema: dict[str, Any], path: str, key: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every string schema under ``schema``, object keys (propertyNames) included."""
+    kinds = schema.get("type")
+    if key or kinds == "string" or (isinstance(kinds, list) and "string" in kinds):
+        yield path, schema
+    for name in ("items", "additionalProperties", "propertyNames"):
+        if isinstance(schema.get(name), dict):
+            yield from _strings(schema[name], f"{path}.{name}", key=name == "propertyNames")
+    for name, sub in schema.get("properties", {}).items():
+        yield from _strings(sub, f"{path}.{name}")
+    for name in ("anyOf", "oneOf", "allOf"):
+        for i, sub in enumerate(schema.get(name, [])):
+            yield from _strings(sub, f"{path}.{name}[{i}]")
+
+
+def test_no_string_a_request_carries_may_hold_nul_by_the_document() -> None:
+    schemas = _generated()["components"]["schemas"]
+    allowed = [path for name, schema in schemas.items() if name.endswith("Request") or name.startswith("Step")
+               for path, string in _strings(schema, name)
+               if not ({"enum", "const"} & set(string)) and not (
+                   "pattern" in string and not re.search(string["pattern"], "a\x00b"))]
+    assert allowed == []
+
+
+def _set(spec: dict[str, Any], where: str, value: Any) -> dict[str, Any]:
+    """``spec`` with ``value`` at a dotted path (digits index lists)."""
+    body = json.loads(json.dumps(spec))
+    *parents, last = where.split(".")
+    node: Any = body
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    node[int(last) if last.isdigit() else last] = value
+    return body
+
+
+@pytest.mark.django_db
+def test_a_nul_anywhere_in_a_spec_is_refused_by_the_document_and_by_the_api(spec: dict[str, Any]) -> None:
+    contract = Contract(_generated())
+    document = Draft202012Validator({"$ref": f"{BASE}#/components/schemas/JobSpecRequest"},
+                                    registry=contract.registry)
+    api = Tenant("Nul").api
+    spec = {**spec, "target_url": "https://app.example.com/"}  # the document's URLs are host names
+    assert not list(document.iter_errors(spec))
+    for where, value in [("features.0.steps.1.selector", "text=New\x00project"),
+                         ("features.0.title", "Create\x00a project"),
+                         ("features.0.steps.2.text", "Launch\x00plan"),
+                         ("features.0.steps.0.chapter", "Intro\x00"),
+                         ("branding.intro_title", "Acme\x00"),
+                         ("metadata", {"release": "2.4\x00"}),
+                         ("metadata", {"rel\x00ease": "2.4"}),
+                         ("voice.lexicon", {"Acme\x00": "ack me"}),
+                         ("voice.lexicon", {"Acme": "ack\x00me"})]:
+        body = _set(spec, where, value)
+        assert list(document.iter_errors(body)), f"the document allows NUL in {where}"
+        refused = api.post("/v1/jobs", body, format="json")
+        assert refused.status_code == 400, (where, refused.json())
+        assert refused.json()["error"]["details"]["fields"][0]["code"] == "null_characters_not_allowed", where
+        contract.check("jobs_create", refused)
+    # A lone surrogate, which no JSON Schema can forbid, is refused as DRF refuses it in every other string.
+    for value in ({"release": "2.4\ud800"}, {"rel\udc00": "2.4"}):
+        refused = api.post("/v1/jobs", json.dumps(_set(spec, "metadata", value)), content_type="application/json")
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["error"]["details"]["fields"][0]["code"] == "surrogate_characters_not_allowed"
+    described = api.post("/v1/webhook-endpoints", {"url": "https://hooks.example.com/in", "description": "a\x00"},
+                         format="json")
+    assert described.status_code == 400
+    assert Job.objects.count() == 0

@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 
 from jobs.errors import NotFound
 from jobs.models import Client
+from jobs.selectors import storable
 from webhooks.models import Delivery, Endpoint
 
 
@@ -12,7 +13,7 @@ def endpoints_for(*, client: Client) -> QuerySet[Endpoint]:
 
 
 def endpoint_get(*, client: Client, endpoint_id: str) -> Endpoint:
-    endpoint = endpoints_for(client=client).filter(pk=endpoint_id).first()
+    endpoint = endpoints_for(client=client).filter(pk=endpoint_id).first() if storable(endpoint_id) else None
     if endpoint is None:
         raise NotFound(f"No webhook endpoint {endpoint_id!r}.", code="endpoint_not_found")
     return endpoint

@@ -18,7 +18,7 @@ from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from jobs.errors import Conflict, DomainError
+from jobs.errors import Conflict, DomainError, NotFound
 from jobs.failures import Told, failure_told, is_permanent
 from jobs.models import (
     CHUNK_ENDED,
@@ -122,11 +122,20 @@ def job_start(*, job_id: str) -> bool:
     return True
 
 
+def _locked(job: Job) -> Job:
+    """The job's row, locked for this transaction (on SQLite the transaction's write lock is the lock);
+    NotFound if it was deleted since the request read it."""
+    locked = Job.objects.select_for_update().filter(pk=job.pk).first()
+    if locked is None:
+        raise NotFound(f"No job {job.pk!r}.", code="job_not_found")
+    return locked
+
+
 def job_cancel(*, job: Job) -> Job:
     """Cancel a job that has not ended; chunks not yet done are canceled, and a stage running for one of them
     is stopped. Returns the job."""
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked = _locked(job)
         if locked.status in JOB_ENDED:
             raise Conflict(f"The job already ended ({locked.status}); there is nothing to cancel.",
                            code="job_not_cancelable")
@@ -148,7 +157,7 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
     The other chunks keep their artifacts; settling builds a new bundle version (``job.run``).
     """
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked = _locked(job)
         if locked.status not in JOB_ENDED:
             raise Conflict(f"The job is {locked.status}; rerun it once it has ended.", code="job_not_ended")
         chunks = {c.index: c for c in locked.chunks.all()}
@@ -186,7 +195,7 @@ def job_rebuild_bundle(*, job: Job) -> tuple[Job, bool]:
     returns (the job, now running, and whether this call started the build). A job whose chunks have all ended
     and that is running is already settling: it is returned as it is, so asking twice starts one build."""
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked = _locked(job)
         chunks = list(locked.chunks.all())
         if locked.status == JobStatus.RUNNING and all(c.status in CHUNK_ENDED for c in chunks):
             return locked, False

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.crypto import seal
-from jobs.errors import DomainError
+from jobs.errors import DomainError, NotFound
 from jobs.models import Client, EventType
 from jobs.services.events import event_record
 from jobs.services.locks import client_lock
@@ -61,6 +61,15 @@ def _refuse_duplicate(url: str, others: Iterable[tuple[str, str]]) -> None:
                               status_code=409, details={"endpoint_id": endpoint_id})
 
 
+def _locked(endpoint: Endpoint) -> Endpoint:
+    """The endpoint's row, locked for this transaction; NotFound when it was deleted since it was read (a
+    concurrent DELETE), which is what the client would have heard had it asked a moment later."""
+    locked = Endpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+    if locked is None:
+        raise NotFound(f"No webhook endpoint {endpoint.pk!r}.", code="endpoint_not_found")
+    return locked
+
+
 def endpoint_create(*, client: Client, url: str, event_types: list[str], description: str = "",
                     max_in_flight: int | None = None) -> Endpoint:
     """Register an endpoint with a new signing secret; returns it (its ``secret`` is shown once).
@@ -98,7 +107,7 @@ def endpoint_update(*, endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
             client_lock(endpoint.client_id)  # the client first, then the endpoint (jobs.services.locks)
             _refuse_duplicate(changes["url"], Endpoint.objects.filter(client_id=endpoint.client_id)
                               .exclude(pk=endpoint.pk).values_list("id", "url"))
-        locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked = _locked(endpoint)
         enabled = changes.pop("enabled", None)
         for field, value in changes.items():
             setattr(locked, field, value)
@@ -119,15 +128,19 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str) -> Endpoint:
 
 
 def endpoint_delete(*, endpoint: Endpoint) -> None:
-    """Delete an endpoint and its delivery log."""
-    endpoint.delete()
+    """Delete an endpoint and its delivery log; NotFound if a concurrent request deleted it first."""
+    # The row is locked before its deliveries are collected (Django collects them before it deletes), so
+    # a test delivery written at the same time waits for the delete and then finds the endpoint gone,
+    # instead of leaving a delivery the delete did not see: a foreign key failing at commit, a 500.
+    with transaction.atomic():
+        _locked(endpoint).delete()
 
 
 def endpoint_rotate_secret(*, endpoint: Endpoint, grace_s: int | None = None) -> Endpoint:
     """Give the endpoint a new secret; the old one keeps signing beside it for ``grace_s``. Returns it."""
     grace = settings.SCREENREEL_WEBHOOK_ROTATION_GRACE_S if grace_s is None else grace_s
     with transaction.atomic():
-        locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked = _locked(endpoint)
         locked.previous_secret_sealed = locked.secret_sealed  # moved as sealed: never opened here
         locked.previous_secret_expires_at = timezone.now() + timedelta(seconds=grace)
         locked.secret_sealed = seal(signing.generate_secret())
@@ -137,9 +150,10 @@ def endpoint_rotate_secret(*, endpoint: Endpoint, grace_s: int | None = None) ->
 
 def endpoint_test(*, endpoint: Endpoint) -> Delivery:
     """Send a ``webhook.test`` event to this endpoint only; returns the delivery."""
-    if not endpoint.enabled:
-        raise DomainError("Enable the endpoint before testing it.", code="endpoint_disabled", status_code=409)
     with transaction.atomic():
-        event = event_record(client_id=endpoint.client_id, type=EventType.WEBHOOK_TEST,
-                             data={"endpoint_id": endpoint.id, "message": "This is a test from Screenreel."})
-        return delivery_create_for_endpoint(event=event, endpoint=endpoint)
+        locked = _locked(endpoint)  # a concurrent delete waits for this delivery, or this finds it gone
+        if not locked.enabled:
+            raise DomainError("Enable the endpoint before testing it.", code="endpoint_disabled", status_code=409)
+        event = event_record(client_id=locked.client_id, type=EventType.WEBHOOK_TEST,
+                             data={"endpoint_id": locked.id, "message": "This is a test from Screenreel."})
+        return delivery_create_for_endpoint(event=event, endpoint=locked)
