@@ -85,6 +85,34 @@ def test_a_range_we_do_not_serve_sends_the_whole_file(stored: str, header: str) 
     assert _body(response) == CONTENT
 
 
+HUGE = "9" * 5000  # past the 4,300 digits Python converts to an int at all
+
+
+@pytest.mark.parametrize(("header", "status", "first", "last"), [
+    (f"bytes={HUGE}-", 416, None, None),  # starts past the end of any file
+    (f"bytes={HUGE}-{HUGE}", 416, None, None),
+    (f"bytes=0-{HUGE}", 206, 0, 299_999),  # the end is clipped to the file
+    (f"bytes=-{HUGE}", 206, 0, 299_999),  # a suffix longer than the file is the whole file
+    (f"bytes={'0' * 5000}5-9", 206, 5, 9),  # leading zeros are still the number they write
+    (f"bytes=99999999999999999999-{'1' * 4000}", 416, None, None),
+    ("bytes=-5-3", 200, None, None),  # not a range we understand: ignored
+    ("bytes=--5", 200, None, None),
+])
+def test_a_range_that_is_no_sane_number_is_ignored_or_416_never_a_server_error(
+        stored: str, header: str, status: int, first: int | None, last: int | None) -> None:
+    response = _get(stored, Range=header)
+    assert response.status_code == status
+    if status == 416:
+        assert response.json()["error"]["code"] == "range_not_satisfiable"
+        assert response["Content-Range"] == f"bytes */{len(CONTENT)}"
+    elif status == 206:
+        assert first is not None and last is not None
+        assert _body(response) == CONTENT[first:last + 1]
+        assert response["Content-Range"] == f"bytes {first}-{last}/{len(CONTENT)}"
+    else:
+        assert _body(response) == CONTENT
+
+
 def test_a_range_for_a_file_that_changed_since_sends_the_whole_file(stored: str) -> None:
     response = _get(stored, Range="bytes=0-9", **{"If-Range": "Wed, 21 Oct 2015 07:28:00 GMT"})
     assert response.status_code == 200
