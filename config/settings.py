@@ -7,6 +7,8 @@ Production: DATABASE_URL (PostgreSQL), REDIS_URL, and S3 settings for django-sto
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 from pathlib import Path
 
@@ -354,17 +356,13 @@ USE_I18N = False
 USE_TZ = True
 
 # One JSON object per line (jobs/logs.py), with job, chunk, event and delivery ids; LOG_FORMAT=plain for
-# a human at a terminal. Celery workers log through the same handler (not their own root logger).
-LOG_FORMAT = "plain" if env_str("LOG_FORMAT", "json") == "plain" else "json"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"context": {"()": "jobs.logs.ContextFilter"}},
-    "formatters": {"json": {"()": "jobs.logs.JsonLines"}, "plain": {"()": "jobs.logs.PlainLines"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
-}
+# a human at a terminal. Celery workers log through the same handler (not their own root logger), and
+# uvicorn through the same file (--log-config config/logging.json), its access log included: every line
+# passes the formatters' redaction.
+LOGGING = json.loads((BASE_DIR / "config" / "logging.json").read_text())
+LOGGING["root"]["level"] = env_str("LOG_LEVEL", "INFO")
+# Python's warnings as log lines too (logger py.warnings), not raw text on standard error.
+logging.captureWarnings(True)
 
 # What work costs (jobs.services.pricing); offline voices cost nothing but the recording.
 SCREENREEL_RATE_CARD = {
