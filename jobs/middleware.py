@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -22,26 +23,36 @@ class RateLimitHeadersMiddleware:
         return response
 
 
-class BodySizeLimitMiddleware:
-    """Answer 413 for API bodies over the limit before anything reads them.
+def payload_too_large(declared: int | None, limit: int) -> dict[str, Any]:
+    """The 413 body, for a declared length or for a body without one that went past the limit."""
+    size = f"{limit} bytes ({limit / 1024 / 1024:g} MiB)"
+    if declared is None:
+        message = f"The request body is over the limit of {size}; send a smaller one."
+    else:
+        message = f"The request body is {declared} bytes; the limit is {size}."
+    return {"error": {"code": "payload_too_large", "message": message, "details": {"limit_bytes": limit}}}
 
-    Django would raise RequestDataTooBig only when the body is read, and turn it into a 400; a client
-    deserves to hear that the size is the problem.
+
+class BodySizeLimitMiddleware:
+    """Answer 413 for a declared body over the limit, on every path, before Django parses it.
+
+    Under ASGI (uvicorn) config.asgi.BodyLimit has already refused such a request before anything was read;
+    this covers the WSGI servers (runserver) and the test client. A body without a declared length is capped
+    by DATA_UPLOAD_MAX_MEMORY_SIZE there (jobs.errors answers the same 413). Django alone would raise
+    RequestDataTooBig only when the body is read, and turn it into a 400; a client deserves to hear that the
+    size is the problem.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/v1/"):
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if length > settings.SCREENREEL_MAX_BODY_BYTES:
-                body = {"error": {"code": "payload_too_large",
-                                  "message": f"The request body is {length} bytes; the limit is "
-                                             f"{settings.SCREENREEL_MAX_BODY_BYTES} bytes (1 MiB).",
-                                  "details": None}}
-                return HttpResponse(json.dumps(body), status=413, content_type="application/json")
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.SCREENREEL_MAX_BODY_BYTES
+        if length > limit:
+            return HttpResponse(json.dumps(payload_too_large(length, limit)), status=413,
+                                content_type="application/json")
         return self.get_response(request)
