@@ -332,6 +332,10 @@ SCREENREEL_SSE_HEARTBEAT_S = env_int("SCREENREEL_SSE_HEARTBEAT_S", 15, minimum=1
 SCREENREEL_SSE_DB_THREADS = env_int("SCREENREEL_SSE_DB_THREADS", 4, minimum=1, maximum=32)
 # While Redis is unreachable, each open job's events are read from the table this often.
 SCREENREEL_SSE_FALLBACK_POLL_S = env_int("SCREENREEL_SSE_FALLBACK_POLL_S", 2, minimum=1, maximum=60)
+# Event streams one client may hold open at once on each web process (jobs.sse); past it a new stream
+# answers 429 too_many_streams. Per client in the admin. Streams held by Pushpin do not count (they hold
+# nothing here).
+SCREENREEL_CLIENT_MAX_STREAMS = env_int("SCREENREEL_CLIENT_MAX_STREAMS", 20, minimum=1, maximum=100_000)
 # How long a browser has to open a stream with a token from POST /v1/jobs/{id}/events/token.
 SCREENREEL_SSE_TOKEN_TTL_S = env_int("SCREENREEL_SSE_TOKEN_TTL_S", 900, minimum=30)
 # Behind Pushpin (jobs/grip.py, docs/live-events.md): its publish endpoint (e.g. http://127.0.0.1:5561)

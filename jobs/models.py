@@ -39,6 +39,9 @@ class Client(models.Model):
     max_active_chunks = models.PositiveIntegerField(
         null=True, blank=True, help_text="Chunks queued for or in recording at once; the rest wait their turn. "
                                          "Empty: the deployment's default.")
+    max_streams = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Event streams (GET /v1/jobs/{id}/events) open at once on each web process; "
+                                         "past it a new one answers 429. Empty: the deployment's default (20).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

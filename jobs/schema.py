@@ -194,7 +194,8 @@ _WHEN = {
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB.",
     415: "unsupported_media_type: the body is not application/json.",
-    429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
+    429: "rate_limited (with Retry-After and RateLimit-* headers), too_many_jobs on POST /v1/jobs, or "
+         "too_many_streams on the event stream.",
 }
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_bundle_links", "webhook_endpoints_test"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
