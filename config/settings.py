@@ -350,8 +350,13 @@ SCREENREEL_GRIP_LINK_TIMEOUT_S = env_int("SCREENREEL_GRIP_LINK_TIMEOUT_S", 120, 
 # --- Health and metrics (config/health.py, config/metrics.py, docs/operating.md) ------------------------
 # /metrics wants "Authorization: Bearer <this>"; empty: /metrics answers only with DEBUG on.
 SCREENREEL_METRICS_TOKEN = env_str("SCREENREEL_METRICS_TOKEN", "")
-# How long /readyz waits for workers to answer its ping.
-SCREENREEL_READY_PING_TIMEOUT_S = env_int("SCREENREEL_READY_PING_TIMEOUT_S", 1, minimum=1, maximum=10)
+# /readyz keeps its answer this long (one check per period per web process, however many probes), and
+# gives each dependency this long to answer (config/health.py).
+SCREENREEL_READY_CACHE_S = env_int("SCREENREEL_READY_CACHE_S", 5, minimum=0, maximum=300)
+SCREENREEL_READY_TIMEOUT_S = env_int("SCREENREEL_READY_TIMEOUT_S", 2, minimum=1, maximum=30)
+# Every worker says this often which queues it consumes (jobs.heartbeats); three missed beats and it is
+# taken for gone by /readyz/workers and screenreel_workers.
+SCREENREEL_WORKER_HEARTBEAT_S = env_int("SCREENREEL_WORKER_HEARTBEAT_S", 10, minimum=1, maximum=300)
 
 # --- Misc -----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -5,7 +5,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bundles.views import BundleLinksView, LinkDownloadView
-from config.health import ReadyView, healthz
+from config.health import healthz, readyz, workers
 from config.metrics import metrics_view
 from jobs import views as jobs
 from jobs.sse import JobEventsTokenView, job_events_stream
@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="docs"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    path("readyz", ReadyView.as_view(), name="readyz"),
+    path("readyz", readyz, name="readyz"),
+    path("readyz/workers", workers, name="readyz-workers"),
     path("metrics", metrics_view, name="metrics"),
 ]
