@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI from our own static files, never a CDN
     "jobs",
     "webhooks",
     "bundles",
@@ -59,6 +60,7 @@ MIDDLEWARE = [
     "jobs.middleware.RateLimitHeadersMiddleware",
     "jobs.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "jobs.middleware.ContentSecurityPolicyMiddleware",
     # The admin's CSS and JS under every server (uvicorn, honcho, runserver without DEBUG), from
     # STATIC_ROOT, which set-up fills with collectstatic (make serve, make demo, the test session).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -187,6 +189,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "OAS_VERSION": "3.1.0",
+    # /api/docs/ serves Swagger UI from drf-spectacular-sidecar's files through our own static files (no
+    # CDN, a pinned version) under a Content-Security-Policy that allows only this origin; no online
+    # validator badge (it would load an image from swagger.io).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus", "ChunkStatusEnum": "jobs.models.ChunkStatus",
         "DeliveryStatusEnum": "webhooks.models.DeliveryStatus", "EventTypeEnum": "jobs.models.EventType",
