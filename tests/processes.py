@@ -56,6 +56,18 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
     raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
+# The process id of each running asgi_server, by its base URL: a test may read what the server costs.
+SERVER_PIDS: dict[str, int] = {}
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
 @contextmanager
 def asgi_server(env: dict[str, str], *, log: Path | None = None, log_level: str = "warning") -> Iterator[str]:
     """The service under uvicorn, as the Procfile runs it, in a process group of its own; yields its base URL
@@ -68,10 +80,12 @@ def asgi_server(env: dict[str, str], *, log: Path | None = None, log_level: str 
                              str(port), "--log-config", "config/logging.json", "--log-level", log_level], cwd=ROOT,
                             env={**env, "SCREENREEL_PUBLIC_URL": base}, start_new_session=True,
                             stdout=out, stderr=subprocess.STDOUT if out is not None else None)
+    SERVER_PIDS[base] = proc.pid
     try:
         wait_for_port(port, proc)
         yield base
     finally:
+        SERVER_PIDS.pop(base, None)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=10)

@@ -19,6 +19,7 @@ from jobs.links import link_sign
 from jobs.models import Job, JobStatus, ObjectKind, StoredObject
 from tests.bundles.support import SyntheticMedia, chunks_of, job_with_assets
 from tests.conftest import Tenant
+from tests.processes import SERVER_PIDS, asgi_server, child_env, peak_rss_bytes
 from tests.s3 import MotoS3
 
 pytestmark = pytest.mark.django_db
@@ -242,3 +243,31 @@ def test_a_clients_own_ttl_sets_how_long_its_links_live() -> None:
     other = make_client("Other")
     default = link_sign(client_id=other.pk, key=f"bundle/clients/{other.pk}/x.zip", filename="x.zip")
     assert abs(default.expires_at.timestamp() - (_time.time() + 7 * 86400)) < 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_under_uvicorn_a_big_download_streams_without_holding_the_file_in_memory(tmp_path: Path) -> None:
+    """Django consumes a synchronous streaming body whole before sending it under ASGI: a 96 MiB bundle
+    would cost the web process 96 MiB per download. The file goes out in blocks instead."""
+    size = 96 * 1024 * 1024
+    key = "bundle/clients/cli_big/jobs/job_big/v1/job_big-v1.zip"
+    default_storage.save(key, ContentFile(b"\0" * size))
+    try:
+        with asgi_server(child_env()) as base:
+            pid = SERVER_PIDS[base]
+            link = link_sign(client_id="cli_big", key=key, filename="job_big-v1.zip", ttl_s=600)
+            path = _path(link.url)
+            assert httpx.get(f"{base}{path}", headers={"Range": "bytes=0-0"}).status_code == 206  # warm up
+            before = peak_rss_bytes(pid)
+            received = 0
+            with httpx.stream("GET", f"{base}{path}", timeout=60) as response:
+                assert response.status_code == 200
+                for block in response.iter_bytes():
+                    received += len(block)
+            grew = peak_rss_bytes(pid) - before
+            print(f"\n[download] 96 MiB through uvicorn: the server's peak memory grew by {grew / 2**20:.1f} MiB")
+            assert received == size
+            assert grew < 24 * 1024 * 1024
+    finally:
+        default_storage.delete(key)
