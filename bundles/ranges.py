@@ -6,8 +6,11 @@ import re
 from collections.abc import Iterator
 from typing import Protocol
 
-_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_SPEC = re.compile(r"^[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$")
 BLOCK = 256 * 1024
+# Past this a position is only "beyond any file we hold": no file reaches 10**18 bytes, and converting
+# thousands of digits is what Python refuses (ValueError past 4,300 digits) or spends time on.
+_HUGE = 10**18
 
 
 class SeekableReader(Protocol):
@@ -41,16 +44,24 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first_s and not last_s:
         return None
     if not first_s:  # bytes=-n: the last n bytes
-        suffix = int(last_s)
+        suffix = _position(last_s)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return max(0, size - suffix), size - 1
-    first = int(first_s)
-    if last_s and int(last_s) < first:
+    first = _position(first_s)
+    last = _position(last_s) if last_s else None
+    if last is not None and last < first:
         return None  # invalid, not unsatisfiable
     if first >= size:
         raise RangeNotSatisfiable(size)
-    return first, min(int(last_s), size - 1) if last_s else size - 1
+    return first, min(last, size - 1) if last is not None else size - 1
+
+
+def _position(digits: str) -> int:
+    """A byte position as written (ASCII digits), capped at _HUGE: the cap keeps the range's meaning
+    (past the end of the file, or a suffix longer than it) without parsing a number of any length."""
+    significant = digits.lstrip("0")
+    return _HUGE if len(significant) > 18 else int(significant or "0")
 
 
 def read_span(fh: SeekableReader, first: int, length: int, *, block: int = BLOCK) -> Iterator[bytes]:

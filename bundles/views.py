@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -92,7 +95,11 @@ def _serve_local(request: Request, target: LinkTarget) -> HttpResponseBase:
         raise
     first, last = span if span is not None else (0, size - 1)
     length = last - first + 1 if size else 0
-    response = StreamingHttpResponse(read_span(fh, first, length), status=206 if span is not None else 200,
+    blocks = read_span(fh, first, length)
+    # Under ASGI Django would consume a synchronous iterator whole before sending a byte (the file in
+    # memory, per download): there the blocks are read one at a time off the event loop.
+    content = _blocks_async(blocks) if isinstance(request._request, ASGIRequest) else blocks
+    response = StreamingHttpResponse(content, status=206 if span is not None else 200,
                                      content_type=_content_type(target.filename))
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
@@ -102,6 +109,26 @@ def _serve_local(request: Request, target: LinkTarget) -> HttpResponseBase:
     if span is not None:
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
     return response
+
+
+async def _blocks_async(blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``blocks`` read on a worker thread each, so the event loop never waits on the disk; closing this
+    (the client went away) closes the file."""
+    try:
+        while (block := await sync_to_async(_next, thread_sensitive=False)(blocks)) is not None:
+            yield block
+    finally:
+        await sync_to_async(_close, thread_sensitive=False)(blocks)
+
+
+def _next(blocks: Iterator[bytes]) -> bytes | None:
+    return next(blocks, None)
+
+
+def _close(blocks: Iterator[bytes]) -> None:
+    close = getattr(blocks, "close", None)
+    if close is not None:
+        close()
 
 
 def _if_range_matches(value: str, mtime: int) -> bool:

@@ -6,7 +6,8 @@ Three sources, each labelled by what it covers:
 - the database and Redis, read at scrape time: jobs and chunks by status, queue depths, the outbox
   backlog and the age of the oldest due delivery (the same on every web process: take ``max``);
 - what workers recorded in Redis (jobs.metrics): stage durations, delivery attempts and latency,
-  purge counts.
+  purge counts; and their heartbeats (jobs.heartbeats): live workers per queue, and since when each
+  queue's last worker beat.
 
 With SCREENREEL_METRICS_TOKEN set, a scrape must send ``Authorization: Bearer <token>``; without
 it the endpoint answers only when DEBUG is on (the embedded default), so production never exposes
@@ -29,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobs import live, metrics
+from jobs import heartbeats, live, metrics
 from jobs.models import Chunk, ChunkStatus, Job, JobStatus
 from jobs.task_names import QUEUES
 from webhooks.models import Delivery, DeliveryStatus
@@ -114,13 +115,33 @@ class _StateCollector(Collector):
         oldest = (now - due["oldest"]).total_seconds() if due["oldest"] else 0.0
         yield GaugeMetricFamily("screenreel_outbox_oldest_due_seconds",
                                 "How long the oldest due delivery has waited past its time.", value=oldest)
+        yield from _heartbeat_families()
         yield from _worker_families()
+
+
+def _heartbeat_families() -> Iterator[Metric]:
+    workers = GaugeMetricFamily("screenreel_workers", "Workers heard from lately, per queue they consume "
+                                "(absent while Redis is unreachable).", labels=["queue"])
+    last_seen = GaugeMetricFamily("screenreel_worker_last_seen_seconds",
+                                  "Since a worker of the queue last beat (absent when none has for a while).",
+                                  labels=["queue"])
+    try:
+        queues = heartbeats.read()
+    except redis.RedisError:
+        queues = {}
+    for name, queue in queues.items():
+        workers.add_metric([name], len(queue.workers))
+        if queue.last_seen_s is not None:
+            last_seen.add_metric([name], queue.last_seen_s)
+    yield workers
+    yield last_seen
 
 
 REGISTRY.register(_StateCollector())
 
 
-def _authorized(request: HttpRequest) -> bool:
+def authorized(request: HttpRequest) -> bool:
+    """Whether the request may read what operators read (/metrics, /readyz/workers)."""
     token = settings.SCREENREEL_METRICS_TOKEN
     if not token:
         return bool(settings.DEBUG)
@@ -128,14 +149,20 @@ def _authorized(request: HttpRequest) -> bool:
     return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
 
 
+def refusal() -> HttpResponse:
+    """The answer to a request that is not ``authorized``: 404 while no token is set, so production never
+    shows these endpoints by accident; 401 asking for the token otherwise."""
+    if not settings.SCREENREEL_METRICS_TOKEN:
+        return HttpResponse("Not found.\n", status=404, content_type="text/plain")
+    response = HttpResponse("Send Authorization: Bearer <SCREENREEL_METRICS_TOKEN>.\n", status=401,
+                            content_type="text/plain")
+    response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    if not _authorized(request):
-        if not settings.SCREENREEL_METRICS_TOKEN:
-            return HttpResponse("Not found.\n", status=404, content_type="text/plain")
-        response = HttpResponse("Send Authorization: Bearer <SCREENREEL_METRICS_TOKEN>.\n", status=401,
-                                content_type="text/plain")
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+    if not authorized(request):
+        return refusal()
     return HttpResponse(generate_latest(REGISTRY), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -72,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "axes",  # the admin's login throttle (see "The admin console" below)
+    "drf_spectacular_sidecar",  # Swagger UI from our own static files, never a CDN
     "jobs",
     "webhooks",
     "bundles",
@@ -83,6 +86,7 @@ MIDDLEWARE = [
     "jobs.middleware.RateLimitHeadersMiddleware",
     "jobs.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "jobs.middleware.ContentSecurityPolicyMiddleware",
     # The admin's CSS and JS under every server (uvicorn, honcho, runserver without DEBUG), from
     # STATIC_ROOT, which set-up fills with collectstatic (make serve, make demo, the test session).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -219,6 +223,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "OAS_VERSION": "3.1.0",
+    # /api/docs/ serves Swagger UI from drf-spectacular-sidecar's files through our own static files (no
+    # CDN, a pinned version) under a Content-Security-Policy that allows only this origin; no online
+    # validator badge (it would load an image from swagger.io).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus", "ChunkStatusEnum": "jobs.models.ChunkStatus",
         "DeliveryStatusEnum": "webhooks.models.DeliveryStatus", "EventTypeEnum": "jobs.models.EventType",
@@ -373,6 +384,10 @@ SCREENREEL_SSE_HEARTBEAT_S = env_int("SCREENREEL_SSE_HEARTBEAT_S", 15, minimum=1
 SCREENREEL_SSE_DB_THREADS = env_int("SCREENREEL_SSE_DB_THREADS", 4, minimum=1, maximum=32)
 # While Redis is unreachable, each open job's events are read from the table this often.
 SCREENREEL_SSE_FALLBACK_POLL_S = env_int("SCREENREEL_SSE_FALLBACK_POLL_S", 2, minimum=1, maximum=60)
+# Event streams one client may hold open at once on each web process (jobs.sse); past it a new stream
+# answers 429 too_many_streams. Per client in the admin. Streams held by Pushpin do not count (they hold
+# nothing here).
+SCREENREEL_CLIENT_MAX_STREAMS = env_int("SCREENREEL_CLIENT_MAX_STREAMS", 20, minimum=1, maximum=100_000)
 # How long a browser has to open a stream with a token from POST /v1/jobs/{id}/events/token.
 SCREENREEL_SSE_TOKEN_TTL_S = env_int("SCREENREEL_SSE_TOKEN_TTL_S", 900, minimum=30)
 # Behind Pushpin (jobs/grip.py, docs/live-events.md): its publish endpoint (e.g. http://127.0.0.1:5561)
@@ -387,8 +402,13 @@ SCREENREEL_GRIP_LINK_TIMEOUT_S = env_int("SCREENREEL_GRIP_LINK_TIMEOUT_S", 120, 
 # --- Health and metrics (config/health.py, config/metrics.py, docs/operating.md) ------------------------
 # /metrics wants "Authorization: Bearer <this>"; empty: /metrics answers only with DEBUG on.
 SCREENREEL_METRICS_TOKEN = env_str("SCREENREEL_METRICS_TOKEN", "")
-# How long /readyz waits for workers to answer its ping.
-SCREENREEL_READY_PING_TIMEOUT_S = env_int("SCREENREEL_READY_PING_TIMEOUT_S", 1, minimum=1, maximum=10)
+# /readyz keeps its answer this long (one check per period per web process, however many probes), and
+# gives each dependency this long to answer (config/health.py).
+SCREENREEL_READY_CACHE_S = env_int("SCREENREEL_READY_CACHE_S", 5, minimum=0, maximum=300)
+SCREENREEL_READY_TIMEOUT_S = env_int("SCREENREEL_READY_TIMEOUT_S", 2, minimum=1, maximum=30)
+# Every worker says this often which queues it consumes (jobs.heartbeats); three missed beats and it is
+# taken for gone by /readyz/workers and screenreel_workers.
+SCREENREEL_WORKER_HEARTBEAT_S = env_int("SCREENREEL_WORKER_HEARTBEAT_S", 10, minimum=1, maximum=300)
 
 # --- The admin console (docs/operating.md, "The admin console") ----------------------------------------
 # The apps whose models the console's two groups cover (jobs.console): "operators" hold every permission
@@ -418,18 +438,15 @@ USE_I18N = False
 USE_TZ = True
 
 # One JSON object per line (jobs/logs.py), with job, chunk, event and delivery ids; LOG_FORMAT=plain for
-# a human at a terminal. Celery workers log through the same handler (not their own root logger).
-LOG_FORMAT = "plain" if env_str("LOG_FORMAT", "json") == "plain" else "json"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"context": {"()": "jobs.logs.ContextFilter"}},
-    "formatters": {"json": {"()": "jobs.logs.JsonLines"}, "plain": {"()": "jobs.logs.PlainLines"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # axes.apps says which lockout mode it uses at every start of every process: once in the docs is enough.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
-}
+# a human at a terminal. Celery workers log through the same handler (not their own root logger), and
+# uvicorn through the same file (--log-config config/logging.json), its access log included: every line
+# passes the formatters' redaction.
+LOGGING = json.loads((BASE_DIR / "config" / "logging.json").read_text())
+LOGGING["root"]["level"] = env_str("LOG_LEVEL", "INFO")
+# axes.apps says which lockout mode it uses at every start of every process: once in the docs is enough.
+LOGGING["loggers"]["axes.apps"] = {"level": "WARNING"}
+# Python's warnings as log lines too (logger py.warnings), not raw text on standard error.
+logging.captureWarnings(True)
 
 # What work costs (jobs.services.pricing); offline voices cost nothing but the recording.
 SCREENREEL_RATE_CARD = {

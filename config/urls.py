@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from bundles.views import BundleLinksView, LinkDownloadView
-from config.health import ReadyView, healthz
+from config.health import healthz, readyz, workers
 from config.metrics import metrics_view
 from jobs import views as jobs
 from jobs.sse import JobEventsTokenView, job_events_stream
@@ -30,9 +30,11 @@ urlpatterns = [
     path("v1/webhook-endpoints/<str:endpoint_id>/deliveries", hooks.EndpointDeliveriesView.as_view(),
          name="endpoint-deliveries"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="docs"),
+    # The split view serves its init script as a file (?script=), so the page needs no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[]), name="docs"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    path("readyz", ReadyView.as_view(), name="readyz"),
+    path("readyz", readyz, name="readyz"),
+    path("readyz/workers", workers, name="readyz-workers"),
     path("metrics", metrics_view, name="metrics"),
 ]

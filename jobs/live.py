@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -207,6 +208,53 @@ def hub(read: Callable[[str, int, int], list[dict[str, Any]]]) -> Hub:
     if key not in _hubs:
         _hubs[key] = Hub(read)
     return _hubs[key]
+
+
+class StreamSlots:
+    """How many event streams each client holds open in this process, for the per-client cap (jobs.sse).
+
+    Counted in the process, not in Redis: what a stream costs (a socket, a coroutine) is this process's,
+    and a count kept here cannot be left behind by a process that died.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()  # the event loop's thread, and the test client's threads
+
+    def take(self, client_id: str, cap: int) -> Slot | None:
+        """A slot for one more stream of ``client_id``, or None when it holds ``cap`` already."""
+        with self._lock:
+            held = self._open.get(client_id, 0)
+            if held >= cap:
+                return None
+            self._open[client_id] = held + 1
+        return Slot(self, client_id)
+
+    def held(self, client_id: str) -> int:
+        return self._open.get(client_id, 0)
+
+    def _give_back(self, client_id: str) -> None:
+        with self._lock:
+            held = self._open.get(client_id, 0) - 1
+            if held > 0:
+                self._open[client_id] = held
+            else:
+                self._open.pop(client_id, None)
+
+
+class Slot:
+    """One stream's place under its client's cap; ``release`` may be called any number of times."""
+
+    def __init__(self, slots: StreamSlots, client_id: str) -> None:
+        self._slots, self.client_id, self._released = slots, client_id, False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._slots._give_back(self.client_id)
+
+
+SLOTS = StreamSlots()
 
 
 def streams_open() -> int:

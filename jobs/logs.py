@@ -2,14 +2,21 @@
 
 ``log_context(job_id=..., chunk_id=...)`` puts ids on every record logged inside it (this thread or
 task only: a context variable). The formatters redact what looks like a credential (API keys, webhook
-secrets, bearer tokens, signed-link tokens) from the whole line, tracebacks included, as a last line of
-defence: code never logs them on purpose.
+secrets, bearer tokens, signed-link tokens in a path or a query) from the whole line, tracebacks
+included, as a last line of defence: code never logs them on purpose, but a server's access log writes
+every URL it serves.
+
+Every process logs through one configuration, config/logging.json: Django loads it as LOGGING, and
+uvicorn is started with ``--log-config config/logging.json`` (Procfile, demo, tests), so its access and
+error lines go through these formatters too; uvicorn's own configuration would give its access logger a
+handler of its own that no project formatter sees. ``LOG_FORMAT=plain`` picks the plain lines.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +26,13 @@ from pythonjsonlogger.json import JsonFormatter
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("screenreel_log_context", default={})  # noqa: B039
 
+# What precedes a secret (kept, so a line still says what was there), then the secret: every character
+# of base64 (standard and URL-safe), Django's signed values (``payload:timestamp:signature``, ``.`` in
+# front when compressed: signed links, stream tokens, recovery links) and percent-encoding.
 _SECRETS = re.compile(
-    r"(?P<keep>whsec_|sr_[A-Za-z0-9]{1,16}_|Bearer\s+|[?&](?:token|grip_link|X-Amz-Signature)=)"
-    r"[A-Za-z0-9+/=_.%-]{4,}"
+    r"(?P<keep>whsec_|sr_[A-Za-z0-9]{1,16}_|(?i:bearer)\s+|/v1/links/"
+    r"|\b(?:token|grip_link|X-Amz-Signature|X-Amz-Security-Token)=)"
+    r"[A-Za-z0-9+/=_.:%~-]{4,}"
 )
 
 
@@ -64,3 +75,11 @@ class PlainLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ids = " ".join(f"{k}={v}" for k, v in _context.get().items())
         return redact(super().format(record) + (f" [{ids}]" if ids else ""))
+
+
+def formatter_from_env() -> logging.Formatter:
+    """The formatter config/logging.json names: JSON lines, or plain ones with ``LOG_FORMAT=plain``.
+
+    Read from the environment, not settings: uvicorn applies the file before Django is set up.
+    """
+    return PlainLines() if os.environ.get("LOG_FORMAT", "json") == "plain" else JsonLines()

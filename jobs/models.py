@@ -50,6 +50,9 @@ class Client(models.Model):
     max_deliveries_in_flight = models.PositiveIntegerField(
         null=True, blank=True, help_text="Webhook attempts in flight at once, over all the client's endpoints. "
                                          "Empty: the deployment's default (32).")
+    max_streams = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Event streams (GET /v1/jobs/{id}/events) open at once on each web process; "
+                                         "past it a new one answers 429. Empty: the deployment's default (20).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -198,7 +198,8 @@ _WHEN = {
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB (any request under /v1/, even one that takes no body).",
     415: "unsupported_media_type: the body is not application/json.",
-    429: "rate_limited (with Retry-After and RateLimit-* headers), or too_many_jobs on POST /v1/jobs.",
+    429: "rate_limited (with Retry-After and RateLimit-* headers), too_many_jobs on POST /v1/jobs, or "
+         "too_many_streams on the event stream.",
     503: "database_busy (with Retry-After): the database's write lock stayed busy past its wait; nothing was "
          "changed, and the same request may be sent again.",
 }
@@ -206,8 +207,8 @@ _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle",
               "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
 # The operations that write, so may find the write lock busy past its wait (jobs.errors.database_busy).
-_WRITES = {"jobs_create", "jobs_cancel", "jobs_rerun", "webhook_endpoints_create", "webhook_endpoints_update",
-           "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test"}
+_WRITES = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "webhook_endpoints_create",
+           "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test"}
 
 
 def _error(status: int) -> dict[str, Any]:

@@ -11,12 +11,18 @@ web process answers with hold instructions instead and holds nothing.
 
 Browsers' EventSource cannot send headers, so besides the API key a short-lived signed token from
 ``POST /v1/jobs/{id}/events/token`` is accepted as ``?token=``.
+
+A client holds at most ``stream_cap`` streams open at once on one web process (SCREENREEL_CLIENT_MAX_STREAMS,
+or the client's own ``max_streams``): a stream costs this process a socket and a coroutine, so the count is
+this process's own (jobs.live.SLOTS). It is taken right after authentication, before any other work, and
+given back when the stream ends, however it ends. Streams Pushpin holds cost nothing here and do not count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -50,8 +56,8 @@ def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
             "expires_at": iso(expires)}
 
 
-def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
-    """The client, the job's id and the sequence to resume after; raises DomainError or AuthenticationFailed."""
+def _authenticate(request: HttpRequest, job_id: str) -> Client:
+    """Who asks: the API key's client, a stream token's, or a Pushpin recovery link's; raises AuthenticationFailed."""
     token = request.GET.get("token")
     client: Client | None
     if "grip_link" in request.GET:
@@ -76,6 +82,11 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
         client = api_key_from_header(header).client
     if client is None:  # signed for a client that has been deleted since
         raise exceptions.AuthenticationFailed("The client this stream was issued to no longer exists.")
+    return client
+
+
+def _resume_point(request: HttpRequest, client: Client, job_id: str) -> tuple[str, int]:
+    """The job's id and the sequence to resume after; raises DomainError (rate limit, unknown job or event)."""
     if "grip_link" not in request.GET:  # Pushpin's recovery fetches are the service's own, not the client's
         ratelimit.request_admit(request, client)
     job = job_get(client=client, job_id=job_id)
@@ -87,7 +98,18 @@ def _authorize(request: HttpRequest, job_id: str) -> tuple[Client, str, int]:
             raise DomainError(f"Last-Event-ID {last_id[:40]!r} is not an event of this job.",
                               code="unknown_last_event_id", status_code=404)
         after = sequence
-    return client, job.pk, after
+    return job.pk, after
+
+
+def stream_cap(client: Client) -> int:
+    """Streams ``client`` may hold open at once on this process: its own cap, else the deployment's."""
+    return int(client.max_streams or settings.SCREENREEL_CLIENT_MAX_STREAMS)
+
+
+def _too_many_streams(cap: int) -> DomainError:
+    return DomainError(f"Too many open event streams: this client may hold {cap} at once on each server. Close one "
+                       "(a stream ends when its connection closes) and retry, or poll GET /v1/events.",
+                       code="too_many_streams", status_code=429, details={"limit": cap})
 
 
 def _grip_hold(request: HttpRequest, client: Client, job_id: str, after: int) -> HttpResponseBase:
@@ -103,7 +125,7 @@ def _events_after(job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
     return [row.to_dict() for row in rows]
 
 
-async def _stream(job_id: str, after: int) -> AsyncIterator[str]:
+async def _stream(job_id: str, after: int, slot: live.Slot) -> AsyncIterator[str]:
     heartbeat = settings.SCREENREEL_SSE_HEARTBEAT_S
     listener = live.hub(_events_after)
     subscriber = listener.subscribe(job_id, after)
@@ -119,22 +141,39 @@ async def _stream(job_id: str, after: int) -> AsyncIterator[str]:
             while not subscriber.queue.empty() and len(chunk) < 100:  # what queued up goes in one write
                 chunk.append(sse_wire.encode(subscriber.queue.get_nowait()))
             yield "".join(chunk)
-    finally:
+    finally:  # the client closed the stream, or went away (Django then closes this generator)
         listener.unsubscribe(job_id, subscriber)
+        slot.release()
 
 
 async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBase:
     try:
-        # On the stream pool, not the request's own thread: that thread would keep its connection open
-        # for as long as the stream is.
-        client, job_id, after = await live.run_db(_authorize, request, job_id)
+        # Database work runs on the stream pool, not the request's own thread: that thread would keep its
+        # connection open for as long as the stream is.
+        client = await live.run_db(_authenticate, request, job_id)
+        if grip.signed_by_proxy(request):
+            # Pushpin holds the connection: this process answers at once and holds nothing, so no slot.
+            job_id, after = await live.run_db(_resume_point, request, client, job_id)
+            return await live.run_db(_grip_hold, request, client, job_id, after)
+        # The cap comes first after authentication, before any other work: a client past it costs one
+        # key lookup. The count is this process's, whose sockets and coroutines a stream holds.
+        cap = stream_cap(client)
+        slot = live.SLOTS.take(client.pk, cap)
+        if slot is None:
+            raise _too_many_streams(cap)
+        try:
+            job_id, after = await live.run_db(_resume_point, request, client, job_id)
+        except BaseException:  # refused, failed, or the client left while we looked: the slot is free again
+            slot.release()
+            raise
     except DomainError as exc:
         return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     except exceptions.APIException as exc:
         return JsonResponse(error_body("unauthenticated", str(exc.detail)), status=401)
-    if grip.signed_by_proxy(request):
-        return await live.run_db(_grip_hold, request, client, job_id, after)
-    response = StreamingHttpResponse(_stream(job_id, after), content_type="text/event-stream")
+    response = StreamingHttpResponse(_stream(job_id, after, slot), content_type="text/event-stream")
+    # The generator gives the slot back when it ends; a response dropped before its first byte (the client
+    # left in between) never starts the generator, so its slot goes back when the response is collected.
+    weakref.finalize(response, slot.release)
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer a stream
     return response

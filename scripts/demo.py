@@ -141,7 +141,7 @@ def main() -> int:
                                "record,media,deliver,default", "-c", "2", "--loglevel", "INFO",
                                "--schedule", str(DEMO_DIR / "celerybeat-schedule")], env)
         procs.start("web", [str(VENV_BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1",
-                            "--port", str(web_port)], env)
+                            "--port", str(web_port), "--log-config", "config/logging.json"], env)
         for port, what in ((app_port, "sample app"), (hook_port, "receiver"), (web_port, "API")):
             wait_for_port(port, what)
         print(f"• API on http://127.0.0.1:{web_port}, sample app on :{app_port}, receiver on :{hook_port}")

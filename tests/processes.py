@@ -57,21 +57,44 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
     raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
+# The process id of each running asgi_server, by its base URL: a test may read what the server costs.
+SERVER_PIDS: dict[str, int] = {}
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
 @contextmanager
-def asgi_server(env: dict[str, str]) -> Iterator[str]:
+def asgi_server(env: dict[str, str], *, log: Path | None = None, log_level: str = "warning") -> Iterator[str]:
     """The service under uvicorn, as the Procfile runs it, in a process group of its own; yields its base URL
-    (also its SCREENREEL_PUBLIC_URL, so the links it signs point at it)."""
+    (also its SCREENREEL_PUBLIC_URL, so the links it signs point at it). ``log``: a file for everything the
+    server writes (standard output and error), for a test that reads it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    out = log.open("ab") if log is not None else None
     proc = subprocess.Popen([str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning"], cwd=ROOT,
-                            env={**env, "SCREENREEL_PUBLIC_URL": base}, start_new_session=True)
+                             str(port), "--log-config", "config/logging.json", "--log-level", log_level], cwd=ROOT,
+                            env={**env, "SCREENREEL_PUBLIC_URL": base}, start_new_session=True,
+                            stdout=out, stderr=subprocess.STDOUT if out is not None else None)
+    SERVER_PIDS[base] = proc.pid
     try:
         wait_for_port(port, proc)
         yield base
     finally:
+        SERVER_PIDS.pop(base, None)
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a connection a failed test left open holds the graceful shutdown
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if out is not None:
+            out.close()
 
 
 def _descendants(root: int) -> set[int]:

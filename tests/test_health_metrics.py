@@ -1,12 +1,15 @@
-"""/healthz, /readyz and /metrics as an operator's probes and Prometheus see them: real PostgreSQL,
-Redis (one of the test's own, stopped half-way), storage and a real Celery worker on every queue."""
+"""/healthz, /readyz, /readyz/workers and /metrics as a load balancer, an operator and Prometheus see them:
+real PostgreSQL, Redis (one of the test's own, stopped half-way), storage and a real Celery worker."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,7 +20,7 @@ from pytest_django.fixtures import Settings
 from jobs import metrics
 from tests.e2e.conftest import Worker
 from tests.factories import make_client, make_job
-from tests.processes import child_env, free_port, wait_for_port
+from tests.processes import child_env, flush_redis, free_port, wait_for_port
 from tests.waiting import wait_for
 
 TOKEN = "metrics-token-for-tests"
@@ -40,38 +43,83 @@ def test_healthz_says_the_process_answers_without_touching_anything() -> None:
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
+def _readyz(http: HttpClient) -> tuple[int, dict[str, Any]]:
+    response = http.get("/readyz")
+    return response.status_code, response.json()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(180)
-def test_readyz_wants_a_worker_on_every_queue_and_fails_when_redis_goes(
-        settings: Settings, tmp_path: Path, private_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
-    url, server = private_redis
-    worker = Worker(child_env(), tmp_path / "worker.log")  # on the suite's broker, before the override
-    settings.REDIS_URL = url  # the Redis check's; the broker stays the suite's own
+def test_readyz_speaks_for_the_web_process_alone_and_the_workers_endpoint_names_queues_without_a_worker(
+        settings: Settings, tmp_path: Path) -> None:
+    settings.SCREENREEL_METRICS_TOKEN = TOKEN
+    flush_redis()
     http = HttpClient()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
 
-    missing = http.get("/readyz")
-    assert missing.status_code == 503
-    body = missing.json()
-    assert body["status"] == "unavailable"
-    assert body["checks"]["Database(alias='default')"] == "OK"
-    assert body["checks"]["Storage(alias='default')"] == "OK"
-    assert any(name.startswith("Redis(") and value == "OK" for name, value in body["checks"].items())
-    assert "Ping(" in " ".join(name for name, value in body["checks"].items() if value != "OK")
+    # No worker runs at all: the API can still take jobs, so the web process is ready.
+    status, body = _readyz(http)
+    assert status == 200, body
+    assert body["status"] == "ok" and body["checks"] == {"database": "ok", "redis": "ok", "storage": "ok"}
+    assert http.get("/readyz/workers").status_code == 401  # it names workers: the metrics token
+    none = http.get("/readyz/workers", headers=auth)
+    assert none.status_code == 503
+    assert none.json()["missing"] == ["record", "media", "deliver", "default"]
 
+    worker = Worker(child_env(SCREENREEL_WORKER_HEARTBEAT_S="1"), tmp_path / "worker.log", queues="record,default",
+                    concurrency=1, beat=False, name="edge")
     worker.start()
     try:
-        wait_for(lambda: http.get("/readyz").status_code == 200, timeout=60, what="readyz to see the worker")
-        ready = http.get("/readyz").json()
-        assert ready["status"] == "ok" and set(ready["checks"].values()) == {"OK"}
-
-        server.kill()
-        server.wait()
-        down = http.get("/readyz")
-        assert down.status_code == 503
-        failing = {name: value for name, value in down.json()["checks"].items() if value != "OK"}
-        assert list(failing) == [next(n for n in failing if n.startswith("Redis("))], failing
+        wait_for(lambda: not {"record", "default"} & set(http.get("/readyz/workers", headers=auth).json()["missing"]),
+                 timeout=60, what="the worker's heartbeat")
+        some = http.get("/readyz/workers", headers=auth)
+        assert some.status_code == 503
+        assert some.json()["missing"] == ["media", "deliver"]
+        record = some.json()["queues"]["record"]
+        assert record["workers"] == 1 and record["names"][0].startswith("edge@") and record["last_seen_s"] < 5
+        series = _scrape(http)
+        assert series["screenreel_workers"][(("queue", "record"),)] == 1
+        assert series["screenreel_workers"][(("queue", "media"),)] == 0
+        assert series["screenreel_worker_last_seen_seconds"][(("queue", "default"),)] < 5
+        assert (("queue", "media"),) not in series["screenreel_worker_last_seen_seconds"]
+        assert _readyz(http)[0] == 200
     finally:
         worker.stop()
+    # A worker that stops in order says so at once; the web process stays ready.
+    gone = http.get("/readyz/workers", headers=auth).json()
+    assert gone["missing"] == ["record", "media", "deliver", "default"]
+    assert gone["queues"]["record"]["last_seen_s"] is not None  # it was there not long ago
+    assert _readyz(http)[0] == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_readyz_is_503_without_redis_names_no_host_and_a_flood_of_probes_costs_one_check(
+        settings: Settings, private_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
+    url, server = private_redis
+    settings.REDIS_URL = url
+    settings.SCREENREEL_READY_CACHE_S = 0  # whatever an earlier test left in this process is stale
+    http = HttpClient()
+    assert _readyz(http)[0] == 200
+
+    settings.SCREENREEL_READY_CACHE_S = 60
+    status, first = _readyz(http)
+    assert status == 200, first
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        flood = list(pool.map(lambda _: _readyz(HttpClient()), range(200)))
+    # Every probe of the period got the one answer, checked once (storage written once, not 200 times).
+    assert {body["checked_at"] for _, body in flood} == {first["checked_at"]}
+
+    settings.SCREENREEL_READY_CACHE_S = 1
+    server.kill()
+    server.wait()
+    wait_for(lambda: _readyz(http)[0] == 503, timeout=10, what="readyz to see Redis gone")
+    status, down = _readyz(http)
+    assert down["status"] == "unavailable"
+    assert down["checks"] == {"database": "ok", "redis": "unavailable", "storage": "ok"}
+    text = json.dumps(down)
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    assert "127.0.0.1" not in text and port not in text and "Error" not in text and "refused" not in text
 
 
 def _scrape(http: HttpClient) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

@@ -122,8 +122,10 @@ def _service(extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--backlog", "4096"],
-        cwd=ROOT, env={**os.environ, "PGAPPNAME": APP_NAME, "SCREENREEL_PUBLIC_URL": base, **extra_env},
+         "--log-config", "config/logging.json", "--log-level", "warning", "--backlog", "4096"],
+        cwd=ROOT, env={**os.environ, "PGAPPNAME": APP_NAME, "SCREENREEL_PUBLIC_URL": base,
+                      # the bench's one client holds every stream: lift the per-client cap
+                      "SCREENREEL_CLIENT_MAX_STREAMS": "100000", **extra_env},
         start_new_session=True)
     wait_port(port)
     return proc, base

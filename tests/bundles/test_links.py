@@ -19,6 +19,7 @@ from jobs.links import link_sign
 from jobs.models import Job, JobStatus, ObjectKind, StoredObject
 from tests.bundles.support import SyntheticMedia, chunks_of, job_with_assets
 from tests.conftest import Tenant
+from tests.processes import SERVER_PIDS, asgi_server, child_env, peak_rss_bytes
 from tests.s3 import MotoS3
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +84,34 @@ def test_a_range_we_do_not_serve_sends_the_whole_file(stored: str, header: str) 
     response = _get(stored, Range=header)
     assert response.status_code == 200
     assert _body(response) == CONTENT
+
+
+HUGE = "9" * 5000  # past the 4,300 digits Python converts to an int at all
+
+
+@pytest.mark.parametrize(("header", "status", "first", "last"), [
+    (f"bytes={HUGE}-", 416, None, None),  # starts past the end of any file
+    (f"bytes={HUGE}-{HUGE}", 416, None, None),
+    (f"bytes=0-{HUGE}", 206, 0, 299_999),  # the end is clipped to the file
+    (f"bytes=-{HUGE}", 206, 0, 299_999),  # a suffix longer than the file is the whole file
+    (f"bytes={'0' * 5000}5-9", 206, 5, 9),  # leading zeros are still the number they write
+    (f"bytes=99999999999999999999-{'1' * 4000}", 416, None, None),
+    ("bytes=-5-3", 200, None, None),  # not a range we understand: ignored
+    ("bytes=--5", 200, None, None),
+])
+def test_a_range_that_is_no_sane_number_is_ignored_or_416_never_a_server_error(
+        stored: str, header: str, status: int, first: int | None, last: int | None) -> None:
+    response = _get(stored, Range=header)
+    assert response.status_code == status
+    if status == 416:
+        assert response.json()["error"]["code"] == "range_not_satisfiable"
+        assert response["Content-Range"] == f"bytes */{len(CONTENT)}"
+    elif status == 206:
+        assert first is not None and last is not None
+        assert _body(response) == CONTENT[first:last + 1]
+        assert response["Content-Range"] == f"bytes {first}-{last}/{len(CONTENT)}"
+    else:
+        assert _body(response) == CONTENT
 
 
 def test_a_range_for_a_file_that_changed_since_sends_the_whole_file(stored: str) -> None:
@@ -214,3 +243,31 @@ def test_a_clients_own_ttl_sets_how_long_its_links_live() -> None:
     other = make_client("Other")
     default = link_sign(client_id=other.pk, key=f"bundle/clients/{other.pk}/x.zip", filename="x.zip")
     assert abs(default.expires_at.timestamp() - (_time.time() + 7 * 86400)) < 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_under_uvicorn_a_big_download_streams_without_holding_the_file_in_memory(tmp_path: Path) -> None:
+    """Django consumes a synchronous streaming body whole before sending it under ASGI: a 96 MiB bundle
+    would cost the web process 96 MiB per download. The file goes out in blocks instead."""
+    size = 96 * 1024 * 1024
+    key = "bundle/clients/cli_big/jobs/job_big/v1/job_big-v1.zip"
+    default_storage.save(key, ContentFile(b"\0" * size))
+    try:
+        with asgi_server(child_env()) as base:
+            pid = SERVER_PIDS[base]
+            link = link_sign(client_id="cli_big", key=key, filename="job_big-v1.zip", ttl_s=600)
+            path = _path(link.url)
+            assert httpx.get(f"{base}{path}", headers={"Range": "bytes=0-0"}).status_code == 206  # warm up
+            before = peak_rss_bytes(pid)
+            received = 0
+            with httpx.stream("GET", f"{base}{path}", timeout=60) as response:
+                assert response.status_code == 200
+                for block in response.iter_bytes():
+                    received += len(block)
+            grew = peak_rss_bytes(pid) - before
+            print(f"\n[download] 96 MiB through uvicorn: the server's peak memory grew by {grew / 2**20:.1f} MiB")
+            assert received == size
+            assert grew < 24 * 1024 * 1024
+    finally:
+        default_storage.delete(key)

@@ -14,6 +14,7 @@ import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from jobs import grip
+from jobs.models import Client
 from jobs.services.clients import client_create
 from tests.factories import make_job
 from tests.processes import asgi_server, child_env, free_port
@@ -135,3 +136,23 @@ def test_a_forged_grip_signature_gets_the_ordinary_stream(front: tuple[Pushpin, 
     with httpx.stream("GET", f"{origin}/v1/jobs/{job.id}/events", headers=headers, timeout=10) as response:
         assert response.status_code == 200
         assert "grip-hold" not in response.headers  # no hold instructions for whoever asks directly
+
+
+def test_streams_held_by_pushpin_do_not_count_against_the_clients_cap(front: tuple[Pushpin, str]) -> None:
+    """Behind Pushpin this process answers each stream at once and holds nothing: only the streams it holds
+    itself count (Pushpin's own limits bound the connections it holds)."""
+    proxy, origin = front
+    client, key = client_create(name="Acme")
+    Client.objects.filter(pk=client.pk).update(max_streams=1)
+    job = make_job(client=client, webhook_url="")
+    headers = {"Authorization": f"Bearer {key.key}"}
+    held = Streams([f"{proxy.url}/v1/jobs/{job.id}/events"] * 3, headers)
+    direct = Streams([f"{origin}/v1/jobs/{job.id}/events"], headers)
+    try:
+        held.wait(lambda: held.opened == 3 and all(held.events), 30, "3 streams through Pushpin")
+        direct.wait(lambda: direct.opened == 1 and all(direct.events), 10, "1 stream held by the service")
+        refused = httpx.get(f"{origin}/v1/jobs/{job.id}/events", headers=headers, timeout=10)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_streams"
+    finally:
+        held.close()
+        direct.close()

@@ -61,7 +61,7 @@ def redis_server(tmp_path: Path, settings: SettingsWrapper) -> Iterator[PrivateR
 @pytest.fixture
 def web(redis_server: PrivateRedis) -> Iterator[str]:
     env = child_env(REDIS_URL=redis_server.url, PGAPPNAME=APP_NAME, SCREENREEL_SSE_HEARTBEAT_S="5",
-                    SCREENREEL_SSE_FALLBACK_POLL_S="1")
+                    SCREENREEL_SSE_FALLBACK_POLL_S="1", SCREENREEL_CLIENT_MAX_STREAMS="1000")  # one client, 200 streams
     with asgi_server(env) as base:
         yield base
 
