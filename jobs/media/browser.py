@@ -38,6 +38,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # Redaction patterns run in linear time in the page (jobs.media.redact.CHROMIUM_JS_FLAGS).
+    "--js-flags=--enable-experimental-regexp-engine --enable-experimental-regexp-engine-on-excessive-backtracks",
 ]
 
 
