@@ -324,8 +324,9 @@ class GifSerializer(StrictSerializer):
 
 
 class RedactSerializer(StrictSerializer):
-    """What to blur in the page before anything is captured: elements by CSS selector, and text (and
-    typed input) matching a pattern: "email", "phone", "card" or a regular expression."""
+    """What to mask in the page before anything is captured: elements by CSS selector, and text (and
+    field values, attributes and pseudo-element content) matching a pattern: "email", "phone", "card" or a
+    regular expression that runs in linear time (RE2 syntax, without lookarounds or backreferences)."""
 
     selectors = serializers.ListField(child=StrictCharField(max_length=500, validators=[validate_selector]),
                                       required=False, max_length=50, default=list)
