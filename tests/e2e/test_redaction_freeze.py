@@ -5,10 +5,12 @@ the GIL of the record worker, so its lease heartbeat stopped, the chunk went to 
 froze that one too, and another client's plain job waited behind it. Patterns now run in RE2 in the worker
 and, in the page, in V8 with a hand-over to its linear-time engine. With a record tier of one slot (every
 client shares it), the second client's job finishes in its normal time: the first client's recording ahead
-of it, plus its own processing, plus slack; and the first job succeeds too, its field masked."""
+of it, plus its own processing, plus slack; and the first job succeeds too, its field masked. One slot, as
+the Procfile runs the record worker (``-c 1``): on the old code the frozen recording held it for good."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -39,9 +41,9 @@ def _submit(api: APIClient, body: dict[str, object]) -> str:
     return str(created.json()["id"])
 
 
-def _seconds(start: object, end: object) -> float:
+def _seconds(start: datetime | None, end: datetime | None) -> float:
     assert start is not None and end is not None
-    return float((end - start).total_seconds())  # type: ignore[operator]
+    return (end - start).total_seconds()
 
 
 def test_a_catastrophic_pattern_neither_freezes_the_recorder_nor_delays_another_client(
@@ -73,7 +75,7 @@ def test_a_catastrophic_pattern_neither_freezes_the_recorder_nor_delays_another_
     assert first.attempts <= 1, "the hostile chunk was never taken from a frozen worker and run again"
     assert first.recording is not None and first.recording["redaction"]["text_matches"] >= 1  # the field masked
     # The plain job's turnaround: the one recording ahead of it in the single slot, its own chunk, slack.
-    ahead = _seconds(first.started_at, timezone.datetime.fromisoformat(first.recording["stopped_at"]))
+    ahead = _seconds(first.started_at, datetime.fromisoformat(first.recording["stopped_at"]))
     own = _seconds(second.started_at, second.finished_at)
     waited = _seconds(submitted, second.finished_at)
     assert waited <= ahead + own + SLACK_S, f"waited {waited:.1f} s; ahead {ahead:.1f} s, own {own:.1f} s"
