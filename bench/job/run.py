@@ -156,14 +156,15 @@ def run_tenants(clients: list[Any], app: str, chunks: int, seconds: float, voice
         time.sleep(0.2)
     jobs = list(Job.objects.filter(pk__in=ids).prefetch_related("chunks"))
     assert all(job.status == "succeeded" for job in jobs), [job.to_dict() for job in jobs if job.status != "succeeded"]
-    rows = [row for job in jobs for row in job.chunks.all()]
-    recorded = [r.recording["duration_ms"] / 1000 for r in rows]
-    to_first_frame = [(datetime.fromisoformat(r.recording["first_frame_at"])
-                       - datetime.fromisoformat(r.recording["started_at"])).total_seconds() for r in rows]
-    finished = [job.finished_at for job in jobs if job.finished_at is not None]
-    last = max(jobs, key=lambda job: job.finished_at or job.created_at)
-    turnaround = (max(finished) - min(job.created_at for job in jobs)).total_seconds()
-    bundle = (last.finished_at - max(r.finished_at for r in last.chunks.all())).total_seconds()  # type: ignore[operator]
+    made = [row.recording for job in jobs for row in job.chunks.all() if row.recording]
+    recorded = [r["duration_ms"] / 1000 for r in made]
+    to_first_frame = [(datetime.fromisoformat(r["first_frame_at"]) - datetime.fromisoformat(r["started_at"]))
+                      .total_seconds() for r in made]
+    ends = {job.pk: job.finished_at for job in jobs if job.finished_at is not None}
+    last = max(jobs, key=lambda job: ends[job.pk])
+    turnaround = (max(ends.values()) - min(job.created_at for job in jobs)).total_seconds()
+    chunk_ends = [r.finished_at for r in last.chunks.all() if r.finished_at is not None]
+    bundle = (ends[last.pk] - max(chunk_ends)).total_seconds()
     chunk_s = sum(recorded) / len(recorded)
     ideal_recording = math.ceil(chunks / SLOTS) * chunk_s
     return {"jobs": ids, "chunks": chunks, "clients": len(clients), "turnaround_s": turnaround,

@@ -62,6 +62,8 @@ CHROMIUM_ARGS = [
     # egress proxy (measured: without it a page's STUN reached a refused address). Chromium reads this
     # switch; the similar "--force-webrtc-ip-handling-policy" is ignored by this build.
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Redaction patterns run in linear time in the page (jobs.media.redact.CHROMIUM_JS_FLAGS).
+    "--js-flags=--enable-experimental-regexp-engine --enable-experimental-regexp-engine-on-excessive-backtracks",
 ]
 # Every context we open, for a recording or a card: no downloads (a page's download is cancelled before
 # its body is read, and nothing is written to the worker's disk) and no service workers (which would

@@ -335,7 +335,7 @@ class _Session:
         self.blocked: dict[str, str] = {}  # url -> reason, from url_guard
         self.proxy: EgressProxy | None = None
         self.step_times: list[StepTime] = []
-        self.redacted = RedactionReport()
+        self.redacted = RedactionReport(selectors=frozenset(req.redaction.selectors))
         self.camera: Camera | None = None
         self.cdp: Any = None
         self.stills_taking: list[list[float]] = []  # wall-clock windows in which a still was being taken
@@ -647,8 +647,10 @@ class _Session:
                     await target.click(timeout=timeout)
                 if action == "type":
                     if self.req.redaction.matches(str(step["text"])):
-                        # What is about to be typed must be hidden: blur the field before the first key.
-                        await target.evaluate("(el) => window.__srRedactBlur && window.__srRedactBlur(el)")
+                        # What is about to be typed must be hidden: mask the field before the first key (its
+                        # document's redaction, jobs/media/redact.js; RE2 matched it here, in linear time).
+                        await target.evaluate("(el) => { const hide = el.ownerDocument.__srRedactBlur; "
+                                              "if (hide) hide(el); }")
                     per_char = self.req.pacing.typing_ms_per_char
                     await target.press_sequentially(
                         str(step["text"]), delay=per_char, timeout=timeout + per_char * len(str(step["text"])),

@@ -1,43 +1,69 @@
-"""Redaction at capture: what a job asks to hide is blurred in the page itself, before it is ever painted.
+"""Redaction at capture: what a job asks to hide is masked in the page itself, before it is ever painted.
 
-The recorder adds ``script(...)`` to the page with ``add_init_script``, so it runs in every document and
-frame before the page's own scripts:
+The recorder adds ``script(...)`` (jobs/media/redact.js) with ``add_init_script``, so it runs in every
+document and frame (same-origin, ``srcdoc`` and cross-origin alike) before the page's own scripts. It reads
+the page as a reader sees it:
 
-- each selector gets a ``filter: blur(0.5em)`` rule (one rule per selector, so one that the browser
-  refuses cannot void the others); the blur grows with the text's size, so large type is not left
-  readable;
-- text that matches a pattern blurs the element that holds it, and an input or textarea whose value
-  matches blurs itself (checked on every ``input`` event, and by the recorder before it types);
-- a MutationObserver checks every node added or changed later (navigation, dynamic lists): its
-  callbacks run before the next frame is rendered, so new content is never painted in the clear;
-- the document stays hidden (``visibility: hidden``) until the first complete scan, so the page's
-  first paint is already redacted.
+- text across adjacent text nodes and inline elements, up to the next block (an address React renders as
+  ``{user}@{domain}``, or one split by ``<b>``), in the document and in every shadow root, open or closed
+  (``attachShadow`` is hooked, so a closed root is kept as it is made);
+- the content of ``::before`` and ``::after`` (from the page's stylesheets, or every element's computed
+  style when a stylesheet from another origin cannot be read), and the attributes a page shows
+  (``placeholder``, ``title``, ``alt``, ``aria-label``, ``aria-description``, ``label``);
+- input, textarea and select values however they are set: typing, and a script's ``el.value = ...`` (the
+  setters are hooked; values are compared again on every animation frame);
+- every element a selector matches.
 
-It reports what it matched through an exposed binding, so a selector that never matched anything is
-said in the manifest instead of being ignored.
+What matches is covered by masks of its own: boxes that blur what is behind them (``backdrop-filter``) in a
+closed shadow root in the top layer, styled inline with ``!important``. The page's CSS cannot reach them
+(``filter: none !important``, ``visibility`` or ``opacity`` rules, ``display: contents``), and a dialog or
+popover the page opens is put below them again. They follow each match's boxes on every animation frame
+and after every change to the page, before it is painted; masks over the document scroll with it. A
+cover hides the document until its first complete scan, so the first paint is already redacted.
+
+Canvas, video, images and PDF viewers draw text that is not in the page's text: only ``selectors`` cover them.
+
+Patterns are checked and translated by jobs.media.patterns, and run in linear time: here in RE2, in the
+page by V8's backtracking engine with a hand-over to its linear-time engine (see ``CHROMIUM_JS_FLAGS``).
+
+The page reports what it matched through an exposed binding, so a selector that never matched anything is
+said in the manifest instead of being ignored, and an error (a pattern the page cannot run) fails the
+recording before anything is captured.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
-# The patterns a job may name instead of a regular expression (JavaScript syntax, matched case-blind).
+from jobs.media.errors import MediaError
+from jobs.media.patterns import Compiled, PatternError, compile_pattern
+
+# The patterns a job may name instead of a regular expression (jobs.media.patterns syntax, matched case-blind).
 BUILTIN_PATTERNS: dict[str, str] = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    # International (+44 20 7946 0958) or North American ((415) 555-0132, 415.555.0132) numbers.
-    "phone": r"(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b)",
+    # International (+44 20 7946 0958) or North American ((415) 555-0132, 415.555.0132) numbers; pages often
+    # group digits with no-break spaces (U+00A0, U+202F).
+    "phone": r"(?:\+\d{1,3}(?:[ \x{A0}\x{202F}.-]?\(?\d{1,4}\)?){2,5}"
+             r"|\(?\b\d{3}\)?[ \x{A0}\x{202F}.-]\d{3}[ \x{A0}\x{202F}.-]\d{4}\b)",
     # 13 to 19 digits, optionally grouped by spaces or dashes.
-    "card": r"\b\d(?:[ -]?\d){12,18}\b",
+    "card": r"\b\d(?:[ \x{A0}\x{202F}-]?\d){12,18}\b",
 }
 BINDING = "__srRedactReport"
+# V8 flags the recording browser needs: the `l` RegExp flag (to check that a pattern can run in linear time),
+# and the hand-over of any match that backtracks too much to the linear engine. One argument, so the two
+# cannot be separated (jobs.media.browser.CHROMIUM_ARGS).
+CHROMIUM_JS_FLAGS = ("--js-flags=--enable-experimental-regexp-engine "
+                     "--enable-experimental-regexp-engine-on-excessive-backtracks")
 
 
 @dataclass(frozen=True)
 class Redaction:
-    """What to hide: CSS selectors, and patterns (built-in names or JavaScript regular expressions)."""
+    """What to hide: CSS selectors, and patterns (built-in names or regular expressions, jobs.media.patterns)."""
 
     selectors: Sequence[str] = ()
     patterns: Sequence[str] = ()
@@ -46,28 +72,40 @@ class Redaction:
     def active(self) -> bool:
         return bool(self.selectors or self.patterns)
 
-    def regexes(self) -> list[str]:
-        return [BUILTIN_PATTERNS.get(p, p) for p in self.patterns]
+    def compiled(self) -> list[Compiled]:
+        """Each pattern written for RE2 and for the page; PatternError for one that cannot run in linear time
+        (a job stored before patterns were checked this way)."""
+        compiled = []
+        for pattern in self.patterns:
+            try:
+                compiled.append(compile_pattern(BUILTIN_PATTERNS.get(pattern, pattern)))
+            except PatternError as exc:
+                raise PatternError(f"pattern {pattern}: {exc}") from None
+        return compiled
 
     def matches(self, text: str) -> bool:
-        """Whether ``text`` (about to be typed) matches a pattern, so its field is blurred before typing."""
-        for source in self.regexes():
-            try:
-                if re.search(source, text, re.IGNORECASE):
-                    return True
-            except re.error:
-                continue  # JavaScript syntax Python cannot read: the page checks it as it is typed
-        return False
+        """Whether ``text`` (about to be typed) matches a pattern, so its field is hidden before typing. In RE2:
+        linear in the text, never CPython's backtracking ``re``."""
+        try:
+            return any(c.re2.search(text) for c in self.compiled())
+        except (PatternError, UnicodeError):
+            return True  # what cannot be checked is hidden, not shown
 
 
 @dataclass
 class RedactionReport:
     """What the pages matched: the most elements each selector matched at once on any page, and how many
-    elements were blurred because of their text, over every page (each document reports its own)."""
+    matches were masked because of their text, over every page (each document reports its own)."""
 
+    # The job's own selectors: a report is sent through a binding any script of the page can call too, so only
+    # what the job asked about is kept, and the rest is bounded (a page must not grow the worker's memory).
+    selectors: frozenset[str] = frozenset()
     selector_matches: dict[str, int] = field(default_factory=dict)
     text_by_document: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+
+    MAX_DOCUMENTS: ClassVar[int] = 1000
+    MAX_ERRORS: ClassVar[int] = 20
 
     @property
     def text_matches(self) -> int:
@@ -77,14 +115,19 @@ class RedactionReport:
         counts = report.get("selectors")
         if isinstance(counts, dict):
             for selector, count in counts.items():
-                if isinstance(count, int):
+                if selector in self.selectors and isinstance(count, int) and not isinstance(count, bool):
                     self.selector_matches[selector] = max(self.selector_matches.get(selector, 0), count)
         text, document = report.get("text"), report.get("document")
         if isinstance(text, int) and isinstance(document, str):
-            self.text_by_document[document] = max(self.text_by_document.get(document, 0), text)
+            key = document[:64]
+            if key in self.text_by_document or len(self.text_by_document) < self.MAX_DOCUMENTS:
+                self.text_by_document[key] = max(self.text_by_document.get(key, 0), text)
         errors = report.get("errors")
         if isinstance(errors, list):
-            self.errors.extend(str(e) for e in errors if str(e) not in self.errors)
+            for error in errors[:self.MAX_ERRORS]:
+                text_of = str(error)[:300]
+                if text_of not in self.errors and len(self.errors) < self.MAX_ERRORS:
+                    self.errors.append(text_of)
 
     def unmatched(self, selectors: Sequence[str]) -> list[str]:
         return [s for s in selectors if not self.selector_matches.get(s)]
@@ -94,82 +137,18 @@ class RedactionReport:
                 "unmatched_selectors": self.unmatched(selectors), "text_matches": self.text_matches}
 
 
-_SCRIPT = r"""
-(() => {
-  if (window.__srRedaction) return;
-  window.__srRedaction = true;
-  const CONFIG = __CONFIG__;
-  const CLASS = '__sr_redacted', WAIT = '__sr_redact_wait';
-  const DOCUMENT = Math.random().toString(36).slice(2);  // each page reports its own counts
-  const errors = [];
-  const patterns = [];
-  for (const source of CONFIG.patterns) {
-    try { patterns.push(new RegExp(source, 'i')); } catch (e) { errors.push('pattern ' + source + ': ' + e.message); }
-  }
-  const selectors = [];
-  for (const selector of CONFIG.selectors) {
-    try { document.createDocumentFragment().querySelector(selector); selectors.push(selector); }
-    catch (e) { errors.push('selector ' + selector + ': ' + e.message); }
-  }
-  const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
-  const matches = (text) => !!text && patterns.some((re) => re.test(text.length > 20000 ? text.slice(0, 20000) : text));
-  let text = 0;
-  const mark = (el) => { if (el && !el.classList.contains(CLASS)) { el.classList.add(CLASS); text++; later(); } };
-  const checkText = (node) => {
-    const el = node.parentElement;
-    if (el && !SKIP.has(el.tagName) && matches(node.data)) mark(el);
-  };
-  const checkField = (el) => {
-    if ((el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') && matches(el.value)) mark(el);
-  };
-  const scan = (node) => {
-    if (node.nodeType === Node.TEXT_NODE) return checkText(node);
-    if (node.nodeType !== Node.ELEMENT_NODE && node.nodeType !== Node.DOCUMENT_NODE) return;
-    if (node.nodeType === Node.ELEMENT_NODE) checkField(node);
-    const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT | NodeFilter.SHOW_ELEMENT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-      if (n.nodeType === Node.TEXT_NODE) checkText(n); else checkField(n);
-    }
-  };
-  let reportDue = null;
-  const report = () => {
-    reportDue = null;
-    const counts = {};
-    for (const selector of selectors) counts[selector] = document.querySelectorAll(selector).length;
-    try { window.__BINDING__({selectors: counts, text, errors, document: DOCUMENT}); } catch (e) {}
-  };
-  const later = () => { if (!reportDue) reportDue = setTimeout(report, 250); };
-  // Init scripts run before the parser has made <html>: everything that needs it starts when it exists.
-  const start = (root) => {
-    const style = document.createElement('style');
-    style.textContent = [...selectors, '.' + CLASS].map((s) => s + ' { filter: blur(0.5em) !important; }').join('\n')
-      + '\nhtml.' + WAIT + ' { visibility: hidden !important; }';
-    root.appendChild(style);
-    root.classList.add(WAIT);
-    new MutationObserver((records) => {
-      for (const r of records) {
-        if (r.type === 'characterData') checkText(r.target);
-        else if (r.type === 'attributes') checkField(r.target);
-        else for (const n of r.addedNodes) scan(n);
-      }
-      later();
-    }).observe(root, {subtree: true, childList: true, characterData: true, attributes: true,
-                      attributeFilter: ['value']});
-    const reveal = () => { scan(document); root.classList.remove(WAIT); report(); };
-    if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', reveal, {once: true});
-    else reveal();
-  };
-  if (document.documentElement) start(document.documentElement);
-  else new MutationObserver((_, observer) => {
-    if (document.documentElement) { observer.disconnect(); start(document.documentElement); }
-  }).observe(document, {childList: true});
-  document.addEventListener('input', (e) => { if (e.target instanceof Element) checkField(e.target); }, true);
-  window.__srRedactBlur = (el) => mark(el);
-})();
-"""
+@functools.cache
+def _source() -> str:
+    return (Path(__file__).with_name("redact.js")).read_text()
 
 
 def script(redaction: Redaction) -> str:
-    """The page script that applies ``redaction`` (see the module docstring)."""
-    config = {"selectors": list(redaction.selectors), "patterns": redaction.regexes()}
-    return _SCRIPT.replace("__CONFIG__", json.dumps(config)).replace("__BINDING__", BINDING)
+    """The page script that applies ``redaction`` (see the module docstring); MediaError (permanent) for a
+    pattern that cannot run in linear time, before any browser is asked."""
+    try:
+        compiled = redaction.compiled()
+    except PatternError as exc:
+        raise MediaError(f"redaction could not be applied: {exc}", permanent=True) from None
+    config = {"binding": BINDING, "selectors": list(redaction.selectors),
+              "patterns": [{"source": c.source, "js": c.js_source} for c in compiled]}
+    return _source().replace("__CONFIG__", json.dumps(config))

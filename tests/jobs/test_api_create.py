@@ -191,8 +191,52 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
      "redact.patterns[0]", "invalid_pattern"),
     ("a pattern that matches nothing at all", lambda s: s.update(redact={"patterns": ["x*"]}), "redact.patterns[0]",
      "invalid_pattern"),
+    # Patterns run in linear time (RE2 here, V8's linear engine in the page): no lookaround, no backreference.
+    ("a pattern with a lookahead", lambda s: s.update(redact={"patterns": ["sk_(?=live)\\w+"]}), "redact.patterns[0]",
+     "invalid_pattern"),
+    ("a pattern with a lookbehind", lambda s: s.update(redact={"patterns": ["(?<=key: )\\w+"]}),
+     "redact.patterns[0]", "invalid_pattern"),
+    ("a pattern with a backreference", lambda s: s.update(redact={"patterns": ["(\\w)\\1"]}), "redact.patterns[0]",
+     "invalid_pattern"),
+    ("a pattern with a named backreference", lambda s: s.update(redact={"patterns": ["email", "(a)\\k<a>"]}),
+     "redact.patterns[1]", "invalid_pattern"),
+    ("a pattern that can match the empty string between words",
+     lambda s: s.update(redact={"patterns": ["\\b(?:sk_\\w+)?"]}), "redact.patterns[0]", "invalid_pattern"),
+    ("a repeat too large to write out", lambda s: s.update(redact={"patterns": ["(?:[a-z]{100}){30}"]}),
+     "redact.patterns[0]", "invalid_pattern"),
     ("too many selectors", lambda s: s.update(redact={"selectors": [".a"] * 51}), "redact.selectors", "max_length"),
 ]
+
+
+@pytest.mark.parametrize(("pattern", "advice"), [
+    ("sk_(?=live)\\w+", "Lookarounds ((?=...), (?!...), (?<=...), (?<!...)) are not supported: patterns run in linear "
+                        "time (RE2). Match the text itself"),
+    ("(\\w+)@\\1", "Backreferences (\\1, \\k<name>) are not supported: patterns run in linear time (RE2). Repeat the "
+                   "group's pattern instead."),
+    ("(?i)secret", "Inline flags such as (?i) or (?s) are not supported: patterns already ignore case"),
+    ("\\p{Lu}+", "Unicode classes (\\p{...}) are not supported: list the characters"),
+])
+def test_a_pattern_that_cannot_run_in_linear_time_is_refused_saying_what_to_write(
+        tenant: Tenant, spec: dict[str, Any], pattern: str, advice: str) -> None:
+    spec["redact"] = {"patterns": ["email", pattern]}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 400, response.json()
+    fields = response.json()["error"]["details"]["fields"]
+    assert [(f["field"], f["code"]) for f in fields] == [("redact.patterns[1]", "invalid_pattern")]
+    assert advice in response.json()["error"]["message"], response.json()
+    assert _rows() == (0, 0, 0)
+
+
+def test_builtin_and_plain_patterns_still_validate(tenant: Tenant, spec: dict[str, Any]) -> None:
+    # The built-ins, and the syntax RE2 and the page share: classes, counted repeats, anchors, \b, alternation.
+    spec["redact"] = {"patterns": ["email", "phone", "card", "sk_live_[A-Za-z0-9]{24}", "^ID-\\d{3,}$",
+                                   "\\bjane(?:\\.doe)?\\b", "(?:IBAN|iban):? ?[A-Z]{2}\\d{2}(?: ?\\d{4}){4}",
+                                   "[^\\s@]+@corp\\.example", "(a+)+$"]}
+    response = tenant.api.post("/v1/jobs", spec, format="json")
+    assert response.status_code == 201, response.json()
+    redaction = Job.objects.get(pk=response.json()["id"]).parsed_spec.redact.redaction()
+    assert redaction.matches("Key SK_LIVE_" + "a1" * 12) and redaction.matches("iban DE89 3704 0044 0532 0130 00")
+    assert redaction.matches("+1 (415) 555-0132") and not redaction.matches("nothing to hide here")
 
 
 @pytest.mark.parametrize(("mutate", "field", "code"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])

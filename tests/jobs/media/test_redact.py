@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jobs.media import mux, renditions
 from jobs.media.errors import MediaError
 from jobs.media.recorder import Recording, RecordRequest, record
-from jobs.media.redact import Redaction
+from jobs.media.redact import Redaction, RedactionReport
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
+from tests.jobs.media.ocr import frames, ocr, renditions_of
 
 pytestmark = [requires_chromium, pytest.mark.skipif(not shutil.which("tesseract"), reason="needs tesseract-ocr")]
 
@@ -33,16 +32,6 @@ STEPS: list[dict[str, Any]] = [
 SECRET = re.compile(r"acme|corp\.com|live.?51|51hcrn|hcrn2x", re.IGNORECASE)
 
 
-def ocr(image: Path) -> str:
-    return subprocess.run(["tesseract", str(image), "stdout"], capture_output=True, text=True, check=True).stdout
-
-
-def frames(video: Path, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-vf", "fps=1", str(out / "f%03d.png")], check=True)
-    return sorted(out.glob("f*.png"))
-
-
 def run(app: str, out: Path, redaction: Redaction) -> Recording:
     return record(RecordRequest(target_url=f"{app}/", width=1280, height=720, steps=STEPS, feature_title="Keys",
                                 out_dir=out, chromium_path=CHROMIUM, redaction=redaction, tenant="test"))
@@ -55,20 +44,6 @@ def test_without_redaction_ocr_reads_the_addresses_and_the_key(sampleapp_url: st
     assert re.search(r"live.?51", text, re.IGNORECASE), text  # the settings page's key
     assert re.search(r"billing@acme", text, re.IGNORECASE), text  # the contact that arrived later
     assert rec.redaction is None
-
-
-def renditions_of(rec: Recording, tmp: Path) -> list[Path]:
-    """The final video, its 9:16 and 1:1 cuts and its GIF, made as the mux stage makes them."""
-    branding = mux.Branding(intro_title="Keys", outro_title="Thanks for watching")
-    main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
-                   fps=25, work_dir=tmp / "work", tenant="test")
-    action = renditions.Action.from_track(renditions.track_of(rec.camera, rec.targets), layout_width=1280,
-                                          layout_height=720)
-    cuts = [mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding, width=1280,
-                          height=720, fps=25, out=tmp / f"cut-{shape.replace(':', 'x')}.mp4",
-                          work_dir=tmp / "cuts", tenant="test").path for shape in ("9:16", "1:1")]
-    preview = renditions.gif(main.path, start_s=main.timeline.body_offset_s, seconds=8, out=tmp / "preview.gif")
-    return [main.path, *cuts, preview]
 
 
 def test_with_redaction_no_still_and_no_frame_holds_them(sampleapp_url: str, tmp_path: Path) -> None:
@@ -88,13 +63,26 @@ def test_with_redaction_no_still_and_no_frame_holds_them(sampleapp_url: str, tmp
     assert isinstance(rec.redaction["text_matches"], int) and rec.redaction["text_matches"] >= 3
 
 
-def test_a_pattern_the_browser_refuses_fails_before_anything_is_recorded(sampleapp_url: str, tmp_path: Path) -> None:
-    # Valid for Python's re (which the API checks), not for JavaScript's RegExp, which applies it.
+def test_a_pattern_that_cannot_run_in_linear_time_fails_before_anything_is_recorded(sampleapp_url: str,
+                                                                                    tmp_path: Path) -> None:
+    # A job stored before patterns were checked for linear time (the API refuses it now).
     steps = [{"action": "wait", "ms": 5000}]
     with pytest.raises(MediaError) as caught:
         record(RecordRequest(target_url=f"{sampleapp_url}/settings.html", width=640, height=360, steps=steps,
                              feature_title="Refused", out_dir=tmp_path, chromium_path=CHROMIUM,
-                             redaction=Redaction(patterns=("(?P<key>sk_[a-z]+)",)), tenant="test"))
+                             redaction=Redaction(patterns=("sk_(?=live)[a-z]+",)), tenant="test"))
     assert caught.value.permanent is True
-    assert "redaction could not be applied" in str(caught.value) and "(?P<key>" in str(caught.value)
+    message = str(caught.value)
+    assert "redaction could not be applied" in message and "sk_(?=live)" in message and "Lookarounds" in message
     assert not list(tmp_path.glob("*.mp4"))  # nothing recorded: it failed before the 5 s step
+
+
+def test_a_page_that_floods_the_report_binding_grows_nothing_beyond_its_bounds() -> None:
+    """Any script of the page can call the binding the redaction reports through: what it sends is bounded."""
+    report = RedactionReport(selectors=frozenset({"#card"}))
+    for n in range(5000):
+        report.add({"selectors": {f"junk-{n}": 1, "#card": 2}, "text": 1, "document": f"doc-{n}" * 100,
+                    "errors": [f"error {n} " + "x" * 10_000]})
+    assert report.selector_matches == {"#card": 2}
+    assert len(report.text_by_document) == RedactionReport.MAX_DOCUMENTS
+    assert len(report.errors) == RedactionReport.MAX_ERRORS and all(len(e) <= 300 for e in report.errors)
