@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from bundles.models import Bundle
-from jobs.admin_support import ConsoleAdmin, media_preview, pretty_json
+from jobs.console.base import ConsoleAdmin, media_preview, pretty_json
 from jobs.models import StoredObject
 
 

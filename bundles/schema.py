@@ -1,4 +1,4 @@
-"""The shape of ``GET /v1/jobs/{id}/bundle``, for OpenAPI only (see jobs.schema)."""
+"""The shape of ``GET /v1/jobs/{id}/bundle``, for OpenAPI only (see jobs.api.schema)."""
 
 from __future__ import annotations
 

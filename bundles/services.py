@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from bundles.models import Bundle
 from bundles.sinks import bundle_sink
-from jobs.failures import PermanentError
+from jobs.lib.failures import PermanentError
 from jobs.links import link_sign
 from jobs.models import Chunk, ChunkStatus, Job, ObjectKind, StoredObject
 from jobs.services.objects import object_record

@@ -1,4 +1,4 @@
-"""Streaming files into and out of storage with flat memory (DESIGN.md §5).
+"""Streaming files into and out of storage with flat memory (docs/api.md, "Bundles, signed links and downloads").
 
 ``bundle_sink`` is a write-only, unseekable file: ``zipfile.ZipFile(sink, "w")`` writes to it (and so
 uses data descriptors), and the bytes go straight into storage as they come:

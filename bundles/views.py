@@ -17,13 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bundles.links import LinkPurged, bundle_links, link_check_not_purged, storage_is_s3, storage_url
+from bundles.downloads import LinkPurged, bundle_links, link_check_not_purged, storage_is_s3, storage_url
 from bundles.ranges import RangeNotSatisfiable, byte_range, read_span
 from bundles.schema import BundleLinksSerializer
-from jobs.errors import DomainError, error_body
+from jobs.lib.errors import DomainError, error_body
+from jobs.lib.rest import ErrorSerializer
 from jobs.links import LinkExpired, LinkInvalid, LinkTarget, link_resolve
 from jobs.models import iso
-from jobs.schema import ErrorSerializer
 from jobs.selectors import job_get
 
 

@@ -108,7 +108,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _refuse(send: Send, declared: int | None, limit: int, scope: Scope) -> None:
     from config.metrics import REQUESTS
-    from jobs.middleware import payload_too_large
+    from jobs.api.middleware import payload_too_large
 
     REQUESTS.labels(scope.get("method", ""), "body_limit", "413").inc()
     body = json.dumps(payload_too_large(declared, limit)).encode()

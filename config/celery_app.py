@@ -1,4 +1,4 @@
-"""The Celery app: four queues so each kind of work scales on its own machines (DESIGN.md §8)."""
+"""The Celery app: four queues so each kind of work scales on its own machines (docs/operating.md, "Processes")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 from kombu import Queue
 
-from jobs.task_names import QUEUE_OF, QUEUES
+from jobs.lib.task_names import QUEUE_OF, QUEUES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,7 +20,7 @@ app.conf.task_routes = {str(name): {"queue": queue} for name, queue in QUEUE_OF.
 app.autodiscover_tasks()
 
 
-# Worker heartbeats per queue (jobs.heartbeats): readiness of the workers is reported apart from the web
+# Worker heartbeats per queue (jobs.lib.heartbeats): readiness of the workers is reported apart from the web
 # process's own (GET /readyz/workers, /metrics), so a worker outage never takes the API out of a balancer.
 _hearts: list[Any] = []
 
@@ -30,7 +30,7 @@ def _heartbeats_start(sender: Any, **_: Any) -> None:
     """``sender`` is the worker's consumer: it knows the queues it consumes and runs the timer we beat on."""
     from django.conf import settings
 
-    from jobs.heartbeats import Heart
+    from jobs.lib.heartbeats import Heart
 
     heart = Heart(sender.hostname, sorted(queue.name for queue in sender.task_consumer.queues))
     heart()

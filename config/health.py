@@ -10,7 +10,7 @@ the exception (host names, bucket names) goes to the log. Its answer is kept for
 SCREENREEL_READY_CACHE_S seconds, one check at a time, so a flood of probes costs one check per period per
 process and never a storage write each.
 
-``/readyz/workers`` reads the workers' heartbeats (jobs.heartbeats) and says which queues have none; it
+``/readyz/workers`` reads the workers' heartbeats (jobs.lib.heartbeats) and says which queues have none; it
 names workers, so it wants the metrics token, like ``/metrics``.
 """
 
@@ -33,7 +33,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.metrics import authorized, refusal
-from jobs import heartbeats
+from jobs.lib import heartbeats
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ Three sources, each labelled by what it covers:
   (scrape every web process; sum across them);
 - the database and Redis, read at scrape time: jobs and chunks by status, queue depths, the outbox
   backlog and the age of the oldest due delivery (the same on every web process: take ``max``);
-- what workers recorded in Redis (jobs.metrics): stage durations, delivery attempts and latency,
-  purge counts; and their heartbeats (jobs.heartbeats): live workers per queue, and since when each
+- what workers recorded in Redis (jobs.lib.metrics): stage durations, delivery attempts and latency,
+  purge counts; and their heartbeats (jobs.lib.heartbeats): live workers per queue, and since when each
   queue's last worker beat.
 
 With SCREENREEL_METRICS_TOKEN set, a scrape must send ``Authorization: Bearer <token>``; without
@@ -30,9 +30,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobs import heartbeats, live, metrics
+from jobs.lib import heartbeats, metrics
+from jobs.lib.task_names import QUEUES
+from jobs.live import hub
 from jobs.models import Chunk, ChunkStatus, Job, JobStatus
-from jobs.task_names import QUEUES
 from webhooks.models import Delivery, DeliveryStatus
 
 REGISTRY = CollectorRegistry()
@@ -45,7 +46,7 @@ REQUEST_SECONDS = Histogram("screenreel_http_request_duration_seconds",
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SSE_STREAMS = Gauge("screenreel_sse_streams_open", "Server-Sent-Events streams this process holds open.",
                     registry=REGISTRY)
-SSE_STREAMS.set_function(live.streams_open)
+SSE_STREAMS.set_function(hub.streams_open)
 
 
 def _worker_families() -> Iterator[Metric]:

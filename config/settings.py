@@ -19,7 +19,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_int_list, env_list, env_str
-from jobs.task_names import QUEUE_OF, TaskName
+from jobs.lib.task_names import QUEUE_OF, TaskName
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SCREENREEL_VAR_DIR", str(BASE_DIR / "var")))
@@ -58,7 +58,7 @@ def _encryption_keys() -> list[str]:
     return keys or ["derived"]
 
 
-# Secrets at rest (webhook secrets; jobs/crypto.py): Fernet keys, the first seals and every one opens;
+# Secrets at rest (webhook secrets; jobs/lib/keys/crypto.py): Fernet keys, the first seals and every one opens;
 # "derived" is a key derived from SECRET_KEY, the embedded default. Rotation: docs/operating.md.
 SCREENREEL_ENCRYPTION_KEYS = _encryption_keys()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
@@ -83,10 +83,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.metrics.RequestMetricsMiddleware",
-    "jobs.middleware.RateLimitHeadersMiddleware",
-    "jobs.middleware.BodySizeLimitMiddleware",
+    "jobs.api.middleware.RateLimitHeadersMiddleware",
+    "jobs.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "jobs.middleware.ContentSecurityPolicyMiddleware",
+    "jobs.api.middleware.ContentSecurityPolicyMiddleware",
     # The admin's CSS and JS under every server (uvicorn, honcho, runserver without DEBUG), from
     # STATIC_ROOT, which set-up fills with collectstatic (make serve, make demo, the test session).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -204,16 +204,16 @@ STORAGES = {
 
 # --- API ------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "jobs.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "jobs.lib.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["jobs.ratelimit.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.ratelimit.ClientRateThrottle"],
 }
-# Requests per second per client on average, and the burst above it (jobs.ratelimit); per client in the admin.
+# Requests per second per client on average, and the burst above it (jobs.api.ratelimit); per client in the admin.
 SCREENREEL_RATE_LIMIT_PER_S = env_int("SCREENREEL_RATE_LIMIT_PER_S", 25, minimum=1, maximum=100_000)
 SCREENREEL_RATE_LIMIT_BURST = env_int("SCREENREEL_RATE_LIMIT_BURST", 100, minimum=1, maximum=1_000_000)
 SPECTACULAR_SETTINGS = {
@@ -234,10 +234,10 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "jobs.models.JobStatus", "ChunkStatusEnum": "jobs.models.ChunkStatus",
         "DeliveryStatusEnum": "webhooks.models.DeliveryStatus", "EventTypeEnum": "jobs.models.EventType",
     },
-    # Error responses, the event stream, examples: what drf-spectacular cannot infer (jobs/schema.py).
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobs.schema.openapi_complete"],
+    # Error responses, the event stream, examples: what drf-spectacular cannot infer (jobs/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobs.api.schema.openapi_complete"],
 }
-# Bodies above this answer 413 before anything is parsed (jobs.middleware).
+# Bodies above this answer 413 before anything is parsed (jobs.api.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SCREENREEL_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 
@@ -298,7 +298,7 @@ ELEVENLABS_BASE_URL = env_str("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"
 ELEVENLABS_MODEL_ID = env_str("ELEVENLABS_MODEL_ID", "eleven_multilingual_v2")
 ELEVENLABS_VOICE_ID = env_str("ELEVENLABS_VOICE_ID", "JBFqnCBsd6RMkjVDRZzb")
 
-# Webhooks: retry schedule in seconds after the first attempt (DESIGN.md §4).
+# Webhooks: retry schedule in seconds after the first attempt (docs/events.md, "Delivery").
 SCREENREEL_WEBHOOK_SCHEDULE_S = env_int_list(
     "SCREENREEL_WEBHOOK_SCHEDULE_S", "0,5,300,1800,7200,18000,36000,50400,72000,86400"
 )
@@ -329,16 +329,16 @@ SCREENREEL_DELIVERY_LINGER_MS = env_int("SCREENREEL_DELIVERY_LINGER_MS", 20, min
 # Beat enqueues a dispatch this often: retries that fall due, and work whose kick was lost.
 SCREENREEL_DELIVERY_SWEEP_S = env_int("SCREENREEL_DELIVERY_SWEEP_S", 1, minimum=1, maximum=60)
 
-# Signed download links (DESIGN.md §5).
+# Signed download links (docs/api.md, "Bundles, signed links and downloads").
 SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=60)
 
-# The narrow calls through which jobs hands work to the apps that build on it (CONVENTIONS.md:
+# The narrow calls through which jobs hands work to the apps that build on it (docs/architecture.md:
 # jobs imports none of them directly).
 SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
 SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event"]
 SCREENREEL_RETENTION_SCHEDULE = "retention.selectors.objects_expiry"
 
-# --- Retention (retention/ owns this block; DESIGN.md §6) -----------------------------------------------
+# --- Retention (retention/ owns this block; docs/retention.md) -----------------------------------------------
 # Days each class is kept by default; per client, RetentionPolicy in the admin overrides any of them.
 SCREENREEL_RETENTION_DAYS = {
     "raw": env_int("SCREENREEL_RETENTION_RAW_DAYS", 7, minimum=1, maximum=3650),
@@ -384,19 +384,19 @@ SCREENREEL_SSE_HEARTBEAT_S = env_int("SCREENREEL_SSE_HEARTBEAT_S", 15, minimum=1
 SCREENREEL_SSE_DB_THREADS = env_int("SCREENREEL_SSE_DB_THREADS", 4, minimum=1, maximum=32)
 # While Redis is unreachable, each open job's events are read from the table this often.
 SCREENREEL_SSE_FALLBACK_POLL_S = env_int("SCREENREEL_SSE_FALLBACK_POLL_S", 2, minimum=1, maximum=60)
-# Event streams one client may hold open at once on each web process (jobs.sse); past it a new stream
+# Event streams one client may hold open at once on each web process (jobs.api.stream); past it a new stream
 # answers 429 too_many_streams. Per client in the admin. Streams held by Pushpin do not count (they hold
 # nothing here).
 SCREENREEL_CLIENT_MAX_STREAMS = env_int("SCREENREEL_CLIENT_MAX_STREAMS", 20, minimum=1, maximum=100_000)
 # How long a browser has to open a stream with a token from POST /v1/jobs/{id}/events/token.
 SCREENREEL_SSE_TOKEN_TTL_S = env_int("SCREENREEL_SSE_TOKEN_TTL_S", 900, minimum=30)
-# Behind Pushpin (jobs/grip.py, docs/live-events.md): its publish endpoint (e.g. http://127.0.0.1:5561)
+# Behind Pushpin (jobs/live/grip.py, docs/live-events.md): its publish endpoint (e.g. http://127.0.0.1:5561)
 # and its sig_key. Empty: streams are served by the web processes themselves.
 SCREENREEL_GRIP_PUBLISH_URL = env_str("SCREENREEL_GRIP_PUBLISH_URL", "").rstrip("/")
 SCREENREEL_GRIP_KEY = env_str("SCREENREEL_GRIP_KEY", "")
 # Pushpin fetches a quiet stream's recovery link this often, so that a lost last publish still arrives.
 # Every open stream costs the web tier one request per this many seconds (docs/live-events.md). At most
-# 3000: a recovery link is valid for at least an hour (jobs.grip.link_for).
+# 3000: a recovery link is valid for at least an hour (jobs.live.grip.link_for).
 SCREENREEL_GRIP_LINK_TIMEOUT_S = env_int("SCREENREEL_GRIP_LINK_TIMEOUT_S", 120, minimum=1, maximum=3000)
 
 # --- Health and metrics (config/health.py, config/metrics.py, docs/operating.md) ------------------------
@@ -406,17 +406,17 @@ SCREENREEL_METRICS_TOKEN = env_str("SCREENREEL_METRICS_TOKEN", "")
 # gives each dependency this long to answer (config/health.py).
 SCREENREEL_READY_CACHE_S = env_int("SCREENREEL_READY_CACHE_S", 5, minimum=0, maximum=300)
 SCREENREEL_READY_TIMEOUT_S = env_int("SCREENREEL_READY_TIMEOUT_S", 2, minimum=1, maximum=30)
-# Every worker says this often which queues it consumes (jobs.heartbeats); three missed beats and it is
+# Every worker says this often which queues it consumes (jobs.lib.heartbeats); three missed beats and it is
 # taken for gone by /readyz/workers and screenreel_workers.
 SCREENREEL_WORKER_HEARTBEAT_S = env_int("SCREENREEL_WORKER_HEARTBEAT_S", 10, minimum=1, maximum=300)
 
 # --- The admin console (docs/operating.md, "The admin console") ----------------------------------------
-# The apps whose models the console's two groups cover (jobs.console): "operators" hold every permission
+# The apps whose models the console's two groups cover (jobs.console.groups): "operators" hold every permission
 # of their models, "viewers" every view permission. A new app of the project joins here.
 SCREENREEL_CONSOLE_APPS = ["jobs", "webhooks", "bundles", "retention"]
 # Admin logins are throttled by django-axes: after this many failures in a row for one username from one
 # address, that pair is refused (429, even with the right password) for SCREENREEL_ADMIN_LOCKOUT_S.
-# The API's keys never go through these backends (jobs.auth) and are not affected.
+# The API's keys never go through these backends (jobs.api.auth) and are not affected.
 SCREENREEL_ADMIN_LOGIN_FAILURES = env_int("SCREENREEL_ADMIN_LOGIN_FAILURES", 5, minimum=1, maximum=100)
 SCREENREEL_ADMIN_LOCKOUT_S = env_int("SCREENREEL_ADMIN_LOCKOUT_S", 900, minimum=60, maximum=7 * 86400)
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
@@ -437,7 +437,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-# One JSON object per line (jobs/logs.py), with job, chunk, event and delivery ids; LOG_FORMAT=plain for
+# One JSON object per line (jobs/lib/logs.py), with job, chunk, event and delivery ids; LOG_FORMAT=plain for
 # a human at a terminal. Celery workers log through the same handler (not their own root logger), and
 # uvicorn through the same file (--log-config config/logging.json), its access log included: every line
 # passes the formatters' redaction.
@@ -448,7 +448,7 @@ LOGGING["loggers"]["axes.apps"] = {"level": "WARNING"}
 # Python's warnings as log lines too (logger py.warnings), not raw text on standard error.
 logging.captureWarnings(True)
 
-# What work costs (jobs.services.pricing); offline voices cost nothing but the recording.
+# What work costs (jobs.pipeline.pricing); offline voices cost nothing but the recording.
 SCREENREEL_RATE_CARD = {
     "recording_per_minute_usd": 0.05,
     "characters_per_1k_usd": {"elevenlabs": 0.30, "piper": 0.0, "espeak-ng": 0.0},
@@ -460,14 +460,14 @@ SCREENREEL_RATE_CARD = {
 # allow bundles up to ~156 GiB.
 SCREENREEL_BUNDLE_PART_BYTES = env_int("SCREENREEL_BUNDLE_PART_BYTES", 16 * 1024 * 1024,
                                        minimum=5 * 1024 * 1024, maximum=5 * 1024 * 1024 * 1024)
-# How long the presigned storage URL behind a valid signed link lives (capped at 300 s in bundles.links).
+# How long the presigned storage URL behind a valid signed link lives (capped at 300 s in bundles.downloads).
 SCREENREEL_STORAGE_URL_TTL_S = env_int("SCREENREEL_STORAGE_URL_TTL_S", 300, minimum=10, maximum=300)
 # A bundle that could not be stored (storage unreachable, full or refusing) is built again after each of these
 # delays in turn, while the job stays running and its chunks' files wait in storage: 1,720 s (about 29
 # minutes) in all by default, which rides out a storage restart, a failover or a full disk an operator frees,
 # and still tells the client within the half hour, after which POST /v1/jobs/{id}/rebuild-bundle builds it
 # again without recording (docs/operating.md). Each delay is a Celery countdown, so it must stay under the
-# broker's visibility timeout (FIELD_NOTES: a longer one runs the task again and again); the retry's due time
+# broker's visibility timeout (measured: a longer one runs the task again and again); the retry's due time
 # is in the job's row too, so a lost countdown is queued again by the recovery sweep.
 SCREENREEL_SETTLE_RETRY_S = env_int_list("SCREENREEL_SETTLE_RETRY_S", "10,30,60,120,300,600,600")
 _visibility_s = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]

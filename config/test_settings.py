@@ -1,4 +1,4 @@
-"""Test settings: the real PostgreSQL and Redis of the machine (CONVENTIONS.md: no mocked database)."""
+"""Test settings: the real PostgreSQL and Redis of the machine (no mocked database: docs/architecture.md, "Tests")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/screenreel")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("SCREENREEL_EGRESS_ALLOW", "127.0.0.0/8")
-# Suites open hundreds of streams and send bursts as one client; tests/jobs/test_rate_limits.py sets its own.
+# Suites open hundreds of streams and send bursts as one client; tests/jobs/api/test_rate_limits.py sets its own.
 os.environ.setdefault("SCREENREEL_RATE_LIMIT_PER_S", "100000")
 os.environ.setdefault("SCREENREEL_RATE_LIMIT_BURST", "1000000")
 

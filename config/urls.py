@@ -7,8 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from bundles.views import BundleLinksView, LinkDownloadView
 from config.health import healthz, readyz, workers
 from config.metrics import metrics_view
-from jobs import views as jobs
-from jobs.sse import JobEventsTokenView, job_events_stream
+from jobs.api import views as jobs
+from jobs.api.stream import JobEventsTokenView, job_events_stream
 from webhooks import views as hooks
 
 urlpatterns = [

@@ -1,6 +1,6 @@
-"""The operators' console for jobs (DESIGN.md §7): a job page an operator can read, and actions that go
-through the same services as the API, each recorded in the admin log. Each action declares the
-permission it needs (jobs.admin_support.ConsoleAdmin); typed text is never shown (mask_typed).
+"""The operators' console for jobs (docs/operating.md, "The admin console"): a job page an operator can read, and
+actions that go through the same services as the API, each recorded in the admin log. Each action declares the
+permission it needs (jobs.console.base.ConsoleAdmin); typed text is never shown (mask_typed).
 
 Retention's actions (hold, extend, purge now) are added by ``retention.admin``, which builds on this
 class: ``jobs`` imports none of the apps above it.
@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs.admin_support import ConsoleAdmin, audit, confirm_page, confirmed, media_preview, pretty_json
-from jobs.errors import DomainError
+from jobs.console.base import ConsoleAdmin, audit, confirm_page, confirmed, media_preview, pretty_json
+from jobs.lib.errors import DomainError
 from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, EventType, Job, StoredObject
 from jobs.selectors import objects_expiry
 from jobs.services.jobs import job_cancel, job_rerun_chunks

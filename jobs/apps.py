@@ -8,8 +8,7 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from jobs import checks, schema  # noqa: F401  (register the system checks and the API key scheme)
-        from jobs.console import on_post_migrate
+        from jobs.console.groups import on_post_migrate
 
-        # The console's groups, after every migrate (jobs.console says why not a data migration).
+        # The console's groups, after every migrate (jobs.console.groups says why not a data migration).
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="jobs.console.groups")

@@ -1,4 +1,4 @@
-"""System checks with ids for settings that would hurt at run time (CONVENTIONS.md)."""
+"""System checks with ids for settings that would hurt at run time (docs/architecture.md)."""
 
 from __future__ import annotations
 

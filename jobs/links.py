@@ -1,5 +1,5 @@
-"""Signed download links on the service's own host (DESIGN.md §5), signed when they are read.
-
+"""Signed download links on the service's own host (docs/api.md, "Bundles, signed links and downloads"), signed when
+they are read.
 A link carries the storage key, the client and its expiry, signed with SECRET_KEY. Links are never
 stored: every read of a job or its bundle signs fresh ones, so nobody is ever handed a dead link.
 Expiry is enforced here, by the link, not by the storage URL (moto, for one, ignores presigned expiry).

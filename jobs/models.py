@@ -1,7 +1,7 @@
 """Clients and their API keys; jobs, their chunks and the events that describe every change.
 
 Statuses and their allowed moves are data here; the one function per model that writes ``status``
-lives in ``jobs.services`` (CONVENTIONS.md: no I/O and no save() overrides in models).
+lives in ``jobs.services`` (no I/O and no save() overrides in models: docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import ids
-from jobs.crypto import SealedField, unseal
+from jobs.lib import ids
+from jobs.lib.keys.crypto import SealedField, unseal
 from jobs.spec import Feature, JobSpec
 
 
 class Client(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.client_id, editable=False)
     name = models.CharField(max_length=200)
-    # Signs deliveries to a job's own webhook_url (DESIGN.md §4). Shown once, at creation; stored sealed
-    # (jobs.crypto), read through ``webhook_secret``.
+    # Signs deliveries to a job's own webhook_url (docs/events.md, "Delivery"). Shown once, at creation; stored sealed
+    # (jobs.lib.keys.crypto), read through ``webhook_secret``.
     webhook_secret_sealed = SealedField(editable=False)
     # Per-client terms; None means the deployment's default (settings).
     link_ttl_s = models.PositiveIntegerField(null=True, blank=True,
@@ -118,7 +118,7 @@ class ChunkStatus(models.TextChoices):
 
 
 CHUNK_ENDED = frozenset({ChunkStatus.SUCCEEDED, ChunkStatus.FAILED, ChunkStatus.CANCELED})
-# Two paths through the statuses (DESIGN.md §1):
+# Two paths through the statuses (docs/api.md, "Statuses and partial success"):
 # - lines per step ("paced"): pending -> synthesizing -> recording -> muxing, since the recorder paces the
 #   steps to the lines' durations;
 # - one script: pending -> recording -> [synthesizing] -> muxing, the synthesis running beside the
@@ -249,7 +249,7 @@ class Chunk(models.Model):
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)  # of the current stage
-    # 0..1 across its stages (jobs.services.progress), as its last chunk.progress event said.
+    # 0..1 across its stages (jobs.pipeline.progress), as its last chunk.progress event said.
     progress = models.FloatField(default=0.0)
     # While a stage works on the chunk nobody else may; past this time the worker is presumed dead.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -264,7 +264,7 @@ class Chunk(models.Model):
     # yet, or waiting its turn.
     mux_admitted_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
-    recording = models.JSONField(null=True, blank=True)  # recording metadata (DESIGN.md §1)
+    recording = models.JSONField(null=True, blank=True)  # what the recording stage measured: steps, stills, timing
     speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, lines; set once synthesized
     cost = models.JSONField(null=True, blank=True)
     # Where its steps, lines and chapters are in the final video (set by the mux; the manifest shows it).
@@ -322,7 +322,7 @@ class Chunk(models.Model):
 
 
 class RetentionClass(models.TextChoices):
-    """How long a stored object lives (DESIGN.md §6): each class has its own per-client policy."""
+    """How long a stored object lives (docs/retention.md): each class has its own per-client policy."""
 
     RAW = "raw"
     OUTPUT = "output"
@@ -380,7 +380,7 @@ class StoredObjectQuerySet(models.QuerySet["StoredObject"]):
 
 
 class StoredObject(models.Model):
-    """One object the service wrote to storage: the row retention decides on and audits (DESIGN.md §6).
+    """One object the service wrote to storage: the row retention decides on and audits (docs/retention.md).
 
     The row is written before the upload, so storage never holds an object without one. Keys are
     ``<class>/clients/<client>/jobs/<job>/...`` (``jobs.storage.object_key``): a purge can prove from the key
@@ -505,7 +505,7 @@ class Event(models.Model):
         return f"{self.type} {self.id}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The envelope shared by webhooks, SSE and /v1/events (DESIGN.md §3)."""
+        """The envelope shared by webhooks, SSE and /v1/events (docs/events.md)."""
         return {
             "id": self.id,
             "type": self.type,

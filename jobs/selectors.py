@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
-from django.conf import settings
 from django.db.models import Prefetch, QuerySet
-from django.utils.module_loading import import_string
 
-from jobs.errors import NotFound
+from jobs import hooks
+from jobs.lib.errors import NotFound
 from jobs.links import link_sign, link_ttl_s
 from jobs.models import Chunk, Client, Event, Job, ObjectKind, StoredObject, iso
 
@@ -49,22 +47,8 @@ def events_for(*, client: Client, job_id: str | None = None, type: str | None = 
     return qs.order_by("-created_ms", "-sequence")
 
 
-class RetentionSchedule(Protocol):
-    """When each object may be purged under the policy in force, or None while it is held or purged."""
-
-    def __call__(self, *, objects: Sequence[StoredObject]) -> Mapping[int, datetime | None]: ...
-
-
-@cache
-def _retention_schedule() -> RetentionSchedule | None:
-    # The narrow call through which retention tells jobs about expiry (CONVENTIONS.md: jobs imports
-    # none of the apps built on it).
-    path = getattr(settings, "SCREENREEL_RETENTION_SCHEDULE", "")
-    return import_string(path) if path else None
-
-
 def objects_expiry(objects: Sequence[StoredObject]) -> Mapping[int, datetime | None]:
-    schedule = _retention_schedule()
+    schedule = hooks.retention_schedule()
     return schedule(objects=objects) if schedule is not None and objects else {}
 
 

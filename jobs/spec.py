@@ -1,6 +1,6 @@
-"""The job spec as one typed object (CONVENTIONS.md: one typed shape per payload that crosses apps).
+"""The job spec as one typed object (one typed shape per payload that crosses apps: docs/architecture.md).
 
-``jobs.serializers`` validates what a client sends, with field paths and error codes; what it keeps is
+``jobs.api.serializers`` validates what a client sends, with field paths and error codes; what it keeps is
 stored on ``Job.spec`` and read back here, once, into frozen objects that own every default. Nothing
 else reads the JSON by hand, so a default (a branding colour, the viewport) is written down only here
 and in the media layer it comes from.
@@ -13,10 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobs.media.camera import CameraSettings
-from jobs.media.captions import LANGUAGES
-from jobs.media.mux import DEFAULT_ACCENT, DEFAULT_BACKGROUND
-from jobs.media.narration import LineText, lines_for
-from jobs.media.recorder import Pacing
+from jobs.media.options import DEFAULT_ACCENT, DEFAULT_BACKGROUND, LANGUAGES, LineText, Pacing, lines_for
 from jobs.media.redact import Redaction
 
 DEFAULT_VIEWPORT = {"width": 1280, "height": 720}

@@ -1,5 +1,5 @@
-"""Where a job's files live in storage: keys namespaced per class, client and job (DESIGN.md §5, §6).
-
+"""Where a job's files live in storage: keys namespaced per class, client and job (docs/retention.md, "Keys name
+their tenant and class").
 Work moves between machines through storage (a recording made on a ``record`` worker is muxed on a
 ``media`` worker), so every stage reads its inputs from here and writes its outputs here.
 

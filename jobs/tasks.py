@@ -1,4 +1,4 @@
-"""Thin Celery tasks: ids in, one service call, nothing else (CONVENTIONS.md)."""
+"""Thin Celery tasks: ids in, one service call, nothing else (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from celery.signals import celeryd_after_setup, worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from jobs import pipeline
+from jobs.lib.task_names import QUEUE_OF, TaskName
+from jobs.pipeline import StageResult
+from jobs.pipeline.common import stage_soft_time_limit_s
 from jobs.services import jobs as job_services
-from jobs.services import pipeline
-from jobs.services.pipeline import StageResult
-from jobs.services.pipeline.common import stage_soft_time_limit_s
-from jobs.task_names import QUEUE_OF, TaskName
 
 # Whether this worker consumes the record queue (set in the main process, inherited by the pool's children).
 _RECORDS = False

@@ -23,8 +23,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from jobs.admin import ClientAdmin, JobAdmin
-from jobs.admin_support import ConsoleAdmin, Field, audit, confirm_page, confirmed, operator_name
-from jobs.errors import DomainError
+from jobs.console.base import ConsoleAdmin, Field, audit, confirm_page, confirmed, operator_name
+from jobs.lib.errors import DomainError
 from jobs.models import Client, Job, StoredObject
 from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
 from retention.selectors import CLASSES, deployment_policy, holds_in_force, policies_for, upcoming_purges

@@ -1,4 +1,4 @@
-"""Retention (DESIGN.md §6): per-client policies, holds, purge runs and the append-only purge audit.
+"""Retention (docs/retention.md): per-client policies, holds, purge runs and the append-only purge audit.
 
 Eligibility is never stored: it follows from an object's ``created_at``, the policy in force and the
 holds in force at the moment a purge (or a reader) asks, so lengthening a policy or placing a hold

@@ -1,6 +1,6 @@
 """Every write of retention: the purge, holds, policies, and the sweep of workers' scratch space.
 
-The purge (DESIGN.md §6) is safe by construction:
+The purge (docs/retention.md) is safe by construction:
 - what it deletes is decided by one query in database time (``retention.selectors.eligible``);
 - before any delete, each key is checked against the tenant and class prefix it must have;
 - one purge runs at a time (a PostgreSQL advisory lock; a file lock on the embedded SQLite default);
@@ -36,8 +36,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
-from jobs import metrics
-from jobs.errors import Conflict
+from jobs.lib import metrics
+from jobs.lib.errors import Conflict
 from jobs.models import JOB_ENDED, Client, Job, StoredObject
 from jobs.services.locks import client_lock
 from jobs.storage import key_belongs, s3_client, s3_key

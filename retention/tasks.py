@@ -9,7 +9,7 @@ from celery import shared_task
 from django.core.files.storage import default_storage
 from storages.backends.s3 import S3Storage
 
-from jobs.task_names import TaskName
+from jobs.lib.task_names import TaskName
 from retention import lifecycle, services
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
-"""A real S3 endpoint for tests: moto's server in its own process (DESIGN.md §9), and a switch that points
-Django's default storage at it for one test.
+"""A real S3 endpoint for tests: moto's server in its own process (docs/architecture.md, "Tests"), and a switch that
+points Django's default storage at it for one test.
 
 Use from a conftest: ``from tests.s3 import moto_s3, s3_storage  # noqa: F401``.
 """

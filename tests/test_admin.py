@@ -75,7 +75,7 @@ def test_the_job_page_shows_chunks_timeline_assets_with_retention_spec_and_manif
 
 def test_the_timeline_shows_every_event_progress_included(operator: Browser) -> None:
     job = make_job()
-    with transaction.atomic():  # the shape jobs.services.progress writes: the chunk's index, not its view
+    with transaction.atomic():  # the shape jobs.pipeline.progress writes: the chunk's index, not its view
         event_record(job=job, type=EventType.CHUNK_PROGRESS, data={"chunk": 1, "stage": "recording", "progress": 0.35})
     body = operator.get(f"/admin/jobs/job/{job.id}/change/").content.decode()
     assert "job.created" in body and "chunk.progress" in body

@@ -107,7 +107,7 @@ def test_the_admin_runs_under_its_policy_with_no_violation(
 
 
 def test_on_s3_the_admin_may_show_previews_from_the_storage_origin(settings: Any) -> None:
-    from jobs.middleware import content_security_policies
+    from jobs.api.middleware import content_security_policies
 
     settings.STORAGE_BACKEND = "s3"
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage",

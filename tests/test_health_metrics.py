@@ -17,7 +17,7 @@ from django.test import Client as HttpClient
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_django.fixtures import Settings
 
-from jobs import metrics
+from jobs.lib import metrics
 from tests.e2e.conftest import Worker
 from tests.factories import make_client, make_job
 from tests.processes import child_env, flush_redis, free_port, wait_for_port

@@ -18,9 +18,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from jobs.models import Event, EventType, Job, JobStatus
+from jobs.pipeline import chunk_claim
 from jobs.services.events import event_record
 from jobs.services.jobs import job_settle, job_start
-from jobs.services.pipeline import chunk_claim
 from tests.bundles.conftest import local_storage  # noqa: F401  (fixture)
 from tests.bundles.support import job_with_assets
 from tests.conftest import Tenant
@@ -159,7 +159,7 @@ def test_every_kind_of_event_and_the_manifest_match_their_schemas(tmp_path: Path
     other = make_job(client=job.client)
     job_start(job_id=other.id)
     assert chunk_claim(chunk_id=other.chunks.get().pk, stage="record") is not None  # chunk.recording.started
-    with transaction.atomic():  # the shape jobs.services.progress writes
+    with transaction.atomic():  # the shape jobs.pipeline.progress writes
         event_record(job=other, type=EventType.CHUNK_PROGRESS, data={"chunk": 1, "stage": "recording", "progress": 0.2})
     endpoint_test(endpoint=endpoint_create(client=job.client, url="https://hooks.example.com/in", event_types=[]))
 

@@ -1,5 +1,5 @@
 """Operators' view of webhooks. Every action goes through the same services as the API and declares the
-permission it needs (change on its model: jobs.admin_support.ConsoleAdmin refuses it to anyone else)."""
+permission it needs (change on its model: jobs.console.base.ConsoleAdmin refuses it to anyone else)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from jobs.admin_support import ConsoleAdmin, Field, audit, confirm_page, confirmed
-from jobs.errors import DomainError
+from jobs.console.base import ConsoleAdmin, Field, audit, confirm_page, confirmed
+from jobs.lib.errors import DomainError
 from webhooks.models import Attempt, Delivery, Endpoint
 from webhooks.services.deliveries import deliveries_recover, delivery_resend
 from webhooks.services.endpoints import endpoint_disable, endpoint_rotate_secret, endpoint_update

@@ -2,7 +2,7 @@
 concurrently, records the attempts and ends.
 
 Who enqueues it:
-- A commit that writes delivery rows calls ``kick`` once it has committed. Kicks are coalesced by
+- A commit that writes delivery rows calls ``kick`` (webhooks.wake) once it has committed. Kicks are coalesced by
   one Redis key: the first kick sets it and enqueues a task; the task deletes it before it claims, so
   a commit either finds the key unset (and enqueues) or is seen by the claim of the task already
   queued. A burst of a thousand commits enqueues a handful of tasks.
@@ -22,52 +22,21 @@ worker holds one database connection per Celery slot.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
 
-import redis
-from celery import current_app
 from django.conf import settings
 
-from jobs import transport
-from jobs.task_names import QUEUE_OF, TaskName
+from jobs.lib.net import transport
 from webhooks.models import Delivery
 from webhooks.services.deliveries import Sent, deliveries_claim_due, deliveries_record, delivery_send
+from webhooks.wake import enqueue, kick, kicks_reopen
 
 log = logging.getLogger(__name__)
-
-TASK = TaskName.DELIVERIES_DISPATCH
-QUEUE = QUEUE_OF[TASK]
-KICK_KEY = "screenreel:deliveries:kick"
-# A kick whose task was never enqueued (the broker refused it) stops coalescing after this long.
-KICK_TTL_MS = 2000
-
-
-@cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=1)
-
-
-def _enqueue(*, linger: bool = False) -> None:
-    # No publish retries: a caller on a request's commit must not wait out a Redis outage, and beat
-    # finds the work within a second anyway.
-    current_app.send_task(TASK, kwargs={"linger": linger}, queue=QUEUE, retry=False)
-
-
-def kick() -> None:
-    """Ask for a dispatch task soon, unless one is already queued. Best effort: beat sweeps anyway."""
-    try:
-        if _redis().set(KICK_KEY, "1", nx=True, px=KICK_TTL_MS):
-            _enqueue(linger=True)
-    except Exception:  # Redis or the broker is down: never fail the commit that called us
-        log.warning("could not enqueue a delivery task; the beat sweep will find the work")
-
 
 class _Sender:
     """This process's attempts in flight: a thread pool, kept connections, and finished results."""
@@ -157,8 +126,7 @@ def deliveries_dispatch(*, linger: bool = False) -> int:
     """
     if linger:
         time.sleep(settings.SCREENREEL_DELIVERY_LINGER_MS / 1000)
-    with contextlib.suppress(redis.RedisError):
-        _redis().delete(KICK_KEY)  # from here on, a commit's kick enqueues another task
+    kicks_reopen()  # from here on, a commit's kick enqueues another task
     sender = _sender()
     limit = min(settings.SCREENREEL_DELIVERY_BATCH, sender.free())
     claimed = deliveries_claim_due(limit=limit, after_client=sender.last_client) if limit > 0 else []
@@ -166,7 +134,7 @@ def deliveries_dispatch(*, linger: bool = False) -> int:
         sender.last_client = claimed[-1].client_id
     if claimed and len(claimed) == limit:
         try:
-            _enqueue()  # more may be due: let the next free slot claim them while this batch is sent
+            enqueue()  # more may be due: let the next free slot claim them while this batch is sent
         except Exception:
             log.warning("could not enqueue the next delivery task; the beat sweep will")
     attempts = [sender.submit(delivery) for delivery in claimed]

@@ -7,8 +7,8 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
-from jobs import ids
-from jobs.crypto import SealedField, unseal
+from jobs.lib import ids
+from jobs.lib.keys.crypto import SealedField, unseal
 from jobs.models import Client, Event, iso
 
 
@@ -21,7 +21,7 @@ def endpoint_id() -> str:
 
 
 class Endpoint(models.Model):
-    """A client's registered webhook URL with the event types it wants (DESIGN.md §4)."""
+    """A client's registered webhook URL with the event types it wants (docs/events.md, "Delivery")."""
 
     id = models.CharField(primary_key=True, max_length=32, default=endpoint_id, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="webhook_endpoints")
@@ -32,7 +32,7 @@ class Endpoint(models.Model):
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, default="")
     disabled_at = models.DateTimeField(null=True, blank=True)
-    # Signing secrets: shown once when made, stored sealed (jobs.crypto) and read through ``secret`` and
+    # Signing secrets: shown once when made, stored sealed (jobs.lib.keys.crypto) and read through ``secret`` and
     # ``previous_secret``. During a rotation the previous one signs too, until previous_secret_expires_at.
     secret_sealed = SealedField(editable=False)
     previous_secret_sealed = SealedField(blank=True, default="", editable=False)

@@ -1,4 +1,4 @@
-"""The shapes of the webhook endpoints API's responses, for OpenAPI only (see jobs.schema)."""
+"""The shapes of the webhook endpoints API's responses, for OpenAPI only (see jobs.api.schema)."""
 
 from __future__ import annotations
 

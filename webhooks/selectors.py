@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from jobs.errors import NotFound
+from jobs.lib.errors import NotFound
 from jobs.models import Client
 from jobs.selectors import storable
 from webhooks.models import Delivery, Endpoint

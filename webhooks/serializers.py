@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.serializers import (
+from jobs.lib.rest import (
     HttpUrlField,
     StrictBooleanField,
     StrictCharField,

@@ -7,13 +7,13 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from webhooks import dispatch
+from webhooks import dispatch, wake
 
 
 # Acknowledged on receipt, not late: a lost dispatch task loses nothing (the claims lapse and beat
 # enqueues another within a second), while a late ack would keep a killed worker's task in Redis's
 # unacked set for the whole visibility timeout.
-@shared_task(name=dispatch.TASK, acks_late=False, ignore_result=True)
+@shared_task(name=wake.TASK, acks_late=False, ignore_result=True)
 def deliveries_dispatch(linger: bool = False) -> int:
     return dispatch.deliveries_dispatch(linger=linger)
 

@@ -9,9 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.errors import DomainError
-from jobs.schema import page_of
-from jobs.views import NewestFirst
+from jobs.lib.errors import DomainError
+from jobs.lib.rest import NewestFirst, page_of
 from webhooks.models import DeliveryStatus
 from webhooks.schema import DeliveryLogSerializer, DeliverySerializer, EndpointSerializer, EndpointWithSecretSerializer
 from webhooks.selectors import deliveries_for, endpoint_get, endpoints_for

@@ -107,7 +107,7 @@ def run_job(client: Any, app: str, chunks: int, seconds: float, voice: str) -> d
 
     spec = {"target_url": app, "viewport": {"width": 1280, "height": 720}, "voice": {"provider": voice},
             "features": [feature(n, seconds) for n in range(1, chunks + 1)]}
-    from jobs.serializers import JobSpecSerializer
+    from jobs.api.serializers import JobSpecSerializer
 
     checked = JobSpecSerializer(data=spec)
     assert checked.is_valid(), checked.errors
@@ -138,8 +138,8 @@ def run_job(client: Any, app: str, chunks: int, seconds: float, voice: str) -> d
 
 def run_tenants(clients: list[Any], app: str, chunks: int, seconds: float, voice: str) -> dict[str, Any]:
     """``chunks`` one-feature jobs submitted at once, round-robin over ``clients``: measured as one job."""
+    from jobs.api.serializers import JobSpecSerializer
     from jobs.models import JOB_ENDED, Job
-    from jobs.serializers import JobSpecSerializer
     from jobs.services.jobs import job_create
 
     ids = []

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from jobs.media import captions, mux, narration, renditions, stills, voice
+from jobs.media import captions, mux, narration, options, renditions, stills, voice
 
 T = TypeVar("T")
 BRANDING = mux.Branding(intro_title="Orbit: plan a launch", outro_title="Try Orbit today")
@@ -51,7 +51,7 @@ class Clock:
 
 
 def synth(ns: argparse.Namespace, clock: Clock) -> dict[str, Any]:
-    lines = [narration.LineText(**line) for line in json.loads(ns.lines.read_text())]
+    lines = [options.LineText(**line) for line in json.loads(ns.lines.read_text())]
     # A worker loads the Piper model once for its life: warm it up outside the timed chunk.
     clock.time("voice_warmup_s", lambda: voice.speak("Warm up.", ns.out_dir / "warmup", provider=ns.provider))
     said = clock.time("voice_s", lambda: [voice.speak(x.text, ns.out_dir / f"voice-{x.index}", provider=ns.provider)
@@ -74,7 +74,7 @@ def mux_phase(ns: argparse.Namespace, clock: Clock) -> dict[str, Any]:
 
     def run(cache_note: str) -> mux.MuxResult:
         work = ns.out_dir / f"work-{cache_note}"
-        placed = narration.place_lines([narration.LineText(x["index"], x["text"], x["step"]) for x in spoken],
+        placed = narration.place_lines([options.LineText(x["index"], x["text"], x["step"]) for x in spoken],
                                        [x["samples"] for x in spoken], [Path(x["path"]) for x in spoken],
                                        step_starts=step_starts, pause_s=0.3)
         cues = captions.linger([c for p in placed for c in captions.line_cues(p.text, p.start_s, p.end_s)])

@@ -36,7 +36,7 @@ if __package__ in (None, ""):
 
 from bench.machine import cpu_model  # noqa: E402
 from bench.media.cpu import TreeCpu  # noqa: E402
-from jobs.media import narration, recorder, renditions  # noqa: E402
+from jobs.media import options, recorder, renditions  # noqa: E402
 from jobs.media.camera import CameraSettings  # noqa: E402
 from sampleapp.serve import serve  # noqa: E402
 
@@ -111,7 +111,7 @@ def pinned(argv: list[str]) -> list[str]:
 
 def lines_for_steps(script: str, step_count: int) -> list[dict[str, Any]]:
     """The script's sentences as per-step lines, spread evenly over the steps (as a client would write them)."""
-    sentences = narration.split_sentences(script)
+    sentences = options.split_sentences(script)
     return [{"index": k + 1, "text": text, "step": 1 + k * step_count // len(sentences)}
             for k, text in enumerate(sentences)]
 

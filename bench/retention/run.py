@@ -68,7 +68,7 @@ def seed_rows(*, objects: int, clients: int) -> list[str]:
     returns their keys."""
     from django.db import connection
 
-    from jobs.crypto import seal
+    from jobs.lib.keys.crypto import seal
     from jobs.models import Chunk, Client, Job
 
     client_rows = [Client(id=f"cli_bench{c:03d}", name=f"Bench {c}", webhook_secret_sealed=seal("whsec_bench"))

@@ -1,5 +1,5 @@
 """bench/sse through Pushpin: Pushpin holds the streams, the service answers with hold instructions and
-the producer publishes each commit to Pushpin (jobs/grip.py)."""
+the producer publishes each commit to Pushpin (jobs/live/grip.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ OPEN_RATE = 80.0
 def bench(jobs: list[Any], streams: int, rate: float, seconds: float, bench_service: Callable[..., Any]) -> Any:
     from django.conf import settings
 
-    from jobs import grip
+    from jobs.live import grip
 
     publish_port = free_port()
     env = {"SCREENREEL_GRIP_PUBLISH_URL": f"http://127.0.0.1:{publish_port}", "SCREENREEL_GRIP_KEY": KEY}

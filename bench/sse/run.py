@@ -165,7 +165,7 @@ def _produce(jobs: list[Any], rate: float, seconds: float) -> tuple[dict[str, fl
 
 
 def _stream_urls(jobs: list[Any], streams: int, base: str) -> tuple[list[str], list[str]]:
-    from jobs.sse import sse_token_issue
+    from jobs.api.stream import sse_token_issue
 
     urls, job_of_stream = [], []
     tokens = {job.id: sse_token_issue(client=job.client, job_id=job.id)["token"] for job in jobs}

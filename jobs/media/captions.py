@@ -27,15 +27,6 @@ _CONJUNCTIONS = frozenset({"and", "but", "or", "so", "then", "because", "while",
                            "until", "with", "to", "for"})
 
 
-# Caption languages a job may name (ISO 639-1), and the ISO 639-2 code an MP4 track carries for each.
-LANGUAGES: dict[str, str] = {
-    "ar": "ara", "cs": "ces", "da": "dan", "de": "deu", "el": "ell", "en": "eng", "es": "spa", "fi": "fin",
-    "fr": "fra", "he": "heb", "hi": "hin", "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "ko": "kor",
-    "ms": "msa", "nb": "nob", "nl": "nld", "no": "nor", "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus",
-    "sk": "slk", "sv": "swe", "th": "tha", "tr": "tur", "uk": "ukr", "vi": "vie", "zh": "zho",
-}
-
-
 @dataclass(frozen=True)
 class Cue:
     start_s: float

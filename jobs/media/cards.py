@@ -26,7 +26,7 @@ from typing import Any
 
 from playwright.async_api import Browser
 
-from jobs.media import proc, spec
+from jobs.media import encoding, proc
 from jobs.media.browser import CONTEXT_LOCKDOWN, WARM, no_network_proxy
 from jobs.media.errors import MediaError
 
@@ -156,7 +156,8 @@ def encode(png: Path, *, kind: str, width: int, height: int, fps: int, frames: i
     proc.run("ffmpeg", [
         "-hide_banner", "-loglevel", "error", "-y", "-loop", "1", "-framerate", str(fps), "-i", str(png),
         "-vf", f"scale={width}:{height}:out_color_matrix=bt601:out_range=tv,format=yuv420p,setsar=1{fade}",
-        "-an", *spec.x264_args(width=width, height=height, fps=fps), "-frames:v", str(frames), "-f", "mp4", str(out),
+        "-an", *encoding.x264_args(width=width, height=height, fps=fps), "-frames:v", str(frames),
+        "-f", "mp4", str(out),
     ], timeout=120 + duration * 4)
     return out
 
@@ -167,7 +168,7 @@ def cache_key(look: CardLook, *, kind: str, logo_sha256: str | None, width: int,
     fields = {"tenant": tenant, "version": CARD_VERSION, "kind": kind, "title": " ".join(look.title.split()),
               "background": look.background, "accent": look.accent, "text": look.text_colour, "logo": logo_sha256,
               "size": [width, height], "fps": fps, "frames": frames, "fade": FADE_S, "fonts": FONTS,
-              "encoder": spec.x264_fingerprint(width=width, height=height, fps=fps)}
+              "encoder": encoding.x264_fingerprint(width=width, height=height, fps=fps)}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:40]
 
 

@@ -61,7 +61,7 @@ CURSOR_JS = r"""
 
 # The smooth-scroll step polls the page every SCROLL_POLL_MS and ends once it has stood still for
 # SCROLL_STILL_POLLS polls in a row (or after SCROLL_GIVE_UP_MS): so a scroll takes at least
-# SCROLL_POLL_MS * SCROLL_STILL_POLLS, even on a page that cannot scroll (jobs.media.recorder.least_duration_s).
+# SCROLL_POLL_MS * SCROLL_STILL_POLLS, even on a page that cannot scroll (jobs.media.options.least_duration_s).
 SCROLL_POLL_MS = 20
 SCROLL_STILL_POLLS = 8
 SCROLL_GIVE_UP_MS = 4000

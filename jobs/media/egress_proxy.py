@@ -2,7 +2,7 @@
 
 Chromium is launched with this proxy for every request, loopback included, so it never resolves a
 name or opens a connection of its own. For each connection the proxy resolves the host once, checks
-every answer with the deployment's policy (``jobs.egress``, the rule webhooks obey) and connects to
+every answer with the deployment's policy (``jobs.lib.net.egress``, the rule webhooks obey) and connects to
 a checked address: a name that answered "public" when the job was created and "127.0.0.1" now (DNS
 rebinding) is refused, and nothing on loopback is reached.
 
@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from jobs.egress import EgressBlocked, EgressPolicy, InvalidURL, ResolutionError, Resolver, resolve_checked
+from jobs.lib.net.egress import EgressBlocked, EgressPolicy, InvalidURL, ResolutionError, Resolver, resolve_checked
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jobs import transport
-from jobs.egress import EgressPolicy
+from jobs.lib.net import transport
+from jobs.lib.net.egress import EgressPolicy
 from jobs.media.errors import MediaError
 
 log = logging.getLogger(__name__)

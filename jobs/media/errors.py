@@ -1,7 +1,7 @@
 """Errors raised by the media layer.
 
 Every error says whether retrying is pointless (``permanent``, the service's one vocabulary: see
-``jobs.failures``) so the pipeline can decide between a retry and marking the chunk failed, without
+``jobs.lib.failures``) so the pipeline can decide between a retry and marking the chunk failed, without
 knowing which program or step went wrong. It also says whether its message is the client's own fact
 (``public``: a step, a page, a logo of the client's), which the client reads as it is; every other message
 (a program's stderr, a path on this machine) is for the logs only.

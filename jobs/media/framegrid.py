@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.media import spec
+from jobs.media import encoding
 from jobs.media.proc import PipedProcess
 
 ENCODE_FINISH_TIMEOUT_S = 300.0
@@ -34,7 +34,7 @@ def ffmpeg_args(out: Path, *, width: int, height: int, fps: int) -> list[str]:
         "-f", "image2pipe", "-c:v", "mjpeg", "-framerate", str(fps), "-i", "-",
         "-vf", vf,
         # The same encoder settings as the cards and the hold, so mux can join them by stream copy.
-        *spec.x264_args(width=width, height=height, fps=fps),
+        *encoding.x264_args(width=width, height=height, fps=fps),
         "-movflags", "+faststart",
         str(out),
     ]

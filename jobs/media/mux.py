@@ -3,7 +3,7 @@
 The body is never re-encoded (unless captions are burned in, on request). Cards are laid out by Chromium
 (``jobs.media.cards``) and rendered once per distinct look into a content-addressed cache,
 the hold (when the narration outlasts the recording) is a few frames encoded from the body's last frame,
-and all of them are encoded with the recorder's settings (``spec.x264_args``). After an ffprobe check
+and all of them are encoded with the recorder's settings (``encoding.x264_args``). After an ffprobe check
 that every segment shares one spec, the concat demuxer joins them with ``-c copy``.
 
 The narration is one track over the whole (per-segment audio tracks drift by ~20 ms per join), built
@@ -29,8 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.media import captions, cards, narration, probe, proc, renditions, spec
+from jobs.media import captions, cards, encoding, narration, probe, proc, renditions
 from jobs.media.errors import MediaError
+from jobs.media.options import DEFAULT_ACCENT, DEFAULT_BACKGROUND
 
 NARRATION_TAIL_S = 0.5  # the body runs at least this long after the narration ends
 AUDIO_RATE = 48000
@@ -45,11 +46,6 @@ _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Magic bytes -> the only demuxer ffmpeg may use for the logo. Never let ffmpeg guess the format of
 # a client's file: probing could pick a playlist demuxer that opens other files or URLs.
 _LOGO_FORMATS = ((b"\x89PNG\r\n\x1a\n", "png_pipe"), (b"\xff\xd8\xff", "jpeg_pipe"))
-
-
-# The cards' colours when a job names none (the API's defaults come from here too: jobs.spec).
-DEFAULT_BACKGROUND = "#101828"
-DEFAULT_ACCENT = "#7F56D9"
 
 
 @dataclass(frozen=True)
@@ -172,9 +168,9 @@ def hold_segment(body: Path, *, frames: int, width: int, height: int, fps: int, 
     proc.run("ffmpeg", [
         "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps),
-        "-color_range", spec.COLOR_RANGE, "-colorspace", spec.COLOR_SPACE,
+        "-color_range", encoding.COLOR_RANGE, "-colorspace", encoding.COLOR_SPACE,
         "-i", str(last), "-vf", f"loop=loop={frames - 1}:size=1:start=0,setpts=N/({fps}*TB),setsar=1",
-        "-an", *spec.x264_args(width=width, height=height, fps=fps),
+        "-an", *encoding.x264_args(width=width, height=height, fps=fps),
         "-frames:v", str(frames), str(out),
     ], timeout=60 + frames / fps * 4)
     last.unlink(missing_ok=True)
@@ -273,8 +269,8 @@ def mux(
     cache = cache_dir or work_dir / "cards"
     checked_logo = check_logo(logo) if logo is not None else None
 
-    info = spec.probe_with_hash(body)
-    spec.segment_spec(body, info)  # read once: check_segments finds it
+    info = encoding.probe_with_hash(body)
+    encoding.segment_spec(body, info)  # read once: check_segments finds it
     body_video = probe.video_stream(body, info)
     body_frames = body_video.nb_frames or round(probe.duration_ms(body, info) / 1000 * fps)
     narration_end = max((p.end_s for p in lines), default=0.0)
@@ -296,7 +292,7 @@ def mux(
                                      out=work_dir / "hold.mp4"))
     segments.append(outro)
     # Body first: its parameter sets are the reference every other segment must equal.
-    spec.check_segments([body, *[s for s in segments if s != body]], width=width, height=height,
+    encoding.check_segments([body, *[s for s in segments if s != body]], width=width, height=height,
                         fps=fps)
     listing = work_dir / "segments.txt"
     listing.write_text("ffconcat version 1.0\n" + "\n".join(_concat_line(s) for s in segments) + "\n",
@@ -322,12 +318,12 @@ def mux(
     inputs += ["-f", "ffmetadata", "-i", str(chapters_file)]
     maps += ["-map_chapters", str(3 if final_cues else 2)]
     if burn_in and final_cues:
-        video = ["-vf", _burn_in_filter(srt, height), *spec.x264_args(width=width, height=height, fps=fps)]
+        video = ["-vf", _burn_in_filter(srt, height), *encoding.x264_args(width=width, height=height, fps=fps)]
     else:
         video = ["-c:v", "copy"]
     args = [
         "-hide_banner", "-loglevel", "error", "-y", *inputs, *maps, *video,
-        "-video_track_timescale", str(spec.timescale(fps)),
+        "-video_track_timescale", str(encoding.timescale(fps)),
         # The line files are mono; ffmpeg's upmix puts each channel 3 dB down, which keeps the loudness the
         # lines were measured at (jobs.media.narration).
         "-af", f"aformat=sample_rates={AUDIO_RATE}:channel_layouts=stereo",
@@ -394,7 +390,7 @@ def rendition(
     outro, _ = render_card(kind="outro", title=branding.outro_title, branding=branding, logo=checked_logo, width=ww,
                            height=wh, fps=fps, frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir,
                            chromium_path=chromium_path, tenant=tenant)
-    spec.check_segments([cut, intro, outro], width=ww, height=wh, fps=fps)
+    encoding.check_segments([cut, intro, outro], width=ww, height=wh, fps=fps)
     listing = work_dir / f"segments-{ww}x{wh}.txt"
     listing.write_text("ffconcat version 1.0\n" + "\n".join(_concat_line(p) for p in (intro, cut, outro)) + "\n",
                        encoding="utf-8")
@@ -402,7 +398,7 @@ def rendition(
         proc.run("ffmpeg", [
             "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
             "-i", str(main.path), "-map", "0:v:0", "-map", "1:a", "-map", "1:s?", "-map_chapters", "1",
-            "-c", "copy", "-video_track_timescale", str(spec.timescale(fps)), "-movflags", "+faststart", str(out),
+            "-c", "copy", "-video_track_timescale", str(encoding.timescale(fps)), "-movflags", "+faststart", str(out),
         ], timeout=120 + timeline.total_s)
         duration_ms = _check_output(out, expected_s=main.duration_ms / 1000, total_s=timeline.total_s, fps=fps)
     except BaseException:

@@ -35,6 +35,7 @@ import numpy as np
 
 from jobs.media import loudness, proc
 from jobs.media.errors import MediaError
+from jobs.media.options import LineText
 
 SAMPLE_RATE = 48000
 TARGET_LUFS = loudness.TARGET_I
@@ -53,36 +54,6 @@ TIMEOUT_S = 120.0
 
 
 # --- What is said ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LineText:
-    """One line of narration: 1-based ``index`` in the chunk; ``step`` it is spoken at (None: script)."""
-
-    index: int
-    text: str
-    step: int | None = None
-
-
-_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?=\s)")
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text``, split after ``. ! ? …`` (and closing quotes) before whitespace."""
-    parts, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        parts.append(text[start:match.end()])
-        start = match.end()
-    parts.append(text[start:])
-    return [clean for clean in (" ".join(p.split()) for p in parts) if clean]
-
-
-def lines_for(*, script: str | None, steps: Sequence[Mapping[str, Any]]) -> list[LineText]:
-    """The narration of one feature: its steps' ``say`` lines, else the sentences of its ``script``."""
-    said = [(n, " ".join(str(step["say"]).split())) for n, step in enumerate(steps, 1) if step.get("say")]
-    if said:
-        return [LineText(index=i, text=text, step=n) for i, (n, text) in enumerate(said, 1)]
-    return [LineText(index=i, text=text) for i, text in enumerate(split_sentences(script or ""), 1)]
-
 
 @dataclass(frozen=True)
 class Spoken:

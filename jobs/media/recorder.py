@@ -27,7 +27,7 @@ from playwright.async_api import Browser, ProxySettings
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from jobs.egress import EgressPolicy, Resolver
+from jobs.lib.net.egress import EgressPolicy, Resolver
 from jobs.media import probe as probe_mod
 from jobs.media import redact
 from jobs.media.browser import CONTEXT_LOCKDOWN, WARM, WarmBrowser, first_line
@@ -35,14 +35,13 @@ from jobs.media.camera import Camera, CameraSettings, Shot
 from jobs.media.cursor import (
     CURSOR_JS,
     SCROLL_GIVE_UP_MS,
-    SCROLL_POLL_MS,
-    SCROLL_STILL_POLLS,
     SMOOTH_SCROLL_JS,
     Pointer,
 )
 from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import MediaError, NavigationError, StepError, Stopped
 from jobs.media.framegrid import FrameGrid
+from jobs.media.options import Pacing
 from jobs.media.redact import Redaction, RedactionReport
 from jobs.media.stills import png_size
 
@@ -66,59 +65,6 @@ STEP_SLACK_S = 5.0
 # may take to unwind once its context is closed.
 STOP_POLL_S = 0.25
 STOP_GRACE_S = 5.0
-
-
-@dataclass(frozen=True)
-class Pacing:
-    """How fast the recording moves: a person's pace by default, tunable per job within bounds.
-
-    The bounds (in ``BOUNDS``) keep every video watchable: no typing too fast to read, no glides so
-    slow the narration runs out.
-    """
-
-    typing_ms_per_char: int = 60
-    cursor_ms: int = 500  # a glide to the next target takes about this long (longer for far targets)
-    step_pause_ms: int = 350  # a beat after each step, so viewers see its effect before the next move
-    hold_before_ms: int = 600
-    hold_after_ms: int = 800
-    line_pause_ms: int = 300  # after a step's line has been spoken, before the next step (or sentence)
-
-    BOUNDS = {"typing_ms_per_char": (20, 250), "cursor_ms": (150, 1500), "step_pause_ms": (0, 3000),
-              "hold_before_ms": (0, 5000), "hold_after_ms": (0, 5000), "line_pause_ms": (0, 3000)}
-
-    def __post_init__(self) -> None:
-        for name, (low, high) in self.BOUNDS.items():
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise MediaError(f"pacing {name} must be {low} to {high}, got {value}", permanent=True)
-
-
-def least_step_ms(step: Mapping[str, Any], pacing: Pacing) -> int:
-    """The least time ``_Session._step`` can take on ``step``: what it waits on purpose, never what the page
-    makes it wait (a load, a selector), which may be nothing. A glide counts nothing too: a target already
-    under the pointer needs none (``Pointer.glide``)."""
-    action = step.get("action")
-    if action == "wait":
-        return int(step.get("ms") or 0)
-    if action == "type":  # Playwright waits ``delay`` between each key's down and up
-        return pacing.typing_ms_per_char * len(str(step.get("text") or ""))
-    if action == "scroll":
-        return SCROLL_POLL_MS * SCROLL_STILL_POLLS
-    return 0
-
-
-def least_duration_s(steps: list[dict[str, Any]], pacing: Pacing, line_ms: Mapping[int, int] | None = None) -> float:
-    """The least time ``_Session._record`` can spend between the first frame and the last still: the holds
-    before and after, each step's least time, the pause after every step but the last, and, for a step
-    whose line is spoken as it begins, that line (``line_ms``, by 1-based step) and the pause after it, as the
-    loop there waits for them. Page loads, the browser's start and the encoder's end come on top."""
-    spoken = line_ms or {}
-    total_ms = pacing.hold_before_ms + pacing.hold_after_ms
-    for number, step in enumerate(steps, 1):
-        own = least_step_ms(step, pacing)
-        line = spoken[number] + pacing.line_pause_ms if number in spoken else 0
-        total_ms += max(own, line) if number == len(steps) else max(own + pacing.step_pause_ms, line)
-    return total_ms / 1000
 
 
 @dataclass

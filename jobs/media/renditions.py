@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from jobs.media import proc, spec
+from jobs.media import encoding, proc
 from jobs.media.camera import Shot, ease
 from jobs.media.errors import MediaError
 
@@ -164,7 +164,7 @@ def crop(body: Path, *, positions: Sequence[tuple[int, int]], window: tuple[int,
     proc.run("ffmpeg", [
         "-hide_banner", "-loglevel", "error", "-y", "-i", str(body),
         "-vf", f"sendcmd=f={commands},crop@w={ww}:{wh}:{x0}:{y0}:exact=1,setsar=1",
-        "-an", *spec.x264_args(width=ww, height=wh, fps=fps), "-frames:v", str(len(positions)), str(out),
+        "-an", *encoding.x264_args(width=ww, height=wh, fps=fps), "-frames:v", str(len(positions)), str(out),
     ], timeout=120 + len(positions) / fps * 4)
     return out
 

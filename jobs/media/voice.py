@@ -30,7 +30,7 @@ MP3_RATE = 44100
 # The voices a client may name (docs/api.md), per provider: nothing else reaches a provider's command line
 # or URL. espeak-ng: the Language column of `espeak-ng --voices` (1.51, Debian 12), fixed here rather than
 # read from the program, so that a web process without espeak-ng validates as the workers speak, and
-# tests/jobs/test_voices.py checks it against the espeak-ng installed. Variants (``en-us+f3``) are not
+# tests/jobs/pipeline/test_voices.py checks it against the espeak-ng installed. Variants (``en-us+f3``) are not
 # offered.
 ESPEAK_VOICES = (
     "af", "am", "an", "ar", "as", "az", "ba", "be", "bg", "bn", "bpy", "bs", "ca", "chr-US-Qaaa-x-west", "cmn",

@@ -1,10 +1,10 @@
-# The client's webhook secret is stored sealed (jobs.crypto).
+# The client's webhook secret is stored sealed (jobs.lib.keys.crypto).
 
 from typing import Any
 
 from django.db import migrations
 
-import jobs.crypto
+import jobs.lib.keys.crypto
 
 
 def _seal_all(apps: Any, schema_editor: Any) -> None:
@@ -14,9 +14,9 @@ def _seal_all(apps: Any, schema_editor: Any) -> None:
     for client in Client.objects.using(schema_editor.connection.alias).only("pk", "webhook_secret_sealed").iterator():
         value = client.webhook_secret_sealed
         try:
-            jobs.crypto.unseal(value)
-        except jobs.crypto.SealError:
-            client.webhook_secret_sealed = jobs.crypto.seal(value)
+            jobs.lib.keys.crypto.unseal(value)
+        except jobs.lib.keys.crypto.SealError:
+            client.webhook_secret_sealed = jobs.lib.keys.crypto.seal(value)
             client.save(update_fields=["webhook_secret_sealed"])
 
 
@@ -24,7 +24,7 @@ def _unseal_all(apps: Any, schema_editor: Any) -> None:
     """Back to the old schema, which kept the secret in clear."""
     Client = apps.get_model("jobs", "Client")
     for client in Client.objects.using(schema_editor.connection.alias).only("pk", "webhook_secret_sealed").iterator():
-        client.webhook_secret_sealed = jobs.crypto.unseal(client.webhook_secret_sealed)
+        client.webhook_secret_sealed = jobs.lib.keys.crypto.unseal(client.webhook_secret_sealed)
         client.save(update_fields=["webhook_secret_sealed"])
 
 
@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='client',
             name='webhook_secret_sealed',
-            field=jobs.crypto.SealedField(editable=False),
+            field=jobs.lib.keys.crypto.SealedField(editable=False),
         ),
         migrations.RunPython(_seal_all, _unseal_all, elidable=False),
     ]

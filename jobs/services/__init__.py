@@ -1,1 +1,1 @@
-"""Every write of the jobs app (CONVENTIONS.md: services for writes, named ``<noun>_<verb>``)."""
+"""Every write of the jobs app (services for writes, named ``<noun>_<verb>``: docs/architecture.md)."""

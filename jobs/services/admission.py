@@ -33,10 +33,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.lib.queue import enqueue_on_commit
+from jobs.lib.task_names import TaskName
 from jobs.models import Chunk, ChunkStatus, Client, Job, JobStatus
-from jobs.queue import enqueue_on_commit
 from jobs.services.locks import client_lock
-from jobs.task_names import TaskName
 
 
 def running_jobs_free(client: Client) -> int:

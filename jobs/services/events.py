@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.utils.module_loading import import_string
 
-from jobs import grip, live
+from jobs import hooks
+from jobs.live import grip, hub
 from jobs.models import Event, EventType, Job
 
 log = logging.getLogger(__name__)
-
-
-class EventHandler(Protocol):
-    def __call__(self, *, event: Event) -> None: ...
-
-
-@cache
-def _handlers() -> tuple[EventHandler, ...]:
-    return tuple(import_string(path) for path in settings.SCREENREEL_EVENT_HANDLERS)
 
 
 def event_record(*, type: EventType, data: dict[str, Any], job: Job | None = None,
@@ -47,7 +36,7 @@ def event_record(*, type: EventType, data: dict[str, Any], job: Job | None = Non
         client_id=client_id, job=job, type=type, sequence=sequence,
         created_ms=int(time.time() * 1000), data=data,
     )
-    for handler in _handlers():
+    for handler in hooks.event_handlers():
         handler(event=event)
     if job is not None:
         transaction.on_commit(lambda: publish(event))
@@ -61,7 +50,7 @@ def publish(event: Event) -> None:
     can delay a stream but never corrupt it. A failure here loses nothing (the row stays).
     """
     try:
-        live.publish(job_id=str(event.job_id), sequence=event.sequence)
+        hub.publish(job_id=str(event.job_id), sequence=event.sequence)
     except Exception:
         log.warning("could not publish %s to SSE listeners", event.id, exc_info=True)
     if grip.enabled():

@@ -16,10 +16,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from jobs.errors import Conflict, DomainError, NotFound
-from jobs.failures import Told, failure_told, is_permanent
+from jobs import hooks
+from jobs.lib.errors import Conflict, DomainError, NotFound
+from jobs.lib.failures import Told, failure_told, is_permanent
+from jobs.lib.queue import enqueue_on_commit
+from jobs.lib.task_names import TaskName
 from jobs.models import (
     CHUNK_ENDED,
     JOB_ENDED,
@@ -31,7 +33,6 @@ from jobs.models import (
     JobStatus,
     StoredObject,
 )
-from jobs.queue import enqueue_on_commit
 from jobs.selectors import job_view
 from jobs.services.admission import chunks_admit, chunks_admit_on_commit, running_jobs_free
 from jobs.services.events import event_record
@@ -40,7 +41,6 @@ from jobs.services.locks import client_lock
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
 from jobs.storage import storage_fault
-from jobs.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ def job_settle(*, job_id: str, attempt: int | None = None) -> str | None:
     try:
         bundle: dict[str, Any] | None = None
         if succeeded:
-            builder = import_string(settings.SCREENREEL_BUNDLE_BUILDER)
+            builder = hooks.bundle_builder()
             with _settle_claim_kept(claim):
                 bundle = builder(job=job, chunks=chunks)
         with transaction.atomic():

@@ -1,4 +1,4 @@
-"""Writing stored objects: a row first, then the bytes (DESIGN.md §6: every stored object is a row).
+"""Writing stored objects: a row first, then the bytes (every stored object is a row: docs/retention.md).
 
 The row is committed before the upload starts, so a crash between the two leaves a row whose object is
 missing (a purge deletes a missing key harmlessly) and never an object that no row accounts for.
@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.failures import PermanentError
+from jobs.lib.failures import PermanentError
 from jobs.models import KIND_CLASS, Chunk, Job, StoredObject
 from jobs.storage import file_digest, object_key, upload_file
 

@@ -1,5 +1,5 @@
 """Re-sealing every secret at rest with the first encryption key: the middle step of a key rotation
-(docs/operating.md). Finds the columns by their type (``jobs.crypto.SealedField``), so a new model
+(docs/operating.md). Finds the columns by their type (``jobs.lib.keys.crypto.SealedField``), so a new model
 holding secrets is covered without changes here."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import models, transaction
 
-from jobs import crypto
+from jobs.lib.keys import crypto
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ColumnRotation:
 
 
 def sealed_columns() -> list[tuple[type[models.Model], str]]:
-    """Every (model, field name) whose column holds tokens from ``jobs.crypto.seal``."""
+    """Every (model, field name) whose column holds tokens from ``jobs.lib.keys.crypto.seal``."""
     return [(model, f.name) for model in apps.get_models() for f in model._meta.get_fields()
             if isinstance(f, crypto.SealedField)]
 

@@ -1,4 +1,4 @@
-"""The one function per model that writes ``status`` (CONVENTIONS.md, "Status changes").
+"""The one function per model that writes ``status`` (docs/architecture.md, "Status changes").
 
 Each locks the row, checks the move against the table in ``jobs.models``, writes the event in the same
 transaction, and returns False when the move is not allowed, which callers treat as a no-op: that is
@@ -34,7 +34,7 @@ from jobs.services.locks import chunk_lock
 
 # The events a chunk move announces. With lines per step the synthesis ends by handing over to the
 # recording; with a script, a recording that ends before the voice waits in "synthesizing" (the
-# synthesis that ran beside it announces itself when it is done: jobs.services.pipeline).
+# synthesis that ran beside it announces itself when it is done: jobs.pipeline).
 _CHUNK_EVENTS: dict[tuple[str, str], tuple[EventType, ...]] = {
     (ChunkStatus.PENDING, ChunkStatus.RECORDING): (EventType.CHUNK_RECORDING_STARTED,),
     (ChunkStatus.SYNTHESIZING, ChunkStatus.RECORDING): (EventType.CHUNK_SYNTHESIS_SUCCEEDED,

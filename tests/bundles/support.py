@@ -191,8 +191,8 @@ def slow_bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
 
     from django.utils import timezone
 
+    from jobs.pipeline import pipeline_recover
     from jobs.services.jobs import job_settle
-    from jobs.services.pipeline import pipeline_recover
 
     time.sleep(float(SLOW["seconds"]))  # type: ignore[arg-type]
     due = Job.objects.get(pk=job.pk).settle_due_at

@@ -17,8 +17,8 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from bundles.models import Bundle
 from jobs.models import Event, EventType, Job, JobStatus, StoredObject
+from jobs.pipeline import pipeline_recover
 from jobs.services.jobs import job_settle
-from jobs.services.pipeline import pipeline_recover
 from tests.bundles import support
 from tests.conftest import Tenant
 from tests.s3 import BUCKET, S3Outage

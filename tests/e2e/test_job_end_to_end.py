@@ -17,12 +17,12 @@ from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
+from jobs.lib.keys import signing
 from jobs.models import Chunk, ChunkStatus, EventType, JobStatus
 from jobs.services.clients import client_create
 from tests.e2e.conftest import Worker, bundle_archive, wait_for, wait_until_ended
 from tests.processes import chromium_processes
 from tests.receivers import Receiver
-from webhooks import signing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -19,13 +19,13 @@ from django.db import connection
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
+from jobs.lib.task_names import TaskName
 from jobs.models import Chunk, ChunkStatus, Job, JobStatus
+from jobs.pipeline import chunk_claim, chunk_synthesize_run, pipeline_recover
 from jobs.services.admission import chunks_admit
 from jobs.services.jobs import job_cancel, job_start
 from jobs.services.leases import lease_kept
-from jobs.services.pipeline import chunk_claim, chunk_synthesize_run, pipeline_recover
 from jobs.services.transitions import chunk_transition
-from jobs.task_names import TaskName
 from tests.conftest import Tenant
 from tests.factories import make_client, make_job
 from tests.processes import flush_redis

@@ -11,9 +11,9 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from jobs.models import Chunk, ChunkStatus
+from jobs.pipeline import chunk_claim, pipeline_recover
 from jobs.services.jobs import job_cancel, job_start
 from jobs.services.leases import STOP_CHANNEL, Lease, lease_kept, lease_let_go, leases_renew
-from jobs.services.pipeline import chunk_claim, pipeline_recover
 from jobs.services.transitions import chunk_transition
 from tests.factories import make_job
 from tests.waiting import wait_for

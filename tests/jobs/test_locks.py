@@ -15,9 +15,9 @@ import pytest
 from django.db import connection, transaction
 
 from jobs.models import Chunk, ChunkStatus, Event, EventType, Job
+from jobs.pipeline.common import chunk_claim
 from jobs.services.jobs import job_start
 from jobs.services.locks import chunk_lock, client_lock
-from jobs.services.pipeline.common import chunk_claim
 from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,8 +6,8 @@ import pytest
 from django.db import transaction
 
 from jobs.models import ChunkStatus, Event, Job, JobStatus
+from jobs.pipeline import chunk_claim
 from jobs.services.jobs import job_settle, job_start
-from jobs.services.pipeline import chunk_claim
 from jobs.services.transitions import chunk_transition, job_transition
 from tests.factories import make_job
 

@@ -286,7 +286,7 @@ def test_purge_now_takes_every_object_of_a_job_whatever_its_age_and_audits_the_o
 
 
 def test_purge_now_refuses_a_held_job(local_storage: Path, tmp_path: Path) -> None:
-    from jobs.errors import Conflict
+    from jobs.lib.errors import Conflict
 
     job = _ended(make_job())
     obj = put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)
@@ -298,7 +298,7 @@ def test_purge_now_refuses_a_held_job(local_storage: Path, tmp_path: Path) -> No
 
 def test_purge_now_refuses_a_job_that_has_not_ended_and_takes_only_the_objects_it_was_shown(
         local_storage: Path, tmp_path: Path) -> None:
-    from jobs.errors import Conflict
+    from jobs.lib.errors import Conflict
 
     job = make_job()  # queued: a stage may be reading its recording right now
     shown = put(job, kind="video", name="chunk-1-final.mp4", tmp=tmp_path)

@@ -17,7 +17,7 @@ from jobs.models import JobStatus
 from jobs.services.transitions import job_transition
 from tests.factories import make_job
 from tests.receivers import Receiver, receiver
-from webhooks import dispatch
+from webhooks import wake
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.services.deliveries import (
     _deliveries_settle,
@@ -139,16 +139,16 @@ def test_the_dispatcher_claims_a_due_delivery_once(hook: Receiver,
 
 def test_a_burst_of_kicks_enqueues_one_task_until_a_task_starts() -> None:
     r = redis.Redis.from_url(settings.REDIS_URL)
-    r.delete(dispatch.KICK_KEY, dispatch.QUEUE)
+    r.delete(wake.KICK_KEY, wake.QUEUE)
     try:
         for _ in range(1000):  # a thousand commits while no dispatch task has started yet
-            dispatch.kick()
-        assert r.llen(dispatch.QUEUE) == 1
-        r.delete(dispatch.KICK_KEY)  # what a starting task does before it claims
-        dispatch.kick()
-        assert r.llen(dispatch.QUEUE) == 2  # a commit after that start gets a task of its own
+            wake.kick()
+        assert r.llen(wake.QUEUE) == 1
+        r.delete(wake.KICK_KEY)  # what a starting task does before it claims
+        wake.kick()
+        assert r.llen(wake.QUEUE) == 2  # a commit after that start gets a task of its own
     finally:
-        r.delete(dispatch.KICK_KEY, dispatch.QUEUE)
+        r.delete(wake.KICK_KEY, wake.QUEUE)
 
 
 def test_the_status_writer_refuses_a_transition_the_rules_do_not_allow(

@@ -19,9 +19,9 @@ from tests.processes import child_env
 from tests.receivers import Received, receiver
 from tests.waiting import wait_for
 from tests.webhooks.workers import Workers
-from webhooks.dispatch import KICK_KEY
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.services.endpoints import endpoint_create, endpoint_test
+from webhooks.wake import KICK_KEY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 

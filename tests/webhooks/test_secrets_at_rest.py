@@ -1,4 +1,4 @@
-"""Webhook secrets at rest: sealed in every row (jobs.crypto), opened only to sign, re-sealed by
+"""Webhook secrets at rest: sealed in every row (jobs.lib.keys.crypto), opened only to sign, re-sealed by
 ``manage.py encryption_rotate`` under a new key, and sealed by the migration where an older version
 stored them in clear. Real PostgreSQL, real receivers, signatures checked by the standardwebhooks package."""
 
@@ -19,14 +19,13 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from standardwebhooks.webhooks import Webhook
 
-from jobs import crypto
+from jobs.lib.keys import crypto, signing
 from jobs.models import Client, JobStatus
 from jobs.services.transitions import job_transition
 from tests.conftest import Tenant
 from tests.factories import make_job
 from tests.processes import ROOT
 from tests.receivers import Receiver, receiver
-from webhooks import signing
 from webhooks.models import Delivery, DeliveryStatus, Endpoint
 from webhooks.services.deliveries import delivery_attempt
 

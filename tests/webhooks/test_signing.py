@@ -5,7 +5,7 @@ import base64
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from webhooks.signing import (
+from jobs.lib.keys.signing import (
     InvalidSignature,
     generate_secret,
     sign,

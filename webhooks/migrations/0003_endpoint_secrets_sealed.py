@@ -1,10 +1,10 @@
-# Endpoints' signing secrets are stored sealed (jobs.crypto).
+# Endpoints' signing secrets are stored sealed (jobs.lib.keys.crypto).
 
 from typing import Any
 
 from django.db import migrations
 
-import jobs.crypto
+import jobs.lib.keys.crypto
 
 FIELDS = ("secret_sealed", "previous_secret_sealed")
 
@@ -19,9 +19,9 @@ def _seal_all(apps: Any, schema_editor: Any) -> None:
             if not value:
                 continue
             try:
-                jobs.crypto.unseal(value)
-            except jobs.crypto.SealError:
-                setattr(endpoint, field, jobs.crypto.seal(value))
+                jobs.lib.keys.crypto.unseal(value)
+            except jobs.lib.keys.crypto.SealError:
+                setattr(endpoint, field, jobs.lib.keys.crypto.seal(value))
                 changed.append(field)
         if changed:
             endpoint.save(update_fields=changed)
@@ -33,7 +33,7 @@ def _unseal_all(apps: Any, schema_editor: Any) -> None:
     for endpoint in Endpoint.objects.using(schema_editor.connection.alias).only("pk", *FIELDS).iterator():
         for field in FIELDS:
             value = getattr(endpoint, field)
-            setattr(endpoint, field, jobs.crypto.unseal(value) if value else "")
+            setattr(endpoint, field, jobs.lib.keys.crypto.unseal(value) if value else "")
         endpoint.save(update_fields=list(FIELDS))
 
 
@@ -57,12 +57,12 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='endpoint',
             name='secret_sealed',
-            field=jobs.crypto.SealedField(editable=False),
+            field=jobs.lib.keys.crypto.SealedField(editable=False),
         ),
         migrations.AlterField(
             model_name='endpoint',
             name='previous_secret_sealed',
-            field=jobs.crypto.SealedField(blank=True, default='', editable=False),
+            field=jobs.lib.keys.crypto.SealedField(blank=True, default='', editable=False),
         ),
         migrations.RunPython(_seal_all, _unseal_all, elidable=False),
     ]

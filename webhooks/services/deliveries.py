@@ -26,13 +26,15 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from jobs import metrics, transport
-from jobs.errors import DomainError
+from jobs.lib import metrics
+from jobs.lib.errors import DomainError
+from jobs.lib.keys import signing
+from jobs.lib.net import transport
+from jobs.lib.net.policy import egress_policy
 from jobs.models import Client, Event, EventType, iso
-from jobs.services.egress import egress_policy
-from webhooks import signing
 from webhooks.filters import matches
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
+from webhooks.wake import kick
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,6 @@ RECOVER_LIMIT = 1000
 
 
 def _wake_on_commit() -> None:
-    from webhooks.dispatch import kick
-
     transaction.on_commit(kick)
 
 

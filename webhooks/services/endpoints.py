@@ -12,12 +12,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.crypto import seal
-from jobs.errors import DomainError, NotFound
+from jobs.lib.errors import DomainError, NotFound
+from jobs.lib.keys import signing
+from jobs.lib.keys.crypto import seal
 from jobs.models import Client, EventType
 from jobs.services.events import event_record
 from jobs.services.locks import client_lock
-from webhooks import signing
 from webhooks.models import Delivery, Endpoint
 from webhooks.services.deliveries import delivery_create_for_endpoint
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from jobs.services.pipeline import pipeline_recover
+from jobs.pipeline import pipeline_recover
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.media import proc, spec
+from jobs.media import encoding, proc
 from jobs.media.recorder import Recording, RecordRequest, record
 from sampleapp.serve import serve
 
@@ -67,7 +67,7 @@ def synthetic_body(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc.run(
         "ffmpeg",
         ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25:d=3",
-         *spec.x264_args(width=1280, height=720, fps=25), str(path)],
+         *encoding.x264_args(width=1280, height=720, fps=25), str(path)],
         timeout=60,
     )
     return path

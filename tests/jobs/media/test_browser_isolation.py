@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from jobs.egress import EgressPolicy
+from jobs.lib.net.egress import EgressPolicy
 from jobs.media import cards
 from jobs.media.browser import WarmBrowser
 from jobs.media.errors import MediaError

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from jobs.egress import EgressPolicy, check_url
+from jobs.lib.net.egress import EgressPolicy, check_url
 from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import NavigationError
 from jobs.media.recorder import RecordRequest, record

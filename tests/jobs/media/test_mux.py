@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobs.media import captions, framegrid, loudness, narration, probe, proc, spec, voice
+from jobs.media import captions, encoding, framegrid, loudness, narration, options, probe, proc, voice
 from jobs.media import mux as mux_mod
 from jobs.media.errors import MediaError, SegmentMismatch
 from jobs.media.mux import Branding, MuxResult, escape_filter_value, mux
@@ -39,8 +39,8 @@ Lines = list[narration.Placement]
 
 def narrated(script: str, tmp: Path, *, provider: str = "auto") -> Lines:
     """A script's sentences spoken, prepared and placed back to back from the recording's first frame, as the
-    pipeline does (jobs.services.pipeline)."""
-    lines = narration.lines_for(script=script, steps=[])
+    pipeline does (jobs.pipeline)."""
+    lines = options.lines_for(script=script, steps=[])
     said = [voice.speak(line.text, tmp / f"voice-{line.index}", provider=provider) for line in lines]
     prepared = narration.prepare_lines([u.path for u in said], tmp, names=[f"line-{x.index}.wav" for x in lines])
     return narration.place_lines(lines, [a.samples for a in prepared], [a.path for a in prepared], step_starts={},
@@ -267,10 +267,10 @@ def test_a_logo_that_is_not_an_image_is_refused_before_ffmpeg_reads_it(
 
 def test_the_recorder_and_the_cards_share_one_encoder_spec() -> None:
     args = framegrid.ffmpeg_args(Path("x.mp4"), width=1280, height=720, fps=25)
-    encoder = spec.x264_args(width=1280, height=720, fps=25)
+    encoder = encoding.x264_args(width=1280, height=720, fps=25)
     assert any(args[i:i + len(encoder)] == encoder for i in range(len(args)))
-    assert spec.h264_level(1280, 720, 25) == "3.1"
-    assert spec.h264_level(1920, 1080, 30) == "4.0"
+    assert encoding.h264_level(1280, 720, 25) == "3.1"
+    assert encoding.h264_level(1920, 1080, 30) == "4.0"
 
 
 def ffprobe_json(path: Path, *what: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.media import loudness, narration, voice
+from jobs.media import loudness, narration, options, voice
 from jobs.media.errors import MediaError
 
 
@@ -15,12 +15,12 @@ def test_per_step_lines_belong_to_their_steps_and_a_script_is_split_into_sentenc
     steps: list[dict[str, object]] = [
         {"action": "goto", "url": "/"}, {"action": "click", "selector": "#a", "say": "  Click   here. "},
         {"action": "wait", "ms": 5}, {"action": "press", "key": "Enter", "say": "Done!"}]
-    assert narration.lines_for(script=None, steps=steps) == [
-        narration.LineText(1, "Click here.", step=2), narration.LineText(2, "Done!", step=4)]
+    assert options.lines_for(script=None, steps=steps) == [
+        options.LineText(1, "Click here.", step=2), options.LineText(2, "Done!", step=4)]
     script = 'Start here. Is it "ready?" Yes… it is!\nNew line without end'
-    assert [x.text for x in narration.lines_for(script=script, steps=[{"action": "wait", "ms": 1}])] == [
+    assert [x.text for x in options.lines_for(script=script, steps=[{"action": "wait", "ms": 1}])] == [
         "Start here.", 'Is it "ready?"', "Yes…", "it is!", "New line without end"]
-    assert all(x.step is None for x in narration.lines_for(script=script, steps=[]))
+    assert all(x.step is None for x in options.lines_for(script=script, steps=[]))
 
 
 def test_the_lexicon_replaces_whole_words_case_insensitively_and_remembers_what_it_replaced() -> None:
@@ -73,10 +73,10 @@ def test_a_voice_that_gives_only_silence_is_a_clear_permanent_error(tmp_path: Pa
 
 def test_step_lines_start_with_their_steps_and_sentences_follow_each_other(tmp_path: Path) -> None:
     paths = [tmp_path / "a.wav", tmp_path / "b.wav"]
-    steps = [narration.LineText(1, "One.", step=2), narration.LineText(2, "Two.", step=5)]
+    steps = [options.LineText(1, "One.", step=2), options.LineText(2, "Two.", step=5)]
     placed = narration.place_lines(steps, [48000, 24000], paths, step_starts={2: 1.25, 5: 4.0}, pause_s=0.3)
     assert [(p.start_s, p.end_s) for p in placed] == [(1.25, 2.25), (4.0, 4.5)]
-    sentences = [narration.LineText(1, "One."), narration.LineText(2, "Two.")]
+    sentences = [options.LineText(1, "One."), options.LineText(2, "Two.")]
     placed = narration.place_lines(sentences, [48000, 24000], paths, step_starts={}, pause_s=0.3)
     assert [(p.start_s, p.end_s) for p in placed] == [(0.0, 1.0), (1.3, 1.8)]
     with pytest.raises(MediaError, match="no start time for step 5"):
@@ -85,7 +85,7 @@ def test_step_lines_start_with_their_steps_and_sentences_follow_each_other(tmp_p
 
 def test_the_track_puts_every_line_at_its_place_and_silence_elsewhere(
         prepared: list[narration.LineAudio], tmp_path: Path) -> None:
-    lines = [narration.LineText(1, "a"), narration.LineText(2, "b")]
+    lines = [options.LineText(1, "a"), options.LineText(2, "b")]
     placed = narration.place_lines(lines, [p.samples for p in prepared[:2]], [p.path for p in prepared[:2]],
                                    step_starts={}, pause_s=0.5)
     total = round((placed[-1].end_s + 3.0) * 48000)

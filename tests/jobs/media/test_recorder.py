@@ -133,7 +133,7 @@ def test_a_browser_that_cannot_start_is_a_transient_media_error(tmp_path: Path) 
 
 
 def test_pacing_is_bounded() -> None:
-    from jobs.media.recorder import Pacing
+    from jobs.media.options import Pacing
 
     assert Pacing().typing_ms_per_char == 60
     with pytest.raises(MediaError, match="typing_ms_per_char"):
@@ -141,7 +141,7 @@ def test_pacing_is_bounded() -> None:
 
 
 def test_slower_typing_makes_a_longer_recording(sampleapp_url: str, tmp_path: Path) -> None:
-    from jobs.media.recorder import Pacing
+    from jobs.media.options import Pacing
 
     steps = [{"action": "goto", "url": "/projects.html"}, {"action": "click", "selector": "text=New project"},
              {"action": "type", "selector": "#name", "text": "twenty characters!!!"}]
@@ -193,7 +193,7 @@ def test_recordings_of_one_client_share_its_warm_browser_and_nothing_else(tmp_pa
 
 def test_a_recording_paced_to_its_lines_starts_each_step_after_the_previous_line(
         sampleapp_url: str, tmp_path: Path) -> None:
-    from jobs.media.recorder import Pacing
+    from jobs.media.options import Pacing
 
     steps: list[dict[str, Any]] = [
         {"action": "goto", "url": "/projects.html"}, {"action": "hover", "selector": "#new-project"},

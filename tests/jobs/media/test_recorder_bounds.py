@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from jobs.media.errors import Stopped
-from jobs.media.recorder import Pacing, RecordRequest, least_duration_s, record
+from jobs.media.options import Pacing, least_duration_s
+from jobs.media.recorder import RecordRequest, record
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
 from tests.pages import pages_served
 

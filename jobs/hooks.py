@@ -1,0 +1,55 @@
+"""The seams through which the apps built on jobs plug in, declared and resolved in one place.
+
+jobs imports none of the apps built on it (an import contract in pyproject.toml says so); where it needs
+them, it calls what a setting names. Each seam is a typed call here, so "find usages" of a seam ends in
+this module and the setting names the one implementation:
+
+- ``SCREENREEL_BUNDLE_BUILDER``: builds and stores a job's bundle when it settles (bundles).
+- ``SCREENREEL_EVENT_HANDLERS``: called in every event's own transaction (webhooks writes deliveries).
+- ``SCREENREEL_RETENTION_SCHEDULE``: when each stored object may be purged (retention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from jobs.models import Chunk, Event, Job, StoredObject
+
+
+class BundleBuilder(Protocol):
+    """Builds the job's bundle from its succeeded chunks, stores it, returns what ``bundle.ready`` says."""
+
+    def __call__(self, *, job: Job, chunks: Sequence[Chunk]) -> dict[str, Any]: ...
+
+
+class EventHandler(Protocol):
+    def __call__(self, *, event: Event) -> None: ...
+
+
+class RetentionSchedule(Protocol):
+    """When each object may be purged under the policy in force, or None while it is held or purged."""
+
+    def __call__(self, *, objects: Sequence[StoredObject]) -> Mapping[int, datetime | None]: ...
+
+
+def bundle_builder() -> BundleBuilder:
+    # Resolved at each settle, not cached: a settle is rare, and tests swap the builder.
+    builder: BundleBuilder = import_string(settings.SCREENREEL_BUNDLE_BUILDER)
+    return builder
+
+
+@cache
+def event_handlers() -> tuple[EventHandler, ...]:
+    return tuple(import_string(path) for path in settings.SCREENREEL_EVENT_HANDLERS)
+
+
+@cache
+def retention_schedule() -> RetentionSchedule | None:
+    path = getattr(settings, "SCREENREEL_RETENTION_SCHEDULE", "")
+    return import_string(path) if path else None

@@ -1,0 +1,673 @@
+"""The one seam for outbound HTTP (webhook deliveries, and the voice and logo fetches of the pipeline).
+
+What it guarantees, each for a reason:
+- The host is resolved once, every answer is checked (`jobs.lib.net.egress`), and the TCP connection goes to
+  a checked address. The hostname is kept for the Host header and for TLS SNI and certificate
+  verification. So a DNS answer that changes between check and connect (rebinding) cannot reach an
+  internal address.
+- No redirects (a 3xx comes back as a response), no proxies from the environment.
+- No connection reuse unless the caller asks for it with a `KeepAlive` and a scope (webhooks: one
+  scope per client and endpoint). A kept connection serves only its own scope, is re-checked
+  against the egress rule before every attempt, and lives at most `max_age_s`, so DNS changes are
+  picked up within that time.
+- One hard deadline for the whole attempt, DNS included. Per-operation timeouts alone let a server
+  that drips a byte every few seconds hold a worker forever. A single watchdog thread per process
+  enforces every attempt's deadline (a timer thread per attempt cost more than the request itself).
+- At most `max_response_bytes` of the body are read; the rest is never downloaded.
+- Errors are classified (`error_class`, `permanent`) and their messages carry no URL path or query,
+  no headers and no secrets, so they can be stored in the delivery log as they are.
+
+Built on httpcore (the layer under httpx) rather than httpx.Client: httpcore takes a custom network
+backend through its public API, never reads proxy settings from the environment and never follows
+redirects, so there is nothing to switch off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import heapq
+import ipaddress
+import itertools
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import certifi
+import httpcore
+
+from jobs.lib.net.egress import (
+    EgressBlocked,
+    EgressPolicy,
+    InvalidURL,
+    ResolutionError,
+    Resolver,
+    parse_literal,
+    parse_target,
+    refusal_reason,
+    resolve_checked,
+)
+
+USER_AGENT = "Screenreel-Webhooks/1"
+ERROR_CLASSES = frozenset({"timeout", "dns", "tls", "refused", "blocked", "connection", "invalid_url"})
+# After the deadline, the watchdog gives the clamped socket timeouts this long to end the attempt
+# cleanly before it shuts the socket down underneath them.
+_WATCHDOG_GRACE_S = 0.25
+_READ_CHUNK = 4096
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TransportResponse:
+    status_code: int
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    body: str  # at most max_response_bytes of the body, decoded as UTF-8 with replacement
+    remote_addr: str  # the checked IP we actually connected to
+    duration_ms: int
+
+
+class TransportError(Exception):
+    """An attempt that produced no HTTP response. Safe to store: no URL path, headers or secrets."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: str,
+        permanent: bool,
+        remote_addr: str | None = None,
+        duration_ms: int | None = None,
+    ) -> None:
+        assert error_class in ERROR_CLASSES, error_class
+        super().__init__(message)
+        self.message = message
+        self.error_class = error_class
+        self.permanent = permanent
+        self.remote_addr = remote_addr
+        self.duration_ms = duration_ms
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+@dataclass
+class _Deadline:
+    at: float  # time.monotonic() value
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def clamp(self, timeout: float | None) -> float:
+        """The timeout for one socket operation: never beyond the overall deadline."""
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise _DeadlinePassed()
+        return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """Wraps a stream so every read, write and TLS handshake ends by the overall deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, backend: _PinnedBackend) -> None:
+        self._inner = inner
+        self._backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            timeout = self._backend.deadline.clamp(timeout)
+        except _DeadlinePassed:
+            raise httpcore.ReadTimeout("overall deadline reached") from None
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            timeout = self._backend.deadline.clamp(timeout)
+        except _DeadlinePassed:
+            raise httpcore.WriteTimeout("overall deadline reached") from None
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            timeout = self._backend.deadline.clamp(timeout)
+        except _DeadlinePassed:
+            raise httpcore.ConnectTimeout("overall deadline reached") from None
+        # server_hostname is the URL's host, not the IP we dialled: that is what makes the
+        # certificate check meaningful while the connection is pinned.
+        tls = self._inner.start_tls(ssl_context, server_hostname, timeout)
+        self._backend.track(tls.get_extra_info("socket"))
+        return _DeadlineStream(tls, self._backend)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """Connects to the pre-checked addresses, whatever host httpcore asks for."""
+
+    def __init__(self, addresses: list[str], deadline: _Deadline, connect_timeout: float) -> None:
+        self.addresses = addresses
+        self.deadline = deadline
+        self.connect_timeout = connect_timeout
+        self.remote_addr: str | None = None
+        self._inner = httpcore.SyncBackend()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._killed = False
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        # `host` is deliberately ignored: resolving it here would be a second DNS lookup, which
+        # is exactly the window DNS rebinding uses.
+        last_error: Exception | None = None
+        for address in self.addresses:
+            try:
+                attempt_timeout = self.deadline.clamp(self.connect_timeout)
+            except _DeadlinePassed:
+                raise httpcore.ConnectTimeout("overall deadline reached") from last_error
+            self.remote_addr = address
+            try:
+                stream = self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=attempt_timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc  # try the next checked address, as a normal client would
+                continue
+            self.track(stream.get_extra_info("socket"))
+            return _DeadlineStream(stream, self)
+        assert last_error is not None  # addresses is never empty
+        raise last_error
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        raise httpcore.UnsupportedProtocol("unix sockets are not a webhook destination")
+
+    def track(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            killed = self._killed
+        if killed:
+            self._shutdown(sock)
+
+    @property
+    def killed(self) -> bool:
+        return self._killed
+
+    def kill(self) -> None:
+        """Watchdog: end any blocking socket call still running after the deadline."""
+        with self._lock:
+            self._killed = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        # The plain-socket shutdown, even for an SSLSocket: it is a syscall on the fd that
+        # wakes a blocked recv in another thread, without touching the TLS state it is using.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread that ends every attempt of the process still running past its deadline.
+
+    An attempt arms an entry (its deadline and its connection's backend) and disarms it when done;
+    at the deadline the thread shuts the backend's sockets down, which wakes any blocked call. Entries
+    are a heap, so arming and disarming cost a few microseconds and no thread is started per attempt.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[list[Any]] = []  # [at, sequence, backend or None once disarmed]
+        self._sequence = itertools.count()
+        self._pid = 0
+
+    def arm(self, at: float, backend: _PinnedBackend) -> list[Any]:
+        with self._cond:
+            if self._pid != os.getpid():
+                # First use, or a forked child (threads do not survive fork): start this process's thread.
+                self._pid, self._heap = os.getpid(), []
+                threading.Thread(target=self._run, name="transport-watchdog", daemon=True).start()
+            entry = [at, next(self._sequence), backend]
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._cond.notify()
+            return entry
+
+    def disarm(self, entry: list[Any]) -> None:
+        entry[2] = None  # dropped when it reaches the top: no search through the heap
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2] is None:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        backend = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(wait)
+            if backend is not None:
+                backend.kill()
+
+
+_WATCHDOG = _Watchdog()
+
+
+@dataclass
+class _Connection:
+    """One HTTP/1.1 connection to a checked address, with the backend whose deadline its stream obeys."""
+
+    http: httpcore.HTTP11Connection
+    backend: _PinnedBackend
+    opened: float
+    reused: bool = False
+
+
+class KeepAlive:
+    """Idle connections kept between attempts, each under the scope it was opened for.
+
+    For senders that post to the same destination again and again (webhook endpoints): a kept
+    connection saves the TCP (and TLS) set-up and the DNS lookup. A connection is taken only by an
+    attempt of the same scope, scheme, host and port; before each reuse its address is checked against
+    the egress rule again, and it is dropped when it has been idle `idle_s` (below the usual 5 s of
+    receivers' servers, so we rarely write into a connection the server is closing), is older than
+    `max_age_s`, or the server has closed it. Thread-safe.
+    """
+
+    def __init__(self, *, idle_s: float = 4.0, max_age_s: float = 60.0, per_scope: int = 8) -> None:
+        self.idle_s, self.max_age_s, self.per_scope = idle_s, max_age_s, per_scope
+        self._idle: dict[tuple[str, str, str, int], list[_Connection]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, str, str, int], policy: EgressPolicy) -> _Connection | None:
+        while True:
+            with self._lock:
+                kept = self._idle.get(key)
+                if not kept:
+                    return None
+                connection = kept.pop()  # the most recently used is the least likely to be closing
+                if not kept:
+                    del self._idle[key]
+            addr = connection.backend.remote_addr
+            if (
+                time.monotonic() - connection.opened < self.max_age_s
+                and not connection.http.has_expired()
+                and addr is not None
+                and refusal_reason(ipaddress.ip_address(addr), policy) is None
+            ):
+                connection.reused = True
+                return connection
+            connection.http.close()
+
+    def give(self, key: tuple[str, str, str, int], connection: _Connection) -> None:
+        if not connection.http.is_idle() or connection.backend.killed:
+            connection.http.close()
+            return
+        with self._lock:
+            kept = self._idle.setdefault(key, [])
+            kept.append(connection)
+            surplus = kept[: -self.per_scope] if len(kept) > self.per_scope else []
+            del kept[: len(surplus)]
+        for old in surplus:
+            old.http.close()
+
+    def close(self) -> None:
+        with self._lock:
+            kept = [c for cs in self._idle.values() for c in cs]
+            self._idle.clear()
+        for connection in kept:
+            connection.http.close()
+
+
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """Built once per process: loading the trust store costs ~20 ms, more than a whole loopback attempt.
+
+    certifi, like httpx, so the trust store is the same on every machine and in every image. An
+    SSLContext is safe to share between threads once configured.
+    """
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _run_within(fn: Callable[[], T], timeout: float) -> T:
+    """Run a call that cannot be interrupted (getaddrinfo) but stop waiting for it after `timeout`.
+
+    A daemon thread per call, not a shared pool: a resolver that hangs can then only waste its own
+    thread, never queue up the deliveries behind it.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="egress-resolve", daemon=True)
+    thread.start()
+    thread.join(max(timeout, 0))
+    if thread.is_alive():
+        raise TimeoutError()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _request_target(url: str) -> bytes:
+    parts = urlsplit(url)
+    # Re-quote defensively: already-escaped sequences and reserved characters are kept as they are.
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    query = quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
+    return (path + ("?" + query if query else "")).encode("ascii")
+
+
+def _host_header(host: str, port: int, scheme: str) -> str:
+    literal = parse_literal(host)
+    shown = f"[{host}]" if literal is not None and literal.version == 6 else host
+    default = 443 if scheme == "https" else 80
+    return shown if port == default else f"{shown}:{port}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _classify(exc: BaseException, *, past_deadline: bool) -> tuple[str, bool, str]:
+    """(error_class, permanent, short description) for an exception raised during the attempt."""
+    chain = _chain(exc)
+    if past_deadline or isinstance(exc, (httpcore.TimeoutException, socket.timeout, TimeoutError)):
+        return "timeout", False, "no complete response before the deadline"
+    for link in chain:
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return "tls", False, f"certificate verification failed: {link.verify_message}"
+        if isinstance(link, ssl.SSLError):
+            return "tls", False, f"TLS error: {link.reason or type(link).__name__}"
+    for link in chain:
+        if isinstance(link, ConnectionRefusedError):
+            return "refused", False, "connection refused"
+    if isinstance(exc, (httpcore.LocalProtocolError, httpcore.UnsupportedProtocol)):
+        # Our request was malformed: retrying the same bytes cannot help.
+        return "connection", True, f"request rejected locally: {type(exc).__name__}"
+    if isinstance(exc, httpcore.RemoteProtocolError):
+        return "connection", False, "the server sent an invalid HTTP response"
+    for link in chain:
+        if isinstance(link, OSError) and link.strerror:
+            return "connection", False, f"connection error: {link.strerror}"
+    return "connection", False, f"connection error: {type(exc).__name__}"
+
+
+def _headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    policy: EgressPolicy,
+    connect_timeout: float = 5.0,
+    deadline: float = 10.0,
+    max_response_bytes: int = 4096,
+    resolver: Resolver = socket.getaddrinfo,
+    ssl_context: ssl.SSLContext | None = None,
+    keepalive: KeepAlive | None = None,
+    scope: str = "",
+) -> TransportResponse:
+    """POST `body` to `url` through the egress guard; return the response or raise TransportError.
+
+    Any status code is a response (the caller decides that 3xx/4xx/5xx are failures).
+    `ssl_context` exists for tests with a private CA; production callers leave it None. With
+    `keepalive`, the connection may be one kept from an earlier attempt of the same `scope`, and is
+    kept for the next one.
+    """
+    raw = _exchange(
+        "POST", url, body=body, headers=headers, policy=policy, connect_timeout=connect_timeout,
+        deadline=deadline, max_response_bytes=max_response_bytes, resolver=resolver,
+        ssl_context=ssl_context, read_past_limit=False, keepalive=keepalive, scope=scope,
+    )
+    return TransportResponse(
+        status_code=raw.status_code,
+        headers=raw.headers,
+        body=raw.content.decode("utf-8", errors="replace"),
+        remote_addr=raw.remote_addr,
+        duration_ms=raw.duration_ms,
+    )
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """A response whose body is kept as bytes (e.g. audio), with whether it was cut at the limit."""
+
+    status_code: int
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    content: bytes  # at most max_response_bytes
+    truncated: bool  # the server sent more than max_response_bytes; the rest was not read
+    remote_addr: str
+    duration_ms: int
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: Mapping[str, str],
+    policy: EgressPolicy,
+    connect_timeout: float = 5.0,
+    deadline: float = 30.0,
+    max_response_bytes: int = 50 * 1024 * 1024,
+    resolver: Resolver = socket.getaddrinfo,
+    ssl_context: ssl.SSLContext | None = None,
+) -> RawResponse:
+    """Any method, same guarantees as `post`; the body comes back as bytes, up to `max_response_bytes`.
+
+    For API calls whose answers are larger than a webhook acknowledgement (speech audio, a logo).
+    """
+    return _exchange(
+        method.upper(), url, body=body, headers=headers, policy=policy,
+        connect_timeout=connect_timeout, deadline=deadline, max_response_bytes=max_response_bytes,
+        resolver=resolver, ssl_context=ssl_context, read_past_limit=True,
+    )
+
+
+def _exchange(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    policy: EgressPolicy,
+    connect_timeout: float,
+    deadline: float,
+    max_response_bytes: int,
+    resolver: Resolver,
+    ssl_context: ssl.SSLContext | None,
+    read_past_limit: bool,
+    keepalive: KeepAlive | None = None,
+    scope: str = "",
+) -> RawResponse:
+    """One guarded attempt. With ``read_past_limit`` one chunk beyond the limit is read, to tell a
+    body of exactly the limit from a longer one (``truncated``)."""
+    started = time.monotonic()
+    clock = _Deadline(started + deadline)
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    def fail(message: str, error_class: str, permanent: bool, addr: str | None = None) -> TransportError:
+        return TransportError(
+            message,
+            error_class=error_class,
+            permanent=permanent,
+            remote_addr=addr,
+            duration_ms=elapsed_ms(),
+        )
+
+    try:
+        target = parse_target(url)
+        request_target = _request_target(url)
+    except (InvalidURL, UnicodeError) as exc:
+        raise fail(f"invalid_url: {exc}", "invalid_url", True) from None
+    host = target.host
+
+    def checked_addresses() -> list[str]:
+        try:
+            return _run_within(lambda: resolve_checked(host, target.port, policy, resolver), clock.remaining())
+        except EgressBlocked as exc:
+            # Permanent for this attempt's purposes: retrying a refused destination only retries
+            # the attack. The caller may still re-check on its next scheduled attempt.
+            raise fail(f"blocked: {exc}", "blocked", True) from None
+        except InvalidURL as exc:
+            raise fail(f"invalid_url: {exc}", "invalid_url", True) from None
+        except ResolutionError as exc:
+            raise fail(f"dns: {exc}", "dns", False) from None
+        except TimeoutError:
+            raise fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", False) from None
+
+    key = (scope, target.scheme, host, target.port)
+    connection = keepalive.take(key, policy) if keepalive is not None else None
+    addresses: list[str] = []
+    if connection is None:
+        addresses = checked_addresses()  # a kept connection was checked just now by take()
+
+    request_headers: list[tuple[bytes, bytes]] = [
+        (b"Host", _host_header(host, target.port, target.scheme).encode("ascii")),
+    ]
+    supplied = {name.lower() for name in headers}
+    for name, value in headers.items():
+        if name.lower() in {"host", "content-length", "transfer-encoding", "connection"}:
+            continue  # ours to set: the Host must match the name we verify TLS against
+        request_headers.append((name.encode("ascii"), value.encode("latin-1")))
+    if "user-agent" not in supplied:
+        request_headers.append((b"User-Agent", USER_AGENT.encode()))
+    if body is not None:
+        request_headers.append((b"Content-Length", str(len(body)).encode("ascii")))
+    if keepalive is None:
+        request_headers.append((b"Connection", b"close"))
+
+    origin = httpcore.Origin(scheme=target.scheme.encode(), host=host.encode("ascii"), port=target.port)
+    core_url = httpcore.URL(
+        scheme=target.scheme.encode(), host=host.encode("ascii"), port=target.port, target=request_target
+    )
+    timeouts = {"connect": connect_timeout, "read": deadline, "write": deadline, "pool": deadline}
+    request = httpcore.Request(method, core_url, headers=request_headers, content=body,
+                               extensions={"timeout": timeouts})
+    while True:
+        backend = connection.backend if connection is not None else _PinnedBackend(addresses, clock,
+                                                                                   connect_timeout)
+        backend.deadline = clock
+        watch = _WATCHDOG.arm(max(clock.at, time.monotonic()) + _WATCHDOG_GRACE_S, backend)
+        try:
+            if connection is None:
+                connection = _open(origin, backend, ssl_context or _default_ssl_context(), connect_timeout,
+                                   None if keepalive is None else keepalive.idle_s)
+            response = connection.http.handle_request(request)
+            try:
+                chunks: list[bytes] = []
+                received = 0
+                for chunk in response.iter_stream():
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    if received > max_response_bytes or (received == max_response_bytes and not read_past_limit):
+                        break  # closing the response closes the connection: the rest is never read
+            finally:
+                response.close()
+            raw_body = b"".join(chunks)[:max_response_bytes]
+            status, raw_headers = response.status, response.headers
+            break
+        except Exception as exc:
+            if connection is not None:
+                connection.http.close()
+            if connection is not None and connection.reused and _stale(exc) and clock.remaining() > 0:
+                # The server closed the kept connection as we wrote to it: once more on a new one.
+                # At least once, with the same message id, is the contract, so this is safe.
+                connection = None
+                addresses = checked_addresses()
+                continue
+            error_class, permanent, detail = _classify(exc, past_deadline=clock.remaining() <= 0)
+            addr = backend.remote_addr
+            where = f"host {host!r}" + (f" at {addr}" if addr else "")
+            raise fail(f"{error_class}: {detail} ({where})", error_class, permanent, addr) from None
+        finally:
+            _WATCHDOG.disarm(watch)
+
+    if keepalive is not None and connection.http.is_idle():
+        keepalive.give(key, connection)
+    else:
+        connection.http.close()
+    assert backend.remote_addr is not None
+    return RawResponse(
+        status_code=status,
+        headers=_headers_dict(raw_headers),
+        content=raw_body,
+        truncated=received > max_response_bytes,
+        remote_addr=backend.remote_addr,
+        duration_ms=elapsed_ms(),
+    )
+
+
+def _open(
+    origin: httpcore.Origin,
+    backend: _PinnedBackend,
+    ssl_context: ssl.SSLContext,
+    connect_timeout: float,
+    keepalive_expiry: float | None,
+) -> _Connection:
+    """A new connection to one of the backend's checked addresses, with TLS for https."""
+    stream = backend.connect_tcp(origin.host.decode("ascii"), origin.port, timeout=connect_timeout)
+    if origin.scheme == b"https":
+        stream = stream.start_tls(ssl_context, server_hostname=origin.host.decode("ascii"),
+                                  timeout=connect_timeout)
+    return _Connection(httpcore.HTTP11Connection(origin, stream, keepalive_expiry=keepalive_expiry), backend,
+                       opened=time.monotonic())
+
+
+def _stale(exc: BaseException) -> bool:
+    """Whether an error on a kept connection means the server had closed it (not a timeout)."""
+    if isinstance(exc, (httpcore.TimeoutException, socket.timeout, TimeoutError)):
+        return False
+    return isinstance(exc, (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError,
+                            ConnectionError))

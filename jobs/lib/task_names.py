@@ -1,0 +1,32 @@
+"""Every Celery task's name and queue, named once.
+
+Services enqueue by name (``jobs.lib.queue``) and never import tasks; the task modules register under
+these names; the Celery app routes by ``QUEUE_OF``; beat's schedule names them too. Nothing here
+imports Django or Celery, so settings may use it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskName(StrEnum):
+    JOB_START = "jobs.tasks.job_start"
+    CHUNK_SYNTHESIZE = "jobs.tasks.chunk_synthesize"
+    CHUNK_RECORD = "jobs.tasks.chunk_record"
+    CHUNK_MUX = "jobs.tasks.chunk_mux"
+    JOB_SETTLE = "jobs.tasks.job_settle"
+    PIPELINE_RECOVER = "jobs.tasks.pipeline_recover"
+    DELIVERIES_DISPATCH = "webhooks.tasks.deliveries_dispatch"
+    RETENTION_PURGE = "retention.tasks.retention_purge"
+
+
+QUEUES = ("record", "media", "deliver", "default")
+
+# Where each task runs; a task not named here runs on "default".
+QUEUE_OF: dict[TaskName, str] = {
+    TaskName.CHUNK_SYNTHESIZE: "media",
+    TaskName.CHUNK_RECORD: "record",
+    TaskName.CHUNK_MUX: "media",
+    TaskName.DELIVERIES_DISPATCH: "deliver",
+}

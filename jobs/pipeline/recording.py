@@ -1,0 +1,103 @@
+"""The recording stage: Chromium performs the feature's steps; the recording, its stills and when each step
+ran are stored. With lines per step the recorder paces the steps to the lines' durations."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from jobs.lib.logs import log_context
+from jobs.lib.net.policy import browser_url_guard, egress_policy
+from jobs.media import recorder, renditions
+from jobs.models import Chunk, ChunkStatus, ObjectKind
+from jobs.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
+from jobs.pipeline.progress import ChunkProgress
+from jobs.services.leases import Lease, lease_kept
+from jobs.services.locks import chunk_lock
+from jobs.services.objects import object_store
+from jobs.services.transitions import chunk_transition
+
+
+def chunk_record_run(*, chunk_id: int) -> StageResult:
+    """Record the chunk's feature in Chromium and store the recording and stills."""
+    with log_context(chunk_id=chunk_id):
+        chunk = chunk_claim(chunk_id=chunk_id, stage="record")
+        if chunk is None:
+            return DONE
+        with log_context(job_id=chunk.job_id):
+            return _record_run(chunk)
+
+
+def _record_run(chunk: Chunk) -> StageResult:
+    work = workdir(chunk, "record")
+    started = time.monotonic()
+    try:
+        with lease_kept(chunk) as lease, ChunkProgress(chunk_id=chunk.pk, paced=chunk.paced) as progress:
+            metadata, track = _record(chunk, work, progress, lease)
+    except Exception as exc:
+        used_s = time.monotonic() - started
+        return timed("record", started, stage_failed(chunk, exc, stage="record", used_s=used_s))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    timed("record", started, DONE, lost=lease.lost)
+    if lost(chunk, lease):
+        return DONE
+    with transaction.atomic():
+        # Under the row lock, as the synthesis decides too: if the voice is ready, on to the mux; if not,
+        # the recording waits in "synthesizing" and the synthesis sends it on.
+        locked = chunk_lock(chunk.pk)
+        spoken = locked is not None and locked.speech is not None
+        to = ChunkStatus.MUXING if spoken else ChunkStatus.SYNTHESIZING
+        # To the mux through its client's share (jobs.services.admission): chunk_transition admits it.
+        chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
+                         changes={"recording": metadata, "track": track, "attempts": 0, "lease_expires_at": None,
+                                  "error": ""})
+    return DONE
+
+
+def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record the feature and store the recording and stills; returns the recording's metadata, and what the
+    camera showed and the targets acted on (Chunk.track)."""
+    job, n = chunk.job, chunk.index
+    spec = job.parsed_spec
+    viewport = spec.viewport
+    lines = (chunk.speech or {}).get("lines", []) if chunk.paced else []
+    progress.stage(ChunkStatus.RECORDING)
+    result = recorder.record(recorder.RecordRequest(
+        target_url=spec.target_url, width=viewport.width, height=viewport.height,
+        steps=chunk.feature.steps, feature_title=chunk.title, out_dir=work, tenant=job.client_id,
+        fps=settings.SCREENREEL_FPS,
+        chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
+        still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
+        pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
+        line_ms={line["step"]: line["duration_ms"] for line in lines if line.get("step")},
+        warm_browser=settings.SCREENREEL_WARM_BROWSER, device_scale_factor=viewport.device_scale_factor,
+        color_scheme=spec.color_scheme, locale=spec.locale, timezone_id=spec.timezone_id,
+        redaction=spec.redact.redaction(), camera=spec.camera.settings(),
+        should_stop=lambda: lease.lost,  # canceled: the heartbeat finds it within a second (jobs.services.leases)
+    ))
+    raw_name = f"chunk-{n}-recording.mp4"
+    raw = result.video_path.rename(work / raw_name) if result.video_path.name != raw_name else result.video_path
+    object_store(job=job, chunk=chunk, kind=ObjectKind.RECORDING, path=raw, meta={"duration_ms": result.duration_ms})
+    for still in result.stills:
+        object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still.path,
+                     meta={"after_step": still.after_step, "width": still.width, "height": still.height})
+    track = renditions.track_of(result.camera, result.targets)
+    return {
+        "started_at": result.started_at.isoformat(), "first_frame_at": result.first_frame_at.isoformat(),
+        "stopped_at": result.stopped_at.isoformat(), "duration_ms": result.duration_ms,
+        "size_bytes": result.size_bytes, "fps": result.fps, "frames_received": result.frames_received,
+        "frames_written": result.frames_written, "width": viewport.video_width, "height": viewport.video_height,
+        # What the browser was told: the layout viewport, its scale, the colour scheme, locale and time zone.
+        "page": spec.page_settings(),
+        # What the redaction matched; a selector that matched nothing is listed, not ignored.
+        "redaction": result.redaction,
+        # When each step ran, from the recording's first frame (the mux places each step's line there).
+        "steps": [{"step": s.step, "start_ms": round(s.start_s * 1000), "end_ms": round(s.end_s * 1000)}
+                  for s in result.steps],
+    }, track
