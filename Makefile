@@ -12,7 +12,10 @@ VENV_STAMP := $(VENV)/.installed-$(LOCK_HASH)
 demo: sysdeps venv
 	$(PY) scripts/demo.py
 
+# The import contracts (pyproject.toml, docs/architecture.md) first: seconds, and a broken floor plan fails
+# before twenty minutes of tests.
 test: sysdeps venv services
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # honcho gives the Procfile's first process (web) PORT=8000: the port of SCREENREEL_PUBLIC_URL's default,
@@ -26,6 +29,7 @@ serve: sysdeps venv migrate static
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports --no-cache
 
 # The API's OpenAPI 3.1 document, checked in; tests/test_openapi.py fails when it drifts from the code.
 openapi: venv
