@@ -262,9 +262,13 @@ if SCREENREEL_PUBLIC_URL.startswith("https://"):
 SCREENREEL_WORK_DIR = Path(env_str("SCREENREEL_WORK_DIR", str(VAR_DIR / "work")))
 SCREENREEL_CHROMIUM = env_str("SCREENREEL_CHROMIUM", "/usr/bin/chromium")
 SCREENREEL_FPS = env_int("SCREENREEL_FPS", 25, minimum=10, maximum=60)
-# Keep one Chromium per worker process and record each chunk in a fresh context of it (false: launch a
-# browser per recording, about 3 s more per chunk; bench/job compares them).
+# Keep Chromium running in each worker process and record each chunk in a fresh context of it (false: launch
+# a browser per recording, about 1 s more per chunk; bench/job compares them).
 SCREENREEL_WARM_BROWSER = env_bool("SCREENREEL_WARM_BROWSER", True)
+# A browser serves one client (jobs.media.browser): how many clients' browsers each worker process keeps
+# warm, besides one spare. More saves a launch (about 1 s of CPU) when clients take turns, at the memory of
+# an idle browser each (bench/job --tenancy, docs/benchmarks.md).
+SCREENREEL_BROWSERS_KEPT = env_int("SCREENREEL_BROWSERS_KEPT", 1, minimum=1, maximum=16)
 SCREENREEL_STEP_TIMEOUT_MS = env_int("SCREENREEL_STEP_TIMEOUT_MS", 10_000, minimum=500, maximum=120_000)
 # A running stage holds its chunk by a lease its worker renews every SCREENREEL_STAGE_HEARTBEAT_S
 # (jobs.services.leases); a lease not renewed for SCREENREEL_STAGE_LEASE_S means the worker died, and

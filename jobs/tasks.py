@@ -30,9 +30,10 @@ def _note_queues(sender: str, instance: Any, **_: Any) -> None:
 def warm_browser_at_start(**_: Any) -> None:
     """A worker process that records launches its warm Chromium as it starts (jobs.media.browser), in the
     background, so that its first chunk does not wait for the launch (bench/job: about 1 s of it)."""
-    if _RECORDS and settings.SCREENREEL_WARM_BROWSER:
-        from jobs.media.browser import WARM
+    from jobs.media.browser import WARM
 
+    WARM.keep = settings.SCREENREEL_BROWSERS_KEPT  # the card browsers of a mux worker too
+    if _RECORDS and settings.SCREENREEL_WARM_BROWSER:
         WARM.prelaunch(settings.SCREENREEL_CHROMIUM)
 
 # The soft limit ends a stage with an error it reports, for good (the same work would run out of time again)

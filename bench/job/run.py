@@ -24,6 +24,11 @@ last chunk's end to the job's end). The ideal is ceil(N/W) x (a chunk's recorded
 bundle time: every slot recording back to back, nothing else. Target: turnaround within 1.15 x the
 recording part of that ideal, plus the bundle time.
 
+Every run starts with an empty card cache of its own: a new client's first job renders its intro and outro
+cards, and a cache left by an earlier run would make later runs look faster than the first (card keys
+name their client, so a run with other clients would miss where the baseline hit). ``--setups`` picks
+set-ups (separated by ";"), ``--repeat`` runs the list again, interleaved, to see the noise.
+
 Uses its own PostgreSQL database (screenreel_bench_job) and Redis database 11.
 """
 
@@ -33,9 +38,11 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,8 +91,9 @@ SETUPS = {  # name: (warm browser, the workers' queues)
 }
 
 
-def start_worker(warm: bool, queues: str, name: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SCREENREEL_WARM_BROWSER": "true" if warm else "false"}
+def start_worker(warm: bool, queues: str, name: str, log: Path, cards: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SCREENREEL_WARM_BROWSER": "true" if warm else "false",
+           "SCREENREEL_CARD_CACHE_DIR": str(cards)}
     return subprocess.Popen(
         [str(BIN / "celery"), "-A", "config", "worker", "-Q", queues, "-c", str(SLOTS), "-n", f"{name}@%h",
          "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
@@ -177,6 +185,8 @@ def run_tenants(clients: list[Any], app: str, chunks: int, seconds: float, voice
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", default="4,8")
+    parser.add_argument("--setups", default=";".join(SETUPS), help="which set-ups, separated by \";\" (default: all)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the whole list this many times, interleaved")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--voice", default="espeak-ng")
     parser.add_argument("--tenancy", action="store_true", help="one client against 2 and 4, one-feature jobs")
@@ -200,10 +210,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs += [(chunks, f"{k} client{'s' if k > 1 else ''}", True, SETUPS["shared"][1], tenants[:k])
                      for k in (1, 2, 4)]
         else:
-            runs += [(chunks, setup, warm, tiers, [client]) for setup, (warm, tiers) in SETUPS.items()]
+            runs += [(chunks, setup, warm, tiers, [client]) for setup, (warm, tiers) in SETUPS.items()
+                     if setup in ns.setups.split(";")]
+    runs *= ns.repeat
     try:
         for chunks, setup, warm, tiers, clients in runs:
-            workers = [start_worker(warm, queues, f"w{k}", OUT / f"job-{stamp}-worker.log")
+            # Every run renders its own cards: a cache filled by an earlier run would make later runs look
+            # faster than the first (and card keys name their client, so runs with other clients would miss).
+            cards = Path(tempfile.mkdtemp(prefix="bench-job-cards-"))
+            workers = [start_worker(warm, queues, f"w{k}", OUT / f"job-{stamp}-worker.log", cards)
                        for k, queues in enumerate(tiers)]
             try:
                 time.sleep(4)  # the workers connect; the first job then pays any warm-up itself
@@ -213,6 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             finally:
                 for worker in workers:
                     stop(worker)
+                shutil.rmtree(cards, ignore_errors=True)
             result["setup"] = setup
             results.append(result)
             print(f"N={chunks} {setup:<13} turnaround {result['turnaround_s']:6.1f} s  "

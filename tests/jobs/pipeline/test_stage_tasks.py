@@ -81,3 +81,14 @@ def test_a_mux_that_runs_out_of_time_is_charged_for_the_recording_and_the_narrat
     assert failed.status == ChunkStatus.FAILED and failed.error.startswith("The mux ran past its time limit")
     assert failed.cost is not None
     assert (failed.cost["recording_seconds"], failed.cost["characters"]) == (30.0, 1200)
+
+
+def test_a_worker_process_keeps_as_many_clients_browsers_as_the_setting_says(settings: Settings,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs.media.browser import WARM
+
+    monkeypatch.setattr(tasks, "_RECORDS", False)  # no prelaunch: only the setting is read here
+    monkeypatch.setattr(WARM, "keep", WARM.keep)
+    settings.SCREENREEL_BROWSERS_KEPT = 3
+    tasks.warm_browser_at_start()
+    assert WARM.keep == 3
