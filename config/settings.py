@@ -166,7 +166,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING: JSON li
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 # The longest task (a recording) is capped well below this, so an unacked message only comes back
 # when its worker really died. Recovery does not wait for it: the database sweeper re-enqueues
-# stages whose lease expired (jobs.services.pipeline_recover).
+# stages whose lease expired (jobs.pipeline.recovery).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 
 # --- Storage --------------------------------------------------------------------------------------------
