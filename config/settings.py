@@ -341,6 +341,8 @@ SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=
 SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
 SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event"]
 SCREENREEL_RETENTION_SCHEDULE = "retention.selectors.objects_expiry"
+SCREENREEL_ADMIN_EXTENSIONS = {"job": ["retention.console.JobRetentionActions"],
+                               "client": ["retention.console.ClientRetentionActions"]}
 
 # --- Retention (retention/ owns this block; docs/retention.md) -----------------------------------------------
 # Days each class is kept by default; per client, RetentionPolicy in the admin overrides any of them.

@@ -2,8 +2,8 @@
 actions that go through the same services as the API, each recorded in the admin log. Each action declares the
 permission it needs (jobs.console.base.ConsoleAdmin); typed text is never shown (mask_typed).
 
-Retention's actions (hold, extend, purge now) are added by ``retention.admin``, which builds on this
-class: ``jobs`` imports none of the apps above it.
+Other apps add actions to the job and client pages through ``SCREENREEL_ADMIN_EXTENSIONS`` (jobs/hooks.py;
+retention's hold, extend and purge now): ``jobs`` imports none of the apps above it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,22 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs.console.base import ConsoleAdmin, audit, confirm_page, confirmed, media_preview, pretty_json
+from jobs import hooks
+from jobs.console.base import (
+    ConsoleAdmin,
+    audit,
+    confirm_page,
+    confirmed,
+    media_preview,
+    pretty_json,
+    with_extensions,
+)
 from jobs.lib.errors import DomainError
 from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, EventType, Job, StoredObject
 from jobs.selectors import objects_expiry
 from jobs.services.jobs import job_cancel, job_rerun_chunks
 
 
-@admin.register(Client)
 class ClientAdmin(ConsoleAdmin):
     list_display = ("id", "name", "created_at")
     search_fields = ("id", "name")
@@ -54,7 +62,6 @@ class ChunkInline(admin.TabularInline):
         return False
 
 
-@admin.register(Job)
 class JobAdmin(ConsoleAdmin):
     list_display = ("id", "client", "status", "run", "chunks", "created_at", "finished_at")
     list_filter = ("status", "created_at", "client")
@@ -196,3 +203,7 @@ class EventAdmin(ConsoleAdmin):
     @admin.display(description="Data")
     def data_pretty(self, event: Event) -> SafeString:
         return pretty_json(event.data)
+
+
+admin.site.register(Client, with_extensions(ClientAdmin, hooks.admin_extensions("client")))
+admin.site.register(Job, with_extensions(JobAdmin, hooks.admin_extensions("job")))

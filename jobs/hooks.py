@@ -7,6 +7,8 @@ this module and the setting names the one implementation:
 - ``SCREENREEL_BUNDLE_BUILDER``: builds and stores a job's bundle when it settles (bundles).
 - ``SCREENREEL_EVENT_HANDLERS``: called in every event's own transaction (webhooks writes deliveries).
 - ``SCREENREEL_RETENTION_SCHEDULE``: when each stored object may be purged (retention).
+- ``SCREENREEL_ADMIN_EXTENSIONS``: actions other apps add to jobs' admin pages, by page ("job",
+  "client"): classes whose ``extra_actions`` and methods join the page (retention's holds and purges).
 """
 
 from __future__ import annotations
@@ -53,3 +55,8 @@ def event_handlers() -> tuple[EventHandler, ...]:
 def retention_schedule() -> RetentionSchedule | None:
     path = getattr(settings, "SCREENREEL_RETENTION_SCHEDULE", "")
     return import_string(path) if path else None
+
+
+def admin_extensions(page: str) -> tuple[type, ...]:
+    """The classes other apps add to jobs' admin ``page`` (read once, when the admin registers its pages)."""
+    return tuple(import_string(path) for path in getattr(settings, "SCREENREEL_ADMIN_EXTENSIONS", {}).get(page, ()))

@@ -353,3 +353,16 @@ def test_no_page_shows_typed_text(operator: Browser, viewer: Browser) -> None:
     assert f"•••••• ({len(SECRET)} characters)" in page  # masked, with its length
     # Every typed text, not only what looks secret: the spec's "Launch plan" too.
     assert "Launch plan" not in page and "•••••• (11 characters)" in page
+
+
+@pytest.mark.django_db
+def test_the_job_and_client_pages_are_one_class_each_with_retentions_actions() -> None:
+    # jobs.admin registers each page once, with what SCREENREEL_ADMIN_EXTENSIONS adds (jobs/hooks.py):
+    # retention neither imports nor re-registers jobs' pages, so nothing depends on the order of the apps.
+    actions = _registered_actions()
+    for name in ("rerun_failed", "cancel", "hold", "release_holds", "extend", "purge_now"):
+        assert ("jobs/job", name) in actions
+    assert ("jobs/client", "hold_client") in actions
+    job_page = admin.site._registry[Job]
+    assert type(job_page).__module__ == "jobs.admin"
+    assert [c.__name__ for c in type(job_page).__mro__[:3]] == ["JobAdmin", "JobRetentionActions", "JobAdmin"]

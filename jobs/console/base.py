@@ -141,3 +141,13 @@ def pretty_json(value: Any) -> SafeString:
     """JSON as the console shows it: indented, escaped, typed text masked (``mask_typed``)."""
     text = json.dumps(mask_typed(value), indent=2, sort_keys=True, default=str, ensure_ascii=False)
     return format_html('<pre class="sr-json">{}</pre>', text)
+
+
+def with_extensions(page: type[ConsoleAdmin], extensions: tuple[type, ...]) -> type[ConsoleAdmin]:
+    """``page`` with the actions and methods other apps add to it (jobs.hooks.admin_extensions): one class,
+    registered once, whatever the order of INSTALLED_APPS. An extension names its actions in
+    ``extra_actions``; they follow the page's own."""
+    if not extensions:
+        return page
+    actions = [*(page.actions or ()), *(name for ext in extensions for name in getattr(ext, "extra_actions", ()))]
+    return type(page.__name__, (*extensions, page), {"actions": actions, "__module__": page.__module__})
