@@ -8,6 +8,8 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from jobs import checks  # noqa: F401  (registers the system checks)
+        from jobs.api import schema  # noqa: F401  (registers the API key scheme with drf-spectacular)
         from jobs.console.groups import on_post_migrate
 
         # The console's groups, after every migrate (jobs.console.groups says why not a data migration).
