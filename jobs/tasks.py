@@ -16,20 +16,26 @@ from jobs.pipeline import StageResult
 from jobs.pipeline.common import stage_soft_time_limit_s
 from jobs.services import jobs as job_services
 
-# Whether this worker consumes the record queue (set in the main process, inherited by the pool's children).
+# Whether this worker consumes the record queue, and whether it runs a browser at all (recordings, or the
+# mux's cards); set in the main process, inherited by the pool's children.
 _RECORDS = False
+_BROWSES = False
 
 
 @celeryd_after_setup.connect
 def _note_queues(sender: str, instance: Any, **_: Any) -> None:
-    global _RECORDS
-    _RECORDS = QUEUE_OF[TaskName.CHUNK_RECORD] in instance.app.amqp.queues.consume_from
+    global _RECORDS, _BROWSES
+    consumed = instance.app.amqp.queues.consume_from
+    _RECORDS = QUEUE_OF[TaskName.CHUNK_RECORD] in consumed
+    _BROWSES = _RECORDS or QUEUE_OF[TaskName.CHUNK_MUX] in consumed
 
 
 @worker_process_init.connect
 def warm_browser_at_start(**_: Any) -> None:
     """A worker process that records launches its warm Chromium as it starts (jobs.media.browser), in the
     background, so that its first chunk does not wait for the launch (bench/job: about 1 s of it)."""
+    if not _BROWSES:  # a delivery or default worker: no browser library to load
+        return
     from jobs.media.browser import WARM
 
     WARM.keep = settings.SCREENREEL_BROWSERS_KEPT  # the card browsers of a mux worker too

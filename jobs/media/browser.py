@@ -17,7 +17,7 @@ Chromium, with an environment holding only the real executable's path and the un
 Chromium refuses its sandbox as root, so under a root worker the wrapper drops to that user first; either
 way the renderer runs in Chromium's user-namespace and seccomp-BPF sandbox, and the browser process has
 none of the service's environment (no SECRET_KEY, database or storage credentials) and, as another user,
-cannot read the worker's. ``--no-sandbox`` is never passed.
+cannot read the worker's. Nothing here switches Chromium's sandbox off.
 
 **No side doors.** WebRTC may send only what the context's proxy carries (no STUN or UDP around the egress
 proxy: ``--webrtc-ip-handling-policy``); downloads and service workers are refused per context by the

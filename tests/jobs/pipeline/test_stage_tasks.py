@@ -88,6 +88,7 @@ def test_a_worker_process_keeps_as_many_clients_browsers_as_the_setting_says(set
     from jobs.media.browser import WARM
 
     monkeypatch.setattr(tasks, "_RECORDS", False)  # no prelaunch: only the setting is read here
+    monkeypatch.setattr(tasks, "_BROWSES", True)  # a mux worker, which renders cards
     monkeypatch.setattr(WARM, "keep", WARM.keep)
     settings.SCREENREEL_BROWSERS_KEPT = 3
     tasks.warm_browser_at_start()
