@@ -1,6 +1,6 @@
 """What a signed link serves (docs/api.md, "Bundles, signed links and downloads"): the bundle's and each asset's
 fresh links, the purge check,
-and the short-lived storage URL a valid link redirects to. Signing itself is ``jobs.links``.
+and the short-lived storage URL a valid link redirects to. Signing itself is ``jobs.storage.links``.
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.utils.http import content_disposition_header
-from storages.backends.s3 import S3Storage
 
 from jobs.lib.errors import Conflict, DomainError
-from jobs.links import LinkTarget, link_sign, link_ttl_s
 from jobs.models import JOB_ENDED, Job, ObjectKind, StoredObject, iso
 from jobs.selectors import objects_expiry
-from jobs.storage import s3_client, s3_key
+from jobs.storage.files import Bucket, stored
+from jobs.storage.links import LinkTarget, link_sign, link_ttl_s
 
 # The redirect target is a bearer URL that leaks into browser history and proxies: keep it short.
 STORAGE_URL_MAX_TTL_S = 300
@@ -41,27 +39,14 @@ def link_check_not_purged(target: LinkTarget) -> None:
                   .values_list("purged_at", flat=True))
     if purged and purged[0] is not None:
         raise LinkPurged(purged[0])
-    if not default_storage.exists(target.key):
+    if not stored(target.key):
         raise LinkPurged(None)
 
 
-def storage_is_s3() -> bool:
-    return isinstance(default_storage, S3Storage)
-
-
-def storage_url(target: LinkTarget) -> str:
+def storage_url(s3: Bucket, target: LinkTarget) -> str:
     """A presigned GET of the target on S3 that lives at most five minutes and names the download."""
-    storage = default_storage
-    assert isinstance(storage, S3Storage)
-    # Signed by the client directly, not storage.url(): that returns an unsigned URL when the storage
-    # has a custom domain or querystring_auth off, and the bucket must never be reachable without one.
-    url: str = s3_client(storage).generate_presigned_url(
-        "get_object",
-        Params={"Bucket": storage.bucket_name, "Key": s3_key(storage, target.key),
-                "ResponseContentDisposition": content_disposition_header(True, target.filename)},
-        ExpiresIn=storage_url_ttl_s(),
-    )
-    return url
+    return s3.presigned_get(target.key, disposition=content_disposition_header(True, target.filename),
+                            ttl_s=storage_url_ttl_s())
 
 
 def _entry(obj: StoredObject, *, expires_at: datetime | None, ttl_s: int) -> dict[str, Any]:

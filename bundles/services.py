@@ -13,12 +13,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from bundles.models import Bundle
-from bundles.sinks import bundle_sink
 from jobs.lib.failures import PermanentError
-from jobs.links import link_sign
 from jobs.models import Chunk, ChunkStatus, Job, ObjectKind, StoredObject
 from jobs.services.objects import object_record
-from jobs.storage import object_key, storage_reader
+from jobs.storage.files import storage_reader
+from jobs.storage.keys import object_key
+from jobs.storage.links import link_sign
+from jobs.storage.sinks import bundle_sink
 
 _STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.AUDIO, ObjectKind.RECORDING,
                            ObjectKind.RENDITION, ObjectKind.PREVIEW})

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.files.storage import default_storage
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
@@ -17,14 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bundles.downloads import LinkPurged, bundle_links, link_check_not_purged, storage_is_s3, storage_url
+from bundles.downloads import LinkPurged, bundle_links, link_check_not_purged, storage_url
 from bundles.ranges import RangeNotSatisfiable, byte_range, read_span
 from bundles.schema import BundleLinksSerializer
 from jobs.lib.errors import DomainError, error_body
 from jobs.lib.rest import ErrorSerializer
-from jobs.links import LinkExpired, LinkInvalid, LinkTarget, link_resolve
 from jobs.models import iso
 from jobs.selectors import job_get
+from jobs.storage.files import StorageError, bucket, open_local
+from jobs.storage.links import LinkExpired, LinkInvalid, LinkTarget, link_resolve
 
 
 class BundleLinksView(APIView):
@@ -63,8 +63,9 @@ class LinkDownloadView(APIView):
         except LinkPurged as exc:
             raise DomainError(str(exc), code="asset_purged", status_code=410,
                               details={"purged_at": iso(exc.purged_at)}) from exc
-        if storage_is_s3():
-            response: HttpResponseBase = HttpResponseRedirect(storage_url(target))
+        s3 = bucket()
+        if s3 is not None:
+            response: HttpResponseBase = HttpResponseRedirect(storage_url(s3, target))
             response["Cache-Control"] = "private, no-store"
             return response
         return _serve_local(request, target)
@@ -73,8 +74,11 @@ class LinkDownloadView(APIView):
 def _serve_local(request: Request, target: LinkTarget) -> HttpResponseBase:
     """Stream the file in blocks, honouring a single byte range (resumable downloads of big bundles)."""
     try:
-        fh = default_storage.open(target.key, "rb")
-    except FileNotFoundError as exc:  # purged between the check and now
+        fh = open_local(target.key)
+    except StorageError as exc:
+        if not exc.missing:
+            raise
+        # purged between the check and now
         raise DomainError("This file has been purged under the retention policy.", code="asset_purged",
                           status_code=410, details={"purged_at": None}) from exc
     try:

@@ -383,7 +383,7 @@ class StoredObject(models.Model):
     """One object the service wrote to storage: the row retention decides on and audits (docs/retention.md).
 
     The row is written before the upload, so storage never holds an object without one. Keys are
-    ``<class>/clients/<client>/jobs/<job>/...`` (``jobs.storage.object_key``): a purge can prove from the key
+    ``<class>/clients/<client>/jobs/<job>/...`` (``jobs.storage.keys.object_key``): a purge can prove from the key
     alone which tenant and class it belongs to, and a bucket lifecycle rule can match each class by prefix.
     When it may be purged is not stored: it follows from ``created_at`` and the policy in force when asked.
     """
@@ -417,7 +417,7 @@ class StoredObject(models.Model):
             models.UniqueConstraint(fields=["key"], name="object_key_unique"),
         ]
         indexes = [
-            # The purge: a client's unpurged objects of one class created before a cutoff (retention.services);
+            # The purge: a client's unpurged objects of one class created before a cutoff (retention.services.purge);
             # also every per-client read of what is stored (the admin's retention overview).
             models.Index(fields=["client", "retention_class", "created_at"], name="object_purge_due_idx",
                          condition=Q(purged_at__isnull=True)),

@@ -10,8 +10,8 @@ from django.db.models import Prefetch, QuerySet
 
 from jobs import hooks
 from jobs.lib.errors import NotFound
-from jobs.links import link_sign, link_ttl_s
 from jobs.models import Chunk, Client, Event, Job, ObjectKind, StoredObject, iso
+from jobs.storage.links import link_sign, link_ttl_s
 
 
 def storable(value: str) -> bool:

@@ -26,11 +26,7 @@ from jobs.console.base import ConsoleAdmin, audit, confirm_page, confirmed, oper
 from jobs.models import Client, StoredObject
 from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
 from retention.selectors import CLASSES, deployment_policy, holds_in_force, policies_for, upcoming_purges
-from retention.services import (
-    hold_place,
-    hold_release,
-    retention_policy_set,
-)
+from retention.services.holds import hold_place, hold_release, retention_policy_set
 
 # The overview shows, per client, its name, policy, stored objects, purge runs and audit: whoever opens it
 # must be allowed to view each of those (viewers and operators are; a bare staff account is not).

@@ -1,5 +1,5 @@
 """Retention's actions on jobs' own admin pages (the job page: hold, release, extend, purge now; the client
-page: hold every job), each through ``retention.services`` and audited.
+page: hold every job), each through ``retention.services.holds`` and ``retention.services.purge`` and audited.
 
 jobs' admin adds them to its pages through the seam ``SCREENREEL_ADMIN_EXTENSIONS`` (jobs/hooks.py): jobs
 imports none of the apps built on it, and no page is registered twice.
@@ -17,7 +17,8 @@ from jobs.console.base import ConsoleAdmin, Field, audit, confirm_page, confirme
 from jobs.lib.errors import DomainError
 from jobs.models import Client, Job, StoredObject
 from retention.selectors import holds_in_force
-from retention.services import hold_place, hold_release, retention_extend, retention_purge_job
+from retention.services.holds import hold_place, hold_release, retention_extend
+from retention.services.purge import retention_purge_job
 
 PURGE_PERMISSION = "retention.purge_now"
 

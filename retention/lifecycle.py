@@ -22,10 +22,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
-from storages.backends.s3 import S3Storage
 
 from jobs.models import StoredObject
-from jobs.storage import s3_key
+from jobs.storage.files import Bucket
 from retention.models import RetentionPolicy, default_days
 from retention.selectors import CLASSES, held_now
 
@@ -50,13 +49,13 @@ def longest_days() -> dict[str, int]:
     return {c: max(default_days(c), own[c] or 0) for c in CLASSES}
 
 
-def lifecycle_plan(*, storage: S3Storage) -> LifecyclePlan:
+def lifecycle_plan(s3: Bucket) -> LifecyclePlan:
     """The rules the bucket should have now, and warnings about held objects the backstop would reach."""
     grace_days = math.ceil(settings.SCREENREEL_RETENTION_GRACE_S / 86400)
     days = {c: d + grace_days for c, d in longest_days().items()}
-    rules = [_expire_rule(f"{c}-expire", s3_key(storage, f"{c}/"), days[c]) for c in CLASSES]
-    rules.append(_expire_rule("legacy-expire", s3_key(storage, "clients/"), max(days.values())))
-    rules.append({"ID": f"{RULE_PREFIX}abort-multipart", "Status": "Enabled", "Filter": {"Prefix": s3_key(storage, "")},
+    rules = [_expire_rule(f"{c}-expire", s3.key(f"{c}/"), days[c]) for c in CLASSES]
+    rules.append(_expire_rule("legacy-expire", s3.key("clients/"), max(days.values())))
+    rules.append({"ID": f"{RULE_PREFIX}abort-multipart", "Status": "Enabled", "Filter": {"Prefix": s3.key("")},
                   "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS}})
     warnings = []
     soon = timezone.now() + timedelta(days=7)
@@ -75,36 +74,22 @@ def _expire_rule(name: str, prefix: str, days: int) -> dict[str, Any]:
             "Expiration": {"Days": days}, "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_DAYS}}
 
 
-def lifecycle_apply(*, storage: S3Storage, plan: LifecyclePlan) -> list[dict[str, Any]]:
+def lifecycle_apply(s3: Bucket, plan: LifecyclePlan) -> list[dict[str, Any]]:
     """Write the plan's rules to the bucket, keeping any rules that are not ours; returns what the bucket has."""
-    client = storage.connection.meta.client
-    current = lifecycle_current(storage=storage)
-    others = [r for r in current if not str(r.get("ID", "")).startswith(RULE_PREFIX)]
-    client.put_bucket_lifecycle_configuration(Bucket=storage.bucket_name,
-                                              LifecycleConfiguration={"Rules": [*others, *plan.rules]})
-    return lifecycle_current(storage=storage)
+    others = [r for r in s3.lifecycle_rules() if not str(r.get("ID", "")).startswith(RULE_PREFIX)]
+    s3.put_lifecycle_rules([*others, *plan.rules])
+    return s3.lifecycle_rules()
 
 
-def lifecycle_current(*, storage: S3Storage) -> list[dict[str, Any]]:
-    client = storage.connection.meta.client
-    try:
-        rules: list[dict[str, Any]] = client.get_bucket_lifecycle_configuration(Bucket=storage.bucket_name)["Rules"]
-    except client.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
-            return []
-        raise
-    return rules
-
-
-def lifecycle_sync(*, storage: S3Storage) -> bool:
+def lifecycle_sync(s3: Bucket) -> bool:
     """Re-apply the rules when the bucket's differ from what the policies need now (a policy raised since the
     last apply must never be undercut by the backstop); returns True when it wrote them. Beat runs it with
     every purge: one GET when nothing changed."""
-    plan = lifecycle_plan(storage=storage)
-    ours = {r["ID"]: r for r in lifecycle_current(storage=storage) if str(r.get("ID", "")).startswith(RULE_PREFIX)}
+    plan = lifecycle_plan(s3)
+    ours = {r["ID"]: r for r in s3.lifecycle_rules() if str(r.get("ID", "")).startswith(RULE_PREFIX)}
     if all(_same(ours.get(rule["ID"]), rule) for rule in plan.rules) and len(ours) == len(plan.rules):
         return False
-    lifecycle_apply(storage=storage, plan=plan)
+    lifecycle_apply(s3, plan)
     return True
 
 

@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from django.core.files.storage import default_storage
-from storages.backends.s3 import S3Storage
 
 from jobs.lib.task_names import TaskName
-from retention import lifecycle, services
+from jobs.storage.files import bucket
+from retention import lifecycle
+from retention.services import purge, scratch
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +19,15 @@ log = logging.getLogger(__name__)
 def retention_purge() -> dict[str, Any]:
     """Purge what the policies allow, keep the bucket's lifecycle backstop in step with the policies, and
     sweep this machine's scratch space; returns the counts."""
-    summary = services.retention_purge(trigger="beat")
+    summary = purge.retention_purge(trigger="beat")
     synced = None
-    if isinstance(default_storage, S3Storage):
+    s3 = bucket()
+    if s3 is not None:
         try:
-            synced = lifecycle.lifecycle_sync(storage=default_storage)
+            synced = lifecycle.lifecycle_sync(s3)
         except Exception:  # the purge is the precise path; a bucket that refuses lifecycle writes says so here
             log.warning("could not bring the bucket's lifecycle rules in step with the policies", exc_info=True)
-    scratch = services.scratch_sweep()
+    swept = scratch.scratch_sweep()
     return {"objects": summary.objects, "bytes": summary.bytes, "refused": len(summary.refused),
             "failed": len(summary.failed), "skipped": summary.skipped, "lifecycle_written": synced,
-            "scratch": scratch}
+            "scratch": swept}

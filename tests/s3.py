@@ -1,5 +1,5 @@
 """A real S3 endpoint for tests: moto's server in its own process (docs/architecture.md, "Tests"), and a switch that
-points Django's default storage at it for one test.
+points Django's default storage at it for one test (or, ``local_storage``, at a folder of the test's own).
 
 Use from a conftest: ``from tests.s3 import moto_s3, s3_storage  # noqa: F401``.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from pytest_django.fixtures import Settings as SettingsWrapper
 from storages.backends.s3 import S3Storage
 
@@ -189,3 +189,14 @@ def s3_outage(moto_s3: MotoS3, settings: SettingsWrapper) -> Iterator[S3Outage]:
         yield relay
     finally:
         relay.down()
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path, settings: SettingsWrapper) -> Iterator[Path]:
+    """Django's default storage is a FileSystemStorage in this test's own directory."""
+    root = tmp_path / "media"
+    settings.STORAGES = {**settings.STORAGES,
+                         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                     "OPTIONS": {"location": str(root)}}}
+    assert isinstance(default_storage, FileSystemStorage) and Path(default_storage.location) == root
+    yield root

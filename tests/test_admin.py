@@ -115,7 +115,7 @@ def test_cancel_asks_first_then_goes_through_the_service_and_is_logged(operator:
 
 def test_hold_needs_a_reason_and_protects_the_job_from_the_purge(operator: Browser, local_storage: Path,
                                                                  tmp_path: Path) -> None:
-    from retention.services import retention_purge
+    from retention.services.purge import retention_purge
 
     job = make_job()
     obj = put(job, kind="recording", name="chunk-1-recording.mp4", tmp=tmp_path, created_at=aged(8))
@@ -164,7 +164,7 @@ def test_purge_now_lists_what_will_go_then_deletes_it_with_audit_rows_naming_the
 
 def test_the_audit_log_can_be_neither_added_to_edited_nor_deleted_from(operator: Browser, local_storage: Path,
                                                                        tmp_path: Path) -> None:
-    from retention.services import retention_purge
+    from retention.services.purge import retention_purge
 
     job = make_job()
     put(job, kind="recording", name="chunk-1-recording.mp4", tmp=tmp_path, created_at=aged(8))

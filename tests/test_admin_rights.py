@@ -32,7 +32,7 @@ from jobs.services.events import event_record
 from jobs.services.jobs import job_create
 from jobs.services.objects import object_record
 from jobs.services.transitions import job_transition
-from retention.services import hold_place
+from retention.services.holds import hold_place
 from tests.bundles.conftest import local_storage
 from tests.conftest import VALID_SPEC, Tenant
 from tests.factories import make_client, make_job

@@ -15,8 +15,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from jobs.lib.logs import redact
-from jobs.links import link_sign
 from jobs.services.clients import client_create
+from jobs.storage.links import link_sign
 from tests.factories import make_job
 from tests.processes import asgi_server, child_env, flush_redis
 

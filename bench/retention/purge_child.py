@@ -17,7 +17,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from retention.services import retention_purge
+    from retention.services.purge import retention_purge
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()

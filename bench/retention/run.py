@@ -4,7 +4,7 @@
 
 Workload: ``--objects`` expired objects (raw, output and bundle classes) spread over ``--clients`` clients,
 each a real object in moto's S3 server and a StoredObject row. The real service
-(``retention.services.retention_purge``, in a process of its own so its peak RSS can be read) purges them
+(``retention.services.purge.retention_purge``, in a process of its own so its peak RSS can be read) purges them
 all: eligibility query, tenant/class key check, DeleteObjects per 1,000 keys, purged_at and one audit row
 per object. It runs twice: with only those rows in the table, and with ``--rows`` rows in all (the rest
 young or already purged, so they must be skipped by the index, not read).
@@ -160,7 +160,7 @@ def run_baseline(s3: MotoHere, keys_file: Path) -> dict[str, Any]:
 
 
 def explain_eligibility() -> str:
-    """EXPLAIN ANALYZE of the read each purge step makes (retention.services._client_unit), for one client."""
+    """EXPLAIN ANALYZE of the read each purge step makes (retention.services.purge._client_unit), for one client."""
     from retention.selectors import CANDIDATE_FIELDS, eligible
 
     qs = eligible(client_id="cli_bench000", retention_class="raw", days=7).order_by("created_at", "id")

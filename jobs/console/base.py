@@ -28,8 +28,8 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs.links import link_sign
 from jobs.models import ObjectKind, StoredObject
+from jobs.storage.links import link_sign
 
 # The admin's previews are for the operator looking now; an hour is plenty and leaks little.
 PREVIEW_TTL_S = 3600

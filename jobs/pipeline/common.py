@@ -25,7 +25,7 @@ from jobs.pipeline.pricing import chunk_cost
 from jobs.services.leases import Lease
 from jobs.services.locks import chunk_lock
 from jobs.services.transitions import chunk_transition
-from jobs.storage import storage_fault
+from jobs.storage.files import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _reason(exc: Exception, *, chunk: Chunk, stage: str) -> str:
         return (f"The {STAGE_NOUN[stage]} ran past its time limit of {settings.SCREENREEL_STAGE_TIME_LIMIT_S} s "
                 "and was not retried, since it would run out of time again; shorten the feature (its waits, typed "
                 "text and pages that are slow to load).")
-    if storage_fault(exc) is not None:
+    if storage_error(exc) is not None:
         summary = STORAGE_FAILED
     elif isinstance(exc, ProcessError):
         summary = ENCODING_FAILED[stage]

@@ -27,7 +27,7 @@ from jobs.services.leases import lease_kept
 from jobs.services.objects import object_store
 from jobs.services.transitions import chunk_transition
 from jobs.spec import Feature
-from jobs.storage import fetch_file
+from jobs.storage.files import fetch_file
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from jobs.services.leases import leases_stop_on_commit
 from jobs.services.locks import client_lock
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
-from jobs.storage import storage_fault
+from jobs.storage.files import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def job_settle(*, job_id: str, attempt: int | None = None) -> str | None:
 def _settle_failed(claim: _SettleClaim, exc: Exception) -> None:
     """A build failed: schedule the next while retries remain and the error may pass, else end the job failed."""
     job, attempt = claim.job, claim.attempt
-    fault = storage_fault(exc)
+    fault = storage_error(exc)
     summary = BUNDLE_TOO_SLOW if isinstance(exc, SoftTimeLimitExceeded) else (
         BUNDLE_STORAGE_FAILED if fault is not None else BUNDLE_FAULT)
     told = failure_told(exc, summary=summary, logger=log, what=f"job {job.pk}: bundle build {attempt}")

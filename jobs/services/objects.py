@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from jobs.lib.failures import PermanentError
 from jobs.models import KIND_CLASS, Chunk, Job, StoredObject
-from jobs.storage import file_digest, object_key, upload_file
+from jobs.storage.files import file_digest, upload_file
+from jobs.storage.keys import object_key
 
 
 class PurgedKeyReused(PermanentError):

@@ -15,8 +15,8 @@ from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
 
 from bundles.services import bundle_build
-from jobs.links import link_sign
 from jobs.models import Job, JobStatus, ObjectKind, StoredObject
+from jobs.storage.links import link_sign
 from tests.bundles.support import SyntheticMedia, chunks_of, job_with_assets
 from tests.conftest import Tenant
 from tests.processes import SERVER_PIDS, asgi_server, child_env, peak_rss_bytes

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 
 from jobs.models import Chunk, Job, StoredObject
 from jobs.services.objects import object_store
-from retention.services import db_now
+from retention.services.purge import db_now
 
 KIND_BY_CLASS = {"raw": "recording", "output": "video", "bundle": "bundle"}
 

@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from bundles.services import bundle_build
 from jobs.models import Job, JobStatus, ObjectKind, StoredObject
 from retention.models import RetentionPolicy
-from retention.services import hold_place, retention_purge
+from retention.services.holds import hold_place
+from retention.services.purge import retention_purge
 from tests.bundles.support import chunks_of, job_with_assets
 from tests.conftest import Tenant
 from tests.retention.support import aged

@@ -11,7 +11,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from jobs.models import StoredObject
 from retention.models import PurgeAudit, PurgeRun
-from retention.services import retention_purge
+from retention.services.purge import retention_purge
 from tests.factories import make_client, make_job
 from tests.retention.support import in_storage, put, recordings
 

@@ -53,7 +53,7 @@ def test_it_shows_then_writes_rules_no_earlier_than_the_longest_policy_plus_grac
 
 
 def test_beats_purge_brings_the_rules_in_step_when_a_policy_was_raised(s3_storage: MotoS3) -> None:
-    from retention.services import retention_policy_set
+    from retention.services.holds import retention_policy_set
     from retention.tasks import retention_purge
 
     assert retention_purge()["lifecycle_written"] is True  # none yet: written

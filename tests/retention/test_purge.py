@@ -15,16 +15,10 @@ from django.db import DatabaseError, connection, transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from jobs.models import StoredObject
+from jobs.storage.files import Bucket, LocalDeleter
 from retention.models import PurgeAudit, PurgeRun, RetentionPolicy
-from retention.services import (
-    ADVISORY_LOCK_ID,
-    LocalDeleter,
-    hold_place,
-    hold_release,
-    retention_extend,
-    retention_purge,
-    retention_purge_job,
-)
+from retention.services.holds import hold_place, hold_release, retention_extend
+from retention.services.purge import ADVISORY_LOCK_ID, retention_purge, retention_purge_job
 from tests.factories import make_client, make_job
 from tests.retention.support import KIND_BY_CLASS, aged, in_storage, put, recordings
 from tests.s3 import MotoS3
@@ -193,10 +187,9 @@ def test_partial_delete_errors_leave_those_objects_for_the_next_run_with_one_aud
     job = make_job()
     objects = recordings(job, 10, tmp=tmp_path)
     failing = {objects[1].key, objects[6].key}
-    from retention.services import S3Deleter
     faulty = s3_storage.client()  # its own client: the storage's stays healthy for the second run
     _inject_delete_errors(faulty, failing)
-    deleter = S3Deleter(default_storage, client=faulty)
+    deleter = Bucket(default_storage, client=faulty)
 
     first = retention_purge(deleter=deleter)
     assert first.objects == 8 and set(first.failed) == failing
@@ -325,7 +318,7 @@ def test_a_purged_key_is_never_written_again(local_storage: Path, tmp_path: Path
 
 def test_a_policy_lengthened_during_a_purge_protects_the_rest_of_it(local_storage: Path, tmp_path: Path,
                                                                     settings: SettingsWrapper) -> None:
-    from retention.services import retention_policy_set
+    from retention.services.holds import retention_policy_set
 
     settings.SCREENREEL_RETENTION_BATCH = 2
     job = make_job()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from retention.services import scratch_sweep
+from retention.services.scratch import scratch_sweep
 
 
 def _aged(path: Path, seconds: float) -> Path:

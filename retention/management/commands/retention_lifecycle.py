@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandParser
-from storages.backends.s3 import S3Storage
 
-from retention.lifecycle import lifecycle_apply, lifecycle_current, lifecycle_plan
+from jobs.storage.files import bucket
+from retention.lifecycle import lifecycle_apply, lifecycle_plan
 
 
 class Command(BaseCommand):
@@ -20,17 +19,17 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the plan as one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        storage = default_storage
-        if not isinstance(storage, S3Storage):
+        s3 = bucket()
+        if s3 is None:
             self.stdout.write("Storage is the local filesystem: there is no bucket lifecycle; the purge (beat) is "
                               "the only path.")
             return
-        plan = lifecycle_plan(storage=storage)
-        applied = lifecycle_apply(storage=storage, plan=plan) if options["apply"] else None
+        plan = lifecycle_plan(s3)
+        applied = lifecycle_apply(s3, plan) if options["apply"] else None
         if options["json"]:
             self.stdout.write(json.dumps({**plan.to_dict(), "applied": applied is not None,
                                           "bucket_rules": applied if applied is not None
-                                          else lifecycle_current(storage=storage)}, default=str))
+                                          else s3.lifecycle_rules()}, default=str))
             return
         for rule in plan.rules:
             what = (f"expire after {rule['Expiration']['Days']} days" if "Expiration" in rule

@@ -8,7 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.models import Client
-from retention.services import retention_purge, scratch_sweep
+from retention.services.purge import retention_purge
+from retention.services.scratch import scratch_sweep
 
 
 class Command(BaseCommand):

@@ -1,6 +1,4 @@
-"""Every write of retention: the purge, holds, policies, and the sweep of workers' scratch space.
-
-The purge (docs/retention.md) is safe by construction:
+"""The purge: deleting what each client's policy allows (docs/retention.md), safe by construction:
 - what it deletes is decided by one query in database time (``retention.selectors.eligible``);
 - before any delete, each key is checked against the tenant and class prefix it must have;
 - one purge runs at a time (a PostgreSQL advisory lock; a file lock on the embedded SQLite default);
@@ -15,33 +13,28 @@ The purge (docs/retention.md) is safe by construction:
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
-import os
-import shutil
-import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, Storage, default_storage
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from storages.backends.s3 import S3Storage
 
 from jobs.lib import metrics
 from jobs.lib.errors import Conflict
-from jobs.models import JOB_ENDED, Client, Job, StoredObject
+from jobs.models import JOB_ENDED, Job, StoredObject
 from jobs.services.locks import client_lock
-from jobs.storage import key_belongs, s3_client, s3_key
-from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
+from jobs.storage.files import S3_MAX_KEYS_PER_DELETE, Deleter, deleter_for
+from jobs.storage.keys import key_belongs
+from retention.models import PurgeAudit, PurgeRun
 from retention.selectors import (
     CLASSES,
     Candidate,
@@ -57,68 +50,6 @@ log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same in every process of the deployment.
 ADVISORY_LOCK_ID = 0x5C2EE7_0001
-S3_MAX_KEYS_PER_DELETE = 1000
-
-
-# --- Deleting from storage --------------------------------------------------------------------------------
-
-class Deleter(Protocol):
-    def delete(self, keys: list[str]) -> dict[str, str]:
-        """Delete ``keys``; returns the keys that were not deleted, each with the reason."""
-        ...
-
-
-class S3Deleter:
-    """``DeleteObjects`` in quiet mode: the answer lists only the keys that failed."""
-
-    def __init__(self, storage: S3Storage, *, client: Any = None) -> None:
-        self.storage = storage
-        self.client = client if client is not None else s3_client(storage)
-
-    def delete(self, keys: list[str]) -> dict[str, str]:
-        failed: dict[str, str] = {}
-        for start in range(0, len(keys), S3_MAX_KEYS_PER_DELETE):
-            part = keys[start:start + S3_MAX_KEYS_PER_DELETE]
-            names = {s3_key(self.storage, k): k for k in part}
-            try:
-                response = self.client.delete_objects(
-                    Bucket=self.storage.bucket_name,
-                    Delete={"Objects": [{"Key": name} for name in names], "Quiet": True})
-            except Exception as exc:  # the whole call failed: every key stays for the next run
-                reason = f"{type(exc).__name__}: {exc}"[:300]
-                failed.update({k: reason for k in part})
-                continue
-            for error in response.get("Errors", []):
-                key = names.get(error.get("Key", ""), error.get("Key", ""))
-                failed[key] = f"{error.get('Code', 'Error')}: {error.get('Message', '')}"[:300]
-        return failed
-
-
-class LocalDeleter:
-    """Unlinks files; a file already gone counts as deleted, as on S3."""
-
-    def __init__(self, storage: FileSystemStorage) -> None:
-        self.storage = storage
-
-    def delete(self, keys: list[str]) -> dict[str, str]:
-        failed: dict[str, str] = {}
-        for key in keys:
-            try:
-                os.unlink(self.storage.path(key))
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                failed[key] = f"{type(exc).__name__}: {exc.strerror}"
-        return failed
-
-
-def deleter_for(storage: Storage | None = None) -> Deleter:
-    storage = storage if storage is not None else default_storage
-    if isinstance(storage, S3Storage):
-        return S3Deleter(storage)
-    if isinstance(storage, FileSystemStorage):
-        return LocalDeleter(storage)
-    raise NotImplementedError(f"no deleter for {type(storage).__name__}")
 
 
 # --- One purge at a time ----------------------------------------------------------------------------------
@@ -438,88 +369,3 @@ def _mark_purged(*, ids: list[int], days: int | None, operator: str, run: PurgeR
             f"SELECT id, client_id, job_id, key, retention_class, kind, bytes, %s, %s, %s, %s FROM {objects} "
             f"WHERE id IN ({placeholders}) ON CONFLICT (stored_object_id) DO NOTHING",
             [days, operator, run.pk, connection.ops.adapt_datetimefield_value(at), *ids])
-
-
-# --- Holds ------------------------------------------------------------------------------------------------
-
-def hold_place(*, client: Client, reason: str, placed_by: str, job: Job | None = None,
-               until: datetime | None = None) -> Hold:
-    """Hold a job (or every job of a client) so nothing of it is purged; returns the hold."""
-    if not reason.strip():
-        raise Conflict("A hold needs a reason.", code="hold_reason_required")
-    if job is not None and job.client_id != client.pk:
-        raise Conflict("That job belongs to another client.", code="hold_wrong_client")
-    with transaction.atomic():
-        client_lock(client.pk)  # see _purge_batch
-        return Hold.objects.create(client=client, job=job, reason=reason.strip(), placed_by=placed_by, until=until)
-
-
-def retention_extend(*, job: Job, days: int, placed_by: str, reason: str = "") -> Hold:
-    """Keep everything of ``job`` for at least ``days`` more days from now (a hold that ends); returns it."""
-    if not 1 <= days <= 3650:
-        raise Conflict("Extend by 1 to 3650 days.", code="invalid_days")
-    return hold_place(client=job.client, job=job, placed_by=placed_by,
-                      reason=reason or f"Retention extended by {days} days.",
-                      until=timezone.now() + timedelta(days=days))
-
-
-def retention_policy_set(*, client: Client, days: dict[str, int | None]) -> RetentionPolicy:
-    """Set a client's own days per class (None: the deployment's default); returns the policy. Takes the
-    client's row lock, as each purge batch does, so a running purge sees the change at its next batch."""
-    for cls, value in days.items():
-        if cls not in CLASSES:
-            raise Conflict(f"No retention class {cls!r}; the classes are {', '.join(CLASSES)}.",
-                           code="unknown_retention_class")
-        if value is not None and not 1 <= value <= 3650:
-            raise Conflict(f"{cls} days must be 1 to 3650.", code="invalid_days")
-    with transaction.atomic():
-        client_lock(client.pk)
-        policy, _ = RetentionPolicy.objects.update_or_create(
-            client=client, defaults={f"{cls}_days": value for cls, value in days.items()})
-        return policy
-
-
-def hold_release(*, hold: Hold, released_by: str) -> bool:
-    """End a hold now (the normal policy applies again); returns False if it had already ended."""
-    return Hold.objects.filter(pk=hold.pk, released_at__isnull=True).update(
-        released_at=timezone.now(), released_by=released_by) == 1
-
-
-# --- Scratch space ----------------------------------------------------------------------------------------
-
-def scratch_sweep(*, now: float | None = None) -> dict[str, int]:
-    """Remove what killed workers left in the work directory and cards unused for long; returns counts."""
-    now = now if now is not None else time.time()
-    counts = {"work_dirs": 0, "cards": 0}
-    work: Path = settings.SCREENREEL_WORK_DIR
-    work_cutoff = now - settings.SCREENREEL_SCRATCH_MAX_AGE_S
-    if work.is_dir():
-        for job_dir in work.iterdir():
-            if not job_dir.is_dir():
-                continue
-            removed = 0
-            for stage_dir in list(job_dir.iterdir()):
-                if _mtime(stage_dir) < work_cutoff:
-                    shutil.rmtree(stage_dir, ignore_errors=True)
-                    removed += 1
-            counts["work_dirs"] += removed
-            if removed or _mtime(job_dir) < work_cutoff:
-                # A stage starting right now recreates it (mkdir parents=True), or keeps it non-empty.
-                with contextlib.suppress(OSError):
-                    job_dir.rmdir()
-    cards: Path = settings.SCREENREEL_CARD_CACHE_DIR
-    card_cutoff = now - settings.SCREENREEL_CARD_CACHE_MAX_AGE_S
-    if cards.is_dir():
-        for card in cards.iterdir():
-            # A hit touches the card (jobs.media.mux), so the mtime is its last use.
-            if card.is_file() and _mtime(card) < card_cutoff:
-                card.unlink(missing_ok=True)
-                counts["cards"] += 1
-    return counts
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return float("inf")

@@ -1,4 +1,4 @@
-"""Streaming files into and out of storage with flat memory (docs/api.md, "Bundles, signed links and downloads").
+"""Streaming writes into storage with flat memory (docs/api.md, "Bundles, signed links and downloads").
 
 ``bundle_sink`` is a write-only, unseekable file: ``zipfile.ZipFile(sink, "w")`` writes to it (and so
 uses data descriptors), and the bytes go straight into storage as they come:
@@ -9,7 +9,7 @@ uses data descriptors), and the bytes go straight into storage as they come:
 - Local ``FileSystemStorage``: a temporary file next to the target, renamed onto it atomically, so a
   reader never sees half a file.
 
-The way back in is ``jobs.storage.storage_reader``.
+The way back in is ``jobs.storage.files.storage_reader``. Failures leave as ``StorageError``, as in ``files``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage, default_storage
-from storages.backends.s3 import S3Storage
 
-from jobs.storage import s3_client, s3_key
+from jobs.storage.files import bucket, classified
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +79,16 @@ class BundleSink(io.RawIOBase):
         n = view.nbytes
         if n:
             self._digest.update(view)
-            self._write(view)
+            with classified("writing"):
+                self._write(view)
             self._size += n
         return n
 
     def commit(self) -> None:
         if self._done:
             return
-        self._commit()
+        with classified("completing a write"):
+            self._commit()
         self._done = True
         self.close()
 
@@ -246,11 +247,14 @@ def sink_open(*, key: str, content_type: str = "application/octet-stream",
     """A sink writing ``key`` in ``storage`` (the default storage); the caller must commit or abort it."""
     # default_storage is a lazy proxy re-made when STORAGES changes; isinstance() sees through it.
     storage = storage if storage is not None else default_storage
-    if isinstance(storage, S3Storage):
-        return S3MultipartSink(client=s3_client(storage), bucket=storage.bucket_name, key=s3_key(storage, key),
-                               part_bytes=part_bytes or part_bytes_setting(), content_type=content_type)
+    s3 = bucket(storage)
+    if s3 is not None:
+        with classified("starting an upload"):
+            return S3MultipartSink(client=s3.client, bucket=s3.name, key=s3.key(key),
+                                   part_bytes=part_bytes or part_bytes_setting(), content_type=content_type)
     if isinstance(storage, FileSystemStorage):
-        return LocalFileSink(path=Path(storage.path(key)), file_mode=storage.file_permissions_mode)
+        with classified("starting a file"):
+            return LocalFileSink(path=Path(storage.path(key)), file_mode=storage.file_permissions_mode)
     raise NotImplementedError(f"no streaming sink for {type(storage).__name__}")
 
 

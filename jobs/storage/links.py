@@ -17,7 +17,7 @@ from django.core import signing
 from django.urls import reverse
 
 from jobs.models import Client
-from jobs.storage import key_belongs
+from jobs.storage.keys import key_belongs
 
 SALT = "screenreel.link.v1"
 
@@ -73,7 +73,7 @@ def link_resolve(token: str) -> LinkTarget:
             str(payload["f"])
     except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
         raise LinkInvalid("This link is not valid.") from exc
-    # Defence in depth: a link only ever reaches its own client's namespace (jobs.storage.object_key).
+    # Defence in depth: a link only ever reaches its own client's namespace (jobs.storage.keys.object_key).
     if not key_belongs(key, client_id=client_id):
         raise LinkInvalid("This link is not valid.")
     if expires < time.time():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from bundles.sinks import MIN_PART_BYTES, S3MultipartSink, bundle_sink, sink_open
+from jobs.storage.sinks import MIN_PART_BYTES, S3MultipartSink, bundle_sink, sink_open
 from tests.bundles.support import MiB, SyntheticMedia
 from tests.s3 import MotoS3
 
