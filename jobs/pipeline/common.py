@@ -21,7 +21,8 @@ from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
 from jobs.media.errors import ProcessError, Stopped
 from jobs.models import RETRY_NOTE, STAGE_STATUSES, Chunk, ChunkStatus, JobStatus
-from jobs.pipeline.pricing import chunk_cost
+from jobs.pipeline.handoffs import recording_of, speech_of
+from jobs.pipeline.pricing import chunk_cost_of
 from jobs.services.leases import Lease
 from jobs.services.locks import chunk_lock
 from jobs.services.transitions import chunk_transition
@@ -176,11 +177,10 @@ def _used_cost(chunk: Chunk, stage: str, used_s: float) -> dict[str, Any]:
     """What a chunk that ran out of time is charged: the recording it made (or, when the recording itself ran
     out, the time it recorded for) and the narration it had spoken, at the client's rates."""
     now = Chunk.objects.filter(pk=chunk.pk).only("recording", "speech").first()
-    recording: dict[str, Any] = (now.recording if now else None) or {}
-    speech: dict[str, Any] = (now.speech if now else None) or {}
-    recording_ms = int(recording.get("duration_ms") or (used_s * 1000 if stage == "record" else 0))
-    return chunk_cost(client=chunk.job.client, recording_ms=recording_ms, characters=int(speech.get("characters", 0)),
-                      provider=str(speech.get("provider", "")), provider_characters=speech.get("character_cost"))
+    recording = recording_of(now) if now else None
+    speech = speech_of(now) if now else None
+    recording_ms = (recording.duration_ms if recording else 0) or int(used_s * 1000 if stage == "record" else 0)
+    return chunk_cost_of(client=chunk.job.client, recording_ms=recording_ms, speech=speech)
 
 
 def workdir(chunk: Chunk, stage: str) -> Path:

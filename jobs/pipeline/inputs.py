@@ -11,6 +11,7 @@ from jobs.lib.net.policy import egress_policy
 from jobs.media.elevenlabs import ElevenLabsConfig
 from jobs.media.errors import MediaError
 from jobs.models import Chunk
+from jobs.pipeline.handoffs import speech_of
 
 LOGO_MAX_BYTES = 5 * 1024 * 1024
 
@@ -31,7 +32,8 @@ def previous_request_ids(chunk: Chunk) -> list[str]:
     Chunks are voiced in parallel, so only the earlier chunks already spoken can be named.
     """
     earlier = Chunk.objects.filter(job_id=chunk.job_id, index__lt=chunk.index, speech__isnull=False).order_by("index")
-    return [c.speech["request_id"] for c in earlier if c.speech and c.speech.get("request_id")]
+    spoken = (speech_of(c) for c in earlier)
+    return [s.request_id for s in spoken if s is not None and s.request_id]
 
 
 def logo_fetch(*, url: str, dest: Path) -> Path:

@@ -21,7 +21,8 @@ from jobs.media import mux as muxer
 from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
 from jobs.pipeline import inputs
 from jobs.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
-from jobs.pipeline.pricing import chunk_cost
+from jobs.pipeline.handoffs import LineAudio, Recording, recording_of, speech_of
+from jobs.pipeline.pricing import chunk_cost_of
 from jobs.pipeline.progress import ChunkProgress
 from jobs.services.leases import lease_kept
 from jobs.services.objects import object_store
@@ -82,7 +83,7 @@ def feature_chapters(feature: Feature, step_starts: dict[int, float]) -> list[ca
 
 
 def _renditions(chunk: Chunk, work: Path, *, body: Path, main: muxer.MuxResult, logo: Path | None,
-                branding: muxer.Branding) -> None:
+                branding: muxer.Branding, recording: Recording) -> None:
     """The cuts and the GIF the job asked for (``outputs``), from the final video, stored."""
     job, n = chunk.job, chunk.index
     spec = job.parsed_spec
@@ -100,9 +101,9 @@ def _renditions(chunk: Chunk, work: Path, *, body: Path, main: muxer.MuxResult, 
                      meta={"rendition": shape, "width": cut.width, "height": cut.height,
                            "duration_ms": cut.duration_ms})
     if "gif" in spec.outputs:
-        steps = (chunk.recording or {}).get("steps", [])
+        steps = recording.steps
         first = min(spec.gif.from_step, len(steps)) if steps else 1
-        start = main.timeline.body_offset_s + (steps[first - 1]["start_ms"] / 1000 if first > 1 else 0.0)
+        start = main.timeline.body_offset_s + (steps[first - 1].start_ms / 1000 if first > 1 else 0.0)
         seconds = max(1.0, min(spec.gif.seconds, main.timeline.outro_start_s - start))
         preview = renditions.gif(main.path, start_s=start, seconds=seconds, out=work / f"chunk-{n}-preview.gif")
         video = probe.video_stream(preview)
@@ -115,47 +116,78 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+@dataclass(frozen=True)
+class _Narration:
+    """The lines placed on the recording's timeline, each line's words, and the captions timed from them."""
+
+    placed: list[narration.Placement]
+    words: dict[int, list[narration.Word]]
+    cues: list[captions.Cue]
+
+
 def _mux(chunk: Chunk, work: Path) -> _Muxed:
-    job, n = chunk.job, chunk.index
-    spec, feature = job.parsed_spec, chunk.feature
+    """Fetch what the synthesis and the recording left, place the narration, make the final video and its
+    renditions, store everything; returns the chunk's cost and timeline."""
+    job, spec = chunk.job, chunk.job.parsed_spec
+    recording = recording_of(chunk)
+    assert recording is not None, "the mux runs after the recording"
     current = list(chunk.stored_objects.current())
-    recording = next(o for o in current if o.kind == ObjectKind.RECORDING)
-    body = fetch_file(key=recording.key, dest=work / recording.name)
-    line_rows: list[StoredObject] = sorted((o for o in current if o.kind == ObjectKind.LINE),
-                                           key=lambda o: int(o.meta["line"]))
-    paths = [fetch_file(key=o.key, dest=work / "lines" / o.name) for o in line_rows]
-    step_starts = {s["step"]: s["start_ms"] / 1000 for s in (chunk.recording or {}).get("steps", [])}
-    lines = [options.LineText(index=int(o.meta["line"]), text=str(o.meta["text"]), step=o.meta.get("step"))
-             for o in line_rows]
-    placed = narration.place_lines(lines, [int(o.meta["samples"]) for o in line_rows], paths,
-                                   step_starts=step_starts, pause_s=spec.recorder_pacing().line_pause_ms / 1000)
-    words = {int(o.meta["line"]): [narration.Word(w[0], w[1] / 1000, w[2] / 1000) for w in o.meta.get("words", [])]
-             for o in line_rows}
-    cues = captions.linger([cue for p in placed for cue in captions.line_cues(p.text, p.start_s, p.end_s,
-                                                                                words=words[p.line])])
+    body = next(fetch_file(key=o.key, dest=work / o.name) for o in current if o.kind == ObjectKind.RECORDING)
+    said = _narration(chunk, work, current, recording)
     branding = spec.branding
     logo = inputs.logo_fetch(url=branding.logo_url, dest=work / "logo") if branding.logo_url else None
-    cards_branding = muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
-                                    background=branding.background, accent=branding.accent)
-    result = muxer.mux(
-        body=body, lines=placed, out=work / f"chunk-{n}-final.mp4", work_dir=work, logo=logo,
+    cards = muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
+                           background=branding.background, accent=branding.accent)
+    result = _final_video(chunk, work, body=body, said=said, recording=recording, logo=logo, branding=cards)
+    _renditions(chunk, work, body=body, main=result, logo=logo, branding=cards, recording=recording)
+    _store_outputs(chunk, work, result=result, said=said)
+    cost = chunk_cost_of(client=job.client, recording_ms=recording.duration_ms, speech=speech_of(chunk))
+    return _Muxed(cost=cost, timeline=_timeline(result, said, recording))
+
+
+def _narration(chunk: Chunk, work: Path, current: list[StoredObject], recording: Recording) -> _Narration:
+    """Each line's audio fetched and placed where its step started (or one after another), with its words and
+    the captions they make."""
+    spec = chunk.job.parsed_spec
+    rows = sorted(((LineAudio.of(o), o) for o in current if o.kind == ObjectKind.LINE), key=lambda pair: pair[0].line)
+    paths = [fetch_file(key=o.key, dest=work / "lines" / o.name) for _, o in rows]
+    lines = [options.LineText(index=audio.line, text=audio.text, step=audio.step) for audio, _ in rows]
+    placed = narration.place_lines(lines, [audio.samples for audio, _ in rows], paths,
+                                   step_starts=recording.step_starts_s(),
+                                   pause_s=spec.recorder_pacing().line_pause_ms / 1000)
+    words = {audio.line: [narration.Word(w.text, w.start_ms / 1000, w.end_ms / 1000) for w in audio.words]
+             for audio, _ in rows}
+    cues = captions.linger([cue for p in placed for cue in captions.line_cues(p.text, p.start_s, p.end_s,
+                                                                                words=words[p.line])])
+    return _Narration(placed=placed, words=words, cues=cues)
+
+
+def _final_video(chunk: Chunk, work: Path, *, body: Path, said: _Narration, recording: Recording,
+                 logo: Path | None, branding: muxer.Branding) -> muxer.MuxResult:
+    job, n, spec = chunk.job, chunk.index, chunk.job.parsed_spec
+    return muxer.mux(
+        body=body, lines=said.placed, out=work / f"chunk-{n}-final.mp4", work_dir=work, logo=logo,
         cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, width=spec.viewport.video_width,
-        height=spec.viewport.video_height,
-        fps=settings.SCREENREEL_FPS, cues=cues, chapters=feature_chapters(feature, step_starts),
+        height=spec.viewport.video_height, fps=settings.SCREENREEL_FPS, cues=said.cues,
+        chapters=feature_chapters(chunk.feature, recording.step_starts_s()),
         language=spec.captions.mp4_language, burn_in=spec.captions.burn_in, audio_out=work / f"chunk-{n}-audio.mp3",
-        chromium_path=settings.SCREENREEL_CHROMIUM, tenant=job.client_id, branding=cards_branding,
+        chromium_path=settings.SCREENREEL_CHROMIUM, tenant=job.client_id, branding=branding,
     )
-    _renditions(chunk, work, body=body, main=result, logo=logo, branding=cards_branding)
+
+
+def _store_outputs(chunk: Chunk, work: Path, *, result: muxer.MuxResult, said: _Narration) -> None:
+    """Store the final video, its voiceover, its captions and chapters, and its word timings when known."""
+    job, n = chunk.job, chunk.index
     offset = result.timeline.body_offset_s
     texts = {
         f"chunk-{n}-captions.vtt": (ObjectKind.CAPTIONS, captions.to_vtt(result.cues)),
         f"chunk-{n}-captions.srt": (ObjectKind.CAPTIONS, captions.to_srt(result.cues)),
         f"chunk-{n}-chapters.txt": (ObjectKind.CHAPTERS, captions.to_youtube(result.chapters)),
     }
-    if any(words.values()):
+    if any(said.words.values()):
         texts[f"chunk-{n}-words.json"] = (ObjectKind.WORDS, json.dumps({"words": [
             {"line": p.line, "text": w.text, "start_ms": _ms(p.start_s + offset + w.start_s),
-             "end_ms": _ms(p.start_s + offset + w.end_s)} for p in placed for w in words[p.line]]}, indent=1))
+             "end_ms": _ms(p.start_s + offset + w.end_s)} for p in said.placed for w in said.words[p.line]]}, indent=1))
     object_store(job=job, chunk=chunk, kind=ObjectKind.VIDEO, path=result.path,
                  meta={"duration_ms": result.duration_ms})
     assert result.audio_path is not None
@@ -165,19 +197,19 @@ def _mux(chunk: Chunk, work: Path) -> _Muxed:
         path = work / name
         path.write_text(text, encoding="utf-8")
         object_store(job=job, chunk=chunk, kind=kind, path=path)
-    timeline = {
+
+
+def _timeline(result: muxer.MuxResult, said: _Narration, recording: Recording) -> dict[str, Any]:
+    """Where everything is on the final video's timeline (``Chunk.timeline``, shown to clients)."""
+    offset = result.timeline.body_offset_s
+    return {
         "duration_ms": result.duration_ms,
         "recording_starts_ms": _ms(offset),
         "outro_starts_ms": _ms(result.timeline.outro_start_s),
-        "steps": [{"step": s["step"], "start_ms": s["start_ms"] + _ms(offset), "end_ms": s["end_ms"] + _ms(offset)}
-                  for s in (chunk.recording or {}).get("steps", [])],
+        "steps": [{"step": s.step, "start_ms": s.start_ms + _ms(offset), "end_ms": s.end_ms + _ms(offset)}
+                  for s in recording.steps],
         "lines": [{"line": p.line, "step": p.step, "start_ms": _ms(p.start_s + offset),
-                   "end_ms": _ms(p.end_s + offset), "text": p.text} for p in placed],
+                   "end_ms": _ms(p.end_s + offset), "text": p.text} for p in said.placed],
         "chapters": [{"start_ms": _ms(c.start_s), "title": c.title} for c in result.chapters],
         "captions": len(result.cues),
     }
-    speech = chunk.speech or {}
-    cost = chunk_cost(client=job.client, recording_ms=(chunk.recording or {}).get("duration_ms", 0),
-                      characters=int(speech.get("characters", 0)), provider=str(speech.get("provider", "")),
-                      provider_characters=speech.get("character_cost"))
-    return _Muxed(cost=cost, timeline=timeline)

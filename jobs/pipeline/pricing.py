@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from jobs.models import Client
+from jobs.pipeline.handoffs import Speech
 
 
 def rate_card_for(client: Client) -> dict[str, Any]:
@@ -39,3 +40,11 @@ def chunk_cost(*, client: Client, recording_ms: int, characters: int, provider: 
         "speech_usd": round(speech, 6),
         "total_usd": round(recording + speech, 6),
     }
+
+
+def chunk_cost_of(*, client: Client, recording_ms: int, speech: Speech | None) -> dict[str, Any]:
+    """``chunk_cost`` of a recording this long and the speech the synthesis left (None: nothing spoken yet)."""
+    if speech is None:
+        return chunk_cost(client=client, recording_ms=recording_ms, characters=0, provider="")
+    return chunk_cost(client=client, recording_ms=recording_ms, characters=speech.characters,
+                      provider=speech.provider, provider_characters=speech.character_cost)

@@ -16,6 +16,7 @@ from jobs.lib.net.policy import browser_url_guard, egress_policy
 from jobs.media import recorder, renditions
 from jobs.models import Chunk, ChunkStatus, ObjectKind
 from jobs.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
+from jobs.pipeline.handoffs import Recording, StepSpan, speech_of
 from jobs.pipeline.progress import ChunkProgress
 from jobs.services.leases import Lease, lease_kept
 from jobs.services.locks import chunk_lock
@@ -55,18 +56,18 @@ def _record_run(chunk: Chunk) -> StageResult:
         to = ChunkStatus.MUXING if spoken else ChunkStatus.SYNTHESIZING
         # To the mux through its client's share (jobs.services.admission): chunk_transition admits it.
         chunk_transition(chunk_id=chunk.pk, to=to, expect=ChunkStatus.RECORDING,
-                         changes={"recording": metadata, "track": track, "attempts": 0, "lease_expires_at": None,
+                         changes={"recording": metadata.row(), "track": track, "attempts": 0, "lease_expires_at": None,
                                   "error": ""})
     return DONE
 
 
-def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[dict[str, Any], dict[str, Any]]:
+def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[Recording, dict[str, Any]]:
     """Record the feature and store the recording and stills; returns the recording's metadata, and what the
     camera showed and the targets acted on (Chunk.track)."""
     job, n = chunk.job, chunk.index
     spec = job.parsed_spec
     viewport = spec.viewport
-    lines = (chunk.speech or {}).get("lines", []) if chunk.paced else []
+    speech = speech_of(chunk) if chunk.paced else None
     progress.stage(ChunkStatus.RECORDING)
     result = recorder.record(recorder.RecordRequest(
         target_url=spec.target_url, width=viewport.width, height=viewport.height,
@@ -75,7 +76,7 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> 
         chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
         still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
         pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
-        line_ms={line["step"]: line["duration_ms"] for line in lines if line.get("step")},
+        line_ms=speech.line_ms_by_step() if speech else {},
         warm_browser=settings.SCREENREEL_WARM_BROWSER, device_scale_factor=viewport.device_scale_factor,
         color_scheme=spec.color_scheme, locale=spec.locale, timezone_id=spec.timezone_id,
         redaction=spec.redact.redaction(), camera=spec.camera.settings(),
@@ -88,16 +89,16 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> 
         object_store(job=job, chunk=chunk, kind=ObjectKind.STILL, path=still.path,
                      meta={"after_step": still.after_step, "width": still.width, "height": still.height})
     track = renditions.track_of(result.camera, result.targets)
-    return {
-        "started_at": result.started_at.isoformat(), "first_frame_at": result.first_frame_at.isoformat(),
-        "stopped_at": result.stopped_at.isoformat(), "duration_ms": result.duration_ms,
-        "size_bytes": result.size_bytes, "fps": result.fps, "frames_received": result.frames_received,
-        "frames_written": result.frames_written, "width": viewport.video_width, "height": viewport.video_height,
+    return Recording(
+        started_at=result.started_at.isoformat(), first_frame_at=result.first_frame_at.isoformat(),
+        stopped_at=result.stopped_at.isoformat(), duration_ms=result.duration_ms,
+        size_bytes=result.size_bytes, fps=result.fps, frames_received=result.frames_received,
+        frames_written=result.frames_written, width=viewport.video_width, height=viewport.video_height,
         # What the browser was told: the layout viewport, its scale, the colour scheme, locale and time zone.
-        "page": spec.page_settings(),
+        page=spec.page_settings(),
         # What the redaction matched; a selector that matched nothing is listed, not ignored.
-        "redaction": result.redaction,
+        redaction=result.redaction,
         # When each step ran, from the recording's first frame (the mux places each step's line there).
-        "steps": [{"step": s.step, "start_ms": round(s.start_s * 1000), "end_ms": round(s.end_s * 1000)}
-                  for s in result.steps],
-    }, track
+        steps=tuple(StepSpan(step=s.step, start_ms=round(s.start_s * 1000), end_ms=round(s.end_s * 1000))
+                    for s in result.steps),
+    ), track

@@ -11,7 +11,6 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from django.db import transaction
 
@@ -22,6 +21,7 @@ from jobs.media import narration, voice
 from jobs.models import STAGE_STATUSES, Chunk, ChunkStatus, EventType, ObjectKind
 from jobs.pipeline import inputs
 from jobs.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
+from jobs.pipeline.handoffs import LineAudio, LineSpan, Speech, Word
 from jobs.pipeline.progress import ChunkProgress
 from jobs.selectors import chunk_view
 from jobs.services.events import event_record
@@ -61,7 +61,7 @@ def _synthesize_run(chunk: Chunk) -> StageResult:
     return DONE
 
 
-def _synthesize(chunk: Chunk, work: Path, progress: ChunkProgress) -> dict[str, Any]:
+def _synthesize(chunk: Chunk, work: Path, progress: ChunkProgress) -> Speech:
     """Speak, prepare and store every line; returns the chunk's ``speech``."""
     job, n = chunk.job, chunk.index
     spec, feature = job.parsed_spec, chunk.feature
@@ -85,29 +85,29 @@ def _synthesize(chunk: Chunk, work: Path, progress: ChunkProgress) -> dict[str, 
     prepared = narration.prepare_lines([u.path for u in said], work,
                                        names=[f"chunk-{n}-line-{line.index}.wav" for line in lines])
     for line, words_of, utterance, audio in zip(lines, spoken, said, prepared, strict=True):
-        meta: dict[str, Any] = {"line": line.index, "step": line.step, "text": line.text, **audio.meta()}
-        if utterance.char_starts:
-            words = narration.words_from_alignment(words_of, utterance.char_starts, utterance.char_ends,
-                                                   shift_s=audio.trimmed_start_s)
-            meta["words"] = [[w.text, round(w.start_s * 1000), round(w.end_s * 1000)] for w in words]
-        object_store(job=job, chunk=chunk, kind=ObjectKind.LINE, path=audio.path, meta=meta)
+        words = narration.words_from_alignment(words_of, utterance.char_starts, utterance.char_ends,
+                                               shift_s=audio.trimmed_start_s) if utterance.char_starts else []
+        meta = LineAudio(line=line.index, step=line.step, text=line.text, **audio.meta(),
+                         words=tuple(Word(text=w.text, start_ms=round(w.start_s * 1000), end_ms=round(w.end_s * 1000))
+                                     for w in words))
+        object_store(job=job, chunk=chunk, kind=ObjectKind.LINE, path=audio.path, meta=meta.row())
     script = work / f"chunk-{n}-script.txt"
     script.write_text(feature.narration_text + "\n", encoding="utf-8")
     object_store(job=job, chunk=chunk, kind=ObjectKind.SCRIPT, path=script)
     costs = [u.character_cost for u in said]
     first = said[0]
-    return {
-        "provider": first.provider, "voice": first.voice, "model": first.model,
-        "characters": sum(len(s.text) for s in spoken),
-        "duration_ms": sum(a.duration_ms for a in prepared),
-        "request_id": request_ids[-1] if first.request_id else None,
-        "character_cost": sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None,
-        "lines": [{"line": line.index, "step": line.step, "duration_ms": a.duration_ms}
-                  for line, a in zip(lines, prepared, strict=True)],
-    }
+    return Speech(
+        provider=first.provider, voice=first.voice, model=first.model,
+        characters=sum(len(s.text) for s in spoken),
+        duration_ms=sum(a.duration_ms for a in prepared),
+        request_id=request_ids[-1] if first.request_id else None,
+        character_cost=sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None,
+        lines=tuple(LineSpan(line=line.index, step=line.step, duration_ms=a.duration_ms)
+                    for line, a in zip(lines, prepared, strict=True)),
+    )
 
 
-def _synthesized(chunk: Chunk, speech: dict[str, Any]) -> None:
+def _synthesized(chunk: Chunk, speech: Speech) -> None:
     """Keep the speech and hand on: to the recording (lines per step), to the mux (the recording is done
     and waits), or to nobody yet (the recording runs on and will find the speech when it ends)."""
     with transaction.atomic():
@@ -115,7 +115,7 @@ def _synthesized(chunk: Chunk, speech: dict[str, Any]) -> None:
         if (locked is None or locked.speech is not None or locked.synth_attempts != chunk.synth_attempts
                 or locked.status not in STAGE_STATUSES["synthesize"]):
             return  # canceled, failed, or another attempt finished first
-        done = {"speech": speech, "synth_lease_expires_at": None}
+        done = {"speech": speech.row(), "synth_lease_expires_at": None}
         if locked.paced:
             if chunk_transition(chunk_id=locked.pk, to=ChunkStatus.RECORDING, expect=ChunkStatus.SYNTHESIZING,
                                 changes={**done, "error": ""}):
