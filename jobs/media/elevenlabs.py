@@ -161,8 +161,7 @@ class ElevenLabsProvider:
         if next_text:
             payload["next_text"] = next_text
         body = json.dumps(payload).encode("utf-8")
-        headers = {"xi-api-key": cfg.api_key, "Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": "Screenreel/1"}
+        headers = {"xi-api-key": cfg.api_key, "Content-Type": "application/json", "Accept": "application/json"}
 
         last_problem = "no attempt made"
         for attempt in range(1, max(1, cfg.max_attempts) + 1):

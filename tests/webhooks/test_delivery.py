@@ -57,6 +57,7 @@ def test_a_terminal_event_is_delivered_signed_and_verifiable(hook: Receiver,
     assert event["type"] == "job.failed" and event["job_id"] == job.id
     Webhook(job.client.webhook_secret).verify(request.body, request.headers)
     assert request.headers["x-aisr-signature"].startswith("v1,")
+    assert request.headers["user-agent"] == "Screenreel/1.0"  # the one User-Agent of every request we make
     assert job.client.webhook_secret not in json.dumps(attempt.to_dict())
 
 

@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 # A job's own webhook_url hears how the job ended; registered endpoints choose their types.
 JOB_WEBHOOK_EVENTS = frozenset({EventType.JOB_SUCCEEDED, EventType.JOB_PARTIAL_SUCCESS, EventType.JOB_FAILED,
                                 EventType.JOB_CANCELED})
-USER_AGENT = "Screenreel-Webhooks/1.0"
 RECOVER_WINDOW = timedelta(days=14)
 RECOVER_LIMIT = 1000
 
@@ -324,7 +323,6 @@ def delivery_send(*, delivery: Delivery, keepalive: transport.KeepAlive | None =
     timestamp = int(time.time())  # each attempt is signed when it is sent
     headers = {
         "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
         **signing.signature_headers(secrets=_signing_secrets(delivery), msg_id=event.id, timestamp=timestamp,
                                     body=body),
     }

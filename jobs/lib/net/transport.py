@@ -54,7 +54,9 @@ from jobs.lib.net.egress import (
     resolve_checked,
 )
 
-USER_AGENT = "Screenreel-Webhooks/1"
+# The one User-Agent of every request the service makes (webhooks, logos, voices), unless a caller names
+# its own (docs/events.md, "Delivery").
+USER_AGENT = "Screenreel/1.0"
 ERROR_CLASSES = frozenset({"timeout", "dns", "tls", "refused", "blocked", "connection", "invalid_url"})
 # After the deadline, the watchdog gives the clamped socket timeouts this long to end the attempt
 # cleanly before it shuts the socket down underneath them.

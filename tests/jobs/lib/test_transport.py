@@ -129,7 +129,7 @@ def test_it_posts_the_body_and_headers_and_captures_the_response(receiver: Facto
     assert hit.body == b'{"type": "ping"}'
     assert hit.headers["webhook-id"] == "msg_1"
     assert hit.headers["content-type"] == "application/json"
-    assert hit.headers["user-agent"].startswith("Screenreel-Webhooks/")
+    assert hit.headers["user-agent"] == "Screenreel/1.0"
 
 
 def test_it_reads_the_response_body_only_up_to_the_cap(receiver: Factory) -> None:

@@ -66,6 +66,7 @@ def test_it_sends_the_documented_request_and_records_request_id_and_cost(
     assert req.voice_id == "voice123"  # on /v1/text-to-speech/voice123/with-timestamps
     assert req.query == {"output_format": ["mp3_44100_128"]}
     assert req.headers["xi-api-key"] == KEY
+    assert req.headers["user-agent"] == "Screenreel/1.0"
     assert req.json == {"text": TEXT, "model_id": "eleven_multilingual_v2",
                         "voice_settings": {"stability": 0.4, "similarity_boost": 0.8}}
 
