@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import models
 from django.db.models import Q
@@ -159,6 +159,64 @@ def iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+# --- What the API, the stream and webhooks show (one typed shape each; docs/api.md, docs/events.md) ----------
+
+class ChunkView(TypedDict):
+    index: int
+    title: str
+    status: str
+    progress: float
+    attempts: int
+    error: str | None
+    recording: dict[str, Any] | None  # jobs.pipeline.handoffs.Recording
+    speech: dict[str, Any] | None  # jobs.pipeline.handoffs.Speech
+    cost: dict[str, Any] | None
+    timeline: dict[str, Any] | None
+    assets: list[dict[str, Any]]
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobProgress(TypedDict):
+    chunks_total: int
+    chunks_done: int
+    chunks_succeeded: int
+    chunks_failed: int
+
+
+class JobCost(TypedDict):
+    currency: str
+    total_usd: float
+
+
+class JobView(TypedDict):
+    id: str
+    object: str
+    status: str
+    target_url: str
+    viewport: dict[str, Any]
+    metadata: dict[str, Any]
+    run: int
+    progress: JobProgress
+    cost: JobCost
+    chunks: list[ChunkView]
+    bundle: dict[str, Any] | None
+    error: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class EventEnvelope(TypedDict):
+    id: str
+    type: str
+    version: str
+    created: int
+    job_id: str | None
+    sequence: int | None
+    data: dict[str, Any]
+
+
 class Job(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.job_id, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="jobs")
@@ -211,7 +269,7 @@ class Job(models.Model):
         return JobSpec.load(self.spec)
 
     def to_dict(self, *, chunks: list[Chunk] | None = None, assets: Mapping[int, list[dict[str, Any]]] | None = None,
-                bundle: dict[str, Any] | None = None) -> dict[str, Any]:
+                bundle: dict[str, Any] | None = None) -> JobView:
         """The job as the API, SSE and webhooks show it.
 
         ``assets`` maps a chunk's id to its current stored objects' views and ``bundle`` is the newest
@@ -302,7 +360,7 @@ class Chunk(models.Model):
     def feature(self) -> Feature:
         return self.job.parsed_spec.features[self.index - 1]
 
-    def to_dict(self, *, assets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def to_dict(self, *, assets: list[dict[str, Any]] | None = None) -> ChunkView:
         """The chunk as the API and events show it; ``assets`` are its current stored objects' views."""
         return {
             "index": self.index,
@@ -504,7 +562,7 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> EventEnvelope:
         """The envelope shared by webhooks, SSE and /v1/events (docs/events.md)."""
         return {
             "id": self.id,

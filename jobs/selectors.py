@@ -10,7 +10,7 @@ from django.db.models import Prefetch, QuerySet
 
 from jobs import hooks
 from jobs.lib.errors import NotFound
-from jobs.models import Chunk, Client, Event, Job, ObjectKind, StoredObject, iso
+from jobs.models import Chunk, ChunkView, Client, Event, Job, JobView, ObjectKind, StoredObject, iso
 from jobs.storage.links import link_sign, link_ttl_s
 
 
@@ -66,7 +66,7 @@ def _bundle_view(obj: StoredObject, *, expires_at: datetime | None, ttl_s: int) 
     }
 
 
-def jobs_view(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+def jobs_view(jobs: Sequence[Job]) -> list[JobView]:
     """Each job as the API shows it: chunks, current assets with their retention state, the newest bundle
     with a link signed now. Reads each job's chunks and objects (prefetched by ``jobs_for``) and asks
     retention once for the whole page."""
@@ -93,12 +93,12 @@ def jobs_view(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     return views
 
 
-def job_view(job: Job) -> dict[str, Any]:
+def job_view(job: Job) -> JobView:
     """One job as the API, SSE and webhooks show it (see ``jobs_view``)."""
     return jobs_view([job])[0]
 
 
-def chunk_view(chunk: Chunk) -> dict[str, Any]:
+def chunk_view(chunk: Chunk) -> ChunkView:
     """One chunk with its current assets, as its events carry it."""
     objects = list(chunk.stored_objects.filter(current=True))
     expiry = objects_expiry(objects)

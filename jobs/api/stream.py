@@ -42,7 +42,7 @@ from jobs.api.auth import api_key_from_header
 from jobs.api.schema import StreamTokenSerializer
 from jobs.lib.errors import DomainError, error_body
 from jobs.live import grip, hub, wire
-from jobs.models import Client, Event, iso
+from jobs.models import Client, Event, EventEnvelope, iso
 from jobs.selectors import job_get
 
 TOKEN_SALT = "screenreel.sse.v1"  # noqa: S105 (a namespace for signing, not a secret)
@@ -121,7 +121,7 @@ def _grip_hold(request: HttpRequest, client: Client, job_id: str, after: int) ->
                               first="Grip-Last" not in request.headers)
 
 
-def _events_after(job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+def _events_after(job_id: str, after: int, limit: int) -> list[EventEnvelope]:
     rows = Event.objects.filter(job_id=job_id, sequence__gt=after).order_by("sequence")[:limit]
     return [row.to_dict() for row in rows]
 

@@ -36,6 +36,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import close_old_connections
 
+from jobs.models import EventEnvelope
+
 log = logging.getLogger(__name__)
 
 PREFIX = "screenreel:job-events:"
@@ -77,19 +79,20 @@ class Subscriber:
     """One open stream: the last sequence it was handed, and the events waiting to be written to it."""
 
     after: int
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[EventEnvelope] = field(default_factory=asyncio.Queue)
 
-    def push(self, events: list[dict[str, Any]]) -> None:
+    def push(self, events: list[EventEnvelope]) -> None:
         for event in events:
-            if event["sequence"] > self.after:
+            sequence = event["sequence"]  # a job's events all have one; only a client's own have none
+            if sequence is not None and sequence > self.after:
                 self.queue.put_nowait(event)
-                self.after = event["sequence"]
+                self.after = sequence
 
 
 class JobFeed:
     """Every stream of one job, fed by one read per wake-up."""
 
-    def __init__(self, hub: Hub, job_id: str, read: Callable[[str, int, int], list[dict[str, Any]]]) -> None:
+    def __init__(self, hub: Hub, job_id: str, read: Callable[[str, int, int], list[EventEnvelope]]) -> None:
         self.hub, self.job_id, self.read = hub, job_id, read
         self.subscribers: set[Subscriber] = set()
         self.woken = asyncio.Event()
@@ -123,7 +126,7 @@ class JobFeed:
 class Hub:
     """The web process's one Redis subscription and its feeds (one hub per event loop)."""
 
-    def __init__(self, read: Callable[[str, int, int], list[dict[str, Any]]]) -> None:
+    def __init__(self, read: Callable[[str, int, int], list[EventEnvelope]]) -> None:
         self.read = read
         self.feeds: dict[str, JobFeed] = {}
         self.connected = False
@@ -202,7 +205,7 @@ class Hub:
 _hubs: dict[int, Hub] = {}
 
 
-def hub(read: Callable[[str, int, int], list[dict[str, Any]]]) -> Hub:
+def hub(read: Callable[[str, int, int], list[EventEnvelope]]) -> Hub:
     """This event loop's hub, made on first use (uvicorn runs one loop per process)."""
     key = id(asyncio.get_running_loop())
     if key not in _hubs:

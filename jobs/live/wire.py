@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from jobs.models import EventEnvelope
 
 RETRY_MS = 2000
 
@@ -13,7 +14,7 @@ def preamble(job_id: str) -> str:
     return f"retry: {RETRY_MS}\n: stream of {job_id}\n\n"
 
 
-def encode(event: dict[str, Any]) -> str:
+def encode(event: EventEnvelope) -> str:
     """``id:`` the event id (what Last-Event-ID resumes after), ``event:`` its type, ``data:`` the envelope."""
     data = json.dumps(event, separators=(",", ":"))
     return f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"

@@ -81,7 +81,7 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
                 Chunk(job=job, index=i, title=feature.title, paced=feature.per_step)
                 for i, feature in enumerate(job.parsed_spec.features, start=1)
             )
-            event_record(job=job, type=EventType.JOB_CREATED, data=job_view(job))
+            event_record(job=job, type=EventType.JOB_CREATED, data=dict(job_view(job)))
             enqueue_on_commit(TaskName.JOB_START, job.id)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
