@@ -138,12 +138,14 @@ def _mux(chunk: Chunk, work: Path) -> _Muxed:
     cards_branding = muxer.Branding(intro_title=branding.intro_title or chunk.title, outro_title=branding.outro_title,
                                     background=branding.background, accent=branding.accent)
     result = muxer.mux(
-        body=body, lines=placed, out=work / f"chunk-{n}-final.mp4", work_dir=work, logo=logo,
-        cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, width=spec.viewport.video_width,
-        height=spec.viewport.video_height,
-        fps=settings.SCREENREEL_FPS, cues=cues, chapters=feature_chapters(feature, step_starts),
-        language=spec.captions.mp4_language, burn_in=spec.captions.burn_in, audio_out=work / f"chunk-{n}-audio.mp3",
-        chromium_path=settings.SCREENREEL_CHROMIUM, tenant=job.client_id, branding=cards_branding,
+        muxer.MuxPlan(
+            body=body, lines=placed, out=work / f"chunk-{n}-final.mp4", logo=logo, width=spec.viewport.video_width,
+            height=spec.viewport.video_height,
+            fps=settings.SCREENREEL_FPS, cues=cues, chapters=feature_chapters(feature, step_starts),
+            language=spec.captions.mp4_language, burn_in=spec.captions.burn_in,
+            audio_out=work / f"chunk-{n}-audio.mp3", tenant=job.client_id, branding=cards_branding,
+        ),
+        work_dir=work, cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, chromium_path=settings.SCREENREEL_CHROMIUM,
     )
     _renditions(chunk, work, body=body, main=result, logo=logo, branding=cards_branding)
     offset = result.timeline.body_offset_s
