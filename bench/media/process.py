@@ -78,10 +78,11 @@ def mux_phase(ns: argparse.Namespace, clock: Clock) -> dict[str, Any]:
                                        [x["samples"] for x in spoken], [Path(x["path"]) for x in spoken],
                                        step_starts=step_starts, pause_s=0.3)
         cues = captions.linger([c for p in placed for c in captions.line_cues(p.text, p.start_s, p.end_s)])
-        result = mux.mux(tenant="test", body=ns.body, lines=placed, branding=BRANDING, out=work / "chunk-1-final.mp4",
-                         width=ns.width, height=ns.height, fps=ns.fps, work_dir=work, cache_dir=ns.cache_dir,
-                         cues=cues, chapters=[captions.Chapter(0.0, "Plan a launch")],
-                         audio_out=work / "chunk-1-audio.mp3")
+        result = mux.mux(mux.MuxPlan(tenant="test", body=ns.body, lines=placed, branding=BRANDING,
+                                     out=work / "chunk-1-final.mp4", width=ns.width, height=ns.height, fps=ns.fps,
+                                     cues=cues, chapters=[captions.Chapter(0.0, "Plan a launch")],
+                                     audio_out=work / "chunk-1-audio.mp3"),
+                         work_dir=work, cache_dir=ns.cache_dir)
         texts = {"chunk-1-captions.vtt": captions.to_vtt(result.cues),
                  "chunk-1-captions.srt": captions.to_srt(result.cues),
                  "chunk-1-chapters.txt": captions.to_youtube(result.chapters)}

@@ -210,8 +210,8 @@ class Timeline:
         return self.total_frames / self.fps
 
 
-def plan(*, body_frames: int, narration_end_s: float, fps: int, intro_s: float = 2.5,
-         outro_s: float = 2.5) -> Timeline:
+def plan_timeline(*, body_frames: int, narration_end_s: float, fps: int, intro_s: float = 2.5,
+                  outro_s: float = 2.5) -> Timeline:
     """The final video's layout: the recording is held on its last frame until the narration has ended
     (plus NARRATION_TAIL_S); intro and outro round to whole frames together."""
     intro_n = max(1, round(intro_s * fps))
@@ -247,106 +247,201 @@ def _burn_in_filter(srt: Path, height: int) -> str:
             f":force_style={escape_filter_value(style)},format=yuv420p")
 
 
-def mux(
-    *, body: Path, lines: Sequence[narration.Placement], branding: Branding, out: Path, width: int, height: int,
-    fps: int, work_dir: Path, intro_s: float = 2.5, outro_s: float = 2.5, cache_dir: Path | None = None,
-    logo: Path | None = None, cues: Sequence[captions.Cue] = (), chapters: Sequence[captions.Chapter] = (),
-    language: str = "eng", burn_in: bool = False, audio_out: Path | None = None,
-    chromium_path: str = DEFAULT_CHROMIUM, tenant: str,
-) -> MuxResult:
-    """Write ``out``: intro + recording (held while the narration runs on) + outro, the narration laid out.
+@dataclass(frozen=True, kw_only=True)
+class MuxPlan:
+    """What one final video is made of (``mux`` makes it): the recording, the narration placed on it, the
+    cards' look, the captions and chapters (all on the recording's timeline), and where the video and, when
+    asked for, the narration as MP3 (``audio_out``) are written."""
 
-    ``lines``, ``cues`` and ``chapters`` are placed on the recording's timeline; the result gives them on
-    the final video's. The narration track is built from the prepared lines (no loudness pass), encoded
-    once to AAC (and to ``audio_out`` as MP3 from the same decode); the picture is stream-copied, unless
-    ``burn_in`` draws the captions into it, which re-encodes it. ``cues`` also go in as a ``mov_text``
-    track in ``language`` (ISO 639-2), the chapters as MP4 chapter marks.
+    body: Path
+    lines: Sequence[narration.Placement]
+    branding: Branding
+    out: Path
+    width: int
+    height: int
+    fps: int
+    tenant: str  # the client the cards are rendered for (jobs.media.cards)
+    intro_s: float = 2.5
+    outro_s: float = 2.5
+    logo: Path | None = None
+    cues: Sequence[captions.Cue] = ()
+    chapters: Sequence[captions.Chapter] = ()
+    language: str = "eng"
+    burn_in: bool = False
+    audio_out: Path | None = None
+
+
+def mux(
+    plan: MuxPlan, *, work_dir: Path, cache_dir: Path | None = None, chromium_path: str = DEFAULT_CHROMIUM,
+) -> MuxResult:
+    """Write ``plan.out``: intro + recording (held while the narration runs on) + outro, the narration laid out.
+
+    ``plan.lines``, ``plan.cues`` and ``plan.chapters`` are placed on the recording's timeline; the result
+    gives them on the final video's. The narration track is built from the prepared lines (no loudness pass),
+    encoded once to AAC (and to ``plan.audio_out`` as MP3 from the same decode); the picture is stream-copied,
+    unless ``plan.burn_in`` draws the captions into it, which re-encodes it. The cues also go in as a
+    ``mov_text`` track in ``plan.language`` (ISO 639-2), the chapters as MP4 chapter marks. Intermediate
+    files go in ``work_dir``, cards in ``cache_dir`` (default: ``work_dir / "cards"``).
     """
+    logo = _check_inputs(plan, work_dir)
+    timeline = _lay_out(plan)
+    intro, outro, from_cache = _render_cards(plan, timeline, logo, work_dir=work_dir,
+                                             cache_dir=cache_dir or work_dir / "cards", chromium_path=chromium_path)
+    segments = _segments(plan, timeline, intro=intro, outro=outro, hold=work_dir / "hold.mp4")
+    listing = _write_listing(segments, work_dir / "segments.txt")
+    sidecars = _write_sidecars(plan, timeline, work_dir)
+    duration_ms = _run_ffmpeg(plan, _ffmpeg_args(plan, timeline, listing, sidecars), timeline)
+    return MuxResult(duration_ms=duration_ms, size_bytes=plan.out.stat().st_size, path=plan.out, timeline=timeline,
+                     cues=sidecars.cues, chapters=sidecars.chapters, audio_path=plan.audio_out,
+                     cards_from_cache=from_cache, hold_path=work_dir / "hold.mp4" if timeline.hold_frames else None)
+
+
+def _check_inputs(plan: MuxPlan, work_dir: Path) -> Logo | None:
+    """Refuse what must not reach ffmpeg (a colour that is not #RRGGBB, a logo that is not a sane PNG or
+    JPEG) before any work is done; make ``work_dir``. The checked logo, if there is one."""
+    branding = plan.branding
     for value, what in ((branding.background, "background"), (branding.accent, "accent"),
                         (branding.text_colour, "text")):
         _colour(value, what)
     work_dir.mkdir(parents=True, exist_ok=True)
-    cache = cache_dir or work_dir / "cards"
-    checked_logo = check_logo(logo) if logo is not None else None
+    return check_logo(plan.logo) if plan.logo is not None else None
 
-    info = encoding.probe_with_hash(body)
-    encoding.segment_spec(body, info)  # read once: check_segments finds it
-    body_video = probe.video_stream(body, info)
-    body_frames = body_video.nb_frames or round(probe.duration_ms(body, info) / 1000 * fps)
-    narration_end = max((p.end_s for p in lines), default=0.0)
-    timeline = plan(body_frames=body_frames, narration_end_s=narration_end, fps=fps, intro_s=intro_s,
-                    outro_s=outro_s)
-    expected_s = intro_s + max(body_frames / fps, narration_end + NARRATION_TAIL_S if lines else 0.0) + outro_s
 
-    intro, intro_hit = render_card(kind="intro", title=branding.intro_title, branding=branding,
-                                   logo=checked_logo, width=width, height=height, fps=fps,
-                                   frames=timeline.intro_frames, cache_dir=cache, work_dir=work_dir,
-                                   chromium_path=chromium_path, tenant=tenant)
-    outro, outro_hit = render_card(kind="outro", title=branding.outro_title, branding=branding,
-                                   logo=checked_logo, width=width, height=height, fps=fps,
-                                   frames=timeline.outro_frames, cache_dir=cache, work_dir=work_dir,
-                                   chromium_path=chromium_path, tenant=tenant)
-    segments = [intro, body]
+def _narration_end_s(lines: Sequence[narration.Placement]) -> float:
+    """When the last line ends, on the recording's timeline (0 without lines)."""
+    return max((p.end_s for p in lines), default=0.0)
+
+
+def _lay_out(plan: MuxPlan) -> Timeline:
+    """Probe the recording and plan the final video's timeline around its frames and the narration."""
+    info = encoding.probe_with_hash(plan.body)
+    encoding.segment_spec(plan.body, info)  # read once: check_segments finds it
+    body_video = probe.video_stream(plan.body, info)
+    body_frames = body_video.nb_frames or round(probe.duration_ms(plan.body, info) / 1000 * plan.fps)
+    return plan_timeline(body_frames=body_frames, narration_end_s=_narration_end_s(plan.lines), fps=plan.fps,
+                         intro_s=plan.intro_s, outro_s=plan.outro_s)
+
+
+def _expected_s(plan: MuxPlan, timeline: Timeline) -> float:
+    """The duration the module docstring's formula gives, which the output is checked against."""
+    narration_end = _narration_end_s(plan.lines)
+    return (plan.intro_s + max(timeline.body_frames / plan.fps,
+                               narration_end + NARRATION_TAIL_S if plan.lines else 0.0) + plan.outro_s)
+
+
+def _render_cards(
+    plan: MuxPlan, timeline: Timeline, logo: Logo | None, *, work_dir: Path, cache_dir: Path, chromium_path: str,
+) -> tuple[Path, Path, int]:
+    """The intro and outro cards for ``plan``'s branding, each rendered now or found in ``cache_dir``; with
+    how many were found (0-2)."""
+    def card(kind: str, title: str, frames: int) -> tuple[Path, bool]:
+        return render_card(kind=kind, title=title, branding=plan.branding, logo=logo, width=plan.width,
+                           height=plan.height, fps=plan.fps, frames=frames, cache_dir=cache_dir, work_dir=work_dir,
+                           chromium_path=chromium_path, tenant=plan.tenant)
+
+    intro, intro_hit = card("intro", plan.branding.intro_title, timeline.intro_frames)
+    outro, outro_hit = card("outro", plan.branding.outro_title, timeline.outro_frames)
+    return intro, outro, int(intro_hit) + int(outro_hit)
+
+
+def _segments(plan: MuxPlan, timeline: Timeline, *, intro: Path, outro: Path, hold: Path) -> list[Path]:
+    """The final video's segments in order (intro, recording, the hold at ``hold`` when the narration
+    outlasts the recording, outro), checked to share the recording's encoding spec."""
+    segments = [intro, plan.body]
     if timeline.hold_frames:
-        segments.append(hold_segment(body, frames=timeline.hold_frames, width=width, height=height, fps=fps,
-                                     out=work_dir / "hold.mp4"))
+        segments.append(hold_segment(plan.body, frames=timeline.hold_frames, width=plan.width, height=plan.height,
+                                     fps=plan.fps, out=hold))
     segments.append(outro)
     # Body first: its parameter sets are the reference every other segment must equal.
-    encoding.check_segments([body, *[s for s in segments if s != body]], width=width, height=height,
-                        fps=fps)
-    listing = work_dir / "segments.txt"
+    encoding.check_segments([plan.body, *[s for s in segments if s != plan.body]], width=plan.width,
+                            height=plan.height, fps=plan.fps)
+    return segments
+
+
+def _write_listing(segments: Sequence[Path], listing: Path) -> Path:
+    """Write the concat demuxer's listing of ``segments`` to ``listing``."""
     listing.write_text("ffconcat version 1.0\n" + "\n".join(_concat_line(s) for s in segments) + "\n",
                        encoding="utf-8")
+    return listing
 
+
+@dataclass(frozen=True)
+class _Sidecars:
+    """What goes into the final video beside the picture, on its timeline: the narration track, the captions
+    (as cues and as an SRT file) and the chapters (as marks and as an ffmetadata file)."""
+
+    track: Path
+    cues: list[captions.Cue]
+    srt: Path
+    chapters: list[captions.Chapter]
+    chapters_file: Path
+
+
+def _write_sidecars(plan: MuxPlan, timeline: Timeline, work_dir: Path) -> _Sidecars:
+    """Write the narration track, the captions and the chapter marks, moved from the recording's timeline
+    to the final video's (the intro and outro become chapters of their own)."""
     offset = timeline.body_offset_s
-    track = narration.write_track(lines, offset_s=offset, total_samples=timeline.total_frames * AUDIO_RATE // fps,
+    track = narration.write_track(plan.lines, offset_s=offset,
+                                  total_samples=timeline.total_frames * AUDIO_RATE // plan.fps,
                                   out=work_dir / "narration.wav")
-    final_cues = [captions.Cue(c.start_s + offset, c.end_s + offset, c.text) for c in cues]
-    final_chapters = [captions.Chapter(0.0, INTRO_CHAPTER),
-                      *(captions.Chapter(c.start_s + offset, c.title) for c in chapters),
-                      captions.Chapter(timeline.outro_start_s, OUTRO_CHAPTER)]
-
-    inputs = ["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(track)]
-    maps = ["-map", "0:v:0", "-map", "1:a"]
+    cues = [captions.Cue(c.start_s + offset, c.end_s + offset, c.text) for c in plan.cues]
+    chapters = [captions.Chapter(0.0, INTRO_CHAPTER),
+                *(captions.Chapter(c.start_s + offset, c.title) for c in plan.chapters),
+                captions.Chapter(timeline.outro_start_s, OUTRO_CHAPTER)]
     srt = work_dir / "captions.srt"
-    srt.write_text(captions.to_srt(final_cues), encoding="utf-8")
-    if final_cues:
-        inputs += ["-i", str(srt)]
-        maps += ["-map", "2:s", "-c:s", "mov_text", "-metadata:s:s:0", f"language={language}"]
+    srt.write_text(captions.to_srt(cues), encoding="utf-8")
     chapters_file = work_dir / "chapters.ffmeta"
-    chapters_file.write_text(captions.to_ffmetadata(final_chapters, total_s=timeline.total_s), encoding="utf-8")
-    inputs += ["-f", "ffmetadata", "-i", str(chapters_file)]
-    maps += ["-map_chapters", str(3 if final_cues else 2)]
-    if burn_in and final_cues:
-        video = ["-vf", _burn_in_filter(srt, height), *encoding.x264_args(width=width, height=height, fps=fps)]
-    else:
-        video = ["-c:v", "copy"]
+    chapters_file.write_text(captions.to_ffmetadata(chapters, total_s=timeline.total_s), encoding="utf-8")
+    return _Sidecars(track=track, cues=cues, srt=srt, chapters=chapters, chapters_file=chapters_file)
+
+
+def _ffmpeg_args(plan: MuxPlan, timeline: Timeline, listing: Path, sidecars: _Sidecars) -> list[str]:
+    """The one ffmpeg run that joins the segments and adds the narration (AAC, and MP3 to ``plan.audio_out``),
+    the captions track and the chapter marks."""
+    inputs = ["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(sidecars.track)]
+    maps = ["-map", "0:v:0", "-map", "1:a"]
+    if sidecars.cues:
+        inputs += ["-i", str(sidecars.srt)]
+        maps += ["-map", "2:s", "-c:s", "mov_text", "-metadata:s:s:0", f"language={plan.language}"]
+    inputs += ["-f", "ffmetadata", "-i", str(sidecars.chapters_file)]
+    maps += ["-map_chapters", str(3 if sidecars.cues else 2)]
     args = [
-        "-hide_banner", "-loglevel", "error", "-y", *inputs, *maps, *video,
-        "-video_track_timescale", str(encoding.timescale(fps)),
+        "-hide_banner", "-loglevel", "error", "-y", *inputs, *maps, *_video_args(plan, sidecars),
+        "-video_track_timescale", str(encoding.timescale(plan.fps)),
         # The line files are mono; ffmpeg's upmix puts each channel 3 dB down, which keeps the loudness the
         # lines were measured at (jobs.media.narration).
         "-af", f"aformat=sample_rates={AUDIO_RATE}:channel_layouts=stereo",
         # The "fast" coder: the default two-loop search costs 2 s per minute of speech on one core,
         # a quarter more, for no difference anyone hears in narration at 160 kb/s.
         "-c:a", "aac", "-aac_coder", "fast", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
-        "-movflags", "+faststart", str(out),
+        "-movflags", "+faststart", str(plan.out),
     ]
-    if audio_out is not None:
-        args += ["-map", "1:a", "-c:a", "libmp3lame", "-q:a", "4", "-ac", "1", str(audio_out)]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if plan.audio_out is not None:
+        args += ["-map", "1:a", "-c:a", "libmp3lame", "-q:a", "4", "-ac", "1", str(plan.audio_out)]
+    return args
+
+
+def _video_args(plan: MuxPlan, sidecars: _Sidecars) -> list[str]:
+    """The picture stream-copied, or re-encoded with the captions drawn in when ``plan.burn_in`` asks for it."""
+    if plan.burn_in and sidecars.cues:
+        return ["-vf", _burn_in_filter(sidecars.srt, plan.height),
+                *encoding.x264_args(width=plan.width, height=plan.height, fps=plan.fps)]
+    return ["-c:v", "copy"]
+
+
+def _run_ffmpeg(plan: MuxPlan, args: list[str], timeline: Timeline) -> int:
+    """Run ffmpeg and check what it wrote; the output's duration in ms. On any failure neither ``plan.out``
+    nor ``plan.audio_out`` is left behind."""
+    expected_s = _expected_s(plan, timeline)
+    plan.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        proc.run("ffmpeg", args, timeout=120 + timeline.total_s * (6 if burn_in else 2))
-        duration_ms = _check_output(out, expected_s=expected_s, total_s=timeline.total_s, fps=fps)
+        proc.run("ffmpeg", args, timeout=120 + timeline.total_s * (6 if plan.burn_in else 2))
+        return _check_output(plan.out, expected_s=expected_s, total_s=timeline.total_s, fps=plan.fps)
     except BaseException:
-        out.unlink(missing_ok=True)
-        if audio_out is not None:
-            audio_out.unlink(missing_ok=True)
+        plan.out.unlink(missing_ok=True)
+        if plan.audio_out is not None:
+            plan.audio_out.unlink(missing_ok=True)
         raise
-    return MuxResult(duration_ms=duration_ms, size_bytes=out.stat().st_size, path=out, timeline=timeline,
-                     cues=final_cues, chapters=final_chapters, audio_path=audio_out,
-                     cards_from_cache=int(intro_hit) + int(outro_hit),
-                     hold_path=work_dir / "hold.mp4" if timeline.hold_frames else None)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from jobs.media.cursor import (
 )
 from jobs.media.egress_proxy import EgressProxy
 from jobs.media.errors import MediaError, NavigationError, StepError, Stopped
-from jobs.media.framegrid import FrameGrid
+from jobs.media.framegrid import FrameGrid, GridStats
 from jobs.media.options import Pacing
 from jobs.media.redact import Redaction, RedactionReport
 from jobs.media.stills import png_size
@@ -342,6 +342,18 @@ class _Session:
         return task.result()
 
     async def _record(self, context: Any, started_wall: float) -> Recording:
+        """Set ``context`` up, open the target, capture while the steps run, stop, and collect the recording."""
+        page = await self._open_page(context)
+        await self._navigate(page, self.req.target_url, step=None)
+        self._check_redaction()  # a pattern the browser refuses fails now, before anything is recorded
+        pointer = await self._start_capture(context, page)
+        spoken_until = await self._perform_steps(page, pointer)
+        await self._closing_hold(page, spoken_until)
+        stop_wall, stats = await self._stop_capture(context)
+        return await self._collect(started_wall, stop_wall, stats)
+
+    async def _open_page(self, context: Any) -> Any:
+        """Ready ``context`` (redaction, the cursor, the URL guard) and open its page, its requests watched."""
         req = self.req
         if req.redaction.active:
             # Before any document of the context exists: its first paint is already redacted.
@@ -353,10 +365,12 @@ class _Session:
         page = await context.new_page()
         page.set_default_timeout(req.step_timeout_ms)
         self._watch_network(page)
+        return page
 
-        await self._navigate(page, req.target_url, step=None)
-        self._check_redaction()  # a pattern the browser refuses fails now, before anything is recorded
-
+    async def _start_capture(self, context: Any, page: Any) -> Pointer:
+        """Start the screencast into the frame grid, and the camera; bring the pointer onto the page and wait
+        for the first frame. The pointer, for the steps."""
+        req = self.req
         video_w, video_h = req.video_size
         self.grid = FrameGrid(self.video, width=video_w, height=video_h, fps=req.fps)
         self.grid_open = True
@@ -376,9 +390,13 @@ class _Session:
             await asyncio.wait_for(self.first_frame.wait(), FIRST_FRAME_TIMEOUT_S)
         except TimeoutError:
             raise MediaError("no screencast frame arrived from Chromium") from None
-        pace = req.pacing
-        await asyncio.sleep(pace.hold_before_ms / 1000)
+        return pointer
 
+    async def _perform_steps(self, page: Any, pointer: Pointer) -> float:
+        """After the opening hold, run the steps, each paced to its line, with the stills planned between them;
+        the wall time the last step's line ends, plus the pause after it."""
+        req, pace = self.req, self.req.pacing
+        await asyncio.sleep(pace.hold_before_ms / 1000)
         spoken_until = 0.0  # wall time the last step's line ends, plus the pause after it
         for number, step in enumerate(req.steps, 1):
             started = time.time()
@@ -394,15 +412,22 @@ class _Session:
             await asyncio.sleep(max(pace.step_pause_ms / 1000, spoken_until - time.time()))
             if number in self.plan:
                 await self._still(page, number)
+        return spoken_until
 
+    async def _closing_hold(self, page: Any, spoken_until: float) -> None:
+        """Let the last line end and the view ease out, hold, and take the last still."""
+        assert self.camera is not None
         await asyncio.sleep(max(0.0, spoken_until - time.time()))
         await _bounded(self.camera.release(), "easing the view out")
-        await asyncio.sleep(pace.hold_after_ms / 1000)
-        await self._still(page, len(req.steps))
+        await asyncio.sleep(self.req.pacing.hold_after_ms / 1000)
+        await self._still(page, len(self.req.steps))
         await _bounded(self.camera.close(), "easing the view out")
 
+    async def _stop_capture(self, context: Any) -> tuple[float, GridStats]:
+        """Stop the screencast, close the context and let the frame grid finish the file; the wall time of the
+        stop, and the grid's counts."""
         stop_wall = time.time()
-        await _bounded(cdp.send("Page.stopScreencast"), "stopping the capture")
+        await _bounded(self.cdp.send("Page.stopScreencast"), "stopping the capture")
         # Frames already captured before the stop may still be in flight.
         await asyncio.sleep(0.1)
         assert self.grid is not None
@@ -410,10 +435,14 @@ class _Session:
         self.grid_open = False
         await context.close()
         stats = await asyncio.to_thread(self.grid.join)
+        return stop_wall, stats
 
+    async def _collect(self, started_wall: float, stop_wall: float, stats: GridStats) -> Recording:
+        """Check the redaction held on every page visited, probe the file, and gather what was recorded."""
+        req = self.req
         self._check_redaction()  # and for the pages visited later
         info = await asyncio.to_thread(probe_mod.probe, self.video)
-        assert stats.first_ts is not None
+        assert stats.first_ts is not None and self.camera is not None
         return Recording(
             video_path=self.video,
             stills=self.stills,

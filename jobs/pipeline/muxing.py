@@ -166,12 +166,14 @@ def _final_video(chunk: Chunk, work: Path, *, body: Path, said: _Narration, reco
                  logo: Path | None, branding: muxer.Branding) -> muxer.MuxResult:
     job, n, spec = chunk.job, chunk.index, chunk.job.parsed_spec
     return muxer.mux(
-        body=body, lines=said.placed, out=work / f"chunk-{n}-final.mp4", work_dir=work, logo=logo,
-        cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, width=spec.viewport.video_width,
-        height=spec.viewport.video_height, fps=settings.SCREENREEL_FPS, cues=said.cues,
-        chapters=feature_chapters(chunk.feature, recording.step_starts_s()),
-        language=spec.captions.mp4_language, burn_in=spec.captions.burn_in, audio_out=work / f"chunk-{n}-audio.mp3",
-        chromium_path=settings.SCREENREEL_CHROMIUM, tenant=job.client_id, branding=branding,
+        muxer.MuxPlan(
+            body=body, lines=said.placed, out=work / f"chunk-{n}-final.mp4", logo=logo,
+            width=spec.viewport.video_width, height=spec.viewport.video_height, fps=settings.SCREENREEL_FPS,
+            cues=said.cues, chapters=feature_chapters(chunk.feature, recording.step_starts_s()),
+            language=spec.captions.mp4_language, burn_in=spec.captions.burn_in,
+            audio_out=work / f"chunk-{n}-audio.mp3", tenant=job.client_id, branding=branding,
+        ),
+        work_dir=work, cache_dir=settings.SCREENREEL_CARD_CACHE_DIR, chromium_path=settings.SCREENREEL_CHROMIUM,
     )
 
 

@@ -48,6 +48,7 @@ from jobs.lib.net.egress import (
     InvalidURL,
     ResolutionError,
     Resolver,
+    Target,
     parse_literal,
     parse_target,
     refusal_reason,
@@ -534,49 +535,106 @@ def _exchange(
     """One guarded attempt. With ``read_past_limit`` one chunk beyond the limit is read, to tell a
     body of exactly the limit from a longer one (``truncated``)."""
     started = time.monotonic()
-    clock = _Deadline(started + deadline)
+    target, request_target = _parse(url, started)
+    attempt = _Attempt(target=target, policy=policy, resolver=resolver, started=started,
+                       clock=_Deadline(started + deadline), connect_timeout=connect_timeout, ssl_context=ssl_context,
+                       keepalive=keepalive, max_response_bytes=max_response_bytes, read_past_limit=read_past_limit)
+    key = (scope, target.scheme, target.host, target.port)
+    connection, addresses = _kept_or_pinned(attempt, key)
+    request = _build_request(method, target, request_target, headers=headers, body=body,
+                             keep_alive=keepalive is not None, connect_timeout=connect_timeout, deadline=deadline)
+    connection, reply = _send(attempt, request, connection, addresses)
+    _hand_back(connection, keepalive, key)
+    assert connection.backend.remote_addr is not None
+    return RawResponse(
+        status_code=reply.status,
+        headers=_headers_dict(reply.headers),
+        content=reply.body,
+        truncated=reply.received > max_response_bytes,
+        remote_addr=connection.backend.remote_addr,
+        duration_ms=_elapsed_ms(started),
+    )
 
-    def elapsed_ms() -> int:
-        return round((time.monotonic() - started) * 1000)
 
-    def fail(message: str, error_class: str, permanent: bool, addr: str | None = None) -> TransportError:
-        return TransportError(
-            message,
-            error_class=error_class,
-            permanent=permanent,
-            remote_addr=addr,
-            duration_ms=elapsed_ms(),
-        )
+def _elapsed_ms(started: float) -> int:
+    """Milliseconds since ``started`` (time.monotonic())."""
+    return round((time.monotonic() - started) * 1000)
 
+
+def _failure(
+    message: str, error_class: str, permanent: bool, *, started: float, addr: str | None = None,
+) -> TransportError:
+    """The TransportError of an attempt that started at ``started`` (time.monotonic()), timed until now."""
+    return TransportError(
+        message,
+        error_class=error_class,
+        permanent=permanent,
+        remote_addr=addr,
+        duration_ms=_elapsed_ms(started),
+    )
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What one guarded attempt goes by: its destination and the egress rule, its clock, how it connects and
+    how much of the body it reads."""
+
+    target: Target
+    policy: EgressPolicy
+    resolver: Resolver
+    started: float  # time.monotonic()
+    clock: _Deadline
+    connect_timeout: float
+    ssl_context: ssl.SSLContext | None
+    keepalive: KeepAlive | None
+    max_response_bytes: int
+    read_past_limit: bool
+
+    def fail(self, message: str, error_class: str, permanent: bool, addr: str | None = None) -> TransportError:
+        return _failure(message, error_class, permanent, started=self.started, addr=addr)
+
+
+def _parse(url: str, started: float) -> tuple[Target, bytes]:
+    """Where ``url`` goes and its request target, or a permanent invalid_url failure."""
     try:
-        target = parse_target(url)
-        request_target = _request_target(url)
+        return parse_target(url), _request_target(url)
     except (InvalidURL, UnicodeError) as exc:
-        raise fail(f"invalid_url: {exc}", "invalid_url", True) from None
-    host = target.host
+        raise _failure(f"invalid_url: {exc}", "invalid_url", True, started=started) from None
 
-    def checked_addresses() -> list[str]:
-        try:
-            return _run_within(lambda: resolve_checked(host, target.port, policy, resolver), clock.remaining())
-        except EgressBlocked as exc:
-            # Permanent for this attempt's purposes: retrying a refused destination only retries
-            # the attack. The caller may still re-check on its next scheduled attempt.
-            raise fail(f"blocked: {exc}", "blocked", True) from None
-        except InvalidURL as exc:
-            raise fail(f"invalid_url: {exc}", "invalid_url", True) from None
-        except ResolutionError as exc:
-            raise fail(f"dns: {exc}", "dns", False) from None
-        except TimeoutError:
-            raise fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", False) from None
 
-    key = (scope, target.scheme, host, target.port)
-    connection = keepalive.take(key, policy) if keepalive is not None else None
-    addresses: list[str] = []
-    if connection is None:
-        addresses = checked_addresses()  # a kept connection was checked just now by take()
+def _checked_addresses(attempt: _Attempt) -> list[str]:
+    """The host resolved once, within the deadline, every answer checked against the egress rule: the only
+    addresses a new connection may go to."""
+    host, port = attempt.target.host, attempt.target.port
+    try:
+        return _run_within(lambda: resolve_checked(host, port, attempt.policy, attempt.resolver),
+                           attempt.clock.remaining())
+    except EgressBlocked as exc:
+        # Permanent for this attempt's purposes: retrying a refused destination only retries
+        # the attack. The caller may still re-check on its next scheduled attempt.
+        raise attempt.fail(f"blocked: {exc}", "blocked", True) from None
+    except InvalidURL as exc:
+        raise attempt.fail(f"invalid_url: {exc}", "invalid_url", True) from None
+    except ResolutionError as exc:
+        raise attempt.fail(f"dns: {exc}", "dns", False) from None
+    except TimeoutError:
+        raise attempt.fail(f"dns: resolving host {host!r} did not finish before the deadline", "dns", False) from None
 
+
+def _kept_or_pinned(attempt: _Attempt, key: tuple[str, str, str, int]) -> tuple[_Connection | None, list[str]]:
+    """A connection kept for ``key``, or none and the checked addresses a new one is pinned to."""
+    connection = attempt.keepalive.take(key, attempt.policy) if attempt.keepalive is not None else None
+    if connection is not None:
+        return connection, []  # a kept connection was checked just now by take()
+    return None, _checked_addresses(attempt)
+
+
+def _request_headers(
+    target: Target, headers: Mapping[str, str], body: bytes | None, *, keep_alive: bool,
+) -> list[tuple[bytes, bytes]]:
+    """The caller's headers, with the Host, the framing and the connection's fate set by us."""
     request_headers: list[tuple[bytes, bytes]] = [
-        (b"Host", _host_header(host, target.port, target.scheme).encode("ascii")),
+        (b"Host", _host_header(target.host, target.port, target.scheme).encode("ascii")),
     ]
     supplied = {name.lower() for name in headers}
     for name, value in headers.items():
@@ -587,39 +645,55 @@ def _exchange(
         request_headers.append((b"User-Agent", USER_AGENT.encode()))
     if body is not None:
         request_headers.append((b"Content-Length", str(len(body)).encode("ascii")))
-    if keepalive is None:
+    if not keep_alive:
         request_headers.append((b"Connection", b"close"))
+    return request_headers
 
-    origin = httpcore.Origin(scheme=target.scheme.encode(), host=host.encode("ascii"), port=target.port)
+
+def _build_request(
+    method: str, target: Target, request_target: bytes, *, headers: Mapping[str, str], body: bytes | None,
+    keep_alive: bool, connect_timeout: float, deadline: float,
+) -> httpcore.Request:
+    """The request as httpcore sends it, with its headers and per-operation timeouts."""
+    request_headers = _request_headers(target, headers, body, keep_alive=keep_alive)
     core_url = httpcore.URL(
-        scheme=target.scheme.encode(), host=host.encode("ascii"), port=target.port, target=request_target
+        scheme=target.scheme.encode(), host=target.host.encode("ascii"), port=target.port, target=request_target
     )
     timeouts = {"connect": connect_timeout, "read": deadline, "write": deadline, "pool": deadline}
-    request = httpcore.Request(method, core_url, headers=request_headers, content=body,
-                               extensions={"timeout": timeouts})
+    return httpcore.Request(method, core_url, headers=request_headers, content=body,
+                            extensions={"timeout": timeouts})
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What came back: the status, the headers, at most max_response_bytes of the body, and how much of it
+    was read (more than the limit means the body was longer)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    received: int
+
+
+def _send(
+    attempt: _Attempt, request: httpcore.Request, connection: _Connection | None, addresses: list[str],
+) -> tuple[_Connection, _Reply]:
+    """Send ``request`` on the kept ``connection``, or on a new one to one of ``addresses``, under the watchdog;
+    the connection used and the reply. A failure is raised as a classified TransportError."""
+    clock = attempt.clock
+    origin = httpcore.Origin(scheme=attempt.target.scheme.encode(), host=attempt.target.host.encode("ascii"),
+                             port=attempt.target.port)
     while True:
         backend = connection.backend if connection is not None else _PinnedBackend(addresses, clock,
-                                                                                   connect_timeout)
+                                                                                   attempt.connect_timeout)
         backend.deadline = clock
         watch = _WATCHDOG.arm(max(clock.at, time.monotonic()) + _WATCHDOG_GRACE_S, backend)
         try:
             if connection is None:
-                connection = _open(origin, backend, ssl_context or _default_ssl_context(), connect_timeout,
-                                   None if keepalive is None else keepalive.idle_s)
-            response = connection.http.handle_request(request)
-            try:
-                chunks: list[bytes] = []
-                received = 0
-                for chunk in response.iter_stream():
-                    chunks.append(chunk)
-                    received += len(chunk)
-                    if received > max_response_bytes or (received == max_response_bytes and not read_past_limit):
-                        break  # closing the response closes the connection: the rest is never read
-            finally:
-                response.close()
-            raw_body = b"".join(chunks)[:max_response_bytes]
-            status, raw_headers = response.status, response.headers
-            break
+                keepalive = attempt.keepalive
+                connection = _open(origin, backend, attempt.ssl_context or _default_ssl_context(),
+                                   attempt.connect_timeout, None if keepalive is None else keepalive.idle_s)
+            return connection, _round_trip(connection, request, attempt.max_response_bytes, attempt.read_past_limit)
         except Exception as exc:
             if connection is not None:
                 connection.http.close()
@@ -627,28 +701,51 @@ def _exchange(
                 # The server closed the kept connection as we wrote to it: once more on a new one.
                 # At least once, with the same message id, is the contract, so this is safe.
                 connection = None
-                addresses = checked_addresses()
+                addresses = _checked_addresses(attempt)
                 continue
-            error_class, permanent, detail = _classify(exc, past_deadline=clock.remaining() <= 0)
-            addr = backend.remote_addr
-            where = f"host {host!r}" + (f" at {addr}" if addr else "")
-            raise fail(f"{error_class}: {detail} ({where})", error_class, permanent, addr) from None
+            raise _classified(attempt, exc, backend.remote_addr) from None
         finally:
             _WATCHDOG.disarm(watch)
 
+
+def _classified(attempt: _Attempt, exc: Exception, addr: str | None) -> TransportError:
+    """The TransportError for ``exc``, raised while connecting or exchanging with ``addr``."""
+    error_class, permanent, detail = _classify(exc, past_deadline=attempt.clock.remaining() <= 0)
+    where = f"host {attempt.target.host!r}" + (f" at {addr}" if addr else "")
+    return attempt.fail(f"{error_class}: {detail} ({where})", error_class, permanent, addr)
+
+
+def _round_trip(
+    connection: _Connection, request: httpcore.Request, max_response_bytes: int, read_past_limit: bool,
+) -> _Reply:
+    """Send ``request`` and read the status line, the headers and the body up to the limit."""
+    response = connection.http.handle_request(request)
+    try:
+        body, received = _read_body(response, max_response_bytes, read_past_limit)
+    finally:
+        response.close()
+    return _Reply(status=response.status, headers=response.headers, body=body, received=received)
+
+
+def _read_body(response: httpcore.Response, max_response_bytes: int, read_past_limit: bool) -> tuple[bytes, int]:
+    """At most ``max_response_bytes`` of the body, and how many bytes were read: at the limit the reading
+    stops, or one chunk past it with ``read_past_limit``."""
+    chunks: list[bytes] = []
+    received = 0
+    for chunk in response.iter_stream():
+        chunks.append(chunk)
+        received += len(chunk)
+        if received > max_response_bytes or (received == max_response_bytes and not read_past_limit):
+            break  # closing the response closes the connection: the rest is never read
+    return b"".join(chunks)[:max_response_bytes], received
+
+
+def _hand_back(connection: _Connection, keepalive: KeepAlive | None, key: tuple[str, str, str, int]) -> None:
+    """Keep ``connection`` for the scope's next attempt when there is a KeepAlive and it is idle; else close it."""
     if keepalive is not None and connection.http.is_idle():
         keepalive.give(key, connection)
     else:
         connection.http.close()
-    assert backend.remote_addr is not None
-    return RawResponse(
-        status_code=status,
-        headers=_headers_dict(raw_headers),
-        content=raw_body,
-        truncated=received > max_response_bytes,
-        remote_addr=backend.remote_addr,
-        duration_ms=elapsed_ms(),
-    )
 
 
 def _open(

@@ -25,8 +25,8 @@ def frames(video: Path, out: Path, fps: float = 1) -> list[Path]:
 def renditions_of(rec: Recording, tmp: Path, *, title: str = "Keys", gif_seconds: float = 8) -> list[Path]:
     """The final video, its 9:16 and 1:1 cuts and its GIF, made as the mux stage makes them."""
     branding = mux.Branding(intro_title=title, outro_title="Thanks for watching")
-    main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
-                   fps=25, work_dir=tmp / "work", tenant="test")
+    main = mux.mux(mux.MuxPlan(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280,
+                               height=720, fps=25, tenant="test"), work_dir=tmp / "work")
     action = renditions.Action.from_track(renditions.track_of(rec.camera, rec.targets), layout_width=1280,
                                           layout_height=720)
     cuts = [mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding, width=1280,

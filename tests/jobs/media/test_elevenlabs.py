@@ -14,7 +14,7 @@ import pytest
 from jobs.lib.net.egress import EgressPolicy
 from jobs.media import elevenlabs, narration, options, probe, voice
 from jobs.media.errors import MediaError
-from jobs.media.mux import Branding, mux
+from jobs.media.mux import Branding, MuxPlan, mux
 from tests.jobs.media.elevenlabs_emulator import Emulator
 
 KEY = "sk_test_0123456789abcdef"
@@ -221,8 +221,8 @@ def test_two_chunks_end_to_end_stitched_through_a_429_and_muxed(
     prepared = narration.prepare_lines([second.path], tmp_path, names=["line.wav"])
     placed = narration.place_lines([options.LineText(1, "Second feature.")], [prepared[0].samples],
                                    [prepared[0].path], step_starts={}, pause_s=0.3)
-    result = mux(tenant="test", body=synthetic_body, lines=placed, branding=Branding("Second", "Thanks"),
-                 out=tmp_path / "final.mp4", width=1280, height=720, fps=25, work_dir=tmp_path / "w")
+    result = mux(MuxPlan(tenant="test", body=synthetic_body, lines=placed, branding=Branding("Second", "Thanks"),
+                         out=tmp_path / "final.mp4", width=1280, height=720, fps=25), work_dir=tmp_path / "w")
     assert result.duration_ms > 5000
 
 

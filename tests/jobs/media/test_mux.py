@@ -11,7 +11,7 @@ import pytest
 from jobs.media import captions, encoding, framegrid, loudness, narration, options, probe, proc, voice
 from jobs.media import mux as mux_mod
 from jobs.media.errors import MediaError, SegmentMismatch
-from jobs.media.mux import Branding, MuxResult, escape_filter_value, mux
+from jobs.media.mux import Branding, MuxPlan, MuxResult, escape_filter_value, mux
 
 FPS = 25
 FRAME_MS = 1000 / FPS
@@ -48,8 +48,8 @@ def narrated(script: str, tmp: Path, *, provider: str = "auto") -> Lines:
 
 
 def run_mux(body: Path, lines: Lines, tmp: Path, **extra: Any) -> MuxResult:
-    return mux(tenant="test", body=body, lines=lines, branding=BRANDING, out=tmp / "final.mp4",
-               width=1280, height=720, fps=FPS, work_dir=tmp / "work", **extra)
+    return mux(MuxPlan(tenant="test", body=body, lines=lines, branding=BRANDING, out=tmp / "final.mp4",
+                       width=1280, height=720, fps=FPS, **extra), work_dir=tmp / "work")
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +127,8 @@ def test_a_colour_that_is_not_hex_is_refused(
 ) -> None:
     bad = Branding(intro_title="x", outro_title="y", background="red:x=1")
     with pytest.raises(MediaError, match="#RRGGBB") as caught:
-        mux(tenant="test", body=synthetic_body, lines=short_narration, branding=bad, out=tmp_path / "o.mp4",
-            width=1280, height=720, fps=FPS, work_dir=tmp_path)
+        mux(MuxPlan(tenant="test", body=synthetic_body, lines=short_narration, branding=bad, out=tmp_path / "o.mp4",
+                    width=1280, height=720, fps=FPS), work_dir=tmp_path)
     assert caught.value.permanent is True
     assert not (tmp_path / "o.mp4").exists()
 
@@ -189,13 +189,16 @@ def test_cards_are_rendered_once_per_branding_and_reused_from_the_cache(
     synthetic_body: Path, short_narration: Lines, tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cards"
-    first = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "1.mp4",
-                width=1280, height=720, fps=FPS, work_dir=tmp_path / "w1", cache_dir=cache)
-    again = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "2.mp4",
-                width=1280, height=720, fps=FPS, work_dir=tmp_path / "w2", cache_dir=cache)
+    first = mux(MuxPlan(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING,
+                        out=tmp_path / "1.mp4", width=1280, height=720, fps=FPS), work_dir=tmp_path / "w1",
+                cache_dir=cache)
+    again = mux(MuxPlan(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING,
+                        out=tmp_path / "2.mp4", width=1280, height=720, fps=FPS), work_dir=tmp_path / "w2",
+                cache_dir=cache)
     other = Branding(intro_title=BRANDING.intro_title, outro_title="Bye", accent="#12B76A")
-    third = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=other, out=tmp_path / "3.mp4",
-                width=1280, height=720, fps=FPS, work_dir=tmp_path / "w3", cache_dir=cache)
+    third = mux(MuxPlan(tenant="test", body=synthetic_body, lines=short_narration, branding=other,
+                        out=tmp_path / "3.mp4", width=1280, height=720, fps=FPS), work_dir=tmp_path / "w3",
+                cache_dir=cache)
     assert (first.cards_from_cache, again.cards_from_cache, third.cards_from_cache) == (0, 2, 0)
     assert sorted(p.name.startswith("card-") for p in cache.iterdir()) == [True] * 4
     assert abs(first.duration_ms - again.duration_ms) == 0
@@ -245,10 +248,12 @@ def test_a_logo_is_drawn_on_the_cards(
     synthetic_body: Path, short_narration: Lines, logo_png: Path, tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cards"
-    plain = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "a.mp4",
-                width=1280, height=720, fps=FPS, work_dir=tmp_path / "w1", cache_dir=cache)
-    logo = mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "b.mp4",
-               width=1280, height=720, fps=FPS, work_dir=tmp_path / "w2", cache_dir=cache, logo=logo_png)
+    plain = mux(MuxPlan(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING,
+                        out=tmp_path / "a.mp4", width=1280, height=720, fps=FPS), work_dir=tmp_path / "w1",
+                cache_dir=cache)
+    logo = mux(MuxPlan(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING,
+                       out=tmp_path / "b.mp4", width=1280, height=720, fps=FPS, logo=logo_png),
+               work_dir=tmp_path / "w2", cache_dir=cache)
     assert logo.cards_from_cache == 0  # the logo is part of the card's identity
     assert decode_errors(logo.path) == ""
     assert mean_abs_diff(gray_frame(plain.path, 1.5), gray_frame(logo.path, 1.5)) > 3
@@ -260,8 +265,8 @@ def test_a_logo_that_is_not_an_image_is_refused_before_ffmpeg_reads_it(
     playlist = tmp_path / "logo.png"
     playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n")
     with pytest.raises(MediaError, match="PNG or JPEG") as caught:
-        mux(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING, out=tmp_path / "o.mp4",
-            width=1280, height=720, fps=FPS, work_dir=tmp_path / "w", logo=playlist)
+        mux(MuxPlan(tenant="test", body=synthetic_body, lines=short_narration, branding=BRANDING,
+                    out=tmp_path / "o.mp4", width=1280, height=720, fps=FPS, logo=playlist), work_dir=tmp_path / "w")
     assert caught.value.permanent is True
 
 

@@ -44,9 +44,9 @@ def made(sampleapp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Made:
     rec = record(RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=1280, height=720, steps=STEPS,
                                feature_title="Cuts", out_dir=tmp / "rec", chromium_path=CHROMIUM))
     branding = mux.Branding(intro_title="Vertical, square and a GIF ✓", outro_title="acme.example")
-    main = mux.mux(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280, height=720,
-                   fps=25, work_dir=tmp / "work", cues=[captions.Cue(0.5, 2.0, "A caption.")],
-                   chapters=[captions.Chapter(0.0, "Cuts")], tenant="test")
+    main = mux.mux(mux.MuxPlan(body=rec.video_path, lines=[], branding=branding, out=tmp / "final.mp4", width=1280,
+                               height=720, fps=25, cues=[captions.Cue(0.5, 2.0, "A caption.")],
+                               chapters=[captions.Chapter(0.0, "Cuts")], tenant="test"), work_dir=tmp / "work")
     action = renditions.Action.from_track(renditions.track_of(rec.camera, rec.targets), layout_width=1280,
                                           layout_height=720)
     cuts = {shape: mux.rendition(main=main, body=rec.video_path, shape=shape, action=action, branding=branding,
