@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "webhooks",
     "bundles",
     "retention",
+    "credentials",
 ]
 
 MIDDLEWARE = [
@@ -319,6 +320,9 @@ SCREENREEL_CLIENT_MAX_WEBHOOK_ENDPOINTS = env_int("SCREENREEL_CLIENT_MAX_WEBHOOK
 # Attempts in flight at once per client over all its endpoints (and its jobs' own webhook_url), so one
 # client's slow receivers cannot hold every sender thread. Per client in the admin.
 SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = env_int("SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT", 32, minimum=1)
+# Credentials a client may store (docs/credentials.md); past it POST /v1/credentials answers 409
+# too_many_credentials. Per client in the admin (Client.max_credentials).
+SCREENREEL_CLIENT_MAX_CREDENTIALS = env_int("SCREENREEL_CLIENT_MAX_CREDENTIALS", 50, minimum=0)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
 # Delivery runs as the deliveries_dispatch task on the "deliver" queue (webhooks/dispatch.py).
@@ -419,7 +423,7 @@ SCREENREEL_WORKER_HEARTBEAT_S = env_int("SCREENREEL_WORKER_HEARTBEAT_S", 10, min
 # --- The admin console (docs/operating.md, "The admin console") ----------------------------------------
 # The apps whose models the console's two groups cover (jobs.console.groups): "operators" hold every permission
 # of their models, "viewers" every view permission. A new app of the project joins here.
-SCREENREEL_CONSOLE_APPS = ["jobs", "webhooks", "bundles", "retention"]
+SCREENREEL_CONSOLE_APPS = ["jobs", "webhooks", "bundles", "retention", "credentials"]
 # Admin logins are throttled by django-axes: after this many failures in a row for one username from one
 # address, that pair is refused (429, even with the right password) for SCREENREEL_ADMIN_LOCKOUT_S.
 # The API's keys never go through these backends (jobs.api.auth) and are not affected.

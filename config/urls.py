@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from bundles.views import BundleLinksView, LinkDownloadView
 from config.health import healthz, readyz, workers
 from config.metrics import metrics_view
+from credentials import views as creds
 from jobs.api import views as jobs
 from jobs.api.stream import JobEventsTokenView, job_events_stream
 from webhooks import views as hooks
@@ -29,6 +30,9 @@ urlpatterns = [
     path("v1/webhook-endpoints/<str:endpoint_id>/test", hooks.EndpointTestView.as_view(), name="endpoint-test"),
     path("v1/webhook-endpoints/<str:endpoint_id>/deliveries", hooks.EndpointDeliveriesView.as_view(),
          name="endpoint-deliveries"),
+    path("v1/credentials", creds.CredentialListCreateView.as_view(), name="credential-list"),
+    path("v1/credentials/<str:credential_id>", creds.CredentialDetailView.as_view(), name="credential-detail"),
+    path("v1/credentials/<str:credential_id>/rotate", creds.CredentialRotateView.as_view(), name="credential-rotate"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     # The split view serves its init script as a file (?script=), so the page needs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[]), name="docs"),

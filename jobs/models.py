@@ -47,6 +47,9 @@ class Client(models.Model):
     max_webhook_endpoints = models.PositiveIntegerField(
         null=True, blank=True, help_text="Webhook endpoints registered at once, disabled ones included. "
                                          "Empty: the deployment's default (20).")
+    max_credentials = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Credentials stored at once (docs/credentials.md). Empty: the deployment's "
+                                         "default (50).")
     max_deliveries_in_flight = models.PositiveIntegerField(
         null=True, blank=True, help_text="Webhook attempts in flight at once, over all the client's endpoints. "
                                          "Empty: the deployment's default (32).")

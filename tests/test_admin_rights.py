@@ -27,6 +27,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from bundles.models import Bundle
+from credentials.services import credential_create
 from jobs.models import Chunk, ChunkStatus, EventType, Job, JobStatus, ObjectKind
 from jobs.services.events import event_record
 from jobs.services.jobs import job_create
@@ -44,7 +45,7 @@ from webhooks.services.endpoints import endpoint_create, endpoint_disable
 __all__ = ["local_storage"]
 pytestmark = pytest.mark.django_db
 
-CONSOLE_APPS = ("jobs", "webhooks", "bundles", "retention")
+CONSOLE_APPS = ("jobs", "webhooks", "bundles", "retention", "credentials")
 SECRET = "hunter2-Pa55word!"  # what a type step types into a password field
 
 
@@ -113,6 +114,11 @@ def _failed_delivery(tmp: Path) -> tuple[list[Any], dict[str, Any]]:
     return [delivery.pk], {}
 
 
+def _credential() -> Any:
+    return credential_create(client=make_client(), name="Staging", origins=["https://app.example.com"],
+                             values={"password": SECRET})
+
+
 def _endpoint(*, enabled: bool = True) -> Any:
     endpoint = endpoint_create(client=make_client(), url="https://hooks.example.com/x", event_types=[])
     return endpoint if enabled else endpoint_disable(endpoint=endpoint, reason="test")
@@ -132,6 +138,8 @@ ACTIONS: dict[tuple[str, str], Setup] = {
     ("webhooks/endpoint", "enable"): lambda tmp: ([_endpoint(enabled=False).pk], {}),
     ("webhooks/endpoint", "disable"): lambda tmp: ([_endpoint().pk], {}),
     ("webhooks/endpoint", "rotate"): lambda tmp: ([_endpoint().pk], {}),
+    ("credentials/credential", "revoke"): lambda tmp: ([_credential().pk], {}),
+    ("credentials/credential", "reseal"): lambda tmp: ([_credential().pk], {}),
     ("webhooks/endpoint", "recover_since"): lambda tmp: (
         [_endpoint().pk], {"since": (timezone.now() - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")}),
 }

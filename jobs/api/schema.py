@@ -172,11 +172,12 @@ _WHEN = {
     400: "Bad input: validation_error (details.fields), too_long (a feature cannot be recorded in the stage's "
          "time limit: details.minimum_s, limit_s), malformed_json, invalid_body, invalid_filter...",
     401: "unauthenticated: no API key, or an unknown or revoked one.",
-    404: "The object does not exist for your client (job_not_found, endpoint_not_found, unknown_chunk...).",
+    404: "The object does not exist for your client (job_not_found, endpoint_not_found, credential_not_found, "
+         "unknown_chunk...).",
     406: "not_acceptable: the Accept header allows no JSON, the only type the API answers in.",
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
          "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, endpoint_exists, "
-         "too_many_endpoints, bundle_not_ready, "
+         "too_many_endpoints, too_many_credentials, bundle_not_ready, "
          "bundle_not_found).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB (any request under /v1/, even one that takes no body).",
@@ -187,11 +188,12 @@ _WHEN = {
          "changed, and the same request may be sent again.",
 }
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
-              "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update"}
-_QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries"}
+              "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update", "credentials_create"}
+_QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries", "credentials_list"}
 # The operations that write, so may find the write lock busy past its wait (jobs.lib.errors.database_busy).
 _WRITES = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "webhook_endpoints_create",
-           "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test"}
+           "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test",
+           "credentials_create", "credentials_update", "credentials_delete", "credentials_rotate"}
 
 
 def _error(status: int) -> dict[str, Any]:
@@ -324,6 +326,8 @@ def _constrain_requests(components: dict[str, Any]) -> None:
                     continue  # typed as given, spaces included (trim_whitespace=False)
                 if _is_string(field) and field.get("minLength") == 1 and "pattern" not in field:
                     field["pattern"] = NOT_BLANK  # blank after trimming is an error too
+    if "ValuesRequest" in components:  # a credential's values: at least one (credentials.serializers)
+        components["ValuesRequest"]["minProperties"] = 1
     spec = components["JobSpecRequest"]["properties"]
     url = {"type": "string", "maxLength": MAX_URL, "pattern": HTTP_URL}
     spec["target_url"] = url
@@ -431,13 +435,15 @@ def _parameters_bounded(operation: dict[str, Any]) -> None:
                                    "pattern": r"^[!-~]([ -~]*[!-~])?$"}
 
 
-# What a created job or endpoint leads to: generated clients and stateful testers follow these.
+# What a created job, endpoint or credential leads to: generated clients and stateful testers follow these.
 _LINKS = {
     ("jobs_create", "201"): ("job_id", ["jobs_get", "jobs_cancel", "jobs_rerun", "jobs_bundle_links",
                                         "jobs_events_token"]),
     ("webhook_endpoints_create", "201"): ("endpoint_id", [
         "webhook_endpoints_get", "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate",
         "webhook_endpoints_test", "webhook_endpoints_deliveries"]),
+    ("credentials_create", "201"): ("credential_id", [
+        "credentials_get", "credentials_update", "credentials_delete", "credentials_rotate"]),
 }
 
 

@@ -22,6 +22,7 @@ from jobs.lib.rest import (
     StrictIntegerField,
     StrictSerializer,
     validate_http_url,
+    validate_storable,
 )
 from jobs.media.camera import CameraSettings
 from jobs.media.options import LANGUAGES, Pacing, least_duration_s
@@ -142,18 +143,6 @@ class BrandingSerializer(StrictSerializer):
     accent = HexColourField(required=False, default=Branding().accent)
     # A PNG or JPEG (at most 5 MB) drawn on the cards, fetched through the guarded transport.
     logo_url = HttpUrlField(required=False, allow_blank=True, default="")
-
-
-def validate_storable(value: str, *, what: str) -> None:
-    """What DRF's CharField refuses in every string (NUL, a lone surrogate), for the strings it does not
-    parse: dictionary keys and values."""
-    if "\x00" in value:
-        raise serializers.ValidationError(f"{what} must not contain a NUL character.",
-                                          code="null_characters_not_allowed")
-    surrogate = next((ch for ch in value if 0xD800 <= ord(ch) <= 0xDFFF), None)
-    if surrogate is not None:
-        raise serializers.ValidationError(f"{what} must not contain a lone surrogate (U+{ord(surrogate):04X}).",
-                                          code="surrogate_characters_not_allowed")
 
 
 @extend_schema_field({

@@ -29,6 +29,18 @@ NOT_BLANK = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
 MAX_URL = 2048
 
 
+def validate_storable(value: str, *, what: str) -> None:
+    """What DRF's CharField refuses in every string (NUL, a lone surrogate), for the strings it does not
+    parse: dictionary keys and values."""
+    if "\x00" in value:
+        raise serializers.ValidationError(f"{what} must not contain a NUL character.",
+                                          code="null_characters_not_allowed")
+    surrogate = next((ch for ch in value if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if surrogate is not None:
+        raise serializers.ValidationError(f"{what} must not contain a lone surrogate (U+{ord(surrogate):04X}).",
+                                          code="surrogate_characters_not_allowed")
+
+
 class StrictSerializer(serializers.Serializer):
     """Rejects fields it does not know, so a typo is an error instead of a silent default."""
 

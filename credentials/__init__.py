@@ -1,0 +1,1 @@
+"""Credentials: what a client stores so its app can be recorded behind a sign-in (docs/credentials.md)."""

@@ -1,0 +1,150 @@
+"""Every write of credentials: create, rename or re-scope, rotate, reseal, delete; each one audited.
+
+Values are sealed here and only here (``seal_values``), as one JSON document; ``credential_values`` is the
+one way back to them in clear, for the recorder at the moment it types or applies them. The audit names
+the fields an action touched, never a value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from credentials.models import FIELDS, Credential, CredentialAudit
+from credentials.scope import MAX_STORAGE_STATE_DAYS, state_within
+from jobs.lib.errors import DomainError, NotFound
+from jobs.lib.keys.crypto import seal, unseal
+from jobs.models import Client
+from jobs.services.locks import client_lock
+
+
+def _limit(client: Client) -> int:
+    if client.max_credentials is not None:
+        return client.max_credentials
+    return int(settings.SCREENREEL_CLIENT_MAX_CREDENTIALS)
+
+
+def _sealed(values: dict[str, Any]) -> tuple[str, list[str]]:
+    """The sealed document and the names of the fields it holds, in FIELDS' order."""
+    kept = {name: values[name] for name in FIELDS if name in values}
+    return seal(json.dumps(kept, separators=(",", ":"), cls=DjangoJSONEncoder)), list(kept)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Values ready to seal: the storage state kept to the origins, its expiry at most 30 days away."""
+
+    values: dict[str, Any]
+    expires_at: datetime | None
+    dropped: dict[str, Any] | None
+
+
+def _prepared(values: dict[str, Any], origins: list[str]) -> _Prepared:
+    state = values.get("storage_state")
+    if state is None:
+        return _Prepared(values=values, expires_at=None, dropped=None)
+    kept, dropped = state_within(state, origins)
+    expires_at = min(state["expires_at"], timezone.now() + timedelta(days=MAX_STORAGE_STATE_DAYS))
+    return _Prepared(values={**values, "storage_state": {**kept, "expires_at": expires_at}}, expires_at=expires_at,
+                     dropped=dropped)
+
+
+def credential_values(credential: Credential) -> dict[str, Any]:
+    """The credential's values in clear. Only for the recorder, at the moment it uses them: never logged,
+    stored elsewhere or returned."""
+    values: dict[str, Any] = json.loads(unseal(credential.values_sealed))
+    return values
+
+
+def _audit(credential: Credential, action: str, *, actor: str, fields: list[str] | None = None) -> None:
+    CredentialAudit.objects.create(client_id=credential.client_id, credential_id=credential.pk, name=credential.name,
+                                   action=action, actor=actor, fields=fields or [])
+
+
+def _locked(credential: Credential) -> Credential:
+    locked = Credential.objects.select_for_update().filter(pk=credential.pk).first()
+    if locked is None:
+        raise NotFound(f"No credential {credential.pk!r}.", code="credential_not_found")
+    return locked
+
+
+def credential_create(*, client: Client, name: str, origins: list[str], values: dict[str, Any],
+                      actor: str = "api") -> Credential:
+    """Store a credential (its values sealed); returns it. At most the client's cap of credentials."""
+    ready = _prepared(values, origins)
+    sealed, fields = _sealed(ready.values)
+    with transaction.atomic():
+        client_lock(client.pk)  # two creates racing for the last place: one of them waits, then counts
+        limit = _limit(client)
+        if Credential.objects.filter(client=client).count() >= limit:
+            raise DomainError(f"This client has {limit} credentials, its limit; delete one it no longer uses.",
+                              code="too_many_credentials", status_code=409, details={"limit": limit})
+        credential = Credential.objects.create(client=client, name=name, origins=origins, fields_set=fields,
+                                               values_sealed=sealed,
+                                               storage_state_expires_at=ready.expires_at,
+                                               storage_state_dropped=ready.dropped)
+        _audit(credential, CredentialAudit.Action.CREATED, actor=actor, fields=fields)
+    return credential
+
+
+def credential_update(*, credential: Credential, changes: dict[str, Any], actor: str = "api") -> Credential:
+    """Rename it or change its origins; returns it. What of its storage state the new origins leave out is
+    deleted with them."""
+    with transaction.atomic():
+        locked = _locked(credential)
+        origins = changes.get("origins")
+        if origins is not None and "storage_state" in locked.fields_set:
+            values = credential_values(locked)
+            kept, dropped = state_within(values["storage_state"], origins)
+            if dropped is not None:
+                locked.values_sealed, _ = _sealed({**values, "storage_state": kept})
+                locked.storage_state_dropped = dropped
+        for field in ("name", "origins"):
+            if field in changes:
+                setattr(locked, field, changes[field])
+        locked.save()
+        _audit(locked, CredentialAudit.Action.UPDATED, actor=actor, fields=sorted(changes))
+    return locked
+
+
+def credential_rotate(*, credential: Credential, values: dict[str, Any], actor: str = "api") -> Credential:
+    """Replace every value at once (a new password, seed, session...); returns it. Jobs that name it use the
+    new values from their next step on."""
+    with transaction.atomic():
+        locked = _locked(credential)
+        ready = _prepared(values, list(locked.origins))
+        locked.values_sealed, locked.fields_set = _sealed(ready.values)
+        locked.storage_state_expires_at, locked.storage_state_dropped = ready.expires_at, ready.dropped
+        locked.rotated_at = timezone.now()
+        locked.save()
+        _audit(locked, CredentialAudit.Action.ROTATED, actor=actor, fields=list(locked.fields_set))
+    return locked
+
+
+def credential_reseal(*, credential: Credential, actor: str) -> Credential:
+    """Seal the same values again under the deployment's first key (an operator's action after adding a key;
+    ``manage.py encryption_rotate`` does every sealed column at once)."""
+    with transaction.atomic():
+        locked = _locked(credential)
+        locked.values_sealed = seal(unseal(locked.values_sealed))
+        locked.save(update_fields=["values_sealed", "updated_at"])
+        _audit(locked, CredentialAudit.Action.RESEALED, actor=actor)
+    return locked
+
+
+def credential_delete(*, credential: Credential, actor: str = "api", revoked: bool = False) -> None:
+    """Delete it now, audited: from this moment no job can use it (a step that names it fails)."""
+    with transaction.atomic():
+        locked = Credential.objects.select_for_update().filter(pk=credential.pk).first()
+        if locked is None:
+            return  # deleted meanwhile: the outcome the caller asked for
+        _audit(locked, CredentialAudit.Action.REVOKED if revoked else CredentialAudit.Action.DELETED, actor=actor,
+               fields=list(locked.fields_set))
+        locked.delete()
