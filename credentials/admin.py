@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from credentials.models import Credential, CredentialAudit
 from credentials.services import credential_delete, credential_reseal
 from jobs.console.base import ConsoleAdmin, audit, confirm_page, confirmed, operator_name
+from jobs.lib.errors import NotFound
 
 
 @admin.register(Credential)
@@ -53,15 +54,19 @@ class CredentialAdmin(ConsoleAdmin):
                                 danger=True)
         actor = f"operator:{operator_name(request)}"
         for credential in queryset:
-            audit(request, credential, "Revoked (deleted).")
-            credential_delete(credential=credential, actor=actor, revoked=True)
+            if credential_delete(credential=credential, actor=actor, revoked=True):
+                audit(request, credential, "Revoked (deleted).")
         return None
 
     @admin.action(description="Reseal with the current key", permissions=["reseal"])
     def reseal(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
         actor = f"operator:{operator_name(request)}"
         for credential in queryset:
-            credential_reseal(credential=credential, actor=actor)
+            try:
+                credential_reseal(credential=credential, actor=actor)
+            except NotFound:
+                self.message_user(request, f"{credential.id} was deleted meanwhile.", messages.WARNING)
+                continue
             audit(request, credential, "Resealed with the current key.")
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:

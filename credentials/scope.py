@@ -16,10 +16,16 @@ def origin_host(origin: str) -> str:
 
 
 def domain_in(domain: str, origins: Sequence[str]) -> bool:
-    """Whether a cookie for ``domain`` is sent to one of ``origins`` (the host itself, or a domain the host is
-    in, as a browser matches cookie domains)."""
+    """Whether a cookie for ``domain`` belongs to one of ``origins``: the host itself, or a domain the host is
+    in, as a browser matches cookie domains."""
     domain = domain.lstrip(".").lower()
-    return bool(domain) and any(origin_host(o) == domain or origin_host(o).endswith("." + domain) for o in origins)
+    hosts = [origin_host(o) for o in origins]
+    if domain in hosts:
+        return True
+    # A parent domain, but never a bare top-level one ("com"). A public suffix with a dot (co.uk) passes this
+    # check: the recorder is to apply every kept cookie host-only to the credential's origins, so none is sent
+    # wider (docs/credentials.md).
+    return "." in domain and any(host.endswith("." + domain) for host in hosts)
 
 
 def state_within(state: dict[str, Any], origins: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:

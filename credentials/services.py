@@ -8,7 +8,7 @@ the fields an action touched, never a value.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,9 +16,11 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from credentials.models import FIELDS, Credential, CredentialAudit
 from credentials.scope import MAX_STORAGE_STATE_DAYS, state_within
+from credentials.selectors import credential_values
 from jobs.lib.errors import DomainError, NotFound
 from jobs.lib.keys.crypto import seal, unseal
 from jobs.models import Client
@@ -41,7 +43,7 @@ def _sealed(values: dict[str, Any]) -> tuple[str, list[str]]:
 class _Prepared:
     """Values ready to seal: the storage state kept to the origins, its expiry at most 30 days away."""
 
-    values: dict[str, Any]
+    values: dict[str, Any] = field(repr=False)
     expires_at: datetime | None
     dropped: dict[str, Any] | None
 
@@ -56,13 +58,6 @@ def _prepared(values: dict[str, Any], origins: list[str]) -> _Prepared:
                      dropped=dropped)
 
 
-def credential_values(credential: Credential) -> dict[str, Any]:
-    """The credential's values in clear. Only for the recorder, at the moment it uses them: never logged,
-    stored elsewhere or returned."""
-    values: dict[str, Any] = json.loads(unseal(credential.values_sealed))
-    return values
-
-
 def _audit(credential: Credential, action: str, *, actor: str, fields: list[str] | None = None) -> None:
     CredentialAudit.objects.create(client_id=credential.client_id, credential_id=credential.pk, name=credential.name,
                                    action=action, actor=actor, fields=fields or [])
@@ -75,6 +70,7 @@ def _locked(credential: Credential) -> Credential:
     return locked
 
 
+@sensitive_variables()
 def credential_create(*, client: Client, name: str, origins: list[str], values: dict[str, Any],
                       actor: str = "api") -> Credential:
     """Store a credential (its values sealed); returns it. At most the client's cap of credentials."""
@@ -94,11 +90,15 @@ def credential_create(*, client: Client, name: str, origins: list[str], values: 
     return credential
 
 
+@sensitive_variables()
 def credential_update(*, credential: Credential, changes: dict[str, Any], actor: str = "api") -> Credential:
     """Rename it or change its origins; returns it. What of its storage state the new origins leave out is
     deleted with them."""
+    if not changes:
+        return credential  # nothing to change: no write, no audit
     with transaction.atomic():
         locked = _locked(credential)
+        touched = sorted(changes)
         origins = changes.get("origins")
         if origins is not None and "storage_state" in locked.fields_set:
             values = credential_values(locked)
@@ -106,14 +106,16 @@ def credential_update(*, credential: Credential, changes: dict[str, Any], actor:
             if dropped is not None:
                 locked.values_sealed, _ = _sealed({**values, "storage_state": kept})
                 locked.storage_state_dropped = dropped
-        for field in ("name", "origins"):
-            if field in changes:
-                setattr(locked, field, changes[field])
+                touched.append("storage_state")
+        for name in ("name", "origins"):
+            if name in changes:
+                setattr(locked, name, changes[name])
         locked.save()
-        _audit(locked, CredentialAudit.Action.UPDATED, actor=actor, fields=sorted(changes))
+        _audit(locked, CredentialAudit.Action.UPDATED, actor=actor, fields=touched)
     return locked
 
 
+@sensitive_variables()
 def credential_rotate(*, credential: Credential, values: dict[str, Any], actor: str = "api") -> Credential:
     """Replace every value at once (a new password, seed, session...); returns it. Jobs that name it use the
     new values from their next step on."""
@@ -133,18 +135,20 @@ def credential_reseal(*, credential: Credential, actor: str) -> Credential:
     ``manage.py encryption_rotate`` does every sealed column at once)."""
     with transaction.atomic():
         locked = _locked(credential)
-        locked.values_sealed = seal(unseal(locked.values_sealed))
-        locked.save(update_fields=["values_sealed", "updated_at"])
+        # The client's view does not change (updated_at stays): only the key under the seal does.
+        Credential.objects.filter(pk=locked.pk).update(values_sealed=seal(unseal(locked.values_sealed)))
         _audit(locked, CredentialAudit.Action.RESEALED, actor=actor)
     return locked
 
 
-def credential_delete(*, credential: Credential, actor: str = "api", revoked: bool = False) -> None:
-    """Delete it now, audited: from this moment no job can use it (a step that names it fails)."""
+def credential_delete(*, credential: Credential, actor: str = "api", revoked: bool = False) -> bool:
+    """Delete it now, audited: from this moment no job can use it. Returns False when it was already gone
+    (deleted meanwhile: the outcome the caller asked for, audited once, by whoever deleted it)."""
     with transaction.atomic():
         locked = Credential.objects.select_for_update().filter(pk=credential.pk).first()
         if locked is None:
-            return  # deleted meanwhile: the outcome the caller asked for
+            return False
         _audit(locked, CredentialAudit.Action.REVOKED if revoked else CredentialAudit.Action.DELETED, actor=actor,
                fields=list(locked.fields_set))
         locked.delete()
+    return True

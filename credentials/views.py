@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,9 +17,9 @@ from credentials.serializers import (
     CredentialCreateSerializer,
     CredentialRotateSerializer,
     CredentialUpdateSerializer,
-    rotate_values,
 )
 from credentials.services import credential_create, credential_delete, credential_rotate, credential_update
+from jobs.lib.errors import DomainError
 from jobs.lib.rest import NewestFirst, page_of
 
 CREDENTIAL = OpenApiResponse(CredentialSerializer, description="A credential's metadata: never a value.")
@@ -27,11 +29,18 @@ def _client(request: Request) -> Any:
     return request.user.client  # type: ignore[union-attr]
 
 
+def _object(request: Request) -> Any:
+    if not isinstance(request.data, dict):
+        raise DomainError("The body must be a JSON object.", code="invalid_body")
+    return request.data
+
+
 class CredentialListCreateView(APIView):
     @extend_schema(operation_id="credentials_create", request=CredentialCreateSerializer,
                    responses={201: CREDENTIAL}, summary="Store a credential (its values are never shown again)")
+    @method_decorator(sensitive_variables())
     def post(self, request: Request) -> Response:
-        body = CredentialCreateSerializer(data=request.data)
+        body = CredentialCreateSerializer(data=_object(request))
         body.is_valid(raise_exception=True)
         return Response(credential_create(client=_client(request), **body.validated_data).to_dict(), status=201)
 
@@ -52,7 +61,7 @@ class CredentialDetailView(APIView):
                    summary="Rename a credential or change its origins")
     def patch(self, request: Request, credential_id: str) -> Response:
         credential = credential_get(client=_client(request), credential_id=credential_id)
-        body = CredentialUpdateSerializer(data=request.data)
+        body = CredentialUpdateSerializer(data=_object(request))
         body.is_valid(raise_exception=True)
         return Response(credential_update(credential=credential, changes=dict(body.validated_data)).to_dict())
 
@@ -66,7 +75,9 @@ class CredentialDetailView(APIView):
 class CredentialRotateView(APIView):
     @extend_schema(operation_id="credentials_rotate", request=CredentialRotateSerializer, responses={200: CREDENTIAL},
                    summary="Replace every value of a credential at once")
+    @method_decorator(sensitive_variables())
     def post(self, request: Request, credential_id: str) -> Response:
         credential = credential_get(client=_client(request), credential_id=credential_id)
-        values = rotate_values(request.data)
-        return Response(credential_rotate(credential=credential, values=values).to_dict())
+        body = CredentialRotateSerializer(data=_object(request))
+        body.is_valid(raise_exception=True)
+        return Response(credential_rotate(credential=credential, values=body.validated_data["values"]).to_dict())

@@ -41,6 +41,12 @@ def validate_storable(value: str, *, what: str) -> None:
                                           code="surrogate_characters_not_allowed")
 
 
+def shown(name: str) -> str:
+    """A name the client sent, as an error may show it: a lone surrogate (which JSON can carry and UTF-8
+    cannot) written as its escape, so rendering the error never fails."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class StrictSerializer(serializers.Serializer):
     """Rejects fields it does not know, so a typo is an error instead of a silent default."""
 
@@ -49,7 +55,7 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
-                    {name: [serializers.ErrorDetail("Unknown field.", code="unknown_field")]
+                    {shown(name): [serializers.ErrorDetail("Unknown field.", code="unknown_field")]
                      for name in unknown}
                 )
         return super().to_internal_value(data)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from credentials.models import Credential, CredentialAudit
-from credentials.services import credential_values
+from credentials.selectors import credential_values
 from tests.conftest import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -72,9 +72,15 @@ def test_another_clients_credential_does_not_exist(tenant: Tenant, other_tenant:
     ({"values": {}}, "values", "no_values"),
     ({"values": {"password": 12345}}, "values.password", "invalid_type"),
     ({"values": {"totp": "not a seed!"}}, "values.totp", "invalid_totp_seed"),
+    ({"origins": ["https://app.example.com\n"]}, "origins[0]", "invalid_origin"),
+    ({"origins": [" https://app.example.com"]}, "origins[0]", "invalid_origin"),
+    ({"values": {"totp": "JBSWY3DPEHPK3PXP "}}, "values.totp", "invalid_totp_seed"),
     ({"values": {"headers": {"Host": "evil.example"}}}, "values.headers", "forbidden_header"),
-    ({"values": {"headers": {"X-Token": "a\r\nSet-Cookie: x=1"}}}, "values.headers", "invalid_header_value"),
+    ({"values": {"headers": {"x-token": "a\r\nSet-Cookie: x=1"}}}, "values.headers", "invalid_header_value"),
+    ({"values": {"headers": {"x-token\n": "v"}}}, "values.headers", "invalid_header_name"),
+    ({"values": {"headers": {"X-Token": "v"}}}, "values.headers", "invalid_header_name"),
     ({"values": {"http_basic": {"username": "a:b", "password": "p"}}}, "values.http_basic.username", "invalid"),
+    ({"values": {"http_basic": {"username": " ", "password": "p"}}}, "values.http_basic.username", "blank"),
     ({"values": {"pasword": "typo"}}, "values.pasword", "unknown_field"),
     ({"values": {"password": "p\x00"}}, "values.password", "null_characters_not_allowed"),
     ({"values": {"password": "   "}}, "values.password", "blank"),
@@ -87,9 +93,28 @@ def test_bad_input_is_a_400_naming_the_field_and_never_repeating_a_value(
     error = response.json()["error"]
     assert {"field": field, "code": code} in [{"field": f["field"], "code": f["code"]}
                                              for f in error["details"]["fields"]], error
-    for secret in ("a\r\nSet-Cookie", "not a seed!", "evil.example", "typo", "12345"):
+    for secret in ("a\r\nSet-Cookie", "not a seed!", "evil.example", "typo", "12345", "JBSWY3DPEHPK3PXP"):
         assert secret not in response.content.decode()
     assert not Credential.objects.exists() and not CredentialAudit.objects.exists()
+
+
+def test_input_that_breaks_parsers_is_a_400_not_a_server_error(tenant: Tenant) -> None:
+    surrogate = tenant.api.post("/v1/credentials", data='{"name": "a", "origins": ["https://a.example"], '
+                                '"values": {"\\ud800": 1}}', content_type="application/json")
+    assert surrogate.status_code == 400
+    assert surrogate.json()["error"]["details"]["fields"][0]["code"] == "unknown_field"
+    deep = tenant.api.post("/v1/credentials", data="[" * 200_000 + "]" * 200_000, content_type="application/json")
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == "malformed_json"
+    listed = tenant.api.patch("/v1/credentials/cred_x", data="[1]", content_type="application/json")
+    assert listed.status_code == 404  # the credential first: another client's id and a bad body look alike
+    made = _create(tenant)
+    for path, method in ((f"/v1/credentials/{made['id']}", tenant.api.patch),
+                         (f"/v1/credentials/{made['id']}/rotate", tenant.api.post)):
+        refused = method(path, data="[1]", content_type="application/json")
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_body"
+    same_site = tenant.api.post("/v1/credentials", body(values={"storage_state": {**_state(), "cookies": [
+        {"name": "s", "value": "v", "domain": "app.example.com", "sameSite": "s3cr3t-ch01ce"}]}}), format="json")
+    assert same_site.status_code == 400 and "s3cr3t-ch01ce" not in same_site.content.decode()
 
 
 def _state(domain: str = "app.example.com", origin: str = "https://app.example.com",
@@ -107,10 +132,11 @@ def test_a_storage_state_keeps_only_its_origins_and_at_most_30_days(tenant: Tena
     state = _state(domain=".example.com")
     state["cookies"].append({"name": "_ga", "value": "tracker-v4lue", "domain": ".google-analytics.test"})
     state["cookies"].append({"name": "x", "value": "near-v4lue", "domain": "example.com.evil.test"})
+    state["cookies"].append({"name": "y", "value": "tld-v4lue", "domain": ".com"})
     state["origins"].append({"origin": "https://evil.example", "localStorage": [{"name": "k", "value": "far-v4lue"}]})
     made = _create(tenant, values={"storage_state": state})
     assert made["fields_set"] == ["storage_state"]
-    assert made["storage_state_dropped"] == {"cookies": 2, "cookie_domains": [".google-analytics.test",
+    assert made["storage_state_dropped"] == {"cookies": 3, "cookie_domains": [".com", ".google-analytics.test",
                                                                                "example.com.evil.test"],
                                              "local_storage_origins": 1}
     stored = credential_values(Credential.objects.get(pk=made["id"]))["storage_state"]
@@ -142,6 +168,7 @@ def test_patch_renames_and_rescopes_rotate_replaces_every_value_delete_is_audite
                                {"name": "Prod", "origins": ["https://app.example.com"]}, format="json")
     assert patched.status_code == 200, patched.json()
     assert (patched.json()["name"], patched.json()["origins"]) == ("Prod", ["https://app.example.com"])
+    assert tenant.api.patch(f"/v1/credentials/{made['id']}", {}, format="json").status_code == 200  # no audit
     refused = tenant.api.patch(f"/v1/credentials/{made['id']}", {"values": {"password": "x"}}, format="json")
     assert refused.status_code == 400 and refused.json()["error"]["details"]["fields"][0]["code"] == "unknown_field"
 

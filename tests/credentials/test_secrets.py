@@ -22,7 +22,7 @@ from django.test import Client as Browser
 from django.utils import timezone
 
 from credentials.models import Credential
-from credentials.services import credential_values
+from credentials.selectors import credential_values
 from tests.conftest import Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)  # pg_dump reads what is committed
@@ -34,7 +34,7 @@ def _values() -> dict[str, Any]:
         "username": f"user-{token}@example.com",
         "password": f"pw-{token}-Secret!",
         "totp": pyotp.random_base32(),
-        "headers": {"X-Preview-Token": f"hdr-{token}"},
+        "headers": {"x-preview-token": f"hdr-{token}"},
         "http_basic": {"username": f"basic-{token}", "password": f"basicpw-{token}"},
         "storage_state": {
             "expires_at": (timezone.now() + timedelta(days=3)).isoformat(),
@@ -46,7 +46,7 @@ def _values() -> dict[str, Any]:
 
 def _secrets_of(values: dict[str, Any]) -> list[str]:
     state = values["storage_state"]
-    return [values["username"], values["password"], values["totp"], values["headers"]["X-Preview-Token"],
+    return [values["username"], values["password"], values["totp"], values["headers"]["x-preview-token"],
             values["http_basic"]["username"], values["http_basic"]["password"], state["cookies"][0]["value"],
             state["origins"][0]["localStorage"][0]["value"]]
 
@@ -93,7 +93,7 @@ def test_no_value_is_in_a_response_a_log_an_admin_page_or_the_database(
                                              "values": {"password": first["password"], "pasword": second["password"]}},
                          format="json"), 400)
     call(tenant.api.post("/v1/credentials", {"name": "Bad", "origins": ["https://app.example.com"],
-                                             "values": {"headers": {"X-Token": first["password"] + "\r\n"}}},
+                                             "values": {"headers": {"x-token": first["password"] + "\r\n"}}},
                          format="json"), 400)
     call(tenant.api.post("/v1/credentials", {"name": "Bad", "origins": ["https://app.example.com"], "values": {
         "storage_state": {**second["storage_state"], "expires_at": first["password"]}}}, format="json"), 400)
