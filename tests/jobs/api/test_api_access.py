@@ -111,7 +111,9 @@ def test_the_openapi_schema_describes_the_job_routes(db: None) -> None:
         "jobs_bundle_links", "jobs_events_token", "jobs_events_stream", "events_list", "links_download",
         "webhook_endpoints_create",
         "webhook_endpoints_list", "webhook_endpoints_get", "webhook_endpoints_update", "webhook_endpoints_delete",
-        "webhook_endpoints_rotate", "webhook_endpoints_test", "webhook_endpoints_deliveries"])  # stable, readable
+        "webhook_endpoints_rotate", "webhook_endpoints_test", "webhook_endpoints_deliveries",
+        "credentials_create", "credentials_list", "credentials_get", "credentials_update", "credentials_delete",
+        "credentials_rotate"])  # stable, readable
     assert response.json()["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http", "scheme": "bearer", "description": "A client API key: `Authorization: Bearer sr_...`."}
     docs = APIClient().get("/api/docs/")
