@@ -13,18 +13,20 @@ from django.http import HttpRequest
 
 from credentials.models import Credential, CredentialAudit
 from credentials.services import credential_delete, credential_reseal
-from jobs.console.base import ConsoleAdmin, audit, confirm_page, confirmed, operator_name
+from jobs.console.base import ReadOnlyConsoleAdmin, audit, confirm_page, confirmed, operator_name
 from jobs.lib.errors import NotFound
 
 
 @admin.register(Credential)
-class CredentialAdmin(ConsoleAdmin):
+class CredentialAdmin(ReadOnlyConsoleAdmin):
+    # A client stores its own credentials through the API and an operator never types one; "Revoke" deletes,
+    # audited, where Django's own delete would not be.
     list_display = ("id", "client", "name", "origin_list", "field_list", "storage_state_expires_at", "created_at",
                     "rotated_at", "last_used_at")
     list_select_related = ("client",)
     search_fields = ("id", "name", "client__id", "client__name")
-    fields = ("id", "client", "name", "origins", "fields_set", "storage_state_expires_at", "created_at", "updated_at",
-              "rotated_at", "last_used_at")
+    fields = ("id", "client", "name", "origins", "fields_set", "storage_state_expires_at", "storage_state_dropped",
+              "created_at", "updated_at", "rotated_at", "last_used_at")
     readonly_fields = fields
     actions = ["revoke", "reseal"]
 
@@ -35,15 +37,6 @@ class CredentialAdmin(ConsoleAdmin):
     @admin.display(description="fields set")
     def field_list(self, obj: Credential) -> str:
         return ", ".join(obj.fields_set)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a client stores its own credentials through the API; an operator never types one
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # nothing here is edited by hand: the actions below go through the services
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # "Revoke" deletes, audited; Django's own delete would not be
 
     @admin.action(description="Revoke (delete now)…", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Credential]) -> Any:
@@ -77,18 +70,10 @@ class CredentialAdmin(ConsoleAdmin):
 
 
 @admin.register(CredentialAudit)
-class CredentialAuditAdmin(ConsoleAdmin):
+class CredentialAuditAdmin(ReadOnlyConsoleAdmin):
     list_display = ("at", "client", "credential_id", "name", "action", "actor", "fields")
     list_filter = ("action",)
     search_fields = ("credential_id", "client__id", "name")
     list_select_related = ("client",)
     readonly_fields = ("at", "client", "credential_id", "name", "action", "actor", "fields")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

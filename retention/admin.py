@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from jobs.console.base import ConsoleAdmin, audit, confirm_page, confirmed, operator_name
+from jobs.console.base import ConsoleAdmin, ReadOnlyConsoleAdmin, audit, confirm_page, confirmed, operator_name
 from jobs.models import Client, StoredObject
 from retention.models import Hold, PurgeAudit, PurgeRun, RetentionPolicy
 from retention.selectors import CLASSES, deployment_policy, holds_in_force, policies_for, upcoming_purges
@@ -156,19 +156,8 @@ class HoldAdmin(ConsoleAdmin):
         return None
 
 
-class ReadOnly(ConsoleAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(PurgeRun)
-class PurgeRunAdmin(ReadOnly):
+class PurgeRunAdmin(ReadOnlyConsoleAdmin):
     list_display = ("id", "trigger", "operator", "status", "started_at", "finished_at", "objects_purged",
                     "bytes_purged", "failures", "refused")
     list_filter = ("status", "trigger", "started_at")
@@ -204,7 +193,7 @@ class ClientFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurgeAudit)
-class PurgeAuditAdmin(ReadOnly):
+class PurgeAuditAdmin(ReadOnlyConsoleAdmin):
     """Append-only: nobody adds, edits or deletes audit rows here (and PostgreSQL refuses it too)."""
 
     list_display = ("purged_at", "key", "retention_class", "bytes", "policy_days", "operator", "run")

@@ -64,6 +64,20 @@ class ConsoleAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 
+class ReadOnlyConsoleAdmin(ConsoleAdmin):
+    """A page that shows rows and never adds, edits or deletes one by hand (audits, runs, credentials): what
+    changes them is a service, through an action that declares its permission."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 def action_allowed(modeladmin: admin.ModelAdmin, request: HttpRequest, action: str) -> bool:
     """Whether ``request.user`` holds every permission ``action`` declares on ``modeladmin``."""
     return action in modeladmin.get_actions(request)
