@@ -1,15 +1,26 @@
-"""Serve the sample app: ``serve()`` for tests, ``python -m sampleapp.serve --port N`` by hand."""
+"""Serve the sample app: ``serve()`` for tests, ``python -m sampleapp.serve --port N`` by hand.
+
+As a static app by default; with a ``SignIn`` (``--signin`` on the command line) every page needs a session got
+through the app's own two-step sign-in (sampleapp/signin.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import threading
+from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sampleapp.signin import Gate, SignIn, SignInHandler
+
 ROOT = Path(__file__).resolve().parent
+
+# The account for --signin. From the environment, never from argv: any user of the machine reads argv in ps.
+SIGNIN_ENV = ("SAMPLEAPP_SIGNIN_EMAIL", "SAMPLEAPP_SIGNIN_PASSWORD", "SAMPLEAPP_SIGNIN_TOTP")
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -23,9 +34,18 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         super().end_headers()
 
 
-def serve(port: int = 0, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, int]:
+class _QuietSignInHandler(SignInHandler, _QuietHandler):
+    """The same quiet, uncached files, behind the sign-in."""
+
+
+def serve(port: int = 0, host: str = "127.0.0.1",
+          signin: SignIn | None = None) -> tuple[ThreadingHTTPServer, int]:
     """Start serving the sample app in a daemon thread; return the server and its bound port."""
-    handler = functools.partial(_QuietHandler, directory=str(ROOT))
+    handler: Callable[..., _QuietHandler]
+    if signin is None:
+        handler = functools.partial(_QuietHandler, directory=str(ROOT))
+    else:
+        handler = functools.partial(_QuietSignInHandler, directory=str(ROOT), gate=Gate(signin))
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sampleapp", daemon=True)
@@ -33,13 +53,27 @@ def serve(port: int = 0, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, 
     return server, int(server.server_address[1])
 
 
+def _signin_from_env(parser: argparse.ArgumentParser) -> SignIn:
+    missing = [name for name in SIGNIN_ENV if not os.environ.get(name)]
+    if missing:
+        parser.error(f"--signin reads the account from the environment; set {', '.join(missing)}")
+    email, password, seed = (os.environ[name] for name in SIGNIN_ENV)
+    try:
+        return SignIn(email=email, password=password, totp_seed=seed)
+    except ValueError as exc:
+        parser.error(f"--signin: {exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the Screenreel sample app.")
     parser.add_argument("--port", type=int, default=8008)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--signin", action="store_true",
+                        help=f"every page needs a signed-in session; the account comes from {', '.join(SIGNIN_ENV)}")
     ns = parser.parse_args(argv)
-    server, port = serve(ns.port, ns.host)
-    print(f"Sample app on http://{ns.host}:{port}/", flush=True)
+    signin = _signin_from_env(parser) if ns.signin else None
+    server, port = serve(ns.port, ns.host, signin)
+    print(f"Sample app on http://{ns.host}:{port}/" + (f" (sign in as {signin.email})" if signin else ""), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
