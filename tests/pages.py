@@ -15,17 +15,20 @@ class Served:
     base: str  # http://127.0.0.1:<port>
     port: int
     hits: list[str] = field(default_factory=list)  # the paths asked for, in order
+    headers: list[dict[str, str]] = field(default_factory=list)  # each request's headers (names in lower case)
 
 
 @contextmanager
-def pages_served(pages: Mapping[str, str], *, default: str = "") -> Iterator[Served]:
-    """Serve ``pages`` (path -> HTML) on a free loopback port, ``default`` for any other path; every
-    request's path is kept in ``hits``."""
+def pages_served(pages: Mapping[str, str], *, default: str = "", host: str = "127.0.0.1") -> Iterator[Served]:
+    """Serve ``pages`` (path -> HTML) on a free port of ``host`` (a loopback address), ``default`` for any other
+    path; every request's path is kept in ``hits`` and its headers in ``headers``."""
     hits: list[str] = []
+    headers: list[dict[str, str]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
+            headers.append({k.lower(): v for k, v in self.headers.items()})
             body = pages.get(self.path, default).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -36,11 +39,11 @@ def pages_served(pages: Mapping[str, str], *, default: str = "") -> Iterator[Ser
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     try:
-        yield Served(base=f"http://127.0.0.1:{port}", port=port, hits=hits)
+        yield Served(base=f"http://{host}:{port}", port=port, hits=hits, headers=headers)
     finally:
         server.shutdown()
         server.server_close()

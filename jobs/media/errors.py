@@ -106,15 +106,17 @@ class StepError(MediaError):
         action: str,
         cause: str,
         target: str | None = None,
+        part: str = "step",
     ) -> None:
         self.feature_title = feature_title
         self.step_number = step_number
         self.action = action
         self.target = target
         self.cause = cause
+        self.part = part  # "step", or "sign-in step" for the job's off-camera sign-in
         what = f'{action} "{target}"' if target else action
         super().__init__(
-            f'Feature "{feature_title}" step {step_number} ({what}): {cause}', permanent=True
+            f'Feature "{feature_title}" {part} {step_number} ({what}): {cause}', permanent=True
         )
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import math
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from jobs.media.errors import MediaError, NavigationError, StepError, Stopped
 from jobs.media.framegrid import FrameGrid, GridStats
 from jobs.media.options import Pacing
 from jobs.media.redact import Redaction, RedactionReport
+from jobs.media.secrets import Access, Secret, SecretRef, origin_of
 from jobs.media.stills import png_size
 
 T = TypeVar("T")
@@ -114,10 +116,32 @@ class RecordRequest:
     # Asked every STOP_POLL_S (on the recorder's event loop, so it must not block): True ends the recording
     # at once, wherever it is (a wait, typing, a page load), with ``Stopped``: its chunk was canceled.
     should_stop: Callable[[], bool] | None = None
+    # The secrets the steps name, opened for this recording only (jobs.media.secrets): typed on their origins
+    # only, their fields masked, their values masked wherever a page shows them.
+    secrets: Mapping[SecretRef, Secret] = field(default_factory=dict, repr=False)
+    # Steps run off camera before the capture starts, in the same context (the job's sign-in): the session they
+    # leave is handed back in Recording.session.
+    sign_in: SignInPlan | None = None
+    # A session to start from (Playwright's storage state: the job's sign-in, made by an earlier recording).
+    session: dict[str, Any] | None = field(default=None, repr=False)
+    # What the job's credentials send to their origins only: headers, HTTP basic, a saved session (applied unless
+    # the recording starts from the job's sign-in session, which was made with them).
+    access: Sequence[Access] = field(default_factory=tuple, repr=False)
+    # Called (in a thread of its own) with the session as soon as the sign-in has left it, so that it is kept
+    # even if a later step of this recording fails.
+    on_signed_in: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def video_size(self) -> tuple[int, int]:
         return self.width * self.device_scale_factor, self.height * self.device_scale_factor
+
+
+@dataclass(frozen=True)
+class SignInPlan:
+    """Where the off-camera sign-in starts (a URL, or a path on the target) and its steps."""
+
+    url: str
+    steps: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -167,6 +191,11 @@ class Recording:
     # timeline: renditions follow the action from them.
     camera: list[Shot] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    # The session the off-camera sign-in left (Playwright's storage state), when this recording signed in: a
+    # secret, for the caller to seal and never to store as it is.
+    session: dict[str, Any] | None = field(default=None, repr=False)
+    # The secrets this recording typed (so their credentials can say when they were last used).
+    secrets_used: frozenset[SecretRef] = frozenset()
 
 
 def record(req: RecordRequest) -> Recording:
@@ -286,6 +315,12 @@ class _Session:
         self.cdp: Any = None
         self.stills_taking: list[list[float]] = []  # wall-clock windows in which a still was being taken
         self.targets: list[Target] = []
+        # The job's redaction, plus the secrets' own values wherever a page on their origins shows them.
+        texts = [t for secret in req.secrets.values() if (t := secret.page_text)]
+        origins = sorted({o for secret in req.secrets.values() for o in secret.origins})
+        self.redaction = dataclasses.replace(req.redaction, secret_texts=tuple(texts), secret_origins=tuple(origins))
+        self.session: dict[str, Any] | None = None
+        self.secrets_used: set[SecretRef] = set()
         # When the recording was asked for: started_at, so a browser's launch counts before the first frame.
         self.started_wall = time.time()
 
@@ -307,8 +342,14 @@ class _Session:
                 context = await browser.new_context(
                     viewport={"width": req.width, "height": req.height},
                     device_scale_factor=req.device_scale_factor, color_scheme=req.color_scheme,  # type: ignore[arg-type]
-                    locale=req.locale, timezone_id=req.timezone_id, proxy=proxy, **CONTEXT_LOCKDOWN)
+                    locale=req.locale, timezone_id=req.timezone_id, proxy=proxy,
+                    storage_state=self._starting_state(),  # type: ignore[arg-type]
+                    **CONTEXT_LOCKDOWN)
                 stack.push_async_callback(_close_quietly, context)
+                if req.session is None:
+                    cookies = [c for access in req.access for c in access.host_only_cookies()]
+                    if cookies:
+                        await context.add_cookies(cookies)  # type: ignore[arg-type]
                 return await self._until_stopped(self._record(context, self.started_wall), context)
             except PlaywrightError as exc:
                 # Anything Playwright raises outside a step (where it is classified) is the browser.
@@ -319,6 +360,22 @@ class _Session:
                 if self.grid is not None and self.grid_open:
                     self.grid_open = False
                     self.grid.abort()
+
+    def _starting_state(self) -> dict[str, Any] | None:
+        """The job's sign-in session, else the localStorage the credentials keep for their own origins."""
+        if self.req.session is not None:
+            return self.req.session
+        stores = [dict(s) for access in self.req.access for s in access.local_storage]
+        return {"cookies": [], "origins": stores} if stores else None
+
+    def _headers_for(self, url: str) -> dict[str, str]:
+        """The credentials' headers for a request to ``url``: only those whose origins it is on."""
+        origin = origin_of(url)
+        headers: dict[str, str] = {}
+        for access in self.req.access:
+            if origin in access.origins:
+                headers.update(access.request_headers())
+        return headers
 
     async def _until_stopped(self, work: Coroutine[Any, Any, Recording], context: Any) -> Recording:
         """Run ``work`` until it ends or ``should_stop`` says so: then cancel it and close its context, which
@@ -344,6 +401,8 @@ class _Session:
     async def _record(self, context: Any, started_wall: float) -> Recording:
         """Set ``context`` up, open the target, capture while the steps run, stop, and collect the recording."""
         page = await self._open_page(context)
+        if self.req.sign_in is not None:
+            await self._sign_in(context, page, self.req.sign_in)
         await self._navigate(page, self.req.target_url, step=None)
         self._check_redaction()  # a pattern the browser refuses fails now, before anything is recorded
         pointer = await self._start_capture(context, page)
@@ -355,12 +414,13 @@ class _Session:
     async def _open_page(self, context: Any) -> Any:
         """Ready ``context`` (redaction, the cursor, the URL guard) and open its page, its requests watched."""
         req = self.req
-        if req.redaction.active:
-            # Before any document of the context exists: its first paint is already redacted.
+        if self.redaction.active or req.secrets:
+            # Before any document of the context exists: its first paint is already redacted (and a field a secret
+            # is typed into can be masked: __srRedactBlur).
             await context.expose_binding(redact.BINDING, lambda _source, report: self.redacted.add(report))
-            await context.add_init_script(redact.script(req.redaction))
+            await context.add_init_script(redact.script(self.redaction))
         await context.add_init_script(CURSOR_JS)
-        if req.url_guard is not None:
+        if req.url_guard is not None or any(a.request_headers() for a in req.access):
             await context.route("**/*", self._guard)
         page = await context.new_page()
         page.set_default_timeout(req.step_timeout_ms)
@@ -458,6 +518,7 @@ class _Session:
             camera=self.camera.shots,
             targets=self.targets,
             redaction=self.redacted.to_dict(req.redaction.selectors) if req.redaction.active else None,
+            session=self.session, secrets_used=frozenset(self.secrets_used),
         )
 
     def _on_frame(self, cdp: Any, params: dict[str, Any]) -> None:
@@ -508,14 +569,18 @@ class _Session:
         self.stills.append(Still(path=path, after_step=after_step, width=width, height=height))
 
     async def _guard(self, route: Any) -> None:
+        """Refuse what the URL guard refuses; add the credentials' headers to requests to their origins."""
         url = route.request.url
-        assert self.req.url_guard is not None
-        if not url.startswith(("data:", "blob:", "about:")):
+        if self.req.url_guard is not None and not url.startswith(("data:", "blob:", "about:")):
             reason = await asyncio.to_thread(self.req.url_guard, url)
             if reason:
                 self.blocked[url] = reason
                 await route.abort("blockedbyclient")
                 return
+        extra = self._headers_for(url)
+        if extra:
+            await route.continue_(headers={**await route.request.all_headers(), **extra})
+            return
         await route.continue_()
 
     def _check_redaction(self) -> None:
@@ -621,15 +686,7 @@ class _Session:
                 else:
                     await target.click(timeout=timeout)
                 if action == "type":
-                    if self.req.redaction.matches(str(step["text"])):
-                        # What is about to be typed must be hidden: mask the field before the first key (its
-                        # document's redaction, jobs/media/redact.js; RE2 matched it here, in linear time).
-                        await target.evaluate("(el) => { const hide = el.ownerDocument.__srRedactBlur; "
-                                              "if (hide) hide(el); }")
-                    per_char = self.req.pacing.typing_ms_per_char
-                    await target.press_sequentially(
-                        str(step["text"]), delay=per_char, timeout=timeout + per_char * len(str(step["text"])),
-                    )
+                    await self._type(target, number, step, timeout=timeout, per_char=self.req.pacing.typing_ms_per_char)
                 self.camera.release_later()
             elif action == "press":
                 await page.keyboard.press(str(step["key"]))
@@ -644,16 +701,130 @@ class _Session:
                     feature_title=self.req.feature_title, step_number=number, action=action,
                     cause="unknown action",
                 )
-        except PlaywrightTimeout as exc:
+        except PlaywrightError as exc:
+            raise self._step_failure(exc, number, step, timeout) from exc
+
+    def _step_failure(self, exc: PlaywrightError, number: int, step: dict[str, Any], timeout: int,
+                      part: str = "step") -> StepError:
+        """The step's failure as the client reads it; a crashed browser is raised as it is."""
+        action = str(step.get("action"))
+        if isinstance(exc, PlaywrightTimeout):
             what = "selector did not appear" if action == "wait_for" else "element was not ready"
-            raise StepError(
-                feature_title=self.req.feature_title, step_number=number, action=action,
-                target=_describe(step), cause=f"{what} within {timeout} ms",
-            ) from exc
+            cause = f"{what} within {timeout} ms"
+        elif _looks_like_crash(exc):
+            raise exc
+        else:
+            cause = first_line(exc)
+        return StepError(feature_title=self.req.feature_title, step_number=number, action=action,
+                         target=_describe(step), cause=cause, part=part)
+
+    async def _type(self, target: Any, number: int, step: dict[str, Any], *, timeout: int, per_char: int,
+                    part: str = "step") -> None:
+        """Type the step's text, or the secret it names (``_type_secret``), into ``target`` (already clicked).
+
+        Literal text into a password field is refused (``use_a_secret``): a password in a spec would be stored,
+        returned and shown in clear, and typed in a field the page may not mask."""
+        if SecretRef.of(step) is not None:
+            await self._type_secret(target, number, step, timeout=timeout, per_char=per_char, part=part)
+            return
+        text = str(step["text"])
+        if await _bounded(target.evaluate(_IS_PASSWORD_JS), "checking the field"):
+            raise self._refused(number, step, part, "use_a_secret: this is a password field; type a credential's "
+                                "secret here ({\"secret\": {\"credential\": \"cred_...\", \"field\": \"password\"}}), "
+                                "never literal text (docs/credentials.md)")
+        if self.redaction.matches(text):
+            # What is about to be typed must be hidden: mask the field before the first key (its document's
+            # redaction, jobs/media/redact.js; RE2 matched it here, in linear time).
+            await target.evaluate(_MASK_JS)
+        await target.press_sequentially(text, delay=per_char, timeout=timeout + per_char * len(text))
+
+    async def _type_secret(self, target: Any, number: int, step: dict[str, Any], *, timeout: int, per_char: int,
+                           part: str) -> None:
+        """Type a secret, one key at a time, only while the field's frame is on one of its origins.
+
+        The frame's URL is the browser's own (Playwright follows its navigations), not anything the page's
+        scripts say, and it is checked before every key: a page that redirects, or navigates away while the
+        secret is typed, gets nothing more. The field is masked before the first key, and the value never
+        reaches an error message: every failure here has a fixed cause."""
+        ref = SecretRef.of(step)
+        assert ref is not None
+        secret = self.req.secrets.get(ref)
+        if secret is None:
+            raise self._refused(number, step, part, f"secret_unavailable: the credential {ref.credential} or its "
+                                f"{ref.field} no longer exists")
+        try:
+            handle = await target.element_handle(timeout=timeout)
+            frame = await handle.owner_frame()
+        except PlaywrightError as exc:
+            raise self._step_failure(exc, number, step, timeout, part) from None
+        if frame is None or not secret.allows(frame.url):
+            where = origin_of(frame.url) if frame is not None else "no page"
+            raise self._refused(number, step, part, f"secret_origin_mismatch: the field is on {where}, which is not "
+                                "one of the credential's origins; nothing was typed")
+        self.secrets_used.add(ref)
+        try:
+            await _bounded(handle.evaluate(_MASK_JS), "masking the field")
+            for key in secret.text():
+                if frame.is_detached() or not secret.allows(frame.url):
+                    raise self._refused(number, step, part, "secret_origin_mismatch: the page left the credential's "
+                                        "origins while the secret was typed; nothing more was typed")
+                await handle.type(key, timeout=timeout)
+                if per_char:
+                    await asyncio.sleep(per_char / 1000)
         except PlaywrightError as exc:
             if _looks_like_crash(exc):
                 raise
-            raise StepError(
-                feature_title=self.req.feature_title, step_number=number, action=action,
-                target=_describe(step), cause=first_line(exc),
-            ) from exc
+            raise self._refused(number, step, part, "the field went away while the secret was typed") from None
+
+    def _refused(self, number: int, step: dict[str, Any], part: str, cause: str) -> StepError:
+        return StepError(feature_title=self.req.feature_title, step_number=number, action=str(step.get("action")),
+                         target=_describe(step), cause=cause, part=part)
+
+    async def _sign_in(self, context: Any, page: Any, plan: SignInPlan) -> None:
+        """Run the job's sign-in off camera (nothing is captured yet: no frame, no still), then keep the session
+        it leaves for the caller (Recording.session)."""
+        await self._navigate(page, urljoin(self.req.target_url, plan.url), step=None)
+        for number, step in enumerate(plan.steps, 1):
+            budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms)
+            try:
+                await asyncio.wait_for(self._off_camera_step(page, number, step), budget)
+            except TimeoutError:
+                raise self._refused(number, step, "sign-in step", f"the page stopped responding (the step took over "
+                                    f"{budget:g} s)") from None
+        session: dict[str, Any] = await _bounded(context.storage_state(), "keeping the session")
+        self.session = session
+        if self.req.on_signed_in is not None:
+            await asyncio.to_thread(self.req.on_signed_in, session)
+
+    async def _off_camera_step(self, page: Any, number: int, step: dict[str, Any]) -> None:
+        """A step of the sign-in: the same actions, at once (no cursor, no camera, no pacing)."""
+        action = str(step.get("action"))
+        timeout = int(step.get("timeout_ms") or self.req.step_timeout_ms)
+        try:
+            if action == "goto":
+                await self._navigate(page, urljoin(self.req.target_url, step["url"]), step=number)
+            elif action in ("click", "hover", "type"):
+                target = page.locator(step["selector"]).first
+                await target.wait_for(state="visible", timeout=timeout)
+                if action == "hover":
+                    await target.hover(timeout=timeout)
+                else:
+                    await target.click(timeout=timeout)
+                if action == "type":
+                    await self._type(target, number, step, timeout=timeout, per_char=0, part="sign-in step")
+            elif action == "press":
+                await page.keyboard.press(str(step["key"]))
+            elif action == "scroll":
+                await page.mouse.wheel(0, int(step["y"]))
+            elif action == "wait":
+                await asyncio.sleep(int(step["ms"]) / 1000)
+            elif action == "wait_for":
+                await page.locator(step["selector"]).first.wait_for(state="visible", timeout=timeout)
+        except PlaywrightError as exc:
+            raise self._step_failure(exc, number, step, timeout, part="sign-in step") from exc
+
+
+# Masks a field before anything is typed into it (its document's redaction: jobs/media/redact.js).
+_MASK_JS = "(el) => { const hide = el.ownerDocument.__srRedactBlur; if (hide) hide(el); }"
+# Whether a field is a password field (``use_a_secret``).
+_IS_PASSWORD_JS = "(el) => el instanceof HTMLInputElement && String(el.type).toLowerCase() === 'password'"  # noqa: S105 (a script, not a password)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,10 +68,14 @@ class Redaction:
 
     selectors: Sequence[str] = ()
     patterns: Sequence[str] = ()
+    # Values of the secrets the job types (jobs.media.secrets), masked wherever a page on ``secret_origins``
+    # shows them. Never in the page as they are: only their rolling hashes (secret_probes).
+    secret_texts: Sequence[str] = field(default=(), repr=False)
+    secret_origins: Sequence[str] = ()
 
     @property
     def active(self) -> bool:
-        return bool(self.selectors or self.patterns)
+        return bool(self.selectors or self.patterns or self.secret_texts)
 
     def compiled(self) -> list[Compiled]:
         """Each pattern written for RE2 and for the page; PatternError for one that cannot run in linear time
@@ -150,5 +155,32 @@ def script(redaction: Redaction) -> str:
     except PatternError as exc:
         raise MediaError(f"redaction could not be applied: {exc}", permanent=True) from None
     config = {"binding": BINDING, "selectors": list(redaction.selectors),
-              "patterns": [{"source": c.source, "js": c.js_source} for c in compiled]}
+              "patterns": [{"source": c.source, "js": c.js_source} for c in compiled],
+              "secrets": secret_probes(redaction.secret_texts, redaction.secret_origins) if redaction.secret_texts
+              else None}
     return _source().replace("__CONFIG__", json.dumps(config))
+
+
+# The rolling hash redact.js finds secrets with: two moduli below 2**20, so every product stays an exact
+# integer in a JavaScript number.
+_MODULI = (1000003, 999983)
+
+
+def secret_probes(texts: Sequence[str], origins: Sequence[str],
+                  bases: tuple[int, int] | None = None) -> dict[str, object]:
+    """What redact.js needs to mask ``texts`` on pages of ``origins``: per text, its length and two rolling
+    hashes over its UTF-16 code units, with bases drawn for this recording, so a value is not in the page."""
+    b1, b2 = bases or (256 + secrets.randbelow(_MODULI[0] - 512), 256 + secrets.randbelow(_MODULI[1] - 512))
+    probes = []
+    for text in dict.fromkeys(t for t in texts if t):
+        units = [int.from_bytes(text.encode("utf-16-le")[i:i + 2], "little")
+                 for i in range(0, len(text.encode("utf-16-le")), 2)]
+        hashes, tops = [], []
+        for base, modulus in zip((b1, b2), _MODULI, strict=True):
+            h = 0
+            for unit in units:
+                h = (h * base + unit) % modulus
+            hashes.append(h)
+            tops.append(pow(base, len(units) - 1, modulus))
+        probes.append({"length": len(units), "h1": hashes[0], "h2": hashes[1], "top1": tops[0], "top2": tops[1]})
+    return {"origins": list(origins), "bases": [b1, b2], "probes": probes}
