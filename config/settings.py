@@ -345,6 +345,7 @@ SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=
 SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
 SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event"]
 SCREENREEL_RETENTION_SCHEDULE = "retention.selectors.objects_expiry"
+SCREENREEL_SECRET_SOURCE = "credentials.recording.secret_source"  # noqa: S105 (a dotted path, not a secret)
 SCREENREEL_ADMIN_EXTENSIONS = {"job": ["retention.console.JobRetentionActions"],
                                "client": ["retention.console.ClientRetentionActions"]}
 

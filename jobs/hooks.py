@@ -9,6 +9,8 @@ this module and the setting names the one implementation:
 - ``SCREENREEL_RETENTION_SCHEDULE``: when each stored object may be purged (retention).
 - ``SCREENREEL_ADMIN_EXTENSIONS``: actions other apps add to jobs' admin pages, by page ("job",
   "client"): classes whose ``extra_actions`` and methods join the page (retention's holds and purges).
+- ``SCREENREEL_SECRET_SOURCE``: the secrets a job's steps name (credentials): checked when the job is created,
+  opened for each recording.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from jobs.models import Chunk, Event, Job, StoredObject
+from jobs.media.secrets import Access, Secret, SecretRef
+from jobs.models import Chunk, Client, Event, Job, StoredObject
 
 
 class BundleBuilder(Protocol):
@@ -38,6 +41,37 @@ class RetentionSchedule(Protocol):
     """When each object may be purged under the policy in force, or None while it is held or purged."""
 
     def __call__(self, *, objects: Sequence[StoredObject]) -> Mapping[int, datetime | None]: ...
+
+
+class SecretSource(Protocol):
+    """Where the secrets a job's steps name come from. Every call is scoped to ``client``: another client's
+    credential does not exist."""
+
+    def problems(self, *, client: Client, refs: Sequence[SecretRef]) -> Mapping[SecretRef, tuple[str, str]]:
+        """What is wrong with each ref that cannot be used (code, message naming no value); empty when all can."""
+        ...
+
+    def open(self, *, client: Client, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Secret]:
+        """The refs that can be used, with their values and origins, for one recording (in memory only)."""
+        ...
+
+    def access_problems(self, *, client: Client, ids: Sequence[str]) -> Mapping[str, tuple[str, str]]:
+        """What is wrong with each credential a job applies (``credentials``) that cannot be: (code, message)."""
+        ...
+
+    def access(self, *, client: Client, ids: Sequence[str]) -> Sequence[Access]:
+        """What the credentials send to their origins (headers, HTTP basic, a saved session not yet expired)."""
+        ...
+
+    def used(self, *, client: Client, ids: Sequence[str]) -> None:
+        """Say the credentials were used now (their ``last_used_at``)."""
+        ...
+
+
+@cache
+def secret_source() -> SecretSource | None:
+    path = getattr(settings, "SCREENREEL_SECRET_SOURCE", "")
+    return import_string(path) if path else None
 
 
 def bundle_builder() -> BundleBuilder:

@@ -382,6 +382,25 @@ class Chunk(models.Model):
         }
 
 
+class JobSession(models.Model):
+    """The session a job's off-camera sign-in left (Playwright's storage state: cookies, localStorage), sealed,
+    for the job's other features: each starts signed in, and the sign-in runs once per job (a one-time code is
+    good once). The first recording to claim it signs in; the others wait for it. Deleted when the job ends
+    (jobs.services.transitions), and with the job."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, primary_key=True, related_name="signin_session")
+    state_sealed = SealedField(blank=True, default="", editable=False)
+    # Why the sign-in failed for good (a step of the client's): every feature of the job then fails with it, and
+    # no recording signs in again (a wrong password, retried per feature, would lock the account).
+    error = models.TextField(blank=True, default="")
+    claimed_until = models.DateTimeField(null=True, blank=True)  # a recording is signing in until then
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"session of {self.job_id}"
+
+
 class RetentionClass(models.TextChoices):
     """How long a stored object lives (docs/retention.md): each class has its own per-client policy."""
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobs.media.camera import CameraSettings
 from jobs.media.options import DEFAULT_ACCENT, DEFAULT_BACKGROUND, LANGUAGES, LineText, Pacing, lines_for
 from jobs.media.redact import Redaction
+from jobs.media.secrets import SecretRef
 
 DEFAULT_VIEWPORT = {"width": 1280, "height": 720}
 
@@ -106,6 +107,14 @@ class Feature(_Frozen):
         return "\n".join(line.text for line in self.lines) if self.per_step else self.script.strip()
 
 
+class SignIn(_Frozen):
+    """Steps run off camera before a job's first recording (docs/credentials.md): the session they leave is
+    where every feature starts."""
+
+    url: str = ""  # where the sign-in starts: a path on target_url, or a URL; empty: target_url itself
+    steps: list[dict[str, Any]] = Field(min_length=1)
+
+
 class JobSpec(_Frozen):
     target_url: str
     viewport: Viewport = Viewport()
@@ -124,6 +133,14 @@ class JobSpec(_Frozen):
     timezone_id: str | None = None  # e.g. "Europe/Berlin"; None: the worker's (UTC)
     webhook_url: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    sign_in: SignIn | None = None
+    # Credentials whose headers, HTTP basic and saved session go with every request to their origins.
+    credentials: list[str] = Field(default_factory=list)
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret a step names (the sign-in's, then the features'), each once."""
+        steps = [*(self.sign_in.steps if self.sign_in else []), *(s for f in self.features for s in f.steps)]
+        return list(dict.fromkeys(ref for step in steps if (ref := SecretRef.of(step)) is not None))
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> JobSpec:

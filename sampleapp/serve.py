@@ -38,15 +38,23 @@ class _QuietSignInHandler(SignInHandler, _QuietHandler):
     """The same quiet, uncached files, behind the sign-in."""
 
 
+class SampleAppServer(ThreadingHTTPServer):
+    """The server, and its sign-in's ``gate`` when it has one (tests read the sessions it issued there)."""
+
+    gate: Gate | None = None
+
+
 def serve(port: int = 0, host: str = "127.0.0.1",
-          signin: SignIn | None = None) -> tuple[ThreadingHTTPServer, int]:
+          signin: SignIn | None = None) -> tuple[SampleAppServer, int]:
     """Start serving the sample app in a daemon thread; return the server and its bound port."""
     handler: Callable[..., _QuietHandler]
-    if signin is None:
+    gate = Gate(signin) if signin is not None else None
+    if gate is None:
         handler = functools.partial(_QuietHandler, directory=str(ROOT))
     else:
-        handler = functools.partial(_QuietSignInHandler, directory=str(ROOT), gate=Gate(signin))
-    server = ThreadingHTTPServer((host, port), handler)
+        handler = functools.partial(_QuietSignInHandler, directory=str(ROOT), gate=gate)
+    server = SampleAppServer((host, port), handler)
+    server.gate = gate
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sampleapp", daemon=True)
     thread.start()

@@ -90,6 +90,12 @@ class _Expiring:
         with self._lock:
             return self._until.get(key, 0.0) > time.monotonic()
 
+    def live(self) -> list[Hashable]:
+        """The keys remembered now."""
+        now = time.monotonic()
+        with self._lock:
+            return [key for key, until in self._until.items() if until > now]
+
     def discard(self, key: Hashable) -> None:
         with self._lock:
             self._until.pop(key, None)

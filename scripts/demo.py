@@ -1,16 +1,18 @@
 """`make demo`: a real job, end to end, on the embedded defaults.
 
-Starts what it needs (a private Redis unless REDIS_URL is set, the sample web app, a Celery worker with
-beat, the API under uvicorn, a webhook receiver that verifies signatures), submits a two-feature job
-narrated by per-step lines with chapters through the REST API, shows progress, downloads the bundle
-through its signed link, prints where the videos, captions and chapters are and the verified webhook,
-then stops everything it started.
+Starts what it needs (a private Redis unless REDIS_URL is set, the sample web app behind its sign-in, a
+Celery worker with beat, the API under uvicorn, a webhook receiver that verifies signatures), stores the
+app's account as a credential (a password and a TOTP seed), submits a two-feature job that signs in off
+camera and is narrated by per-step lines with chapters, shows progress, downloads the bundle through its
+signed link, checks that no secret is in any of its files, prints where the videos, captions and chapters
+are and the verified webhook, then stops everything it started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pyotp
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -67,9 +70,24 @@ class Processes:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def job_spec(app_url: str, hook_url: str) -> dict[str, object]:
+def sign_in(credential: str) -> dict[str, object]:
+    """Off camera, once for the job: every feature then starts signed in (docs/credentials.md)."""
+    def secret(field: str) -> dict[str, str]:
+        return {"credential": credential, "field": field}
+    return {"url": "/signin", "steps": [
+        {"action": "type", "selector": "#email", "secret": secret("username")},
+        {"action": "type", "selector": "#password", "secret": secret("password")},
+        {"action": "click", "selector": "#signin"},
+        {"action": "type", "selector": "#code", "secret": secret("totp")},  # a fresh code, made as it is typed
+        {"action": "click", "selector": "#verify"},
+        {"action": "wait_for", "selector": "p.account"},
+    ]}
+
+
+def job_spec(app_url: str, hook_url: str, credential: str) -> dict[str, object]:
     return {
         "target_url": app_url,
+        "sign_in": sign_in(credential),
         "viewport": {"width": 1280, "height": 720},
         # Lines per step: each is spoken as its step begins, and the recorder paces the steps to them.
         "features": [
@@ -134,7 +152,13 @@ def main() -> int:
         print(f"• client created ({out[0]})")
 
         hooks_file = DEMO_DIR / "webhooks.jsonl"
-        procs.start("sampleapp", [python, "-m", "sampleapp.serve", "--port", str(app_port)], env)
+        # The app's one account, made up for this run: the app reads it from its environment (never its command
+        # line), and Screenreel gets it as a credential below.
+        account = {"SAMPLEAPP_SIGNIN_EMAIL": "jane.doe@acme-corp.com",
+                   "SAMPLEAPP_SIGNIN_PASSWORD": "demo-" + secrets.token_urlsafe(12),
+                   "SAMPLEAPP_SIGNIN_TOTP": pyotp.random_base32()}
+        procs.start("sampleapp", [python, "-m", "sampleapp.serve", "--port", str(app_port), "--signin"],
+                    {**env, **account})
         procs.start("receiver", [python, "scripts/webhook_receiver.py", "--port", str(hook_port), "--secret",
                                  secret, "--out", str(hooks_file)], env)
         procs.start("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker", "-B", "-Q",
@@ -148,7 +172,16 @@ def main() -> int:
 
         api = httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=30,
                            headers={"Authorization": f"Bearer {api_key}"})
-        spec = job_spec(f"http://127.0.0.1:{app_port}/", f"http://127.0.0.1:{hook_port}/hook")
+        made = api.post("/v1/credentials", json={
+            "name": "Orbit demo account", "origins": [f"http://127.0.0.1:{app_port}"],
+            "values": {"username": account["SAMPLEAPP_SIGNIN_EMAIL"], "password": account["SAMPLEAPP_SIGNIN_PASSWORD"],
+                       "totp": account["SAMPLEAPP_SIGNIN_TOTP"]}})
+        made.raise_for_status()
+        credential = made.json()
+        fields = ", ".join(credential["fields_set"])
+        print(f"• credential {credential['id']} stored sealed; the API shows which fields are set ({fields}), "
+              "never a value")
+        spec = job_spec(f"http://127.0.0.1:{app_port}/", f"http://127.0.0.1:{hook_port}/hook", credential["id"])
         response = api.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "demo-1"})
         response.raise_for_status()
         job = response.json()
@@ -206,6 +239,14 @@ def main() -> int:
         unpacked = DEMO_DIR / job["id"]
         with zipfile.ZipFile(bundle_path) as archive:
             archive.extractall(unpacked)
+        needles = [account["SAMPLEAPP_SIGNIN_PASSWORD"].encode(), account["SAMPLEAPP_SIGNIN_TOTP"].encode()]
+        files = [f for f in unpacked.rglob("*") if f.is_file()]
+        leaked = [f.name for f in files if any(n in f.read_bytes() for n in needles)]
+        if leaked:
+            print(f"✗ a secret is in {', '.join(leaked)}")
+            return 1
+        print(f"• signed in off camera once; no secret in any of the bundle's {len(files)} files "
+              "(searched for the password and the TOTP seed)")
         for chunk in manifest["chunks"]:
             n = chunk["chunk"]
             chapters = ", ".join(f"{c['start_ms'] / 1000:.1f} s {c['title']}" for c in chunk["timeline"]["chapters"])

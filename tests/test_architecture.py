@@ -33,3 +33,13 @@ def test_the_web_tier_loads_neither_a_browser_library_nor_numpy() -> None:
     # The URLconf pulls in every view, serializer, schema hook and the admin: a web process's whole import.
     assert _loaded_after("from django.urls import get_resolver\nget_resolver().url_patterns\n"
                          "import django.contrib.admin\ndjango.contrib.admin.autodiscover()") == []
+
+
+def test_no_recording_keeps_a_trace_or_a_har() -> None:
+    """A Playwright trace or a HAR keeps every cookie, header and key typed, and cannot be cleaned reliably: the
+    service never starts one (docs/credentials.md), in any of its apps."""
+    apps = ("jobs", "webhooks", "bundles", "retention", "credentials", "config")
+    calls = ("tracing.start", "record_har", "route_from_har", "Tracing.start")
+    found = [f"{path}: {call}" for app in apps for path in sorted((ROOT / app).rglob("*.py"))
+             for call in calls if call in path.read_text()]
+    assert found == []

@@ -228,6 +228,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
         statuses.append(409)
     if op_id == "jobs_bundle_links":
         statuses.append(410)
+    if op_id == "jobs_create":
+        statuses.append(404)  # a step names a credential the client does not have (credential_not_found)
     if op_id in _WRITES:
         statuses.append(503)
     return sorted(set(statuses))
@@ -290,7 +292,7 @@ def _step_variants(components: dict[str, Any]) -> None:
 
     fields = components["StepRequest"]["properties"]
     fields["url"] = {"type": "string", "maxLength": 2048, "pattern": RELATIVE_PATH + "|" + HTTP_URL}
-    mapping, silent = {}, {}
+    mapping, silent, signing = {}, {}, {}
     for action, (required, optional) in STEP_FIELDS.items():
         name = "Step" + "".join(part.title() for part in action.split("_"))
         allowed = sorted(required | optional | STEP_COMMON)
@@ -298,12 +300,24 @@ def _step_variants(components: dict[str, Any]) -> None:
                             "required": ["action", *sorted(required)],
                             "properties": {"action": {"type": "string", "const": action},
                                            **{f: fields[f] for f in allowed}}}
+        if action == "type":  # exactly one of text (typed as written) and secret (a credential's value)
+            components[name]["oneOf"] = [{"required": ["text"]}, {"required": ["secret"]}]
         components[name + "Silent"] = {**components[name], "properties": {
             k: v for k, v in components[name]["properties"].items() if k != "say"}}
+        # A step of the off-camera sign-in: nothing is said, no chapter starts.
+        components[name + "SignIn"] = {**components[name], "properties": {
+            k: v for k, v in components[name]["properties"].items() if k not in STEP_COMMON}}
         mapping[action] = f"#/components/schemas/{name}"
         silent[action] = f"#/components/schemas/{name}Silent"
+        signing[action] = f"#/components/schemas/{name}SignIn"
     components["StepRequest"] = {"oneOf": [{"$ref": ref} for ref in mapping.values()],
                                  "discriminator": {"propertyName": "action", "mapping": mapping}}
+    components.pop("SignInStepRequest", None)
+    sign_in = components["SignInRequest"]["properties"]
+    sign_in["url"] = fields["url"]
+    sign_in["steps"] = {"type": "array", "minItems": 1, "maxItems": 20, "items": {
+        "oneOf": [{"$ref": ref} for ref in signing.values()],
+        "discriminator": {"propertyName": "action", "mapping": signing}}}
     feature = components.pop("FeatureRequest")
     steps = feature["properties"]["steps"]
     components["ScriptFeature"] = {**feature, "required": ["title", "script", "steps"], "properties": {

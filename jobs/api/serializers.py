@@ -28,6 +28,7 @@ from jobs.media.camera import CameraSettings
 from jobs.media.options import LANGUAGES, Pacing, least_duration_s
 from jobs.media.patterns import PatternError, compile_pattern
 from jobs.media.redact import BUILTIN_PATTERNS
+from jobs.media.secrets import TYPED_FIELDS
 from jobs.media.voice import voice_error
 from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Gif, Redact, Voice
 
@@ -37,7 +38,7 @@ ACTIONS = ("goto", "click", "type", "press", "scroll", "hover", "wait", "wait_fo
 STEP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "goto": ({"url"}, set()),
     "click": ({"selector"}, {"timeout_ms"}),
-    "type": ({"selector", "text"}, {"timeout_ms"}),
+    "type": ({"selector"}, {"timeout_ms", "text", "secret"}),  # exactly one of text and secret
     "press": ({"key"}, set()),
     "scroll": ({"y"}, set()),
     "hover": ({"selector"}, {"timeout_ms"}),
@@ -67,11 +68,30 @@ class ViewportSerializer(StrictSerializer):
         return attrs
 
 
+class SecretRefSerializer(StrictSerializer):
+    """A secret a ``type`` step types: a credential of the client's and one of its fields (docs/credentials.md).
+    The value is never in the spec; it is read at the moment it is typed."""
+
+    credential = StrictCharField(max_length=40)
+    field = serializers.ChoiceField(choices=TYPED_FIELDS)
+
+
+def validate_url_or_path(url: str) -> None:
+    """A path on the target (``/projects``), or an http(s) URL."""
+    if url.startswith("/"):
+        if any(ch.isspace() or ord(ch) < 0x20 or ch in "\\\x7f\ufeff" for ch in url):
+            raise serializers.ValidationError(
+                "A path must not contain spaces, control characters or backslashes.", code="invalid_url")
+        return
+    validate_http_url(url)
+
+
 class StepSerializer(StrictSerializer):
     action = serializers.ChoiceField(choices=ACTIONS)
     url = StrictCharField(max_length=MAX_URL, required=False)
     selector = StrictCharField(max_length=500, required=False)
     text = StrictCharField(max_length=2000, required=False, trim_whitespace=False)
+    secret = SecretRefSerializer(required=False)
     key = StrictCharField(max_length=50, required=False)
     y = StrictIntegerField(min_value=-20000, max_value=20000, required=False)
     ms = StrictIntegerField(min_value=0, max_value=30000, required=False)
@@ -88,19 +108,36 @@ class StepSerializer(StrictSerializer):
             errors[name] = serializers.ErrorDetail(f"Required for action '{action}'.", code="required")
         for name in sorted(given - required - optional):
             errors[name] = serializers.ErrorDetail(f"Not allowed for action '{action}'.", code="not_allowed")
+        if action == "type" and ("text" in given) == ("secret" in given):
+            errors["text"] = serializers.ErrorDetail(
+                "Give either 'text' (typed as written) or 'secret' (a credential's value), exactly one.",
+                code="text_or_secret")
         if errors:
             raise serializers.ValidationError(errors)
         if action == "goto":
-            url = attrs["url"]
-            if url.startswith("/") and any(ch.isspace() or ord(ch) < 0x20 or ch in "\\\x7f\ufeff" for ch in url):
-                raise serializers.ValidationError({"url": serializers.ErrorDetail(
-                    "A path must not contain spaces, control characters or backslashes.", code="invalid_url")})
-            if not url.startswith("/"):
-                try:
-                    validate_http_url(url)
-                except serializers.ValidationError as exc:
-                    raise serializers.ValidationError({"url": exc.detail}) from exc
+            try:
+                validate_url_or_path(attrs["url"])
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"url": exc.detail}) from exc
         return attrs
+
+
+class SignInStepSerializer(StepSerializer):
+    """A step of the off-camera sign-in: nothing is said or shown, so no ``say`` and no ``chapter``."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in sorted(STEP_COMMON & set(attrs)):
+            raise serializers.ValidationError({name: serializers.ErrorDetail(
+                "Not allowed in sign_in: its steps are off camera.", code="not_allowed")})
+        return super().validate(attrs)
+
+
+class SignInSerializer(StrictSerializer):
+    """Steps run once per job, off camera, before its first recording; every feature starts from the session
+    they leave (docs/credentials.md)."""
+
+    url = StrictCharField(max_length=MAX_URL, required=False, validators=[validate_url_or_path])
+    steps = SignInStepSerializer(many=True, min_length=1, max_length=20)  # type: ignore[call-arg]
 
 
 class FeatureSerializer(StrictSerializer):
@@ -311,9 +348,18 @@ class JobSpecSerializer(StrictSerializer):
     timezone_id = StrictCharField(max_length=64, required=False, validators=[validate_timezone])
     webhook_url = HttpUrlField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
+    sign_in = SignInSerializer(required=False)
+    # Credentials whose headers, HTTP basic and saved session go with every request to their origins only.
+    credentials = serializers.ListField(child=StrictCharField(max_length=40), required=False, max_length=5)
+
+    def validate_credentials(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Name each credential once.", code="duplicate")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        _check_durations(attrs["features"], Pacing(**attrs.get("pacing", {})))
+        _check_durations(attrs["features"], Pacing(**attrs.get("pacing", {})),
+                         attrs["sign_in"]["steps"] if "sign_in" in attrs else [])
         return attrs
 
     def validate_outputs(self, value: list[str]) -> list[str]:
@@ -340,7 +386,7 @@ class JobSpecSerializer(StrictSerializer):
         return value
 
 
-def _check_durations(features: list[dict[str, Any]], pacing: Pacing) -> None:
+def _check_durations(features: list[dict[str, Any]], pacing: Pacing, sign_in: list[dict[str, Any]]) -> None:
     """Refuse features the recorder could never finish inside the recording stage's time limit (400
     ``too_long``), so that no worker spends its limit, three times over, on one that cannot end.
 
@@ -354,6 +400,8 @@ def _check_durations(features: list[dict[str, Any]], pacing: Pacing) -> None:
     for index, feature in enumerate(features):
         steps = feature["steps"]
         least = least_duration_s(steps, pacing, {n: 0 for n, step in enumerate(steps, 1) if step.get("say")})
+        # Any feature may be the one that signs in (off camera, in the same recording): its waits count too.
+        least += sum(int(step.get("ms") or 0) for step in sign_in) / 1000
         if least > limit:
             over.append({"field": f"features[{index}]", "minimum_s": round(least, 3)})
     if over:

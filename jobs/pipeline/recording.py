@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
+from jobs import hooks
 from jobs.lib.logs import log_context
 from jobs.lib.net.policy import browser_url_guard, egress_policy
 from jobs.media import recorder, renditions
-from jobs.models import Chunk, ChunkStatus, ObjectKind
+from jobs.media.secrets import Access, Secret, SecretRef
+from jobs.models import Chunk, ChunkStatus, Job, ObjectKind
 from jobs.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
 from jobs.pipeline.handoffs import Recording, StepSpan, speech_of
 from jobs.pipeline.progress import ChunkProgress
 from jobs.services.leases import Lease, lease_kept
 from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_store
+from jobs.services.sessions import session_failed, session_store, session_ticket
 from jobs.services.transitions import chunk_transition
 
 
@@ -64,12 +68,59 @@ def _record_run(chunk: Chunk) -> StageResult:
 def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[Recording, dict[str, Any]]:
     """Record the feature and store the recording and stills; returns the recording's metadata, and what the
     camera showed and the targets acted on (Chunk.track)."""
+    job = chunk.job
+    spec = job.parsed_spec
+    progress.stage(ChunkStatus.RECORDING)
+    secrets = _secrets_opened(job, spec.secret_refs())
+    ticket = session_ticket(job=job, should_stop=lambda: lease.lost) if spec.sign_in is not None else None
+    sign_in = (recorder.SignInPlan(url=spec.sign_in.url or spec.target_url, steps=list(spec.sign_in.steps))
+               if spec.sign_in is not None and ticket is not None and ticket.sign_in else None)
+    signed_in: list[bool] = []
+
+    def keep_session(state: dict[str, Any]) -> None:
+        try:
+            session_store(job=job, state=state)
+            signed_in.append(True)
+        finally:
+            connection.close()  # this thread's own connection (the recorder's thread pool)
+
+    try:
+        result = _recorded(chunk, work, progress, lease, secrets=secrets, access=_access_opened(job, spec.credentials),
+                           sign_in=sign_in,
+                           session=ticket.state if ticket is not None else None,
+                           on_signed_in=keep_session if sign_in is not None else None)
+    except BaseException as exc:
+        if sign_in is not None and not signed_in:
+            session_failed(job=job, exc=exc)
+        raise
+    source = hooks.secret_source()
+    used = {ref.credential for ref in result.secrets_used} | set(spec.credentials)
+    if used and source is not None:
+        source.used(client=job.client, ids=sorted(used))
+    return _stored(chunk, work, result)
+
+
+def _secrets_opened(job: Job, refs: list[SecretRef]) -> Mapping[SecretRef, Secret]:
+    """The secrets the job's steps name, opened for this recording (a credential deleted since the job was made
+    is missing: its step fails with secret_unavailable)."""
+    source = hooks.secret_source()
+    return source.open(client=job.client, refs=refs) if refs and source is not None else {}
+
+
+def _access_opened(job: Job, ids: list[str]) -> Sequence[Access]:
+    """What the job's credentials send to their origins (a credential deleted since: nothing)."""
+    source = hooks.secret_source()
+    return source.access(client=job.client, ids=ids) if ids and source is not None else ()
+
+
+def _recorded(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease, *, secrets: Mapping[SecretRef, Secret],
+              access: Sequence[Access], sign_in: recorder.SignInPlan | None, session: dict[str, Any] | None,
+              on_signed_in: Callable[[dict[str, Any]], None] | None) -> recorder.Recording:
     job, n = chunk.job, chunk.index
     spec = job.parsed_spec
     viewport = spec.viewport
     speech = speech_of(chunk) if chunk.paced else None
-    progress.stage(ChunkStatus.RECORDING)
-    result = recorder.record(recorder.RecordRequest(
+    return recorder.record(recorder.RecordRequest(
         target_url=spec.target_url, width=viewport.width, height=viewport.height,
         steps=chunk.feature.steps, feature_title=chunk.title, out_dir=work, tenant=job.client_id,
         fps=settings.SCREENREEL_FPS,
@@ -81,7 +132,15 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> 
         color_scheme=spec.color_scheme, locale=spec.locale, timezone_id=spec.timezone_id,
         redaction=spec.redact.redaction(), camera=spec.camera.settings(),
         should_stop=lambda: lease.lost,  # canceled: the heartbeat finds it within a second (jobs.services.leases)
+        secrets=secrets, access=access, sign_in=sign_in, session=session, on_signed_in=on_signed_in,
     ))
+
+
+def _stored(chunk: Chunk, work: Path, result: recorder.Recording) -> tuple[Recording, dict[str, Any]]:
+    """Store the recording and its stills; the recording's metadata, and the camera's track."""
+    job, n = chunk.job, chunk.index
+    spec = job.parsed_spec
+    viewport = spec.viewport
     raw_name = f"chunk-{n}-recording.mp4"
     raw = result.video_path.rename(work / raw_name) if result.video_path.name != raw_name else result.video_path
     object_store(job=job, chunk=chunk, kind=ObjectKind.RECORDING, path=raw, meta={"duration_ms": result.duration_ms})

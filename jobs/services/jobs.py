@@ -22,6 +22,7 @@ from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.failures import Told, failure_told, is_permanent
 from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
+from jobs.media.secrets import SecretRef
 from jobs.models import (
     CHUNK_ENDED,
     JOB_ENDED,
@@ -40,6 +41,7 @@ from jobs.services.leases import leases_stop_on_commit
 from jobs.services.locks import client_lock
 from jobs.services.objects import objects_supersede
 from jobs.services.transitions import chunk_transition, job_transition
+from jobs.spec import JobSpec
 from jobs.storage.files import storage_error
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
         existing = _idempotent_replay(client=client, key=idempotency_key, digest=digest)
         if existing is not None:
             return existing, False
+    _check_secrets(client=client, spec=JobSpec.load(spec))
     unfinished = Job.objects.filter(client=client, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).count()
     if unfinished >= settings.SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS:
         raise DomainError(f"This client already has {unfinished} jobs queued or running, the most it may have; "
@@ -91,6 +94,34 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
                 return existing, False
         raise
     return job, True
+
+
+def _check_secrets(*, client: Client, spec: JobSpec) -> None:
+    """Every secret the steps name is a credential of the client's with that field set (400 otherwise, naming
+    the first step that names one that is not). Checked again when each secret is typed: a credential deleted
+    meanwhile fails its step."""
+    refs = spec.secret_refs()
+    if not refs and not spec.credentials:
+        return
+    source = hooks.secret_source()
+    if source is None:
+        raise DomainError("This deployment keeps no credentials.", code="credentials_unavailable", status_code=409)
+    problems = source.problems(client=client, refs=refs)
+    applied = source.access_problems(client=client, ids=spec.credentials)
+    found = [(f"credentials[{i}]", applied[c]) for i, c in enumerate(spec.credentials) if c in applied]
+    where = [(f"sign_in.steps[{i}].secret", step) for i, step in enumerate(spec.sign_in.steps if spec.sign_in else [])]
+    where += [(f"features[{f}].steps[{i}].secret", step) for f, feature in enumerate(spec.features)
+              for i, step in enumerate(feature.steps)]
+    found += [(path, problems[ref]) for path, step in where
+              if (ref := SecretRef.of(step)) is not None and ref in problems]
+    if not found:
+        return
+    path, (code, message) = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    # Not a malformed spec but a reference to what is not there (404, as reading the credential would answer) or
+    # not in the state the step needs (409): the spec's shape is valid, the client's credentials decide.
+    raise DomainError(f"{path}: {message}{more}", code=code, status_code=404 if code == "credential_not_found" else 409,
+                      details={"fields": [{"field": p, "code": c, "message": m} for p, (c, m) in found[:50]]})
 
 
 def _idempotent_replay(*, client: Client, key: str, digest: str) -> Job | None:

@@ -24,6 +24,7 @@ from jobs.models import (
     ChunkStatus,
     EventType,
     Job,
+    JobSession,
     JobStatus,
     holds_record_turn,
 )
@@ -77,6 +78,8 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         job.save()
         if to in JOB_ENDED:
             jobs_admit_on_commit(client_id=job.client_id)  # a running slot is free: the next queued job
+            # The session its sign-in left is no longer needed: a rerun signs in again.
+            JobSession.objects.filter(job_id=job.pk).delete()
         event_record(job=job, type=JOB_STATUS_EVENT[to], data={**job_view(job), **(event_data or {})})
         return job
 
