@@ -358,6 +358,8 @@ SCREENREEL_RETENTION_DAYS = {
 }
 # Nothing is purged until this long after its policy allows: covers clock skew between machines.
 SCREENREEL_RETENTION_GRACE_S = env_int("SCREENREEL_RETENTION_GRACE_S", 3600, minimum=0, maximum=30 * 86400)
+# How long a credential's audit rows are kept (created, rotated, revoked...): then beat deletes them, hourly.
+SCREENREEL_CREDENTIAL_AUDIT_DAYS = env_int("SCREENREEL_CREDENTIAL_AUDIT_DAYS", 400, minimum=1)
 SCREENREEL_RETENTION_PURGE_EVERY_S = env_int("SCREENREEL_RETENTION_PURGE_EVERY_S", 900, minimum=10)
 # Keys per DeleteObjects call and per database transaction (S3 takes at most 1,000).
 SCREENREEL_RETENTION_BATCH = env_int("SCREENREEL_RETENTION_BATCH", 1000, minimum=1, maximum=1000)
@@ -386,6 +388,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": TaskName.RETENTION_PURGE,
         "schedule": float(SCREENREEL_RETENTION_PURGE_EVERY_S),
         "options": {"queue": "default", "expires": SCREENREEL_RETENTION_PURGE_EVERY_S},
+    },
+    "credential-audit-purge": {
+        "task": TaskName.CREDENTIAL_AUDIT_PURGE,
+        "schedule": 3600.0,
+        "options": {"queue": "default", "expires": 3600},
     },
 }
 

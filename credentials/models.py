@@ -77,7 +77,7 @@ class CredentialAudit(models.Model):
     actor = models.CharField(max_length=200, help_text='"api", or "operator:<username>".')
     # Which fields the action set or changed (names only).
     fields = models.JSONField(default=list, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)  # the hourly purge reads by age
 
     class Meta:
         ordering = ["-at", "-id"]

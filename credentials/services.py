@@ -141,6 +141,15 @@ def credential_reseal(*, credential: Credential, actor: str) -> Credential:
     return locked
 
 
+def credential_audit_purge(*, batch: int = 5000) -> int:
+    """Delete audit rows older than SCREENREEL_CREDENTIAL_AUDIT_DAYS, oldest first, at most ``batch`` a run (beat
+    runs it hourly, so a backlog drains without one long transaction); returns how many."""
+    cutoff = timezone.now() - timedelta(days=settings.SCREENREEL_CREDENTIAL_AUDIT_DAYS)
+    old = list(CredentialAudit.objects.filter(at__lt=cutoff).order_by("at").values_list("pk", flat=True)[:batch])
+    deleted, _ = CredentialAudit.objects.filter(pk__in=old).delete()
+    return deleted
+
+
 def credential_delete(*, credential: Credential, actor: str = "api", revoked: bool = False) -> bool:
     """Delete it now, audited: from this moment no job can use it. Returns False when it was already gone
     (deleted meanwhile: the outcome the caller asked for, audited once, by whoever deleted it)."""

@@ -19,6 +19,7 @@ class TaskName(StrEnum):
     PIPELINE_RECOVER = "jobs.tasks.pipeline_recover"
     DELIVERIES_DISPATCH = "webhooks.tasks.deliveries_dispatch"
     RETENTION_PURGE = "retention.tasks.retention_purge"
+    CREDENTIAL_AUDIT_PURGE = "credentials.tasks.credential_audit_purge"
 
 
 QUEUES = ("record", "media", "deliver", "default")

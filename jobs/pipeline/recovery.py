@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
-from jobs.models import Chunk, ChunkStatus, Job, JobStatus
+from jobs.models import JOB_ENDED, Chunk, ChunkStatus, Job, JobSession, JobStatus
 from jobs.services import admission
 
 # A lapsed lease is proof enough (its worker stopped renewing it); these few seconds let a retry that is
@@ -27,7 +27,9 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     stale = now - timedelta(seconds=grace_s)
     lapsed = now - timedelta(seconds=LEASE_SLACK_S)
     counts = dict.fromkeys(("job_start", "chunk_admit", "chunk_synthesize", "chunk_record", "mux_admit",
-                            "chunk_mux", "job_settle"), 0)
+                            "chunk_mux", "job_settle", "sessions_dropped"), 0)
+    # A sign-in session is deleted when its job ends; one a recording stored as its job ended is deleted here.
+    counts["sessions_dropped"], _ = JobSession.objects.filter(job__status__in=JOB_ENDED).delete()
     # Queued jobs start as their client's running slots allow (admission), not all at once.
     for client_id in Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=stale).order_by().values_list(
             "client_id", flat=True).distinct()[:limit]:

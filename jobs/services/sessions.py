@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from jobs.lib.keys.crypto import seal, unseal
 from jobs.media.errors import MediaError
-from jobs.models import Job, JobSession
+from jobs.models import JOB_ENDED, Job, JobSession
 
 # How long a recording may take to sign in before another may try (a worker that died while signing in).
 CLAIM_S = 120
@@ -43,6 +43,8 @@ def session_ticket(*, job: Job, should_stop: Callable[[], bool] = lambda: False)
     StepError (permanent) when the job's sign-in failed for good; MediaError (retried) when another recording's
     sign-in is still not done after WAIT_S."""
     deadline = time.monotonic() + WAIT_S
+    if Job.objects.filter(pk=job.pk, status__in=JOB_ENDED).exists():
+        raise MediaError("the job ended before its sign-in", permanent=True)
     JobSession.objects.get_or_create(job=job)
     while True:
         row = JobSession.objects.filter(job=job).first()
@@ -64,8 +66,11 @@ def session_ticket(*, job: Job, should_stop: Callable[[], bool] = lambda: False)
 
 
 def session_store(*, job: Job, state: dict[str, Any]) -> None:
+    """Seal the session for the job's other recordings, unless the job ended meanwhile (then it is dropped: the
+    recovery sweep deletes what a race leaves)."""
     with transaction.atomic():
-        JobSession.objects.filter(job=job).update(state_sealed=seal(json.dumps(state)), claimed_until=None)
+        JobSession.objects.filter(job=job).exclude(job__status__in=JOB_ENDED).update(
+            state_sealed=seal(json.dumps(state)), claimed_until=None)
 
 
 def session_failed(*, job: Job, exc: BaseException) -> None:

@@ -13,6 +13,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from credentials.models import Credential, CredentialAudit
 from credentials.selectors import credential_values
+from credentials.tasks import credential_audit_purge
 from tests.conftest import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -202,3 +203,13 @@ def test_deleting_a_client_deletes_its_credentials(tenant: Tenant) -> None:
     made = _create(tenant)
     tenant.client.delete()
     assert not Credential.objects.filter(pk=made["id"]).exists()
+
+
+def test_audit_rows_older_than_the_window_are_purged_by_beat(tenant: Tenant, settings: SettingsWrapper) -> None:
+    made = _create(tenant)
+    tenant.api.post(f"/v1/credentials/{made['id']}/rotate", {"values": {"password": "p2"}}, format="json")
+    settings.SCREENREEL_CREDENTIAL_AUDIT_DAYS = 30
+    CredentialAudit.objects.filter(action="created").update(at=timezone.now() - timedelta(days=31))
+    assert credential_audit_purge.apply().get() == 1
+    assert list(CredentialAudit.objects.values_list("action", flat=True)) == ["rotated"]
+    assert credential_audit_purge.apply().get() == 0

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from jobs.media.errors import MediaError, NavigationError, StepError
-from jobs.models import JobSession
+from jobs.models import Job, JobSession, JobStatus
+from jobs.pipeline.recovery import pipeline_recover
 from jobs.services import sessions
 from jobs.services.sessions import session_failed, session_store, session_ticket
 from tests.factories import make_job
@@ -55,3 +56,16 @@ def test_a_passing_failure_lets_the_next_attempt_sign_in() -> None:
     assert session_ticket(job=job).sign_in
     session_failed(job=job, exc=NavigationError(url="http://127.0.0.1:1/", cause="connection refused"))
     assert session_ticket(job=job).sign_in  # the claim was let go
+
+
+def test_no_session_outlives_its_job() -> None:
+    """A session stored as its job ends is not kept; whatever a race leaves, the recovery sweep deletes."""
+    job = make_job(features=2)
+    assert session_ticket(job=job).sign_in
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELED)
+    session_store(job=job, state=STATE)
+    assert JobSession.objects.get(job=job).state_sealed == ""
+    with pytest.raises(MediaError, match="ended"):
+        session_ticket(job=job)
+    assert pipeline_recover(grace_s=60)["sessions_dropped"] == 1
+    assert not JobSession.objects.exists()
