@@ -23,7 +23,7 @@ from credentials.scope import MAX_STORAGE_STATE_DAYS, state_within
 from credentials.selectors import credential_values
 from jobs.lib.errors import DomainError, NotFound
 from jobs.lib.keys.crypto import seal, unseal
-from jobs.models import Client
+from jobs.models import JOB_ENDED, Client, JobSession
 from jobs.services.locks import client_lock
 
 
@@ -151,8 +151,10 @@ def credential_audit_purge(*, batch: int = 5000) -> int:
 
 
 def credential_delete(*, credential: Credential, actor: str = "api", revoked: bool = False) -> bool:
-    """Delete it now, audited: from this moment no job can use it. Returns False when it was already gone
-    (deleted meanwhile: the outcome the caller asked for, audited once, by whoever deleted it)."""
+    """Delete it now, audited: from this moment no job can use it, and the sessions the client's running jobs
+    signed in to are ended too (each job signs in again, without it: a step that names it fails). Returns False
+    when it was already gone (deleted meanwhile: the outcome the caller asked for, audited once, by whoever
+    deleted it)."""
     with transaction.atomic():
         locked = Credential.objects.select_for_update().filter(pk=credential.pk).first()
         if locked is None:
@@ -160,4 +162,5 @@ def credential_delete(*, credential: Credential, actor: str = "api", revoked: bo
         _audit(locked, CredentialAudit.Action.REVOKED if revoked else CredentialAudit.Action.DELETED, actor=actor,
                fields=list(locked.fields_set))
         locked.delete()
+        JobSession.objects.filter(job__client_id=locked.client_id).exclude(job__status__in=JOB_ENDED).delete()
     return True

@@ -62,6 +62,11 @@ CHROMIUM_ARGS = [
     # egress proxy (measured: without it a page's STUN reached a refused address). Chromium reads this
     # switch; the similar "--force-webrtc-ip-handling-policy" is ignored by this build.
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Where a page may connect is the egress policy's to say (its proxy, and the URL guard), not Chromium's Local
+    # Network Access: that check takes a response the recorder fetched itself (a credential's headers, fetched
+    # hop by hop so they never follow a redirect off their origins) for a public page, and refuses its loopback
+    # and private subresources, which the policy may allow (measured on Chromium 156).
+    "--disable-features=LocalNetworkAccessChecks",
     # Redaction patterns run in linear time in the page (jobs.media.redact.CHROMIUM_JS_FLAGS).
     "--js-flags=--enable-experimental-regexp-engine --enable-experimental-regexp-engine-on-excessive-backtracks",
 ]

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import json
 import math
 import socket
 import time
@@ -63,6 +64,10 @@ NO_STILL_ACTIONS = frozenset({"wait"})
 # its own budget (step_budget_s), anything else by this.
 PAGE_CALL_TIMEOUT_S = 10.0
 STEP_SLACK_S = 5.0
+# The largest session (Playwright's storage state, as JSON) a sign-in may leave for the job's other features.
+MAX_SESSION_BYTES = 1024 * 1024
+# What typing one key of a secret costs besides its pacing (focus, focus check, origin check), generously.
+SECRET_KEY_MS = 50
 # How often a recording asks whether it should stop (RecordRequest.should_stop), and how long a stopped one
 # may take to unwind once its context is closed.
 STOP_POLL_S = 0.25
@@ -236,15 +241,18 @@ def still_plan(steps: list[dict[str, Any]], limit: int = MAX_STILLS) -> set[int]
     return {*candidates, last}
 
 
-def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: int) -> float:
+def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: int, typed_chars: int = 0) -> float:
     """The longest a step may take before the page counts as not responding: every Playwright wait it makes at
-    its own timeout, plus its typing, its wait, a cursor glide and the settling after a navigation."""
+    its own timeout, plus its typing (its text, or ``typed_chars`` of a secret), its wait, a cursor glide and the
+    settling after a navigation."""
     action = step.get("action")
     timeout = int(step.get("timeout_ms") or default_timeout_ms) / 1000
     if action == "goto":
         budget = timeout + SETTLE_TIMEOUT_MS / 1000
     elif action in ("click", "hover", "type"):
-        typing = len(str(step.get("text") or "")) * pacing.typing_ms_per_char / 1000
+        chars = len(str(step.get("text") or "")) or typed_chars
+        # A secret is typed key by key, each after a focus check: a round trip or two more per key.
+        typing = chars * (pacing.typing_ms_per_char + (SECRET_KEY_MS if typed_chars else 0)) / 1000
         budget = 5 * timeout + 2 * typing + (pacing.cursor_ms + 100) / 1000
     elif action == "scroll":
         budget = SCROLL_GIVE_UP_MS / 1000  # SMOOTH_SCROLL_JS stops waiting for the page to settle then
@@ -253,6 +261,15 @@ def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: i
     else:  # press, wait_for
         budget = timeout
     return budget + STEP_SLACK_S
+
+
+def sign_in_budget_s(plan: SignInPlan, *, pacing: Pacing, default_timeout_ms: int, typed_chars: int) -> float:
+    """The longest a sign-in may take: its first page, and each step's budget off camera (``typed_chars``: the
+    longest secret it may type). Counted at the recording's pacing, which the sign-in does not wait for: more
+    than it takes, never less."""
+    first = default_timeout_ms / 1000 + SETTLE_TIMEOUT_MS / 1000
+    return first + sum(step_budget_s(step, pacing=pacing, default_timeout_ms=default_timeout_ms,
+                                     typed_chars=typed_chars) for step in plan.steps)
 
 
 def _utc(ts: float) -> datetime:
@@ -316,9 +333,8 @@ class _Session:
         self.stills_taking: list[list[float]] = []  # wall-clock windows in which a still was being taken
         self.targets: list[Target] = []
         # The job's redaction, plus the secrets' own values wherever a page on their origins shows them.
-        texts = [t for secret in req.secrets.values() if (t := secret.page_text)]
-        origins = sorted({o for secret in req.secrets.values() for o in secret.origins})
-        self.redaction = dataclasses.replace(req.redaction, secret_texts=tuple(texts), secret_origins=tuple(origins))
+        texts = [(t, secret.origins) for secret in req.secrets.values() if (t := secret.page_text)]
+        self.redaction = dataclasses.replace(req.redaction, secret_texts=tuple(texts))
         self.session: dict[str, Any] | None = None
         self.secrets_used: set[SecretRef] = set()
         # When the recording was asked for: started_at, so a browser's launch counts before the first frame.
@@ -579,9 +595,25 @@ class _Session:
                 return
         extra = self._headers_for(url)
         if extra:
-            await route.continue_(headers={**await route.request.all_headers(), **extra})
+            await self._with_headers(route, extra)
             return
         await route.continue_()
+
+    async def _with_headers(self, route: Any, extra: dict[str, str]) -> None:
+        """Send the request with ``extra``, and hand its answer to the page as it came, a redirect included.
+
+        ``route.continue_(headers=...)`` would carry the headers along every redirect the request makes, off the
+        credential's origins too (an open redirect on the origin would hand them to anyone). Fetched here
+        without following redirects, each hop comes back to the page, which asks for the next one through this
+        route again: the headers go with a hop only when it is on the origins. The fetch goes through the
+        context's proxy (the egress proxy) and cookie store, as the browser's own request would."""
+        try:
+            response = await route.fetch(headers={**await route.request.all_headers(), **extra}, max_redirects=0,
+                                         timeout=self.req.step_timeout_ms)
+        except PlaywrightError:
+            await route.abort("failed")
+            return
+        await route.fulfill(response=response)
 
     def _check_redaction(self) -> None:
         if self.redacted.errors:
@@ -645,7 +677,8 @@ class _Session:
             await asyncio.sleep(0.02)
 
     async def _bounded_step(self, page: Any, pointer: Pointer, number: int, step: dict[str, Any]) -> None:
-        budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms)
+        budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms,
+                               typed_chars=self._secret_chars(step))
         try:
             await asyncio.wait_for(self._step(page, pointer, number, step), budget)
         except TimeoutError:
@@ -763,18 +796,35 @@ class _Session:
                                 "one of the credential's origins; nothing was typed")
         self.secrets_used.add(ref)
         try:
-            await _bounded(handle.evaluate(_MASK_JS), "masking the field")
+            if not await _bounded(handle.evaluate(_MASK_JS), "masking the field"):
+                raise self._refused(number, step, part, "secret_not_masked: the field could not be masked (the page "
+                                    "has no redaction in place); nothing was typed")
+            keyboard = target.page.keyboard
             for key in secret.text():
                 if frame.is_detached() or not secret.allows(frame.url):
                     raise self._refused(number, step, part, "secret_origin_mismatch: the page left the credential's "
                                         "origins while the secret was typed; nothing more was typed")
-                await handle.type(key, timeout=timeout)
+                # The key goes where the focus is: to this field only, which must hold it in its own document (a
+                # parent or a widget of another origin that takes the focus gets nothing).
+                await handle.focus()
+                if not await _bounded(handle.evaluate(_FOCUSED_JS), "checking the field's focus"):
+                    raise self._refused(number, step, part, "secret_focus_lost: the field did not keep the focus; "
+                                        "nothing more was typed")
+                await keyboard.type(key)
                 if per_char:
                     await asyncio.sleep(per_char / 1000)
         except PlaywrightError as exc:
             if _looks_like_crash(exc):
                 raise
             raise self._refused(number, step, part, "the field went away while the secret was typed") from None
+
+    def _secret_chars(self, step: dict[str, Any]) -> int:
+        """How many keys the secret a step names takes (a TOTP code: 6), for its budget."""
+        ref = SecretRef.of(step)
+        secret = self.req.secrets.get(ref) if ref is not None else None
+        if secret is None:
+            return 0
+        return 6 if secret.page_text is None else len(secret.value)
 
     def _refused(self, number: int, step: dict[str, Any], part: str, cause: str) -> StepError:
         return StepError(feature_title=self.req.feature_title, step_number=number, action=str(step.get("action")),
@@ -785,13 +835,20 @@ class _Session:
         it leaves for the caller (Recording.session)."""
         await self._navigate(page, urljoin(self.req.target_url, plan.url), step=None)
         for number, step in enumerate(plan.steps, 1):
-            budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms)
+            budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms,
+                                   typed_chars=self._secret_chars(step))
             try:
                 await asyncio.wait_for(self._off_camera_step(page, number, step), budget)
             except TimeoutError:
                 raise self._refused(number, step, "sign-in step", f"the page stopped responding (the step took over "
                                     f"{budget:g} s)") from None
         session: dict[str, Any] = await _bounded(context.storage_state(), "keeping the session")
+        size = len(json.dumps(session))
+        if size > MAX_SESSION_BYTES:
+            # Sealed in one row and replayed by every feature: a page that fills localStorage is not kept.
+            raise MediaError(f"sign_in_session_too_large: the session the sign-in left (cookies and localStorage) "
+                             f"is {size // 1024} KiB, more than {MAX_SESSION_BYTES // 1024} KiB", permanent=True,
+                             public=True)
         self.session = session
         if self.req.on_signed_in is not None:
             await asyncio.to_thread(self.req.on_signed_in, session)
@@ -824,7 +881,9 @@ class _Session:
             raise self._step_failure(exc, number, step, timeout, part="sign-in step") from exc
 
 
-# Masks a field before anything is typed into it (its document's redaction: jobs/media/redact.js).
-_MASK_JS = "(el) => { const hide = el.ownerDocument.__srRedactBlur; if (hide) hide(el); }"
+# Masks a field before anything is typed into it (its document's redaction: jobs/media/redact.js); whether it did.
+_MASK_JS = "(el) => { const hide = el.ownerDocument.__srRedactBlur; if (!hide) return false; hide(el); return true; }"
+# Whether the field holds the focus in a document that has it (where the next key goes).
+_FOCUSED_JS = "(el) => el.ownerDocument.hasFocus() && el.getRootNode().activeElement === el"
 # Whether a field is a password field (``use_a_secret``).
 _IS_PASSWORD_JS = "(el) => el instanceof HTMLInputElement && String(el.type).toLowerCase() === 'password'"  # noqa: S105 (a script, not a password)

@@ -53,14 +53,14 @@
   // only documents on the secrets' own origins look for them.
   const SECRETS = CONFIG.secrets;
   const M1 = 1000003, M2 = 999983;
-  const probes = SECRETS && SECRETS.origins.includes(location.origin) ? SECRETS.probes : [];
+  const probes = SECRETS ? SECRETS.probes.filter((p) => p.origins.includes(location.origin)) : [];
   const secretSpans = (text, spans) => {
     for (const p of probes) {
       const L = p.length;
       if (text.length < L) continue;
       const [B1, B2] = SECRETS.bases;
-      let h1 = 0, h2 = 0;
-      for (let i = 0; i < text.length; i++) {
+      let h1 = 0, h2 = 0, found = 0;
+      for (let i = 0; i < text.length && found < 1000; i++) {
         if (i >= L) {
           const o = text.charCodeAt(i - L);
           h1 = (h1 - (o * p.top1) % M1 + M1) % M1;
@@ -69,7 +69,10 @@
         const c = text.charCodeAt(i);
         h1 = (h1 * B1 + c) % M1;
         h2 = (h2 * B2 + c) % M2;
-        if (i >= L - 1 && h1 === p.h1 && h2 === p.h2) spans.push([i - L + 1, i + 1]);
+        if (i >= L - 1 && h1 === p.h1 && h2 === p.h2) {
+          spans.push([i - L + 1, i + 1]);
+          found++;
+        }
       }
     }
   };

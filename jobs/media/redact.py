@@ -68,10 +68,9 @@ class Redaction:
 
     selectors: Sequence[str] = ()
     patterns: Sequence[str] = ()
-    # Values of the secrets the job types (jobs.media.secrets), masked wherever a page on ``secret_origins``
-    # shows them. Never in the page as they are: only their rolling hashes (secret_probes).
-    secret_texts: Sequence[str] = field(default=(), repr=False)
-    secret_origins: Sequence[str] = ()
+    # Values of the secrets the job types (jobs.media.secrets), each with its credential's origins: masked
+    # wherever a page on those origins shows it. Never in the page as they are: only rolling hashes (secret_probes).
+    secret_texts: Sequence[tuple[str, Sequence[str]]] = field(default=(), repr=False)
 
     @property
     def active(self) -> bool:
@@ -156,8 +155,7 @@ def script(redaction: Redaction) -> str:
         raise MediaError(f"redaction could not be applied: {exc}", permanent=True) from None
     config = {"binding": BINDING, "selectors": list(redaction.selectors),
               "patterns": [{"source": c.source, "js": c.js_source} for c in compiled],
-              "secrets": secret_probes(redaction.secret_texts, redaction.secret_origins) if redaction.secret_texts
-              else None}
+              "secrets": secret_probes(redaction.secret_texts) if redaction.secret_texts else None}
     return _source().replace("__CONFIG__", json.dumps(config))
 
 
@@ -166,13 +164,16 @@ def script(redaction: Redaction) -> str:
 _MODULI = (1000003, 999983)
 
 
-def secret_probes(texts: Sequence[str], origins: Sequence[str],
+def secret_probes(texts: Sequence[tuple[str, Sequence[str]]],
                   bases: tuple[int, int] | None = None) -> dict[str, object]:
-    """What redact.js needs to mask ``texts`` on pages of ``origins``: per text, its length and two rolling
-    hashes over its UTF-16 code units, with bases drawn for this recording, so a value is not in the page."""
+    """What redact.js needs to mask each text on pages of its own origins (a page on one credential's origins
+    never learns of another's): per text, its length and two rolling hashes over its UTF-16 code units, with
+    bases drawn for this recording, so a value is not in the page."""
     b1, b2 = bases or (256 + secrets.randbelow(_MODULI[0] - 512), 256 + secrets.randbelow(_MODULI[1] - 512))
     probes = []
-    for text in dict.fromkeys(t for t in texts if t):
+    for text, origins in texts:
+        if not text:
+            continue
         units = [int.from_bytes(text.encode("utf-16-le")[i:i + 2], "little")
                  for i in range(0, len(text.encode("utf-16-le")), 2)]
         hashes, tops = [], []
@@ -182,5 +183,6 @@ def secret_probes(texts: Sequence[str], origins: Sequence[str],
                 h = (h * base + unit) % modulus
             hashes.append(h)
             tops.append(pow(base, len(units) - 1, modulus))
-        probes.append({"length": len(units), "h1": hashes[0], "h2": hashes[1], "top1": tops[0], "top2": tops[1]})
-    return {"origins": list(origins), "bases": [b1, b2], "probes": probes}
+        probes.append({"length": len(units), "h1": hashes[0], "h2": hashes[1], "top1": tops[0], "top2": tops[1],
+                       "origins": list(origins)})
+    return {"bases": [b1, b2], "probes": probes}

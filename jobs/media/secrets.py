@@ -116,7 +116,10 @@ class Access:
                     kept = {k: v for k, v in cookie.items() if k in _COOKIE_KEYS}
                     if kept.get("sameSite") == "None" and not secure:
                         kept["sameSite"] = "Lax"  # Chromium refuses SameSite=None without Secure
-                    out.append({**kept, "url": origin + str(cookie.get("path") or "/"), "secure": secure})
+                    path = str(cookie.get("path") or "/")
+                    if not path.startswith("/") or path.startswith("//"):
+                        path = "/"  # a path is a path: never text that would make the URL another host's
+                    out.append({**kept, "url": origin + path, "secure": secure})
         return out
 
 

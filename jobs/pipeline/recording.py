@@ -16,6 +16,7 @@ from jobs import hooks
 from jobs.lib.logs import log_context
 from jobs.lib.net.policy import browser_url_guard, egress_policy
 from jobs.media import recorder, renditions
+from jobs.media.errors import MediaError
 from jobs.media.secrets import Access, Secret, SecretRef
 from jobs.models import Chunk, ChunkStatus, Job, ObjectKind
 from jobs.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
@@ -72,9 +73,15 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> 
     spec = job.parsed_spec
     progress.stage(ChunkStatus.RECORDING)
     secrets = _secrets_opened(job, spec.secret_refs())
-    ticket = session_ticket(job=job, should_stop=lambda: lease.lost) if spec.sign_in is not None else None
-    sign_in = (recorder.SignInPlan(url=spec.sign_in.url or spec.target_url, steps=list(spec.sign_in.steps))
-               if spec.sign_in is not None and ticket is not None and ticket.sign_in else None)
+    plan = (recorder.SignInPlan(url=spec.sign_in.url or spec.target_url, steps=list(spec.sign_in.steps))
+            if spec.sign_in is not None else None)
+    ticket = None
+    if plan is not None:
+        budget = recorder.sign_in_budget_s(plan, pacing=spec.recorder_pacing(),
+                                           default_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
+                                           typed_chars=max((len(s.value) for s in secrets.values()), default=0))
+        ticket = session_ticket(job=job, budget_s=budget, should_stop=lambda: lease.lost)
+    sign_in = plan if ticket is not None and ticket.sign_in else None
     signed_in: list[bool] = []
 
     def keep_session(state: dict[str, Any]) -> None:
@@ -108,9 +115,15 @@ def _secrets_opened(job: Job, refs: list[SecretRef]) -> Mapping[SecretRef, Secre
 
 
 def _access_opened(job: Job, ids: list[str]) -> Sequence[Access]:
-    """What the job's credentials send to their origins (a credential deleted since: nothing)."""
+    """What the job's credentials send to their origins. One deleted since the job was made fails the recording
+    (permanent, the client's own fact): recording on without its headers or session would show another app."""
     source = hooks.secret_source()
-    return source.access(client=job.client, ids=ids) if ids and source is not None else ()
+    access = source.access(client=job.client, ids=ids) if ids and source is not None else []
+    missing = [i for i in ids if i not in {a.credential for a in access}]
+    if missing:
+        raise MediaError(f"secret_unavailable: the credential {missing[0]} the job applies no longer exists",
+                         permanent=True, public=True)
+    return access
 
 
 def _recorded(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease, *, secrets: Mapping[SecretRef, Secret],

@@ -22,10 +22,10 @@ from jobs.lib.keys.crypto import seal, unseal
 from jobs.media.errors import MediaError
 from jobs.models import JOB_ENDED, Job, JobSession
 
-# How long a recording may take to sign in before another may try (a worker that died while signing in).
-CLAIM_S = 120
-# How long a recording waits for another's sign-in before it gives up this attempt (and is retried).
-WAIT_S = 150.0
+# A recording claims the sign-in for as long as the sign-in may take (its budget: jobs.media.recorder.
+# sign_in_budget_s) plus this, so no other signs in while it still may; after it (a worker that died while
+# signing in), the next one may. The others wait as long, plus this again, before this attempt gives up.
+CLAIM_SLACK_S = 30
 POLL_S = 0.5
 
 
@@ -37,12 +37,14 @@ class SessionTicket:
     state: dict[str, Any] | None = field(default=None, repr=False)
 
 
-def session_ticket(*, job: Job, should_stop: Callable[[], bool] = lambda: False) -> SessionTicket:
-    """The session to start from, or the claim to sign in (then ``session_store`` or ``session_failed``).
+def session_ticket(*, job: Job, budget_s: float, should_stop: Callable[[], bool] = lambda: False) -> SessionTicket:
+    """The session to start from, or the claim to sign in (then ``session_store`` or ``session_failed``), for a
+    sign-in that may take ``budget_s``.
 
-    StepError (permanent) when the job's sign-in failed for good; MediaError (retried) when another recording's
-    sign-in is still not done after WAIT_S."""
-    deadline = time.monotonic() + WAIT_S
+    MediaError, permanent when the job's sign-in failed for good, retried when another recording's sign-in is
+    still not done when it may no longer be."""
+    claim_s = budget_s + CLAIM_SLACK_S
+    deadline = time.monotonic() + claim_s + CLAIM_SLACK_S
     if Job.objects.filter(pk=job.pk, status__in=JOB_ENDED).exists():
         raise MediaError("the job ended before its sign-in", permanent=True)
     JobSession.objects.get_or_create(job=job)
@@ -57,7 +59,7 @@ def session_ticket(*, job: Job, should_stop: Callable[[], bool] = lambda: False)
         now = timezone.now()
         claimed = JobSession.objects.filter(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), job=job, state_sealed="", error="",
-        ).update(claimed_until=now + timedelta(seconds=CLAIM_S))
+        ).update(claimed_until=now + timedelta(seconds=claim_s))
         if claimed:
             return SessionTicket(sign_in=True)
         if time.monotonic() > deadline or should_stop():

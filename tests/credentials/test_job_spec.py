@@ -120,3 +120,12 @@ def test_a_job_applies_credentials_it_has_and_that_hold_something_to_apply(tenan
     made = create([with_headers])
     assert made.status_code == 201, made.json()
     assert Job.objects.get(pk=made.json()["id"]).parsed_spec.credentials == [with_headers]
+
+
+def test_deleting_a_credential_ends_the_sessions_of_the_clients_running_jobs(tenant: Tenant) -> None:
+    cred = _credential(tenant)
+    job = Job.objects.get(pk=tenant.api.post("/v1/jobs", _spec(cred), format="json").json()["id"])
+    Job.objects.filter(pk=job.pk).update(status="running")
+    JobSession.objects.create(job=job, state_sealed="token")
+    assert tenant.api.delete(f"/v1/credentials/{cred}").status_code == 204
+    assert not JobSession.objects.filter(job=job).exists()

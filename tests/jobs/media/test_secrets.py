@@ -14,6 +14,7 @@ from typing import Any
 import pyotp
 import pytest
 
+from jobs.lib.net.egress import EgressPolicy
 from jobs.media.errors import StepError
 from jobs.media.recorder import RecordRequest, SignInPlan, record
 from jobs.media.secrets import Access, Secret, SecretRef, origin_of
@@ -174,3 +175,59 @@ def test_a_credentials_headers_basic_and_session_reach_its_origins_only(tmp_path
     assert other.hits == ["/pixel.png"]
     assert not {"x-preview-token", "authorization", "cookie"} & set(other.headers[0])
     assert "tok-123" not in repr(access) and "cookie-789" not in repr(access)
+
+
+@requires_chromium
+def test_a_credentials_headers_do_not_follow_a_redirect_off_its_origins(tmp_path: Path) -> None:
+    """The credential's origin redirects (an open redirect) to 127.0.0.2: the request to the origin carries the
+    headers, the hop off it none (route.continue_ would have carried them along the redirect)."""
+    page = """<!doctype html><html><body><img src="/go"></body></html>"""
+    with pages_served({}, host="127.0.0.2") as other, pages_served({"/form": page}) as served:
+        served.redirects["/go"] = f"{other.base}/away"
+        other.redirects["/away"] = f"{served.base}/landed"
+        access = Access(credential="cred_a", origins=(served.base,), headers={"x-preview-token": "tok-123"},
+                        basic=("ada", "pw-456"))
+        record(_request(served.base, tmp_path, [{"action": "wait", "ms": 500}], access=(access,),
+                        url_guard=lambda _url: None))
+    assert served.headers[served.hits.index("/go")]["x-preview-token"] == "tok-123"
+    away = other.headers[other.hits.index("/away")]
+    assert "x-preview-token" not in away and "authorization" not in away
+
+
+@requires_chromium
+def test_a_request_sent_with_a_credentials_headers_still_goes_through_the_egress_proxy(tmp_path: Path) -> None:
+    """The recorder sends a request to the credential's origin itself (so that its headers do not follow a
+    redirect): that request obeys the egress policy as the browser's own do. 127.0.0.2 is not allowed here."""
+    with pages_served({}, host="127.0.0.2") as other:
+        page = f"""<!doctype html><html><body><img src="{other.base}/pixel.png"></body></html>"""
+        with pages_served({"/form": page}) as served:
+            access = Access(credential="cred_a", origins=(other.base,), headers={"x-preview-token": "tok-123"})
+            record(_request(served.base, tmp_path, [{"action": "wait", "ms": 500}], access=(access,),
+                            egress=EgressPolicy.from_setting("127.0.0.1/32")))
+    assert "/form" in served.hits
+    assert other.hits == []
+
+
+@requires_chromium
+def test_a_field_that_gives_its_focus_away_gets_no_key_and_neither_does_the_taker(tmp_path: Path) -> None:
+    page = """<!doctype html><html><body><input id="password"><input id="decoy"><script>
+      const decoy = document.getElementById('decoy');
+      document.getElementById('password').addEventListener('focus', () => decoy.focus());
+      decoy.addEventListener('input', () => { new Image().src = '/typed?length=' + decoy.value.length; });
+    </script></body></html>"""
+    with pages_served({"/form": page}) as served, pytest.raises(StepError) as failure:
+        record(_request(served.base, tmp_path, [TYPE_PASSWORD], secrets=_secrets(served.base)))
+    assert "secret_focus_lost" in str(failure.value)
+    assert not [hit for hit in served.hits if hit.startswith("/typed")]
+
+
+def test_a_saved_sessions_cookies_are_set_host_only_on_the_origins_they_cover() -> None:
+    access = Access(credential="cred_a", origins=("https://app.example.com", "http://127.0.0.1:8000"), cookies=(
+        {"name": "parent", "value": "1", "domain": ".example.com", "path": "/", "secure": True},
+        {"name": "trick", "value": "2", "domain": "app.example.com", "path": "@evil.example/"},
+        {"name": "elsewhere", "value": "3", "domain": "tracker.example.net", "path": "/"},
+        {"name": "local", "value": "4", "domain": "127.0.0.1", "path": "/app", "secure": True},
+    ))
+    assert [(c["name"], c["url"]) for c in access.host_only_cookies()] == [
+        ("parent", "https://app.example.com/"), ("trick", "https://app.example.com/")]
+    assert all("domain" not in c for c in access.host_only_cookies())  # by URL: host-only, never a domain cookie
