@@ -201,12 +201,19 @@ class SignInHandler(SimpleHTTPRequestHandler):
         else:
             self._password_form(HTTPStatus.OK)
 
-    def _post_password(self) -> None:
+    def _checked_form(self) -> dict[str, str] | None:
+        """The posted form, once its body and CSRF token are good; None when it was answered already."""
         fields = self._form_fields()
         if fields is None:
-            return
+            return None
         if not self._csrf_ok(fields):
             self._forbidden()
+            return None
+        return fields
+
+    def _post_password(self) -> None:
+        fields = self._checked_form()
+        if fields is None:
             return
         email = fields.get("email", "").strip()
         if not self.gate.password_ok(email, fields.get("password", "")):
@@ -222,11 +229,8 @@ class SignInHandler(SimpleHTTPRequestHandler):
             self._code_form(HTTPStatus.OK)
 
     def _post_code(self) -> None:
-        fields = self._form_fields()
+        fields = self._checked_form()
         if fields is None:
-            return
-        if not self._csrf_ok(fields):
-            self._forbidden()
             return
         pending = self._pending()
         if pending is None:
