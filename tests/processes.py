@@ -132,3 +132,15 @@ def chromium_processes(root: int) -> list[dict[str, Any]]:
             continue
         found.append({"pid": pid, "uid": uid, "args": args, "environ": environ})
     return found
+
+
+def pg_dump(*, data_only: bool = False) -> str:
+    """The test database as ``pg_dump`` writes it (what is committed: use transactional_db), for tests that search
+    every row of every table as text."""
+    db = connection.settings_dict
+    env = {**os.environ, "PGPASSWORD": str(db.get("PASSWORD") or "")}
+    out = subprocess.run(["pg_dump", "--no-owner", *(["--data-only"] if data_only else []),
+                          "-h", str(db["HOST"] or "127.0.0.1"), "-p", str(db["PORT"] or 5432), "-U", str(db["USER"]),
+                          str(db["NAME"])], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout

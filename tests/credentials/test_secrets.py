@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import secrets
-import subprocess
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +15,13 @@ import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client as Browser
 from django.utils import timezone
 
 from credentials.models import Credential
 from credentials.selectors import credential_values
 from tests.conftest import Tenant
+from tests.processes import pg_dump
 
 pytestmark = pytest.mark.django_db(transaction=True)  # pg_dump reads what is committed
 
@@ -49,15 +47,6 @@ def _secrets_of(values: dict[str, Any]) -> list[str]:
     return [values["username"], values["password"], values["totp"], values["headers"]["x-preview-token"],
             values["http_basic"]["username"], values["http_basic"]["password"], state["cookies"][0]["value"],
             state["origins"][0]["localStorage"][0]["value"]]
-
-
-def _pg_dump() -> str:
-    db = connection.settings_dict
-    env = {**os.environ, "PGPASSWORD": str(db.get("PASSWORD") or "")}
-    out = subprocess.run(["pg_dump", "--no-owner", "-h", str(db["HOST"] or "127.0.0.1"), "-p", str(db["PORT"] or 5432),
-                          "-U", str(db["USER"]), str(db["NAME"])], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 def _staff(name: str, group: str) -> Browser:
@@ -109,7 +98,7 @@ def test_no_value_is_in_a_response_a_log_an_admin_page_or_the_database(
     call(operator.post("/admin/credentials/credential/", {"action": "reseal", "_selected_action": [made["id"]]}), 302)
     call(operator.post("/admin/credentials/credential/", {"action": "revoke", "_selected_action": [made["id"]]}), 200)
 
-    dump = _pg_dump()
+    dump = pg_dump()
     assert "Staging (EU)" in dump and Credential.objects.get().values_sealed in dump  # it holds the table
     logs = caplog.text
     assert "Bad Request: /v1/credentials" in logs  # the refusals were logged: the search below reads them

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +25,6 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import connection
 from rest_framework.test import APIClient
 
 from jobs.models import Chunk, Event, Job, JobSession, JobStatus, ObjectKind, StoredObject
@@ -36,6 +33,7 @@ from sampleapp.serve import SampleAppServer, serve
 from sampleapp.signin import SignIn
 from tests.e2e.conftest import Worker, bundle_archive, wait_until_ended
 from tests.jobs.media.ocr import frames, ocr
+from tests.processes import pg_dump
 from tests.receivers import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -119,16 +117,6 @@ FEATURES = [
 ]
 
 
-def _pg_dump() -> str:
-    db = connection.settings_dict
-    env = {**os.environ, "PGPASSWORD": str(db.get("PASSWORD") or "")}
-    out = subprocess.run(["pg_dump", "--no-owner", "--data-only", "-h", str(db["HOST"] or "127.0.0.1"),
-                          "-p", str(db["PORT"] or 5432), "-U", str(db["USER"]), str(db["NAME"])],
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 def _hits(haystacks: dict[str, bytes], needles: list[str]) -> list[tuple[str, str]]:
     return [(name, needle[:3] + "…") for name, data in haystacks.items() for needle in needles
             if needle.encode() in data]
@@ -205,7 +193,7 @@ def test_three_features_recorded_signed_in_with_no_secret_anywhere(
     for obj in StoredObject.objects.filter(job=job):
         with default_storage.open(obj.key, "rb") as fh:
             places[f"object:{obj.key}"] = fh.read()
-    places["pg_dump"] = _pg_dump().encode()
+    places["pg_dump"] = pg_dump(data_only=True).encode()
     places["worker.log"] = worker.log.read_bytes()
     places["this process's log"] = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records).encode()
     places["broker"] = "\n".join(tap.lines).encode()
