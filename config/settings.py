@@ -277,6 +277,10 @@ SCREENREEL_STEP_TIMEOUT_MS = env_int("SCREENREEL_STEP_TIMEOUT_MS", 10_000, minim
 SCREENREEL_STAGE_LEASE_S = env_int("SCREENREEL_STAGE_LEASE_S", 45, minimum=10, maximum=3600)
 SCREENREEL_STAGE_HEARTBEAT_S = max(SCREENREEL_STAGE_LEASE_S // 3, 1)
 SCREENREEL_STAGE_TIME_LIMIT_S = env_int("SCREENREEL_STAGE_TIME_LIMIT_S", 900, minimum=30, maximum=6 * 3600)
+# How long a job's sign-in waits for an input a person reads (an e-mailed code: POST /v1/jobs/{id}/input)
+# before its features fail with input_timeout (jobs.services.inputs). Under the broker's visibility timeout
+# with the rest of the sign-in, so its message is never handed to a second worker while it waits.
+SCREENREEL_INPUT_WINDOW_S = env_int("SCREENREEL_INPUT_WINDOW_S", 600, minimum=5, maximum=1200)
 # Fair share (jobs.services.admission): per client, jobs running at once, and chunks queued for or in
 # recording at once; per client in the admin. A client's burst waits in the database, not in the broker.
 SCREENREEL_CLIENT_MAX_RUNNING_JOBS = env_int("SCREENREEL_CLIENT_MAX_RUNNING_JOBS", 20, minimum=1)

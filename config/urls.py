@@ -16,6 +16,7 @@ urlpatterns = [
     path("v1/jobs", jobs.JobListCreateView.as_view(), name="job-list"),
     path("v1/jobs/<str:job_id>", jobs.JobDetailView.as_view(), name="job-detail"),
     path("v1/jobs/<str:job_id>/cancel", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("v1/jobs/<str:job_id>/input", jobs.JobInputView.as_view(), name="job-input"),
     path("v1/jobs/<str:job_id>/rerun-chunks", jobs.JobRerunView.as_view(), name="job-rerun"),
     path("v1/jobs/<str:job_id>/rebuild-bundle", jobs.JobRebuildBundleView.as_view(), name="job-rebuild-bundle"),
     path("v1/jobs/<str:job_id>/bundle", BundleLinksView.as_view(), name="job-bundle"),

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -29,7 +30,7 @@ from jobs.console.base import (
     with_extensions,
 )
 from jobs.lib.errors import DomainError
-from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, EventType, Job, StoredObject
+from jobs.models import ApiKey, Chunk, ChunkStatus, Client, Event, EventType, Job, JobStatus, StoredObject
 from jobs.selectors import objects_expiry
 from jobs.services.jobs import job_cancel, job_rerun_chunks
 
@@ -63,7 +64,7 @@ class ChunkInline(admin.TabularInline):
 
 
 class JobAdmin(ConsoleAdmin):
-    list_display = ("id", "client", "status", "run", "chunks", "created_at", "finished_at")
+    list_display = ("id", "client", "status_shown", "run", "chunks", "created_at", "finished_at")
     list_filter = ("status", "created_at", "client")
     list_select_related = ("client",)
     search_fields = ("id", "client__name", "client__id")
@@ -88,6 +89,7 @@ class JobAdmin(ConsoleAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # One query for the list, counts included (tests/test_admin.py counts them).
         return super().get_queryset(request).annotate(
+            awaiting=F("signin_session__awaiting"), awaiting_since=F("signin_session__awaiting_since"),
             chunks_total=Count("chunks"), chunks_failed=Count("chunks", filter=Q(chunks__status=ChunkStatus.FAILED)),
             chunks_succeeded=Count("chunks", filter=Q(chunks__status=ChunkStatus.SUCCEEDED)))
 
@@ -97,6 +99,15 @@ class JobAdmin(ConsoleAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting the row would orphan its stored files: retention's "purge now" removes those, audited.
         return False
+
+    @admin.display(description="Status", ordering="status")
+    def status_shown(self, job: Any) -> str:
+        """The status; for a job whose sign-in waits for a code a person reads, which input and for how long."""
+        since = getattr(job, "awaiting_since", None)
+        if job.status != JobStatus.AWAITING_INPUT or since is None:
+            return str(job.status)
+        waited = int((timezone.now() - since).total_seconds())
+        return f"awaiting_input: {job.awaiting} for {waited // 60} min {waited % 60:02d} s"
 
     @admin.display(description="Chunks (ok / failed / all)")
     def chunks(self, job: Any) -> str:

@@ -88,6 +88,8 @@ class ApiKey(models.Model):
 class JobStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"
+    # Running, and its sign-in waits for a value a person must read (an e-mailed code): POST /v1/jobs/{id}/input.
+    AWAITING_INPUT = "awaiting_input"
     SUCCEEDED = "succeeded"
     PARTIAL_SUCCESS = "partial_success"
     FAILED = "failed"
@@ -97,12 +99,18 @@ class JobStatus(models.TextChoices):
 JOB_ENDED = frozenset(
     {JobStatus.SUCCEEDED, JobStatus.PARTIAL_SUCCESS, JobStatus.FAILED, JobStatus.CANCELED}
 )
+# A job that holds the workers' time, or may at any moment: it counts against its client's running jobs.
+JOB_UNDER_WAY = frozenset({JobStatus.RUNNING, JobStatus.AWAITING_INPUT})
 # An ended job goes back to running only through rerun-chunks.
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELED}),
     JobStatus.RUNNING: frozenset(
-        {JobStatus.SUCCEEDED, JobStatus.PARTIAL_SUCCESS, JobStatus.FAILED, JobStatus.CANCELED}
+        {JobStatus.AWAITING_INPUT, JobStatus.SUCCEEDED, JobStatus.PARTIAL_SUCCESS, JobStatus.FAILED,
+         JobStatus.CANCELED}
     ),
+    # Back to running when the value came or its window closed (then its chunks fail, and the job ends from
+    # running as ever), or canceled meanwhile.
+    JobStatus.AWAITING_INPUT: frozenset({JobStatus.RUNNING, JobStatus.CANCELED}),
     JobStatus.SUCCEEDED: frozenset({JobStatus.RUNNING}),
     JobStatus.PARTIAL_SUCCESS: frozenset({JobStatus.RUNNING}),
     JobStatus.FAILED: frozenset({JobStatus.RUNNING}),
@@ -383,17 +391,23 @@ class Chunk(models.Model):
 
 
 class JobSession(models.Model):
-    """The session a job's off-camera sign-in left (Playwright's storage state: cookies, localStorage), sealed,
-    for the job's other features: each starts signed in, and the sign-in runs once per job (a one-time code is
-    good once). The first recording to claim it signs in; the others wait for it. Deleted when the job ends
-    (jobs.services.transitions), and with the job."""
+    """A job's off-camera sign-in (jobs.pipeline.signing_in) and the session it left (Playwright's storage state:
+    cookies, localStorage), sealed, for the job's features: each starts signed in, and the sign-in runs once per
+    job (a one-time code is good once). Made when a job with a ``sign_in`` starts; its features wait to be
+    admitted until ``ready_at``. Deleted when the job ends (jobs.services.transitions), and with the job."""
 
     job = models.OneToOneField(Job, on_delete=models.CASCADE, primary_key=True, related_name="signin_session")
     state_sealed = SealedField(blank=True, default="", editable=False)
-    # Why the sign-in failed for good (a step of the client's): every feature of the job then fails with it, and
-    # no recording signs in again (a wrong password, retried per feature, would lock the account).
+    # Why the sign-in failed for good (a step of the client's, a code that never came): every feature of the job
+    # fails with it, and nothing signs in again (a wrong password, retried, would lock the account).
     error = models.TextField(blank=True, default="")
-    claimed_until = models.DateTimeField(null=True, blank=True)  # a recording is signing in until then
+    admitted_at = models.DateTimeField(null=True, blank=True)  # queued: holds one of its client's record turns
+    claimed_until = models.DateTimeField(null=True, blank=True)  # a worker is signing in until then
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The input (its name) the sign-in waits for, and since when; "" when it waits for none.
+    awaiting = models.CharField(max_length=40, blank=True, default="")
+    awaiting_since = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)  # the session is stored: the features may record
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -528,6 +542,8 @@ class EventType(models.TextChoices):
 
     JOB_CREATED = "job.created"
     JOB_STARTED = "job.started"
+    JOB_AWAITING_INPUT = "job.awaiting_input"
+    JOB_RESUMED = "job.resumed"
     JOB_PROGRESS = "job.progress"
     JOB_SUCCEEDED = "job.succeeded"
     JOB_PARTIAL_SUCCESS = "job.partial_success"
@@ -548,7 +564,8 @@ class EventType(models.TextChoices):
 
 # The event a job announces on reaching each status.
 JOB_STATUS_EVENT: dict[str, EventType] = {
-    JobStatus.RUNNING: EventType.JOB_STARTED,
+    JobStatus.RUNNING: EventType.JOB_STARTED,  # job.resumed instead when it leaves awaiting_input
+    JobStatus.AWAITING_INPUT: EventType.JOB_AWAITING_INPUT,
     JobStatus.SUCCEEDED: EventType.JOB_SUCCEEDED,
     JobStatus.PARTIAL_SUCCESS: EventType.JOB_PARTIAL_SUCCESS,
     JobStatus.FAILED: EventType.JOB_FAILED,

@@ -108,7 +108,7 @@ class Feature(_Frozen):
 
 
 class SignIn(_Frozen):
-    """Steps run off camera before a job's first recording (docs/credentials.md): the session they leave is
+    """Steps run off camera before any of a job's features records (docs/credentials.md): the session they leave is
     where every feature starts."""
 
     url: str = ""  # where the sign-in starts: a path on target_url, or a URL; empty: target_url itself

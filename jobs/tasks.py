@@ -85,6 +85,16 @@ def chunk_record(self: Task[Any, Any], chunk_id: int) -> None:
     _stage(self, pipeline.chunk_record_run, chunk_id)
 
 
+# A job's sign-in runs on the "signin" queue's pool of threads, where Celery's time limits do not reach: it bounds
+# itself (each step by its budget, each input by SCREENREEL_INPUT_WINDOW_S: jobs.pipeline.signing_in).
+@shared_task(bind=True, name=TaskName.JOB_SIGN_IN, acks_late=True, reject_on_worker_lost=True, max_retries=None,
+             autoretry_for=DATABASE_DOWN, retry_kwargs={"max_retries": 5}, retry_backoff=2, retry_backoff_max=30)
+def job_sign_in(self: Task[Any, Any], job_id: str) -> None:
+    result = pipeline.job_sign_in_run(job_id=job_id)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)
+
+
 @stage_task(TaskName.CHUNK_MUX)
 def chunk_mux(self: Task[Any, Any], chunk_id: int) -> None:
     _stage(self, pipeline.chunk_mux_run, chunk_id)

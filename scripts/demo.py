@@ -164,6 +164,9 @@ def main() -> int:
         procs.start("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker", "-B", "-Q",
                                "record,media,deliver,default", "-c", "2", "--loglevel", "INFO",
                                "--schedule", str(DEMO_DIR / "celerybeat-schedule")], env)
+        # Sign-ins on their own pool of threads, as in the Procfile: one that waits for a code holds no recorder.
+        procs.start("worker-signin", [str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", "signin", "-P",
+                                      "threads", "-c", "4", "-n", "signin@%h", "--loglevel", "INFO"], env)
         procs.start("web", [str(VENV_BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1",
                             "--port", str(web_port), "--log-config", "config/logging.json"], env)
         for port, what in ((app_port, "sample app"), (hook_port, "receiver"), (web_port, "API")):

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bundles.models import Bundle
-from jobs.models import ChunkStatus, EventType, JobStatus, ObjectKind, StoredObject
+from jobs.models import ChunkStatus, EventType, Job, JobSession, JobStatus, ObjectKind, StoredObject
 from jobs.services.events import event_record
 from jobs.services.objects import object_record
 from retention.models import Hold, PurgeAudit
@@ -94,6 +94,16 @@ def test_the_job_list_costs_the_same_queries_for_50_jobs_as_for_5(operator: Brow
         body = operator.get("/admin/jobs/job/?status=queued").content.decode()
     assert body.count('class="action-select"') == 50
     assert len(many.captured_queries) == len(few.captured_queries), [q["sql"] for q in many.captured_queries]
+
+
+def test_jobs_awaiting_input_are_listed_with_how_long_they_have_waited(operator: Browser) -> None:
+    job = make_job(sign_in={"steps": [{"action": "type", "selector": "#code", "input": "email_code"}]})
+    JobSession.objects.create(job=job, awaiting="email_code", awaiting_since=timezone.now() - timedelta(minutes=3))
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.AWAITING_INPUT)
+    make_job()  # queued: not listed under the filter
+    body = operator.get("/admin/jobs/job/?status=awaiting_input").content.decode()
+    assert body.count('class="action-select"') == 1
+    assert "awaiting_input: email_code for 3 min" in body
 
 
 def _act(operator: Browser, model: str, action: str, ids: list[Any], **extra: str) -> Any:

@@ -64,7 +64,7 @@ def test_readyz_speaks_for_the_web_process_alone_and_the_workers_endpoint_names_
     assert http.get("/readyz/workers").status_code == 401  # it names workers: the metrics token
     none = http.get("/readyz/workers", headers=auth)
     assert none.status_code == 503
-    assert none.json()["missing"] == ["record", "media", "deliver", "default"]
+    assert none.json()["missing"] == ["record", "signin", "media", "deliver", "default"]
 
     worker = Worker(child_env(SCREENREEL_WORKER_HEARTBEAT_S="1"), tmp_path / "worker.log", queues="record,default",
                     concurrency=1, beat=False, name="edge")
@@ -74,7 +74,7 @@ def test_readyz_speaks_for_the_web_process_alone_and_the_workers_endpoint_names_
                  timeout=60, what="the worker's heartbeat")
         some = http.get("/readyz/workers", headers=auth)
         assert some.status_code == 503
-        assert some.json()["missing"] == ["media", "deliver"]
+        assert some.json()["missing"] == ["signin", "media", "deliver"]
         record = some.json()["queues"]["record"]
         assert record["workers"] == 1 and record["names"][0].startswith("edge@") and record["last_seen_s"] < 5
         series = _scrape(http)
@@ -87,7 +87,7 @@ def test_readyz_speaks_for_the_web_process_alone_and_the_workers_endpoint_names_
         worker.stop()
     # A worker that stops in order says so at once; the web process stays ready.
     gone = http.get("/readyz/workers", headers=auth).json()
-    assert gone["missing"] == ["record", "media", "deliver", "default"]
+    assert gone["missing"] == ["record", "signin", "media", "deliver", "default"]
     assert gone["queues"]["record"]["last_seen_s"] is not None  # it was there not long ago
     assert _readyz(http)[0] == 200
 
@@ -152,7 +152,7 @@ def test_metrics_needs_its_token_and_says_what_the_service_holds(settings: Setti
     assert series["screenreel_jobs"][(("status", "queued"),)] == 1
     assert series["screenreel_chunks"][(("status", "pending"),)] == 2
     assert {labels for labels in series["screenreel_queue_depth"]} == {
-        (("queue", q),) for q in ("record", "media", "deliver", "default")}
+        (("queue", q),) for q in ("record", "signin", "media", "deliver", "default")}
     assert series["screenreel_outbox_backlog"][()] >= 0
     assert series["screenreel_outbox_oldest_due_seconds"][()] >= 0
     record = (("outcome", "succeeded"), ("stage", "record"))

@@ -178,20 +178,21 @@ _WHEN = {
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
          "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, endpoint_exists, "
          "too_many_endpoints, too_many_credentials, bundle_not_ready, "
-         "bundle_not_found).",
+         "bundle_not_found, not_awaiting_input).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB (any request under /v1/, even one that takes no body).",
     415: "unsupported_media_type: the body is not application/json.",
     429: "rate_limited (with Retry-After and RateLimit-* headers), too_many_jobs on POST /v1/jobs, or "
          "too_many_streams on the event stream.",
     503: "database_busy (with Retry-After): the database's write lock stayed busy past its wait; nothing was "
-         "changed, and the same request may be sent again.",
+         "changed, and the same request may be sent again. On POST /v1/jobs/{job_id}/input also unavailable: the "
+         "value could not be handed over just now (nothing was used up).",
 }
-_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
+_CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
               "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update", "credentials_create"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries", "credentials_list"}
 # The operations that write, so may find the write lock busy past its wait (jobs.lib.errors.database_busy).
-_WRITES = {"jobs_create", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle", "webhook_endpoints_create",
+_WRITES = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "webhook_endpoints_create",
            "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test",
            "credentials_create", "credentials_update", "credentials_delete", "credentials_rotate"}
 
@@ -300,13 +301,15 @@ def _step_variants(components: dict[str, Any]) -> None:
                             "required": ["action", *sorted(required)],
                             "properties": {"action": {"type": "string", "const": action},
                                            **{f: fields[f] for f in allowed}}}
-        if action == "type":  # exactly one of text (typed as written) and secret (a credential's value)
-            components[name]["oneOf"] = [{"required": ["text"]}, {"required": ["secret"]}]
-        components[name + "Silent"] = {**components[name], "properties": {
-            k: v for k, v in components[name]["properties"].items() if k != "say"}}
-        # A step of the off-camera sign-in: nothing is said, no chapter starts.
+        # An input (a value a person posts) is typed in a sign-in only.
         components[name + "SignIn"] = {**components[name], "properties": {
             k: v for k, v in components[name]["properties"].items() if k not in STEP_COMMON}}
+        components[name]["properties"].pop("input", None)
+        if action == "type":  # exactly one of text (typed as written), secret (a credential's value) and input
+            components[name]["oneOf"] = [{"required": ["text"]}, {"required": ["secret"]}]
+            components[name + "SignIn"]["oneOf"] = [{"required": [f]} for f in ("text", "secret", "input")]
+        components[name + "Silent"] = {**components[name], "properties": {
+            k: v for k, v in components[name]["properties"].items() if k != "say"}}
         mapping[action] = f"#/components/schemas/{name}"
         silent[action] = f"#/components/schemas/{name}Silent"
         signing[action] = f"#/components/schemas/{name}SignIn"

@@ -8,6 +8,7 @@ import zoneinfo
 from typing import Any
 
 import cssselect
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -28,7 +29,7 @@ from jobs.media.camera import CameraSettings
 from jobs.media.options import LANGUAGES, Pacing, least_duration_s
 from jobs.media.patterns import PatternError, compile_pattern
 from jobs.media.redact import BUILTIN_PATTERNS
-from jobs.media.secrets import TYPED_FIELDS
+from jobs.media.secrets import MAX_INPUT_CHARS, TYPED_FIELDS
 from jobs.media.voice import voice_error
 from jobs.spec import DEFAULT_VIEWPORT, Branding, Camera, Captions, Gif, Redact, Voice
 
@@ -38,7 +39,7 @@ ACTIONS = ("goto", "click", "type", "press", "scroll", "hover", "wait", "wait_fo
 STEP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "goto": ({"url"}, set()),
     "click": ({"selector"}, {"timeout_ms"}),
-    "type": ({"selector"}, {"timeout_ms", "text", "secret"}),  # exactly one of text and secret
+    "type": ({"selector"}, {"timeout_ms", "text", "secret", "input"}),  # exactly one of text, secret, input
     "press": ({"key"}, set()),
     "scroll": ({"y"}, set()),
     "hover": ({"selector"}, {"timeout_ms"}),
@@ -48,6 +49,11 @@ STEP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
 # Every action may also carry ``say`` (the line spoken as the step begins) and ``chapter`` (a chapter
 # title starting at the step).
 STEP_COMMON = frozenset({"say", "chapter"})
+# What a ``type`` step types: literal text, a credential's secret, or (in a sign-in) an input a person posts.
+TYPED = ("text", "secret", "input")
+INPUT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Inputs one sign-in may wait for (each up to SCREENREEL_INPUT_WINDOW_S): an e-mailed code, then a texted one.
+MAX_INPUTS = 2
 VOICE_PROVIDERS = ("auto", "espeak-ng", "piper", "elevenlabs")
 MAX_LINE = 1000
 MAX_LEXICON = 200
@@ -87,11 +93,18 @@ def validate_url_or_path(url: str) -> None:
 
 
 class StepSerializer(StrictSerializer):
+    in_sign_in = False
+
     action = serializers.ChoiceField(choices=ACTIONS)
     url = StrictCharField(max_length=MAX_URL, required=False)
     selector = StrictCharField(max_length=500, required=False)
     text = StrictCharField(max_length=2000, required=False, trim_whitespace=False)
     secret = SecretRefSerializer(required=False)
+    # The name of an input a person must read (an e-mailed code), posted to POST /v1/jobs/{id}/input.
+    input = StrictCharField(max_length=40, required=False,
+                            validators=[RegexValidator(INPUT_NAME, "A name of lowercase letters, digits and _, "
+                                                       "starting with a letter (e.g. email_code).",
+                                                       code="invalid_input_name")])
     key = StrictCharField(max_length=50, required=False)
     y = StrictIntegerField(min_value=-20000, max_value=20000, required=False)
     ms = StrictIntegerField(min_value=0, max_value=30000, required=False)
@@ -108,10 +121,14 @@ class StepSerializer(StrictSerializer):
             errors[name] = serializers.ErrorDetail(f"Required for action '{action}'.", code="required")
         for name in sorted(given - required - optional):
             errors[name] = serializers.ErrorDetail(f"Not allowed for action '{action}'.", code="not_allowed")
-        if action == "type" and ("text" in given) == ("secret" in given):
+        if action == "type" and len(given & set(TYPED)) != 1:
             errors["text"] = serializers.ErrorDetail(
-                "Give either 'text' (typed as written) or 'secret' (a credential's value), exactly one.",
-                code="text_or_secret")
+                "Give exactly one of 'text' (typed as written), 'secret' (a credential's value) and, in sign_in, "
+                "'input' (a value a person posts).", code="text_or_secret")
+        if "input" in given and not self.in_sign_in:
+            errors["input"] = serializers.ErrorDetail(
+                "An input is typed in sign_in only: a feature's steps are on camera, and the video would wait "
+                "for it.", code="input_in_sign_in_only")
         if errors:
             raise serializers.ValidationError(errors)
         if action == "goto":
@@ -123,7 +140,10 @@ class StepSerializer(StrictSerializer):
 
 
 class SignInStepSerializer(StepSerializer):
-    """A step of the off-camera sign-in: nothing is said or shown, so no ``say`` and no ``chapter``."""
+    """A step of the off-camera sign-in: nothing is said or shown, so no ``say`` and no ``chapter``; an input a
+    person must read may be waited for here."""
+
+    in_sign_in = True
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for name in sorted(STEP_COMMON & set(attrs)):
@@ -133,11 +153,17 @@ class SignInStepSerializer(StepSerializer):
 
 
 class SignInSerializer(StrictSerializer):
-    """Steps run once per job, off camera, before its first recording; every feature starts from the session
+    """Steps run once per job, off camera, before any feature records; every feature starts from the session
     they leave (docs/credentials.md)."""
 
     url = StrictCharField(max_length=MAX_URL, required=False, validators=[validate_url_or_path])
     steps = SignInStepSerializer(many=True, min_length=1, max_length=20)  # type: ignore[call-arg]
+
+    def validate_steps(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if sum("input" in step for step in value) > MAX_INPUTS:
+            raise serializers.ValidationError(
+                f"At most {MAX_INPUTS} steps may wait for an input.", code="too_many_inputs")
+        return value
 
 
 class FeatureSerializer(StrictSerializer):
@@ -358,8 +384,7 @@ class JobSpecSerializer(StrictSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        _check_durations(attrs["features"], Pacing(**attrs.get("pacing", {})),
-                         attrs["sign_in"]["steps"] if "sign_in" in attrs else [])
+        _check_durations(attrs["features"], Pacing(**attrs.get("pacing", {})))
         return attrs
 
     def validate_outputs(self, value: list[str]) -> list[str]:
@@ -386,7 +411,7 @@ class JobSpecSerializer(StrictSerializer):
         return value
 
 
-def _check_durations(features: list[dict[str, Any]], pacing: Pacing, sign_in: list[dict[str, Any]]) -> None:
+def _check_durations(features: list[dict[str, Any]], pacing: Pacing) -> None:
     """Refuse features the recorder could never finish inside the recording stage's time limit (400
     ``too_long``), so that no worker spends its limit, three times over, on one that cannot end.
 
@@ -400,8 +425,6 @@ def _check_durations(features: list[dict[str, Any]], pacing: Pacing, sign_in: li
     for index, feature in enumerate(features):
         steps = feature["steps"]
         least = least_duration_s(steps, pacing, {n: 0 for n, step in enumerate(steps, 1) if step.get("say")})
-        # Any feature may be the one that signs in (off camera, in the same recording): its waits count too.
-        least += sum(int(step.get("ms") or 0) for step in sign_in) / 1000
         if least > limit:
             over.append({"field": f"features[{index}]", "minimum_s": round(least, 3)})
     if over:
@@ -411,6 +434,15 @@ def _check_durations(features: list[dict[str, Any]], pacing: Pacing, sign_in: li
             f"pauses and holds), more than the {limit:g} s a feature may take; split it into shorter features "
             "or shorten its waits and typed text.", code="too_long",
             details={**first, "limit_s": limit, "features": over})
+
+
+class JobInputSerializer(StrictSerializer):
+    """A value a job's sign-in waits for (``job.awaiting_input``): used once, never stored or echoed."""
+
+    name = StrictCharField(max_length=40, validators=[RegexValidator(
+        INPUT_NAME, "The input's name, as the step and the job.awaiting_input event say it (e.g. email_code).",
+        code="invalid_input_name")])
+    value = StrictCharField(max_length=MAX_INPUT_CHARS, min_length=1)
 
 
 class RerunSerializer(StrictSerializer):

@@ -10,11 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.schema import EventSerializer, JobSerializer
-from jobs.api.serializers import JobSpecSerializer, RerunSerializer
+from jobs.api.serializers import JobInputSerializer, JobSpecSerializer, RerunSerializer
 from jobs.lib.errors import DomainError
 from jobs.lib.rest import NewestFirst, page_of
 from jobs.models import JobStatus
 from jobs.selectors import events_for, job_get, job_view, jobs_for, jobs_view
+from jobs.services.inputs import input_give
 from jobs.services.jobs import job_cancel, job_create, job_rebuild_bundle, job_rerun_chunks
 
 EXAMPLE_SPEC = {
@@ -97,6 +98,22 @@ class JobCancelView(APIView):
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=job_get(client=_client(request), job_id=job_id))
         return Response(job_view(job))
+
+
+class JobInputView(APIView):
+    @extend_schema(operation_id="jobs_input",
+                   request=JobInputSerializer, responses={202: OpenApiResponse(
+                       JobSerializer, description="The value was handed to the job's sign-in, which types it "
+                                                  "once; the job turns running again (job.resumed).")},
+                   summary="Give the input a job's sign-in waits for (an e-mailed code)")
+    def post(self, request: Request, job_id: str) -> Response:
+        if not isinstance(request.data, dict):
+            raise DomainError("The body must be a JSON object.", code="invalid_body")
+        body = JobInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = input_give(client=_client(request), job_id=job_id, name=body.validated_data["name"],
+                         value=body.validated_data["value"])
+        return Response(job_view(job), status=202)
 
 
 class JobRerunView(APIView):

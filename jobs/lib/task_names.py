@@ -14,6 +14,7 @@ class TaskName(StrEnum):
     JOB_START = "jobs.tasks.job_start"
     CHUNK_SYNTHESIZE = "jobs.tasks.chunk_synthesize"
     CHUNK_RECORD = "jobs.tasks.chunk_record"
+    JOB_SIGN_IN = "jobs.tasks.job_sign_in"
     CHUNK_MUX = "jobs.tasks.chunk_mux"
     JOB_SETTLE = "jobs.tasks.job_settle"
     PIPELINE_RECOVER = "jobs.tasks.pipeline_recover"
@@ -22,12 +23,15 @@ class TaskName(StrEnum):
     CREDENTIAL_AUDIT_PURGE = "credentials.tasks.credential_audit_purge"
 
 
-QUEUES = ("record", "media", "deliver", "default")
+# "signin": a job's off-camera sign-in, which may wait minutes for a code a person reads: a pool of threads of its
+# own, so no wait holds a recording worker (docs/operating.md, "Processes").
+QUEUES = ("record", "signin", "media", "deliver", "default")
 
 # Where each task runs; a task not named here runs on "default".
 QUEUE_OF: dict[TaskName, str] = {
     TaskName.CHUNK_SYNTHESIZE: "media",
     TaskName.CHUNK_RECORD: "record",
+    TaskName.JOB_SIGN_IN: "signin",
     TaskName.CHUNK_MUX: "media",
     TaskName.DELIVERIES_DISPATCH: "deliver",
 }

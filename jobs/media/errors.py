@@ -115,9 +115,8 @@ class StepError(MediaError):
         self.cause = cause
         self.part = part  # "step", or "sign-in step" for the job's off-camera sign-in
         what = f'{action} "{target}"' if target else action
-        super().__init__(
-            f'Feature "{feature_title}" {part} {step_number} ({what}): {cause}', permanent=True
-        )
+        where = f'Feature "{feature_title}" {part}' if feature_title else f"The job's {part}"  # "": the sign-in
+        super().__init__(f"{where} {step_number} ({what}): {cause}", permanent=True)
 
 
 class NavigationError(MediaError):

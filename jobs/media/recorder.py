@@ -45,7 +45,7 @@ from jobs.media.errors import MediaError, NavigationError, StepError, Stopped
 from jobs.media.framegrid import FrameGrid, GridStats
 from jobs.media.options import Pacing
 from jobs.media.redact import Redaction, RedactionReport
-from jobs.media.secrets import Access, Secret, SecretRef, origin_of
+from jobs.media.secrets import MAX_INPUT_CHARS, Access, Secret, SecretRef, origin_of
 from jobs.media.stills import png_size
 
 T = TypeVar("T")
@@ -124,17 +124,19 @@ class RecordRequest:
     # The secrets the steps name, opened for this recording only (jobs.media.secrets): typed on their origins
     # only, their fields masked, their values masked wherever a page shows them.
     secrets: Mapping[SecretRef, Secret] = field(default_factory=dict, repr=False)
-    # Steps run off camera before the capture starts, in the same context (the job's sign-in): the session they
-    # leave is handed back in Recording.session.
+    # The steps ``sign_in`` runs off camera (the job's sign-in): the session they leave is handed back.
     sign_in: SignInPlan | None = None
-    # A session to start from (Playwright's storage state: the job's sign-in, made by an earlier recording).
+    # A session to start from (Playwright's storage state: the job's sign-in, made by ``sign_in``).
     session: dict[str, Any] | None = field(default=None, repr=False)
     # What the job's credentials send to their origins only: headers, HTTP basic, a saved session (applied unless
     # the recording starts from the job's sign-in session, which was made with them).
     access: Sequence[Access] = field(default_factory=tuple, repr=False)
-    # Called (in a thread of its own) with the session as soon as the sign-in has left it, so that it is kept
-    # even if a later step of this recording fails.
-    on_signed_in: Callable[[dict[str, Any]], None] | None = None
+    # Called (in a thread of its own) with an input's name when a sign-in step types one (``{"input": "email_code"}``:
+    # a code a person reads); returns its value once it comes, or raises (input_timeout). The value is typed like
+    # a secret: never in an error, the field masked.
+    on_input: Callable[[str], str] | None = None
+    # How long ``on_input`` may wait, for the step's budget.
+    input_window_s: float = 0.0
 
     @property
     def video_size(self) -> tuple[int, int]:
@@ -196,11 +198,31 @@ class Recording:
     # timeline: renditions follow the action from them.
     camera: list[Shot] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
-    # The session the off-camera sign-in left (Playwright's storage state), when this recording signed in: a
-    # secret, for the caller to seal and never to store as it is.
-    session: dict[str, Any] | None = field(default=None, repr=False)
     # The secrets this recording typed (so their credentials can say when they were last used).
     secrets_used: frozenset[SecretRef] = frozenset()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """What a sign-in left: the session (Playwright's storage state: a secret, for the caller to seal and never
+    to store as it is) and the secrets it typed."""
+
+    session: dict[str, Any] = field(repr=False)
+    secrets_used: frozenset[SecretRef] = frozenset()
+
+
+def sign_in(req: RecordRequest) -> SignedIn:
+    """Run ``req.sign_in`` off camera (nothing is captured: no frame, no still) in a browser of its own, and hand
+    back the session it leaves. Its own browser, not the process's warm one: a sign-in may wait minutes for a
+    code, in a pool of threads that sign in for several clients at once (jobs.pipeline.signing_in)."""
+    if req.sign_in is None:
+        raise ValueError("nothing to sign in with: req.sign_in is None")
+    browser = WarmBrowser(spare=False)
+    try:
+        return browser.run(_Session(req, req.out_dir / req.video_name).sign_in_run, chromium_path=req.chromium_path,
+                           tenant=req.tenant)
+    finally:
+        browser.close()
 
 
 def record(req: RecordRequest) -> Recording:
@@ -241,19 +263,22 @@ def still_plan(steps: list[dict[str, Any]], limit: int = MAX_STILLS) -> set[int]
     return {*candidates, last}
 
 
-def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: int, typed_chars: int = 0) -> float:
+def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: int, typed_chars: int = 0,
+                  input_window_s: float = 0.0) -> float:
     """The longest a step may take before the page counts as not responding: every Playwright wait it makes at
     its own timeout, plus its typing (its text, or ``typed_chars`` of a secret), its wait, a cursor glide and the
-    settling after a navigation."""
+    settling after a navigation; and for an input, the wait for it (``input_window_s``) and its typing."""
     action = step.get("action")
     timeout = int(step.get("timeout_ms") or default_timeout_ms) / 1000
     if action == "goto":
         budget = timeout + SETTLE_TIMEOUT_MS / 1000
     elif action in ("click", "hover", "type"):
-        chars = len(str(step.get("text") or "")) or typed_chars
+        chars = len(str(step.get("text") or "")) or typed_chars or (MAX_INPUT_CHARS if "input" in step else 0)
         # A secret is typed key by key, each after a focus check: a round trip or two more per key.
         typing = chars * (pacing.typing_ms_per_char + (SECRET_KEY_MS if typed_chars else 0)) / 1000
         budget = 5 * timeout + 2 * typing + (pacing.cursor_ms + 100) / 1000
+        if "input" in step:
+            budget += input_window_s
     elif action == "scroll":
         budget = SCROLL_GIVE_UP_MS / 1000  # SMOOTH_SCROLL_JS stops waiting for the page to settle then
     elif action == "wait":
@@ -263,13 +288,14 @@ def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: i
     return budget + STEP_SLACK_S
 
 
-def sign_in_budget_s(plan: SignInPlan, *, pacing: Pacing, default_timeout_ms: int, typed_chars: int) -> float:
+def sign_in_budget_s(plan: SignInPlan, *, pacing: Pacing, default_timeout_ms: int, typed_chars: int,
+                     input_window_s: float = 0.0) -> float:
     """The longest a sign-in may take: its first page, and each step's budget off camera (``typed_chars``: the
-    longest secret it may type). Counted at the recording's pacing, which the sign-in does not wait for: more
-    than it takes, never less."""
+    longest secret it may type; ``input_window_s``: how long each input may be waited for). Counted at the
+    recording's pacing, which the sign-in does not wait for: more than it takes, never less."""
     first = default_timeout_ms / 1000 + SETTLE_TIMEOUT_MS / 1000
     return first + sum(step_budget_s(step, pacing=pacing, default_timeout_ms=default_timeout_ms,
-                                     typed_chars=typed_chars) for step in plan.steps)
+                                     typed_chars=typed_chars, input_window_s=input_window_s) for step in plan.steps)
 
 
 def _utc(ts: float) -> datetime:
@@ -335,7 +361,6 @@ class _Session:
         # The job's redaction, plus the secrets' own values wherever a page on their origins shows them.
         texts = [(t, secret.origins) for secret in req.secrets.values() if (t := secret.page_text)]
         self.redaction = dataclasses.replace(req.redaction, secret_texts=tuple(texts))
-        self.session: dict[str, Any] | None = None
         self.secrets_used: set[SecretRef] = set()
         # When the recording was asked for: started_at, so a browser's launch counts before the first frame.
         self.started_wall = time.time()
@@ -347,6 +372,15 @@ class _Session:
 
     async def run(self, browser: Browser) -> Recording:
         """Record in a fresh context of the process's warm ``browser`` (jobs.media.browser)."""
+        return await self._in_context(browser, lambda context: self._record(context, self.started_wall))
+
+    async def sign_in_run(self, browser: Browser) -> SignedIn:
+        """Sign in, off camera, in a fresh context of ``browser``."""
+        return await self._in_context(browser, self._signed_in)
+
+    async def _in_context(self, browser: Browser, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work(context)`` in a fresh context of ``browser``, through the egress proxy, with the credentials'
+        cookies, until it ends or ``should_stop`` says so."""
         req = self.req
         async with contextlib.AsyncExitStack() as stack:
             proxy: ProxySettings | None = None
@@ -366,7 +400,7 @@ class _Session:
                     cookies = [c for access in req.access for c in access.host_only_cookies()]
                     if cookies:
                         await context.add_cookies(cookies)  # type: ignore[arg-type]
-                return await self._until_stopped(self._record(context, self.started_wall), context)
+                return await self._until_stopped(work(context), context)
             except PlaywrightError as exc:
                 # Anything Playwright raises outside a step (where it is classified) is the browser.
                 raise MediaError(f"Browser failed while recording: {first_line(exc)}") from exc
@@ -393,7 +427,7 @@ class _Session:
                 headers.update(access.request_headers())
         return headers
 
-    async def _until_stopped(self, work: Coroutine[Any, Any, Recording], context: Any) -> Recording:
+    async def _until_stopped(self, work: Coroutine[Any, Any, T], context: Any) -> T:
         """Run ``work`` until it ends or ``should_stop`` says so: then cancel it and close its context, which
         closes the page (no request leaves it any more) and fails every Playwright call still pending."""
         if self.req.should_stop is None:
@@ -406,7 +440,7 @@ class _Session:
                     task.cancel()
                     await _close_quietly(context)
                     await asyncio.wait({task}, timeout=STOP_GRACE_S)
-                    raise Stopped("the recording was stopped: its chunk was canceled or is no longer this worker's")
+                    raise Stopped("the browser was stopped: its job was canceled or is no longer this worker's")
         finally:
             if not task.done():
                 task.cancel()  # this coroutine was cancelled itself (a soft time limit): so is the work
@@ -417,8 +451,6 @@ class _Session:
     async def _record(self, context: Any, started_wall: float) -> Recording:
         """Set ``context`` up, open the target, capture while the steps run, stop, and collect the recording."""
         page = await self._open_page(context)
-        if self.req.sign_in is not None:
-            await self._sign_in(context, page, self.req.sign_in)
         await self._navigate(page, self.req.target_url, step=None)
         self._check_redaction()  # a pattern the browser refuses fails now, before anything is recorded
         pointer = await self._start_capture(context, page)
@@ -534,7 +566,7 @@ class _Session:
             camera=self.camera.shots,
             targets=self.targets,
             redaction=self.redacted.to_dict(req.redaction.selectors) if req.redaction.active else None,
-            session=self.session, secrets_used=frozenset(self.secrets_used),
+            secrets_used=frozenset(self.secrets_used),
         )
 
     def _on_frame(self, cdp: Any, params: dict[str, Any]) -> None:
@@ -760,6 +792,9 @@ class _Session:
         if SecretRef.of(step) is not None:
             await self._type_secret(target, number, step, timeout=timeout, per_char=per_char, part=part)
             return
+        if "input" in step:
+            await self._type_input(target, number, step, timeout=timeout, part=part)
+            return
         text = str(step["text"])
         if await _bounded(target.evaluate(_IS_PASSWORD_JS), "checking the field"):
             raise self._refused(number, step, part, "use_a_secret: this is a password field; type a credential's "
@@ -818,6 +853,27 @@ class _Session:
                 raise
             raise self._refused(number, step, part, "the field went away while the secret was typed") from None
 
+    async def _type_input(self, target: Any, number: int, step: dict[str, Any], *, timeout: int, part: str) -> None:
+        """Wait for the input the step names (``on_input``: a code a person reads and posts), then type it into the
+        masked field. The field is found first, so a page without it fails before anyone is asked for a code. Its
+        value is a secret: every failure here has a fixed cause."""
+        name = str(step["input"])
+        if self.req.on_input is None:
+            raise self._refused(number, step, part, f"input_unavailable: nothing can give the input {name} here "
+                                "(inputs are typed in a job's sign_in only)")
+        try:
+            await target.evaluate(_MASK_JS)
+        except PlaywrightError as exc:
+            raise self._step_failure(exc, number, step, timeout, part) from None
+        value = await asyncio.to_thread(self.req.on_input, name)
+        try:
+            await target.fill("", timeout=timeout)
+            await target.press_sequentially(value, timeout=timeout + 10 * len(value))
+        except PlaywrightError as exc:
+            if _looks_like_crash(exc):
+                raise
+            raise self._refused(number, step, part, "the field went away while the input was typed") from None
+
     def _secret_chars(self, step: dict[str, Any]) -> int:
         """How many keys the secret a step names takes (a TOTP code: 6), for its budget."""
         ref = SecretRef.of(step)
@@ -830,13 +886,15 @@ class _Session:
         return StepError(feature_title=self.req.feature_title, step_number=number, action=str(step.get("action")),
                          target=_describe(step), cause=cause, part=part)
 
-    async def _sign_in(self, context: Any, page: Any, plan: SignInPlan) -> None:
-        """Run the job's sign-in off camera (nothing is captured yet: no frame, no still), then keep the session
-        it leaves for the caller (Recording.session)."""
+    async def _signed_in(self, context: Any) -> SignedIn:
+        """Run the job's sign-in off camera (nothing is captured: no frame, no still); the session it leaves."""
+        plan = self.req.sign_in
+        assert plan is not None
+        page = await self._open_page(context)
         await self._navigate(page, urljoin(self.req.target_url, plan.url), step=None)
         for number, step in enumerate(plan.steps, 1):
             budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms,
-                                   typed_chars=self._secret_chars(step))
+                                   typed_chars=self._secret_chars(step), input_window_s=self.req.input_window_s)
             try:
                 await asyncio.wait_for(self._off_camera_step(page, number, step), budget)
             except TimeoutError:
@@ -849,9 +907,7 @@ class _Session:
             raise MediaError(f"sign_in_session_too_large: the session the sign-in left (cookies and localStorage) "
                              f"is {size // 1024} KiB, more than {MAX_SESSION_BYTES // 1024} KiB", permanent=True,
                              public=True)
-        self.session = session
-        if self.req.on_signed_in is not None:
-            await asyncio.to_thread(self.req.on_signed_in, session)
+        return SignedIn(session=session, secrets_used=frozenset(self.secrets_used))
 
     async def _off_camera_step(self, page: Any, number: int, step: dict[str, Any]) -> None:
         """A step of the sign-in: the same actions, at once (no cursor, no camera, no pacing)."""

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import pyotp
 
+# The longest value an input step types (a code a person reads and posts: POST /v1/jobs/{id}/input).
+MAX_INPUT_CHARS = 256
 # The fields a step may type, and which of them are codes made at the moment they are typed.
 TYPED_FIELDS = ("username", "password", "totp")
 CODE_FIELDS = frozenset({"totp"})

@@ -4,6 +4,8 @@ and tasks").
 - ``synthesis``: every line of the narration spoken, trimmed and brought to loudness, stored with its
   exact duration and measurement. With lines per step it runs first (the recorder paces the steps to
   the lines); with one script, beside the recording.
+- ``signing_in``: a job's ``sign_in`` steps, once, off camera, before any feature records (and any input a
+  person must read, waited for on a pool of threads of its own).
 - ``recording``: Chromium performs the steps; the recording, its stills and when each step ran are kept.
 - ``muxing``: the lines laid out where their steps started, captions and chapters timed from them,
   intro + recording + outro joined by stream copy, one AAC encode.
@@ -21,7 +23,8 @@ from jobs.pipeline.common import DONE, FAILED, StageResult, chunk_claim
 from jobs.pipeline.muxing import chunk_mux_run
 from jobs.pipeline.recording import chunk_record_run
 from jobs.pipeline.recovery import pipeline_recover
+from jobs.pipeline.signing_in import job_sign_in_run
 from jobs.pipeline.synthesis import chunk_synthesize_run
 
 __all__ = ["DONE", "FAILED", "StageResult", "chunk_claim", "chunk_mux_run", "chunk_record_run",
-           "chunk_synthesize_run", "pipeline_recover"]
+           "chunk_synthesize_run", "job_sign_in_run", "pipeline_recover"]

@@ -5,27 +5,26 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
-from jobs import hooks
 from jobs.lib.logs import log_context
 from jobs.lib.net.policy import browser_url_guard, egress_policy
 from jobs.media import recorder, renditions
-from jobs.media.errors import MediaError
 from jobs.media.secrets import Access, Secret, SecretRef
-from jobs.models import Chunk, ChunkStatus, Job, ObjectKind
+from jobs.models import Chunk, ChunkStatus, ObjectKind
+from jobs.pipeline.access import access_opened, credentials_used, secrets_opened
 from jobs.pipeline.common import DONE, StageResult, chunk_claim, lost, stage_failed, timed, workdir
 from jobs.pipeline.handoffs import Recording, StepSpan, speech_of
 from jobs.pipeline.progress import ChunkProgress
 from jobs.services.leases import Lease, lease_kept
 from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_store
-from jobs.services.sessions import session_failed, session_store, session_ticket
+from jobs.services.sessions import session_state
 from jobs.services.transitions import chunk_transition
 
 
@@ -68,67 +67,20 @@ def _record_run(chunk: Chunk) -> StageResult:
 
 def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[Recording, dict[str, Any]]:
     """Record the feature and store the recording and stills; returns the recording's metadata, and what the
-    camera showed and the targets acted on (Chunk.track)."""
+    camera showed and the targets acted on (Chunk.track). A job with a sign-in starts from the session its
+    sign-in stage left (jobs.pipeline.signing_in)."""
     job = chunk.job
     spec = job.parsed_spec
     progress.stage(ChunkStatus.RECORDING)
-    secrets = _secrets_opened(job, spec.secret_refs())
-    plan = (recorder.SignInPlan(url=spec.sign_in.url or spec.target_url, steps=list(spec.sign_in.steps))
-            if spec.sign_in is not None else None)
-    ticket = None
-    if plan is not None:
-        budget = recorder.sign_in_budget_s(plan, pacing=spec.recorder_pacing(),
-                                           default_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
-                                           typed_chars=max((len(s.value) for s in secrets.values()), default=0))
-        ticket = session_ticket(job=job, budget_s=budget, should_stop=lambda: lease.lost)
-    sign_in = plan if ticket is not None and ticket.sign_in else None
-    signed_in: list[bool] = []
-
-    def keep_session(state: dict[str, Any]) -> None:
-        try:
-            session_store(job=job, state=state)
-            signed_in.append(True)
-        finally:
-            connection.close()  # this thread's own connection (the recorder's thread pool)
-
-    try:
-        result = _recorded(chunk, work, progress, lease, secrets=secrets, access=_access_opened(job, spec.credentials),
-                           sign_in=sign_in,
-                           session=ticket.state if ticket is not None else None,
-                           on_signed_in=keep_session if sign_in is not None else None)
-    except BaseException as exc:
-        if sign_in is not None and not signed_in:
-            session_failed(job=job, exc=exc)
-        raise
-    source = hooks.secret_source()
-    used = {ref.credential for ref in result.secrets_used} | set(spec.credentials)
-    if used and source is not None:
-        source.used(client=job.client, ids=sorted(used))
+    session = session_state(job=job) if spec.sign_in is not None else None
+    result = _recorded(chunk, work, progress, lease, secrets=secrets_opened(job, spec.secret_refs()),
+                       access=access_opened(job, spec.credentials), session=session)
+    credentials_used(job, {ref.credential for ref in result.secrets_used})
     return _stored(chunk, work, result)
 
 
-def _secrets_opened(job: Job, refs: list[SecretRef]) -> Mapping[SecretRef, Secret]:
-    """The secrets the job's steps name, opened for this recording (a credential deleted since the job was made
-    is missing: its step fails with secret_unavailable)."""
-    source = hooks.secret_source()
-    return source.open(client=job.client, refs=refs) if refs and source is not None else {}
-
-
-def _access_opened(job: Job, ids: list[str]) -> Sequence[Access]:
-    """What the job's credentials send to their origins. One deleted since the job was made fails the recording
-    (permanent, the client's own fact): recording on without its headers or session would show another app."""
-    source = hooks.secret_source()
-    access = source.access(client=job.client, ids=ids) if ids and source is not None else []
-    missing = [i for i in ids if i not in {a.credential for a in access}]
-    if missing:
-        raise MediaError(f"secret_unavailable: the credential {missing[0]} the job applies no longer exists",
-                         permanent=True, public=True)
-    return access
-
-
 def _recorded(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease, *, secrets: Mapping[SecretRef, Secret],
-              access: Sequence[Access], sign_in: recorder.SignInPlan | None, session: dict[str, Any] | None,
-              on_signed_in: Callable[[dict[str, Any]], None] | None) -> recorder.Recording:
+              access: Sequence[Access], session: dict[str, Any] | None) -> recorder.Recording:
     job, n = chunk.job, chunk.index
     spec = job.parsed_spec
     viewport = spec.viewport
@@ -145,7 +97,7 @@ def _recorded(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease, *
         color_scheme=spec.color_scheme, locale=spec.locale, timezone_id=spec.timezone_id,
         redaction=spec.redact.redaction(), camera=spec.camera.settings(),
         should_stop=lambda: lease.lost,  # canceled: the heartbeat finds it within a second (jobs.services.leases)
-        secrets=secrets, access=access, sign_in=sign_in, session=session, on_signed_in=on_signed_in,
+        secrets=secrets, access=access, session=session,
     ))
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
-from jobs.models import JOB_ENDED, Chunk, ChunkStatus, Job, JobSession, JobStatus
+from jobs.models import JOB_ENDED, JOB_UNDER_WAY, Chunk, ChunkStatus, Job, JobSession, JobStatus
 from jobs.services import admission
 
 # A lapsed lease is proof enough (its worker stopped renewing it); these few seconds let a retry that is
@@ -27,13 +27,22 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     stale = now - timedelta(seconds=grace_s)
     lapsed = now - timedelta(seconds=LEASE_SLACK_S)
     counts = dict.fromkeys(("job_start", "chunk_admit", "chunk_synthesize", "chunk_record", "mux_admit",
-                            "chunk_mux", "job_settle", "sessions_dropped"), 0)
+                            "chunk_mux", "job_settle", "sessions_dropped", "job_sign_in"), 0)
     # A sign-in session is deleted when its job ends; one a recording stored as its job ended is deleted here.
     counts["sessions_dropped"], _ = JobSession.objects.filter(job__status__in=JOB_ENDED).delete()
     # Queued jobs start as their client's running slots allow (admission), not all at once.
     for client_id in Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=stale).order_by().values_list(
             "client_id", flat=True).distinct()[:limit]:
         counts["job_start"] += admission.jobs_admit(client_id=client_id)
+    # A sign-in whose worker died (its claim lapsed, awaiting_input or not), or whose message was lost (admitted,
+    # never claimed within the grace): queued again, at most once a grace (admitted_at moves on).
+    sign_ins = list(JobSession.objects.filter(job__status__in=JOB_UNDER_WAY, ready_at__isnull=True, error="",
+                                              admitted_at__lt=stale).filter(
+        Q(claimed_until__lt=lapsed) | Q(claimed_until__isnull=True)).values_list("job_id", flat=True)[:limit])
+    JobSession.objects.filter(pk__in=sign_ins).update(admitted_at=now)
+    for job_id in sign_ins:
+        enqueue_on_commit(TaskName.JOB_SIGN_IN, job_id)
+        counts["job_sign_in"] += 1
     running = Chunk.objects.filter(job__status=JobStatus.RUNNING)
     # A lost admission (its message, or the commit hook of a dead process): chunks waiting for a turn.
     for client_id in running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True, updated_at__lt=stale) \

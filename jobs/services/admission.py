@@ -18,6 +18,11 @@
   would all sit in front of another client's first; with it, that first mux waits behind at most
   ``max_muxing_chunks`` of each other client's.
 
+- **Sign-ins.** A job with a ``sign_in`` signs in first (jobs.pipeline.signing_in), and its chunks are
+  admitted only once the session is stored. The sign-in takes one of the same ``max_active_chunks`` turns
+  from its admission until it ends, also while it waits for a code a person must read (``awaiting_input``):
+  a client waiting for codes waits in its own share, never in another's.
+
 So the record queue never holds more than ``max_active_chunks`` of any one client, nor the media queue
 more than ``max_muxing_chunks`` of its muxes: a burst of 500 jobs waits in the database, and another
 client's job starts recording (or muxing) as soon as a slot frees, within one chunk's time on a saturated
@@ -35,18 +40,19 @@ from django.utils import timezone
 
 from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
-from jobs.models import Chunk, ChunkStatus, Client, Job, JobStatus
+from jobs.models import JOB_UNDER_WAY, Chunk, ChunkStatus, Client, Job, JobSession, JobStatus
 from jobs.services.locks import client_lock
 
 
 def running_jobs_free(client: Client) -> int:
     """How many more jobs ``client`` may run now (call under its row lock)."""
     limit = client.max_running_jobs or settings.SCREENREEL_CLIENT_MAX_RUNNING_JOBS
-    return limit - Job.objects.filter(client=client, status=JobStatus.RUNNING).count()
+    return limit - Job.objects.filter(client=client, status__in=JOB_UNDER_WAY).count()
 
 
 def chunks_admit(*, client_id: str) -> list[int]:
-    """Let the client's next waiting chunks into the record queue, up to its limit; returns their ids."""
+    """Let the client's next sign-ins, then its next waiting chunks, into their queues, up to its limit; returns
+    the chunks' ids."""
     with transaction.atomic():
         client = client_lock(client_id)
         if client is None:
@@ -57,10 +63,24 @@ def chunks_admit(*, client_id: str) -> list[int]:
             Q(status__in=[ChunkStatus.PENDING, ChunkStatus.RECORDING])
             | Q(status=ChunkStatus.SYNTHESIZING, recording__isnull=True)).count()
         active += _letting_go(client_id, recorded=False)  # canceled while recording, still stopping
+        # A sign-in is a browser too, and one that waits for a code may hold it for minutes: each holds one of
+        # the client's turns, from its admission until its session is stored or it fails.
+        signing_in = JobSession.objects.filter(job__client_id=client_id, job__status__in=JOB_UNDER_WAY,
+                                               ready_at__isnull=True, error="")
+        active += signing_in.filter(admitted_at__isnull=False).count()
         if active >= limit:
             return []
+        sign_ins = list(signing_in.filter(admitted_at__isnull=True, job__status=JobStatus.RUNNING)
+                        .order_by("job__created_at", "job_id").values_list("job_id", flat=True)[:limit - active])
+        JobSession.objects.filter(pk__in=sign_ins).update(admitted_at=timezone.now())
+        for job_id in sign_ins:
+            enqueue_on_commit(TaskName.JOB_SIGN_IN, job_id)
+        active += len(sign_ins)
+        # A feature of a job with a sign-in records only once the session is stored.
         chosen = list(running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True)
-                      .order_by("job__created_at", "job_id", "index").values_list("id", "paced")[:limit - active])
+                      .filter(Q(job__signin_session__isnull=True) | Q(job__signin_session__ready_at__isnull=False))
+                      .order_by("job__created_at", "job_id", "index")
+                      .values_list("id", "paced")[:max(0, limit - active)])
         Chunk.objects.filter(pk__in=[chunk_id for chunk_id, _ in chosen]).update(admitted_at=timezone.now())
         for chunk_id, paced in chosen:
             chunk_queue(chunk_id=chunk_id, paced=paced)

@@ -26,6 +26,7 @@ from jobs.media.secrets import SecretRef
 from jobs.models import (
     CHUNK_ENDED,
     JOB_ENDED,
+    JOB_UNDER_WAY,
     Chunk,
     ChunkStatus,
     Client,
@@ -68,7 +69,7 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
         if existing is not None:
             return existing, False
     _check_secrets(client=client, spec=JobSpec.load(spec))
-    unfinished = Job.objects.filter(client=client, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).count()
+    unfinished = Job.objects.filter(client=client, status__in=[JobStatus.QUEUED, *JOB_UNDER_WAY]).count()
     if unfinished >= settings.SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS:
         raise DomainError(f"This client already has {unfinished} jobs queued or running, the most it may have; "
                           "submit more as they end.", code="too_many_jobs", status_code=429,

@@ -1,16 +1,15 @@
-"""The job's sign-in session: signed in once, by the first recording that claims it, then shared, sealed.
+"""The job's sign-in and the session it left: signed in once, by the sign-in stage, then shared, sealed.
 
-A job with a ``sign_in`` block signs in off camera once (jobs.media.recorder), whichever of its features is
-recorded first; the others wait for it and start from the session it left. The session is a secret: sealed
-like every other (jobs.lib.keys.crypto), never logged, deleted when the job ends.
+A job with a ``sign_in`` block gets its ``JobSession`` row when it starts (jobs.services.transitions); admission
+queues its sign-in first (jobs.services.admission), and its features only once ``ready_at`` is set. The sign-in
+stage (jobs.pipeline.signing_in) claims the row, signs in off camera (jobs.media.recorder.sign_in) and stores
+the session here. The session is a secret: sealed like every other (jobs.lib.keys.crypto), never logged,
+deleted when the job ends.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -20,66 +19,70 @@ from django.utils import timezone
 
 from jobs.lib.keys.crypto import seal, unseal
 from jobs.media.errors import MediaError
-from jobs.models import JOB_ENDED, Job, JobSession
-
-# A recording claims the sign-in for as long as the sign-in may take (its budget: jobs.media.recorder.
-# sign_in_budget_s) plus this, so no other signs in while it still may; after it (a worker that died while
-# signing in), the next one may. The others wait as long, plus this again, before this attempt gives up.
-CLAIM_SLACK_S = 30
-POLL_S = 0.5
+from jobs.models import JOB_ENDED, JOB_UNDER_WAY, Job, JobSession, JobStatus
+from jobs.services.admission import chunks_admit_on_commit
+from jobs.services.transitions import job_transition
 
 
-@dataclass(frozen=True)
-class SessionTicket:
-    """What a recording does about the sign-in: start from ``state``, or sign in itself (``sign_in``)."""
+def sign_in_claim(*, job_id: str, claim_s: float) -> JobSession | None:
+    """Take the job's sign-in for ``claim_s`` (counting one more attempt); None when it is not this stage's to run
+    (done, failed, another worker's, or the job is no longer under way)."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = (JobSession.objects.select_for_update().select_related("job", "job__client")
+               .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), job_id=job_id,
+                       job__status__in=JOB_UNDER_WAY, ready_at__isnull=True, error="", admitted_at__isnull=False)
+               .first())
+        if row is None:
+            return None
+        if row.job.status == JobStatus.AWAITING_INPUT:  # a worker died while it waited: this attempt starts over
+            job_transition(job_id=job_id, to=JobStatus.RUNNING)
+        row.claimed_until = now + timedelta(seconds=claim_s)
+        row.attempts += 1
+        row.save(update_fields=["claimed_until", "attempts", "updated_at"])
+        return row
 
-    sign_in: bool
-    state: dict[str, Any] | None = field(default=None, repr=False)
+
+def sign_in_extend(*, job_id: str, claim_s: float) -> None:
+    """Hold the claim for ``claim_s`` from now (the sign-in's budget, once its secrets are open)."""
+    JobSession.objects.filter(job_id=job_id, ready_at__isnull=True).update(
+        claimed_until=timezone.now() + timedelta(seconds=claim_s))
 
 
-def session_ticket(*, job: Job, budget_s: float, should_stop: Callable[[], bool] = lambda: False) -> SessionTicket:
-    """The session to start from, or the claim to sign in (then ``session_store`` or ``session_failed``), for a
-    sign-in that may take ``budget_s``.
+def sign_in_release(*, job_id: str) -> None:
+    """Let the claim go: the next attempt (a retry, or the recovery sweep) may sign in."""
+    JobSession.objects.filter(job_id=job_id, ready_at__isnull=True).update(claimed_until=None)
 
-    MediaError, permanent when the job's sign-in failed for good, retried when another recording's sign-in is
-    still not done when it may no longer be."""
-    claim_s = budget_s + CLAIM_SLACK_S
-    deadline = time.monotonic() + claim_s + CLAIM_SLACK_S
+
+def session_store(*, job: Job, state: dict[str, Any]) -> bool:
+    """Seal the session for the job's features and admit them; False (and nothing kept) when the job ended or
+    was canceled meanwhile (the recovery sweep deletes what a race leaves)."""
+    with transaction.atomic():
+        stored = JobSession.objects.filter(job=job, job__status=JobStatus.RUNNING, ready_at__isnull=True).update(
+            state_sealed=seal(json.dumps(state)), claimed_until=None, ready_at=timezone.now())
+        if stored:
+            chunks_admit_on_commit(client_id=job.client_id)  # its turn is free, and its features may record
+        return bool(stored)
+
+
+def sign_in_failed(*, job: Job, reason: str) -> None:
+    """The sign-in failed for good: no feature of the job signs in again (a wrong password, retried, would lock the
+    account); the caller fails them with ``reason``."""
+    with transaction.atomic():
+        JobSession.objects.filter(job=job, ready_at__isnull=True).update(error=reason[:2000], claimed_until=None)
+        chunks_admit_on_commit(client_id=job.client_id)  # its turn is free
+
+
+def session_state(*, job: Job) -> dict[str, Any]:
+    """The session the job's sign-in left, for a feature to start from.
+
+    MediaError: permanent when the sign-in failed for good or the job ended; transient when it is not stored yet
+    (admission waits for it, so only a rerun racing its sign-in sees this)."""
     if Job.objects.filter(pk=job.pk, status__in=JOB_ENDED).exists():
         raise MediaError("the job ended before its sign-in", permanent=True)
-    JobSession.objects.get_or_create(job=job)
-    while True:
-        row = JobSession.objects.filter(job=job).first()
-        if row is None:  # the job ended meanwhile
-            raise MediaError("the job ended while its sign-in was awaited", permanent=True)
-        if row.state_sealed:
-            return SessionTicket(sign_in=False, state=json.loads(unseal(row.state_sealed)))
-        if row.error:
-            raise MediaError(row.error, permanent=True, public=True)
-        now = timezone.now()
-        claimed = JobSession.objects.filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), job=job, state_sealed="", error="",
-        ).update(claimed_until=now + timedelta(seconds=claim_s))
-        if claimed:
-            return SessionTicket(sign_in=True)
-        if time.monotonic() > deadline or should_stop():
-            raise MediaError("another feature's sign-in did not end in time")
-        time.sleep(POLL_S)
-
-
-def session_store(*, job: Job, state: dict[str, Any]) -> None:
-    """Seal the session for the job's other recordings, unless the job ended meanwhile (then it is dropped: the
-    recovery sweep deletes what a race leaves)."""
-    with transaction.atomic():
-        JobSession.objects.filter(job=job).exclude(job__status__in=JOB_ENDED).update(
-            state_sealed=seal(json.dumps(state)), claimed_until=None)
-
-
-def session_failed(*, job: Job, exc: BaseException) -> None:
-    """The claimed sign-in did not happen: for good, on the client's own step or page (a step that fails, a sign-in
-    page that answers 404: every feature fails with it, and none signs in again), or for now (anything else: the
-    claim is let go, for the next attempt)."""
-    if isinstance(exc, MediaError) and exc.permanent and exc.public:
-        JobSession.objects.filter(job=job).update(error=str(exc)[:2000], claimed_until=None)
-    else:
-        JobSession.objects.filter(job=job, state_sealed="").update(claimed_until=None)
+    row = JobSession.objects.filter(job=job).first()
+    if row is not None and row.error:
+        raise MediaError(row.error, permanent=True, public=True)
+    if row is None or not row.state_sealed:
+        raise MediaError("the job's sign-in is not done yet")
+    return dict(json.loads(unseal(row.state_sealed)))

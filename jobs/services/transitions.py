@@ -68,19 +68,29 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         if to not in JOB_TRANSITIONS[job.status]:
             return None
         now = timezone.now()
-        job.status = to
+        before, job.status = job.status, to
         for field, value in (changes or {}).items():
             setattr(job, field, value)
-        if to == JobStatus.RUNNING:
+        resumed = before == JobStatus.AWAITING_INPUT and to == JobStatus.RUNNING
+        if to == JobStatus.RUNNING and not resumed:
             job.started_at, job.finished_at = job.started_at or now, None
+            if job.parsed_spec.sign_in is not None:
+                # Its features wait for the sign-in (jobs.pipeline.signing_in), which admission queues first.
+                JobSession.objects.get_or_create(job=job)
         elif to in JOB_ENDED:
             job.finished_at = now
         job.save()
         if to in JOB_ENDED:
             jobs_admit_on_commit(client_id=job.client_id)  # a running slot is free: the next queued job
-            # The session its sign-in left is no longer needed: a rerun signs in again.
-            JobSession.objects.filter(job_id=job.pk).delete()
-        event_record(job=job, type=JOB_STATUS_EVENT[to], data={**job_view(job), **(event_data or {})})
+            # The session its sign-in left is no longer needed: a rerun signs in again. A sign-in still under way
+            # held one of its client's record turns: the next chunk may have it.
+            deleted, _ = JobSession.objects.filter(job_id=job.pk).delete()
+            if deleted:
+                chunks_admit_on_commit(client_id=job.client_id)
+        if before == JobStatus.AWAITING_INPUT:
+            JobSession.objects.filter(job_id=job.pk).update(awaiting="", awaiting_since=None)
+        kind = EventType.JOB_RESUMED if resumed else JOB_STATUS_EVENT[to]
+        event_record(job=job, type=kind, data={**job_view(job), **(event_data or {})})
         return job
 
 

@@ -38,16 +38,17 @@ def hook() -> Iterator[Receiver]:
 class Worker:
     """One Celery worker (all queues, with beat) as its own process group, which a test may kill."""
 
-    def __init__(self, env: dict[str, str], log: Path, *, queues: str = "record,media,deliver,default",
-                 concurrency: int = 2, beat: bool = True, name: str = "celery") -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, queues: str = "record,signin,media,deliver,default",
+                 concurrency: int = 2, beat: bool = True, name: str = "celery", pool: str = "prefork") -> None:
         self.env, self.log = env, log
-        self.queues, self.concurrency, self.beat, self.name = queues, concurrency, beat, name
+        self.queues, self.concurrency, self.beat, self.name, self.pool = queues, concurrency, beat, name, pool
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         beat = ["-B", "--schedule", str(self.log.with_suffix(".beat"))] if self.beat else []
         self.proc = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "config", "worker", *beat, "-Q", self.queues, "-c", str(self.concurrency),
+            [str(BIN / "celery"), "-A", "config", "worker", *beat, "-Q", self.queues, "-P", self.pool,
+             "-c", str(self.concurrency),
              "-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )

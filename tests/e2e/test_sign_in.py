@@ -26,6 +26,7 @@ import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
+from standardwebhooks.webhooks import Webhook
 
 from jobs.models import Chunk, Event, Job, JobSession, JobStatus, ObjectKind, StoredObject
 from jobs.services.clients import client_create
@@ -242,3 +243,85 @@ def test_a_sign_in_sent_to_another_origin_types_nothing(
     assert account.password not in json.dumps(api.get(f"/v1/jobs/{job.pk}").json())
     # One sign-in for the job: the second feature fails with the first one's sign-in error, word for word.
     assert len(set(errors)) == 1
+
+
+def _awaited(hook: Receiver, job_id: str, timeout: float) -> dict[str, Any]:
+    """The job.awaiting_input webhook for ``job_id``, as the receiver got it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for request in list(hook.requests):
+            event = json.loads(request.body)
+            if event["type"] == "job.awaiting_input" and event["job_id"] == job_id:
+                return {"event": event, "request": request}
+        time.sleep(0.1)
+    raise AssertionError(f"no job.awaiting_input for {job_id} within {timeout} s")
+
+
+def test_a_code_a_person_reads_is_awaited_given_once_or_timed_out_while_other_clients_record(
+        worker_env: dict[str, str], app: tuple[SampleAppServer, str], account: SignIn, hook: Receiver,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two jobs of one client sign in with a code a person reads (the app's second page; the test reads it from
+    the authenticator, as a person reads an e-mail). The first gets job.awaiting_input by a signed webhook, the
+    code is posted and the job finishes; the second's code never comes: its features fail with input_timeout at
+    the window. Meanwhile another client's job records and finishes: the waits held no recording worker (there is
+    one, as the Procfile runs it) and no turn of the other client's."""
+    caplog.set_level(logging.DEBUG)
+    _server, origin = app
+    env = {**worker_env, "SCREENREEL_INPUT_WINDOW_S": "60"}
+    owner, key = client_create(name="Orbit customer")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key.key}")
+    cred = _credential(api, account, origin)
+    steps = _sign_in(cred)["steps"]
+    steps[3] = {"action": "type", "selector": "#code", "input": "email_code"}  # instead of the TOTP secret
+    spec = {"target_url": f"{origin}/", "sign_in": {"url": "/signin", "steps": steps}, "features": FEATURES[:1],
+            "voice": {"provider": "espeak-ng"}, "webhook_url": hook.url}
+    other = _api()
+    workers = [Worker(env, tmp_path / "signin.log", queues="signin", pool="threads", concurrency=4, beat=False,
+                      name="signin"),
+               Worker(env, tmp_path / "record.log", queues="record", concurrency=1, beat=False, name="record"),
+               Worker(env, tmp_path / "worker.log", queues="media,deliver,default", concurrency=2)]
+    for worker in workers:
+        worker.start()
+    try:
+        answered = api.post("/v1/jobs", spec, format="json").json()["id"]
+        forgotten = api.post("/v1/jobs", spec, format="json").json()["id"]
+        awaited = _awaited(hook, answered, timeout=120)
+        _awaited(hook, forgotten, timeout=60)
+        plain = other.post("/v1/jobs", {"target_url": f"{origin}/signin", "features": FEATURES[:1],
+                                        "voice": {"provider": "espeak-ng"}}, format="json")
+        assert plain.status_code == 201, plain.json()
+        assert api.get(f"/v1/jobs/{answered}").json()["status"] == "awaiting_input"
+        code = pyotp.TOTP(account.totp_seed).now()
+        given = api.post(f"/v1/jobs/{answered}/input", {"name": "email_code", "value": code}, format="json")
+        assert given.status_code == 202, given.json()
+        again = api.post(f"/v1/jobs/{answered}/input", {"name": "email_code", "value": code}, format="json")
+        assert again.status_code == 409 and again.json()["error"]["code"] == "not_awaiting_input"
+        stranger = other.post(f"/v1/jobs/{forgotten}/input", {"name": "email_code", "value": code}, format="json")
+        assert stranger.status_code == 404
+        done = wait_until_ended(answered, timeout=240)
+        timed_out = wait_until_ended(forgotten, timeout=120)
+        meanwhile = wait_until_ended(plain.json()["id"], timeout=240)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    event = awaited["event"]
+    Webhook(owner.webhook_secret).verify(awaited["request"].body, awaited["request"].headers)
+    assert event["data"]["status"] == "awaiting_input" and event["data"]["input"]["name"] == "email_code"
+    assert done.status == JobStatus.SUCCEEDED, done.to_dict()
+    assert timed_out.status == JobStatus.FAILED
+    errors = [c.error for c in timed_out.chunks.all()]
+    assert errors and all(e.startswith("input_timeout: ") for e in errors), errors
+    # The other client's job recorded while the second one waited, and ended before its window closed.
+    assert meanwhile.status == JobStatus.SUCCEEDED and meanwhile.finished_at is not None
+    assert timed_out.finished_at is not None and meanwhile.finished_at < timed_out.finished_at
+    types = [e.type for e in Event.objects.filter(job=done).order_by("sequence")]
+    assert types.index("job.awaiting_input") < types.index("job.resumed") < types.index("chunk.recording.started")
+    # The code was used once and kept nowhere.
+    places = {"pg_dump": pg_dump(data_only=True).encode(),
+              **{w.log.name: w.log.read_bytes() for w in workers},
+              "this process's log": "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records).encode(),
+              "webhooks": b"\n".join(r.body for r in hook.requests)}
+    assert not _hits(places, [code, account.password])
+    assert not redis.Redis.from_url(settings.REDIS_URL).keys("screenreel:input:*")  # popped, nothing left

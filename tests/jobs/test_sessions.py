@@ -1,74 +1,176 @@
-"""A job's sign-in session: claimed by one recording, waited for by the others, sealed, failed for good only by
-a step of the client's, and gone with the job."""
+"""A job's sign-in: admitted before its features and in its client's share, claimed by one worker, its session
+sealed; an input waited for and given once through Redis, never stored; nothing outlives the job."""
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import timedelta
+
 import pytest
+from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
-from jobs.media.errors import MediaError, NavigationError, StepError
-from jobs.models import Job, JobSession, JobStatus
+from jobs.lib.errors import Conflict
+from jobs.media.errors import MediaError, Stopped
+from jobs.models import Chunk, Event, Job, JobSession, JobStatus
 from jobs.pipeline.recovery import pipeline_recover
-from jobs.services import sessions
-from jobs.services.sessions import session_failed, session_store, session_ticket
+from jobs.services.admission import chunks_admit
+from jobs.services.inputs import input_await, input_give
+from jobs.services.jobs import job_cancel
+from jobs.services.sessions import session_state, session_store, sign_in_claim, sign_in_failed
+from jobs.services.transitions import job_transition
 from tests.factories import make_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 STATE = {"cookies": [{"name": "sid", "value": "s3ss10n-v4lue", "domain": "127.0.0.1", "path": "/"}], "origins": []}
+SIGN_IN = {"url": "/signin", "steps": [{"action": "type", "selector": "#code", "input": "email_code"}]}
 
 
-def test_one_recording_signs_in_and_the_others_start_from_its_sealed_session(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    job = make_job(features=3)
-    first = session_ticket(job=job, budget_s=60)
-    assert first.sign_in and first.state is None
-    claimed = JobSession.objects.get(job=job).claimed_until
-    assert claimed is not None and (claimed - timezone.now()).total_seconds() > 80  # the budget, and the slack
-    monkeypatch.setattr(sessions, "CLAIM_SLACK_S", 0.1)
-    with pytest.raises(MediaError) as waiting:  # the sign-in may still be running: retried, not failed
-        session_ticket(job=job, budget_s=0.1)
-    assert not waiting.value.permanent
-    session_store(job=job, state=STATE)
+def _started(features: int = 2) -> Job:
+    """A job with a sign-in, started: its session row made, its sign-in admitted."""
+    job = make_job(features=features, sign_in=SIGN_IN)
+    assert job_transition(job_id=job.pk, to=JobStatus.RUNNING) is not None
+    chunks_admit(client_id=job.client_id)
+    return job
+
+
+def test_the_sign_in_is_admitted_first_and_the_features_only_once_its_session_is_stored() -> None:
+    job = _started(features=3)
+    row = JobSession.objects.get(job=job)
+    assert row.admitted_at is not None and row.ready_at is None
+    assert not Chunk.objects.filter(job=job, admitted_at__isnull=False).exists()
+    claimed = sign_in_claim(job_id=job.pk, claim_s=60)
+    assert claimed is not None and claimed.attempts == 1
+    assert sign_in_claim(job_id=job.pk, claim_s=60) is None  # one worker signs in
+    with pytest.raises(MediaError) as early:
+        session_state(job=job)
+    assert not early.value.permanent
+    assert session_store(job=job, state=STATE)
     assert "s3ss10n-v4lue" not in JobSession.objects.get(job=job).state_sealed
-    second = session_ticket(job=job, budget_s=60)
-    assert not second.sign_in and second.state == STATE
-    assert "s3ss10n" not in repr(second)
+    assert session_state(job=job) == STATE
+    # Stored: its turn is free, and the features are admitted (the client's share is 4).
+    assert Chunk.objects.filter(job=job, admitted_at__isnull=False).count() == 3
 
 
-def test_a_step_that_fails_fails_every_feature_and_nothing_signs_in_again() -> None:
-    job = make_job(features=2)
-    assert session_ticket(job=job, budget_s=60).sign_in
-    session_failed(job=job, exc=StepError(feature_title="A", step_number=2, action="type", cause="boom",
-                                          part="sign-in step"))
+def test_a_sign_in_takes_one_of_its_clients_turns_while_it_waits() -> None:
+    first = _started(features=1)
+    client = first.client
+    client.max_active_chunks = 1
+    client.save()
+    other = make_job(client=client, features=1)  # no sign-in
+    job_transition(job_id=other.pk, to=JobStatus.RUNNING)
+    assert chunks_admit(client_id=client.pk) == []  # the sign-in holds the client's only turn
+    sign_in_failed(job=first, reason="sign-in step 1 failed")  # its turn is free: the other job's chunk has it
+    assert other.chunks.get().admitted_at is not None
+
+
+def test_a_failed_sign_in_fails_for_good() -> None:
+    job = _started()
+    assert sign_in_claim(job_id=job.pk, claim_s=60) is not None
+    sign_in_failed(job=job, reason='Feature "sign_in" sign-in step 2 (type): boom')
+    assert sign_in_claim(job_id=job.pk, claim_s=60) is None
     with pytest.raises(MediaError) as failed:
-        session_ticket(job=job, budget_s=60)
-    assert failed.value.permanent and 'Feature "A" sign-in step 2 (type): boom' in str(failed.value)
-
-
-def test_a_sign_in_page_that_is_not_there_fails_for_good_too() -> None:
-    job = make_job(features=2)
-    assert session_ticket(job=job, budget_s=60).sign_in
-    session_failed(job=job, exc=NavigationError(url="http://127.0.0.1:1/signin", cause="HTTP 404", status=404))
-    with pytest.raises(MediaError, match="HTTP 404"):
-        session_ticket(job=job, budget_s=60)
-
-
-def test_a_passing_failure_lets_the_next_attempt_sign_in() -> None:
-    job = make_job(features=2)
-    assert session_ticket(job=job, budget_s=60).sign_in
-    session_failed(job=job, exc=NavigationError(url="http://127.0.0.1:1/", cause="connection refused"))
-    assert session_ticket(job=job, budget_s=60).sign_in  # the claim was let go
+        session_state(job=job)
+    assert failed.value.permanent and "sign-in step 2 (type): boom" in str(failed.value)
 
 
 def test_no_session_outlives_its_job() -> None:
     """A session stored as its job ends is not kept; whatever a race leaves, the recovery sweep deletes."""
-    job = make_job(features=2)
-    assert session_ticket(job=job, budget_s=60).sign_in
+    job = _started()
+    assert sign_in_claim(job_id=job.pk, claim_s=60) is not None
     Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELED)
-    session_store(job=job, state=STATE)
+    assert not session_store(job=job, state=STATE)
     assert JobSession.objects.get(job=job).state_sealed == ""
     with pytest.raises(MediaError, match="ended"):
-        session_ticket(job=job, budget_s=60)
+        session_state(job=job)
     assert pipeline_recover(grace_s=60)["sessions_dropped"] == 1
     assert not JobSession.objects.exists()
+
+
+def test_a_sign_in_whose_worker_died_is_queued_again_and_starts_over() -> None:
+    job = _started()
+    assert sign_in_claim(job_id=job.pk, claim_s=60) is not None
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.AWAITING_INPUT)
+    past = timezone.now() - timedelta(minutes=5)
+    JobSession.objects.filter(job=job).update(claimed_until=past, admitted_at=past)
+    assert pipeline_recover(grace_s=60)["job_sign_in"] == 1
+    again = sign_in_claim(job_id=job.pk, claim_s=60)
+    assert again is not None and again.attempts == 2
+    assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
+
+
+@override_settings(SCREENREEL_INPUT_WINDOW_S=20)
+def test_an_input_is_given_once_and_never_stored() -> None:
+    job = _started()
+    got: list[str] = []
+    def wait() -> None:
+        try:
+            got.append(input_await(job=job, name="email_code"))
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while Job.objects.get(pk=job.pk).status != JobStatus.AWAITING_INPUT and time.monotonic() < deadline:
+        time.sleep(0.05)
+    event = Event.objects.get(job=job, type="job.awaiting_input")
+    assert event.data["status"] == "awaiting_input" and event.data["input"]["name"] == "email_code"
+    with pytest.raises(Conflict) as wrong:
+        input_give(client=job.client, job_id=job.pk, name="sms_code", value="1")
+    assert wrong.value.code == "not_awaiting_input" and "email_code" in wrong.value.message
+    input_give(client=job.client, job_id=job.pk, name="email_code", value="Z9-481516")
+    with pytest.raises(Conflict):  # used once
+        input_give(client=job.client, job_id=job.pk, name="email_code", value="Z9-481516")
+    waiter.join(10)
+    assert got == ["Z9-481516"]
+    assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
+    assert Event.objects.filter(job=job, type="job.resumed").exists()
+    assert "Z9-481516" not in repr(list(JobSession.objects.filter(job=job).values()))
+    assert not any("Z9-481516" in str(e.data) for e in Event.objects.filter(job=job))
+
+
+def test_another_clients_job_takes_no_input() -> None:
+    job = _started()
+    stranger = make_job(features=1)
+    with pytest.raises(Exception) as missing:
+        input_give(client=stranger.client, job_id=job.pk, name="email_code", value="1")
+    assert getattr(missing.value, "status_code", None) == 404
+
+
+@override_settings(SCREENREEL_INPUT_WINDOW_S=5)
+def test_an_input_that_never_comes_times_out_and_the_job_runs_again() -> None:
+    job = _started()
+    started = time.monotonic()
+    with pytest.raises(MediaError) as timed_out:
+        input_await(job=job, name="email_code")
+    assert 5 <= time.monotonic() - started < 10
+    assert timed_out.value.permanent and str(timed_out.value).startswith("input_timeout: ")
+    assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
+
+
+@override_settings(SCREENREEL_INPUT_WINDOW_S=30)
+def test_canceling_a_job_that_awaits_input_stops_the_wait() -> None:
+    job = _started()
+    failures: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            input_await(job=job, name="email_code")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while Job.objects.get(pk=job.pk).status != JobStatus.AWAITING_INPUT and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job_cancel(job=Job.objects.get(pk=job.pk))
+    waiter.join(5)
+    assert not waiter.is_alive() and isinstance(failures[0], Stopped)
+    assert not JobSession.objects.filter(job=job).exists()

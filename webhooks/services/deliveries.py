@@ -38,9 +38,10 @@ from webhooks.wake import kick
 
 log = logging.getLogger(__name__)
 
-# A job's own webhook_url hears how the job ended; registered endpoints choose their types.
+# A job's own webhook_url hears how the job ended, and when it waits for an input only its client can give (a
+# code a person reads); registered endpoints choose their types.
 JOB_WEBHOOK_EVENTS = frozenset({EventType.JOB_SUCCEEDED, EventType.JOB_PARTIAL_SUCCESS, EventType.JOB_FAILED,
-                                EventType.JOB_CANCELED})
+                                EventType.JOB_CANCELED, EventType.JOB_AWAITING_INPUT})
 RECOVER_WINDOW = timedelta(days=14)
 RECOVER_LIMIT = 1000
 

@@ -107,7 +107,7 @@ def test_the_openapi_schema_describes_the_job_routes(db: None) -> None:
         assert route in paths, route
     operation_ids = sorted(op["operationId"] for path in paths.values() for op in path.values())
     assert operation_ids == sorted([
-        "jobs_create", "jobs_list", "jobs_get", "jobs_cancel", "jobs_rerun", "jobs_rebuild_bundle",
+        "jobs_create", "jobs_list", "jobs_get", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle",
         "jobs_bundle_links", "jobs_events_token", "jobs_events_stream", "events_list", "links_download",
         "webhook_endpoints_create",
         "webhook_endpoints_list", "webhook_endpoints_get", "webhook_endpoints_update", "webhook_endpoints_delete",

@@ -16,7 +16,7 @@ import pytest
 
 from jobs.lib.net.egress import EgressPolicy
 from jobs.media.errors import StepError
-from jobs.media.recorder import RecordRequest, SignInPlan, record
+from jobs.media.recorder import RecordRequest, SignInPlan, record, sign_in
 from jobs.media.secrets import Access, Secret, SecretRef, origin_of
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
 from tests.jobs.media.ocr import frames, ocr
@@ -76,14 +76,50 @@ def test_a_secret_reprs_without_its_value() -> None:
 @requires_chromium
 def test_the_sign_in_types_secrets_off_camera_and_leaves_a_session(tmp_path: Path) -> None:
     with pages_served({"/form": FORM, "/signin": FORM}) as served:
-        rec = record(_request(served.base, tmp_path, [{"action": "wait", "ms": 300}], secrets=_secrets(served.base),
-                              sign_in=SignInPlan(url="/signin", steps=[TYPE_PASSWORD, TYPE_CODE])))
-    stored = _local_storage(rec.session, served.base)
+        signed = sign_in(_request(served.base, tmp_path, [], secrets=_secrets(served.base),
+                                  sign_in=SignInPlan(url="/signin", steps=[TYPE_PASSWORD, TYPE_CODE])))
+        rec = record(_request(served.base, tmp_path, [{"action": "wait", "ms": 300}], session=signed.session))
+    stored = _local_storage(signed.session, served.base)
     assert stored["password"] == PASSWORD
     assert pyotp.TOTP(SEED).verify(stored["code"], valid_window=1)
-    assert rec.secrets_used == {SecretRef("cred_a", "password"), SecretRef("cred_a", "totp")}
-    # Off camera: the capture starts on the target, after the sign-in; no still of the sign-in exists.
+    assert signed.secrets_used == {SecretRef("cred_a", "password"), SecretRef("cred_a", "totp")}
+    assert PASSWORD not in repr(signed)
+    # The recording starts from the session, on the target; the sign-in made no frame and no still.
     assert [s.after_step for s in rec.stills] == [1]
+
+
+@requires_chromium
+def test_an_input_is_waited_for_then_typed_into_its_masked_field(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def on_input(name: str) -> str:
+        asked.append(name)
+        return "481516"
+
+    step = {"action": "type", "selector": "#code", "input": "email_code"}
+    with pages_served({"/form": FORM}) as served:
+        signed = sign_in(_request(served.base, tmp_path, [], on_input=on_input, input_window_s=5,
+                                  sign_in=SignInPlan(url="/form", steps=[step])))
+    assert asked == ["email_code"]
+    assert _local_storage(signed.session, served.base)["code"] == "481516"
+
+
+@requires_chromium
+def test_a_failure_while_an_input_is_typed_never_says_its_value(tmp_path: Path) -> None:
+    """The field goes away while the value is awaited: the step fails with a fixed cause."""
+    gone = FORM.replace("</script>", "setTimeout(() => document.getElementById('code').remove(), 300);</script>")
+
+    def on_input(name: str) -> str:
+        import time
+        time.sleep(0.8)
+        return "S3cretCode99"
+
+    step = {"action": "type", "selector": "#code", "input": "email_code", "timeout_ms": 500}
+    with pages_served({"/form": gone}) as served, pytest.raises(StepError) as failure:
+        sign_in(_request(served.base, tmp_path, [], on_input=on_input, input_window_s=5,
+                         sign_in=SignInPlan(url="/form", steps=[step])))
+    assert "sign-in step 1" in str(failure.value)
+    assert "S3cretCode99" not in str(failure.value)
 
 
 @requires_chromium
@@ -111,10 +147,9 @@ def test_a_secret_is_not_typed_on_another_origin(tmp_path: Path) -> None:
         other = elsewhere.base.replace("127.0.0.1", "localhost")
         redirect = f"<script>location.replace('{other}/form')</script>"
         with pages_served({"/form": FORM, "/signin": redirect}) as served, pytest.raises(StepError) as failure:
-            record(_request(served.base, tmp_path, [{"action": "wait", "ms": 100}],
-                            secrets=_secrets(served.base),
-                            sign_in=SignInPlan(url="/signin", steps=[{"action": "wait_for", "selector": "#code"},
-                                                                     TYPE_PASSWORD])))
+            sign_in(_request(served.base, tmp_path, [], secrets=_secrets(served.base),
+                             sign_in=SignInPlan(url="/signin", steps=[{"action": "wait_for", "selector": "#code"},
+                                                                      TYPE_PASSWORD])))
     assert "secret_origin_mismatch" in str(failure.value)
     assert "sign-in step 2" in str(failure.value)
     assert other.split("/")[2] in str(failure.value)  # names where the field was
