@@ -285,6 +285,10 @@ SCREENREEL_INPUT_WINDOW_S = env_int("SCREENREEL_INPUT_WINDOW_S", 600, minimum=5,
 # recording at once; per client in the admin. A client's burst waits in the database, not in the broker.
 SCREENREEL_CLIENT_MAX_RUNNING_JOBS = env_int("SCREENREEL_CLIENT_MAX_RUNNING_JOBS", 20, minimum=1)
 SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS = env_int("SCREENREEL_CLIENT_MAX_ACTIVE_CHUNKS", 4, minimum=1)
+# Sign-ins of one client under way at once (jobs.services.admission), each also one of its active chunks: the
+# sign-in pool's threads (the Procfile's worker-signin, -c 8) are shared by every client, and one that waits for
+# a code may hold its thread for SCREENREEL_INPUT_WINDOW_S.
+SCREENREEL_CLIENT_MAX_SIGN_INS = env_int("SCREENREEL_CLIENT_MAX_SIGN_INS", 2, minimum=1)
 # Chunks of one client queued for or in muxing at once (jobs.services.admission): one client's 50 muxes wait
 # in the database, so another client's first mux is queued behind at most this many of each other client's.
 SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = env_int("SCREENREEL_CLIENT_MAX_MUXING_CHUNKS", 2, minimum=1)

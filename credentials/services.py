@@ -23,8 +23,9 @@ from credentials.scope import MAX_STORAGE_STATE_DAYS, state_within
 from credentials.selectors import credential_values
 from jobs.lib.errors import DomainError, NotFound
 from jobs.lib.keys.crypto import seal, unseal
-from jobs.models import JOB_ENDED, Client, JobSession
+from jobs.models import Client
 from jobs.services.locks import client_lock
+from jobs.services.sessions import sessions_forget
 
 
 def _limit(client: Client) -> int:
@@ -162,5 +163,5 @@ def credential_delete(*, credential: Credential, actor: str = "api", revoked: bo
         _audit(locked, CredentialAudit.Action.REVOKED if revoked else CredentialAudit.Action.DELETED, actor=actor,
                fields=list(locked.fields_set))
         locked.delete()
-        JobSession.objects.filter(job__client_id=locked.client_id).exclude(job__status__in=JOB_ENDED).delete()
+        sessions_forget(client_id=locked.client_id)
     return True

@@ -402,7 +402,10 @@ class JobSession(models.Model):
     # fails with it, and nothing signs in again (a wrong password, retried, would lock the account).
     error = models.TextField(blank=True, default="")
     admitted_at = models.DateTimeField(null=True, blank=True)  # queued: holds one of its client's record turns
-    claimed_until = models.DateTimeField(null=True, blank=True)  # a worker is signing in until then
+    # A worker signs in until then (a lease its watcher renews), or a retry is due then; the claim's token: every
+    # write of that worker names it, so one that lost its claim (a cancel, then a rerun) changes nothing.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="", editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     # The input (its name) the sign-in waits for, and since when; "" when it waits for none.
     awaiting = models.CharField(max_length=40, blank=True, default="")

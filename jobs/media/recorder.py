@@ -137,6 +137,9 @@ class RecordRequest:
     on_input: Callable[[str], str] | None = None
     # How long ``on_input`` may wait, for the step's budget.
     input_window_s: float = 0.0
+    # The longest ``sign_in`` may take in all (0: no bound but its steps' own): it runs where no Celery time limit
+    # reaches (a pool of threads), and a page may use each step's whole budget.
+    time_limit_s: float = 0.0
 
     @property
     def video_size(self) -> tuple[int, int]:
@@ -288,16 +291,6 @@ def step_budget_s(step: dict[str, Any], *, pacing: Pacing, default_timeout_ms: i
     return budget + STEP_SLACK_S
 
 
-def sign_in_budget_s(plan: SignInPlan, *, pacing: Pacing, default_timeout_ms: int, typed_chars: int,
-                     input_window_s: float = 0.0) -> float:
-    """The longest a sign-in may take: its first page, and each step's budget off camera (``typed_chars``: the
-    longest secret it may type; ``input_window_s``: how long each input may be waited for). Counted at the
-    recording's pacing, which the sign-in does not wait for: more than it takes, never less."""
-    first = default_timeout_ms / 1000 + SETTLE_TIMEOUT_MS / 1000
-    return first + sum(step_budget_s(step, pacing=pacing, default_timeout_ms=default_timeout_ms,
-                                     typed_chars=typed_chars, input_window_s=input_window_s) for step in plan.steps)
-
-
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -375,8 +368,19 @@ class _Session:
         return await self._in_context(browser, lambda context: self._record(context, self.started_wall))
 
     async def sign_in_run(self, browser: Browser) -> SignedIn:
-        """Sign in, off camera, in a fresh context of ``browser``."""
-        return await self._in_context(browser, self._signed_in)
+        """Sign in, off camera, in a fresh context of ``browser``, within ``time_limit_s``."""
+        limit = self.req.time_limit_s
+
+        async def bounded(context: Any) -> SignedIn:
+            if not limit:
+                return await self._signed_in(context)
+            try:
+                return await asyncio.wait_for(self._signed_in(context), limit)
+            except TimeoutError:
+                raise MediaError(f"sign_in_too_long: the sign-in ran past its time limit of {limit:g} s; shorten its "
+                                 "waits and step timeouts", permanent=True, public=True) from None
+
+        return await self._in_context(browser, bounded)
 
     async def _in_context(self, browser: Browser, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         """Run ``work(context)`` in a fresh context of ``browser``, through the egress proxy, with the credentials'
@@ -849,8 +853,9 @@ class _Session:
                 if per_char:
                     await asyncio.sleep(per_char / 1000)
         except PlaywrightError as exc:
+            # Playwright's message carries its call log, which names what was typed: never chained, never logged.
             if _looks_like_crash(exc):
-                raise
+                raise MediaError("the browser crashed while a secret was typed") from None
             raise self._refused(number, step, part, "the field went away while the secret was typed") from None
 
     async def _type_input(self, target: Any, number: int, step: dict[str, Any], *, timeout: int, part: str) -> None:
@@ -863,16 +868,29 @@ class _Session:
                                 "(inputs are typed in a job's sign_in only)")
         try:
             await target.evaluate(_MASK_JS)
+            asked_on = await self._field_origin(target, timeout)
         except PlaywrightError as exc:
             raise self._step_failure(exc, number, step, timeout, part) from None
         value = await asyncio.to_thread(self.req.on_input, name)
         try:
+            # Minutes may have passed: the code goes only to the origin that asked for it.
+            now_on = await self._field_origin(target, timeout)
+            if now_on != asked_on:
+                raise self._refused(number, step, part, f"input_origin_mismatch: the field was on {asked_on} when "
+                                    f"the input was asked for and is on {now_on} now; nothing was typed")
             await target.fill("", timeout=timeout)
             await target.press_sequentially(value, timeout=timeout + 10 * len(value))
         except PlaywrightError as exc:
-            if _looks_like_crash(exc):
-                raise
+            if _looks_like_crash(exc):  # as for a secret: the call log names the value
+                raise MediaError("the browser crashed while an input was typed") from None
             raise self._refused(number, step, part, "the field went away while the input was typed") from None
+
+    @staticmethod
+    async def _field_origin(target: Any, timeout: int) -> str:
+        """The origin of the frame the field is in, as the browser reports its URL."""
+        handle = await target.element_handle(timeout=timeout)
+        frame = await handle.owner_frame()
+        return origin_of(frame.url) if frame is not None else "no page"
 
     def _secret_chars(self, step: dict[str, Any]) -> int:
         """How many keys the secret a step names takes (a TOTP code: 6), for its budget."""

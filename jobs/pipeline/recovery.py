@@ -11,6 +11,7 @@ from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
 from jobs.models import JOB_ENDED, JOB_UNDER_WAY, Chunk, ChunkStatus, Job, JobSession, JobStatus
 from jobs.services import admission
+from jobs.services.transitions import job_transition
 
 # A lapsed lease is proof enough (its worker stopped renewing it); these few seconds let a retry that is
 # due right now claim first.
@@ -27,15 +28,16 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     stale = now - timedelta(seconds=grace_s)
     lapsed = now - timedelta(seconds=LEASE_SLACK_S)
     counts = dict.fromkeys(("job_start", "chunk_admit", "chunk_synthesize", "chunk_record", "mux_admit",
-                            "chunk_mux", "job_settle", "sessions_dropped", "job_sign_in"), 0)
+                            "chunk_mux", "job_settle", "sessions_dropped", "job_sign_in", "job_resumed"), 0)
     # A sign-in session is deleted when its job ends; one a recording stored as its job ended is deleted here.
     counts["sessions_dropped"], _ = JobSession.objects.filter(job__status__in=JOB_ENDED).delete()
     # Queued jobs start as their client's running slots allow (admission), not all at once.
     for client_id in Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=stale).order_by().values_list(
             "client_id", flat=True).distinct()[:limit]:
         counts["job_start"] += admission.jobs_admit(client_id=client_id)
-    # A sign-in whose worker died (its claim lapsed, awaiting_input or not), or whose message was lost (admitted,
-    # never claimed within the grace): queued again, at most once a grace (admitted_at moves on).
+    # A sign-in whose worker died (its lease lapsed, awaiting_input or not: the claim moves the job back to
+    # running), whose retry's message was lost (due, unclaimed), or whose message was lost (admitted, never claimed
+    # within the grace): queued again, at most once a grace (admitted_at moves on). Each claim counts an attempt.
     sign_ins = list(JobSession.objects.filter(job__status__in=JOB_UNDER_WAY, ready_at__isnull=True, error="",
                                               admitted_at__lt=stale).filter(
         Q(claimed_until__lt=lapsed) | Q(claimed_until__isnull=True)).values_list("job_id", flat=True)[:limit])
@@ -43,6 +45,12 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     for job_id in sign_ins:
         enqueue_on_commit(TaskName.JOB_SIGN_IN, job_id)
         counts["job_sign_in"] += 1
+    # A job left awaiting_input with nothing waiting for it (its sign-in ended, failed or was dropped, and the
+    # move back failed): running again, so it settles.
+    for job_id in Job.objects.filter(status=JobStatus.AWAITING_INPUT, updated_at__lt=stale).filter(
+            Q(signin_session__isnull=True) | Q(signin_session__claimed_until__lt=lapsed)
+            | Q(signin_session__claimed_until__isnull=True)).values_list("id", flat=True)[:limit]:
+        counts["job_resumed"] += int(job_transition(job_id=job_id, to=JobStatus.RUNNING) is not None)
     running = Chunk.objects.filter(job__status=JobStatus.RUNNING)
     # A lost admission (its message, or the commit hook of a dead process): chunks waiting for a turn.
     for client_id in running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True, updated_at__lt=stale) \

@@ -21,7 +21,8 @@
 - **Sign-ins.** A job with a ``sign_in`` signs in first (jobs.pipeline.signing_in), and its chunks are
   admitted only once the session is stored. The sign-in takes one of the same ``max_active_chunks`` turns
   from its admission until it ends, also while it waits for a code a person must read (``awaiting_input``):
-  a client waiting for codes waits in its own share, never in another's.
+  a client waiting for codes waits in its own share, never in another's. The sign-in workers' threads are
+  shared by every client, so one client has at most ``SCREENREEL_CLIENT_MAX_SIGN_INS`` (2) sign-ins under way.
 
 So the record queue never holds more than ``max_active_chunks`` of any one client, nor the media queue
 more than ``max_muxing_chunks`` of its muxes: a burst of 500 jobs waits in the database, and another
@@ -67,11 +68,15 @@ def chunks_admit(*, client_id: str) -> list[int]:
         # the client's turns, from its admission until its session is stored or it fails.
         signing_in = JobSession.objects.filter(job__client_id=client_id, job__status__in=JOB_UNDER_WAY,
                                                ready_at__isnull=True, error="")
-        active += signing_in.filter(admitted_at__isnull=False).count()
+        sign_ins_active = signing_in.filter(admitted_at__isnull=False).count()
+        active += sign_ins_active
         if active >= limit:
             return []
+        # The sign-in workers' threads are shared by every client: one client holds at most this many of them.
+        sign_ins_free = settings.SCREENREEL_CLIENT_MAX_SIGN_INS - sign_ins_active
         sign_ins = list(signing_in.filter(admitted_at__isnull=True, job__status=JobStatus.RUNNING)
-                        .order_by("job__created_at", "job_id").values_list("job_id", flat=True)[:limit - active])
+                        .order_by("job__created_at", "job_id")
+                        .values_list("job_id", flat=True)[:max(0, min(limit - active, sign_ins_free))])
         JobSession.objects.filter(pk__in=sign_ins).update(admitted_at=timezone.now())
         for job_id in sign_ins:
             enqueue_on_commit(TaskName.JOB_SIGN_IN, job_id)

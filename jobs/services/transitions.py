@@ -74,8 +74,9 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         resumed = before == JobStatus.AWAITING_INPUT and to == JobStatus.RUNNING
         if to == JobStatus.RUNNING and not resumed:
             job.started_at, job.finished_at = job.started_at or now, None
-            if job.parsed_spec.sign_in is not None:
-                # Its features wait for the sign-in (jobs.pipeline.signing_in), which admission queues first.
+            if job.parsed_spec.sign_in is not None and job.chunks.filter(status=ChunkStatus.PENDING).exists():
+                # Its features wait for the sign-in (jobs.pipeline.signing_in), which admission queues first. A
+                # rebuild of the bundle records nothing (no chunk pending): it signs in to nothing.
                 JobSession.objects.get_or_create(job=job)
         elif to in JOB_ENDED:
             job.finished_at = now

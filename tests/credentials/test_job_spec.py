@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from jobs.models import Chunk, Job, JobSession
 from jobs.services.transitions import job_transition
@@ -123,9 +124,13 @@ def test_a_job_applies_credentials_it_has_and_that_hold_something_to_apply(tenan
 
 
 def test_deleting_a_credential_ends_the_sessions_of_the_clients_running_jobs(tenant: Tenant) -> None:
+    """The session goes, and the job signs in again before its next feature records (no feature is admitted
+    meanwhile): its sign-in names the deleted credential, so that sign-in fails with secret_unavailable."""
     cred = _credential(tenant)
     job = Job.objects.get(pk=tenant.api.post("/v1/jobs", _spec(cred), format="json").json()["id"])
     Job.objects.filter(pk=job.pk).update(status="running")
-    JobSession.objects.create(job=job, state_sealed="token")
+    JobSession.objects.create(job=job, state_sealed="token", admitted_at=timezone.now(), ready_at=timezone.now())
     assert tenant.api.delete(f"/v1/credentials/{cred}").status_code == 204
-    assert not JobSession.objects.filter(job=job).exists()
+    row = JobSession.objects.get(job=job)
+    assert row.state_sealed == "" and row.ready_at is None and row.admitted_at is None  # to be admitted again
+    assert not Chunk.objects.filter(job=job, admitted_at__isnull=False).exists()

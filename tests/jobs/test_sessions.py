@@ -14,14 +14,22 @@ from django.utils import timezone
 
 from jobs.lib.errors import Conflict
 from jobs.media.errors import MediaError, Stopped
-from jobs.models import Chunk, Event, Job, JobSession, JobStatus
+from jobs.models import Chunk, Client, Event, Job, JobSession, JobStatus
 from jobs.pipeline.recovery import pipeline_recover
+from jobs.pipeline.signing_in import job_sign_in_run
 from jobs.services.admission import chunks_admit
 from jobs.services.inputs import input_await, input_give
 from jobs.services.jobs import job_cancel
-from jobs.services.sessions import session_state, session_store, sign_in_claim, sign_in_failed
+from jobs.services.sessions import (
+    session_state,
+    session_store,
+    sessions_forget,
+    sign_in_claim,
+    sign_in_failed,
+    sign_in_held,
+)
 from jobs.services.transitions import job_transition
-from tests.factories import make_job
+from tests.factories import make_client, make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,9 +37,9 @@ STATE = {"cookies": [{"name": "sid", "value": "s3ss10n-v4lue", "domain": "127.0.
 SIGN_IN = {"url": "/signin", "steps": [{"action": "type", "selector": "#code", "input": "email_code"}]}
 
 
-def _started(features: int = 2) -> Job:
-    """A job with a sign-in, started: its session row made, its sign-in admitted."""
-    job = make_job(features=features, sign_in=SIGN_IN)
+def _started(features: int = 2, client: Client | None = None) -> Job:
+    """A job with a sign-in, started: its session row made, its sign-in admitted (as its client's turns allow)."""
+    job = make_job(client=client, features=features, sign_in=SIGN_IN)
     assert job_transition(job_id=job.pk, to=JobStatus.RUNNING) is not None
     chunks_admit(client_id=job.client_id)
     return job
@@ -42,17 +50,46 @@ def test_the_sign_in_is_admitted_first_and_the_features_only_once_its_session_is
     row = JobSession.objects.get(job=job)
     assert row.admitted_at is not None and row.ready_at is None
     assert not Chunk.objects.filter(job=job, admitted_at__isnull=False).exists()
-    claimed = sign_in_claim(job_id=job.pk, claim_s=60)
-    assert claimed is not None and claimed.attempts == 1
-    assert sign_in_claim(job_id=job.pk, claim_s=60) is None  # one worker signs in
+    claim = sign_in_claim(job_id=job.pk)
+    assert claim is not None and claim.attempt == 1
+    assert sign_in_claim(job_id=job.pk) is None  # one worker signs in
     with pytest.raises(MediaError) as early:
         session_state(job=job)
     assert not early.value.permanent
-    assert session_store(job=job, state=STATE)
+    assert session_store(claim, state=STATE)
     assert "s3ss10n-v4lue" not in JobSession.objects.get(job=job).state_sealed
     assert session_state(job=job) == STATE
     # Stored: its turn is free, and the features are admitted (the client's share is 4).
     assert Chunk.objects.filter(job=job, admitted_at__isnull=False).count() == 3
+
+
+def test_a_forgotten_session_is_signed_in_again_before_the_next_feature_records() -> None:
+    """What deleting a credential does to the client's running jobs (credentials.services)."""
+    job = _started(features=2)
+    client = job.client
+    client.max_active_chunks = 1
+    client.save()
+    claim = sign_in_claim(job_id=job.pk)
+    assert claim is not None and session_store(claim, state=STATE)
+    first = Chunk.objects.get(job=job, admitted_at__isnull=False)
+    assert sessions_forget(client_id=client.pk) == 1
+    first.refresh_from_db()
+    row = JobSession.objects.get(job=job)
+    assert row.ready_at is None and row.state_sealed == ""
+    # The admitted chunk keeps its turn; once it is done, the sign-in comes before the next chunk.
+    Chunk.objects.filter(pk=first.pk).update(status="succeeded")
+    chunks_admit(client_id=client.pk)
+    assert JobSession.objects.get(job=job).admitted_at is not None
+    assert Chunk.objects.filter(job=job, admitted_at__isnull=True).count() == 1
+
+
+def test_a_run_that_records_nothing_signs_in_to_nothing() -> None:
+    """A rebuild of the bundle runs the job again with every chunk ended: no sign-in is made for it."""
+    job = make_job(features=1, sign_in=SIGN_IN)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    Chunk.objects.filter(job=job).update(status="succeeded")
+    assert job_transition(job_id=job.pk, to=JobStatus.RUNNING) is not None
+    assert not JobSession.objects.filter(job=job).exists()
 
 
 def test_a_sign_in_takes_one_of_its_clients_turns_while_it_waits() -> None:
@@ -63,15 +100,35 @@ def test_a_sign_in_takes_one_of_its_clients_turns_while_it_waits() -> None:
     other = make_job(client=client, features=1)  # no sign-in
     job_transition(job_id=other.pk, to=JobStatus.RUNNING)
     assert chunks_admit(client_id=client.pk) == []  # the sign-in holds the client's only turn
-    sign_in_failed(job=first, reason="sign-in step 1 failed")  # its turn is free: the other job's chunk has it
+    claim = sign_in_claim(job_id=first.pk)
+    assert claim is not None
+    assert sign_in_failed(claim, reason="sign-in step 1 failed")  # its turn is free: the other job's chunk has it
     assert other.chunks.get().admitted_at is not None
+
+
+def test_one_client_holds_at_most_two_of_the_shared_sign_in_threads() -> None:
+    client = make_client()
+    for _ in range(3):
+        _started(features=1, client=client)
+    assert JobSession.objects.filter(job__client=client, admitted_at__isnull=False).count() == 2
+    assert JobSession.objects.filter(job__client=client, admitted_at__isnull=True).count() == 1
+
+
+def test_a_sign_in_that_keeps_losing_its_worker_fails_its_features() -> None:
+    job = _started(features=2)
+    JobSession.objects.filter(job=job).update(attempts=3)  # each of them lost its worker
+    assert job_sign_in_run(job_id=job.pk).failed
+    errors = {c.error for c in Chunk.objects.filter(job=job)}
+    assert errors == {"Gave up after 3 attempts: the worker was lost while it signed in"}
+    assert JobSession.objects.get(job=job).error
 
 
 def test_a_failed_sign_in_fails_for_good() -> None:
     job = _started()
-    assert sign_in_claim(job_id=job.pk, claim_s=60) is not None
-    sign_in_failed(job=job, reason='Feature "sign_in" sign-in step 2 (type): boom')
-    assert sign_in_claim(job_id=job.pk, claim_s=60) is None
+    claim = sign_in_claim(job_id=job.pk)
+    assert claim is not None
+    assert sign_in_failed(claim, reason="The job's sign-in step 2 (type): boom")
+    assert sign_in_claim(job_id=job.pk) is None
     with pytest.raises(MediaError) as failed:
         session_state(job=job)
     assert failed.value.permanent and "sign-in step 2 (type): boom" in str(failed.value)
@@ -80,9 +137,10 @@ def test_a_failed_sign_in_fails_for_good() -> None:
 def test_no_session_outlives_its_job() -> None:
     """A session stored as its job ends is not kept; whatever a race leaves, the recovery sweep deletes."""
     job = _started()
-    assert sign_in_claim(job_id=job.pk, claim_s=60) is not None
+    claim = sign_in_claim(job_id=job.pk)
+    assert claim is not None
     Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELED)
-    assert not session_store(job=job, state=STATE)
+    assert not session_store(claim, state=STATE)
     assert JobSession.objects.get(job=job).state_sealed == ""
     with pytest.raises(MediaError, match="ended"):
         session_state(job=job)
@@ -92,23 +150,30 @@ def test_no_session_outlives_its_job() -> None:
 
 def test_a_sign_in_whose_worker_died_is_queued_again_and_starts_over() -> None:
     job = _started()
-    assert sign_in_claim(job_id=job.pk, claim_s=60) is not None
+    dead = sign_in_claim(job_id=job.pk)
+    assert dead is not None
     Job.objects.filter(pk=job.pk).update(status=JobStatus.AWAITING_INPUT)
     past = timezone.now() - timedelta(minutes=5)
     JobSession.objects.filter(job=job).update(claimed_until=past, admitted_at=past)
     assert pipeline_recover(grace_s=60)["job_sign_in"] == 1
-    again = sign_in_claim(job_id=job.pk, claim_s=60)
-    assert again is not None and again.attempts == 2
+    again = sign_in_claim(job_id=job.pk)
+    assert again is not None and again.attempt == 2
     assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
+    # The dead worker's claim is gone: nothing it would still write lands.
+    assert not session_store(dead, state=STATE) and not sign_in_failed(dead, reason="late")
+    assert session_store(again, state=STATE)
 
 
 @override_settings(SCREENREEL_INPUT_WINDOW_S=20)
 def test_an_input_is_given_once_and_never_stored() -> None:
     job = _started()
+    claim = sign_in_claim(job_id=job.pk)
+    assert claim is not None
     got: list[str] = []
+
     def wait() -> None:
         try:
-            got.append(input_await(job=job, name="email_code"))
+            got.append(input_await(claim, name="email_code", should_stop=lambda: False))
         finally:
             connection.close()
 
@@ -145,8 +210,10 @@ def test_another_clients_job_takes_no_input() -> None:
 def test_an_input_that_never_comes_times_out_and_the_job_runs_again() -> None:
     job = _started()
     started = time.monotonic()
+    claim = sign_in_claim(job_id=job.pk)
+    assert claim is not None
     with pytest.raises(MediaError) as timed_out:
-        input_await(job=job, name="email_code")
+        input_await(claim, name="email_code", should_stop=lambda: False)
     assert 5 <= time.monotonic() - started < 10
     assert timed_out.value.permanent and str(timed_out.value).startswith("input_timeout: ")
     assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
@@ -154,12 +221,15 @@ def test_an_input_that_never_comes_times_out_and_the_job_runs_again() -> None:
 
 @override_settings(SCREENREEL_INPUT_WINDOW_S=30)
 def test_canceling_a_job_that_awaits_input_stops_the_wait() -> None:
+    """The wait asks whether its claim still holds (the stage's watcher does, every second)."""
     job = _started()
+    claim = sign_in_claim(job_id=job.pk)
+    assert claim is not None
     failures: list[BaseException] = []
 
     def wait() -> None:
         try:
-            input_await(job=job, name="email_code")
+            input_await(claim, name="email_code", should_stop=lambda: not sign_in_held(claim))
         except BaseException as exc:
             failures.append(exc)
         finally:

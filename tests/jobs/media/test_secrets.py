@@ -105,6 +105,26 @@ def test_an_input_is_waited_for_then_typed_into_its_masked_field(tmp_path: Path)
 
 
 @requires_chromium
+def test_an_input_is_not_typed_on_an_origin_the_page_moved_to_while_it_was_awaited(tmp_path: Path) -> None:
+    def on_input(name: str) -> str:
+        import time
+        time.sleep(1.5)
+        return "S3cretCode99"
+
+    step = {"action": "type", "selector": "#code", "input": "email_code"}
+    pages = {"/form": FORM}
+    with pages_served(pages) as served:
+        other = served.base.replace("127.0.0.1", "localhost")  # the same server, another origin
+        pages["/signin"] = FORM.replace("</script>", f"setTimeout(() => location.replace('{other}/form'), 400);"
+                                                     "</script>")
+        with pytest.raises(StepError) as failure:
+            sign_in(_request(served.base, tmp_path, [], on_input=on_input, input_window_s=5,
+                             sign_in=SignInPlan(url="/signin", steps=[step])))
+    assert "input_origin_mismatch" in str(failure.value) and "S3cretCode99" not in str(failure.value)
+    assert not [hit for hit in served.hits if hit.startswith("/typed")]
+
+
+@requires_chromium
 def test_a_failure_while_an_input_is_typed_never_says_its_value(tmp_path: Path) -> None:
     """The field goes away while the value is awaited: the step fails with a fixed cause."""
     gone = FORM.replace("</script>", "setTimeout(() => document.getElementById('code').remove(), 300);</script>")
