@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from jobs.api.schema import EventSerializer, JobSerializer
@@ -46,6 +47,15 @@ class EventsNewestFirst(NewestFirst):
 
 def _client(request: Request) -> Any:
     return request.user.client  # type: ignore[union-attr]
+
+
+def _valid_body(request: Request, serializer: type[Serializer], *, empty_ok: bool = False) -> dict[str, Any]:
+    """The request's JSON object, validated by ``serializer`` (400 invalid_body for anything but an object)."""
+    if not isinstance(request.data, dict):
+        raise DomainError(f"The body must be a JSON object{' (or empty)' if empty_ok else ''}.", code="invalid_body")
+    body = serializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
 
 
 class JobListCreateView(APIView):
@@ -107,12 +117,8 @@ class JobInputView(APIView):
                                                   "once; the job turns running again (job.resumed).")},
                    summary="Give the input a job's sign-in waits for (an e-mailed code)")
     def post(self, request: Request, job_id: str) -> Response:
-        if not isinstance(request.data, dict):
-            raise DomainError("The body must be a JSON object.", code="invalid_body")
-        body = JobInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        job = input_give(client=_client(request), job_id=job_id, name=body.validated_data["name"],
-                         value=body.validated_data["value"])
+        body = _valid_body(request, JobInputSerializer)
+        job = input_give(client=_client(request), job_id=job_id, name=body["name"], value=body["value"])
         return Response(job_view(job), status=202)
 
 
@@ -122,11 +128,8 @@ class JobRerunView(APIView):
                    summary="Rerun failed chunks (or the listed ones)")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_get(client=_client(request), job_id=job_id)
-        if not isinstance(request.data, dict):
-            raise DomainError("The body must be a JSON object (or empty).", code="invalid_body")
-        body = RerunSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        job = job_rerun_chunks(job=job, indexes=body.validated_data.get("chunks"))
+        body = _valid_body(request, RerunSerializer, empty_ok=True)
+        job = job_rerun_chunks(job=job, indexes=body.get("chunks"))
         return Response(job_view(job), status=202)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -21,6 +23,7 @@ from jobs.services.admission import chunks_admit
 from jobs.services.inputs import input_await, input_give
 from jobs.services.jobs import job_cancel
 from jobs.services.sessions import (
+    SignInClaim,
     session_state,
     session_store,
     sessions_forget,
@@ -43,6 +46,27 @@ def _started(features: int = 2, client: Client | None = None) -> Job:
     assert job_transition(job_id=job.pk, to=JobStatus.RUNNING) is not None
     chunks_admit(client_id=job.client_id)
     return job
+
+
+def _waiting(claim: SignInClaim, *, should_stop: Callable[[], bool]) -> tuple[threading.Thread, list[Any]]:
+    """``input_await`` in a thread of its own, as the sign-in stage runs it, once the job is awaiting_input; what it
+    ended with lands in the list: ("value", the value) or ("raised", the exception)."""
+    ended: list[Any] = []
+
+    def wait() -> None:
+        try:
+            ended.append(("value", input_await(claim, name="email_code", should_stop=should_stop)))
+        except BaseException as exc:
+            ended.append(("raised", exc))
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while Job.objects.get(pk=claim.job_id).status != JobStatus.AWAITING_INPUT and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return waiter, ended
 
 
 def test_the_sign_in_is_admitted_first_and_the_features_only_once_its_session_is_stored() -> None:
@@ -169,19 +193,7 @@ def test_an_input_is_given_once_and_never_stored() -> None:
     job = _started()
     claim = sign_in_claim(job_id=job.pk)
     assert claim is not None
-    got: list[str] = []
-
-    def wait() -> None:
-        try:
-            got.append(input_await(claim, name="email_code", should_stop=lambda: False))
-        finally:
-            connection.close()
-
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    deadline = time.monotonic() + 10
-    while Job.objects.get(pk=job.pk).status != JobStatus.AWAITING_INPUT and time.monotonic() < deadline:
-        time.sleep(0.05)
+    waiter, got = _waiting(claim, should_stop=lambda: False)
     event = Event.objects.get(job=job, type="job.awaiting_input")
     assert event.data["status"] == "awaiting_input" and event.data["input"]["name"] == "email_code"
     with pytest.raises(Conflict) as wrong:
@@ -191,7 +203,7 @@ def test_an_input_is_given_once_and_never_stored() -> None:
     with pytest.raises(Conflict):  # used once
         input_give(client=job.client, job_id=job.pk, name="email_code", value="Z9-481516")
     waiter.join(10)
-    assert got == ["Z9-481516"]
+    assert got == [("value", "Z9-481516")]
     assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
     assert Event.objects.filter(job=job, type="job.resumed").exists()
     assert "Z9-481516" not in repr(list(JobSession.objects.filter(job=job).values()))
@@ -225,22 +237,8 @@ def test_canceling_a_job_that_awaits_input_stops_the_wait() -> None:
     job = _started()
     claim = sign_in_claim(job_id=job.pk)
     assert claim is not None
-    failures: list[BaseException] = []
-
-    def wait() -> None:
-        try:
-            input_await(claim, name="email_code", should_stop=lambda: not sign_in_held(claim))
-        except BaseException as exc:
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    deadline = time.monotonic() + 10
-    while Job.objects.get(pk=job.pk).status != JobStatus.AWAITING_INPUT and time.monotonic() < deadline:
-        time.sleep(0.05)
+    waiter, ended = _waiting(claim, should_stop=lambda: not sign_in_held(claim))
     job_cancel(job=Job.objects.get(pk=job.pk))
     waiter.join(5)
-    assert not waiter.is_alive() and isinstance(failures[0], Stopped)
+    assert not waiter.is_alive() and ended and ended[0][0] == "raised" and isinstance(ended[0][1], Stopped)
     assert not JobSession.objects.filter(job=job).exists()
