@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,17 +107,23 @@ def test_an_input_is_waited_for_then_typed_into_its_masked_field(tmp_path: Path)
 
 @requires_chromium
 def test_an_input_is_not_typed_on_an_origin_the_page_moved_to_while_it_was_awaited(tmp_path: Path) -> None:
+    """The page moves to another origin only once the input was asked for (it polls /moved, which the person's
+    answer flips), so the move falls between the ask and the typing however slow the machine is."""
+    pages = {"/form": FORM}
+
     def on_input(name: str) -> str:
-        import time
-        time.sleep(1.5)
+        pages["/moved"] = "yes"
+        deadline = time.monotonic() + 10
+        while not [hit for hit in served.hits if hit == "/form"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the page has loaded the other origin's form
+        time.sleep(0.3)
         return "S3cretCode99"
 
     step = {"action": "type", "selector": "#code", "input": "email_code"}
-    pages = {"/form": FORM}
     with pages_served(pages) as served:
         other = served.base.replace("127.0.0.1", "localhost")  # the same server, another origin
-        pages["/signin"] = FORM.replace("</script>", f"setTimeout(() => location.replace('{other}/form'), 400);"
-                                                     "</script>")
+        pages["/signin"] = FORM.replace("</script>", "setInterval(async () => { if ((await (await fetch('/moved'))"
+                                        f".text()) === 'yes') location.replace('{other}/form'); }}, 50);</script>")
         with pytest.raises(StepError) as failure:
             sign_in(_request(served.base, tmp_path, [], on_input=on_input, input_window_s=5,
                              sign_in=SignInPlan(url="/signin", steps=[step])))
