@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "bundles",
     "retention",
     "credentials",
+    "demos",
 ]
 
 MIDDLEWARE = [
@@ -331,6 +332,8 @@ SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = env_int("SCREENREEL_CLIENT_MAX_DELI
 # Credentials a client may store (docs/credentials.md); past it POST /v1/credentials answers 409
 # too_many_credentials. Per client in the admin (Client.max_credentials).
 SCREENREEL_CLIENT_MAX_CREDENTIALS = env_int("SCREENREEL_CLIENT_MAX_CREDENTIALS", 50, minimum=0)
+# Demos one client may keep (docs/demos.md): each is a spec and its versions.
+SCREENREEL_CLIENT_MAX_DEMOS = env_int("SCREENREEL_CLIENT_MAX_DEMOS", 100, minimum=0)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
 # Delivery runs as the deliveries_dispatch task on the "deliver" queue (webhooks/dispatch.py).
@@ -351,7 +354,8 @@ SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=
 # The narrow calls through which jobs hands work to the apps that build on it (docs/architecture.md:
 # jobs imports none of them directly).
 SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
-SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event"]
+SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event",
+                             "demos.handlers.demo_versions_on_event"]
 SCREENREEL_RETENTION_SCHEDULE = "retention.selectors.objects_expiry"
 SCREENREEL_SECRET_SOURCE = "credentials.recording.secret_source"  # noqa: S105 (a dotted path, not a secret)
 SCREENREEL_ADMIN_EXTENSIONS = {"job": ["retention.console.JobRetentionActions"],

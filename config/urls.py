@@ -8,6 +8,7 @@ from bundles.views import BundleLinksView, LinkDownloadView
 from config.health import healthz, readyz, workers
 from config.metrics import metrics_view
 from credentials import views as creds
+from demos import views as demos
 from jobs.api import views as jobs
 from jobs.api.stream import JobEventsTokenView, job_events_stream
 from webhooks import views as hooks
@@ -34,6 +35,14 @@ urlpatterns = [
     path("v1/credentials", creds.CredentialListCreateView.as_view(), name="credential-list"),
     path("v1/credentials/<str:credential_id>", creds.CredentialDetailView.as_view(), name="credential-detail"),
     path("v1/credentials/<str:credential_id>/rotate", creds.CredentialRotateView.as_view(), name="credential-rotate"),
+    path("v1/demos", demos.DemoListCreateView.as_view(), name="demo-list"),
+    path("v1/demos/<str:demo_id>", demos.DemoDetailView.as_view(), name="demo-detail"),
+    path("v1/demos/<str:demo_id>/refresh", demos.DemoRefreshView.as_view(), name="demo-refresh"),
+    path("v1/demos/<str:demo_id>/latest", demos.DemoLatestView.as_view(), name="demo-latest"),
+    path("v1/demos/<str:demo_id>/versions", demos.VersionListView.as_view(), name="demo-versions"),
+    path("v1/demos/<str:demo_id>/versions/<str:number>", demos.VersionDetailView.as_view(), name="demo-version"),
+    path("v1/demos/<str:demo_id>/versions/<str:number>/publish", demos.VersionPublishView.as_view(),
+         name="demo-version-publish"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     # The split view serves its init script as a file (?script=), so the page needs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[]), name="docs"),

@@ -50,6 +50,8 @@ class Client(models.Model):
     max_credentials = models.PositiveIntegerField(
         null=True, blank=True, help_text="Credentials stored at once (docs/credentials.md). Empty: the deployment's "
                                          "default (50).")
+    max_demos = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Demos kept at once (docs/demos.md). Empty: the deployment's default (100).")
     max_deliveries_in_flight = models.PositiveIntegerField(
         null=True, blank=True, help_text="Webhook attempts in flight at once, over all the client's endpoints. "
                                          "Empty: the deployment's default (32).")
@@ -563,6 +565,11 @@ class EventType(models.TextChoices):
     BUNDLE_READY = "bundle.ready"
     BUNDLE_FAILED = "bundle.failed"
     WEBHOOK_TEST = "webhook.test"
+    # A demo's versions (demos app, docs/demos.md): created and ready are on the version's job; published is the
+    # client's (it may name an old job: a rollback).
+    DEMO_VERSION_CREATED = "demo.version.created"
+    DEMO_VERSION_READY = "demo.version.ready"
+    DEMO_PUBLISHED = "demo.published"
 
 
 # The event a job announces on reaching each status.

@@ -178,7 +178,8 @@ _WHEN = {
     409: "The object's state refuses the request (job_not_cancelable, job_not_ended, nothing_to_rerun, "
          "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, endpoint_exists, "
          "too_many_endpoints, too_many_credentials, bundle_not_ready, "
-         "bundle_not_found, not_awaiting_input).",
+         "bundle_not_found, not_awaiting_input, demo_name_taken, too_many_demos, version_not_publishable, "
+         "nothing_published).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB (any request under /v1/, even one that takes no body).",
     415: "unsupported_media_type: the body is not application/json.",
@@ -189,12 +190,17 @@ _WHEN = {
          "value could not be handed over just now (nothing was used up).",
 }
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
-              "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update", "credentials_create"}
-_QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries", "credentials_list"}
+              "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update", "credentials_create",
+              "demos_create", "demos_update", "demos_refresh", "demos_versions_publish", "demos_latest"}
+_QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries", "credentials_list",
+            "demos_list", "demos_versions_list"}
 # The operations that write, so may find the write lock busy past its wait (jobs.lib.errors.database_busy).
 _WRITES = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "webhook_endpoints_create",
            "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test",
-           "credentials_create", "credentials_update", "credentials_delete", "credentials_rotate"}
+           "credentials_create", "credentials_update", "credentials_delete", "credentials_rotate",
+           "demos_create", "demos_update", "demos_delete", "demos_refresh", "demos_versions_publish"}
+# The operations that make a job from a spec: a step may name a credential the client does not have (404).
+_SPEC_RUNS = {"jobs_create", "demos_refresh"}
 
 
 def _error(status: int) -> dict[str, Any]:
@@ -227,9 +233,9 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
         statuses += [400, 404]  # a bad filter; a cursor that is not one of ours (not_found)
     if op_id in _CONFLICTS:
         statuses.append(409)
-    if op_id == "jobs_bundle_links":
+    if op_id in ("jobs_bundle_links", "demos_latest"):
         statuses.append(410)
-    if op_id == "jobs_create":
+    if op_id in _SPEC_RUNS:
         statuses.append(404)  # a step names a credential the client does not have (credential_not_found)
     if op_id in _WRITES:
         statuses.append(503)
@@ -279,7 +285,8 @@ RELATIVE_PATH = r"^/[^\s\\\x00-\x1f\x7f\x85\ufeff]*$"
 # A literal, then at most one character class of letters, digits, _ and the ranges a-z, A-Z and 0-9 (a
 # hyphen only last): every such class compiles, where [z-a] would not.
 REDACT_PATTERN = r"^[A-Za-z0-9_]{1,40}(\[([A-Za-z0-9_]|a-z|A-Z|0-9){1,20}-?\][+*]?)?$"
-_FILTERS = sorted({*EventType.values, "*", "job.*", "chunk.*", "bundle.*", "chunk.recording.*", "chunk.synthesis.*"})
+_FILTERS = sorted({*EventType.values, "*", "job.*", "chunk.*", "bundle.*", "chunk.recording.*", "chunk.synthesis.*",
+                   "demo.*", "demo.version.*"})
 
 
 def _step_variants(components: dict[str, Any]) -> None:
@@ -378,6 +385,10 @@ def _constrain_requests(components: dict[str, Any]) -> None:
     # generated clients' enum member names drop (openapi-python-client refused the document).
     spec["timezone_id"] = {"type": "string", "enum": ["UTC", *sorted(
         z for z in _timezones() if "/" in z and not z.startswith("Etc/") and z[0].isupper())]}
+    if "ScheduleRequest" in components:  # a demo's schedule (demos.schedules): at most hourly, a date that comes
+        schedule = components["ScheduleRequest"]["properties"]
+        schedule["cron"] = {**schedule["cron"], "pattern": r"^[0-5]?[0-9] (\*|[01]?[0-9]|2[0-3]) \* \* (\*|[0-6])$"}
+        schedule["timezone"] = {**schedule["timezone"], "enum": spec["timezone_id"]["enum"]}
     for endpoint in ("EndpointCreateRequest", "PatchedEndpointUpdateRequest"):
         props = components[endpoint]["properties"]
         props["url"] = url
@@ -461,6 +472,8 @@ _LINKS = {
         "webhook_endpoints_test", "webhook_endpoints_deliveries"]),
     ("credentials_create", "201"): ("credential_id", [
         "credentials_get", "credentials_update", "credentials_delete", "credentials_rotate"]),
+    ("demos_create", "201"): ("demo_id", ["demos_get", "demos_update", "demos_delete", "demos_refresh",
+                                          "demos_versions_list", "demos_latest"]),
 }
 
 
@@ -507,6 +520,8 @@ _BUNDLE_SUMMARY = _object({
     "failed_chunks": {"type": "array", "items": {"type": "integer"}}, "size_bytes": {"type": "integer"},
     "sha256": {"type": "string"}, "url": {"type": "string", "format": "uri"},
     "expires_at": {"type": "string", "format": "date-time"}})
+_DEMO_DATA = _object({"demo": _object({"id": {"type": "string"}, "name": {"type": "string"}}),
+                      "version": _ref("DemoVersion")})
 _DATA_BY_TYPE: dict[str, dict[str, Any]] = {
     **{t: {"allOf": [_ref("Job")], "properties": {"rerun_chunks": {"type": "array", "items": {"type": "integer"}},
                                                   "rebuild_bundle": {"type": "boolean"}}}
@@ -524,6 +539,13 @@ _DATA_BY_TYPE: dict[str, dict[str, Any]] = {
                                          "The id the failure's detail is logged under, to quote to support; "
                                          "null when the reason says all there is (docs/api.md#error-ids).")}}),
     EventType.WEBHOOK_TEST: _object({"endpoint_id": {"type": "string"}, "message": {"type": "string"}}),
+    # A demo's (demos app): the demo and the version (its DemoVersion component, docs/demos.md).
+    EventType.DEMO_VERSION_CREATED: _DEMO_DATA,
+    EventType.DEMO_VERSION_READY: _DEMO_DATA,
+    EventType.DEMO_PUBLISHED: {"allOf": [_DEMO_DATA], "properties": {
+        "previous_version": {"type": ["integer", "null"], "description": "The version it replaced."},
+        "actor": {"type": "string", "description": '"auto", "api", or "operator:<username>".'}},
+        "required": ["previous_version", "actor"]},
 }
 
 # Plain strings: the YAML renderer of /api/schema/ cannot write enum members.

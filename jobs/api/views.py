@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from jobs.api.schema import EventSerializer, JobSerializer
 from jobs.api.serializers import JobInputSerializer, JobSpecSerializer, RerunSerializer
 from jobs.lib.errors import DomainError
-from jobs.lib.rest import NewestFirst, page_of
+from jobs.lib.rest import NewestFirst, idempotency_key, page_of
 from jobs.models import JobStatus
 from jobs.selectors import events_for, job_get, job_view, jobs_for, jobs_view
 from jobs.services.inputs import input_give
@@ -68,9 +68,7 @@ class JobListCreateView(APIView):
                    examples=[OpenApiExample("Two features", request_only=True, value=EXAMPLE_SPEC)],
                    summary="Create a job")
     def post(self, request: Request) -> Response:
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 255:
-            raise DomainError("Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key")
+        key = idempotency_key(request)
         if not isinstance(request.data, dict):
             raise DomainError("The body must be a JSON object.", code="invalid_body")
         spec = JobSpecSerializer(data=request.data)

@@ -7,6 +7,7 @@ contracts in pyproject.toml say so).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,6 +102,20 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             raise serializers.ValidationError("Must be true or false.", code="invalid_type")
         return data
+
+
+# An Idempotency-Key: 1 to 255 printable ASCII characters, no space at either end (HTTP strips those from a
+# header's value, so two keys a client thinks differ could arrive as one).
+IDEMPOTENCY_KEY = re.compile(r"[!-~]([ -~]{0,253}[!-~])?")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key header, or None without one; 400 invalid_idempotency_key when it is not one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise DomainError("Idempotency-Key must be 1 to 255 printable ASCII characters, with no space at either "
+                          "end (a commit SHA, a UUID).", code="invalid_idempotency_key")
+    return key
 
 
 def validate_http_url(value: str) -> None:

@@ -1,0 +1,109 @@
+"""Demos and their versions (docs/demos.md).
+
+A demo is a named job spec that a client keeps current: each refresh makes a version, and a version is an
+ordinary job (same pipeline, events and bundle) with a number, a ``ref`` (a release tag, a commit) and what
+started it. The demo points at its published version, the one ``/latest`` and shares show; it moves only when a
+version succeeds (``publish: auto``) or when the client publishes one (which is also the rollback).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from jobs.lib import ids
+from jobs.models import Client, Job, iso
+
+
+def demo_id() -> str:
+    return ids.new_id("demo")
+
+
+class Publish(models.TextChoices):
+    AUTO = "auto"  # a version that succeeds is published
+    MANUAL = "manual"  # the client publishes (POST .../versions/{n}/publish)
+
+
+class Demo(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=demo_id, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="demos")
+    name = models.CharField(max_length=100)
+    spec = models.JSONField(help_text="The job spec each new version is made from.")
+    # A cron expression (five fields) and the time zone it is read in; empty: refreshed only when asked.
+    schedule_cron = models.CharField(max_length=100, blank=True, default="")
+    schedule_timezone = models.CharField(max_length=64, blank=True, default="")
+    next_refresh_at = models.DateTimeField(null=True, blank=True, db_index=True,
+                                           help_text="When beat next refreshes it (its schedule's next time).")
+    publish = models.CharField(max_length=8, choices=Publish.choices, default=Publish.AUTO)
+    keep_versions = models.PositiveSmallIntegerField(default=5)
+    drift_threshold = models.FloatField(default=0.1)
+    published = models.ForeignKey("DemoVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    versions_made = models.PositiveIntegerField(default=0, help_text="The last version's number.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["client", "name"], name="demo_client_name_unique")]
+        indexes = [models.Index(fields=["client", "-created_at"], name="demo_client_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        schedule = ({"cron": self.schedule_cron, "timezone": self.schedule_timezone} if self.schedule_cron
+                    else None)
+        return {
+            "id": self.id, "object": "demo", "name": self.name, "spec": self.spec, "schedule": schedule,
+            "publish": self.publish, "keep_versions": self.keep_versions, "drift_threshold": self.drift_threshold,
+            "next_refresh_at": iso(self.next_refresh_at),
+            "published_version": self.published.number if self.published else None,
+            "versions": self.versions_made, "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
+        }
+
+
+class Mode(models.TextChoices):
+    ALL = "all"  # the app changed: record every feature
+
+
+class Trigger(models.TextChoices):
+    API = "api"
+    OPERATOR = "operator"
+
+
+class DemoVersion(models.Model):
+    demo = models.ForeignKey(Demo, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="demo_version")
+    ref = models.CharField(max_length=200, blank=True, default="")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ALL)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.API)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (unique when set)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    # Per feature, in the spec's order: a digest of everything that changes its output (demos.fingerprints).
+    fingerprints = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True, help_text="When its job last ended.")
+    published_at = models.DateTimeField(null=True, blank=True, help_text="When it was last published.")
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["demo", "number"], name="demo_version_number_unique"),
+            models.UniqueConstraint(fields=["demo", "idempotency_key"], name="demo_version_idempotency_unique",
+                                    condition=Q(idempotency_key__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.demo_id} v{self.number}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The version as the API and events show it; its status is its job's."""
+        return {
+            "object": "demo_version", "demo_id": self.demo_id, "number": self.number, "job_id": self.job_id,
+            "status": self.job.status, "ref": self.ref, "mode": self.mode, "trigger": self.trigger,
+            "published": self.demo.published_id == self.pk, "created_at": iso(self.created_at),
+            "ready_at": iso(self.ready_at), "published_at": iso(self.published_at),
+        }

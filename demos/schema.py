@@ -1,0 +1,51 @@
+"""The shapes of the demos API's responses, for OpenAPI only."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from bundles.schema import BundleLinksSerializer
+from demos.models import Mode, Publish, Trigger
+from jobs.models import JobStatus
+
+
+class ScheduleShownSerializer(serializers.Serializer):
+    cron = serializers.CharField()
+    timezone = serializers.CharField()
+
+
+class DemoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(help_text='Always "demo".')
+    name = serializers.CharField()
+    spec = serializers.DictField(help_text="The job spec the next version is recorded from.")
+    schedule = ScheduleShownSerializer(allow_null=True)
+    next_refresh_at = serializers.DateTimeField(allow_null=True, help_text="When the schedule next refreshes it.")
+    publish = serializers.ChoiceField(choices=Publish.choices)
+    keep_versions = serializers.IntegerField()
+    drift_threshold = serializers.FloatField()
+    published_version = serializers.IntegerField(allow_null=True, help_text="The number of the version it shows.")
+    versions = serializers.IntegerField(help_text="How many versions were made (the newest one's number).")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class DemoVersionSerializer(serializers.Serializer):
+    object = serializers.CharField(help_text='Always "demo_version".')
+    demo_id = serializers.CharField()
+    number = serializers.IntegerField()
+    job_id = serializers.CharField(help_text="The job that records it: GET /v1/jobs/{id}, its events, its bundle.")
+    status = serializers.ChoiceField(choices=JobStatus.choices, help_text="Its job's.")
+    ref = serializers.CharField()
+    mode = serializers.ChoiceField(choices=Mode.choices)
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
+    published = serializers.BooleanField(help_text="Whether it is the version the demo shows.")
+    created_at = serializers.DateTimeField()
+    ready_at = serializers.DateTimeField(allow_null=True)
+    published_at = serializers.DateTimeField(allow_null=True)
+
+
+class LatestSerializer(serializers.Serializer):
+    demo_id = serializers.CharField()
+    version = DemoVersionSerializer()
+    links = BundleLinksSerializer(help_text="Fresh signed links to the published version's bundle and assets.")

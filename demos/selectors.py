@@ -1,0 +1,33 @@
+"""Reads of demos and versions, always scoped to a client: another client's demo does not exist."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from demos.models import Demo, DemoVersion
+from jobs.lib.errors import NotFound
+from jobs.models import Client
+from jobs.selectors import storable
+
+
+def demos_for(*, client: Client) -> QuerySet[Demo]:
+    return Demo.objects.filter(client=client).select_related("published").order_by("-created_at", "-id")
+
+
+def demo_get(*, client: Client, demo_id: str) -> Demo:
+    found = demos_for(client=client).filter(pk=demo_id).first() if storable(demo_id) else None
+    if found is None:
+        raise NotFound(f"No demo {demo_id[:40]!r}.", code="demo_not_found")
+    return found
+
+
+def versions_of(*, demo: Demo) -> QuerySet[DemoVersion]:
+    return demo.versions.select_related("job", "demo").order_by("-number")
+
+
+def version_get(*, demo: Demo, number: int) -> DemoVersion:
+    found = versions_of(demo=demo).filter(number=number).first()
+    if found is None:
+        raise NotFound(f"The demo has no version {number}; it has {demo.versions_made}.", code="version_not_found",
+                       details={"versions": demo.versions_made})
+    return found

@@ -1,0 +1,85 @@
+"""What ``/v1/demos`` accepts (docs/demos.md). A demo's spec is a job spec, checked by the very serializer that
+checks ``POST /v1/jobs`` (the one import of jobs' API an app may make: pyproject.toml's contracts), so its errors
+read the same, under ``spec.``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from demos.models import Mode, Publish
+from demos.schedules import ScheduleInvalid, schedule_next
+from jobs.api.serializers import JobSpecSerializer
+from jobs.lib.rest import StrictCharField, StrictFloatField, StrictIntegerField, StrictSerializer, validate_storable
+
+MAX_KEEP_VERSIONS = 50
+
+
+def _name(value: str) -> None:
+    validate_storable(value, what="name")
+    if not value.strip():
+        raise serializers.ValidationError("Must not be blank.", code="blank")
+
+
+class ScheduleSerializer(StrictSerializer):
+    cron = StrictCharField(max_length=100, help_text=(
+        "Five fields (minute hour day month weekday), at most hourly: the minute field has one value. "
+        "E.g. '0 6 * * 1-5'."))
+    timezone = StrictCharField(max_length=64, required=False, default="UTC",
+                               help_text="The IANA time zone the expression is read in (default UTC).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            schedule_next(attrs["cron"], attrs["timezone"], after=timezone.now())
+        except ScheduleInvalid as exc:
+            field = "timezone" if exc.code == "invalid_timezone" else "cron"
+            raise serializers.ValidationError({field: [serializers.ErrorDetail(str(exc), code=exc.code)]}) from None
+        return attrs
+
+
+def _settings(*, create: bool) -> dict[str, serializers.Field]:
+    """The settings' fields: with their defaults to create a demo; all optional and without defaults to change one
+    (a field left out stays as it is). Not DRF's ``partial``: it would reach into the spec and let a spec without
+    its target_url through."""
+    def default(value: Any) -> dict[str, Any]:
+        return {"required": False, "default": value} if create else {"required": False}
+
+    return {
+        "name": StrictCharField(max_length=100, trim_whitespace=False, required=create, validators=[_name],
+                                help_text="Unique among the client's demos."),
+        "spec": JobSpecSerializer(required=create, help_text=(
+            "The job spec each version is recorded from (as POST /v1/jobs takes it).")),
+        "schedule": ScheduleSerializer(allow_null=True, **default(None),
+                                       help_text="When beat refreshes it; null: only when asked."),
+        "publish": serializers.ChoiceField(choices=Publish.choices, **default(Publish.AUTO), help_text=(
+            "auto: a version that succeeds is published; manual: the client publishes one.")),
+        "keep_versions": StrictIntegerField(min_value=1, max_value=MAX_KEEP_VERSIONS, **default(5), help_text=(
+            "How many of the newest versions retention keeps, besides the published one.")),
+        "drift_threshold": StrictFloatField(min_value=0.0, max_value=1.0, **default(0.1), help_text=(
+            "A step's visual difference (1 - SSIM) from the published version above which it has drifted.")),
+    }
+
+
+class DemoCreateSerializer(StrictSerializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return _settings(create=True)
+
+
+class DemoUpdateSerializer(StrictSerializer):
+    """Any of the settings; those left out stay as they are. A new spec applies from the next version."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return _settings(create=False)
+
+
+class RefreshSerializer(StrictSerializer):
+    ref = StrictCharField(max_length=200, required=False, default="", allow_blank=True,
+                          help_text="What this version is of: a release tag, a commit SHA. Kept on the version.")
+    mode = serializers.ChoiceField(choices=Mode.choices, required=False, default=Mode.ALL,
+                                   help_text="all: record every feature.")
+
+    def validate_ref(self, value: str) -> str:
+        validate_storable(value, what="ref")
+        return value

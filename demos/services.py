@@ -1,0 +1,181 @@
+"""Every write of demos: create, change, delete, refresh (a new version, as an ordinary job) and publish.
+
+Lock order: a demo's row, then a job's. The job-end handler (``demos.handlers``) runs inside the job's
+transition, with the job's row locked, so it never takes a demo's lock first in the same breath as a write here
+takes a job's: ``version_publish`` locks only the demo (its event is the client's, not the job's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from demos.fingerprints import fingerprints
+from demos.models import Demo, DemoVersion, Mode, Publish, Trigger
+from demos.schedules import schedule_next
+from jobs.lib.errors import Conflict, DomainError, NotFound
+from jobs.models import Client, EventType, JobStatus
+from jobs.services.events import event_record
+from jobs.services.jobs import job_create, request_hash
+from jobs.services.locks import client_lock
+
+SETTINGS = ("name", "spec", "publish", "keep_versions", "drift_threshold")
+
+
+def _limit(client: Client) -> int:
+    if client.max_demos is not None:
+        return client.max_demos
+    return int(settings.SCREENREEL_CLIENT_MAX_DEMOS)
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"This client already has a demo named {name!r}; names are unique per client.",
+                    code="demo_name_taken", details={"name": name})
+
+
+def _schedule(demo: Demo, schedule: dict[str, str] | None) -> None:
+    """Set the demo's schedule (None: none) and its next time."""
+    if schedule is None:
+        demo.schedule_cron, demo.schedule_timezone, demo.next_refresh_at = "", "", None
+        return
+    demo.schedule_cron, demo.schedule_timezone = schedule["cron"], schedule["timezone"]
+    demo.next_refresh_at = schedule_next(demo.schedule_cron, demo.schedule_timezone, after=timezone.now())
+
+
+def demo_create(*, client: Client, name: str, spec: dict[str, Any], schedule: dict[str, str] | None = None,
+                publish: str = "auto", keep_versions: int = 5, drift_threshold: float = 0.1) -> Demo:
+    """Keep a named spec as a demo (no version yet: refresh makes one); at most the client's cap of demos."""
+    demo = Demo(client=client, name=name, spec=spec, publish=publish, keep_versions=keep_versions,
+                drift_threshold=drift_threshold)
+    _schedule(demo, schedule)
+    try:
+        with transaction.atomic():
+            client_lock(client.pk)  # two creates racing for the last place: one waits, then counts
+            limit = _limit(client)
+            if Demo.objects.filter(client=client).count() >= limit:
+                raise DomainError(f"This client has {limit} demos, its limit; delete one it no longer keeps.",
+                                  code="too_many_demos", status_code=409, details={"limit": limit})
+            if Demo.objects.filter(client=client, name=name).exists():
+                raise _name_taken(name)
+            demo.save()
+    except IntegrityError:  # the same name, created meanwhile (the unique constraint decides)
+        raise _name_taken(name) from None
+    return demo
+
+
+def _locked(demo: Demo) -> Demo:
+    locked = Demo.objects.select_for_update(of=("self",)).select_related("published").filter(pk=demo.pk).first()
+    if locked is None:
+        raise NotFound(f"No demo {demo.pk!r}.", code="demo_not_found")
+    return locked
+
+
+def demo_update(*, demo: Demo, changes: dict[str, Any]) -> Demo:
+    """Change its settings; a new spec applies from the next version (the versions made keep theirs)."""
+    try:
+        with transaction.atomic():
+            locked = _locked(demo)
+            name = changes.get("name")
+            if name is not None and name != locked.name and \
+                    Demo.objects.filter(client_id=locked.client_id, name=name).exists():
+                raise _name_taken(name)
+            for field in SETTINGS:
+                if field in changes:
+                    setattr(locked, field, changes[field])
+            if "schedule" in changes:
+                _schedule(locked, changes["schedule"])
+            locked.save()
+    except IntegrityError:
+        raise _name_taken(str(changes.get("name"))) from None
+    return locked
+
+
+def demo_delete(*, demo: Demo) -> None:
+    """Delete the demo and its versions now. Their jobs stay the client's, with their bundles, until retention
+    purges them; a version's job still running runs to its end."""
+    Demo.objects.filter(pk=demo.pk).delete()
+
+
+def demo_refresh(*, demo: Demo, ref: str = "", mode: str = Mode.ALL, trigger: str = Trigger.API,
+                 idempotency_key: str | None = None) -> tuple[DemoVersion, bool]:
+    """Make the next version: a job from the demo's spec as it is now. Returns (version, created); with an
+    ``Idempotency-Key`` the demo already saw with the same request, the version it made then (created False)."""
+    digest = request_hash({"ref": ref, "mode": mode})
+    with transaction.atomic():
+        locked = _locked(demo)
+        if idempotency_key:
+            replay = _replay(locked, idempotency_key, digest)
+            if replay is not None:
+                return replay, False
+        job, _ = job_create(client=locked.client, spec=locked.spec)
+        locked.versions_made += 1
+        locked.save(update_fields=["versions_made", "updated_at"])
+        version = DemoVersion.objects.create(demo=locked, number=locked.versions_made, job=job, ref=ref, mode=mode,
+                                             trigger=trigger, idempotency_key=idempotency_key or None,
+                                             request_hash=digest, fingerprints=fingerprints(locked.spec))
+        version.demo = locked
+        event_record(job=job, type=EventType.DEMO_VERSION_CREATED, data=version_event(version))
+    return version, True
+
+
+def _replay(demo: Demo, key: str, digest: str) -> DemoVersion | None:
+    version = demo.versions.select_related("job").filter(idempotency_key=key).first()
+    if version is None:
+        return None
+    if version.request_hash != digest:
+        raise Conflict("This Idempotency-Key already made a version of this demo from another request; use a new "
+                       "key for a new version.", code="idempotency_key_reused",
+                       details={"version": version.number})
+    version.demo = demo
+    return version
+
+
+def version_event(version: DemoVersion) -> dict[str, Any]:
+    """What every demo event carries: the demo's id and name, and the version."""
+    return {"demo": {"id": version.demo.pk, "name": version.demo.name}, "version": version.to_dict()}
+
+
+def version_publish(*, version: DemoVersion, actor: str = "api") -> DemoVersion:
+    """Make ``version`` the one the demo shows (also the rollback: publish an older one). Only a version whose job
+    succeeded: a failed or partial one never replaces a good one."""
+    with transaction.atomic():
+        locked = _locked(version.demo)
+        current = DemoVersion.objects.select_related("job").get(pk=version.pk)
+        if current.job.status != JobStatus.SUCCEEDED:
+            raise Conflict(f"Version {current.number} is {current.job.status}; only a version whose every feature "
+                           "succeeded can be published.", code="version_not_publishable",
+                           details={"status": current.job.status})
+        _publish(locked, current, actor=actor)
+    return current
+
+
+def _publish(demo: Demo, version: DemoVersion, *, actor: str) -> None:
+    """Point the locked demo at ``version`` and announce it (a client's event: no job's lock is taken)."""
+    before = demo.published
+    version.published_at = timezone.now()
+    version.save(update_fields=["published_at"])
+    demo.published = version
+    demo.save(update_fields=["published", "updated_at"])
+    version.demo = demo
+    event_record(client_id=demo.client_id, type=EventType.DEMO_PUBLISHED,
+                 data={**version_event(version), "previous_version": before.number if before else None,
+                       "actor": actor})
+
+
+def version_ended(*, version: DemoVersion, status: str) -> None:
+    """The version's job ended (inside its transition): say so, and publish it when the demo publishes what
+    succeeds and nothing newer is published. A rerun that ends again says so again."""
+    demo = _locked(version.demo)
+    version.demo = demo
+    version.ready_at = timezone.now()
+    version.save(update_fields=["ready_at"])
+    newest = demo.published is None or demo.published.number < version.number
+    publish = status == JobStatus.SUCCEEDED and demo.publish == Publish.AUTO and newest
+    data = version_event(version)
+    data["version"]["published"] = publish or demo.published_id == version.pk
+    event_record(job=version.job, type=EventType.DEMO_VERSION_READY, data=data)
+    if publish:
+        _publish(demo, version, actor="auto")

@@ -1,0 +1,140 @@
+"""``/v1/demos``: keep a spec as a demo, refresh it into versions, publish one (or roll back), and read the
+published one's links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from bundles.downloads import bundle_links
+from demos.schema import DemoSerializer, DemoVersionSerializer, LatestSerializer
+from demos.selectors import demo_get, demos_for, version_get, versions_of
+from demos.serializers import DemoCreateSerializer, DemoUpdateSerializer, RefreshSerializer
+from demos.services import demo_create, demo_delete, demo_refresh, demo_update, version_publish
+from jobs.lib.errors import Conflict, DomainError
+from jobs.lib.rest import NewestFirst, idempotency_key, page_of
+
+DEMO = OpenApiResponse(DemoSerializer, description="The demo.")
+VERSION = OpenApiResponse(DemoVersionSerializer, description="The version.")
+
+
+class VersionsNewestFirst(NewestFirst):
+    ordering = ("-number",)  # type: ignore[assignment]
+
+    def position_ok(self, position: str) -> bool:
+        return position.isascii() and position.isdigit() and len(position) <= 9
+
+
+def _client(request: Request) -> Any:
+    return request.user.client  # type: ignore[union-attr]
+
+
+def _valid_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise DomainError("The body must be a JSON object.", code="invalid_body")
+    body = serializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
+
+
+def _number(number: str) -> int:
+    if not (number.isascii() and number.isdigit() and len(number) <= 9):
+        raise DomainError("A version is named by its number (1, 2, ...).", code="invalid_version", status_code=404)
+    return int(number)
+
+
+class DemoListCreateView(APIView):
+    @extend_schema(operation_id="demos_create", request=DemoCreateSerializer, responses={201: DEMO},
+                   summary="Keep a job spec as a demo (POST .../refresh records its first version)")
+    def post(self, request: Request) -> Response:
+        body = _valid_body(request, DemoCreateSerializer)
+        return Response(demo_create(client=_client(request), **body).to_dict(), status=201)
+
+    @extend_schema(operation_id="demos_list", parameters=[OpenApiParameter("limit", int)],
+                   responses={200: page_of("DemoPage", DemoSerializer)}, summary="List demos, newest first")
+    def get(self, request: Request) -> Response:
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(demos_for(client=_client(request)), request, view=self)
+        return paginator.get_paginated_response([demo.to_dict() for demo in page or []])
+
+
+class DemoDetailView(APIView):
+    @extend_schema(operation_id="demos_get", responses={200: DEMO}, summary="A demo")
+    def get(self, request: Request, demo_id: str) -> Response:
+        return Response(demo_get(client=_client(request), demo_id=demo_id).to_dict())
+
+    @extend_schema(operation_id="demos_update", request=DemoUpdateSerializer, responses={200: DEMO},
+                   summary="Change a demo's settings (a new spec applies from the next version)")
+    def patch(self, request: Request, demo_id: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        body = _valid_body(request, DemoUpdateSerializer)
+        return Response(demo_update(demo=demo, changes=body).to_dict())
+
+    @extend_schema(operation_id="demos_delete", responses={204: None},
+                   summary="Delete a demo and its versions (their jobs and bundles stay, until retention)")
+    def delete(self, request: Request, demo_id: str) -> Response:
+        demo_delete(demo=demo_get(client=_client(request), demo_id=demo_id))
+        return Response(status=204)
+
+
+class DemoRefreshView(APIView):
+    @extend_schema(operation_id="demos_refresh", request=RefreshSerializer,
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, description=(
+                       "A CI passes its commit SHA: a retried CI job makes no second version."))],
+                   responses={201: VERSION, 200: OpenApiResponse(DemoVersionSerializer, description=(
+                       "A replay of an Idempotency-Key: the version it made (Idempotent-Replayed: true)."))},
+                   summary="Make the next version: a job recording the demo's spec")
+    def post(self, request: Request, demo_id: str) -> Response:
+        key = idempotency_key(request)
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        body = _valid_body(request, RefreshSerializer)
+        version, created = demo_refresh(demo=demo, ref=body["ref"], mode=body["mode"], idempotency_key=key)
+        response = Response(version.to_dict(), status=201 if created else 200)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class VersionListView(APIView):
+    @extend_schema(operation_id="demos_versions_list", parameters=[OpenApiParameter("limit", int)],
+                   responses={200: page_of("DemoVersionPage", DemoVersionSerializer)},
+                   summary="A demo's versions, newest first")
+    def get(self, request: Request, demo_id: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        paginator = VersionsNewestFirst()
+        page = paginator.paginate_queryset(versions_of(demo=demo), request, view=self)
+        return paginator.get_paginated_response([version.to_dict() for version in page or []])
+
+
+class VersionDetailView(APIView):
+    @extend_schema(operation_id="demos_versions_get", responses={200: VERSION}, summary="One version of a demo")
+    def get(self, request: Request, demo_id: str, number: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        return Response(version_get(demo=demo, number=_number(number)).to_dict())
+
+
+class VersionPublishView(APIView):
+    @extend_schema(operation_id="demos_versions_publish", request=None, responses={200: VERSION},
+                   summary="Publish a version (an older one: a rollback); only one that succeeded")
+    def post(self, request: Request, demo_id: str, number: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        version = version_publish(version=version_get(demo=demo, number=_number(number)))
+        return Response(version.to_dict())
+
+
+class DemoLatestView(APIView):
+    @extend_schema(operation_id="demos_latest", responses={200: OpenApiResponse(LatestSerializer, description=(
+        "The published version, with fresh signed links to its bundle and assets."))},
+                   summary="The published version's links: what to link to from docs")
+    def get(self, request: Request, demo_id: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        if demo.published is None:
+            raise Conflict("No version of this demo is published yet: refresh it, and publish a version that "
+                           "succeeds (or let publish: auto do it).", code="nothing_published")
+        version = version_get(demo=demo, number=demo.published.number)
+        return Response({"demo_id": demo.pk, "version": version.to_dict(), "links": bundle_links(job=version.job)})
