@@ -20,6 +20,7 @@ from bundles.downloads import LinkPurged, bundle_links, link_check_not_purged, s
 from bundles.ranges import RangeNotSatisfiable, byte_range, read_span
 from bundles.schema import BundleLinksSerializer
 from jobs.lib.errors import DomainError, error_body
+from jobs.lib.keys.scopes import Scope
 from jobs.lib.rest import ErrorSerializer
 from jobs.models import iso
 from jobs.selectors import job_get
@@ -28,12 +29,15 @@ from jobs.storage.links import LinkExpired, LinkInvalid, LinkTarget, link_resolv
 
 
 class BundleLinksView(APIView):
+    key_scopes = {"GET": Scope.DEMOS_REFRESH}  # a CI downloads the version it made
+
     @extend_schema(operation_id="jobs_bundle_links",
                    responses={200: OpenApiResponse(BundleLinksSerializer,
                                                    description="Fresh signed links for the bundle and each asset.")},
                    summary="Fresh signed links for the job's bundle")
     def get(self, request: Request, job_id: str) -> Response:
-        job = job_get(client=request.user.client, job_id=job_id)  # type: ignore[union-attr]
+        scopes = list(getattr(request.auth, "scopes", None) or [])
+        job = job_get(client=request.user.client, job_id=job_id, scopes=scopes)  # type: ignore[union-attr]
         return Response(bundle_links(job=job))
 
 

@@ -207,7 +207,8 @@ STORAGES = {
 # --- API ------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A scoped key (a CI's) calls only the operations its scope names (jobs.api.auth.KeyScopes).
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "jobs.api.auth.KeyScopes"],
     "DEFAULT_PARSER_CLASSES": ["jobs.lib.parsers.JsonParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "jobs.lib.errors.api_exception_handler",

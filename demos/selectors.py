@@ -10,8 +10,9 @@ from jobs.models import Client
 from jobs.selectors import storable
 
 
-def demos_for(*, client: Client) -> QuerySet[Demo]:
-    return Demo.objects.filter(client=client).select_related("published").order_by("-created_at", "-id")
+def demos_for(*, client: Client, name: str | None = None) -> QuerySet[Demo]:
+    demos = Demo.objects.filter(client=client).select_related("published").order_by("-created_at", "-id")
+    return demos.filter(name=name) if name is not None else demos
 
 
 def demo_get(*, client: Client, demo_id: str) -> Demo:

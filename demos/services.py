@@ -17,6 +17,7 @@ from demos.fingerprints import fingerprints
 from demos.models import Demo, DemoVersion, Mode, Publish, Trigger
 from demos.schedules import schedule_next
 from jobs.lib.errors import Conflict, DomainError, NotFound
+from jobs.lib.keys.scopes import JobOrigin
 from jobs.models import Client, EventType, JobStatus
 from jobs.services.events import event_record
 from jobs.services.jobs import job_create, request_hash
@@ -110,7 +111,7 @@ def demo_refresh(*, demo: Demo, ref: str = "", mode: str = Mode.ALL, trigger: st
             replay = _replay(locked, idempotency_key, digest)
             if replay is not None:
                 return replay, False
-        job, _ = job_create(client=locked.client, spec=locked.spec)
+        job, _ = job_create(client=locked.client, spec=locked.spec, origin=JobOrigin.DEMO)
         locked.versions_made += 1
         locked.save(update_fields=["versions_made", "updated_at"])
         version = DemoVersion.objects.create(demo=locked, number=locked.versions_made, job=job, ref=ref, mode=mode,

@@ -17,7 +17,9 @@ from demos.selectors import demo_get, demos_for, version_get, versions_of
 from demos.serializers import DemoCreateSerializer, DemoUpdateSerializer, RefreshSerializer
 from demos.services import demo_create, demo_delete, demo_refresh, demo_update, version_publish
 from jobs.lib.errors import Conflict, DomainError
+from jobs.lib.keys.scopes import Scope
 from jobs.lib.rest import NewestFirst, idempotency_key, page_of
+from jobs.selectors import storable
 
 DEMO = OpenApiResponse(DemoSerializer, description="The demo.")
 VERSION = OpenApiResponse(DemoVersionSerializer, description="The version.")
@@ -49,21 +51,30 @@ def _number(number: str) -> int:
 
 
 class DemoListCreateView(APIView):
+    key_scopes = {"GET": Scope.DEMOS_REFRESH}
+
     @extend_schema(operation_id="demos_create", request=DemoCreateSerializer, responses={201: DEMO},
                    summary="Keep a job spec as a demo (POST .../refresh records its first version)")
     def post(self, request: Request) -> Response:
         body = _valid_body(request, DemoCreateSerializer)
         return Response(demo_create(client=_client(request), **body).to_dict(), status=201)
 
-    @extend_schema(operation_id="demos_list", parameters=[OpenApiParameter("limit", int)],
+    @extend_schema(operation_id="demos_list", parameters=[
+        OpenApiParameter("name", str, description="Only the demo of this name (a CI knows its demo by name)."),
+        OpenApiParameter("limit", int)],
                    responses={200: page_of("DemoPage", DemoSerializer)}, summary="List demos, newest first")
     def get(self, request: Request) -> Response:
+        name = request.query_params.get("name")
+        if name is not None and (len(name) > 100 or not storable(name)):
+            raise DomainError("name must be a demo's name: at most 100 characters.", code="invalid_filter")
         paginator = NewestFirst()
-        page = paginator.paginate_queryset(demos_for(client=_client(request)), request, view=self)
+        page = paginator.paginate_queryset(demos_for(client=_client(request), name=name), request, view=self)
         return paginator.get_paginated_response([demo.to_dict() for demo in page or []])
 
 
 class DemoDetailView(APIView):
+    key_scopes = {"GET": Scope.DEMOS_REFRESH}
+
     @extend_schema(operation_id="demos_get", responses={200: DEMO}, summary="A demo")
     def get(self, request: Request, demo_id: str) -> Response:
         return Response(demo_get(client=_client(request), demo_id=demo_id).to_dict())
@@ -83,6 +94,8 @@ class DemoDetailView(APIView):
 
 
 class DemoRefreshView(APIView):
+    key_scopes = {"POST": Scope.DEMOS_REFRESH}
+
     @extend_schema(operation_id="demos_refresh", request=RefreshSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, description=(
                        "A CI passes its commit SHA: a retried CI job makes no second version."))],
@@ -101,6 +114,8 @@ class DemoRefreshView(APIView):
 
 
 class VersionListView(APIView):
+    key_scopes = {"GET": Scope.DEMOS_REFRESH}
+
     @extend_schema(operation_id="demos_versions_list", parameters=[OpenApiParameter("limit", int)],
                    responses={200: page_of("DemoVersionPage", DemoVersionSerializer)},
                    summary="A demo's versions, newest first")
@@ -112,6 +127,8 @@ class VersionListView(APIView):
 
 
 class VersionDetailView(APIView):
+    key_scopes = {"GET": Scope.DEMOS_REFRESH}
+
     @extend_schema(operation_id="demos_versions_get", responses={200: VERSION}, summary="One version of a demo")
     def get(self, request: Request, demo_id: str, number: str) -> Response:
         demo = demo_get(client=_client(request), demo_id=demo_id)
@@ -128,6 +145,8 @@ class VersionPublishView(APIView):
 
 
 class DemoLatestView(APIView):
+    key_scopes = {"GET": Scope.DEMOS_REFRESH}
+
     @extend_schema(operation_id="demos_latest", responses={200: OpenApiResponse(LatestSerializer, description=(
         "The published version, with fresh signed links to its bundle and assets."))},
                    summary="The published version's links: what to link to from docs")

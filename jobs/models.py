@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from jobs.lib import ids
 from jobs.lib.keys.crypto import SealedField, unseal
+from jobs.lib.keys.scopes import JobOrigin
 from jobs.spec import Feature, JobSpec
 
 
@@ -79,12 +80,20 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100, blank=True, default="")
     prefix = models.CharField(max_length=16, unique=True)  # unique index: the lookup on every request
     key_hash = models.CharField(max_length=64, editable=False)
+    # What the key may do (jobs.lib.keys.scopes); empty: everything its client may.
+    scopes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"sr_{self.prefix}_… ({self.client_id})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key as the API shows it: never the key itself, which is shown once, when it is made."""
+        return {"id": self.prefix, "object": "api_key", "name": self.name, "scopes": list(self.scopes),
+                "created_at": iso(self.created_at), "last_used_at": iso(self.last_used_at),
+                "revoked_at": iso(self.revoked_at)}
 
 
 class JobStatus(models.TextChoices):
@@ -239,6 +248,9 @@ class Job(models.Model):
     # NULL, not "", when absent: the unique constraint below must ignore jobs without a key.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_hash = models.CharField(max_length=64, blank=True, default="")
+    # What made it (jobs.lib.keys.scopes.JobOrigin): the jobs API, or a demo's refresh. A scoped key reads only
+    # the jobs its scope makes.
+    origin = models.CharField(max_length=16, default="api", choices=[(o.value, o.value) for o in JobOrigin])
     run = models.PositiveIntegerField(default=1)  # bumped by every rerun; names the bundle version
     event_seq = models.PositiveIntegerField(default=0)  # last event sequence handed out for this job
     error = models.TextField(blank=True, default="")

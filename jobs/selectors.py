@@ -9,8 +9,9 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from jobs import hooks
-from jobs.lib.errors import NotFound
-from jobs.models import Chunk, ChunkView, Client, Event, Job, JobView, ObjectKind, StoredObject, iso
+from jobs.lib.errors import DomainError, NotFound
+from jobs.lib.keys.scopes import may_read_job, scope_forbidden_message
+from jobs.models import ApiKey, Chunk, ChunkView, Client, Event, Job, JobView, ObjectKind, StoredObject, iso
 from jobs.storage.links import link_sign, link_ttl_s
 
 
@@ -29,11 +30,26 @@ def jobs_for(*, client: Client, status: str | None = None) -> QuerySet[Job]:
     return qs.order_by("-created_at", "-id")
 
 
-def job_get(*, client: Client, job_id: str) -> Job:
+def job_get(*, client: Client, job_id: str, scopes: Sequence[str] = ()) -> Job:
+    """The client's job; NotFound for another client's. ``scopes``: the asking key's (jobs.lib.keys.scopes): a
+    scoped key reads only the jobs its scope makes (403 scope_forbidden for the others)."""
     job = jobs_for(client=client).filter(pk=job_id).first() if storable(job_id) else None
     if job is None:
         raise NotFound(f"No job {job_id!r}.", code="job_not_found")
+    if not may_read_job(scopes, job.origin):
+        raise DomainError(scope_forbidden_message(scopes), code="scope_forbidden", status_code=403)
     return job
+
+
+def api_keys_for(*, client: Client) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(client=client).order_by("-created_at", "-id")
+
+
+def api_key_get(*, client: Client, prefix: str) -> ApiKey:
+    found = api_keys_for(client=client).filter(prefix=prefix).first() if storable(prefix) else None
+    if found is None:
+        raise NotFound(f"No API key {prefix[:40]!r}.", code="api_key_not_found")
+    return found
 
 
 def events_for(*, client: Client, job_id: str | None = None, type: str | None = None) -> QuerySet[Event]:

@@ -6,13 +6,15 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import OperationalError, transaction
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from jobs.lib.keys.apikeys import hash_key, split_key
+from jobs.lib.keys.scopes import scope_forbidden_message
 from jobs.models import ApiKey, Client
 
 log = logging.getLogger(__name__)
@@ -76,3 +78,26 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="screenreel"'
+
+
+class KeyScopes(permissions.BasePermission):
+    """A scoped key calls only what its scopes allow: each view names, per method, the scope that allows it
+    (``key_scopes = {"GET": Scope.DEMOS_REFRESH}``); every other operation answers 403 scope_forbidden. A key
+    without scopes passes (jobs.lib.keys.scopes)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        from jobs.lib.errors import DomainError  # as in _touch: DRF's settings load this module
+
+        key = request.auth
+        if not isinstance(key, ApiKey) or not key.scopes:
+            return True
+        method = "GET" if request.method == "HEAD" else request.method
+        allowed = getattr(view, "key_scopes", {}).get(method)
+        if allowed is not None and allowed in key.scopes:
+            return True
+        raise DomainError(scope_forbidden_message(key.scopes), code="scope_forbidden", status_code=403)
+
+
+def key_scopes(request: Request) -> list[str]:
+    """The scopes of the key a request came with (none: a key without scopes, or no key)."""
+    return list(request.auth.scopes) if isinstance(request.auth, ApiKey) else []

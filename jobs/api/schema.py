@@ -159,6 +159,20 @@ class EventSerializer(serializers.Serializer):
     data = serializers.DictField(help_text="Per type: docs/events.md.")  # type: ignore[assignment]
 
 
+class ApiKeySerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The key's prefix: sr_<id>_... (never the key itself).")
+    object = serializers.CharField(help_text='Always "api_key".')
+    name = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField(), help_text="Empty: everything the client may.")
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class NewApiKeySerializer(ApiKeySerializer):
+    key = serializers.CharField(help_text="The key, shown this once: store it now (only a hash is kept).")
+
+
 class StreamTokenSerializer(serializers.Serializer):
     token = serializers.CharField()
     url = serializers.URLField()
@@ -172,6 +186,8 @@ _WHEN = {
     400: "Bad input: validation_error (details.fields), too_long (a feature cannot be recorded in the stage's "
          "time limit: details.minimum_s, limit_s), malformed_json, invalid_body, invalid_filter...",
     401: "unauthenticated: no API key, or an unknown or revoked one.",
+    403: "scope_forbidden: the API key's scopes do not allow this operation, or this job (docs/api.md, API keys "
+         "and scopes).",
     404: "The object does not exist for your client (job_not_found, endpoint_not_found, credential_not_found, "
          "unknown_chunk...).",
     406: "not_acceptable: the Accept header allows no JSON, the only type the API answers in.",
@@ -179,7 +195,7 @@ _WHEN = {
          "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, endpoint_exists, "
          "too_many_endpoints, too_many_credentials, bundle_not_ready, "
          "bundle_not_found, not_awaiting_input, demo_name_taken, too_many_demos, version_not_publishable, "
-         "nothing_published).",
+         "nothing_published, too_many_api_keys, api_key_in_use).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB (any request under /v1/, even one that takes no body).",
     415: "unsupported_media_type: the body is not application/json.",
@@ -191,14 +207,16 @@ _WHEN = {
 }
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
               "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update", "credentials_create",
-              "demos_create", "demos_update", "demos_refresh", "demos_versions_publish", "demos_latest"}
+              "demos_create", "demos_update", "demos_refresh", "demos_versions_publish", "demos_latest",
+              "api_keys_create", "api_keys_revoke"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries", "credentials_list",
-            "demos_list", "demos_versions_list"}
+            "demos_list", "demos_versions_list", "api_keys_list"}
 # The operations that write, so may find the write lock busy past its wait (jobs.lib.errors.database_busy).
 _WRITES = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "webhook_endpoints_create",
            "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test",
            "credentials_create", "credentials_update", "credentials_delete", "credentials_rotate",
-           "demos_create", "demos_update", "demos_delete", "demos_refresh", "demos_versions_publish"}
+           "demos_create", "demos_update", "demos_delete", "demos_refresh", "demos_versions_publish",
+           "api_keys_create", "api_keys_revoke"}
 # The operations that make a job from a spec: a step may name a credential the client does not have (404).
 _SPEC_RUNS = {"jobs_create", "demos_refresh"}
 
@@ -223,8 +241,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     if op_id == "links_download":  # no key, not rate limited: its own 403, 410 and 416 are listed on it
         return [406, 413]
     if op_id == "jobs_events_stream":  # a plain Django view: it negotiates nothing
-        return [400, 401, 404, 413, 429]
-    statuses = [401, 406, 413, 429]
+        return [400, 401, 403, 404, 413, 429]
+    statuses = [401, 403, 406, 413, 429]
     if "{" in path:
         statuses.append(404)
     if "requestBody" in operation:

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.lib.errors import DomainError
+from jobs.lib.keys.scopes import SCOPES
 from jobs.lib.rest import (
     MAX_URL,
     NOT_BLANK,
@@ -448,3 +449,22 @@ class JobInputSerializer(StrictSerializer):
 class RerunSerializer(StrictSerializer):
     chunks = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=20),
                                    required=False, min_length=1, max_length=20)
+
+
+class ApiKeyCreateSerializer(StrictSerializer):
+    """A new key: a name to know it by, and what it may do (no scopes: everything the client may)."""
+
+    name = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=sorted(SCOPES)), required=False,
+                                   default=list, max_length=len(SCOPES), help_text=(
+                                       "demos:refresh: refresh demos and follow, read and download the versions "
+                                       "it makes; every other operation answers 403 scope_forbidden."))
+
+    def validate_name(self, value: str) -> str:
+        validate_storable(value, what="name")
+        return value
+
+    def validate_scopes(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Name each scope once.", code="duplicate")
+        return value

@@ -57,10 +57,12 @@ def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
             "expires_at": iso(expires)}
 
 
-def _authenticate(request: HttpRequest, job_id: str) -> Client:
-    """Who asks: the API key's client, a stream token's, or a Pushpin recovery link's; raises AuthenticationFailed."""
+def _authenticate(request: HttpRequest, job_id: str) -> tuple[Client, list[str]]:
+    """Who asks: the API key's client and its scopes, a stream token's, or a Pushpin recovery link's (a token is
+    issued only to a key without scopes); raises AuthenticationFailed."""
     token = request.GET.get("token")
     client: Client | None
+    scopes: list[str] = []
     if "grip_link" in request.GET:
         linked = grip.link_client(request, job_id)
         if linked is None:
@@ -80,17 +82,19 @@ def _authenticate(request: HttpRequest, job_id: str) -> Client:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <api key>' or ?token=.")
-        client = api_key_from_header(header).client
+        api_key = api_key_from_header(header)
+        client, scopes = api_key.client, list(api_key.scopes)
     if client is None:  # signed for a client that has been deleted since
         raise exceptions.AuthenticationFailed("The client this stream was issued to no longer exists.")
-    return client
+    return client, scopes
 
 
-def _resume_point(request: HttpRequest, client: Client, job_id: str) -> tuple[str, int]:
-    """The job's id and the sequence to resume after; raises DomainError (rate limit, unknown job or event)."""
+def _resume_point(request: HttpRequest, client: Client, job_id: str, scopes: list[str]) -> tuple[str, int]:
+    """The job's id and the sequence to resume after; raises DomainError (rate limit, unknown job or event, a
+    job the key's scopes do not reach)."""
     if "grip_link" not in request.GET:  # Pushpin's recovery fetches are the service's own, not the client's
         ratelimit.request_admit(request, client)
-    job = job_get(client=client, job_id=job_id)
+    job = job_get(client=client, job_id=job_id, scopes=scopes)
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
     after = 0
     if last_id:
@@ -151,10 +155,10 @@ async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBa
     try:
         # Database work runs on the stream pool, not the request's own thread: that thread would keep its
         # connection open for as long as the stream is.
-        client = await hub.run_db(_authenticate, request, job_id)
+        client, scopes = await hub.run_db(_authenticate, request, job_id)
         if grip.signed_by_proxy(request):
             # Pushpin holds the connection: this process answers at once and holds nothing, so no slot.
-            job_id, after = await hub.run_db(_resume_point, request, client, job_id)
+            job_id, after = await hub.run_db(_resume_point, request, client, job_id, scopes)
             return await hub.run_db(_grip_hold, request, client, job_id, after)
         # The cap comes first after authentication, before any other work: a client past it costs one
         # key lookup. The count is this process's, whose sockets and coroutines a stream holds.
@@ -163,7 +167,7 @@ async def job_events_stream(request: HttpRequest, job_id: str) -> HttpResponseBa
         if slot is None:
             raise _too_many_streams(cap)
         try:
-            job_id, after = await hub.run_db(_resume_point, request, client, job_id)
+            job_id, after = await hub.run_db(_resume_point, request, client, job_id, scopes)
         except BaseException:  # refused, failed, or the client left while we looked: the slot is free again
             slot.release()
             raise

@@ -10,12 +10,15 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from jobs.api.schema import EventSerializer, JobSerializer
-from jobs.api.serializers import JobInputSerializer, JobSpecSerializer, RerunSerializer
-from jobs.lib.errors import DomainError
+from jobs.api.auth import key_scopes
+from jobs.api.schema import ApiKeySerializer, EventSerializer, JobSerializer, NewApiKeySerializer
+from jobs.api.serializers import ApiKeyCreateSerializer, JobInputSerializer, JobSpecSerializer, RerunSerializer
+from jobs.lib.errors import Conflict, DomainError
+from jobs.lib.keys.scopes import Scope
 from jobs.lib.rest import NewestFirst, idempotency_key, page_of
 from jobs.models import JobStatus
-from jobs.selectors import events_for, job_get, job_view, jobs_for, jobs_view
+from jobs.selectors import api_key_get, api_keys_for, events_for, job_get, job_view, jobs_for, jobs_view
+from jobs.services.clients import api_key_create, api_key_revoke
 from jobs.services.inputs import input_give
 from jobs.services.jobs import job_cancel, job_create, job_rebuild_bundle, job_rerun_chunks
 
@@ -94,10 +97,12 @@ class JobListCreateView(APIView):
 
 
 class JobDetailView(APIView):
+    key_scopes = {"GET": Scope.DEMOS_REFRESH}  # a CI follows the version it made
+
     @extend_schema(operation_id="jobs_get",
                    responses={200: JOB}, summary="A job with its chunks")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(job_view(job_get(client=_client(request), job_id=job_id)))
+        return Response(job_view(job_get(client=_client(request), job_id=job_id, scopes=key_scopes(request))))
 
 
 class JobCancelView(APIView):
@@ -155,3 +160,33 @@ class EventListView(APIView):
                         type=request.query_params.get("type"))
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response([event.to_dict() for event in page or []])
+
+
+class ApiKeyListCreateView(APIView):
+    @extend_schema(operation_id="api_keys_create", request=ApiKeyCreateSerializer,
+                   responses={201: OpenApiResponse(NewApiKeySerializer, description="The key, shown this once.")},
+                   summary="Issue an API key, optionally scoped (a CI's: demos:refresh)")
+    def post(self, request: Request) -> Response:
+        body = _valid_body(request, ApiKeyCreateSerializer, empty_ok=True)
+        new = api_key_create(client=_client(request), name=body.get("name", ""), scopes=body.get("scopes", []))
+        return Response({**new.api_key.to_dict(), "key": new.key}, status=201)
+
+    @extend_schema(operation_id="api_keys_list", parameters=[OpenApiParameter("limit", int)],
+                   responses={200: page_of("ApiKeyPage", ApiKeySerializer)},
+                   summary="Your API keys, newest first (never a key itself)")
+    def get(self, request: Request) -> Response:
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(api_keys_for(client=_client(request)), request, view=self)
+        return paginator.get_paginated_response([key.to_dict() for key in page or []])
+
+
+class ApiKeyDetailView(APIView):
+    @extend_schema(operation_id="api_keys_revoke", responses={204: None},
+                   summary="Revoke an API key now (not the one this request is made with)")
+    def delete(self, request: Request, key_id: str) -> Response:
+        api_key = api_key_get(client=_client(request), prefix=key_id)
+        if api_key.pk == getattr(request.auth, "pk", None):
+            raise Conflict("This is the key this request is made with; revoke it with another key.",
+                           code="api_key_in_use")
+        api_key_revoke(api_key=api_key)
+        return Response(status=204)

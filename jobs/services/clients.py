@@ -5,10 +5,14 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.lib.errors import DomainError
 from jobs.lib.keys.apikeys import api_key_new, hash_key
 from jobs.lib.keys.crypto import seal
 from jobs.lib.keys.signing import generate_secret
 from jobs.models import ApiKey, Client
+from jobs.services.locks import client_lock
+
+MAX_LIVE_KEYS = 50
 
 
 @dataclass(frozen=True)
@@ -24,10 +28,18 @@ def client_create(*, name: str) -> tuple[Client, NewApiKey]:
         return client, api_key_create(client=client, name="default")
 
 
-def api_key_create(*, client: Client, name: str = "") -> NewApiKey:
-    """Issue a new API key; returns it in clear (stored only as prefix + SHA-256)."""
+def api_key_create(*, client: Client, name: str = "", scopes: list[str] | None = None) -> NewApiKey:
+    """Issue a new API key (``scopes``: what it may do, jobs.lib.keys.scopes; none: everything); returns it in
+    clear (stored only as prefix + SHA-256). At most MAX_LIVE_KEYS keys not revoked per client."""
     prefix, key = api_key_new()
-    api_key = ApiKey.objects.create(client=client, name=name, prefix=prefix, key_hash=hash_key(key))
+    with transaction.atomic():
+        client_lock(client.pk)  # two issues racing for the last place: one waits, then counts
+        if ApiKey.objects.filter(client=client, revoked_at__isnull=True).count() >= MAX_LIVE_KEYS:
+            raise DomainError(f"This client has {MAX_LIVE_KEYS} API keys not revoked, its limit; revoke one it no "
+                              "longer uses.", code="too_many_api_keys", status_code=409,
+                              details={"limit": MAX_LIVE_KEYS})
+        api_key = ApiKey.objects.create(client=client, name=name, prefix=prefix, key_hash=hash_key(key),
+                                        scopes=sorted(set(scopes or [])))
     return NewApiKey(api_key=api_key, key=key)
 
 

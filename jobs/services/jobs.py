@@ -20,6 +20,7 @@ from django.utils import timezone
 from jobs import hooks
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.failures import Told, failure_told, is_permanent
+from jobs.lib.keys.scopes import JobOrigin
 from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
 from jobs.media.secrets import SecretRef
@@ -61,8 +62,9 @@ def request_hash(payload: Any) -> str:
 
 
 def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
-               idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Create a job and its chunks and queue it; returns (job, created). ``created`` is False on a replay."""
+               idempotency_key: str | None = None, origin: str = JobOrigin.API) -> tuple[Job, bool]:
+    """Create a job and its chunks and queue it; returns (job, created). ``created`` is False on a replay.
+    ``origin``: what made it (the jobs API, or an app on the client's behalf: jobs.lib.keys.scopes)."""
     digest = request_hash(raw if raw is not None else spec)
     if idempotency_key:
         existing = _idempotent_replay(client=client, key=idempotency_key, digest=digest)
@@ -79,7 +81,7 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
         with transaction.atomic():
             job = Job.objects.create(
                 client=client, spec=spec, webhook_url=spec.get("webhook_url", ""),
-                idempotency_key=idempotency_key or None, request_hash=digest,
+                idempotency_key=idempotency_key or None, request_hash=digest, origin=origin,
             )
             Chunk.objects.bulk_create(
                 Chunk(job=job, index=i, title=feature.title, paced=feature.per_step)

@@ -56,6 +56,10 @@ def test_a_demo_is_kept_with_its_settings_and_no_version_yet(tenant: Tenant) -> 
     assert made["spec"]["features"][0]["title"] == "Create a project"
     assert tenant.api.get(f"/v1/demos/{made['id']}").json() == made
     assert [d["id"] for d in tenant.api.get("/v1/demos").json()["results"]] == [made["id"]]
+    by_name = tenant.api.get("/v1/demos", {"name": "Onboarding"}).json()["results"]
+    assert [d["id"] for d in by_name] == [made["id"]]
+    assert tenant.api.get("/v1/demos", {"name": "Nope"}).json()["results"] == []
+    assert tenant.api.get("/v1/demos", {"name": "x" * 101}).status_code == 400
     defaults = _create(tenant, name="Defaults")
     assert (defaults["schedule"], defaults["publish"], defaults["keep_versions"], defaults["drift_threshold"]) == (
         None, "auto", 5, 0.1)

@@ -113,7 +113,9 @@ def test_the_openapi_schema_describes_the_job_routes(db: None) -> None:
         "webhook_endpoints_list", "webhook_endpoints_get", "webhook_endpoints_update", "webhook_endpoints_delete",
         "webhook_endpoints_rotate", "webhook_endpoints_test", "webhook_endpoints_deliveries",
         "credentials_create", "credentials_list", "credentials_get", "credentials_update", "credentials_delete",
-        "credentials_rotate"])  # stable, readable
+        "credentials_rotate", "api_keys_create", "api_keys_list", "api_keys_revoke",
+        "demos_create", "demos_list", "demos_get", "demos_update", "demos_delete", "demos_refresh",
+        "demos_versions_list", "demos_versions_get", "demos_versions_publish", "demos_latest"])  # stable, readable
     assert response.json()["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http", "scheme": "bearer", "description": "A client API key: `Authorization: Bearer sr_...`."}
     docs = APIClient().get("/api/docs/")
