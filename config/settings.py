@@ -335,6 +335,8 @@ SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = env_int("SCREENREEL_CLIENT_MAX_DELI
 SCREENREEL_CLIENT_MAX_CREDENTIALS = env_int("SCREENREEL_CLIENT_MAX_CREDENTIALS", 50, minimum=0)
 # Demos one client may keep (docs/demos.md): each is a spec and its versions.
 SCREENREEL_CLIENT_MAX_DEMOS = env_int("SCREENREEL_CLIENT_MAX_DEMOS", 100, minimum=0)
+# How often beat looks for demos whose schedule is due (demos.tasks); a schedule is at most hourly.
+SCREENREEL_DEMO_SCHEDULE_EVERY_S = env_int("SCREENREEL_DEMO_SCHEDULE_EVERY_S", 60, minimum=1, maximum=3600)
 # How long the old secret keeps signing after a rotation.
 SCREENREEL_WEBHOOK_ROTATION_GRACE_S = env_int("SCREENREEL_WEBHOOK_ROTATION_GRACE_S", 86400, minimum=0)
 # Delivery runs as the deliveries_dispatch task on the "deliver" queue (webhooks/dispatch.py).
@@ -401,6 +403,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": TaskName.RETENTION_PURGE,
         "schedule": float(SCREENREEL_RETENTION_PURGE_EVERY_S),
         "options": {"queue": "default", "expires": SCREENREEL_RETENTION_PURGE_EVERY_S},
+    },
+    "demo-schedules": {
+        "task": TaskName.DEMO_SCHEDULES_RUN,
+        "schedule": float(SCREENREEL_DEMO_SCHEDULE_EVERY_S),
+        "options": {"queue": "default", "expires": SCREENREEL_DEMO_SCHEDULE_EVERY_S},
     },
     "credential-audit-purge": {
         "task": TaskName.CREDENTIAL_AUDIT_PURGE,

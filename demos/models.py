@@ -70,6 +70,8 @@ class Mode(models.TextChoices):
 
 class Trigger(models.TextChoices):
     API = "api"
+    SCHEDULE = "schedule"  # celery beat, at the demo's schedule's time
+    HOOK = "hook"  # the demo's deploy hook
     OPERATOR = "operator"
 
 

@@ -7,6 +7,8 @@ takes a job's: ``version_publish`` locks only the demo (its event is the client'
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -15,13 +17,15 @@ from django.utils import timezone
 
 from demos.fingerprints import fingerprints
 from demos.models import Demo, DemoVersion, Mode, Publish, Trigger
-from demos.schedules import schedule_next
+from demos.schedules import ScheduleInvalid, schedule_next
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import JobOrigin
 from jobs.models import Client, EventType, JobStatus
 from jobs.services.events import event_record
 from jobs.services.jobs import job_create, request_hash
 from jobs.services.locks import client_lock
+
+log = logging.getLogger(__name__)
 
 SETTINGS = ("name", "spec", "publish", "keep_versions", "drift_threshold")
 
@@ -180,3 +184,40 @@ def version_ended(*, version: DemoVersion, status: str) -> None:
     event_record(job=version.job, type=EventType.DEMO_VERSION_READY, data=data)
     if publish:
         _publish(demo, version, actor="auto")
+
+
+def demos_refresh_due(*, batch: int = 100) -> int:
+    """Refresh every demo whose schedule is due (beat, every SCREENREEL_DEMO_SCHEDULE_EVERY_S); returns how many
+    versions it made. Safe to run twice at once: each due time makes one version (its idempotency key), and the
+    demo's next time moves on in the same transaction."""
+    now = timezone.now()
+    due = list(Demo.objects.filter(next_refresh_at__lte=now).order_by("next_refresh_at")
+               .values_list("pk", flat=True)[:batch])
+    return sum(_refresh_scheduled(demo_id, now) for demo_id in due)
+
+
+def _refresh_scheduled(demo_id: str, now: datetime) -> bool:
+    """One due demo: its next time is the schedule's first after now (times missed while beat was down make no
+    versions of their own), and the due time makes a version unless the client has no room for it (too many
+    jobs, a credential gone: logged and skipped, the schedule goes on)."""
+    with transaction.atomic():
+        demo = Demo.objects.select_for_update(of=("self",)).select_related("published", "client") \
+            .filter(pk=demo_id).first()
+        if demo is None or demo.next_refresh_at is None or demo.next_refresh_at > now:
+            return False  # deleted, unscheduled, or another beat took this time
+        due = demo.next_refresh_at
+        try:
+            demo.next_refresh_at = schedule_next(demo.schedule_cron, demo.schedule_timezone, after=now)
+        except ScheduleInvalid as exc:  # the system's time zones changed under it: stop, say so, refresh this once
+            log.error("demo %s: its schedule no longer reads (%s); it is not scheduled again", demo.pk, exc)
+            demo.next_refresh_at = None
+        demo.save(update_fields=["next_refresh_at", "updated_at"])
+        try:
+            with transaction.atomic():
+                _, created = demo_refresh(demo=demo, trigger=Trigger.SCHEDULE,
+                                          idempotency_key=f"schedule:{due.isoformat()}")
+        except DomainError as exc:
+            log.warning("demo %s: the refresh due at %s was not made (%s: %s)", demo.pk, due.isoformat(), exc.code,
+                        exc.message)
+            return False
+    return created

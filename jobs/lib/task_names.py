@@ -21,6 +21,7 @@ class TaskName(StrEnum):
     DELIVERIES_DISPATCH = "webhooks.tasks.deliveries_dispatch"
     RETENTION_PURGE = "retention.tasks.retention_purge"
     CREDENTIAL_AUDIT_PURGE = "credentials.tasks.credential_audit_purge"
+    DEMO_SCHEDULES_RUN = "demos.tasks.demo_schedules_run"
 
 
 # "signin": a job's off-camera sign-in, which may wait minutes for a code a person reads: a pool of threads of its

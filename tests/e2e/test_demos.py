@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from demos.models import Demo, DemoVersion
+from jobs.models import Job
 from jobs.services.clients import client_create
-from tests.e2e.conftest import Worker, wait_until_ended
+from tests.e2e.conftest import Worker, wait_for, wait_until_ended
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -79,3 +85,32 @@ def test_a_demo_publishes_its_versions_and_latest_follows_publish_and_rollback(w
         (1, "auto"), (2, "api"), (1, "api")]
     stream = [e["type"] for e in reversed(api.get("/v1/events", {"job_id": v2["job_id"]}).json()["results"])]
     assert stream[:2] == ["job.created", "demo.version.created"] and stream[-1] == "demo.version.ready"
+
+
+def test_a_scheduled_demo_is_refreshed_by_a_real_beat_once_per_due_time(worker_env: dict[str, str],
+                                                                        tmp_path: Path, sample_app: str) -> None:
+    """A real worker with beat looking every second. The schedule is hourly at most, so the test moves the demo's
+    next time a few seconds ahead, as the clock would; beat then makes one version at that time, sets the next
+    to the schedule's, and makes no other however many times it looks."""
+    _, key = client_create(name="Scheduled")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key.key}")
+    spec = {"target_url": sample_app, "features": [FEATURE], "voice": {"provider": "espeak-ng"}}
+    demo = api.post("/v1/demos", {"name": "Hourly", "spec": spec, "schedule": {"cron": "15 * * * *"}},
+                    format="json").json()
+    Demo.objects.filter(pk=demo["id"]).update(next_refresh_at=timezone.now() + timedelta(seconds=3))
+    beat = Worker({**worker_env, "SCREENREEL_DEMO_SCHEDULE_EVERY_S": "1"}, tmp_path / "worker.log")
+    beat.start()
+    try:
+        wait_for(lambda: DemoVersion.objects.filter(demo_id=demo["id"]).exists(), timeout=60, what="beat's version")
+        version = DemoVersion.objects.get(demo_id=demo["id"])
+        assert version.trigger == "schedule"
+        time.sleep(4)  # beat looks four more times
+        assert DemoVersion.objects.filter(demo_id=demo["id"]).count() == 1
+        shown = api.get(f"/v1/demos/{demo['id']}").json()
+        assert shown["next_refresh_at"].endswith(":15:00Z") and shown["versions"] == 1
+        api.post(f"/v1/jobs/{version.job_id}/cancel")  # the version's recording is not this test's subject
+        assert wait_until_ended(version.job_id, timeout=60).status in ("canceled", "succeeded")
+    finally:
+        beat.stop()
+    assert Job.objects.filter(client__name="Scheduled").count() == 1
