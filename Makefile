@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+# The venv is made again when the pins or the CLI's packaging change (scripts/ensure-venv.sh installs both).
+LOCK_HASH := $(shell cat requirements.lock cli/pyproject.toml | sha256sum | cut -c1-16)
 VENV_STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
 .PHONY: demo test serve lint openapi sysdeps services venv migrate static clean
@@ -50,7 +51,7 @@ services:
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): requirements.lock
+$(VENV_STAMP): requirements.lock cli/pyproject.toml
 	@bash scripts/ensure-venv.sh "$(VENV)"
 	@rm -f $(VENV)/.installed-* && touch $@
 

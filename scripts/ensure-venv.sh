@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates the virtualenv (Python 3.11) and installs the exact pins of requirements.lock.
+# Creates the virtualenv (Python 3.11), installs the exact pins of requirements.lock and the screenreel CLI (cli/).
 set -euo pipefail
 venv="${1:-.venv}"
 
@@ -18,3 +18,7 @@ fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 echo "Installing pinned Python packages (requirements.lock)"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.lock
+# The `screenreel` CLI (cli/, standard library only) as an editable install, so .venv/bin/screenreel runs this
+# checkout's code; installing it again is a no-op in effect, so this step is safe to repeat.
+echo "Installing the screenreel CLI (cli/)"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e ./cli
