@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from jobs.lib import ids
+from jobs.lib.keys.crypto import SealedField
 from jobs.models import Client, Job, iso
 
 
@@ -52,6 +53,12 @@ class Demo(models.Model):
     def __str__(self) -> str:
         return f"{self.id} {self.name}"
 
+    def _hook(self) -> dict[str, Any] | None:
+        try:
+            return self.deploy_hook.to_dict()
+        except DeployHook.DoesNotExist:
+            return None
+
     def to_dict(self) -> dict[str, Any]:
         schedule = ({"cron": self.schedule_cron, "timezone": self.schedule_timezone} if self.schedule_cron
                     else None)
@@ -59,6 +66,7 @@ class Demo(models.Model):
             "id": self.id, "object": "demo", "name": self.name, "spec": self.spec, "schedule": schedule,
             "publish": self.publish, "keep_versions": self.keep_versions, "drift_threshold": self.drift_threshold,
             "next_refresh_at": iso(self.next_refresh_at),
+            "deploy_hook": self._hook(),
             "published_version": self.published.number if self.published else None,
             "versions": self.versions_made, "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
         }
@@ -109,3 +117,24 @@ class DemoVersion(models.Model):
             "published": self.demo.published_id == self.pk, "created_at": iso(self.created_at),
             "ready_at": iso(self.ready_at), "published_at": iso(self.published_at),
         }
+
+
+class DeployHook(models.Model):
+    """A demo's deploy hook: a secret URL that refreshes it on POST, for tools that can only call a URL (Zapier,
+    Make, n8n, a GitHub webhook). The URL's secret is kept as a SHA-256 (like an API key); a GitHub webhook
+    secret, when set, is sealed, and the hook then takes only requests it signed (X-Hub-Signature-256)."""
+
+    demo = models.OneToOneField(Demo, on_delete=models.CASCADE, related_name="deploy_hook")
+    prefix = models.CharField(max_length=16, unique=True)  # the lookup: dh_<prefix>_<secret>
+    token_hash = models.CharField(max_length=64, editable=False)
+    github_secret_sealed = SealedField(blank=True, default="", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"dh_{self.prefix}_… ({self.demo_id})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the API shows of it after it was made: never its URL, never the GitHub secret."""
+        return {"github_secret_set": bool(self.github_secret_sealed), "created_at": iso(self.created_at),
+                "last_used_at": iso(self.last_used_at)}

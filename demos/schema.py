@@ -14,22 +14,6 @@ class ScheduleShownSerializer(serializers.Serializer):
     timezone = serializers.CharField()
 
 
-class DemoSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    object = serializers.CharField(help_text='Always "demo".')
-    name = serializers.CharField()
-    spec = serializers.DictField(help_text="The job spec the next version is recorded from.")
-    schedule = ScheduleShownSerializer(allow_null=True)
-    next_refresh_at = serializers.DateTimeField(allow_null=True, help_text="When the schedule next refreshes it.")
-    publish = serializers.ChoiceField(choices=Publish.choices)
-    keep_versions = serializers.IntegerField()
-    drift_threshold = serializers.FloatField()
-    published_version = serializers.IntegerField(allow_null=True, help_text="The number of the version it shows.")
-    versions = serializers.IntegerField(help_text="How many versions were made (the newest one's number).")
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-
 class DemoVersionSerializer(serializers.Serializer):
     object = serializers.CharField(help_text='Always "demo_version".')
     demo_id = serializers.CharField()
@@ -43,6 +27,38 @@ class DemoVersionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     ready_at = serializers.DateTimeField(allow_null=True)
     published_at = serializers.DateTimeField(allow_null=True)
+
+
+class DeployHookShownSerializer(serializers.Serializer):
+    github_secret_set = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class NewDeployHookSerializer(DeployHookShownSerializer):
+    url = serializers.URLField(help_text="POST to it to refresh the demo. Shown this once: it is the credential.")
+
+
+class HookCalledSerializer(serializers.Serializer):
+    refreshed = serializers.BooleanField(help_text="False for GitHub's ping.")
+    version = DemoVersionSerializer(allow_null=True)
+
+
+class DemoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(help_text='Always "demo".')
+    name = serializers.CharField()
+    spec = serializers.DictField(help_text="The job spec the next version is recorded from.")
+    schedule = ScheduleShownSerializer(allow_null=True)
+    next_refresh_at = serializers.DateTimeField(allow_null=True, help_text="When the schedule next refreshes it.")
+    deploy_hook = DeployHookShownSerializer(allow_null=True, help_text="Its deploy hook if it has one (never its URL).")
+    publish = serializers.ChoiceField(choices=Publish.choices)
+    keep_versions = serializers.IntegerField()
+    drift_threshold = serializers.FloatField()
+    published_version = serializers.IntegerField(allow_null=True, help_text="The number of the version it shows.")
+    versions = serializers.IntegerField(help_text="How many versions were made (the newest one's number).")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
 
 class LatestSerializer(serializers.Serializer):

@@ -11,7 +11,8 @@ from jobs.selectors import storable
 
 
 def demos_for(*, client: Client, name: str | None = None) -> QuerySet[Demo]:
-    demos = Demo.objects.filter(client=client).select_related("published").order_by("-created_at", "-id")
+    demos = Demo.objects.filter(client=client).select_related("published", "deploy_hook") \
+        .order_by("-created_at", "-id")
     return demos.filter(name=name) if name is not None else demos
 
 

@@ -83,3 +83,13 @@ class RefreshSerializer(StrictSerializer):
     def validate_ref(self, value: str) -> str:
         validate_storable(value, what="ref")
         return value
+
+
+class DeployHookSerializer(StrictSerializer):
+    github_secret = StrictCharField(max_length=256, min_length=8, required=False, trim_whitespace=False, help_text=(
+        "The secret of a GitHub webhook that calls the hook: the hook then takes only deliveries GitHub signed "
+        "with it (X-Hub-Signature-256). Never shown again."))
+
+    def validate_github_secret(self, value: str) -> str:
+        validate_storable(value, what="github_secret")
+        return value

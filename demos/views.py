@@ -5,18 +5,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from bundles.downloads import bundle_links
-from demos.schema import DemoSerializer, DemoVersionSerializer, LatestSerializer
+from demos.deploy_hooks import (
+    deploy_hook_delete,
+    deploy_hook_find,
+    deploy_hook_set,
+    deploy_hook_used,
+    hook_call,
+)
+from demos.models import Trigger
+from demos.schema import (
+    DemoSerializer,
+    DemoVersionSerializer,
+    HookCalledSerializer,
+    LatestSerializer,
+    NewDeployHookSerializer,
+)
 from demos.selectors import demo_get, demos_for, version_get, versions_of
-from demos.serializers import DemoCreateSerializer, DemoUpdateSerializer, RefreshSerializer
+from demos.serializers import DemoCreateSerializer, DemoUpdateSerializer, DeployHookSerializer, RefreshSerializer
 from demos.services import demo_create, demo_delete, demo_refresh, demo_update, version_publish
-from jobs.lib.errors import Conflict, DomainError
+from jobs.api.ratelimit import request_admit
+from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import Scope
 from jobs.lib.rest import NewestFirst, idempotency_key, page_of
 from jobs.selectors import storable
@@ -157,3 +175,52 @@ class DemoLatestView(APIView):
                            "succeeds (or let publish: auto do it).", code="nothing_published")
         version = version_get(demo=demo, number=demo.published.number)
         return Response({"demo_id": demo.pk, "version": version.to_dict(), "links": bundle_links(job=version.job)})
+
+
+class DeployHookView(APIView):
+    @extend_schema(operation_id="demos_deploy_hook_set", request=DeployHookSerializer,
+                   responses={201: OpenApiResponse(NewDeployHookSerializer, description="The hook's URL, shown once.")},
+                   summary="Make the demo's deploy hook, or rotate it (the old URL stops at once)")
+    def post(self, request: Request, demo_id: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        body = _valid_body(request, DeployHookSerializer)
+        new = deploy_hook_set(demo=demo, github_secret=body.get("github_secret"))
+        url = f"{settings.SCREENREEL_PUBLIC_URL}{reverse('demo-hook-call', args=[new.token])}"
+        return Response({**new.hook.to_dict(), "url": url}, status=201)
+
+    @extend_schema(operation_id="demos_deploy_hook_delete", responses={204: None},
+                   summary="Delete the demo's deploy hook: its URL answers 404 from now on")
+    def delete(self, request: Request, demo_id: str) -> Response:
+        if not deploy_hook_delete(demo=demo_get(client=_client(request), demo_id=demo_id)):
+            raise NotFound("This demo has no deploy hook.", code="hook_not_found")
+        return Response(status=204)
+
+
+class DeployHookCallView(APIView):
+    """The hook's URL: its token is the credential (no API key), as a signed link's is. Its body is read as sent
+    (GitHub signs the bytes), so no parser runs."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="hooks_call", request=None, auth=[], parameters=[
+        OpenApiParameter("X-Hub-Signature-256", str, OpenApiParameter.HEADER, description=(
+            "GitHub's: required when the hook has a GitHub secret.")),
+        OpenApiParameter("X-GitHub-Event", str, OpenApiParameter.HEADER),
+        OpenApiParameter("X-GitHub-Delivery", str, OpenApiParameter.HEADER, description=(
+            "GitHub's delivery id: a redelivery makes no second version.")),
+        OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+                   responses={202: OpenApiResponse(HookCalledSerializer, description="The version it made."),
+                              200: OpenApiResponse(HookCalledSerializer, description=(
+                                  "GitHub's ping, or a replay of a delivery: the version it made then."))},
+                   summary="Refresh a demo through its deploy hook (for tools that can only call a URL)")
+    def post(self, request: Request, token: str) -> Response:
+        hook = deploy_hook_find(token)
+        request_admit(request._request, hook.demo.client)  # the demo's client's rate, as any of its calls
+        call = hook_call(hook, body=request.body, headers=request.headers)
+        deploy_hook_used(hook)
+        if not call.refresh:
+            return Response({"refreshed": False, "version": None})
+        version, created = demo_refresh(demo=hook.demo, ref=call.ref, trigger=Trigger.HOOK,
+                                        idempotency_key=call.idempotency_key)
+        return Response({"refreshed": True, "version": version.to_dict()}, status=202 if created else 200)

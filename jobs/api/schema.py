@@ -208,7 +208,7 @@ _WHEN = {
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
               "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update", "credentials_create",
               "demos_create", "demos_update", "demos_refresh", "demos_versions_publish", "demos_latest",
-              "api_keys_create", "api_keys_revoke"}
+              "api_keys_create", "api_keys_revoke", "hooks_call"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries", "credentials_list",
             "demos_list", "demos_versions_list", "api_keys_list"}
 # The operations that write, so may find the write lock busy past its wait (jobs.lib.errors.database_busy).
@@ -216,9 +216,9 @@ _WRITES = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebui
            "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test",
            "credentials_create", "credentials_update", "credentials_delete", "credentials_rotate",
            "demos_create", "demos_update", "demos_delete", "demos_refresh", "demos_versions_publish",
-           "api_keys_create", "api_keys_revoke"}
+           "api_keys_create", "api_keys_revoke", "demos_deploy_hook_set", "demos_deploy_hook_delete", "hooks_call"}
 # The operations that make a job from a spec: a step may name a credential the client does not have (404).
-_SPEC_RUNS = {"jobs_create", "demos_refresh"}
+_SPEC_RUNS = {"jobs_create", "demos_refresh", "hooks_call"}
 
 
 def _error(status: int) -> dict[str, Any]:
@@ -240,6 +240,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     # Every API view negotiates JSON (406) and sits behind the body limit (413), bodiless ones included.
     if op_id == "links_download":  # no key, not rate limited: its own 403, 410 and 416 are listed on it
         return [406, 413]
+    if op_id == "hooks_call":  # its token is the key; its body is read as sent (any JSON, or GitHub's form)
+        return [400, 401, 404, 406, 409, 413, 429, 503]
     if op_id == "jobs_events_stream":  # a plain Django view: it negotiates nothing
         return [400, 401, 403, 404, 413, 429]
     statuses = [401, 403, 406, 413, 429]
