@@ -35,8 +35,9 @@ def _hook(tenant: Tenant, demo_id: str, **body: Any) -> str:
 
 
 def _call(path: str, body: bytes = b"", **headers: str) -> Any:
-    return APIClient().generic("POST", path, body, content_type=headers.pop("content_type", "application/json"),
-                               **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+    content_type = headers.pop("content_type", "application/json")
+    extra: dict[str, Any] = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    return APIClient().generic("POST", path, body, content_type=content_type, **extra)  # type: ignore[arg-type]
 
 
 def _signed(body: bytes, secret: str = GITHUB_SECRET) -> str:
