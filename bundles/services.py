@@ -7,6 +7,7 @@ import io
 import json
 import secrets
 import zipfile
+from collections.abc import Mapping
 from typing import IO, Any, TypedDict
 
 from django.db import transaction
@@ -32,9 +33,11 @@ def bundled_objects(*, job: Job) -> list[StoredObject]:
                 .order_by("chunk__index", "id"))
 
 
-def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject], version: int) -> dict[str, Any]:
+def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject], version: int,
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The manifest: every bundled asset with status, bytes, sha256, duration and cost; every failure; where
-    each chunk's steps, lines and chapters are in its final video."""
+    each chunk's steps, lines and chapters are in its final video; and what an app building on bundles adds
+    (``extra``: a demo version's ``drift``)."""
     by_index = {c.index: c for c in chunks}
     assets: list[dict[str, Any]] = []
     failed = [{"chunk": c.index, "title": c.title, "status": c.status, "reason": c.error or c.status}
@@ -67,6 +70,7 @@ def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject]
         "assets": assets,
         "failed_chunks": failed,
         "cost": {"currency": "USD", "total_usd": round(total, 6)},
+        **(extra or {}),
     }
 
 
@@ -129,13 +133,14 @@ class BundleSummary(TypedDict):
     expires_at: str
 
 
-def bundle_build(*, job: Job, chunks: list[Chunk]) -> BundleSummary:
+def bundle_build(*, job: Job, chunks: list[Chunk], extra: Mapping[str, Any] | None = None) -> BundleSummary:
     """Zip the job's succeeded chunks with a manifest straight into storage; returns the bundle summary
-    (with a link signed now, for the ``bundle.ready`` event; reads of the job sign their own)."""
+    (with a link signed now, for the ``bundle.ready`` event; reads of the job sign their own). ``extra``: more
+    sections of the manifest."""
     version = job.run
     filename = f"{job.id}-v{version}.zip"
     objects = bundled_objects(job=job)
-    manifest = manifest_build(job=job, chunks=chunks, objects=objects, version=version)
+    manifest = manifest_build(job=job, chunks=chunks, objects=objects, version=version, extra=extra)
     failed = [f["chunk"] for f in manifest["failed_chunks"]]
     summary = {"version": version, "assets": len(manifest["assets"]), "failed_chunks": failed}
     # Each build writes its own object (a settle retried, or two racing, never share one key or row), and

@@ -356,7 +356,8 @@ SCREENREEL_LINK_TTL_S = env_int("SCREENREEL_LINK_TTL_S", 7 * 24 * 3600, minimum=
 
 # The narrow calls through which jobs hands work to the apps that build on it (docs/architecture.md:
 # jobs imports none of them directly).
-SCREENREEL_BUNDLE_BUILDER = "bundles.services.bundle_build"
+# demos' builder adds a demo version's drift report to its bundle, and builds every other bundle as bundles does.
+SCREENREEL_BUNDLE_BUILDER = "demos.bundling.bundle_build"
 SCREENREEL_EVENT_HANDLERS = ["webhooks.services.deliveries.deliveries_create_for_event",
                              "demos.handlers.demo_versions_on_event"]
 SCREENREEL_RETENTION_SCHEDULE = "retention.selectors.objects_expiry"

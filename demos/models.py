@@ -17,6 +17,10 @@ from jobs.lib import ids
 from jobs.lib.keys.crypto import SealedField
 from jobs.models import Client, Job, iso
 
+# 1 - SSIM of a step's still above which it has drifted. Measured on the sample app (tests/e2e/test_demos.py): a
+# button relabelled and moved, 0.013 on each step that shows it; the same page recorded twice, 0.0003 to 0.004.
+DEFAULT_DRIFT_THRESHOLD = 0.008
+
 
 def demo_id() -> str:
     return ids.new_id("demo")
@@ -39,7 +43,7 @@ class Demo(models.Model):
                                            help_text="When beat next refreshes it (its schedule's next time).")
     publish = models.CharField(max_length=8, choices=Publish.choices, default=Publish.AUTO)
     keep_versions = models.PositiveSmallIntegerField(default=5)
-    drift_threshold = models.FloatField(default=0.1)
+    drift_threshold = models.FloatField(default=DEFAULT_DRIFT_THRESHOLD)
     published = models.ForeignKey("DemoVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     versions_made = models.PositiveIntegerField(default=0, help_text="The last version's number.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -94,6 +98,8 @@ class DemoVersion(models.Model):
     request_hash = models.CharField(max_length=64, blank=True, default="")
     # Per feature, in the spec's order: a digest of everything that changes its output (demos.fingerprints).
     fingerprints = models.JSONField(default=list)
+    # How it differs from the version published when its bundle was built (demos.drift); null: nothing to compare.
+    drift = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True, help_text="When its job last ended.")
     published_at = models.DateTimeField(null=True, blank=True, help_text="When it was last published.")
@@ -115,7 +121,7 @@ class DemoVersion(models.Model):
             "object": "demo_version", "demo_id": self.demo_id, "number": self.number, "job_id": self.job_id,
             "status": self.job.status, "ref": self.ref, "mode": self.mode, "trigger": self.trigger,
             "published": self.demo.published_id == self.pk, "created_at": iso(self.created_at),
-            "ready_at": iso(self.ready_at), "published_at": iso(self.published_at),
+            "ready_at": iso(self.ready_at), "published_at": iso(self.published_at), "drift": self.drift,
         }
 
 

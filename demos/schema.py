@@ -27,6 +27,9 @@ class DemoVersionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     ready_at = serializers.DateTimeField(allow_null=True)
     published_at = serializers.DateTimeField(allow_null=True)
+    drift = serializers.DictField(allow_null=True, help_text=(
+        "How it differs from the version published when it was built (docs/demos.md, The drift report); null: "
+        "nothing to compare with."))
 
 
 class DeployHookShownSerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from demos.models import Mode, Publish
+from demos.models import DEFAULT_DRIFT_THRESHOLD, Mode, Publish
 from demos.schedules import ScheduleInvalid, schedule_next
 from jobs.api.serializers import JobSpecSerializer
 from jobs.lib.rest import StrictCharField, StrictFloatField, StrictIntegerField, StrictSerializer, validate_storable
@@ -57,8 +57,9 @@ def _settings(*, create: bool) -> dict[str, serializers.Field]:
             "auto: a version that succeeds is published; manual: the client publishes one.")),
         "keep_versions": StrictIntegerField(min_value=1, max_value=MAX_KEEP_VERSIONS, **default(5), help_text=(
             "How many of the newest versions retention keeps, besides the published one.")),
-        "drift_threshold": StrictFloatField(min_value=0.0, max_value=1.0, **default(0.1), help_text=(
-            "A step's visual difference (1 - SSIM) from the published version above which it has drifted.")),
+        "drift_threshold": StrictFloatField(
+            min_value=0.0, max_value=1.0, **default(DEFAULT_DRIFT_THRESHOLD),
+            help_text="A step's visual difference (1 - SSIM) from the published version above which it has drifted."),
     }
 
 

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from demos.drift import drift_summary
 from demos.fingerprints import fingerprints
-from demos.models import Demo, DemoVersion, Mode, Publish, Trigger
+from demos.models import DEFAULT_DRIFT_THRESHOLD, Demo, DemoVersion, Mode, Publish, Trigger
 from demos.schedules import ScheduleInvalid, schedule_next
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import JobOrigin
@@ -51,7 +52,8 @@ def _schedule(demo: Demo, schedule: dict[str, str] | None) -> None:
 
 
 def demo_create(*, client: Client, name: str, spec: dict[str, Any], schedule: dict[str, str] | None = None,
-                publish: str = "auto", keep_versions: int = 5, drift_threshold: float = 0.1) -> Demo:
+                publish: str = "auto", keep_versions: int = 5,
+                drift_threshold: float = DEFAULT_DRIFT_THRESHOLD) -> Demo:
     """Keep a named spec as a demo (no version yet: refresh makes one); at most the client's cap of demos."""
     demo = Demo(client=client, name=name, spec=spec, publish=publish, keep_versions=keep_versions,
                 drift_threshold=drift_threshold)
@@ -181,7 +183,10 @@ def version_ended(*, version: DemoVersion, status: str) -> None:
     publish = status == JobStatus.SUCCEEDED and demo.publish == Publish.AUTO and newest
     data = version_event(version)
     data["version"]["published"] = publish or demo.published_id == version.pk
-    event_record(job=version.job, type=EventType.DEMO_VERSION_READY, data=data)
+    drift = drift_summary(version.drift)
+    event_record(job=version.job, type=EventType.DEMO_VERSION_READY, data={**data, "drift": drift})
+    if drift is not None and drift["over_threshold"]:
+        event_record(job=version.job, type=EventType.DEMO_DRIFT_DETECTED, data={**data, "drift": drift})
     if publish:
         _publish(demo, version, actor="auto")
 

@@ -582,6 +582,7 @@ class EventType(models.TextChoices):
     DEMO_VERSION_CREATED = "demo.version.created"
     DEMO_VERSION_READY = "demo.version.ready"
     DEMO_PUBLISHED = "demo.published"
+    DEMO_DRIFT_DETECTED = "demo.drift_detected"
 
 
 # The event a job announces on reaching each status.

@@ -44,15 +44,16 @@ class SampleAppServer(ThreadingHTTPServer):
     gate: Gate | None = None
 
 
-def serve(port: int = 0, host: str = "127.0.0.1",
-          signin: SignIn | None = None) -> tuple[SampleAppServer, int]:
-    """Start serving the sample app in a daemon thread; return the server and its bound port."""
+def serve(port: int = 0, host: str = "127.0.0.1", signin: SignIn | None = None,
+          root: Path = ROOT) -> tuple[SampleAppServer, int]:
+    """Start serving the sample app in a daemon thread; return the server and its bound port. ``root``: the
+    app's files (a test serves an edited copy, as a new release of the app)."""
     handler: Callable[..., _QuietHandler]
     gate = Gate(signin) if signin is not None else None
     if gate is None:
-        handler = functools.partial(_QuietHandler, directory=str(ROOT))
+        handler = functools.partial(_QuietHandler, directory=str(root))
     else:
-        handler = functools.partial(_QuietSignInHandler, directory=str(ROOT), gate=gate)
+        handler = functools.partial(_QuietSignInHandler, directory=str(root), gate=gate)
     server = SampleAppServer((host, port), handler)
     server.gate = gate
     server.daemon_threads = True

@@ -540,6 +540,11 @@ _BUNDLE_SUMMARY = _object({
     "failed_chunks": {"type": "array", "items": {"type": "integer"}}, "size_bytes": {"type": "integer"},
     "sha256": {"type": "string"}, "url": {"type": "string", "format": "uri"},
     "expires_at": {"type": "string", "format": "date-time"}})
+_DRIFT_SUMMARY = {"type": ["object", "null"], "description": (
+    "How the version differs from the published one (docs/demos.md, The drift report): the verdict, and per "
+    "feature the steps over the threshold. Null: nothing was published to compare with."), "properties": {
+        "baseline_version": {"type": "integer"}, "threshold": {"type": "number"}, "over_threshold": {"type": "boolean"},
+        "features": {"type": "array", "items": {"type": "object"}}}}
 _DEMO_DATA = _object({"demo": _object({"id": {"type": "string"}, "name": {"type": "string"}}),
                       "version": _ref("DemoVersion")})
 _DATA_BY_TYPE: dict[str, dict[str, Any]] = {
@@ -561,7 +566,10 @@ _DATA_BY_TYPE: dict[str, dict[str, Any]] = {
     EventType.WEBHOOK_TEST: _object({"endpoint_id": {"type": "string"}, "message": {"type": "string"}}),
     # A demo's (demos app): the demo and the version (its DemoVersion component, docs/demos.md).
     EventType.DEMO_VERSION_CREATED: _DEMO_DATA,
-    EventType.DEMO_VERSION_READY: _DEMO_DATA,
+    EventType.DEMO_VERSION_READY: {"allOf": [_DEMO_DATA], "properties": {"drift": _DRIFT_SUMMARY},
+                                   "required": ["drift"]},
+    EventType.DEMO_DRIFT_DETECTED: {"allOf": [_DEMO_DATA], "properties": {"drift": _DRIFT_SUMMARY},
+                                    "required": ["drift"]},
     EventType.DEMO_PUBLISHED: {"allOf": [_DEMO_DATA], "properties": {
         "previous_version": {"type": ["integer", "null"], "description": "The version it replaced."},
         "actor": {"type": "string", "description": '"auto", "api", or "operator:<username>".'}},
@@ -600,6 +608,10 @@ MANIFEST = {
             "chunk": {"type": "integer"}, "title": {"type": "string"}, "status": _ref("ChunkStatusEnum"),
             "reason": {"type": "string"}})},
         "cost": _object({"currency": {"type": "string"}, "total_usd": {"type": "number"}}),
+        "demo": {"type": "object", "description": "A demo version's bundle: the demo's id and name, the version's "
+                                                  "number and ref."},
+        "drift": {"type": ["object", "null"], "description": "A demo version's bundle: its drift report "
+                                                             "(docs/demos.md, The drift report)."},
     },
 }
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import sample_app, worker, worker_env  # noqa: F401  (fixtures, shared with tests/e2e)
+from tests.e2e.conftest import app_copy, sample_app, worker, worker_env  # noqa: F401  (fixtures, shared with tests/e2e)
 from tests.processes import asgi_server, child_env
 
 

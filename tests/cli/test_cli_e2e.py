@@ -17,7 +17,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from jobs.services.clients import client_create
-from tests.e2e.conftest import Worker
+from tests.e2e.conftest import Worker, release_moves_the_button
 from tests.processes import BIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -183,7 +183,21 @@ def test_bad_usage_and_auth_exit_4_and_never_show_the_key(web: str, sample_app: 
     assert key not in err
 
 
-@pytest.mark.skip(reason="drift reports are being built (docs/demos.md): no version can drift yet")
-def test_a_version_that_drifted_past_its_threshold_exits_3() -> None:
-    """TODO when demo.version.ready carries ``drift``: refresh a demo, change the sample app's page, refresh
-    again with --wait --out, and expect exit 3 and a "Drift" section in summary.md."""
+def test_a_version_that_drifted_past_its_threshold_exits_3(worker: Worker, web: str, app_copy: tuple[str, Path],
+                                                           tmp_path: Path) -> None:
+    base, root = app_copy
+    key, api = _client()
+    by_id = {**GOOD, "steps": [{"action": "goto", "url": "/projects.html"},
+                               {"action": "click", "selector": "#new-project"}]}  # the release relabels it
+    made = api.post("/v1/demos", {"name": "Release", "spec": _spec(base, by_id)}, format="json")
+    assert made.status_code == 201, made.json()
+    code, _, err = _finish(_start("demos", "refresh", "Release", "--ref", "v1", "--wait", web=web, key=key))
+    assert code == 0, err  # the first version: published, nothing to compare with
+    release_moves_the_button(root)
+    code, out, err = _finish(_start("demos", "refresh", "Release", "--ref", "v2", "--wait", "--out",
+                                    str(tmp_path / "v2"), web=web, key=key))
+    assert code == 3, err
+    assert "drifted past the demo's drift threshold" in err
+    summary = (tmp_path / "v2" / "summary.md").read_text()
+    assert "Drift" in summary and f"| {GOOD['title']} | 2 |" in summary  # the drifted steps, by feature and number
+    assert json.loads(out)["number"] == 2

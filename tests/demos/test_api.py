@@ -62,7 +62,7 @@ def test_a_demo_is_kept_with_its_settings_and_no_version_yet(tenant: Tenant) -> 
     assert tenant.api.get("/v1/demos", {"name": "x" * 101}).status_code == 400
     defaults = _create(tenant, name="Defaults")
     assert (defaults["schedule"], defaults["publish"], defaults["keep_versions"], defaults["drift_threshold"]) == (
-        None, "auto", 5, 0.1)
+        None, "auto", 5, 0.008)
     assert not Job.objects.exists()
     latest = tenant.api.get(f"/v1/demos/{made['id']}/latest")
     assert (latest.status_code, _error(latest)["code"]) == (409, "nothing_published")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from jobs.models import JOB_ENDED, Job
+from sampleapp.serve import ROOT as SAMPLE_ROOT
 from sampleapp.serve import serve
 from tests.processes import BIN, ROOT, child_env, flush_redis
 from tests.receivers import Receiver, receiver
@@ -27,6 +29,25 @@ def sample_app() -> Iterator[str]:
     server, port = serve(0)
     yield f"http://127.0.0.1:{port}/"
     server.shutdown()
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The sample app served from a copy its test edits between versions, as a new release would."""
+    root = tmp_path / "app"
+    shutil.copytree(SAMPLE_ROOT, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    server, port = serve(0, root=root)
+    yield f"http://127.0.0.1:{port}/", root
+    server.shutdown()
+    server.server_close()
+
+
+def release_moves_the_button(root: Path) -> None:
+    """A release of the copy: the projects page's button is relabelled and moves to the left of its heading."""
+    page = (root / "projects.html").read_text()
+    page = page.replace("</span> New project</button>", "</span> Create a project</button>")
+    page = page.replace('<div class="row">', '<div class="row" style="flex-direction:row-reverse">')
+    (root / "projects.html").write_text(page)
 
 
 @pytest.fixture

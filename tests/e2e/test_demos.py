@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from demos.models import Demo, DemoVersion
 from jobs.models import Job
 from jobs.services.clients import client_create
-from tests.e2e.conftest import Worker, wait_for, wait_until_ended
+from tests.e2e.conftest import Worker, release_moves_the_button, wait_for, wait_until_ended
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -114,3 +114,40 @@ def test_a_scheduled_demo_is_refreshed_by_a_real_beat_once_per_due_time(worker_e
     finally:
         beat.stop()
     assert Job.objects.filter(client__name="Scheduled").count() == 1
+
+
+PROJECTS = {"title": "Start a project", "script": "Open projects and start a new one.",
+            "steps": [{"action": "goto", "url": "/projects.html"}, {"action": "click", "selector": "#new-project"},
+                      {"action": "type", "selector": "#name", "text": "Launch"}]}
+REPORTS = {"title": "Read the reports", "script": "The reports page shows how the team is doing.",
+           "steps": [{"action": "goto", "url": "/reports.html"}, {"action": "wait", "ms": 300}]}
+
+
+def test_the_drift_report_names_the_steps_a_release_changed(worker: Worker, app_copy: tuple[str, Path]) -> None:
+    base, root = app_copy
+    _, key = client_create(name="Drift")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key.key}")
+    spec = {"target_url": base, "features": [PROJECTS, REPORTS], "voice": {"provider": "espeak-ng"}}
+    demo = api.post("/v1/demos", {"name": "Release", "spec": spec}, format="json").json()
+    v1 = api.post(f"/v1/demos/{demo['id']}/refresh", {"ref": "v1"}, format="json").json()
+    assert wait_until_ended(v1["job_id"]).status == "succeeded"
+    assert api.get(f"/v1/demos/{demo['id']}/versions/1").json()["drift"] is None  # nothing to compare with
+
+    release_moves_the_button(root)
+    v2 = api.post(f"/v1/demos/{demo['id']}/refresh", {"ref": "v2"}, format="json").json()
+    assert wait_until_ended(v2["job_id"]).status == "succeeded"
+
+    drift = api.get(f"/v1/demos/{demo['id']}/versions/2").json()["drift"]
+    print(json.dumps(drift, indent=1))  # the measured differences, for docs/demos.md's calibration
+    assert drift["baseline_version"] == 1 and drift["over_threshold"] is True
+    projects, reports = drift["features"]
+    assert projects["over_threshold"] is True and reports["over_threshold"] is False
+    assert all(s["over_threshold"] for s in projects["steps"]), projects["steps"]
+    assert not any(s["over_threshold"] for s in reports["steps"]), reports["steps"]
+    assert drift["features_over_threshold"] == [1]
+    assert isinstance(projects["duration_change_ms"], int)
+    _, manifest = _latest(api, demo["id"])  # auto-published: v2 succeeded
+    assert manifest["drift"] == drift and manifest["demo"]["version"] == 2
+    types = [e["type"] for e in api.get("/v1/events", {"job_id": v2["job_id"]}).json()["results"]]
+    assert "demo.drift_detected" in types

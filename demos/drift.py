@@ -1,0 +1,103 @@
+"""A version's drift report (docs/demos.md, "The drift report"): per feature and per step, how much the still
+taken after the step differs from the published version's (1 - SSIM, ``jobs.media.compare``), and how the
+feature's length changed; a feature whose largest step difference passes the demo's ``drift_threshold`` has
+drifted.
+
+Features are matched by title (the first unmatched one of that title in the published version), steps by their
+number. It is computed while the version's bundle is built (``demos.bundling``), so the manifest carries it,
+and kept on the version for its JSON and events.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from demos.models import DemoVersion
+from jobs.media.compare import still_difference
+from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
+from jobs.storage.files import fetch_file
+
+
+def _stills(chunk: Chunk) -> dict[int, StoredObject]:
+    return {int(o.meta["after_step"]): o for o in StoredObject.objects.current().filter(
+        chunk=chunk, kind=ObjectKind.STILL, purged_at__isnull=True) if isinstance(o.meta.get("after_step"), int)}
+
+
+def _duration_ms(chunk: Chunk) -> int | None:
+    video = StoredObject.objects.current().filter(chunk=chunk, kind=ObjectKind.VIDEO).first()
+    value = video.meta.get("duration_ms") if video is not None else None
+    return value if isinstance(value, int) else None
+
+
+def _baselines(chunks: list[Chunk], before: list[Chunk]) -> dict[int, Chunk | None]:
+    """Each chunk's counterpart in the published version: the first unmatched chunk of the same title."""
+    by_title: dict[str, list[Chunk]] = defaultdict(list)
+    for chunk in before:
+        by_title[chunk.title].append(chunk)
+    return {chunk.index: (by_title[chunk.title].pop(0) if by_title[chunk.title] else None) for chunk in chunks}
+
+
+def drift_report(*, version: DemoVersion, chunks: list[Chunk], work: Path | None = None) -> dict[str, Any] | None:
+    """The version's drift from the demo's published version, or None when there is nothing to compare with (no
+    version published, or this one is)."""
+    published = version.demo.published
+    if published is None or published.job_id == version.job_id:
+        return None
+    threshold = version.demo.drift_threshold
+    before = list(published.job.chunks.filter(status=ChunkStatus.SUCCEEDED).order_by("index"))
+    matched = _baselines(chunks, before)
+    features = []
+    with tempfile.TemporaryDirectory(dir=work) as scratch:
+        for chunk in sorted(chunks, key=lambda c: c.index):
+            features.append(_feature(chunk, matched[chunk.index], threshold, Path(scratch)))
+    drifted = [f for f in features if f["over_threshold"]]
+    return {"baseline_version": published.number, "threshold": threshold, "over_threshold": bool(drifted),
+            "features_over_threshold": [f["chunk"] for f in drifted], "features": features}
+
+
+def _feature(chunk: Chunk, baseline: Chunk | None, threshold: float, scratch: Path) -> dict[str, Any]:
+    feature: dict[str, Any] = {"chunk": chunk.index, "title": chunk.title, "status": chunk.status,
+                               "baseline_chunk": baseline.index if baseline else None, "duration_ms": None,
+                               "duration_change_ms": None, "max_difference": None, "over_threshold": False,
+                               "steps": []}
+    if chunk.status != ChunkStatus.SUCCEEDED:
+        # The step that failed, and why, are in the chunk's error (and the manifest's failed_chunks).
+        feature.update(error=chunk.error or chunk.status)
+        return feature
+    duration = _duration_ms(chunk)
+    feature["duration_ms"] = duration
+    if baseline is None:
+        feature["new"] = True  # no feature of this title was published: nothing to compare with
+        return feature
+    was = _duration_ms(baseline)
+    if duration is not None and was is not None:
+        feature["duration_change_ms"] = duration - was
+    now, then = _stills(chunk), _stills(baseline)
+    steps: list[dict[str, Any]] = []
+    for step in sorted(now):
+        if step not in then:
+            steps.append({"step": step, "difference": None, "over_threshold": False, "baseline": "missing"})
+            continue
+        a = fetch_file(key=then[step].key, dest=scratch / f"{chunk.index}-{step}-before.png")
+        b = fetch_file(key=now[step].key, dest=scratch / f"{chunk.index}-{step}-after.png")
+        difference = still_difference(a, b)
+        steps.append({"step": step, "difference": difference, "over_threshold": difference > threshold})
+    measured = [s["difference"] for s in steps if s["difference"] is not None]
+    feature.update(steps=steps, max_difference=max(measured) if measured else None,
+                   over_threshold=any(s["over_threshold"] for s in steps))
+    return feature
+
+
+def drift_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What events and the CLI need of a report: the verdict and, per drifted feature, its drifted steps."""
+    if report is None:
+        return None
+    return {"baseline_version": report["baseline_version"], "threshold": report["threshold"],
+            "over_threshold": report["over_threshold"],
+            "features": [{"chunk": f["chunk"], "title": f["title"], "max_difference": f["max_difference"],
+                          "duration_change_ms": f["duration_change_ms"], "over_threshold": f["over_threshold"],
+                          "steps": [s for s in f["steps"] if s["over_threshold"]]}
+                         for f in report["features"]]}
