@@ -8,6 +8,7 @@ from bundles.views import BundleLinksView, LinkDownloadView
 from config.health import healthz, readyz, workers
 from config.metrics import metrics_view
 from credentials import views as creds
+from demos import share_views
 from demos import views as demos
 from jobs.api import views as jobs
 from jobs.api.stream import JobEventsTokenView, job_events_stream
@@ -42,6 +43,10 @@ urlpatterns = [
     path("v1/demos/<str:demo_id>/refresh", demos.DemoRefreshView.as_view(), name="demo-refresh"),
     path("v1/demos/<str:demo_id>/deploy-hook", demos.DeployHookView.as_view(), name="demo-deploy-hook"),
     path("v1/hooks/<str:token>", demos.DeployHookCallView.as_view(), name="demo-hook-call"),
+    path("v1/demos/<str:demo_id>/shares", demos.ShareListCreateView.as_view(), name="demo-shares"),
+    path("v1/demos/<str:demo_id>/shares/<str:share_id>", demos.ShareDetailView.as_view(), name="demo-share"),
+    path("share/<str:token>", share_views.share_page, name="share-page"),
+    path("share/<str:token>/<int:chunk>/<str:name>", share_views.share_file, name="share-file"),
     path("v1/demos/<str:demo_id>/latest", demos.DemoLatestView.as_view(), name="demo-latest"),
     path("v1/demos/<str:demo_id>/versions", demos.VersionListView.as_view(), name="demo-versions"),
     path("v1/demos/<str:demo_id>/versions/<str:number>", demos.VersionDetailView.as_view(), name="demo-version"),

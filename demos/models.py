@@ -144,3 +144,33 @@ class DeployHook(models.Model):
         """What the API shows of it after it was made: never its URL, never the GitHub secret."""
         return {"github_secret_set": bool(self.github_secret_sealed), "created_at": iso(self.created_at),
                 "last_used_at": iso(self.last_used_at)}
+
+
+def share_id() -> str:
+    return ids.new_id("shr")
+
+
+class DemoShare(models.Model):
+    """An opt-in public page for a demo (docs/demos.md, "Public shares"): a player for its published version, at
+    a URL that stays the same across versions. The URL's token is kept as a SHA-256, shown once."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=share_id, editable=False)
+    demo = models.ForeignKey(Demo, on_delete=models.CASCADE, related_name="shares")
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64, editable=False)
+    # Origins (scheme://host[:port]) that may embed the page in a frame; empty: none may.
+    allowed_origins = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.demo_id})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "demo_share", "demo_id": self.demo_id,
+                "allowed_origins": list(self.allowed_origins), "expires_at": iso(self.expires_at),
+                "revoked_at": iso(self.revoked_at), "created_at": iso(self.created_at)}

@@ -68,3 +68,17 @@ class LatestSerializer(serializers.Serializer):
     demo_id = serializers.CharField()
     version = DemoVersionSerializer()
     links = BundleLinksSerializer(help_text="Fresh signed links to the published version's bundle and assets.")
+
+
+class ShareSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(help_text='Always "demo_share".')
+    demo_id = serializers.CharField()
+    allowed_origins = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class NewShareSerializer(ShareSerializer):
+    url = serializers.URLField(help_text="The public page: always the published version. Shown this once.")

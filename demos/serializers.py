@@ -5,6 +5,7 @@ read the same, under ``spec.``."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 from rest_framework import serializers
@@ -94,3 +95,37 @@ class DeployHookSerializer(StrictSerializer):
     def validate_github_secret(self, value: str) -> str:
         validate_storable(value, what="github_secret")
         return value
+
+
+MAX_SHARE_ORIGINS = 20
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment
+            or parts.username or parts.password or value != value.strip() or any(c.isspace() for c in value)):
+        raise serializers.ValidationError("Must be an origin: http:// or https://, a host and a port when it is not "
+                                          "the default, nothing else (e.g. https://docs.example.com).",
+                                          code="invalid_origin")
+    try:
+        port = parts.port
+    except ValueError:
+        raise serializers.ValidationError("The port must be a number from 1 to 65535.", code="invalid_origin") \
+            from None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port and port != default else "")
+
+
+class ShareCreateSerializer(StrictSerializer):
+    allowed_origins = serializers.ListField(
+        child=StrictCharField(max_length=300), required=False, default=list, max_length=MAX_SHARE_ORIGINS,
+        help_text="Origins whose pages may embed the share in a frame (its frame-ancestors); empty: none may.")
+    # A time already past is taken as given: the share then answers 410 from the start.
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                           help_text="When the share stops answering (410); null: never.")
+
+    def validate_allowed_origins(self, value: list[str]) -> list[str]:
+        origins = [_origin(v) for v in value]
+        if len(set(origins)) != len(origins):
+            raise serializers.ValidationError("List each origin once.", code="duplicate")
+        return origins

@@ -29,10 +29,19 @@ from demos.schema import (
     HookCalledSerializer,
     LatestSerializer,
     NewDeployHookSerializer,
+    NewShareSerializer,
+    ShareSerializer,
 )
 from demos.selectors import demo_get, demos_for, version_get, versions_of
-from demos.serializers import DemoCreateSerializer, DemoUpdateSerializer, DeployHookSerializer, RefreshSerializer
+from demos.serializers import (
+    DemoCreateSerializer,
+    DemoUpdateSerializer,
+    DeployHookSerializer,
+    RefreshSerializer,
+    ShareCreateSerializer,
+)
 from demos.services import demo_create, demo_delete, demo_refresh, demo_update, version_publish
+from demos.shares import share_create, share_revoke
 from jobs.api.ratelimit import request_admit
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import Scope
@@ -224,3 +233,35 @@ class DeployHookCallView(APIView):
         version, created = demo_refresh(demo=hook.demo, ref=call.ref, trigger=Trigger.HOOK,
                                         idempotency_key=call.idempotency_key)
         return Response({"refreshed": True, "version": version.to_dict()}, status=202 if created else 200)
+
+
+class ShareListCreateView(APIView):
+    @extend_schema(operation_id="demos_shares_create", request=ShareCreateSerializer,
+                   responses={201: OpenApiResponse(NewShareSerializer, description="The share, its URL shown once.")},
+                   summary="Share the demo's published version on a public page (opt-in, revocable)")
+    def post(self, request: Request, demo_id: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        body = _valid_body(request, ShareCreateSerializer)
+        new = share_create(demo=demo, allowed_origins=body["allowed_origins"], expires_at=body["expires_at"])
+        url = f"{settings.SCREENREEL_PUBLIC_URL}{reverse('share-page', args=[new.token])}"
+        return Response({**new.share.to_dict(), "url": url}, status=201)
+
+    @extend_schema(operation_id="demos_shares_list", parameters=[OpenApiParameter("limit", int)],
+                   responses={200: page_of("DemoSharePage", ShareSerializer)},
+                   summary="The demo's shares, newest first (never their URLs)")
+    def get(self, request: Request, demo_id: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(demo.shares.order_by("-created_at", "-id"), request, view=self)
+        return paginator.get_paginated_response([share.to_dict() for share in page or []])
+
+
+class ShareDetailView(APIView):
+    @extend_schema(operation_id="demos_shares_revoke", responses={200: OpenApiResponse(ShareSerializer)},
+                   summary="Revoke a share: its page and files answer 410 from now on")
+    def delete(self, request: Request, demo_id: str, share_id: str) -> Response:
+        demo = demo_get(client=_client(request), demo_id=demo_id)
+        share = demo.shares.filter(pk=share_id).first() if storable(share_id) else None
+        if share is None:
+            raise NotFound(f"The demo has no share {share_id[:40]!r}.", code="share_not_found")
+        return Response(share_revoke(share=share).to_dict())

@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+from jobs.storage.links import storage_origins
 
 
 class RateLimitHeadersMiddleware:
@@ -90,16 +91,3 @@ def content_security_policies() -> list[tuple[str, str]]:
              f"media-src 'self' {storage}; form-action 'self'; {common}")
     return [("/api/docs/", docs), ("/admin/", " ".join(admin.split()))]
 
-
-def storage_origins() -> str:
-    """Where the admin's previews are fetched from after the redirect of a signed link on S3: the endpoint's
-    origin and its subdomains (virtual-hosted buckets), or AWS's own; nothing for local storage."""
-    if settings.STORAGE_BACKEND != "s3":
-        return ""
-    default = settings.STORAGES["default"]
-    options = default.get("OPTIONS") if isinstance(default, dict) else None
-    endpoint = options.get("endpoint_url") if isinstance(options, dict) else None
-    if not endpoint:
-        return "https://*.amazonaws.com"
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc} {parts.scheme}://*.{parts.netloc}"

@@ -195,7 +195,7 @@ _WHEN = {
          "nothing_to_bundle, outputs_purged, idempotency_key_reused, endpoint_disabled, endpoint_exists, "
          "too_many_endpoints, too_many_credentials, bundle_not_ready, "
          "bundle_not_found, not_awaiting_input, demo_name_taken, too_many_demos, version_not_publishable, "
-         "nothing_published, too_many_api_keys, api_key_in_use).",
+         "nothing_published, too_many_api_keys, api_key_in_use, too_many_shares).",
     410: "bundle_purged: retention purged the job's bundle (details.purged_at).",
     413: "payload_too_large: the body is over 1 MiB (any request under /v1/, even one that takes no body).",
     415: "unsupported_media_type: the body is not application/json.",
@@ -208,15 +208,16 @@ _WHEN = {
 _CONFLICTS = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "jobs_bundle_links",
               "webhook_endpoints_test", "webhook_endpoints_create", "webhook_endpoints_update", "credentials_create",
               "demos_create", "demos_update", "demos_refresh", "demos_versions_publish", "demos_latest",
-              "api_keys_create", "api_keys_revoke", "hooks_call"}
+              "api_keys_create", "api_keys_revoke", "hooks_call", "demos_shares_create"}
 _QUERIES = {"jobs_list", "events_list", "webhook_endpoints_list", "webhook_endpoints_deliveries", "credentials_list",
-            "demos_list", "demos_versions_list", "api_keys_list"}
+            "demos_list", "demos_versions_list", "api_keys_list", "demos_shares_list"}
 # The operations that write, so may find the write lock busy past its wait (jobs.lib.errors.database_busy).
 _WRITES = {"jobs_create", "jobs_cancel", "jobs_input", "jobs_rerun", "jobs_rebuild_bundle", "webhook_endpoints_create",
            "webhook_endpoints_update", "webhook_endpoints_delete", "webhook_endpoints_rotate", "webhook_endpoints_test",
            "credentials_create", "credentials_update", "credentials_delete", "credentials_rotate",
            "demos_create", "demos_update", "demos_delete", "demos_refresh", "demos_versions_publish",
-           "api_keys_create", "api_keys_revoke", "demos_deploy_hook_set", "demos_deploy_hook_delete", "hooks_call"}
+           "api_keys_create", "api_keys_revoke", "demos_deploy_hook_set", "demos_deploy_hook_delete", "hooks_call",
+           "demos_shares_create", "demos_shares_revoke"}
 # The operations that make a job from a spec: a step may name a credential the client does not have (404).
 _SPEC_RUNS = {"jobs_create", "demos_refresh", "hooks_call"}
 
@@ -405,6 +406,11 @@ def _constrain_requests(components: dict[str, Any]) -> None:
     # generated clients' enum member names drop (openapi-python-client refused the document).
     spec["timezone_id"] = {"type": "string", "enum": ["UTC", *sorted(
         z for z in _timezones() if "/" in z and not z.startswith("Etc/") and z[0].isupper())]}
+    if "ShareCreateRequest" in components:  # demos.serializers: origins, written stricter than the validator
+        origins = components["ShareCreateRequest"]["properties"]["allowed_origins"]
+        origins["items"] = {"type": "string", "maxLength": 300,
+                            "pattern": r"^https://[a-z][a-z0-9-]{0,30}(\.[a-z][a-z0-9-]{0,30}){1,3}$"}
+        origins["uniqueItems"] = True
     if "ScheduleRequest" in components:  # a demo's schedule (demos.schedules): at most hourly, a date that comes
         schedule = components["ScheduleRequest"]["properties"]
         schedule["cron"] = {**schedule["cron"], "pattern": r"^[0-5]?[0-9] (\*|[01]?[0-9]|2[0-3]) \* \* (\*|[0-6])$"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -81,3 +82,15 @@ def link_resolve(token: str) -> LinkTarget:
     return LinkTarget(key=key, client_id=client_id, filename=filename)
 
 
+def storage_origins() -> str:
+    """Where a browser fetches a file from after the redirect of a signed link on S3: the endpoint's
+    origin and its subdomains (virtual-hosted buckets), or AWS's own; nothing for local storage."""
+    if settings.STORAGE_BACKEND != "s3":
+        return ""
+    default = settings.STORAGES["default"]
+    options = default.get("OPTIONS") if isinstance(default, dict) else None
+    endpoint = options.get("endpoint_url") if isinstance(options, dict) else None
+    if not endpoint:
+        return "https://*.amazonaws.com"
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc} {parts.scheme}://*.{parts.netloc}"

@@ -5,10 +5,13 @@ rollback too."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,14 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from demos.models import Demo, DemoVersion
-from jobs.models import Job
+from jobs.models import Job, ObjectKind, StoredObject
 from jobs.services.clients import client_create
 from tests.e2e.conftest import Worker, release_moves_the_button, wait_for, wait_until_ended
+from tests.processes import asgi_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+CHROMIUM = "/usr/bin/chromium"
 
 FEATURE = {
     "title": "Create a project",
@@ -34,6 +40,37 @@ FEATURE = {
         {"action": "type", "selector": "#name", "text": "Launch"},
     ],
 }
+
+
+@contextmanager
+def _browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                                                     "--autoplay-policy=no-user-gesture-required"])
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def _shown(page: Any, url: str) -> tuple[int, str]:
+    """The version a share's page shows, and the SHA-256 of the video its player plays (after playing a second
+    of it in the browser: it decodes)."""
+    response = page.goto(url)
+    assert response is not None and response.status == 200
+    assert "noindex" in response.headers["x-robots-tag"]
+    assert "frame-ancestors https://docs.example.com" in response.headers["content-security-policy"]
+    page.eval_on_selector("video", "v => { v.muted = true; return v.play(); }")
+    deadline = time.monotonic() + 30  # polled from here: the page's policy allows no eval, Playwright's included
+    while page.eval_on_selector("video", "v => v.currentTime") <= 1:
+        assert time.monotonic() < deadline, "the share's video did not play"
+        page.wait_for_timeout(100)
+    source = page.eval_on_selector("video", "v => v.currentSrc")
+    played = page.request.get(source)  # the stable URL: a redirect to a fresh signed link
+    assert played.status == 200
+    return int(page.get_attribute("main", "data-version")), hashlib.sha256(played.body()).hexdigest()
 
 
 def _latest(api: APIClient, demo_id: str) -> tuple[int, dict[str, Any]]:
@@ -48,8 +85,8 @@ def _latest(api: APIClient, demo_id: str) -> tuple[int, dict[str, Any]]:
     return body["version"]["number"], json.loads(archive.read("manifest.json"))
 
 
-def test_a_demo_publishes_its_versions_and_latest_follows_publish_and_rollback(worker: Worker,
-                                                                               sample_app: str) -> None:
+def test_a_demo_publishes_its_versions_and_latest_follows_publish_and_rollback(
+        worker: Worker, worker_env: dict[str, str], sample_app: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _, key = client_create(name="Demos")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {key.key}")
@@ -74,11 +111,26 @@ def test_a_demo_publishes_its_versions_and_latest_follows_publish_and_rollback(w
     assert (shown["status"], shown["published"], shown["ref"]) == ("succeeded", False, sha)
     assert _latest(api, demo["id"])[0] == 1  # manual: v2 waits to be published
 
-    assert api.post(f"/v1/demos/{demo['id']}/versions/2/publish").status_code == 200
-    number, manifest = _latest(api, demo["id"])
-    assert number == 2 and manifest["job_id"] == v2["job_id"]
-    assert api.post(f"/v1/demos/{demo['id']}/versions/1/publish").status_code == 200  # the rollback
-    assert _latest(api, demo["id"])[0] == 1
+    # A public share, opened in real Chromium: it plays the published version, whichever that is.
+    share = api.post(f"/v1/demos/{demo['id']}/shares", {"allowed_origins": ["https://docs.example.com"]},
+                     format="json").json()
+    videos = {n: StoredObject.objects.get(job_id=v["job_id"], kind=ObjectKind.VIDEO).sha256
+              for n, v in ((1, v1), (2, v2))}
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop on this thread; ORM calls outside it
+    with asgi_server(worker_env) as web, _browser() as page:
+        url = web + urlsplit(share["url"]).path
+        assert _shown(page, url) == (1, videos[1])
+        assert api.post(f"/v1/demos/{demo['id']}/versions/2/publish").status_code == 200
+        number, manifest = _latest(api, demo["id"])
+        assert number == 2 and manifest["job_id"] == v2["job_id"]
+        assert _shown(page, url) == (2, videos[2])  # the same URL, the new version
+        assert api.post(f"/v1/demos/{demo['id']}/versions/1/publish").status_code == 200  # the rollback
+        assert _latest(api, demo["id"])[0] == 1
+        assert _shown(page, url) == (1, videos[1])
+        assert api.delete(f"/v1/demos/{demo['id']}/shares/{share['id']}").status_code == 200
+        revoked = page.goto(url)
+        assert revoked is not None and revoked.status == 410
+        assert "revoked" in page.inner_text("main")
 
     events = api.get("/v1/events", {"type": "demo.published"}).json()["results"]
     assert [(e["data"]["version"]["number"], e["data"]["actor"]) for e in reversed(events)] == [

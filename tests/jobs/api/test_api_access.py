@@ -116,7 +116,8 @@ def test_the_openapi_schema_describes_the_job_routes(db: None) -> None:
         "credentials_rotate", "api_keys_create", "api_keys_list", "api_keys_revoke",
         "demos_create", "demos_list", "demos_get", "demos_update", "demos_delete", "demos_refresh",
         "demos_versions_list", "demos_versions_get", "demos_versions_publish", "demos_latest",
-        "demos_deploy_hook_set", "demos_deploy_hook_delete", "hooks_call"])  # stable, readable
+        "demos_deploy_hook_set", "demos_deploy_hook_delete", "hooks_call",
+        "demos_shares_create", "demos_shares_list", "demos_shares_revoke"])  # stable, readable
     assert response.json()["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http", "scheme": "bearer", "description": "A client API key: `Authorization: Bearer sr_...`."}
     docs = APIClient().get("/api/docs/")

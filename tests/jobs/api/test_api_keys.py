@@ -61,7 +61,7 @@ def test_a_demos_refresh_key_gets_403_on_every_other_route_and_on_jobs_a_demo_di
     assert version.status_code == 201, version.json()
     own_job = tenant.api.post("/v1/jobs", copy.deepcopy(VALID_SPEC), format="json").json()["id"]
     ids = {"demo_id": demo["id"], "number": "1", "endpoint_id": "we_x", "credential_id": "cred_x",
-           "key_id": "nokey", "token": "x"}
+           "key_id": "nokey", "token": "x", "share_id": "shr_x"}
     operations = _operations(tenant.api)
     assert len(operations) > 30 and {op for op, _, _ in operations} >= ALLOWED
     seen = set()

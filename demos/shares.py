@@ -1,0 +1,136 @@
+"""Public shares of a demo (docs/demos.md, "Public shares"): a page with a player for the published version, at
+a URL that stays the same as versions are published, and the stable URLs of its files.
+
+The token is ``<prefix>_<secret>``, kept as a SHA-256, as hooks and API keys are. What a share shows is read
+at each request: the demo's published version now, so an embed follows a publish or a rollback with nothing
+to change where it was pasted. A revoked or expired share, or one whose version's files retention purged,
+answers 410.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from demos.models import Demo, DemoShare, DemoVersion
+from jobs.lib.errors import DomainError, NotFound
+from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
+
+MAX_LIVE_SHARES = 20
+
+
+@dataclass(frozen=True)
+class NewShare:
+    share: DemoShare
+    token: str  # shown once, in the answer that made it
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def share_create(*, demo: Demo, allowed_origins: list[str], expires_at: datetime | None) -> NewShare:
+    """Share the demo's published version (whichever it is at each view); at most MAX_LIVE_SHARES live per demo."""
+    prefix = secrets.token_hex(6)
+    token = f"{prefix}_{secrets.token_urlsafe(24)}"
+    with transaction.atomic():
+        Demo.objects.select_for_update(of=("self",)).filter(pk=demo.pk).first()  # two creates: one counts after
+        live = DemoShare.objects.filter(demo=demo, revoked_at__isnull=True).count()
+        if live >= MAX_LIVE_SHARES:
+            raise DomainError(f"This demo has {live} shares not revoked, its limit; revoke one first.",
+                              code="too_many_shares", status_code=409, details={"limit": MAX_LIVE_SHARES})
+        share = DemoShare.objects.create(demo=demo, prefix=prefix, token_hash=_hash(token),
+                                         allowed_origins=allowed_origins, expires_at=expires_at)
+    return NewShare(share=share, token=token)
+
+
+def share_revoke(*, share: DemoShare) -> DemoShare:
+    DemoShare.objects.filter(pk=share.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    share.refresh_from_db()
+    return share
+
+
+class ShareGone(DomainError):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message, code=code, status_code=410)
+
+
+def share_find(token: str) -> DemoShare:
+    """The live share the token names; NotFound for none, ShareGone (410) for one revoked or expired."""
+    prefix, sep, secret = token.partition("_")
+    share = None
+    if sep and secret and len(prefix) <= 16 and prefix.isalnum():
+        share = DemoShare.objects.select_related("demo", "demo__published__job").filter(prefix=prefix).first()
+    if share is None or not hmac.compare_digest(share.token_hash, _hash(token)):
+        raise NotFound("No share has this URL.", code="share_not_found")
+    if share.revoked_at is not None:
+        raise ShareGone("This share was revoked.", "share_revoked")
+    if share.expires_at is not None and share.expires_at <= timezone.now():
+        raise ShareGone("This share has expired.", "share_expired")
+    return share
+
+
+@dataclass(frozen=True)
+class SharedFeature:
+    chunk: Chunk
+    video: StoredObject
+    captions: StoredObject | None
+    stills: list[StoredObject]
+
+
+def shared_version(share: DemoShare) -> tuple[DemoVersion, list[SharedFeature]]:
+    """The published version and, per feature, its files; 404 before anything is published, 410 once its files
+    were purged."""
+    version = share.demo.published
+    if version is None:
+        raise NotFound("Nothing of this demo is published yet.", code="nothing_published")
+    objects = list(StoredObject.objects.current().filter(job_id=version.job_id, chunk__status=ChunkStatus.SUCCEEDED)
+                   .select_related("chunk").order_by("chunk__index", "id"))
+    features: list[SharedFeature] = []
+    for chunk in sorted({o.chunk for o in objects if o.chunk is not None}, key=lambda c: c.index):
+        own = [o for o in objects if o.chunk_id == chunk.pk]
+        video = next((o for o in own if o.kind == ObjectKind.VIDEO), None)
+        if video is None:
+            continue
+        if video.purged_at is not None:
+            raise ShareGone("Retention purged the published version's files.", "share_files_purged")
+        captions = next((o for o in own if o.kind == ObjectKind.CAPTIONS and o.name.endswith(".vtt")
+                         and o.purged_at is None), None)
+        stills = [o for o in own if o.kind == ObjectKind.STILL and o.purged_at is None]
+        features.append(SharedFeature(chunk=chunk, video=video, captions=captions, stills=stills))
+    return version, features
+
+
+def shared_object(share: DemoShare, *, chunk: int, name: str) -> StoredObject:
+    """One file of the published version's feature ``chunk``: its video, captions or a still."""
+    _, features = shared_version(share)
+    for feature in features:
+        if feature.chunk.index == chunk:
+            for obj in (feature.video, feature.captions, *feature.stills):
+                if obj is not None and obj.name == name:
+                    return obj
+    raise NotFound("The published version has no such file.", code="not_found")
+
+
+def chapters_vtt(chunk: Chunk) -> str:
+    """The feature's chapters as a WebVTT chapters track (from its timeline), for the player."""
+    timeline = chunk.timeline or {}
+    chapters = [c for c in timeline.get("chapters", []) if isinstance(c, dict)]
+    end = int(timeline.get("duration_ms") or 0)
+    lines = ["WEBVTT", ""]
+    for n, chapter in enumerate(chapters):
+        start = int(chapter.get("start_ms", 0))
+        stop = int(chapters[n + 1].get("start_ms", end)) if n + 1 < len(chapters) else end
+        lines += [f"{_vtt_time(start)} --> {_vtt_time(max(stop, start + 1))}",
+                  str(chapter.get("title", "")).replace("&", "&amp;").replace("<", "&lt;").replace("-->", "->"), ""]
+    return "\n".join(lines)
+
+
+def _vtt_time(ms: int) -> str:
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
