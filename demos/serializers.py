@@ -4,6 +4,7 @@ read the same, under ``spec.``."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,12 +99,16 @@ class DeployHookSerializer(StrictSerializer):
 
 
 MAX_SHARE_ORIGINS = 20
+# A host as a browser writes it (lower case: urlsplit lowers it): labels of letters, digits and inner hyphens.
+# Nothing else may reach the page's Content-Security-Policy, where ";", "*" or a quote would change its meaning.
+_HOST = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 def _origin(value: str) -> str:
     parts = urlsplit(value)
-    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment
-            or parts.username or parts.password or value != value.strip() or any(c.isspace() for c in value)):
+    if (parts.scheme not in ("http", "https") or not parts.hostname or not _HOST.fullmatch(parts.hostname)
+            or parts.path or parts.query or parts.fragment or parts.username or parts.password
+            or not value.isascii() or any(c.isspace() or c in ";,'\"*" for c in value)):
         raise serializers.ValidationError("Must be an origin: http:// or https://, a host and a port when it is not "
                                           "the default, nothing else (e.g. https://docs.example.com).",
                                           code="invalid_origin")

@@ -402,6 +402,9 @@ def _constrain_requests(components: dict[str, Any]) -> None:
                                               "pattern": REDACT_PATTERN}]}
     spec["locale"] = {**spec["locale"], "pattern": LOCALE.pattern}
     spec["outputs"] = {**spec["outputs"], "uniqueItems": True}  # each output once (duplicate)
+    # A credential's id: not blank once trimmed (CharField), each once (duplicate).
+    spec["credentials"] = {**spec["credentials"], "uniqueItems": True,
+                           "items": {**spec["credentials"]["items"], "pattern": NOT_BLANK}}
     # Area/Location names and UTC: Etc/GMT+1 and Etc/GMT-1 (and GMT0, GMT-0) differ only by a sign, which
     # generated clients' enum member names drop (openapi-python-client refused the document).
     spec["timezone_id"] = {"type": "string", "enum": ["UTC", *sorted(

@@ -80,6 +80,10 @@ def test_a_revoked_expired_or_unknown_share_answers_410_or_404(tenant: Tenant) -
 
 @pytest.mark.parametrize("body", [{"allowed_origins": ["https://docs.example.com/path"]},
                                   {"allowed_origins": ["javascript:alert(1)"]},
+                                  {"allowed_origins": ["https://a.example;script-src *"]},
+                                  {"allowed_origins": ["https://a.example;default-src"]},
+                                  {"allowed_origins": ["https://*.example"]}, {"allowed_origins": ["https://zo8-t.y*"]},
+                                  {"allowed_origins": ["https://a.example'"]}, {"allowed_origins": ["https://exämple.com"]},
                                   {"allowed_origins": ["https://a.example", "https://A.example"]},
                                   {"allowed_origins": ["https://a.example:99999"]},
                                   {"expires_at": "tomorrow"}, {"expires_at": 5}])
