@@ -198,11 +198,10 @@ class DeployHookView(APIView):
         return Response({**new.hook.to_dict(), "url": url}, status=201)
 
     @extend_schema(operation_id="demos_deploy_hook_delete", responses={204: None},
-                   summary="Delete the demo's deploy hook: its URL answers 404 from now on")
+                   summary="Delete the demo's deploy hook: its URL answers 404 from now on (idempotent)")
     def delete(self, request: Request, demo_id: str) -> Response:
-        if not deploy_hook_delete(demo=demo_get(client=_client(request), demo_id=demo_id)):
-            raise NotFound("This demo has no deploy hook.", code="hook_not_found")
-        return Response(status=204)
+        deploy_hook_delete(demo=demo_get(client=_client(request), demo_id=demo_id))
+        return Response(status=204)  # no hook afterwards, whether there was one or not
 
 
 class DeployHookCallView(APIView):

@@ -412,7 +412,7 @@ def _constrain_requests(components: dict[str, Any]) -> None:
     if "ShareCreateRequest" in components:  # demos.serializers: origins, written stricter than the validator
         origins = components["ShareCreateRequest"]["properties"]["allowed_origins"]
         origins["items"] = {"type": "string", "maxLength": 300,
-                            "pattern": r"^https://[a-z][a-z0-9-]{0,30}(\.[a-z][a-z0-9-]{0,30}){1,3}$"}
+                            "pattern": r"^https://[a-z][a-z0-9]{0,30}(\.[a-z][a-z0-9]{0,30}){1,3}$"}
         origins["uniqueItems"] = True
     if "ScheduleRequest" in components:  # a demo's schedule (demos.schedules): at most hourly, a date that comes
         schedule = components["ScheduleRequest"]["properties"]
