@@ -22,7 +22,8 @@ from jobs.storage.keys import object_key
 from jobs.storage.links import link_sign
 from jobs.storage.sinks import bundle_sink
 
-_STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.AUDIO, ObjectKind.RECORDING,
+_STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.FAILURE, ObjectKind.AUDIO,
+                           ObjectKind.RECORDING,
                            ObjectKind.RENDITION, ObjectKind.PREVIEW})
 _COPY_CHUNK = 1024 * 1024
 
@@ -40,13 +41,13 @@ def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject]
     (``extra``: a demo version's ``drift``)."""
     by_index = {c.index: c for c in chunks}
     assets: list[dict[str, Any]] = []
-    failed = [{"chunk": c.index, "title": c.title, "status": c.status, "reason": c.error or c.status}
-              for c in chunks if c.status != ChunkStatus.SUCCEEDED]
+    failed = [{"chunk": c.index, "title": c.title, "status": c.status, "reason": c.error or c.status,
+               "failure": c.failure} for c in chunks if c.status != ChunkStatus.SUCCEEDED]
     for obj in objects:
         assert obj.chunk is not None
         entry = {"name": obj.name, "chunk": obj.chunk.index, "kind": obj.kind, "status": "succeeded",
                  "bytes": obj.bytes, "sha256": obj.sha256, "duration_ms": obj.meta.get("duration_ms")}
-        if obj.kind in (ObjectKind.STILL, ObjectKind.RENDITION, ObjectKind.PREVIEW):
+        if obj.kind in (ObjectKind.STILL, ObjectKind.RENDITION, ObjectKind.PREVIEW, ObjectKind.FAILURE):
             entry.update({k: obj.meta[k] for k in ("after_step", "rendition", "width", "height") if k in obj.meta})
         if obj.kind == ObjectKind.VIDEO:
             entry["cost"] = by_index[obj.chunk.index].cost

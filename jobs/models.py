@@ -194,6 +194,7 @@ class ChunkView(TypedDict):
     speech: dict[str, Any] | None  # jobs.pipeline.handoffs.Speech
     cost: dict[str, Any] | None
     timeline: dict[str, Any] | None
+    failure: dict[str, Any] | None  # where its step failed: Chunk.failure
     assets: list[dict[str, Any]]
     started_at: str | None
     finished_at: str | None
@@ -352,6 +353,9 @@ class Chunk(models.Model):
     cost = models.JSONField(null=True, blank=True)
     # Where its steps, lines and chapters are in the final video (set by the mux; the manifest shows it).
     timeline = models.JSONField(null=True, blank=True)
+    # Where its step failed, when one did (jobs.media.errors.Evidence): the step, the page's URL, the selector,
+    # the elements the page offered, and the still's name (none for a step that typed a secret).
+    failure = models.JSONField(null=True, blank=True)
     # What the camera showed and which targets were acted on, on the recording's timeline: the pipeline's
     # own (renditions follow the action from it), not shown by the API.
     track = models.JSONField(null=True, blank=True)
@@ -398,6 +402,7 @@ class Chunk(models.Model):
             "speech": self.speech,
             "cost": self.cost,
             "timeline": self.timeline,
+            "failure": self.failure,
             "assets": assets or [],
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
@@ -452,6 +457,7 @@ class ObjectKind(models.TextChoices):
     WORDS = "words"  # chunk-N-words.json, when the voice gave word timings
     RENDITION = "rendition"  # chunk-N-final-9x16.mp4, chunk-N-final-1x1.mp4
     PREVIEW = "preview"  # chunk-N-preview.gif
+    FAILURE = "failure"  # chunk-N-still-failure.png: the page when a step failed (a failed chunk's only file)
     BUNDLE = "bundle"
 
 
@@ -469,6 +475,7 @@ KIND_CLASS: dict[str, str] = {
     ObjectKind.WORDS: RetentionClass.OUTPUT,
     ObjectKind.RENDITION: RetentionClass.OUTPUT,
     ObjectKind.PREVIEW: RetentionClass.OUTPUT,
+    ObjectKind.FAILURE: RetentionClass.OUTPUT,
     ObjectKind.BUNDLE: RetentionClass.BUNDLE,
 }
 # What a bundle holds of a succeeded chunk (the zip, the manifest, the links and the admin preview all
@@ -486,8 +493,10 @@ class StoredObjectQuerySet(models.QuerySet["StoredObject"]):
         return self.filter(current=True)
 
     def bundled(self) -> StoredObjectQuerySet:
-        """What goes into a bundle: the current bundled kinds of chunks that succeeded."""
-        return self.current().filter(kind__in=BUNDLED_KINDS, chunk__status=ChunkStatus.SUCCEEDED)
+        """What goes into a bundle: the current bundled kinds of chunks that succeeded, and the still of the page
+        where a failed chunk's step failed."""
+        return self.current().filter(Q(kind__in=BUNDLED_KINDS, chunk__status=ChunkStatus.SUCCEEDED)
+                                     | Q(kind=ObjectKind.FAILURE, chunk__status=ChunkStatus.FAILED))
 
 
 class StoredObject(models.Model):

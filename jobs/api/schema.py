@@ -84,6 +84,23 @@ class TimelineSerializer(serializers.Serializer):
     captions = serializers.IntegerField(help_text="How many caption cues.")
 
 
+class CandidateSerializer(serializers.Serializer):
+    tag = serializers.CharField()
+    role = serializers.CharField()
+    name = serializers.CharField(help_text="Its visible text or accessible name (what the redaction hides masked).")
+    selector = serializers.CharField(help_text="A selector that names it: #id, [data-testid=...] or text=...")
+
+
+class FailureSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    action = serializers.CharField()
+    selector = serializers.CharField(allow_null=True)
+    url = serializers.CharField()
+    cause = serializers.CharField()
+    still = serializers.CharField(allow_null=True)
+    candidates = CandidateSerializer(many=True)
+
+
 class ChunkSerializer(serializers.Serializer):
     index = serializers.IntegerField(min_value=1)
     title = serializers.CharField()
@@ -95,6 +112,10 @@ class ChunkSerializer(serializers.Serializer):
     speech = serializers.DictField(allow_null=True)
     cost = serializers.DictField(allow_null=True)
     timeline = TimelineSerializer(allow_null=True)
+    failure = FailureSerializer(allow_null=True, help_text=(
+        "When a step failed: the step, the page's URL, the selector, the elements the page offered (visible text "
+        "and accessible names, with a selector for each) and the still of the page (a bundled asset's name; none "
+        "for a step that typed a secret)."))
     assets = AssetSerializer(many=True)
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -615,7 +636,7 @@ MANIFEST = {
              "rendition": {"type": "string", "enum": ["9:16", "1:1", "gif"]}})},
         "failed_chunks": {"type": "array", "items": _object({
             "chunk": {"type": "integer"}, "title": {"type": "string"}, "status": _ref("ChunkStatusEnum"),
-            "reason": {"type": "string"}})},
+            "reason": {"type": "string"}}, {"failure": {"anyOf": [_ref("Failure"), {"type": "null"}]}})},
         "cost": _object({"currency": {"type": "string"}, "total_usd": {"type": "number"}}),
         "demo": {"type": "object", "description": "A demo version's bundle: the demo's id and name, the version's "
                                                   "number and ref."},

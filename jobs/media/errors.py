@@ -10,6 +10,9 @@ knowing which program or step went wrong. It also says whether its message is th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 STDERR_TAIL_LINES = 15
 
@@ -92,11 +95,23 @@ class ProcessTimeout(ProcessError):
         )
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the page looked like when a step failed (docs/demos.md, "When a step fails"): a still (none when the
+    step types a secret or an input), the page's URL, and the elements it offered (visible text and accessible
+    names, the redaction's matches masked), nearest to what the step looked for first."""
+
+    still: Path | None
+    url: str
+    candidates: tuple[dict[str, Any], ...]
+
+
 class StepError(MediaError):
     """A feature step could not be performed: the client's steps or page are wrong, so never retried."""
 
     permanent = True
     public = True
+    evidence: Evidence | None = None  # set by the recorder on a feature's step, when it could look
 
     def __init__(
         self,

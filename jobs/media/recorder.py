@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import difflib
 import json
 import math
 import socket
@@ -41,7 +42,7 @@ from jobs.media.cursor import (
     Pointer,
 )
 from jobs.media.egress_proxy import EgressProxy
-from jobs.media.errors import MediaError, NavigationError, StepError, Stopped
+from jobs.media.errors import Evidence, MediaError, NavigationError, StepError, Stopped
 from jobs.media.framegrid import FrameGrid, GridStats
 from jobs.media.options import Pacing
 from jobs.media.redact import Redaction, RedactionReport
@@ -514,7 +515,11 @@ class _Session:
             started = time.time()
             if number in req.line_ms:
                 spoken_until = started + (req.line_ms[number] + pace.line_pause_ms) / 1000
-            await self._bounded_step(page, pointer, number, step)
+            try:
+                await self._bounded_step(page, pointer, number, step)
+            except StepError as exc:
+                exc.evidence = await self._evidence(page, number, step)
+                raise
             self.step_times.append(StepTime(number, self._body_time(started), self._body_time(time.time())))
             if req.on_progress is not None:
                 req.on_progress(number, len(req.steps))
@@ -619,6 +624,25 @@ class _Session:
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
         width, height = png_size(path)
         self.stills.append(Still(path=path, after_step=after_step, width=width, height=height))
+
+    async def _evidence(self, page: Any, number: int, step: dict[str, Any]) -> Evidence | None:
+        """What the page looked like when step ``number`` failed: a still as the recording shows it (redaction in
+        place; none for a step that types a secret or an input), its URL, and the elements it offered, nearest
+        to the step's target first. Best effort: a page that does not answer leaves none."""
+        try:
+            url = str(page.url)
+            found = await _bounded(page.evaluate(_CANDIDATES_JS, MAX_CANDIDATES * 5), "reading the page", 5)
+            candidates = _candidates(found, step, self.redaction)
+            still = None
+            if SecretRef.of(step) is None and "input" not in step:
+                path = self.req.out_dir / f"{self.req.still_prefix}-failure.png"
+                assert self.cdp is not None
+                shot = await _bounded(self.cdp.send("Page.captureScreenshot", {"format": "png"}), "taking a still")
+                await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+                still = path
+            return Evidence(still=still, url=url, candidates=candidates)
+        except Exception:  # the page is gone or hung: the step's own error says what failed
+            return None
 
     async def _guard(self, route: Any) -> None:
         """Refuse what the URL guard refuses; add the credentials' headers to requests to their origins."""
@@ -956,6 +980,51 @@ class _Session:
 
 
 # Masks a field before anything is typed into it (its document's redaction: jobs/media/redact.js); whether it did.
+MAX_CANDIDATES = 10
+# The elements a failed step's page offered: what a reader sees and a selector can name. Values of fields are
+# never read (a field may hold what was typed); only their labels, placeholders and names.
+_CANDIDATES_JS = """(limit) => {
+  const seen = [];
+  const query = 'a, button, input, select, textarea, label, summary, h1, h2, h3, [role], [aria-label], [data-testid]';
+  for (const el of document.querySelectorAll(query)) {
+    if (seen.length >= limit) break;
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (!box.width || !box.height || style.visibility === 'hidden' || style.display === 'none') continue;
+    const labelled = el.getAttribute('aria-labelledby');
+    const name = (el.getAttribute('aria-label') || (labelled && document.getElementById(labelled)?.innerText) ||
+                  (['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName) ? (el.labels?.[0]?.innerText ||
+                   el.getAttribute('placeholder') || el.getAttribute('name') || '') : el.innerText) || '');
+    seen.push({tag: el.tagName.toLowerCase(), role: el.getAttribute('role') || '', id: el.id || '',
+               testid: el.getAttribute('data-testid') || '', name: String(name).trim().slice(0, 120)});
+  }
+  return seen;
+}"""
+
+
+def _candidates(found: Any, step: dict[str, Any], redaction: Redaction) -> tuple[dict[str, Any], ...]:
+    """The page's elements, each with a selector that names it, the nearest to the step's target first; text the
+    redaction hides is masked."""
+    wanted = str(step.get("selector") or step.get("url") or "").removeprefix("text=").strip().lower()
+    out: list[tuple[float, dict[str, Any]]] = []
+    for item in found if isinstance(found, list) else []:
+        if not isinstance(item, dict):
+            continue
+        name = " ".join(str(item.get("name", "")).split())[:120]
+        if name and redaction.matches(name):
+            name = "[redacted]"
+        ident, testid = str(item.get("id", ""))[:100], str(item.get("testid", ""))[:100]
+        selector = (f"#{ident}" if ident and ident.replace("-", "").replace("_", "").isalnum() else
+                    f'[data-testid="{testid}"]' if testid and '"' not in testid else
+                    f"text={name}" if name and name != "[redacted]" else str(item.get("tag", "")))
+        fields = [field.lower() for field in (name, ident, testid) if field]
+        score = max((difflib.SequenceMatcher(None, wanted, field).ratio() for field in fields), default=0.0)
+        out.append((score, {"tag": str(item.get("tag", ""))[:20], "role": str(item.get("role", ""))[:40],
+                            "name": name, "selector": selector}))
+    out.sort(key=lambda scored: -scored[0])  # stable: the page's order among equals
+    return tuple(candidate for _, candidate in out[:MAX_CANDIDATES])
+
+
 _MASK_JS = "(el) => { const hide = el.ownerDocument.__srRedactBlur; if (!hide) return false; hide(el); return true; }"
 # Whether the field holds the focus in a document that has it (where the next key goes).
 _FOCUSED_JS = "(el) => el.ownerDocument.hasFocus() && el.getRootNode().activeElement === el"

@@ -3,6 +3,7 @@ ran are stored. With lines per step the recorder paces the steps to the lines' d
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from django.db import transaction
 from jobs.lib.logs import log_context
 from jobs.lib.net.policy import browser_url_guard, egress_policy
 from jobs.media import recorder, renditions
+from jobs.media.errors import StepError
 from jobs.media.secrets import Access, Secret, SecretRef
 from jobs.models import Chunk, ChunkStatus, ObjectKind
 from jobs.pipeline.access import access_opened, credentials_used, secrets_opened
@@ -26,6 +28,8 @@ from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_store
 from jobs.services.sessions import session_state
 from jobs.services.transitions import chunk_transition
+
+log = logging.getLogger(__name__)
 
 
 def chunk_record_run(*, chunk_id: int) -> StageResult:
@@ -46,6 +50,8 @@ def _record_run(chunk: Chunk) -> StageResult:
             metadata, track = _record(chunk, work, progress, lease)
     except Exception as exc:
         used_s = time.monotonic() - started
+        if isinstance(exc, StepError) and exc.evidence is not None:
+            _evidence_stored(chunk, exc)
         return timed("record", started, stage_failed(chunk, exc, stage="record", used_s=used_s))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -63,6 +69,27 @@ def _record_run(chunk: Chunk) -> StageResult:
                          changes={"recording": metadata.row(), "track": track, "attempts": 0, "lease_expires_at": None,
                                   "error": ""})
     return DONE
+
+
+def _evidence_stored(chunk: Chunk, exc: StepError) -> None:
+    """Keep what the page looked like when the step failed: its still (bundled with the failed chunk) and, on the
+    chunk, the step, URL, selector and the elements the page offered. Best effort: the failure itself is what
+    must be recorded, so storage refusing the still loses only the still."""
+    evidence = exc.evidence
+    assert evidence is not None
+    name = None
+    if evidence.still is not None:
+        try:
+            stored = object_store(job=chunk.job, chunk=chunk, kind=ObjectKind.FAILURE, path=evidence.still,
+                                  meta={"after_step": exc.step_number, "failure": True})
+            name = stored.name
+        except Exception:
+            log.warning("chunk %s: the still of its failed step could not be stored", chunk.pk, exc_info=True)
+    steps = chunk.feature.steps
+    step = steps[exc.step_number - 1] if 0 < exc.step_number <= len(steps) else {}
+    Chunk.objects.filter(pk=chunk.pk).update(failure={
+        "step": exc.step_number, "action": exc.action, "selector": step.get("selector"), "url": evidence.url,
+        "cause": exc.cause, "still": name, "candidates": list(evidence.candidates)})
 
 
 def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> tuple[Recording, dict[str, Any]]:

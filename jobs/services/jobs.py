@@ -213,7 +213,7 @@ def job_rerun_chunks(*, job: Job, indexes: list[int] | None = None) -> Job:
             raise Conflict("No chunk failed; name the chunks to rerun in 'chunks'.", code="nothing_to_rerun")
         for chunk in chosen:
             objects_supersede(chunk=chunk)
-            chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.PENDING, changes={"error": ""})
+            chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.PENDING, changes={"error": "", "failure": None})
         moved = job_transition(job_id=locked.pk, to=JobStatus.RUNNING,
                                changes={"run": locked.run + 1, "error": "", **_SETTLE_RESET},
                                event_data={"rerun_chunks": [c.index for c in chosen]})

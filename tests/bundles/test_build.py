@@ -53,7 +53,7 @@ def test_it_streams_the_bundle_into_s3_and_the_archive_tests_clean(s3_storage: M
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["status"] == "partial_success"
     assert manifest["failed_chunks"] == [{"chunk": 2, "title": "Feature 2", "status": "failed",
-                                          "reason": "step 2 timed out"}]
+                                          "reason": "step 2 timed out", "failure": None}]
     assert [a["name"] for a in manifest["assets"]] == ["chunk-1-final.mp4", "chunk-1-still-1.png",
                                                        "chunk-1-script.txt"]
     assert client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads", []) == []

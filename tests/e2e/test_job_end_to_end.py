@@ -21,6 +21,7 @@ from jobs.lib.keys import signing
 from jobs.models import Chunk, ChunkStatus, EventType, JobStatus
 from jobs.services.clients import client_create
 from tests.e2e.conftest import Worker, bundle_archive, wait_for, wait_until_ended
+from tests.jobs.media.ocr import ocr
 from tests.processes import chromium_processes
 from tests.receivers import Receiver
 
@@ -100,10 +101,18 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     names = set(archive.namelist())
     assert {"chunk-1-final.mp4", "chunk-1-script.txt", "chunk-1-audio.mp3", "manifest.json"} <= names
     assert any(n.startswith("chunk-1-still-") and n.endswith(".png") for n in names)
-    assert not any(n.startswith("chunk-2-") for n in names)
+    # Of chunk 2 only the still of the page where its step failed: what the page offered is in the manifest.
+    assert [n for n in names if n.startswith("chunk-2-")] == ["chunk-2-still-failure.png"]
     manifest = json.loads(archive.read("manifest.json"))
+    failure = manifest["failed_chunks"][0].pop("failure")
     assert manifest["failed_chunks"] == [{"chunk": 2, "title": "A missing button", "status": "failed",
                                           "reason": broken.error}]
+    assert (failure["step"], failure["selector"], failure["still"]) == (2, "#never-there", "chunk-2-still-failure.png")
+    assert failure["url"].endswith("/") and failure["url"].startswith(sample_app.rstrip("/"))
+    offered = {c["selector"] for c in failure["candidates"]}
+    assert offered and all(c["name"] or c["tag"] for c in failure["candidates"])
+    (tmp_path / "failure.png").write_bytes(archive.read("chunk-2-still-failure.png"))
+    assert "Overview" in ocr(tmp_path / "failure.png")  # the page as it was: the sample app's nav
     final = next(a for a in manifest["assets"] if a["name"] == "chunk-1-final.mp4")
     video = archive.read("chunk-1-final.mp4")
     assert final["bytes"] == len(video)

@@ -13,6 +13,7 @@ from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.recorder import Recording, RecordRequest, record, still_plan
 from jobs.media.stills import is_blank, png_size
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
+from tests.jobs.media.ocr import ocr
 from tests.pages import pages_served
 
 pytestmark = requires_chromium
@@ -227,3 +228,32 @@ def test_page_settings_reach_the_page_and_a_scale_factor_of_2_doubles_the_pixels
     assert (video.width, video.height) == (2560, 1440)  # twice the 1280x720 viewport each way
     assert video.r_frame_rate == video.avg_frame_rate == 25
     assert all(png_size(still.path) == (2560, 1440) for still in rec.stills)
+
+
+def test_a_failed_step_leaves_a_still_of_the_page_and_the_elements_it_offered(sampleapp_url: str,
+                                                                                tmp_path: Path) -> None:
+    """The step names a button by a label with a typo: the error carries the page's URL, a still of it (tesseract
+    reads the page), and the page's elements with a selector each, the button it meant first."""
+    steps: list[dict[str, Any]] = [{"action": "goto", "url": "/projects.html"},
+                                   {"action": "click", "selector": "text=New projet", "timeout_ms": 800}]
+    req = RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=1280, height=720, steps=steps,
+                        feature_title="Typo", out_dir=tmp_path, chromium_path=CHROMIUM)
+    with pytest.raises(StepError) as caught:
+        record(req)
+    evidence = caught.value.evidence
+    assert evidence is not None and evidence.url.endswith("/projects.html")
+    assert evidence.candidates[0]["selector"] == "#new-project", evidence.candidates
+    assert "New project" in evidence.candidates[0]["name"]
+    assert evidence.still is not None and "Projects" in ocr(evidence.still)
+
+
+def test_a_failed_step_that_types_a_secret_leaves_no_still(sampleapp_url: str, tmp_path: Path) -> None:
+    steps: list[dict[str, Any]] = [{"action": "goto", "url": "/projects.html"},
+                                   {"action": "type", "selector": "#nowhere", "timeout_ms": 500,
+                                    "secret": {"credential": "cred_a", "field": "password"}}]
+    req = RecordRequest(tenant="test", target_url=f"{sampleapp_url}/", width=640, height=360, steps=steps,
+                        feature_title="Secret", out_dir=tmp_path, chromium_path=CHROMIUM)
+    with pytest.raises(StepError) as caught:
+        record(req)
+    assert caught.value.evidence is not None and caught.value.evidence.still is None
+    assert not list(tmp_path.glob("*failure*"))
