@@ -452,7 +452,7 @@ SCREENREEL_WORKER_HEARTBEAT_S = env_int("SCREENREEL_WORKER_HEARTBEAT_S", 10, min
 # --- The admin console (docs/operating.md, "The admin console") ----------------------------------------
 # The apps whose models the console's two groups cover (jobs.console.groups): "operators" hold every permission
 # of their models, "viewers" every view permission. A new app of the project joins here.
-SCREENREEL_CONSOLE_APPS = ["jobs", "webhooks", "bundles", "retention", "credentials"]
+SCREENREEL_CONSOLE_APPS = ["jobs", "webhooks", "bundles", "retention", "credentials", "demos"]
 # Admin logins are throttled by django-axes: after this many failures in a row for one username from one
 # address, that pair is refused (429, even with the right password) for SCREENREEL_ADMIN_LOCKOUT_S.
 # The API's keys never go through these backends (jobs.api.auth) and are not affected.

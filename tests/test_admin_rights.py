@@ -6,6 +6,7 @@ is never shown in clear."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from django.utils import timezone
 
 from bundles.models import Bundle
 from credentials.services import credential_create
+from demos.services import demo_create, demo_refresh
+from demos.shares import share_create
 from jobs.models import Chunk, ChunkStatus, EventType, Job, JobStatus, ObjectKind
 from jobs.services.events import event_record
 from jobs.services.jobs import job_create
@@ -45,7 +48,7 @@ from webhooks.services.endpoints import endpoint_create, endpoint_disable
 __all__ = ["local_storage"]
 pytestmark = pytest.mark.django_db
 
-CONSOLE_APPS = ("jobs", "webhooks", "bundles", "retention", "credentials")
+CONSOLE_APPS = ("jobs", "webhooks", "bundles", "retention", "credentials", "demos")
 SECRET = "hunter2-Pa55word!"  # what a type step types into a password field
 
 
@@ -119,6 +122,20 @@ def _credential() -> Any:
                              values={"password": SECRET})
 
 
+def _succeeded_version(tmp: Path) -> tuple[list[Any], dict[str, Any]]:
+    """A manual demo with a version that succeeded and is not published yet."""
+    demo = demo_create(client=make_client(), name="Onboarding", spec=copy.deepcopy(VALID_SPEC), publish="manual")
+    version, _ = demo_refresh(demo=demo)
+    job_transition(job_id=version.job_id, to=JobStatus.RUNNING)
+    job_transition(job_id=version.job_id, to=JobStatus.SUCCEEDED)
+    return [version.pk], {}
+
+
+def _share(tmp: Path) -> tuple[list[Any], dict[str, Any]]:
+    demo = demo_create(client=make_client(), name="Shared", spec=copy.deepcopy(VALID_SPEC))
+    return [share_create(demo=demo, allowed_origins=[], expires_at=None).share.pk], {}
+
+
 def _endpoint(*, enabled: bool = True) -> Any:
     endpoint = endpoint_create(client=make_client(), url="https://hooks.example.com/x", event_types=[])
     return endpoint if enabled else endpoint_disable(endpoint=endpoint, reason="test")
@@ -139,6 +156,8 @@ ACTIONS: dict[tuple[str, str], Setup] = {
     ("webhooks/endpoint", "disable"): lambda tmp: ([_endpoint().pk], {}),
     ("webhooks/endpoint", "rotate"): lambda tmp: ([_endpoint().pk], {}),
     ("credentials/credential", "revoke"): lambda tmp: ([_credential().pk], {}),
+    ("demos/demoversion", "publish"): _succeeded_version,
+    ("demos/demoshare", "revoke"): _share,
     ("credentials/credential", "reseal"): lambda tmp: ([_credential().pk], {}),
     ("webhooks/endpoint", "recover_since"): lambda tmp: (
         [_endpoint().pk], {"since": (timezone.now() - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")}),
@@ -352,11 +371,15 @@ def test_no_page_shows_typed_text(operator: Browser, viewer: Browser) -> None:
     stored = object_record(job=job, kind=ObjectKind.BUNDLE, name=f"{job.id}-v1.zip", bytes=1, sha256="z")
     bundle = Bundle.objects.create(job=job, version=1, stored=stored, manifest={"chunks": [{"steps": steps}]})
     _post(operator, "jobs/job", "hold", [job.pk], confirm="yes", reason="review")
+    demo = demo_create(client=job.client, name="Typed", spec={**copy.deepcopy(VALID_SPEC), "features": [
+        {"title": "Sign up", "script": "Sign up.", "steps": steps}]})
     for browser in (operator, viewer):
         for url in (f"/admin/jobs/job/{job.pk}/change/", f"/admin/jobs/job/{job.pk}/history/",
-                    f"/admin/jobs/event/{event.pk}/change/", f"/admin/bundles/bundle/{bundle.pk}/change/"):
-            body = browser.get(url).content.decode()
-            assert SECRET not in body, url
+                    f"/admin/jobs/event/{event.pk}/change/", f"/admin/bundles/bundle/{bundle.pk}/change/",
+                    f"/admin/demos/demo/{demo.pk}/change/"):
+            response = browser.get(url)
+            assert response.status_code == 200, url
+            assert SECRET not in response.content.decode(), url
     page = viewer.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
     assert f"•••••• ({len(SECRET)} characters)" in page  # masked, with its length
     # Every typed text, not only what looks secret: the spec's "Launch plan" too.
