@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from demos.drift import drift_summary
 from demos.fingerprints import fingerprints
+from demos.keeping import demo_holds_sync_on_commit
 from demos.models import DEFAULT_DRIFT_THRESHOLD, Demo, DemoVersion, Mode, Publish, Trigger
 from demos.schedules import ScheduleInvalid, schedule_next
 from jobs.lib.errors import Conflict, DomainError, NotFound
@@ -95,6 +96,8 @@ def demo_update(*, demo: Demo, changes: dict[str, Any]) -> Demo:
             if "schedule" in changes:
                 _schedule(locked, changes["schedule"])
             locked.save()
+            if "keep_versions" in changes:
+                demo_holds_sync_on_commit(locked.pk)
     except IntegrityError:
         raise _name_taken(str(changes.get("name"))) from None
     return locked
@@ -102,8 +105,11 @@ def demo_update(*, demo: Demo, changes: dict[str, Any]) -> Demo:
 
 def demo_delete(*, demo: Demo) -> None:
     """Delete the demo and its versions now. Their jobs stay the client's, with their bundles, until retention
-    purges them; a version's job still running runs to its end."""
-    Demo.objects.filter(pk=demo.pk).delete()
+    purges them by the client's policy (the demo's holds are released); a version's job still running runs to its
+    end."""
+    with transaction.atomic():
+        Demo.objects.filter(pk=demo.pk).delete()
+        demo_holds_sync_on_commit(demo.pk)
 
 
 def demo_refresh(*, demo: Demo, ref: str = "", mode: str = Mode.ALL, trigger: str = Trigger.API,
@@ -125,6 +131,7 @@ def demo_refresh(*, demo: Demo, ref: str = "", mode: str = Mode.ALL, trigger: st
                                              request_hash=digest, fingerprints=fingerprints(locked.spec))
         version.demo = locked
         event_record(job=job, type=EventType.DEMO_VERSION_CREATED, data=version_event(version))
+        demo_holds_sync_on_commit(locked.pk)
     return version, True
 
 
@@ -166,6 +173,7 @@ def _publish(demo: Demo, version: DemoVersion, *, actor: str) -> None:
     version.save(update_fields=["published_at"])
     demo.published = version
     demo.save(update_fields=["published", "updated_at"])
+    demo_holds_sync_on_commit(demo.pk)
     version.demo = demo
     event_record(client_id=demo.client_id, type=EventType.DEMO_PUBLISHED,
                  data={**version_event(version), "previous_version": before.number if before else None,
