@@ -22,7 +22,7 @@ from jobs.storage.keys import object_key
 from jobs.storage.links import link_sign
 from jobs.storage.sinks import bundle_sink
 
-_STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.FAILURE, ObjectKind.AUDIO,
+_STORED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.FAILURE, ObjectKind.DRIFT, ObjectKind.AUDIO,
                            ObjectKind.RECORDING,
                            ObjectKind.RENDITION, ObjectKind.PREVIEW})
 _COPY_CHUNK = 1024 * 1024
@@ -47,7 +47,8 @@ def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject]
         assert obj.chunk is not None
         entry = {"name": obj.name, "chunk": obj.chunk.index, "kind": obj.kind, "status": "succeeded",
                  "bytes": obj.bytes, "sha256": obj.sha256, "duration_ms": obj.meta.get("duration_ms")}
-        if obj.kind in (ObjectKind.STILL, ObjectKind.RENDITION, ObjectKind.PREVIEW, ObjectKind.FAILURE):
+        if obj.kind in (ObjectKind.STILL, ObjectKind.RENDITION, ObjectKind.PREVIEW, ObjectKind.FAILURE,
+                        ObjectKind.DRIFT):
             entry.update({k: obj.meta[k] for k in ("after_step", "rendition", "width", "height") if k in obj.meta})
         if obj.kind == ObjectKind.VIDEO:
             entry["cost"] = by_index[obj.chunk.index].cost

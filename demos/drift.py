@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from demos.models import DemoVersion
-from jobs.media.compare import still_difference
+from jobs.media.compare import changed_box, side_by_side, still_difference
 from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
+from jobs.services.objects import object_store
 from jobs.storage.files import fetch_file
 
 
@@ -47,6 +48,8 @@ def drift_report(*, version: DemoVersion, chunks: list[Chunk], work: Path | None
     if published is None or published.job_id == version.job_id:
         return None
     threshold = version.demo.drift_threshold
+    # A build that runs again (a retry, a rebuild) draws its pictures afresh: the last build's are not bundled.
+    StoredObject.objects.filter(job_id=version.job_id, kind=ObjectKind.DRIFT, current=True).update(current=False)
     before = list(published.job.chunks.filter(status=ChunkStatus.SUCCEEDED).order_by("index"))
     matched = _baselines(chunks, before)
     features = []
@@ -84,7 +87,13 @@ def _feature(chunk: Chunk, baseline: Chunk | None, threshold: float, scratch: Pa
         a = fetch_file(key=then[step].key, dest=scratch / f"{chunk.index}-{step}-before.png")
         b = fetch_file(key=now[step].key, dest=scratch / f"{chunk.index}-{step}-after.png")
         difference = still_difference(a, b)
-        steps.append({"step": step, "difference": difference, "over_threshold": difference > threshold})
+        entry: dict[str, Any] = {"step": step, "difference": difference, "over_threshold": difference > threshold}
+        if entry["over_threshold"]:
+            picture = side_by_side(a, b, scratch / f"chunk-{chunk.index}-drift-step-{step}.png", changed_box(a, b))
+            object_store(job=chunk.job, chunk=chunk, kind=ObjectKind.DRIFT, path=picture,
+                         meta={"after_step": step, "difference": difference})
+            entry["picture"] = picture.name
+        steps.append(entry)
     measured = [s["difference"] for s in steps if s["difference"] is not None]
     feature.update(steps=steps, max_difference=max(measured) if measured else None,
                    over_threshold=any(s["over_threshold"] for s in steps))

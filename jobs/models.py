@@ -458,6 +458,7 @@ class ObjectKind(models.TextChoices):
     RENDITION = "rendition"  # chunk-N-final-9x16.mp4, chunk-N-final-1x1.mp4
     PREVIEW = "preview"  # chunk-N-preview.gif
     FAILURE = "failure"  # chunk-N-still-failure.png: the page when a step failed (a failed chunk's only file)
+    DRIFT = "drift"  # chunk-N-drift-step-K.png: a demo version's still beside the published one's, change outlined
     BUNDLE = "bundle"
 
 
@@ -476,13 +477,14 @@ KIND_CLASS: dict[str, str] = {
     ObjectKind.RENDITION: RetentionClass.OUTPUT,
     ObjectKind.PREVIEW: RetentionClass.OUTPUT,
     ObjectKind.FAILURE: RetentionClass.OUTPUT,
+    ObjectKind.DRIFT: RetentionClass.OUTPUT,
     ObjectKind.BUNDLE: RetentionClass.BUNDLE,
 }
 # What a bundle holds of a succeeded chunk (the zip, the manifest, the links and the admin preview all
 # ask this one set): the raw recording and line audio stay out, the edited video carries them.
 BUNDLED_KINDS = frozenset({ObjectKind.VIDEO, ObjectKind.STILL, ObjectKind.SCRIPT, ObjectKind.AUDIO,
                            ObjectKind.CAPTIONS, ObjectKind.CHAPTERS, ObjectKind.WORDS, ObjectKind.RENDITION,
-                           ObjectKind.PREVIEW})
+                           ObjectKind.PREVIEW, ObjectKind.DRIFT})
 # Meta kept for the pipeline's own use, not shown with the asset (a line's word timings).
 PRIVATE_META = frozenset({"words"})
 

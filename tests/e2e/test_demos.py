@@ -196,10 +196,15 @@ def test_the_drift_report_names_the_steps_a_release_changed(worker: Worker, app_
     projects, reports = drift["features"]
     assert projects["over_threshold"] is True and reports["over_threshold"] is False
     assert all(s["over_threshold"] for s in projects["steps"]), projects["steps"]
+    pictures = [s["picture"] for s in projects["steps"]]
+    assert pictures == [f"chunk-1-drift-step-{s['step']}.png" for s in projects["steps"]]
+    assert not any("picture" in s for s in reports["steps"])
     assert not any(s["over_threshold"] for s in reports["steps"]), reports["steps"]
     assert drift["features_over_threshold"] == [1]
     assert isinstance(projects["duration_change_ms"], int)
     _, manifest = _latest(api, demo["id"])  # auto-published: v2 succeeded
     assert manifest["drift"] == drift and manifest["demo"]["version"] == 2
+    drawn = {a["name"]: a for a in manifest["assets"] if a["kind"] == "drift"}
+    assert sorted(drawn) == sorted(pictures)  # in the bundle, beside the stills
     types = [e["type"] for e in api.get("/v1/events", {"job_id": v2["job_id"]}).json()["results"]]
     assert "demo.drift_detected" in types
