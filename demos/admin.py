@@ -25,6 +25,14 @@ from jobs.console.base import (
 from jobs.lib.errors import DomainError
 
 
+def _status(obj: DemoVersion) -> str:
+    return obj.job.status
+
+
+def _drifted(obj: DemoVersion) -> bool | None:
+    return bool(obj.drift["over_threshold"]) if obj.drift else None
+
+
 class VersionInline(admin.TabularInline):
     model = DemoVersion
     extra = 0
@@ -36,13 +44,8 @@ class VersionInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="status")
-    def status(self, obj: DemoVersion) -> str:
-        return obj.job.status
-
-    @admin.display(description="drifted", boolean=True)
-    def drifted(self, obj: DemoVersion) -> bool | None:
-        return bool(obj.drift["over_threshold"]) if obj.drift else None
+    status = staticmethod(admin.display(description="status")(_status))
+    drifted = staticmethod(admin.display(description="drifted", boolean=True)(_drifted))
 
 
 @admin.register(Demo)
@@ -77,13 +80,8 @@ class DemoVersionAdmin(ReadOnlyConsoleAdmin):
     readonly_fields = fields
     actions = ["publish"]
 
-    @admin.display(description="status")
-    def status(self, obj: DemoVersion) -> str:
-        return obj.job.status
-
-    @admin.display(description="drifted", boolean=True)
-    def drifted(self, obj: DemoVersion) -> bool | None:
-        return bool(obj.drift["over_threshold"]) if obj.drift else None
+    status = staticmethod(admin.display(description="status")(_status))
+    drifted = staticmethod(admin.display(description="drifted", boolean=True)(_drifted))
 
     @admin.display(description="published", boolean=True)
     def is_published(self, obj: DemoVersion) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from demos.models import Demo, DeployHook
+from demos.tokens import token_issue, token_matches, token_prefix
 from jobs.lib.errors import DomainError, NotFound
 from jobs.lib.keys.crypto import seal, unseal
 
@@ -33,20 +33,15 @@ class NewHook:
     token: str  # shown once, in the answer that made it
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def deploy_hook_set(*, demo: Demo, github_secret: str | None) -> NewHook:
     """Make the demo's hook, or rotate it (a new URL; the old one stops at once). ``github_secret``: what GitHub
     signs its deliveries with; the hook then refuses any request it did not sign."""
-    prefix = secrets.token_hex(6)
-    token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    issued = token_issue(TOKEN_PREFIX)
     with transaction.atomic():
         DeployHook.objects.filter(demo=demo).delete()
-        hook = DeployHook.objects.create(demo=demo, prefix=prefix, token_hash=_hash(token),
+        hook = DeployHook.objects.create(demo=demo, prefix=issued.prefix, token_hash=issued.digest,
                                          github_secret_sealed=seal(github_secret) if github_secret else "")
-    return NewHook(hook=hook, token=token)
+    return NewHook(hook=hook, token=issued.token)
 
 
 def deploy_hook_delete(*, demo: Demo) -> bool:
@@ -55,11 +50,11 @@ def deploy_hook_delete(*, demo: Demo) -> bool:
 
 def deploy_hook_find(token: str) -> DeployHook:
     """The hook the token names; NotFound for a token that names none (malformed, wrong, rotated, deleted)."""
-    prefix, sep, secret = token.removeprefix(TOKEN_PREFIX).partition("_")
+    prefix = token_prefix(token, TOKEN_PREFIX)
     hook = None
-    if token.startswith(TOKEN_PREFIX) and sep and secret and len(prefix) <= 16 and prefix.isalnum():
+    if prefix is not None:
         hook = DeployHook.objects.select_related("demo", "demo__client").filter(prefix=prefix).first()
-    if hook is None or not hmac.compare_digest(hook.token_hash, _hash(token)):
+    if hook is None or not token_matches(hook.token_hash, token):
         raise NotFound("No deploy hook has this URL: it was rotated or deleted, or it is mistyped.",
                        code="hook_not_found")
     return hook

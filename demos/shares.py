@@ -9,9 +9,6 @@ answers 410.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from demos.models import Demo, DemoShare, DemoVersion
+from demos.tokens import token_issue, token_matches, token_prefix
 from jobs.lib.errors import DomainError, NotFound
 from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
 
@@ -31,23 +29,18 @@ class NewShare:
     token: str  # shown once, in the answer that made it
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def share_create(*, demo: Demo, allowed_origins: list[str], expires_at: datetime | None) -> NewShare:
     """Share the demo's published version (whichever it is at each view); at most MAX_LIVE_SHARES live per demo."""
-    prefix = secrets.token_hex(6)
-    token = f"{prefix}_{secrets.token_urlsafe(24)}"
+    issued = token_issue()
     with transaction.atomic():
         Demo.objects.select_for_update(of=("self",)).filter(pk=demo.pk).first()  # two creates: one counts after
         live = DemoShare.objects.filter(demo=demo, revoked_at__isnull=True).count()
         if live >= MAX_LIVE_SHARES:
             raise DomainError(f"This demo has {live} shares not revoked, its limit; revoke one first.",
                               code="too_many_shares", status_code=409, details={"limit": MAX_LIVE_SHARES})
-        share = DemoShare.objects.create(demo=demo, prefix=prefix, token_hash=_hash(token),
+        share = DemoShare.objects.create(demo=demo, prefix=issued.prefix, token_hash=issued.digest,
                                          allowed_origins=allowed_origins, expires_at=expires_at)
-    return NewShare(share=share, token=token)
+    return NewShare(share=share, token=issued.token)
 
 
 def share_revoke(*, share: DemoShare) -> DemoShare:
@@ -63,11 +56,11 @@ class ShareGone(DomainError):
 
 def share_find(token: str) -> DemoShare:
     """The live share the token names; NotFound for none, ShareGone (410) for one revoked or expired."""
-    prefix, sep, secret = token.partition("_")
+    prefix = token_prefix(token)
     share = None
-    if sep and secret and len(prefix) <= 16 and prefix.isalnum():
+    if prefix is not None:
         share = DemoShare.objects.select_related("demo", "demo__published__job").filter(prefix=prefix).first()
-    if share is None or not hmac.compare_digest(share.token_hash, _hash(token)):
+    if share is None or not token_matches(share.token_hash, token):
         raise NotFound("No share has this URL.", code="share_not_found")
     if share.revoked_at is not None:
         raise ShareGone("This share was revoked.", "share_revoked")
