@@ -22,6 +22,7 @@ from demos.models import Demo, DeployHook
 from demos.tokens import token_issue, token_matches, token_prefix
 from jobs.lib.errors import DomainError, NotFound
 from jobs.lib.keys.crypto import seal, unseal
+from jobs.lib.rest import IDEMPOTENCY_KEY
 
 TOKEN_PREFIX = "dh_"  # noqa: S105 (the tokens' marker, not a secret)
 MAX_REF = 200
@@ -38,6 +39,7 @@ def deploy_hook_set(*, demo: Demo, github_secret: str | None) -> NewHook:
     signs its deliveries with; the hook then refuses any request it did not sign."""
     issued = token_issue(TOKEN_PREFIX)
     with transaction.atomic():
+        Demo.objects.select_for_update(of=("self",)).filter(pk=demo.pk).first()  # two rotations at once: in turn
         DeployHook.objects.filter(demo=demo).delete()
         hook = DeployHook.objects.create(demo=demo, prefix=issued.prefix, token_hash=issued.digest,
                                          github_secret_sealed=seal(github_secret) if github_secret else "")
@@ -80,12 +82,26 @@ def hook_call(hook: DeployHook, *, body: bytes, headers: Any) -> HookCall:
             raise DomainError("X-Hub-Signature-256 is missing or is not the HMAC-SHA256 of the body under this "
                               "hook's GitHub secret.", code="signature_invalid", status_code=401)
     event = headers.get("X-GitHub-Event", "")
-    if event == "ping":
-        return HookCall(refresh=False, ref="", idempotency_key=None)
     payload = _payload(body, headers.get("Content-Type", ""))
+    if event and not _a_release(event, payload):
+        # A ping, a branch deleted, an issue, a release only drafted: GitHub sends many; one refreshes.
+        return HookCall(refresh=False, ref="", idempotency_key=None)
     delivery = headers.get("X-GitHub-Delivery", "")
-    key = f"github:{delivery}"[:255] if delivery else headers.get("Idempotency-Key") or None
+    key = f"github:{delivery}" if delivery else headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise DomainError("Idempotency-Key (or X-GitHub-Delivery) must be 1 to 255 printable ASCII characters.",
+                          code="invalid_idempotency_key")
     return HookCall(refresh=True, ref=_ref(event, payload), idempotency_key=key)
+
+
+def _a_release(event: str, payload: dict[str, Any]) -> bool:
+    """The GitHub deliveries that mean the app changed: a push that is not a branch's deletion, a release
+    published."""
+    if event == "push":
+        return payload.get("deleted") is not True
+    if event == "release":
+        return payload.get("action") == "published"
+    return False
 
 
 def _payload(body: bytes, content_type: str) -> dict[str, Any]:

@@ -10,16 +10,21 @@ and kept on the version for its JSON and events.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
 
 from demos.models import DemoVersion
 from jobs.media.compare import changed_box, side_by_side, still_difference
 from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
 from jobs.services.objects import object_store
 from jobs.storage.files import fetch_file
+
+log = logging.getLogger(__name__)
 
 
 def _stills(chunk: Chunk) -> dict[int, StoredObject]:
@@ -84,20 +89,31 @@ def _feature(chunk: Chunk, baseline: Chunk | None, threshold: float, scratch: Pa
         if step not in then:
             steps.append({"step": step, "difference": None, "over_threshold": False, "baseline": "missing"})
             continue
-        a = fetch_file(key=then[step].key, dest=scratch / f"{chunk.index}-{step}-before.png")
-        b = fetch_file(key=now[step].key, dest=scratch / f"{chunk.index}-{step}-after.png")
-        difference = still_difference(a, b)
-        entry: dict[str, Any] = {"step": step, "difference": difference, "over_threshold": difference > threshold}
-        if entry["over_threshold"]:
-            picture = side_by_side(a, b, scratch / f"chunk-{chunk.index}-drift-step-{step}.png", changed_box(a, b))
-            object_store(job=chunk.job, chunk=chunk, kind=ObjectKind.DRIFT, path=picture,
-                         meta={"after_step": step, "difference": difference})
-            entry["picture"] = picture.name
-        steps.append(entry)
+        try:
+            steps.append(_step(chunk, step, then[step], now[step], threshold, scratch))
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:  # a still gone (the bucket's backstop), a picture ffmpeg refused: this step says so
+            log.warning("chunk %s: step %d could not be compared", chunk.pk, step, exc_info=True)
+            steps.append({"step": step, "difference": None, "over_threshold": False, "baseline": "unavailable"})
     measured = [s["difference"] for s in steps if s["difference"] is not None]
     feature.update(steps=steps, max_difference=max(measured) if measured else None,
                    over_threshold=any(s["over_threshold"] for s in steps))
     return feature
+
+
+def _step(chunk: Chunk, step: int, then: StoredObject, now: StoredObject, threshold: float,
+          scratch: Path) -> dict[str, Any]:
+    a = fetch_file(key=then.key, dest=scratch / f"{chunk.index}-{step}-before.png")
+    b = fetch_file(key=now.key, dest=scratch / f"{chunk.index}-{step}-after.png")
+    difference = still_difference(a, b)
+    entry: dict[str, Any] = {"step": step, "difference": difference, "over_threshold": difference > threshold}
+    if entry["over_threshold"]:
+        picture = side_by_side(a, b, scratch / f"chunk-{chunk.index}-drift-step-{step}.png", changed_box(a, b))
+        object_store(job=chunk.job, chunk=chunk, kind=ObjectKind.DRIFT, path=picture,
+                     meta={"after_step": step, "difference": difference})
+        entry["picture"] = picture.name
+    return entry
 
 
 def drift_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -97,7 +97,7 @@ def demo_update(*, demo: Demo, changes: dict[str, Any]) -> Demo:
                 _schedule(locked, changes["schedule"])
             locked.save()
             if "keep_versions" in changes:
-                demo_holds_sync_on_commit(locked.pk)
+                demo_holds_sync_on_commit(locked.pk, locked.client_id)
     except IntegrityError:
         raise _name_taken(str(changes.get("name"))) from None
     return locked
@@ -109,7 +109,7 @@ def demo_delete(*, demo: Demo) -> None:
     end."""
     with transaction.atomic():
         Demo.objects.filter(pk=demo.pk).delete()
-        demo_holds_sync_on_commit(demo.pk)
+        demo_holds_sync_on_commit(demo.pk, demo.client_id)
 
 
 def demo_refresh(*, demo: Demo, ref: str = "", mode: str = Mode.ALL, trigger: str = Trigger.API,
@@ -131,7 +131,7 @@ def demo_refresh(*, demo: Demo, ref: str = "", mode: str = Mode.ALL, trigger: st
                                              request_hash=digest, fingerprints=fingerprints(locked.spec))
         version.demo = locked
         event_record(job=job, type=EventType.DEMO_VERSION_CREATED, data=version_event(version))
-        demo_holds_sync_on_commit(locked.pk)
+        demo_holds_sync_on_commit(locked.pk, locked.client_id)
     return version, True
 
 
@@ -173,7 +173,7 @@ def _publish(demo: Demo, version: DemoVersion, *, actor: str) -> None:
     version.save(update_fields=["published_at"])
     demo.published = version
     demo.save(update_fields=["published", "updated_at"])
-    demo_holds_sync_on_commit(demo.pk)
+    demo_holds_sync_on_commit(demo.pk, demo.client_id)
     version.demo = demo
     event_record(client_id=demo.client_id, type=EventType.DEMO_PUBLISHED,
                  data={**version_event(version), "previous_version": before.number if before else None,
@@ -182,8 +182,13 @@ def _publish(demo: Demo, version: DemoVersion, *, actor: str) -> None:
 
 def version_ended(*, version: DemoVersion, status: str) -> None:
     """The version's job ended (inside its transition): say so, and publish it when the demo publishes what
-    succeeds and nothing newer is published. A rerun that ends again says so again."""
-    demo = _locked(version.demo)
+    succeeds and nothing newer is published. A rerun that ends again says so again; if the published version's
+    own rerun ends short of success, the demo falls back to its newest other version that succeeded (a partial
+    bundle never stays published)."""
+    demo = Demo.objects.select_for_update(of=("self",)).select_related("published").filter(
+        pk=version.demo_id).first()
+    if demo is None:  # deleted while its version ran: nothing to tell
+        return
     version.demo = demo
     version.ready_at = timezone.now()
     version.save(update_fields=["ready_at"])
@@ -197,6 +202,13 @@ def version_ended(*, version: DemoVersion, status: str) -> None:
         event_record(job=version.job, type=EventType.DEMO_DRIFT_DETECTED, data={**data, "drift": drift})
     if publish:
         _publish(demo, version, actor="auto")
+    elif demo.published_id == version.pk and status != JobStatus.SUCCEEDED:
+        fallback = demo.versions.select_related("job").filter(job__status=JobStatus.SUCCEEDED) \
+            .exclude(pk=version.pk).order_by("-number").first()
+        if fallback is not None:
+            _publish(demo, fallback, actor="auto")
+        else:
+            Demo.objects.filter(pk=demo.pk).update(published=None, updated_at=timezone.now())
 
 
 def demos_refresh_due(*, batch: int = 100) -> int:
@@ -206,7 +218,13 @@ def demos_refresh_due(*, batch: int = 100) -> int:
     now = timezone.now()
     due = list(Demo.objects.filter(next_refresh_at__lte=now).order_by("next_refresh_at")
                .values_list("pk", flat=True)[:batch])
-    return sum(_refresh_scheduled(demo_id, now) for demo_id in due)
+    made = 0
+    for demo_id in due:
+        try:
+            made += _refresh_scheduled(demo_id, now)
+        except Exception:  # one demo's trouble must not stall every client's schedules behind it
+            log.exception("demo %s: its scheduled refresh failed", demo_id)
+    return made
 
 
 def _refresh_scheduled(demo_id: str, now: datetime) -> bool:

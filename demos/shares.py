@@ -121,8 +121,14 @@ def chapters_vtt(chunk: Chunk) -> str:
         start = int(chapter.get("start_ms", 0))
         stop = int(chapters[n + 1].get("start_ms", end)) if n + 1 < len(chapters) else end
         lines += [f"{_vtt_time(start)} --> {_vtt_time(max(stop, start + 1))}",
-                  str(chapter.get("title", "")).replace("&", "&amp;").replace("<", "&lt;").replace("-->", "->"), ""]
+                  _cue_text(str(chapter.get("title", ""))), ""]
     return "\n".join(lines)
+
+
+def _cue_text(title: str) -> str:
+    """A chapter's title as one line of cue text: no line break (which would end the cue and start another), and
+    no markup or arrow (entities for &, < and >)."""
+    return " ".join(title.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _vtt_time(ms: int) -> str:

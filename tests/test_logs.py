@@ -53,6 +53,9 @@ def test_signed_tokens_are_redacted_whole_colons_included(line: str) -> None:
     ("key sr_AbCdEf12_s3cr3tPartOfTheKeyXyZ was revoked", "s3cr3tPartOfTheKeyXyZ"),
     ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw rotated", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
     ("https://bucket.s3/x?X-Amz-Credential=AK&X-Amz-Signature=0a1b2c3d4e5f60718293", "0a1b2c3d4e5f60718293"),
+    # A demo's deploy hook and a public share: their URL is the credential (uvicorn's access line, Django's 404).
+    ('127.0.0.1:5 - "POST /v1/hooks/dh_0a1b2c3d4e5f_Q2x8-vR_k9TzA HTTP/1.1" 202', "0a1b2c3d4e5f_Q2x8-vR_k9TzA"),
+    ("Not Found: /share/0a1b2c3d4e5f_Q2x8-vR_k9TzA/1/chunk-1-final.mp4", "0a1b2c3d4e5f_Q2x8-vR_k9TzA"),
 ])
 def test_api_keys_webhook_secrets_and_storage_signatures_are_redacted(line: str, secret: str) -> None:
     assert secret not in redact(line)

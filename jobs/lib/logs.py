@@ -30,7 +30,7 @@ _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("scree
 # of base64 (standard and URL-safe), Django's signed values (``payload:timestamp:signature``, ``.`` in
 # front when compressed: signed links, stream tokens, recovery links) and percent-encoding.
 _SECRETS = re.compile(
-    r"(?P<keep>whsec_|sr_[A-Za-z0-9]{1,16}_|(?i:bearer)\s+|/v1/links/"
+    r"(?P<keep>whsec_|sr_[A-Za-z0-9]{1,16}_|(?i:bearer)\s+|/v1/links/|/v1/hooks/|/share/"
     r"|\b(?:token|grip_link|X-Amz-Signature|X-Amz-Security-Token)=)"
     r"[A-Za-z0-9+/=_.:%~-]{4,}"
 )

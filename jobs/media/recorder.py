@@ -630,8 +630,9 @@ class _Session:
         place; none for a step that types a secret or an input), its URL, and the elements it offered, nearest
         to the step's target first. Best effort: a page that does not answer leaves none."""
         try:
-            url = str(page.url)
-            found = await _bounded(page.evaluate(_CANDIDATES_JS, MAX_CANDIDATES * 5), "reading the page", 5)
+            url = _shown_text(str(page.url)[:2048], self.redaction)
+            found = await _bounded(page.evaluate(_CANDIDATES_JS, [MAX_CANDIDATES * 5, list(self.redaction.selectors)]),
+                                   "reading the page", 5)
             candidates = _candidates(found, step, self.redaction)
             still = None
             if SecretRef.of(step) is None and "input" not in step:
@@ -983,14 +984,16 @@ class _Session:
 MAX_CANDIDATES = 10
 # The elements a failed step's page offered: what a reader sees and a selector can name. Values of fields are
 # never read (a field may hold what was typed); only their labels, placeholders and names.
-_CANDIDATES_JS = """(limit) => {
+_CANDIDATES_JS = """([limit, hidden]) => {
   const seen = [];
+  const redacted = (el) => hidden.some((selector) => { try { return el.closest(selector); } catch { return false; } });
   const query = 'a, button, input, select, textarea, label, summary, h1, h2, h3, [role], [aria-label], [data-testid]';
   for (const el of document.querySelectorAll(query)) {
     if (seen.length >= limit) break;
     const box = el.getBoundingClientRect();
     const style = getComputedStyle(el);
     if (!box.width || !box.height || style.visibility === 'hidden' || style.display === 'none') continue;
+    if (redacted(el)) continue;  // what the job's redaction hides by selector is not listed at all
     const labelled = el.getAttribute('aria-labelledby');
     const name = (el.getAttribute('aria-label') || (labelled && document.getElementById(labelled)?.innerText) ||
                   (['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName) ? (el.labels?.[0]?.innerText ||
@@ -1002,20 +1005,28 @@ _CANDIDATES_JS = """(limit) => {
 }"""
 
 
+def _shown_text(text: str, redaction: Redaction) -> str:
+    """``text`` as the evidence may keep it: "[redacted]" when a pattern of the job's redaction matches it or it
+    holds a secret's value (the page's own answers are the page's: never trusted to leave a secret out)."""
+    if text and (redaction.matches(text) or any(value and value in text for value, _ in redaction.secret_texts)):
+        return "[redacted]"
+    return text
+
+
 def _candidates(found: Any, step: dict[str, Any], redaction: Redaction) -> tuple[dict[str, Any], ...]:
     """The page's elements, each with a selector that names it, the nearest to the step's target first; text the
-    redaction hides is masked."""
-    wanted = str(step.get("selector") or step.get("url") or "").removeprefix("text=").strip().lower()
+    redaction hides is masked. The page answered: what it sent is bounded before any work on it."""
+    wanted = str(step.get("selector") or step.get("url") or "").removeprefix("text=").strip().lower()[:100]
     out: list[tuple[float, dict[str, Any]]] = []
-    for item in found if isinstance(found, list) else []:
+    for item in found[:MAX_CANDIDATES * 5] if isinstance(found, list) else []:
         if not isinstance(item, dict):
             continue
-        name = " ".join(str(item.get("name", "")).split())[:120]
-        if name and redaction.matches(name):
-            name = "[redacted]"
-        ident, testid = str(item.get("id", ""))[:100], str(item.get("testid", ""))[:100]
-        selector = (f"#{ident}" if ident and ident.replace("-", "").replace("_", "").isalnum() else
-                    f'[data-testid="{testid}"]' if testid and '"' not in testid else
+        name = _shown_text(" ".join(str(item.get("name", ""))[:1000].split())[:120], redaction)
+        ident = _shown_text(str(item.get("id", ""))[:100], redaction)
+        testid = _shown_text(str(item.get("testid", ""))[:100], redaction)
+        plain_id = ident.replace("-", "").replace("_", "").isalnum()  # "[redacted]" is not: never a selector
+        selector = (f"#{ident}" if ident and plain_id else
+                    f'[data-testid="{testid}"]' if testid and testid != "[redacted]" and '"' not in testid else
                     f"text={name}" if name and name != "[redacted]" else str(item.get("tag", "")))
         fields = [field.lower() for field in (name, ident, testid) if field]
         score = max((difflib.SequenceMatcher(None, wanted, field).ratio() for field in fields), default=0.0)

@@ -269,3 +269,25 @@ def test_deleting_a_demo_keeps_its_jobs(tenant: Tenant) -> None:
     assert tenant.api.get(f"/v1/jobs/{version['job_id']}").status_code == 200
     _end(version["job_id"], JobStatus.SUCCEEDED)  # its job ends with no version to tell
     assert not Event.objects.filter(type__startswith="demo.version.ready").exists()
+
+
+def test_a_published_version_whose_rerun_fails_gives_way_to_the_newest_that_succeeded(tenant: Tenant) -> None:
+    made = _create(tenant)
+    v1, v2 = _refresh(tenant, made["id"]).json(), _refresh(tenant, made["id"]).json()
+    _end(v1["job_id"], JobStatus.SUCCEEDED)
+    _end(v2["job_id"], JobStatus.SUCCEEDED)
+    assert tenant.api.get(f"/v1/demos/{made['id']}").json()["published_version"] == 2
+    # v2's job is rerun and this time a feature fails: its bundle would be partial, so v1 is published again.
+    assert job_transition(job_id=v2["job_id"], to=JobStatus.RUNNING) is not None
+    assert job_transition(job_id=v2["job_id"], to=JobStatus.PARTIAL_SUCCESS) is not None
+    assert tenant.api.get(f"/v1/demos/{made['id']}").json()["published_version"] == 1
+    last = Event.objects.filter(type="demo.published").order_by("-created_ms", "-id").first()
+    assert last is not None and (last.data["version"]["number"], last.data["previous_version"]) == (1, 2)
+
+
+def test_a_version_whose_demo_was_deleted_ends_quietly(tenant: Tenant) -> None:
+    made = _create(tenant)
+    version = _refresh(tenant, made["id"]).json()
+    assert job_transition(job_id=version["job_id"], to=JobStatus.RUNNING) is not None
+    Demo.objects.filter(pk=made["id"]).delete()  # the handler finds no version any more
+    assert job_transition(job_id=version["job_id"], to=JobStatus.SUCCEEDED) is not None

@@ -103,6 +103,19 @@ def test_with_a_github_secret_only_what_github_signed_refreshes(tenant: Tenant) 
     assert tagged.status_code == 202 and tagged.json()["version"]["ref"] == "v3.0.0"
     assert DemoVersion.objects.count() == 2
 
+    # One release sends created, published and released: only published refreshes; nor does a branch deleted.
+    for event, payload in (("release", {"action": "created", "release": {"tag_name": "v4"}}),
+                           ("release", {"action": "released", "release": {"tag_name": "v4"}}),
+                           ("push", {"deleted": True, "after": "0" * 40}), ("issues", {"action": "opened"})):
+        body = json.dumps(payload).encode()
+        ignored = _call(path, body, x_github_event=event, x_hub_signature_256=_signed(body),
+                        x_github_delivery=f"d-{event}-{payload.get('action')}")
+        assert (ignored.status_code, ignored.json()["refreshed"]) == (200, False)
+    long_delivery = _call(path, push, x_github_event="push", x_hub_signature_256=_signed(push),
+                          x_github_delivery="d" * 250)
+    assert (long_delivery.status_code, long_delivery.json()["error"]["code"]) == (400, "invalid_idempotency_key")
+    assert DemoVersion.objects.count() == 2
+
 
 @pytest.mark.parametrize(("body", "code"), [(b"{not json", "malformed_json"), (b'{"ref": 5}', "invalid_ref"),
                                             (json.dumps({"ref": "r" * 201}).encode(), "invalid_ref"),

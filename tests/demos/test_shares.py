@@ -15,7 +15,8 @@ from django.test import Client as HttpClient
 from django.utils import timezone
 
 from demos.models import DemoShare
-from jobs.models import JobStatus
+from demos.shares import chapters_vtt
+from jobs.models import Chunk, JobStatus
 from jobs.services.transitions import job_transition
 from tests.conftest import VALID_SPEC, Tenant
 
@@ -103,3 +104,13 @@ def test_another_clients_demo_shares_do_not_exist(tenant: Tenant, other_tenant: 
                      other_tenant.api.delete(f"/v1/demos/{demo_id}/shares/{share['id']}")):
         assert response.status_code == 404
     assert DemoShare.objects.get().revoked_at is None
+
+
+def test_a_chapter_title_is_one_line_of_cue_text() -> None:
+    chunk = Chunk(index=1, title="x", timeline={"duration_ms": 9000, "chapters": [
+        {"start_ms": 0, "title": "Intro\n\n00:00:00.000 ---> 00:00:09.000\n<b>X</b> & more"},
+        {"start_ms": 4000, "title": "Outro"}]})
+    vtt = chapters_vtt(chunk)
+    assert vtt.splitlines() == ["WEBVTT", "", "00:00:00.000 --> 00:00:04.000",
+                                "Intro 00:00:00.000 ---&gt; 00:00:09.000 &lt;b&gt;X&lt;/b&gt; &amp; more", "",
+                                "00:00:04.000 --> 00:00:09.000", "Outro"]

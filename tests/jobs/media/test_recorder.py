@@ -11,6 +11,7 @@ from jobs.media import probe
 from jobs.media.browser import WARM
 from jobs.media.errors import MediaError, NavigationError, StepError
 from jobs.media.recorder import Recording, RecordRequest, record, still_plan
+from jobs.media.redact import Redaction
 from jobs.media.stills import is_blank, png_size
 from tests.jobs.media.conftest import CHROMIUM, requires_chromium
 from tests.jobs.media.ocr import ocr
@@ -257,3 +258,25 @@ def test_a_failed_step_that_types_a_secret_leaves_no_still(sampleapp_url: str, t
         record(req)
     assert caught.value.evidence is not None and caught.value.evidence.still is None
     assert not list(tmp_path.glob("*failure*"))
+
+
+@requires_chromium
+def test_the_evidence_never_lists_what_the_redaction_hides(tmp_path: Path) -> None:
+    """An address the job's patterns hide reads [redacted] (in a name and in an id); what its selectors hide is not
+    listed at all; the page's other elements are."""
+    page = ("<!doctype html><button id='ada-example-com' aria-label='Mail ada@example.com'>Mail</button>"
+            "<div class='private'><button id='vault'>Vault 7731</button></div><button id='save'>Save</button>")
+    steps: list[dict[str, Any]] = [{"action": "goto", "url": "/"},
+                                   {"action": "click", "selector": "#nope", "timeout_ms": 500}]
+    with pages_served({"/": page}) as served:
+        req = RecordRequest(tenant="test", target_url=f"{served.base}/", width=640, height=360, steps=steps,
+                            feature_title="Hidden", out_dir=tmp_path, chromium_path=CHROMIUM,
+                            redaction=Redaction(selectors=[".private"], patterns=["email"]))
+        with pytest.raises(StepError) as caught:
+            record(req)
+    evidence = caught.value.evidence
+    assert evidence is not None
+    shown = repr(evidence.candidates)
+    assert "ada@example.com" not in shown and "Vault" not in shown and "vault" not in shown
+    assert {"tag": "button", "role": "", "name": "Save", "selector": "#save"} in evidence.candidates
+    assert any(c["name"] == "[redacted]" for c in evidence.candidates)
