@@ -1,8 +1,10 @@
 """Every write of demos: create, change, delete, refresh (a new version, as an ordinary job) and publish.
 
-Lock order: a demo's row, then a job's. The job-end handler (``demos.handlers``) runs inside the job's
-transition, with the job's row locked, so it never takes a demo's lock first in the same breath as a write here
-takes a job's: ``version_publish`` locks only the demo (its event is the client's, not the job's).
+Locks: the job-end handler (``demos.handlers``) runs inside the job's transition, with the job's row locked,
+and then locks the demo's. So no write here locks a demo and then an existing job: a refresh locks the demo
+and writes a new job (no one else holds it yet), and ``version_publish`` locks only the demo (its event is the
+client's, not the job's). Retention holds take the client's lock, which comes before a job's, so they are
+synced after the change commits (``demos.keeping``).
 """
 
 from __future__ import annotations
