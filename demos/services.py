@@ -17,10 +17,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from demos.drift import drift_summary
 from demos.fingerprints import fingerprints
 from demos.keeping import demo_holds_sync_on_commit
 from demos.models import DEFAULT_DRIFT_THRESHOLD, Demo, DemoVersion, Mode, Publish, Trigger
+from demos.reports import drift_summary
 from demos.schedules import ScheduleInvalid, schedule_next
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import JobOrigin
