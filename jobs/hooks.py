@@ -4,8 +4,10 @@ jobs imports none of the apps built on it (an import contract in pyproject.toml 
 them, it calls what a setting names. Each seam is a typed call here, so "find usages" of a seam ends in
 this module and the setting names the one implementation:
 
-- ``SCREENREEL_BUNDLE_BUILDER``: builds and stores a job's bundle when it settles (bundles).
-- ``SCREENREEL_EVENT_HANDLERS``: called in every event's own transaction (webhooks writes deliveries).
+- ``SCREENREEL_BUNDLE_BUILDER``: builds and stores a job's bundle when it settles (demos.bundling: a demo
+  version's drift report first, then bundles' builder).
+- ``SCREENREEL_EVENT_HANDLERS``: called in every event's own transaction (webhooks writes deliveries; demos marks
+  a version ready when its job ends).
 - ``SCREENREEL_RETENTION_SCHEDULE``: when each stored object may be purged (retention).
 - ``SCREENREEL_ADMIN_EXTENSIONS``: actions other apps add to jobs' admin pages, by page ("job",
   "client"): classes whose ``extra_actions`` and methods join the page (retention's holds and purges).
