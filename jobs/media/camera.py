@@ -10,8 +10,10 @@ How it moves: as the cursor glides to a target, the view eases in (``lead_in_ms`
 box fills at most 60% of the view, at most ``max_scale``, centred on it as far as the page's edges allow;
 it holds through the action and eases back out ``lead_out_ms`` after it. When the next target comes
 before that, the view pans (and rescales) to it instead of bouncing out and in. Scrolling or leaving the
-page eases out first. Every state applied is logged (``shots``) on the video's timeline: renditions crop
-around the action from it, and tests read it.
+page eases out first, and so does a step whose target must be scrolled into view: Chromium keeps a region
+where it was put (in the document's coordinates) while the page scrolls under it, so the view is only ever
+zoomed on a page that stands still, and unzoomed it sets no region at all. Every state applied is logged
+(``shots``) on the video's timeline: renditions crop around the action from it, and tests read it.
 """
 
 from __future__ import annotations
@@ -86,12 +88,20 @@ class Camera:
 
     async def _apply(self, scale: float, cx: float, cy: float) -> None:
         x, y = self._region(scale, cx, cy)
-        await self.cdp.send("Emulation.setDeviceMetricsOverride", {
+        metrics: dict[str, Any] = {
             "width": self.width, "height": self.height, "deviceScaleFactor": self.dsf, "mobile": False,
             "screenWidth": self.width, "screenHeight": self.height,
-            "screenOrientation": {"angle": 0, "type": "landscapePrimary"},
-            "viewport": {"x": x, "y": y, "width": self.width / scale, "height": self.height / scale,
-                         "scale": scale}})
+            "screenOrientation": {"angle": 0, "type": "landscapePrimary"}}
+        if scale > 1.001:
+            # The override's region is in document coordinates, and Chromium keeps it where it was put: the page's
+            # scroll offset now (read from the browser, not from the page's own scrollX, which a page can redefine)
+            # turns the layout viewport's region into the document's.
+            layout = (await self.cdp.send("Page.getLayoutMetrics"))["cssLayoutViewport"]
+            metrics["viewport"] = {"x": x + float(layout["pageX"]), "y": y + float(layout["pageY"]),
+                                   "width": self.width / scale, "height": self.height / scale, "scale": scale}
+        # Unzoomed, no region is set at all: a region left in place (even the whole viewport at scale 1) stays put
+        # while the page scrolls, and a scroll after a zoom then showed the wrong part of the page.
+        await self.cdp.send("Emulation.setDeviceMetricsOverride", metrics)
         self.scale, self.cx, self.cy = scale, cx, cy
         self.shots.append(Shot(round(self.clock(), 4), round(scale, 4), round(x, 2), round(y, 2)))
 

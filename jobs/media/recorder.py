@@ -315,6 +315,11 @@ async def _bounded(call: Awaitable[T], what: str, seconds: float = PAGE_CALL_TIM
         raise MediaError(f"the page stopped responding ({what} took over {seconds:g} s)", permanent=True) from None
 
 
+def _in_view(box: dict[str, float], width: int, height: int) -> bool:
+    """Whether an element's box (in the layout viewport) lies wholly inside the viewport."""
+    return box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
+
+
 def _scroll_offset(value: Any) -> tuple[float, float]:
     """The page's own answer for where it is scrolled, as two sane numbers (the page may lie)."""
     try:
@@ -760,8 +765,11 @@ class _Session:
             elif action in ("click", "hover", "type"):
                 target = page.locator(selector).first
                 await target.wait_for(state="visible", timeout=timeout)
-                await target.scroll_into_view_if_needed(timeout=timeout)
                 box = await target.bounding_box(timeout=timeout)
+                if box is None or not _in_view(box, self.req.width, self.req.height):
+                    await self.camera.release()  # the page is about to scroll: a zoomed view would not follow it
+                    await target.scroll_into_view_if_needed(timeout=timeout)
+                    box = await target.bounding_box(timeout=timeout)
                 if box is None:
                     raise StepError(
                         feature_title=self.req.feature_title, step_number=number, action=action,

@@ -86,3 +86,38 @@ def test_zoom_off_leaves_the_view_alone(sampleapp_url: str, tmp_path: Path) -> N
                                feature_title="No zoom", out_dir=tmp_path, chromium_path=CHROMIUM,
                                camera=CameraSettings(zoom=False)))
     assert rec.camera == [] and len(rec.targets) == 1
+
+
+# A page taller than the view, with a header fixed to the top and a button at the very bottom.
+TALL = """<!doctype html><html><head><style>body{margin:0;font:24px "DejaVu Sans",sans-serif}
+header{position:fixed;top:0;left:0;right:0;height:40px;background:#e8eef8;padding:4px 16px}
+.tall{height:1400px}</style></head><body><header>Fixed header</header>
+<p style="margin-top:80px"><button id="top">Top button</button></p><div class="tall"></div>
+<p style="padding:0 16px">Bottom line <button id="bottom">Bottom button</button></p></body></html>"""
+
+
+def test_the_view_follows_a_scroll_after_a_zoom_and_zooms_on_a_scrolled_page(tmp_path: Path) -> None:
+    """Chromium keeps a zoomed region where it was put while the page scrolls under it: a view left zoomed (or left
+    with a region at scale 1) showed the wrong part of the page after a scroll, and a zoom on a scrolled page showed
+    the top of the document instead of its target. Read from the video with OCR."""
+    from tests.jobs.media.ocr import ocr
+    from tests.pages import pages_served
+
+    steps: list[dict[str, Any]] = [
+        {"action": "click", "selector": "#top"}, {"action": "scroll", "y": 2000}, {"action": "wait", "ms": 400},
+        {"action": "click", "selector": "#bottom"}, {"action": "wait", "ms": 300}]
+    with pages_served({"/": TALL}) as served:
+        rec = record(RecordRequest(tenant="test", target_url=f"{served.base}/", width=1280, height=720, steps=steps,
+                                   feature_title="Scroll", out_dir=tmp_path, chromium_path=CHROMIUM,
+                                   camera=CameraSettings(max_scale=1.6, lead_in_ms=300, lead_out_ms=200)))
+    scrolled = tmp_path / "scrolled.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{rec.steps[2].end_s - 0.1:.3f}", "-i", str(rec.video_path),
+                    "-frames:v", "1", str(scrolled)], check=True)
+    text = ocr(scrolled)
+    assert "Fixed header" in text and "Bottom line" in text, text  # the header on top, the page's end below it
+    zoomed = tmp_path / "zoomed.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{rec.steps[3].end_s:.3f}", "-i", str(rec.video_path),
+                    "-frames:v", "1", str(zoomed)], check=True)
+    assert scale_at(rec, rec.steps[3].end_s) >= 1.4
+    text = ocr(zoomed)  # the view zoomed on the target, where it is now: the header is out of it
+    assert "Bottom" in text and "Fixed header" not in text, text
