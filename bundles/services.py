@@ -66,7 +66,8 @@ def manifest_build(*, job: Job, chunks: list[Chunk], objects: list[StoredObject]
         # each line's start, end and text, each chapter's start and title.
         "chunks": [
             {"chunk": c.index, "title": c.title, "status": c.status, "error": c.error or None,
-             "recording": c.recording, "speech": c.speech, "cost": c.cost, "timeline": c.timeline}
+             "recording": c.recording, "speech": c.speech, "cost": c.cost, "timeline": c.timeline,
+             "carried_from": c.carried_view()}
             for c in chunks
         ],
         "assets": assets,

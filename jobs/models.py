@@ -146,8 +146,9 @@ CHUNK_ENDED = frozenset({ChunkStatus.SUCCEEDED, ChunkStatus.FAILED, ChunkStatus.
 # - one script: pending -> recording -> [synthesizing] -> muxing, the synthesis running beside the
 #   recording; "synthesizing" then means the recording is done and waits for the voice.
 CHUNK_TRANSITIONS: dict[str, frozenset[str]] = {
+    # Straight to succeeded: a carried chunk (Chunk.carried_from), once its outputs are copied.
     ChunkStatus.PENDING: frozenset({ChunkStatus.RECORDING, ChunkStatus.SYNTHESIZING, ChunkStatus.FAILED,
-                                    ChunkStatus.CANCELED}),
+                                    ChunkStatus.CANCELED, ChunkStatus.SUCCEEDED}),
     ChunkStatus.SYNTHESIZING: frozenset({ChunkStatus.RECORDING, ChunkStatus.MUXING, ChunkStatus.FAILED,
                                          ChunkStatus.CANCELED}),
     ChunkStatus.RECORDING: frozenset({ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING, ChunkStatus.FAILED,
@@ -183,6 +184,11 @@ def iso(value: Any) -> str | None:
 
 # --- What the API, the stream and webhooks show (one typed shape each; docs/api.md, docs/events.md) ----------
 
+class CarriedFrom(TypedDict):
+    job_id: str
+    chunk: int
+
+
 class ChunkView(TypedDict):
     index: int
     title: str
@@ -195,6 +201,7 @@ class ChunkView(TypedDict):
     cost: dict[str, Any] | None
     timeline: dict[str, Any] | None
     failure: dict[str, Any] | None  # where its step failed: Chunk.failure
+    carried_from: CarriedFrom | None  # not recorded: its outputs were copied from this chunk
     assets: list[dict[str, Any]]
     started_at: str | None
     finished_at: str | None
@@ -356,6 +363,10 @@ class Chunk(models.Model):
     # Where its step failed, when one did (jobs.media.errors.Evidence): the step, the page's URL, the selector,
     # the elements the page offered, and the still's name (none for a step that typed a secret).
     failure = models.JSONField(null=True, blank=True)
+    # Set when the chunk is not recorded but carries over the outputs of another chunk of the same client, made from
+    # the same feature (a demo's ``mode: "changed"`` refresh: jobs.pipeline.carrying). While pending it waits for
+    # the copy, not for a recording turn; a rerun records it for real (the field is cleared).
+    carried_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # What the camera showed and which targets were acted on, on the recording's timeline: the pipeline's
     # own (renditions follow the action from it), not shown by the API.
     track = models.JSONField(null=True, blank=True)
@@ -389,6 +400,10 @@ class Chunk(models.Model):
     def feature(self) -> Feature:
         return self.job.parsed_spec.features[self.index - 1]
 
+    def carried_view(self) -> CarriedFrom | None:
+        source = self.carried_from
+        return {"job_id": source.job_id, "chunk": source.index} if source is not None else None
+
     def to_dict(self, *, assets: list[dict[str, Any]] | None = None) -> ChunkView:
         """The chunk as the API and events show it; ``assets`` are its current stored objects' views."""
         return {
@@ -403,6 +418,7 @@ class Chunk(models.Model):
             "cost": self.cost,
             "timeline": self.timeline,
             "failure": self.failure,
+            "carried_from": self.carried_view(),
             "assets": assets or [],
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),

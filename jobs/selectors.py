@@ -23,7 +23,7 @@ def storable(value: str) -> bool:
 
 def jobs_for(*, client: Client, status: str | None = None) -> QuerySet[Job]:
     qs = Job.objects.filter(client=client).prefetch_related(
-        Prefetch("chunks", Chunk.objects.order_by("index")),
+        Prefetch("chunks", Chunk.objects.select_related("carried_from").order_by("index")),
         Prefetch("stored_objects", StoredObject.objects.filter(current=True).order_by("chunk_id", "id")))
     if status:
         qs = qs.filter(status=status)
@@ -105,8 +105,15 @@ def jobs_view(jobs: Sequence[Job]) -> list[JobView]:
             if job.client_id not in ttl_by_client:
                 ttl_by_client[job.client_id] = link_ttl_s(job.client_id)
             bundle = _bundle_view(newest, expires_at=expiry.get(newest.pk), ttl_s=ttl_by_client[job.client_id])
-        views.append(job.to_dict(chunks=list(job.chunks.all()), assets=assets, bundle=bundle))
+        views.append(job.to_dict(chunks=_chunks(job), assets=assets, bundle=bundle))
     return views
+
+
+def _chunks(job: Job) -> list[Chunk]:
+    """The job's chunks in order, each with the chunk it carries over (``jobs_for`` prefetched them so)."""
+    if "chunks" in getattr(job, "_prefetched_objects_cache", {}):
+        return list(job.chunks.all())
+    return list(job.chunks.select_related("carried_from").order_by("index"))
 
 
 def job_view(job: Job) -> JobView:

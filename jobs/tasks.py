@@ -100,6 +100,11 @@ def chunk_mux(self: Task[Any, Any], chunk_id: int) -> None:
     _stage(self, pipeline.chunk_mux_run, chunk_id)
 
 
+@stage_task(TaskName.CHUNK_CARRY)
+def chunk_carry(self: Task[Any, Any], chunk_id: int) -> None:
+    _stage(self, pipeline.chunk_carry_run, chunk_id)
+
+
 # A bundle build may stream many gigabytes, so it has its own time limit (under the visibility timeout, so its
 # message is never handed to a second worker while it runs). Its failures are the service's to count and retry
 # (in the job's row, SCREENREEL_SETTLE_RETRY_S), not Celery's.

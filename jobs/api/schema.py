@@ -101,6 +101,11 @@ class FailureSerializer(serializers.Serializer):
     candidates = CandidateSerializer(many=True)
 
 
+class CarriedFromSerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    chunk = serializers.IntegerField(min_value=1)
+
+
 class ChunkSerializer(serializers.Serializer):
     index = serializers.IntegerField(min_value=1)
     title = serializers.CharField()
@@ -116,6 +121,9 @@ class ChunkSerializer(serializers.Serializer):
         "When a step failed: the step, the page's URL, the selector, the elements the page offered (visible text "
         "and accessible names, with a selector for each) and the still of the page (a bundled asset's name; none "
         "for a step that typed a secret)."))
+    carried_from = CarriedFromSerializer(allow_null=True, help_text=(
+        "Set when the chunk was not recorded: its outputs were copied from this chunk of an earlier job of the "
+        "client's (a demo refresh with mode \"changed\", docs/demos.md), and it cost nothing."))
     assets = AssetSerializer(many=True)
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -626,7 +634,8 @@ MANIFEST = {
             "chunk": {"type": "integer"}, "title": {"type": "string"}, "status": _ref("ChunkStatusEnum"),
             "error": {"type": ["string", "null"]}, "recording": {"type": ["object", "null"]},
             "speech": {"type": ["object", "null"]}, "cost": {"type": ["object", "null"]},
-            "timeline": {"anyOf": [_ref("Timeline"), {"type": "null"}]}})},
+            "timeline": {"anyOf": [_ref("Timeline"), {"type": "null"}]},
+            "carried_from": {"anyOf": [_ref("CarriedFrom"), {"type": "null"}]}})},
         "assets": {"type": "array", "items": _object(
             {"name": {"type": "string"}, "chunk": {"type": "integer"}, "kind": _ref("KindEnum"),
              "status": {"type": "string", "const": "succeeded"}, "bytes": {"type": "integer"},

@@ -16,6 +16,7 @@ class TaskName(StrEnum):
     CHUNK_RECORD = "jobs.tasks.chunk_record"
     JOB_SIGN_IN = "jobs.tasks.job_sign_in"
     CHUNK_MUX = "jobs.tasks.chunk_mux"
+    CHUNK_CARRY = "jobs.tasks.chunk_carry"
     JOB_SETTLE = "jobs.tasks.job_settle"
     PIPELINE_RECOVER = "jobs.tasks.pipeline_recover"
     DELIVERIES_DISPATCH = "webhooks.tasks.deliveries_dispatch"

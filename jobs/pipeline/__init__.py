@@ -7,6 +7,8 @@ and tasks").
 - ``signing_in``: a job's ``sign_in`` steps, once, off camera, before any feature records (and any input a
   person must read, waited for on a pool of threads of its own).
 - ``recording``: Chromium performs the steps; the recording, its stills and when each step ran are kept.
+- ``carrying``: a chunk made from the same feature as a succeeded chunk of the client's takes over its outputs
+  (copied in storage) instead of being recorded (a demo's ``mode: "changed"`` refresh).
 - ``muxing``: the lines laid out where their steps started, captions and chapters timed from them,
   intro + recording + outro joined by stream copy, one AAC encode.
 - ``recovery``: the sweep that queues again whatever a lost message or a dead worker left behind.
@@ -19,6 +21,7 @@ in the row, so a chunk that keeps failing (or keeps killing its worker) ends ``f
 An error whose ``permanent`` is true (``jobs.lib.failures``) fails the chunk at once.
 """
 
+from jobs.pipeline.carrying import chunk_carry_run
 from jobs.pipeline.common import DONE, FAILED, StageResult, chunk_claim
 from jobs.pipeline.muxing import chunk_mux_run
 from jobs.pipeline.recording import chunk_record_run
@@ -26,5 +29,5 @@ from jobs.pipeline.recovery import pipeline_recover
 from jobs.pipeline.signing_in import job_sign_in_run
 from jobs.pipeline.synthesis import chunk_synthesize_run
 
-__all__ = ["DONE", "FAILED", "StageResult", "chunk_claim", "chunk_mux_run", "chunk_record_run",
+__all__ = ["DONE", "FAILED", "StageResult", "chunk_carry_run", "chunk_claim", "chunk_mux_run", "chunk_record_run",
            "chunk_synthesize_run", "job_sign_in_run", "pipeline_recover"]

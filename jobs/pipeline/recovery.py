@@ -28,7 +28,8 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     stale = now - timedelta(seconds=grace_s)
     lapsed = now - timedelta(seconds=LEASE_SLACK_S)
     counts = dict.fromkeys(("job_start", "chunk_admit", "chunk_synthesize", "chunk_record", "mux_admit",
-                            "chunk_mux", "job_settle", "sessions_dropped", "job_sign_in", "job_resumed"), 0)
+                            "chunk_mux", "job_settle", "sessions_dropped", "job_sign_in", "job_resumed",
+                            "chunk_carry"), 0)
     # A sign-in session is deleted when its job ends; one a recording stored as its job ended is deleted here.
     counts["sessions_dropped"], _ = JobSession.objects.filter(job__status__in=JOB_ENDED).delete()
     # Queued jobs start as their client's running slots allow (admission), not all at once.
@@ -53,9 +54,18 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
         counts["job_resumed"] += int(job_transition(job_id=job_id, to=JobStatus.RUNNING) is not None)
     running = Chunk.objects.filter(job__status=JobStatus.RUNNING)
     # A lost admission (its message, or the commit hook of a dead process): chunks waiting for a turn.
-    for client_id in running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True, updated_at__lt=stale) \
+    for client_id in running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True, updated_at__lt=stale,
+                                    carried_from__isnull=True) \
             .order_by().values_list("job__client_id", flat=True).distinct()[:limit]:
         counts["chunk_admit"] += len(admission.chunks_admit(client_id=client_id))
+    # A carry (jobs.pipeline.carrying) whose message was lost or whose worker died: queued again, at most once a
+    # grace (updated_at moves on); copying again is harmless.
+    carries = list(running.filter(status=ChunkStatus.PENDING, carried_from__isnull=False, updated_at__lt=stale)
+                   .values_list("id", flat=True)[:limit])
+    Chunk.objects.filter(pk__in=carries).update(updated_at=now)
+    for chunk_id in carries:
+        enqueue_on_commit(TaskName.CHUNK_CARRY, chunk_id)
+        counts["chunk_carry"] += 1
     # Admitted, but a stage it was queued for never claimed it: its message was lost, or it still waits in
     # a long queue. Queued again at most once a grace period (admitted_at moves on), so a backlog is not
     # multiplied every sweep.

@@ -82,7 +82,8 @@ def chunks_admit(*, client_id: str) -> list[int]:
             enqueue_on_commit(TaskName.JOB_SIGN_IN, job_id)
         active += len(sign_ins)
         # A feature of a job with a sign-in records only once the session is stored.
-        chosen = list(running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True)
+        # A carried chunk is copied, not recorded (jobs.pipeline.carrying): it takes no turn.
+        chosen = list(running.filter(status=ChunkStatus.PENDING, admitted_at__isnull=True, carried_from__isnull=True)
                       .filter(Q(job__signin_session__isnull=True) | Q(job__signin_session__ready_at__isnull=False))
                       .order_by("job__created_at", "job_id", "index")
                       .values_list("id", "paced")[:max(0, limit - active)])

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -62,15 +62,24 @@ def request_hash(payload: Any) -> str:
 
 
 def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
-               idempotency_key: str | None = None, origin: str = JobOrigin.API) -> tuple[Job, bool]:
+               idempotency_key: str | None = None, origin: str = JobOrigin.API,
+               carry: Mapping[int, Chunk] | None = None) -> tuple[Job, bool]:
     """Create a job and its chunks and queue it; returns (job, created). ``created`` is False on a replay.
-    ``origin``: what made it (the jobs API, or an app on the client's behalf: jobs.lib.keys.scopes)."""
+    ``origin``: what made it (the jobs API, or an app on the client's behalf: jobs.lib.keys.scopes). ``carry``:
+    features (by index, from 1) not to record but to carry over from a succeeded chunk of the same client's, made
+    from the same feature (the caller vouches for that: demos compares fingerprints); see jobs.pipeline.carrying."""
     digest = request_hash(raw if raw is not None else spec)
     if idempotency_key:
         existing = _idempotent_replay(client=client, key=idempotency_key, digest=digest)
         if existing is not None:
             return existing, False
-    _check_secrets(client=client, spec=JobSpec.load(spec))
+    parsed = JobSpec.load(spec)
+    _check_secrets(client=client, spec=parsed)
+    carry = dict(carry or {})
+    for index, source in carry.items():
+        # Another client's chunk is never copied, whoever asks: a tenant's outputs stay its own.
+        if source.job.client_id != client.pk or not 1 <= index <= len(parsed.features):
+            raise ValueError(f"chunk {source.pk} cannot be carried into feature {index} of a job of {client.pk}")
     unfinished = Job.objects.filter(client=client, status__in=[JobStatus.QUEUED, *JOB_UNDER_WAY]).count()
     if unfinished >= settings.SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS:
         raise DomainError(f"This client already has {unfinished} jobs queued or running, the most it may have; "
@@ -84,7 +93,7 @@ def job_create(*, client: Client, spec: dict[str, Any], raw: Any = None,
                 idempotency_key=idempotency_key or None, request_hash=digest, origin=origin,
             )
             Chunk.objects.bulk_create(
-                Chunk(job=job, index=i, title=feature.title, paced=feature.per_step)
+                Chunk(job=job, index=i, title=feature.title, paced=feature.per_step, carried_from=carry.get(i))
                 for i, feature in enumerate(job.parsed_spec.features, start=1)
             )
             event_record(job=job, type=EventType.JOB_CREATED, data=dict(job_view(job)))
@@ -273,7 +282,7 @@ def _settle_claim(*, job_id: str, attempt: int | None) -> _SettleClaim | None:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status != JobStatus.RUNNING:
             return None
-        chunks = list(job.chunks.all())
+        chunks = list(job.chunks.select_related("carried_from"))
         if any(c.status not in CHUNK_ENDED for c in chunks):
             return None
         if job.settle_due_at is not None and job.settle_due_at > now and attempt != job.settle_attempts:

@@ -13,6 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.lib.queue import enqueue_on_commit
+from jobs.lib.task_names import TaskName
 from jobs.models import (
     CHUNK_ENDED,
     CHUNK_TRANSITIONS,
@@ -44,6 +46,7 @@ _CHUNK_EVENTS: dict[tuple[str, str], tuple[EventType, ...]] = {
     (ChunkStatus.RECORDING, ChunkStatus.MUXING): (EventType.CHUNK_RECORDING_SUCCEEDED,),
     (ChunkStatus.SYNTHESIZING, ChunkStatus.MUXING): (EventType.CHUNK_SYNTHESIS_SUCCEEDED,),
     (ChunkStatus.MUXING, ChunkStatus.SUCCEEDED): (EventType.CHUNK_SUCCEEDED,),
+    (ChunkStatus.PENDING, ChunkStatus.SUCCEEDED): (EventType.CHUNK_SUCCEEDED,),  # carried over, not recorded
 }
 # A failure names the stage that failed, then the chunk.
 _STAGE_FAILED = {"recording": EventType.CHUNK_RECORDING_FAILED, "synthesis": EventType.CHUNK_SYNTHESIS_FAILED}
@@ -74,10 +77,15 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         resumed = before == JobStatus.AWAITING_INPUT and to == JobStatus.RUNNING
         if to == JobStatus.RUNNING and not resumed:
             job.started_at, job.finished_at = job.started_at or now, None
-            if job.parsed_spec.sign_in is not None and job.chunks.filter(status=ChunkStatus.PENDING).exists():
+            to_record = job.chunks.filter(status=ChunkStatus.PENDING, carried_from__isnull=True)
+            if job.parsed_spec.sign_in is not None and to_record.exists():
                 # Its features wait for the sign-in (jobs.pipeline.signing_in), which admission queues first. A
-                # rebuild of the bundle records nothing (no chunk pending): it signs in to nothing.
+                # rebuild of the bundle records nothing (no chunk pending), nor does a carried chunk: they sign in
+                # to nothing.
                 JobSession.objects.get_or_create(job=job)
+            carried = job.chunks.filter(status=ChunkStatus.PENDING, carried_from__isnull=False)
+            for chunk_id in carried.values_list("id", flat=True):
+                enqueue_on_commit(TaskName.CHUNK_CARRY, chunk_id)  # a copy, not a recording: no turn to wait
         elif to in JOB_ENDED:
             job.finished_at = now
         job.save()
@@ -131,7 +139,8 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
             chunk.finished_at = now
             if not (to == ChunkStatus.CANCELED and _worker_holds(before, chunk, now)):
                 chunk.lease_expires_at = None
-        if to == ChunkStatus.PENDING:  # a rerun: every stage runs again
+        if to == ChunkStatus.PENDING:  # a rerun: every stage runs again, a carried chunk's too (recorded now)
+            chunk.carried_from = None
             chunk.started_at = chunk.finished_at = chunk.lease_expires_at = chunk.admitted_at = None
             chunk.mux_admitted_at = None
             chunk.synth_lease_expires_at = chunk.recording = chunk.speech = chunk.timeline = chunk.cost = None

@@ -249,6 +249,29 @@ def storage_reader(key: str, *, storage: Storage | None = None) -> Iterator[Read
             yield _Classified(fh)
 
 
+def copy_object(*, source: str, dest: str) -> None:
+    """Copy the object at ``source`` to ``dest``, overwriting what is there: on S3 a server-side copy (the bytes
+    never pass through this process; a managed copy, multipart past 5 GB), locally a hard link (a plain copy where
+    the folder cannot link). A missing source raises a ``StorageError`` that is ``missing``."""
+    s3 = bucket()
+    if s3 is not None:
+        with classified("copying"):
+            s3.client.copy({"Bucket": s3.name, "Key": s3.key(source)}, s3.name, s3.key(dest))
+        return
+    storage = default_storage
+    assert isinstance(storage, FileSystemStorage), f"no copy for {type(storage).__name__}"
+    src, out = Path(storage.path(source)), Path(storage.path(dest))
+    with classified("copying"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)  # a retried copy: the link is made again
+        try:
+            os.link(src, out)
+        except FileNotFoundError:
+            raise
+        except OSError:  # another device, or a folder that has no hard links
+            shutil.copyfile(src, out)
+
+
 def stored(key: str) -> bool:
     """Whether an object is stored at ``key``."""
     with classified("checking an object"):

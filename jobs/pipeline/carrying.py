@@ -1,0 +1,118 @@
+"""Carrying a feature over instead of recording it (a demo's ``mode: "changed"`` refresh: docs/demos.md).
+
+A chunk created with ``carried_from`` (jobs.services.jobs.job_create) was made from the same feature as a succeeded
+chunk of an earlier job of the same client's. When its job starts, this stage copies that chunk's outputs (what a
+bundle holds of it, but its drift pictures) under the new chunk's keys and names, takes over its recording,
+speech, timeline and camera track, and ends it ``succeeded`` at no cost: no browser, no voice, no mux.
+
+Copies, not shared keys: every object stays under its own job's keys, so a purge still proves tenant, class and
+job from the key alone (jobs.storage.keys), a bucket's lifecycle rule ages each copy from its own creation, and
+purging one version never takes another's outputs. On S3 a copy is server-side (no byte passes through the
+worker), on the local folder a hard link.
+
+When the source cannot be carried (another client's, no longer succeeded, an output purged or gone from storage,
+storage failing past the attempts), the chunk is recorded instead: ``carried_from`` is cleared and it takes its
+turn like any other. A carry never fails a chunk that a recording could make.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.lib.logs import log_context
+from jobs.lib.queue import enqueue_on_commit
+from jobs.lib.task_names import TaskName
+from jobs.models import BUNDLED_KINDS, Chunk, ChunkStatus, JobStatus, ObjectKind, StoredObject
+from jobs.pipeline.common import DONE, RETRY_BACKOFF_S, StageResult
+from jobs.pipeline.pricing import chunk_cost
+from jobs.services.admission import chunks_admit_on_commit
+from jobs.services.objects import object_record, objects_supersede
+from jobs.services.transitions import chunk_transition
+from jobs.storage.files import StorageError, copy_object
+
+log = logging.getLogger(__name__)
+
+# What a carried chunk takes over: what its bundle shows of the source. A drift picture compared the source with
+# the version before it, which says nothing of this one.
+CARRIED_KINDS = BUNDLED_KINDS - {ObjectKind.DRIFT}
+
+
+def chunk_carry_run(*, chunk_id: int) -> StageResult:
+    """Copy the source's outputs to the chunk and end it succeeded, or hand it to a recording."""
+    with log_context(chunk_id=chunk_id):
+        chunk = Chunk.objects.select_related("job", "carried_from__job").filter(pk=chunk_id).first()
+        if (chunk is None or chunk.status != ChunkStatus.PENDING or chunk.carried_from is None
+                or chunk.job.status != JobStatus.RUNNING):
+            return DONE  # canceled, recorded instead, carried already, or its job not started
+        with log_context(job_id=chunk.job_id):
+            return _carry(chunk, chunk.carried_from)
+
+
+def _carry(chunk: Chunk, source: Chunk) -> StageResult:
+    objects = list(StoredObject.objects.current().filter(chunk=source, kind__in=CARRIED_KINDS).order_by("id"))
+    problem = _problem(chunk, source, objects)
+    if problem:
+        return _record_instead(chunk, problem)
+    Chunk.objects.filter(pk=chunk.pk).update(attempts=chunk.attempts + 1)
+    try:
+        for obj in objects:
+            _copy(chunk, source, obj)
+    except StorageError as exc:
+        if exc.missing:
+            return _record_instead(chunk, f"an output of chunk {source.index} of {source.job_id} is gone from storage")
+        if chunk.attempts + 1 >= settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
+            return _record_instead(chunk, f"storage failed {chunk.attempts + 1} times while copying ({exc})")
+        delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S) - 1)]
+        log.warning("chunk %s: %s; carry retry in %ds", chunk, exc, delay)
+        return StageResult(retry_in=delay)
+    cost = chunk_cost(client=chunk.job.client, recording_ms=0, characters=0, provider="")
+    with transaction.atomic():
+        moved = chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.SUCCEEDED, expect=ChunkStatus.PENDING, changes={
+            "recording": source.recording, "speech": source.speech, "timeline": source.timeline,
+            "track": source.track, "cost": cost, "progress": 1.0, "error": "", "started_at": timezone.now()})
+        if moved is not None:
+            enqueue_on_commit(TaskName.JOB_SETTLE, chunk.job_id)
+    log.info("chunk %s: carried over from %s (%d objects)", chunk, source, len(objects))
+    return DONE
+
+
+def _problem(chunk: Chunk, source: Chunk, objects: list[StoredObject]) -> str:
+    """Why the source cannot be carried over, or ""."""
+    if source.job.client_id != chunk.job.client_id:
+        return "its source is another client's"  # job_create refuses it: never reached, never copied
+    if source.status != ChunkStatus.SUCCEEDED:
+        return f"chunk {source.index} of {source.job_id} is {source.status} now"
+    if any(o.purged_at is not None for o in objects):
+        return f"an output of chunk {source.index} of {source.job_id} was purged"
+    if not any(o.kind == ObjectKind.VIDEO for o in objects):
+        return f"chunk {source.index} of {source.job_id} has no final video"
+    return ""
+
+
+def carried_name(name: str, *, source: Chunk, chunk: Chunk) -> str:
+    """The object's name in the new chunk: chunk-<index>-... names the chunk it belongs to."""
+    before, after = f"chunk-{source.index}-", f"chunk-{chunk.index}-"
+    return after + name.removeprefix(before) if name.startswith(before) else name
+
+
+def _copy(chunk: Chunk, source: Chunk, obj: StoredObject) -> None:
+    # The row first, then the bytes (jobs.services.objects): storage never holds an object no row accounts for.
+    with transaction.atomic():
+        row = object_record(job=chunk.job, chunk=chunk, kind=obj.kind,
+                            name=carried_name(obj.name, source=source, chunk=chunk),
+                            bytes=obj.bytes, sha256=obj.sha256, meta=dict(obj.meta))
+    copy_object(source=obj.key, dest=row.key)
+
+
+def _record_instead(chunk: Chunk, why: str) -> StageResult:
+    """Clear the chunk's source: it now waits for a recording turn like any other chunk."""
+    with transaction.atomic():
+        if Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING).update(carried_from=None, attempts=0):
+            objects_supersede(chunk=chunk)  # what a first attempt copied is not bundled with the recording
+            chunks_admit_on_commit(client_id=chunk.job.client_id)
+    log.warning("chunk %s: not carried over (%s); it is recorded instead", chunk, why)
+    return DONE
