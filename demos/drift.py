@@ -4,8 +4,9 @@ feature's length changed; a feature whose largest step difference passes the dem
 drifted.
 
 Features are matched by title (the first unmatched one of that title in the published version), steps by their
-number. It is computed while the version's bundle is built (``demos.bundling``), so the manifest carries it,
-and kept on the version for its JSON and events.
+number. A feature a ``changed`` refresh carried over is the published one's, unrecorded: it is reported as
+``carried``, with no difference, and compared with nothing. The report is computed while the version's bundle
+is built (``demos.bundling``), so the manifest carries it, and kept on the version for its JSON and events.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def _feature(chunk: Chunk, baseline: Chunk | None, threshold: float, scratch: Pa
         return feature
     duration = _duration_ms(chunk)
     feature["duration_ms"] = duration
+    if chunk.carried_from_id is not None:
+        # Not recorded: its outputs are the published version's, pixel for pixel (jobs.pipeline.carrying).
+        feature.update(carried=True, duration_change_ms=0, max_difference=0.0)
+        return feature
     if baseline is None:
         feature["new"] = True  # no feature of this title was published: nothing to compare with
         return feature

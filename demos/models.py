@@ -79,6 +79,9 @@ class Demo(models.Model):
 
 class Mode(models.TextChoices):
     ALL = "all"  # the app changed: record every feature
+    # Only the spec changed: record the features whose fingerprint differs from the published version's, carry the
+    # others' outputs over (jobs.pipeline.carrying).
+    CHANGED = "changed"
 
 
 class Trigger(models.TextChoices):

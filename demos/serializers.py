@@ -81,7 +81,10 @@ class RefreshSerializer(StrictSerializer):
     ref = StrictCharField(max_length=200, required=False, default="", allow_blank=True,
                           help_text="What this version is of: a release tag, a commit SHA. Kept on the version.")
     mode = serializers.ChoiceField(choices=Mode.choices, required=False, default=Mode.ALL,
-                                   help_text="all: record every feature.")
+                                   help_text="all: record every feature. changed: record only the features "
+                                             "whose fingerprint differs from the published version's; the others "
+                                             "carry its outputs over (every feature is recorded when none is "
+                                             "published).")
 
     def validate_ref(self, value: str) -> str:
         validate_storable(value, what="ref")

@@ -50,8 +50,9 @@ def _chunks(chunks: list[Any]) -> list[str]:
             continue
         error = str(chunk.get("error") or "")
         error = error if len(error) <= ERROR_CHARS else error[:ERROR_CHARS - 1] + "…"
+        status = str(chunk.get("status", "")) + (" (carried over, not recorded)" if chunk.get("carried_from") else "")
         rows.append(f"| {chunk.get('index', '')} | {_cell(str(chunk.get('title', '')))} | "
-                    f"{_cell(str(chunk.get('status', '')))} | {_cell(error)} |")
+                    f"{_cell(status)} | {_cell(error)} |")
     return [*rows, ""]
 
 

@@ -36,6 +36,14 @@ def test_a_versions_summary_names_the_demo_version_and_ref() -> None:
     assert "**Ref:** `5d41402abc`" in text and "✅ succeeded" in text
 
 
+def test_a_carried_feature_says_it_was_not_recorded() -> None:
+    chunks = [{**JOB["chunks"][0], "carried_from": {"job_id": "job_01H", "chunk": 1}},
+              {"index": 2, "title": "Invite", "status": "succeeded", "error": None, "carried_from": None}]
+    text = render(Summary(job={**JOB, "chunks": chunks}, status="succeeded", bundle=BUNDLE))
+    assert "| 1 | Create a project | succeeded (carried over, not recorded) |  |" in text
+    assert "| 2 | Invite | succeeded |  |" in text
+
+
 def test_a_job_without_a_bundle_says_so() -> None:
     text = render(Summary(job={**JOB, "error": "No chunk succeeded."}, status="failed"))
     assert "**Error:** No chunk succeeded." in text and "No bundle." in text and "❌ failed" in text

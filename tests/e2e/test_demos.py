@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from demos.models import Demo, DemoVersion
 from jobs.models import Job, ObjectKind, StoredObject
 from jobs.services.clients import client_create
-from tests.e2e.conftest import Worker, release_moves_the_button, wait_for, wait_until_ended
+from tests.e2e.conftest import Worker, bundle_archive, release_moves_the_button, wait_for, wait_until_ended
 from tests.processes import asgi_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -210,3 +210,32 @@ def test_the_drift_report_names_the_steps_a_release_changed(worker: Worker, app_
     assert sorted(drawn) == sorted(pictures)  # in the bundle, beside the stills
     types = [e["type"] for e in api.get("/v1/events", {"job_id": v2["job_id"]}).json()["results"]]
     assert "demo.drift_detected" in types
+
+    # mode "changed" after editing one feature's line: only that feature is recorded; the other carries v2's
+    # outputs over (copied, byte for byte), and the bundle holds both.
+    edited = json.loads(json.dumps(spec))
+    edited["features"][1]["script"] = "The settings page keeps every preference of the team."
+    assert api.patch(f"/v1/demos/{demo['id']}", {"spec": edited}, format="json").status_code == 200
+    v3 = api.post(f"/v1/demos/{demo['id']}/refresh", {"ref": "v3", "mode": "changed"}, format="json").json()
+    assert v3["mode"] == "changed"
+    assert wait_until_ended(v3["job_id"]).status == "succeeded"
+    recordings = {n: StoredObject.objects.filter(job_id=v["job_id"], kind=ObjectKind.RECORDING).count()
+                  for n, v in ((2, v2), (3, v3))}
+    assert recordings == {2: 2, 3: 1}
+    stream = [e for e in api.get("/v1/events", {"job_id": v3["job_id"]}).json()["results"]]
+    assert [e["data"]["chunk"]["index"] for e in stream if e["type"] == "chunk.recording.started"] == [2]
+    job = api.get(f"/v1/jobs/{v3['job_id']}").json()
+    assert [c["carried_from"] for c in job["chunks"]] == [{"job_id": v2["job_id"], "chunk": 1}, None]
+    assert job["chunks"][0]["cost"]["total_usd"] == 0 and job["chunks"][1]["cost"]["total_usd"] > 0
+    number, manifest = _latest(api, demo["id"])
+    assert number == 3 and manifest["job_id"] == v3["job_id"]
+    finals = {a["chunk"]: a["sha256"] for a in manifest["assets"] if a["kind"] == "video"}
+    before = {index: sha for index, sha in StoredObject.objects.filter(job_id=v2["job_id"], kind=ObjectKind.VIDEO)
+              .values_list("chunk__index", "sha256")}
+    assert sorted(finals) == [1, 2] and finals[1] == before[1] and finals[2] != before[2]
+    assert not any(a["kind"] == "drift" for a in manifest["assets"])  # v2's pictures compared v2 with v1
+    archive = bundle_archive(Job.objects.get(pk=v3["job_id"]))
+    assert {"chunk-1-final.mp4", "chunk-2-final.mp4"} <= set(archive.namelist())
+    assert hashlib.sha256(archive.read("chunk-1-final.mp4")).hexdigest() == before[1]
+    carried, recorded = manifest["drift"]["features"]
+    assert carried["carried"] is True and carried["over_threshold"] is False and "carried" not in recorded
