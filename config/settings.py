@@ -219,6 +219,11 @@ REST_FRAMEWORK = {
 # Requests per second per client on average, and the burst above it (jobs.api.ratelimit); per client in the admin.
 SCREENREEL_RATE_LIMIT_PER_S = env_int("SCREENREEL_RATE_LIMIT_PER_S", 25, minimum=1, maximum=100_000)
 SCREENREEL_RATE_LIMIT_BURST = env_int("SCREENREEL_RATE_LIMIT_BURST", 100, minimum=1, maximum=1_000_000)
+# Wrong tokens one address may try on the URLs whose token is the credential (deploy hooks, shares): this many at
+# once, then one per SCREENREEL_WRONG_TOKEN_EVERY_S; past it 429 before any lookup (jobs.api.ratelimit.TokenGuard).
+# Only misses count: a right token is never slowed by this (a hook is limited by its client's rate).
+SCREENREEL_WRONG_TOKEN_BURST = env_int("SCREENREEL_WRONG_TOKEN_BURST", 30, minimum=1, maximum=1_000_000)
+SCREENREEL_WRONG_TOKEN_EVERY_S = env_int("SCREENREEL_WRONG_TOKEN_EVERY_S", 2, minimum=1, maximum=86_400)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Screenreel API",
     "DESCRIPTION": "Narrated, branded demo videos of your web app, recorded in a real browser.",

@@ -10,6 +10,8 @@ os.environ.setdefault("SCREENREEL_EGRESS_ALLOW", "127.0.0.0/8")
 # Suites open hundreds of streams and send bursts as one client; tests/jobs/api/test_rate_limits.py sets its own.
 os.environ.setdefault("SCREENREEL_RATE_LIMIT_PER_S", "100000")
 os.environ.setdefault("SCREENREEL_RATE_LIMIT_BURST", "1000000")
+# Suites try many wrong tokens from 127.0.0.1; tests/demos/test_deploy_hooks.py sets its own.
+os.environ.setdefault("SCREENREEL_WRONG_TOKEN_BURST", "1000000")
 
 from config.settings import *  # noqa: F403
 from config.settings import VAR_DIR

@@ -13,7 +13,8 @@ from django.views.decorators.http import require_safe
 
 from demos.models import DemoShare
 from demos.shares import chapters_vtt, share_find, shared_object, shared_version
-from jobs.lib.errors import DomainError
+from jobs.api.ratelimit import TokenGuard
+from jobs.lib.errors import DomainError, NotFound
 from jobs.storage.links import link_sign, storage_origins
 
 # A file's link lives long enough to start playing and seek; the page hands out fresh ones at each load.
@@ -37,6 +38,14 @@ def _headers(response: HttpResponseBase, share: DemoShare | None) -> HttpRespons
     return response
 
 
+def _find(request: HttpRequest, token: str) -> DemoShare:
+    """The share, or its refusal; a wrong token counts against the asking address (TokenGuard)."""
+    try:
+        return share_find(token)
+    except NotFound as exc:
+        raise TokenGuard(request).missed(exc) from None
+
+
 def _refused(request: HttpRequest, exc: DomainError) -> HttpResponseBase:
     page = render(request, "demos/share_gone.html", {"message": exc.message, "code": exc.code},
                   status=exc.status_code)
@@ -47,7 +56,7 @@ def _refused(request: HttpRequest, exc: DomainError) -> HttpResponseBase:
 @require_safe
 def share_page(request: HttpRequest, token: str) -> HttpResponseBase:
     try:
-        share = share_find(token)
+        share = _find(request, token)
         version, features = shared_version(share)
     except DomainError as exc:
         return _refused(request, exc)
@@ -71,7 +80,7 @@ def share_file(request: HttpRequest, token: str, chunk: int, name: str) -> HttpR
     """A stable URL for one file of the published version: a redirect to a fresh signed link, which serves
     ranges (a player seeks) and, on S3, redirects to the bucket."""
     try:
-        share = share_find(token)
+        share = _find(request, token)
         if name == "chapters.vtt":
             _, features = shared_version(share)
             feature = next((f for f in features if f.chunk.index == chunk), None)

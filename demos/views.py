@@ -42,7 +42,7 @@ from demos.serializers import (
 )
 from demos.services import demo_create, demo_delete, demo_refresh, demo_update, version_publish
 from demos.shares import share_create, share_revoke
-from jobs.api.ratelimit import request_admit
+from jobs.api.ratelimit import TokenGuard, request_admit
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import Scope
 from jobs.lib.rest import NewestFirst, idempotency_key, page_of
@@ -223,7 +223,10 @@ class DeployHookCallView(APIView):
                                   "GitHub's ping, or a replay of a delivery: the version it made then."))},
                    summary="Refresh a demo through its deploy hook (for tools that can only call a URL)")
     def post(self, request: Request, token: str) -> Response:
-        hook = deploy_hook_find(token)
+        try:
+            hook = deploy_hook_find(token)
+        except NotFound as exc:
+            raise TokenGuard(request._request).missed(exc) from None
         request_admit(request._request, hook.demo.client)  # the demo's client's rate, as any of its calls
         call = hook_call(hook, body=request.body, headers=request.headers)
         deploy_hook_used(hook)

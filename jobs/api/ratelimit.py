@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "screenreel:ratelimit:"
 
-# KEYS[1] the bucket; ARGV rate per second, burst. Returns {allowed 0/1, tokens left as a string}.
+# KEYS[1] the bucket; ARGV rate per second, burst, cost (1 takes a token; 0 only asks whether one is there).
+# Returns {allowed 0/1, tokens left as a string}.
 _TAKE = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -42,7 +43,7 @@ local tokens, at = tonumber(state[1]), tonumber(state[2])
 if tokens == nil then tokens, at = burst, now end
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
 local allowed = 0
-if tokens >= 1 then tokens, allowed = tokens - 1, 1 end
+if tokens >= 1 then tokens, allowed = tokens - cost, 1 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(tokens)}
@@ -86,10 +87,14 @@ def limits_for(client: Client) -> tuple[float, int]:
 
 def request_take(client: Client) -> Verdict | None:
     """Take one request from ``client``'s bucket; None when Redis could not be asked (the request passes)."""
-    global _warned_at
     rate, burst = limits_for(client)
+    return _take(KEY_PREFIX + client.pk, rate, burst)
+
+
+def _take(key: str, rate: float, burst: int, *, cost: int = 1) -> Verdict | None:
+    global _warned_at
     try:
-        allowed, left = _script()(keys=[KEY_PREFIX + client.pk], args=[rate, burst])
+        allowed, left = _script()(keys=[key], args=[rate, burst, cost])
     except redis.RedisError:
         if time.monotonic() - _warned_at > 60:
             _warned_at = time.monotonic()
@@ -140,3 +145,28 @@ class ClientRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:  # never asked: a refusal is raised with its own message and details
         return None
+
+
+class TokenGuard:
+    """Wrong tokens from one address on the URLs whose token is the credential (a deploy hook, a share). Each miss
+    takes from the address's bucket; once it is empty a miss answers 429 ``rate_limited`` (with Retry-After)
+    instead of 404, so guessing is slowed to one try every SCREENREEL_WRONG_TOKEN_EVERY_S. A right token is never
+    refused by it, whoever shares the address (a hook is limited by its client's own rate). The address is
+    REMOTE_ADDR, as for the admin's lockouts."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+        self.key = f"{KEY_PREFIX}wrong-token:{request.META.get('REMOTE_ADDR', '')}"
+        self.burst = int(settings.SCREENREEL_WRONG_TOKEN_BURST)
+        self.rate = 1 / int(settings.SCREENREEL_WRONG_TOKEN_EVERY_S)
+
+    def missed(self, exc: Exception) -> Exception:
+        """Count one wrong token; returns what to raise: ``exc``, or the 429 once the address has no try left."""
+        verdict = _take(self.key, self.rate, self.burst)
+        if verdict is None or verdict.allowed:
+            return exc
+        from jobs.lib.errors import DomainError
+
+        remember(self.request, verdict)  # Retry-After on the 429
+        return DomainError(f"Too many wrong URLs from this address. Retry in {verdict.retry_after_s} s.",
+                           code="rate_limited", status_code=429, details={"retry_after_s": verdict.retry_after_s})

@@ -9,10 +9,13 @@ import copy
 import hashlib
 import hmac
 import json
+import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from django.test import Client as HttpClient
+from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
 from demos.models import DemoVersion, DeployHook
@@ -134,3 +137,25 @@ def test_another_client_cannot_make_or_delete_a_demos_hook(tenant: Tenant, other
                      other_tenant.api.delete(f"/v1/demos/{demo_id}/deploy-hook")):
         assert (response.status_code, response.json()["error"]["code"]) == (404, "demo_not_found")
     assert _call(path).status_code == 202
+
+
+def test_wrong_urls_from_one_address_get_429_but_the_right_one_never_does(tenant: Tenant,
+                                                                           settings: SettingsWrapper) -> None:
+    settings.SCREENREEL_WRONG_TOKEN_BURST, settings.SCREENREEL_WRONG_TOKEN_EVERY_S = 3, 60
+    path = _hook(tenant, _demo(tenant))
+    guesser, neighbour = (f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{n}" for n in (1, 2))
+    wrong = path[:-4] + ("abcd" if not path.endswith("abcd") else "dcba")
+    answers = [APIClient().post(wrong, REMOTE_ADDR=guesser) for _ in range(5)]
+    assert [a.status_code for a in answers] == [404, 404, 404, 429, 429]
+    assert answers[3].json()["error"]["code"] == "rate_limited" and int(answers[3]["Retry-After"]) >= 1
+    assert APIClient().post(path, REMOTE_ADDR=guesser).status_code == 202  # the right URL, from the same address
+    assert APIClient().post(wrong, REMOTE_ADDR=neighbour).status_code == 404  # another address has its own tries
+    # A share's page too: misses count on the same address, and refuse with the share's own page.
+    share = tenant.api.post(f"/v1/demos/{_demo_named(tenant)}/shares", {}, format="json").json()
+    refused = HttpClient().get(urlsplit(share["url"]).path[:-3] + "xyz", REMOTE_ADDR=guesser)
+    assert refused.status_code == 429 and b'data-code="rate_limited"' in refused.content
+
+
+def _demo_named(tenant: Tenant) -> str:
+    made = tenant.api.post("/v1/demos", {"name": "Shared", "spec": copy.deepcopy(VALID_SPEC)}, format="json")
+    return str(made.json()["id"])
