@@ -19,8 +19,7 @@ from credentials.serializers import (
     CredentialUpdateSerializer,
 )
 from credentials.services import credential_create, credential_delete, credential_rotate, credential_update
-from jobs.lib.errors import DomainError
-from jobs.lib.rest import NewestFirst, page_of
+from jobs.lib.rest import NewestFirst, json_object, page_of
 
 CREDENTIAL = OpenApiResponse(CredentialSerializer, description="A credential's metadata: never a value.")
 
@@ -29,18 +28,12 @@ def _client(request: Request) -> Any:
     return request.user.client  # type: ignore[union-attr]
 
 
-def _object(request: Request) -> Any:
-    if not isinstance(request.data, dict):
-        raise DomainError("The body must be a JSON object.", code="invalid_body")
-    return request.data
-
-
 class CredentialListCreateView(APIView):
     @extend_schema(operation_id="credentials_create", request=CredentialCreateSerializer,
                    responses={201: CREDENTIAL}, summary="Store a credential (its values are never shown again)")
     @method_decorator(sensitive_variables())
     def post(self, request: Request) -> Response:
-        body = CredentialCreateSerializer(data=_object(request))
+        body = CredentialCreateSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         return Response(credential_create(client=_client(request), **body.validated_data).to_dict(), status=201)
 
@@ -61,7 +54,7 @@ class CredentialDetailView(APIView):
                    summary="Rename a credential or change its origins")
     def patch(self, request: Request, credential_id: str) -> Response:
         credential = credential_get(client=_client(request), credential_id=credential_id)
-        body = CredentialUpdateSerializer(data=_object(request))
+        body = CredentialUpdateSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         return Response(credential_update(credential=credential, changes=dict(body.validated_data)).to_dict())
 
@@ -78,6 +71,6 @@ class CredentialRotateView(APIView):
     @method_decorator(sensitive_variables())
     def post(self, request: Request, credential_id: str) -> Response:
         credential = credential_get(client=_client(request), credential_id=credential_id)
-        body = CredentialRotateSerializer(data=_object(request))
+        body = CredentialRotateSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         return Response(credential_rotate(credential=credential, values=body.validated_data["values"]).to_dict())

@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from bundles.downloads import bundle_links
@@ -45,7 +44,7 @@ from demos.shares import share_create, share_revoke
 from jobs.api.ratelimit import TokenGuard, request_admit
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import Scope
-from jobs.lib.rest import NewestFirst, idempotency_key, page_of
+from jobs.lib.rest import NewestFirst, idempotency_key, page_of, valid_body
 from jobs.selectors import storable
 
 DEMO = OpenApiResponse(DemoSerializer, description="The demo.")
@@ -63,14 +62,6 @@ def _client(request: Request) -> Any:
     return request.user.client  # type: ignore[union-attr]
 
 
-def _valid_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise DomainError("The body must be a JSON object.", code="invalid_body")
-    body = serializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    return dict(body.validated_data)
-
-
 def _number(number: str) -> int:
     if not (number.isascii() and number.isdigit() and len(number) <= 9):
         raise DomainError("A version is named by its number (1, 2, ...).", code="invalid_version", status_code=404)
@@ -83,7 +74,7 @@ class DemoListCreateView(APIView):
     @extend_schema(operation_id="demos_create", request=DemoCreateSerializer, responses={201: DEMO},
                    summary="Keep a job spec as a demo (POST .../refresh records its first version)")
     def post(self, request: Request) -> Response:
-        body = _valid_body(request, DemoCreateSerializer)
+        body = valid_body(request, DemoCreateSerializer)
         return Response(demo_create(client=_client(request), **body).to_dict(), status=201)
 
     @extend_schema(operation_id="demos_list", parameters=[
@@ -110,7 +101,7 @@ class DemoDetailView(APIView):
                    summary="Change a demo's settings (a new spec applies from the next version)")
     def patch(self, request: Request, demo_id: str) -> Response:
         demo = demo_get(client=_client(request), demo_id=demo_id)
-        body = _valid_body(request, DemoUpdateSerializer)
+        body = valid_body(request, DemoUpdateSerializer)
         return Response(demo_update(demo=demo, changes=body).to_dict())
 
     @extend_schema(operation_id="demos_delete", responses={204: None},
@@ -132,7 +123,7 @@ class DemoRefreshView(APIView):
     def post(self, request: Request, demo_id: str) -> Response:
         key = idempotency_key(request)
         demo = demo_get(client=_client(request), demo_id=demo_id)
-        body = _valid_body(request, RefreshSerializer)
+        body = valid_body(request, RefreshSerializer)
         version, created = demo_refresh(demo=demo, ref=body["ref"], mode=body["mode"], idempotency_key=key)
         response = Response(version.to_dict(), status=201 if created else 200)
         if not created:
@@ -192,7 +183,7 @@ class DeployHookView(APIView):
                    summary="Make the demo's deploy hook, or rotate it (the old URL stops at once)")
     def post(self, request: Request, demo_id: str) -> Response:
         demo = demo_get(client=_client(request), demo_id=demo_id)
-        body = _valid_body(request, DeployHookSerializer)
+        body = valid_body(request, DeployHookSerializer)
         new = deploy_hook_set(demo=demo, github_secret=body.get("github_secret"))
         url = f"{settings.SCREENREEL_PUBLIC_URL}{reverse('demo-hook-call', args=[new.token])}"
         return Response({**new.hook.to_dict(), "url": url}, status=201)
@@ -243,7 +234,7 @@ class ShareListCreateView(APIView):
                    summary="Share the demo's published version on a public page (opt-in, revocable)")
     def post(self, request: Request, demo_id: str) -> Response:
         demo = demo_get(client=_client(request), demo_id=demo_id)
-        body = _valid_body(request, ShareCreateSerializer)
+        body = valid_body(request, ShareCreateSerializer)
         new = share_create(demo=demo, allowed_origins=body["allowed_origins"], expires_at=body["expires_at"])
         url = f"{settings.SCREENREEL_PUBLIC_URL}{reverse('share-page', args=[new.token])}"
         return Response({**new.share.to_dict(), "url": url}, status=201)

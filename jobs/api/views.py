@@ -7,7 +7,6 @@ from typing import Any
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from jobs.api.auth import key_scopes
@@ -15,7 +14,7 @@ from jobs.api.schema import ApiKeySerializer, EventSerializer, JobSerializer, Ne
 from jobs.api.serializers import ApiKeyCreateSerializer, JobInputSerializer, JobSpecSerializer, RerunSerializer
 from jobs.lib.errors import Conflict, DomainError
 from jobs.lib.keys.scopes import Scope
-from jobs.lib.rest import NewestFirst, idempotency_key, page_of
+from jobs.lib.rest import NewestFirst, idempotency_key, json_object, page_of, valid_body
 from jobs.models import JobStatus
 from jobs.selectors import api_key_get, api_keys_for, events_for, job_get, job_view, jobs_for, jobs_view
 from jobs.services.clients import api_key_create, api_key_revoke
@@ -52,15 +51,6 @@ def _client(request: Request) -> Any:
     return request.user.client  # type: ignore[union-attr]
 
 
-def _valid_body(request: Request, serializer: type[Serializer], *, empty_ok: bool = False) -> dict[str, Any]:
-    """The request's JSON object, validated by ``serializer`` (400 invalid_body for anything but an object)."""
-    if not isinstance(request.data, dict):
-        raise DomainError(f"The body must be a JSON object{' (or empty)' if empty_ok else ''}.", code="invalid_body")
-    body = serializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    return dict(body.validated_data)
-
-
 class JobListCreateView(APIView):
     @extend_schema(operation_id="jobs_create",
                    request=JobSpecSerializer,
@@ -72,12 +62,10 @@ class JobListCreateView(APIView):
                    summary="Create a job")
     def post(self, request: Request) -> Response:
         key = idempotency_key(request)
-        if not isinstance(request.data, dict):
-            raise DomainError("The body must be a JSON object.", code="invalid_body")
-        spec = JobSpecSerializer(data=request.data)
+        raw = json_object(request)
+        spec = JobSpecSerializer(data=raw)
         spec.is_valid(raise_exception=True)
-        job, created = job_create(client=_client(request), spec=spec.validated_data, raw=request.data,
-                                  idempotency_key=key)
+        job, created = job_create(client=_client(request), spec=spec.validated_data, raw=raw, idempotency_key=key)
         response = Response(job_view(job), status=201 if created else 200)
         if not created:
             response["Idempotent-Replayed"] = "true"
@@ -120,7 +108,7 @@ class JobInputView(APIView):
                                                   "once; the job turns running again (job.resumed).")},
                    summary="Give the input a job's sign-in waits for (an e-mailed code)")
     def post(self, request: Request, job_id: str) -> Response:
-        body = _valid_body(request, JobInputSerializer)
+        body = valid_body(request, JobInputSerializer)
         job = input_give(client=_client(request), job_id=job_id, name=body["name"], value=body["value"])
         return Response(job_view(job), status=202)
 
@@ -131,7 +119,7 @@ class JobRerunView(APIView):
                    summary="Rerun failed chunks (or the listed ones)")
     def post(self, request: Request, job_id: str) -> Response:
         job = job_get(client=_client(request), job_id=job_id)
-        body = _valid_body(request, RerunSerializer, empty_ok=True)
+        body = valid_body(request, RerunSerializer, empty_ok=True)
         job = job_rerun_chunks(job=job, indexes=body.get("chunks"))
         return Response(job_view(job), status=202)
 
@@ -167,7 +155,7 @@ class ApiKeyListCreateView(APIView):
                    responses={201: OpenApiResponse(NewApiKeySerializer, description="The key, shown this once.")},
                    summary="Issue an API key, optionally scoped (a CI's: demos:refresh)")
     def post(self, request: Request) -> Response:
-        body = _valid_body(request, ApiKeyCreateSerializer, empty_ok=True)
+        body = valid_body(request, ApiKeyCreateSerializer, empty_ok=True)
         new = api_key_create(client=_client(request), name=body.get("name", ""), scopes=body.get("scopes", []))
         return Response({**new.api_key.to_dict(), "key": new.key}, status=201)
 

@@ -109,6 +109,20 @@ class StrictBooleanField(serializers.BooleanField):
 IDEMPOTENCY_KEY = re.compile(r"[!-~]([ -~]{0,253}[!-~])?")
 
 
+def json_object(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The request's body, which must be a JSON object (400 invalid_body for a list, a string, a number)."""
+    if not isinstance(request.data, dict):
+        raise DomainError(f"The body must be a JSON object{' (or empty)' if empty_ok else ''}.", code="invalid_body")
+    return request.data
+
+
+def valid_body(request: Request, serializer: type[serializers.Serializer], *, empty_ok: bool = False) -> dict[str, Any]:
+    """The request's JSON object, validated by ``serializer``: its validated data, or the 400 that names each field."""
+    body = serializer(data=json_object(request, empty_ok=empty_ok))
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
+
+
 def idempotency_key(request: Request) -> str | None:
     """The request's Idempotency-Key header, or None without one; 400 invalid_idempotency_key when it is not one."""
     key = request.headers.get("Idempotency-Key")
