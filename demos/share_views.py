@@ -67,9 +67,12 @@ def share_page(request: HttpRequest, token: str) -> HttpResponseBase:
     shown = [{"title": f.chunk.title, "video": file(f.chunk.index, f.video.name),
               "captions": file(f.chunk.index, f.captions.name) if f.captions else None,
               "chapters": file(f.chunk.index, "chapters.vtt"),
-              "stills": [file(f.chunk.index, s.name) for s in f.stills]} for f in features]
+              "stills": [file(f.chunk.index, s.name) for s in f.stills],
+              "drift": [{"src": file(f.chunk.index, d.name), "step": d.meta.get("after_step")} for d in f.drift]}
+             for f in features]
+    baseline = (version.drift or {}).get("baseline_version") if isinstance(version.drift, dict) else None
     page = render(request, "demos/share.html", {"demo": share.demo, "version": version, "features": shown,
-                                                "language": "en"})
+                                                "baseline": baseline, "language": "en"})
     page["X-Screenreel-Version"] = str(version.number)
     return _headers(page, share)
 

@@ -75,6 +75,7 @@ class SharedFeature:
     video: StoredObject
     captions: StoredObject | None
     stills: list[StoredObject]
+    drift: list[StoredObject]  # the version's drift pictures of this feature, by step (demos.drift)
 
 
 def shared_version(share: DemoShare) -> tuple[DemoVersion, list[SharedFeature]]:
@@ -96,16 +97,18 @@ def shared_version(share: DemoShare) -> tuple[DemoVersion, list[SharedFeature]]:
         captions = next((o for o in own if o.kind == ObjectKind.CAPTIONS and o.name.endswith(".vtt")
                          and o.purged_at is None), None)
         stills = [o for o in own if o.kind == ObjectKind.STILL and o.purged_at is None]
-        features.append(SharedFeature(chunk=chunk, video=video, captions=captions, stills=stills))
+        drift = sorted((o for o in own if o.kind == ObjectKind.DRIFT and o.purged_at is None),
+                       key=lambda o: (o.meta.get("after_step") or 0, o.pk))
+        features.append(SharedFeature(chunk=chunk, video=video, captions=captions, stills=stills, drift=drift))
     return version, features
 
 
 def shared_object(share: DemoShare, *, chunk: int, name: str) -> StoredObject:
-    """One file of the published version's feature ``chunk``: its video, captions or a still."""
+    """One file of the published version's feature ``chunk``: its video, captions, a still or a drift picture."""
     _, features = shared_version(share)
     for feature in features:
         if feature.chunk.index == chunk:
-            for obj in (feature.video, feature.captions, *feature.stills):
+            for obj in (feature.video, feature.captions, *feature.stills, *feature.drift):
                 if obj is not None and obj.name == name:
                     return obj
     raise NotFound("The published version has no such file.", code="not_found")

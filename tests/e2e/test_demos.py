@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.test import Client as HttpClient
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -210,6 +212,14 @@ def test_the_drift_report_names_the_steps_a_release_changed(worker: Worker, app_
     assert sorted(drawn) == sorted(pictures)  # in the bundle, beside the stills
     types = [e["type"] for e in api.get("/v1/events", {"job_id": v2["job_id"]}).json()["results"]]
     assert "demo.drift_detected" in types
+    # The share page shows them, each behind a stable URL that serves the picture.
+    share = api.post(f"/v1/demos/{demo['id']}/shares", {}, format="json").json()
+    page = HttpClient().get(urlsplit(share["url"]).path)
+    assert page.status_code == 200 and b"What changed since version 1" in page.content
+    links = re.findall(r'src="([^"]*-drift-step-\d+\.png)"', page.content.decode())
+    assert sorted(link.rsplit("/", 1)[1] for link in links) == sorted(pictures)
+    served = HttpClient().get(links[0], follow=True)
+    assert served.status_code == 200 and served.getvalue().startswith(b"\x89PNG")
 
     # mode "changed" after editing one feature's line: only that feature is recorded; the other carries v2's
     # outputs over (copied, byte for byte), and the bundle holds both.
