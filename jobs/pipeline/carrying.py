@@ -33,6 +33,7 @@ from jobs.services.admission import chunks_admit_on_commit
 from jobs.services.objects import object_record, objects_supersede
 from jobs.services.transitions import chunk_transition
 from jobs.storage.files import StorageError, copy_object
+from jobs.storage.keys import key_belongs
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ def _problem(chunk: Chunk, source: Chunk, objects: list[StoredObject]) -> str:
         return "its source is another client's"  # job_create refuses it: never reached, never copied
     if source.status != ChunkStatus.SUCCEEDED:
         return f"chunk {source.index} of {source.job_id} is {source.status} now"
+    if not all(key_belongs(o.key, client_id=chunk.job.client_id, job_id=source.job_id) for o in objects):
+        return "an output's key is not in the client's namespace"  # the purge's proof, asked of every copy too
     if any(o.purged_at is not None for o in objects):
         return f"an output of chunk {source.index} of {source.job_id} was purged"
     if not any(o.kind == ObjectKind.VIDEO for o in objects):

@@ -48,6 +48,7 @@ def _source(client: Client, tmp_path: Path) -> Chunk:
         status=ChunkStatus.SUCCEEDED, recording={"duration_ms": 4000, "steps": []}, speech={"provider": "espeak-ng"},
         timeline={"duration_ms": 4200, "steps": []}, track={"frames": []},
         cost={"currency": "USD", "total_usd": 0.42})
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name, kind, meta in SOURCE_FILES:
         path = tmp_path / name
         path.write_bytes(os.urandom(4096) + name.encode())
@@ -154,3 +155,19 @@ def test_a_carried_chunk_that_is_rerun_is_recorded_for_real(local_storage: Any, 
     chunk.refresh_from_db()
     assert (chunk.status, chunk.carried_from_id) == (ChunkStatus.PENDING, None)
     assert not StoredObject.objects.filter(chunk=chunk, current=True).exists()
+
+
+def test_an_output_whose_key_is_outside_the_clients_namespace_is_never_copied(local_storage: Any, tmp_path: Path,
+                                                                               db: None) -> None:
+    victim = _source(make_client("Victim"), tmp_path / "victim")
+    client = make_client("Client")
+    source = _source(client, tmp_path)
+    # A row that names another tenant's object (a bug, a hand-edited row): the copy must not read it.
+    StoredObject.objects.filter(chunk=source, kind=ObjectKind.VIDEO).update(
+        key=StoredObject.objects.get(chunk=victim, kind=ObjectKind.VIDEO).key + "-x")
+    chunk = _carried_job(client, source)
+
+    chunk_carry_run(chunk_id=chunk.pk)
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.carried_from_id) == (ChunkStatus.PENDING, None)
+    assert not StoredObject.objects.filter(chunk=chunk).exists()
