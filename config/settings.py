@@ -219,9 +219,10 @@ REST_FRAMEWORK = {
 # Requests per second per client on average, and the burst above it (jobs.api.ratelimit); per client in the admin.
 SCREENREEL_RATE_LIMIT_PER_S = env_int("SCREENREEL_RATE_LIMIT_PER_S", 25, minimum=1, maximum=100_000)
 SCREENREEL_RATE_LIMIT_BURST = env_int("SCREENREEL_RATE_LIMIT_BURST", 100, minimum=1, maximum=1_000_000)
-# Wrong tokens one address may try on the URLs whose token is the credential (deploy hooks, shares): this many at
-# once, then one per SCREENREEL_WRONG_TOKEN_EVERY_S; past it 429 before any lookup (jobs.api.ratelimit.TokenGuard).
-# Only misses count: a right token is never slowed by this (a hook is limited by its client's rate).
+# Wrong tokens one address may try on the URLs whose token is the credential (deploy hooks, shares) before its misses
+# answer 429 instead of 404: this many at once, then one per SCREENREEL_WRONG_TOKEN_EVERY_S
+# (jobs.api.ratelimit.TokenGuard). Only misses count and a right token is always served: GitHub delivers every
+# customer's webhooks from shared addresses, so a block by address would let anyone lock them out.
 SCREENREEL_WRONG_TOKEN_BURST = env_int("SCREENREEL_WRONG_TOKEN_BURST", 30, minimum=1, maximum=1_000_000)
 SCREENREEL_WRONG_TOKEN_EVERY_S = env_int("SCREENREEL_WRONG_TOKEN_EVERY_S", 2, minimum=1, maximum=86_400)
 SPECTACULAR_SETTINGS = {

@@ -766,10 +766,12 @@ class _Session:
                 target = page.locator(selector).first
                 await target.wait_for(state="visible", timeout=timeout)
                 box = await target.bounding_box(timeout=timeout)
-                if box is None or not _in_view(box, self.req.width, self.req.height):
+                if self.camera.zoomed and (box is None or not _in_view(box, self.req.width, self.req.height)):
                     await self.camera.release()  # the page is about to scroll: a zoomed view would not follow it
-                    await target.scroll_into_view_if_needed(timeout=timeout)
-                    box = await target.bounding_box(timeout=timeout)
+                # Always: a target clipped by a box that scrolls (a sidebar, a table) lies "in view" by its box; that
+                # scroll moves no region of the camera's, which is in the document's coordinates.
+                await target.scroll_into_view_if_needed(timeout=timeout)
+                box = await target.bounding_box(timeout=timeout)
                 if box is None:
                     raise StepError(
                         feature_title=self.req.feature_title, step_number=number, action=action,

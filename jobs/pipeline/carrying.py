@@ -18,7 +18,9 @@ turn like any other. A carry never fails a chunk that a recording could make.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -26,10 +28,11 @@ from django.utils import timezone
 from jobs.lib.logs import log_context
 from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
-from jobs.models import BUNDLED_KINDS, Chunk, ChunkStatus, JobStatus, ObjectKind, StoredObject
+from jobs.models import BUNDLED_KINDS, Chunk, ChunkStatus, Job, JobSession, JobStatus, ObjectKind, StoredObject
 from jobs.pipeline.common import DONE, RETRY_BACKOFF_S, StageResult
 from jobs.pipeline.pricing import chunk_cost
 from jobs.services.admission import chunks_admit_on_commit
+from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_record, objects_supersede
 from jobs.services.transitions import chunk_transition
 from jobs.storage.files import StorageError, copy_object
@@ -45,33 +48,79 @@ CARRIED_KINDS = BUNDLED_KINDS - {ObjectKind.DRIFT}
 def chunk_carry_run(*, chunk_id: int) -> StageResult:
     """Copy the source's outputs to the chunk and end it succeeded, or hand it to a recording."""
     with log_context(chunk_id=chunk_id):
-        chunk = Chunk.objects.select_related("job", "carried_from__job").filter(pk=chunk_id).first()
-        if (chunk is None or chunk.status != ChunkStatus.PENDING or chunk.carried_from is None
-                or chunk.job.status != JobStatus.RUNNING):
-            return DONE  # canceled, recorded instead, carried already, or its job not started
+        claim = _claim(chunk_id)
+        if claim is None:
+            return DONE  # canceled, recorded instead, carried already, its job not started, or another carry holds it
+        chunk, source = claim
         with log_context(job_id=chunk.job_id):
-            return _carry(chunk, chunk.carried_from)
+            try:
+                return _carry(chunk, source)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:  # whatever it is, a recording can still make the chunk
+                log.exception("chunk %s: the carry failed", chunk.pk)
+                return _record_instead(chunk, source, f"the copy failed ({type(exc).__name__})")
+
+
+def _claim(chunk_id: int) -> tuple[Chunk, Chunk] | None:
+    """Take the chunk's lease, as every stage does (one carry at a time; a retry is due when its lease lapses); None
+    when there is nothing to carry. Past its attempts the chunk is recorded instead."""
+    with transaction.atomic():
+        chunk = chunk_lock(chunk_id)
+        if (chunk is None or chunk.status != ChunkStatus.PENDING or chunk.carried_from_id is None
+                or chunk.job.status != JobStatus.RUNNING):
+            return None
+        now = timezone.now()
+        if chunk.lease_expires_at is not None and chunk.lease_expires_at > now:
+            return None
+        source = Chunk.objects.select_related("job").get(pk=chunk.carried_from_id)
+        if chunk.attempts >= settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
+            _record_instead(chunk, source, f"{chunk.attempts} copies did not finish")
+            return None
+        chunk.attempts += 1
+        chunk.lease_expires_at = now + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S)
+        chunk.save(update_fields=["attempts", "lease_expires_at", "updated_at"])
+    return chunk, source
+
+
+def _held(chunk: Chunk, source: Chunk) -> bool:
+    """Under the chunk's lock: whether this carry still has it (not canceled, rerun, recorded instead or taken over
+    by a carry claimed after its lease lapsed). Renews the lease."""
+    locked = chunk_lock(chunk.pk)
+    if (locked is None or locked.status != ChunkStatus.PENDING or locked.carried_from_id != source.pk
+            or locked.job.status != JobStatus.RUNNING or locked.job.run != chunk.job.run
+            or locked.attempts != chunk.attempts):
+        return False
+    Chunk.objects.filter(pk=chunk.pk).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.SCREENREEL_STAGE_LEASE_S))
+    return True
 
 
 def _carry(chunk: Chunk, source: Chunk) -> StageResult:
     objects = list(StoredObject.objects.current().filter(chunk=source, kind__in=CARRIED_KINDS).order_by("id"))
     problem = _problem(chunk, source, objects)
     if problem:
-        return _record_instead(chunk, problem)
-    Chunk.objects.filter(pk=chunk.pk).update(attempts=chunk.attempts + 1)
+        return _record_instead(chunk, source, problem)
     try:
         for obj in objects:
-            _copy(chunk, source, obj)
+            if not _copy(chunk, source, obj):
+                return DONE  # no longer this carry's: whoever has the chunk now decides
     except StorageError as exc:
         if exc.missing:
-            return _record_instead(chunk, f"an output of chunk {source.index} of {source.job_id} is gone from storage")
-        if chunk.attempts + 1 >= settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
-            return _record_instead(chunk, f"storage failed {chunk.attempts + 1} times while copying ({exc})")
-        delay = RETRY_BACKOFF_S[min(chunk.attempts, len(RETRY_BACKOFF_S) - 1)]
+            return _record_instead(chunk, source,
+                                   f"an output of chunk {source.index} of {source.job_id} is gone from storage")
+        if chunk.attempts >= settings.SCREENREEL_STAGE_MAX_ATTEMPTS:
+            return _record_instead(chunk, source, f"storage failed {chunk.attempts} times while copying ({exc})")
+        delay = RETRY_BACKOFF_S[min(chunk.attempts - 1, len(RETRY_BACKOFF_S) - 1)]
+        # The lease says when the retry is due: the retry claims it then, and the sweep queues it if it was lost.
+        Chunk.objects.filter(pk=chunk.pk, attempts=chunk.attempts, status=ChunkStatus.PENDING).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=delay))
         log.warning("chunk %s: %s; carry retry in %ds", chunk, exc, delay)
-        return StageResult(retry_in=delay)
+        return StageResult(retry_in=delay + 1)
     cost = chunk_cost(client=chunk.job.client, recording_ms=0, characters=0, provider="")
     with transaction.atomic():
+        if not _held(chunk, source):
+            return DONE
         moved = chunk_transition(chunk_id=chunk.pk, to=ChunkStatus.SUCCEEDED, expect=ChunkStatus.PENDING, changes={
             "recording": source.recording, "speech": source.speech, "timeline": source.timeline,
             "track": source.track, "cost": cost, "progress": 1.0, "error": "", "started_at": timezone.now()})
@@ -102,20 +151,29 @@ def carried_name(name: str, *, source: Chunk, chunk: Chunk) -> str:
     return after + name.removeprefix(before) if name.startswith(before) else name
 
 
-def _copy(chunk: Chunk, source: Chunk, obj: StoredObject) -> None:
+def _copy(chunk: Chunk, source: Chunk, obj: StoredObject) -> bool:
+    """Copy one object; False when the chunk is no longer this carry's (nothing written then)."""
     # The row first, then the bytes (jobs.services.objects): storage never holds an object no row accounts for.
     with transaction.atomic():
+        if not _held(chunk, source):
+            return False
         row = object_record(job=chunk.job, chunk=chunk, kind=obj.kind,
                             name=carried_name(obj.name, source=source, chunk=chunk),
                             bytes=obj.bytes, sha256=obj.sha256, meta=dict(obj.meta))
     copy_object(source=obj.key, dest=row.key)
+    return True
 
 
-def _record_instead(chunk: Chunk, why: str) -> StageResult:
-    """Clear the chunk's source: it now waits for a recording turn like any other chunk."""
+def _record_instead(chunk: Chunk, source: Chunk, why: str) -> StageResult:
+    """Clear the chunk's source: it now waits for a recording turn like any other chunk (after the job's sign-in,
+    when it has one: a job whose every chunk was to be carried made no session)."""
     with transaction.atomic():
-        if Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING).update(carried_from=None, attempts=0):
-            objects_supersede(chunk=chunk)  # what a first attempt copied is not bundled with the recording
-            chunks_admit_on_commit(client_id=chunk.job.client_id)
+        if Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING, carried_from=source).update(
+                carried_from=None, attempts=0, lease_expires_at=None):
+            objects_supersede(chunk=chunk)  # what an attempt copied is not bundled with the recording
+            job = Job.objects.get(pk=chunk.job_id)
+            if job.parsed_spec.sign_in is not None and job.status == JobStatus.RUNNING:
+                JobSession.objects.get_or_create(job=job)
+            chunks_admit_on_commit(client_id=job.client_id)
     log.warning("chunk %s: not carried over (%s); it is recorded instead", chunk, why)
     return DONE

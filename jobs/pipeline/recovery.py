@@ -58,11 +58,12 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
                                     carried_from__isnull=True) \
             .order_by().values_list("job__client_id", flat=True).distinct()[:limit]:
         counts["chunk_admit"] += len(admission.chunks_admit(client_id=client_id))
-    # A carry (jobs.pipeline.carrying) whose message was lost or whose worker died: queued again, at most once a
-    # grace (updated_at moves on); copying again is harmless.
-    carries = list(running.filter(status=ChunkStatus.PENDING, carried_from__isnull=False, updated_at__lt=stale)
-                   .values_list("id", flat=True)[:limit])
-    Chunk.objects.filter(pk__in=carries).update(updated_at=now)
+    # A carry (jobs.pipeline.carrying) never claimed within the grace (its message was lost), whose worker died
+    # (its lease lapsed) or whose retry's message was lost (due): queued again; the claim lets one carry in at a time.
+    carries = list(running.filter(status=ChunkStatus.PENDING, carried_from__isnull=False).filter(
+        Q(lease_expires_at__isnull=True, updated_at__lt=stale) | Q(lease_expires_at__lt=lapsed))
+        .values_list("id", flat=True)[:limit])
+    Chunk.objects.filter(pk__in=carries, lease_expires_at__isnull=True).update(updated_at=now)
     for chunk_id in carries:
         enqueue_on_commit(TaskName.CHUNK_CARRY, chunk_id)
         counts["chunk_carry"] += 1

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from jobs.models import Chunk, ChunkStatus, Client, Event, Job, JobStatus, ObjectKind, StoredObject
+from jobs.models import Chunk, ChunkStatus, Client, Event, Job, JobSession, JobStatus, ObjectKind, StoredObject
+from jobs.pipeline import carrying
 from jobs.pipeline.carrying import chunk_carry_run
-from jobs.services.jobs import job_create, job_rerun_chunks, job_start
+from jobs.services.jobs import job_cancel, job_create, job_rerun_chunks, job_start
 from jobs.services.objects import object_store
 from jobs.storage.files import deleter_for, storage_reader
 from retention.services.purge import retention_purge_job
@@ -171,3 +172,43 @@ def test_an_output_whose_key_is_outside_the_clients_namespace_is_never_copied(lo
     chunk.refresh_from_db()
     assert (chunk.status, chunk.carried_from_id) == (ChunkStatus.PENDING, None)
     assert not StoredObject.objects.filter(chunk=chunk).exists()
+
+
+def test_a_second_carry_waits_while_the_first_holds_the_lease(local_storage: Any, tmp_path: Path, db: None) -> None:
+    client = make_client()
+    chunk = _carried_job(client, _source(client, tmp_path))
+    assert carrying._claim(chunk.pk) is not None  # a carry is under way (its worker holds the lease)
+
+    chunk_carry_run(chunk_id=chunk.pk)  # the sweep's duplicate, or a redelivered message
+    chunk.refresh_from_db()
+    assert chunk.status == ChunkStatus.PENDING and not StoredObject.objects.filter(chunk=chunk).exists()
+
+
+def test_a_carry_overtaken_by_a_cancel_and_a_rerun_changes_nothing(local_storage: Any, tmp_path: Path,
+                                                                   db: None) -> None:
+    client = make_client()
+    chunk = _carried_job(client, _source(client, tmp_path))
+    claim = carrying._claim(chunk.pk)
+    assert claim is not None
+    job_cancel(job=chunk.job)
+    job_rerun_chunks(job=Job.objects.get(pk=chunk.job_id))  # pending again, to be recorded, in run 2
+
+    assert carrying._carry(*claim).retry_in is None  # the first carry goes on with what it read before
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.carried_from_id, chunk.recording) == (ChunkStatus.PENDING, None, None)
+    assert not StoredObject.objects.filter(chunk=chunk, current=True).exists()
+
+
+def test_a_job_whose_every_chunk_was_carried_signs_in_when_one_is_recorded_instead(local_storage: Any,
+                                                                                   tmp_path: Path, db: None) -> None:
+    client = make_client()
+    source = _source(client, tmp_path)
+    sign_in = {"url": "/signin", "steps": [{"action": "type", "selector": "#code", "input": "email_code"}]}
+    job, _ = job_create(client=client, spec={**_spec("Invite a teammate"), "sign_in": sign_in}, carry={1: source})
+    assert job_start(job_id=job.pk)
+    assert not JobSession.objects.filter(job=job).exists()  # nothing to record: nothing to sign in to
+    StoredObject.objects.filter(chunk=source, kind=ObjectKind.VIDEO).update(purged_at=job.created_at)
+
+    chunk_carry_run(chunk_id=job.chunks.get().pk)
+    assert JobSession.objects.filter(job=job).exists()  # the recording waits for the sign-in, as any would
+    assert job.chunks.get().carried_from_id is None
