@@ -10,7 +10,6 @@ synced after the change commits (``demos.keeping``).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +22,10 @@ from demos.keeping import demo_holds_sync_on_commit
 from demos.models import DEFAULT_DRIFT_THRESHOLD, Demo, DemoVersion, Mode, Publish, Trigger
 from demos.reports import drift_summary
 from demos.schedules import ScheduleInvalid, schedule_next
+from demos.selectors import carried_over
 from jobs.lib.errors import Conflict, DomainError, NotFound
 from jobs.lib.keys.scopes import JobOrigin
-from jobs.models import Chunk, ChunkStatus, Client, EventType, JobStatus
+from jobs.models import Client, EventType, JobStatus
 from jobs.services.events import event_record
 from jobs.services.jobs import job_create, request_hash
 from jobs.services.locks import client_lock
@@ -138,20 +138,6 @@ def demo_refresh(*, demo: Demo, ref: str = "", mode: str = Mode.ALL, trigger: st
         event_record(job=job, type=EventType.DEMO_VERSION_CREATED, data=version_event(version))
         demo_holds_sync_on_commit(locked.pk, locked.client_id)
     return version, True
-
-
-def carried_over(published: DemoVersion | None, prints: list[str]) -> dict[int, Chunk]:
-    """For a ``changed`` refresh: which features (by index, from 1) take over a chunk of the published version
-    instead of being recorded, namely those whose fingerprint one of its succeeded chunks has (each chunk carried
-    once; a feature moved to another place is carried too). None published: every feature is recorded."""
-    if published is None:
-        return {}
-    done = {c.index: c for c in published.job.chunks.select_related("job").filter(status=ChunkStatus.SUCCEEDED)}
-    sources: dict[str, list[Chunk]] = defaultdict(list)
-    for index, digest in enumerate(published.fingerprints, start=1):
-        if index in done:
-            sources[digest].append(done[index])
-    return {index: sources[digest].pop(0) for index, digest in enumerate(prints, start=1) if sources.get(digest)}
 
 
 def _replay(demo: Demo, key: str, digest: str) -> DemoVersion | None:
