@@ -32,10 +32,9 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "screenreel:ratelimit:"
 
-# KEYS[1] the bucket; ARGV rate per second, burst, cost (1 takes a token; 0 only asks whether one is there).
-# Returns {allowed 0/1, tokens left as a string}.
+# KEYS[1] the bucket; ARGV rate per second, burst. Returns {allowed 0/1, tokens left as a string}.
 _TAKE = """
-local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -43,7 +42,7 @@ local tokens, at = tonumber(state[1]), tonumber(state[2])
 if tokens == nil then tokens, at = burst, now end
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
 local allowed = 0
-if tokens >= 1 then tokens, allowed = tokens - cost, 1 end
+if tokens >= 1 then tokens, allowed = tokens - 1, 1 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(tokens)}
@@ -91,10 +90,10 @@ def request_take(client: Client) -> Verdict | None:
     return _take(KEY_PREFIX + client.pk, rate, burst)
 
 
-def _take(key: str, rate: float, burst: int, *, cost: int = 1) -> Verdict | None:
+def _take(key: str, rate: float, burst: int) -> Verdict | None:
     global _warned_at
     try:
-        allowed, left = _script()(keys=[key], args=[rate, burst, cost])
+        allowed, left = _script()(keys=[key], args=[rate, burst])
     except redis.RedisError:
         if time.monotonic() - _warned_at > 60:
             _warned_at = time.monotonic()

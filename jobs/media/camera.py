@@ -86,7 +86,12 @@ class Camera:
         w, h = self.width / scale, self.height / scale
         return min(max(cx - w / 2, 0.0), self.width - w), min(max(cy - h / 2, 0.0), self.height - h)
 
-    async def _apply(self, scale: float, cx: float, cy: float) -> None:
+    async def _scroll_offset(self) -> tuple[float, float]:
+        """Where the page is scrolled, as the browser has it (not the page's own scrollX, which a page can redefine)."""
+        layout = (await self.cdp.send("Page.getLayoutMetrics"))["cssLayoutViewport"]
+        return float(layout["pageX"]), float(layout["pageY"])
+
+    async def _apply(self, scale: float, cx: float, cy: float, offset: tuple[float, float]) -> None:
         x, y = self._region(scale, cx, cy)
         metrics: dict[str, Any] = {
             "width": self.width, "height": self.height, "deviceScaleFactor": self.dsf, "mobile": False,
@@ -94,10 +99,8 @@ class Camera:
             "screenOrientation": {"angle": 0, "type": "landscapePrimary"}}
         if scale > 1.001:
             # The override's region is in document coordinates, and Chromium keeps it where it was put: the page's
-            # scroll offset now (read from the browser, not from the page's own scrollX, which a page can redefine)
-            # turns the layout viewport's region into the document's.
-            layout = (await self.cdp.send("Page.getLayoutMetrics"))["cssLayoutViewport"]
-            metrics["viewport"] = {"x": x + float(layout["pageX"]), "y": y + float(layout["pageY"]),
+            # scroll offset turns the layout viewport's region into the document's.
+            metrics["viewport"] = {"x": x + offset[0], "y": y + offset[1],
                                    "width": self.width / scale, "height": self.height / scale, "scale": scale}
         # Unzoomed, no region is set at all: a region left in place (even the whole viewport at scale 1) stays put
         # while the page scrolls, and a scroll after a zoom then showed the wrong part of the page.
@@ -114,6 +117,8 @@ class Camera:
             x1, y1 = self._region(scale, cx, cy)
             w1 = self.width / scale
             steps = max(1, math.ceil(seconds / STEP_S))
+            # Read once a move: the page stands still while the view is zoomed (it eases out before a scroll).
+            offset = await self._scroll_offset()
             loop = asyncio.get_running_loop()
             began = loop.time()
             for i in range(1, steps + 1):
@@ -121,7 +126,7 @@ class Camera:
                 w = w0 + (w1 - w0) * k
                 s = self.width / w
                 x, y = x0 + (x1 - x0) * k, y0 + (y1 - y0) * k
-                await self._apply(s, x + w / 2, y + self.height / s / 2)
+                await self._apply(s, x + w / 2, y + self.height / s / 2, offset)
                 delay = began + seconds * i / steps - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
