@@ -5,6 +5,9 @@ set -euo pipefail
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need chromium chromium
+# Captures on the video's clock run in the headless shell (jobs/media/virtual_time.py): the same Chromium, built to
+# render a page only when asked.
+[ -x /usr/lib/chromium/chromium-headless-shell ] || missing+=(chromium-headless-shell)
 need ffmpeg ffmpeg
 need ffprobe ffmpeg
 need espeak-ng espeak-ng

@@ -3,14 +3,16 @@
     .venv/bin/python -m bench.job.run [--chunks 4,8] [--seconds 10] [--voice espeak-ng]
 
 Jobs of N features of about ``--seconds`` of steps each, narrated by per-step lines, on W = 2 recording
-slots, in three set-ups per N, in the same session:
+slots, in four set-ups per N, in the same session:
 
 - ``shared``: one Celery worker with two slots (``-c 2``) on every queue, as ``make demo`` runs it:
   synthesis, recording and muxing take turns in the same two slots;
 - ``shared, cold``: the same with a browser launched for every recording
   (``SCREENREEL_WARM_BROWSER=false``, what the service did before), the baseline;
 - ``split``: as the Procfile runs the tiers, a record worker with two slots and a worker with two
-  slots for the other queues (synthesis and muxing), on the same two cores.
+  slots for the other queues (synthesis and muxing), on the same two cores;
+- ``shared, virtual time``: ``shared`` with every feature captured on the video's clock
+  (``SCREENREEL_CAPTURE=virtual_time``, jobs/media/virtual_time.py).
 
 With ``--tenancy``, instead: N one-feature jobs on the ``shared`` set-up, submitted round-robin by 1, 2
 and 4 clients. Each Chromium serves one client (jobs/media/browser.py), so with 2 or 4 clients nearly
@@ -84,16 +86,17 @@ def feature(n: int, seconds: float) -> dict[str, Any]:
     ]}
 
 
-SETUPS = {  # name: (warm browser, the workers' queues)
-    "shared": (True, ["record,media,deliver,default"]),
-    "shared, cold": (False, ["record,media,deliver,default"]),
-    "split": (True, ["record", "media,deliver,default"]),
+SETUPS = {  # name: (warm browser, the workers' queues, how frames are captured)
+    "shared": (True, ["record,media,deliver,default"], "screencast"),
+    "shared, cold": (False, ["record,media,deliver,default"], "screencast"),
+    "split": (True, ["record", "media,deliver,default"], "screencast"),
+    "shared, virtual time": (True, ["record,media,deliver,default"], "virtual_time"),
 }
 
 
-def start_worker(warm: bool, queues: str, name: str, log: Path, cards: Path) -> subprocess.Popen[bytes]:
+def start_worker(warm: bool, queues: str, name: str, log: Path, cards: Path, capture: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SCREENREEL_WARM_BROWSER": "true" if warm else "false",
-           "SCREENREEL_CARD_CACHE_DIR": str(cards)}
+           "SCREENREEL_CARD_CACHE_DIR": str(cards), "SCREENREEL_CAPTURE": capture}
     return subprocess.Popen(
         [str(BIN / "celery"), "-A", "config", "worker", "-Q", queues, "-c", str(SLOTS), "-n", f"{name}@%h",
          "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
@@ -132,6 +135,10 @@ def run_job(client: Any, app: str, chunks: int, seconds: float, voice: str) -> d
     to_first_frame = [(datetime.fromisoformat(r.recording["first_frame_at"])
                        - datetime.fromisoformat(r.recording["started_at"])).total_seconds()
                       for r in rows if r.recording]
+    # The capture's wall time (first frame to stop) against the video it made: 1 on the screencast by construction.
+    capture_over_video = [(datetime.fromisoformat(r.recording["stopped_at"])
+                           - datetime.fromisoformat(r.recording["first_frame_at"])).total_seconds()
+                          / (r.recording["duration_ms"] / 1000) for r in rows if r.recording]
     assert job.finished_at is not None and all(r.finished_at for r in rows)
     turnaround = (job.finished_at - job.created_at).total_seconds()
     bundle = (job.finished_at - max(r.finished_at for r in rows if r.finished_at)).total_seconds()
@@ -141,7 +148,9 @@ def run_job(client: Any, app: str, chunks: int, seconds: float, voice: str) -> d
             "first_frame_s": sum(to_first_frame) / len(to_first_frame), "bundle_s": bundle,
             "ideal_s": ideal_recording + bundle, "target_s": 1.15 * ideal_recording + bundle,
             "over_ideal": turnaround / (ideal_recording + bundle),
-            "recording_part_over_ideal": (turnaround - bundle) / ideal_recording}
+            "recording_part_over_ideal": (turnaround - bundle) / ideal_recording,
+            "capture_wall_over_video": sum(capture_over_video) / len(capture_over_video),
+            "capture": (rows[0].recording or {}).get("capture", "screencast")}
 
 
 def run_tenants(clients: list[Any], app: str, chunks: int, seconds: float, voice: str) -> dict[str, Any]:
@@ -203,22 +212,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     server, port = serve(0)
     client, _ = client_create(name="bench")
     results: list[dict[str, Any]] = []
-    runs: list[tuple[int, str, bool, list[str], list[Any]]] = []
+    runs: list[tuple[int, str, bool, list[str], str, list[Any]]] = []
     for chunks in (int(n) for n in ns.chunks.split(",")):
         if ns.tenancy:
             tenants = [client] + [client_create(name=f"bench {k}")[0] for k in range(2, 5)]
-            runs += [(chunks, f"{k} client{'s' if k > 1 else ''}", True, SETUPS["shared"][1], tenants[:k])
+            runs += [(chunks, f"{k} client{'s' if k > 1 else ''}", True, SETUPS["shared"][1], "screencast",
+                      tenants[:k])
                      for k in (1, 2, 4)]
         else:
-            runs += [(chunks, setup, warm, tiers, [client]) for setup, (warm, tiers) in SETUPS.items()
+            runs += [(chunks, setup, warm, tiers, capture, [client]) for setup, (warm, tiers, capture) in SETUPS.items()
                      if setup in ns.setups.split(";")]
     runs *= ns.repeat
     try:
-        for chunks, setup, warm, tiers, clients in runs:
+        for chunks, setup, warm, tiers, capture, clients in runs:
             # Every run renders its own cards: a cache filled by an earlier run would make later runs look
             # faster than the first (and card keys name their client, so runs with other clients would miss).
             cards = Path(tempfile.mkdtemp(prefix="bench-job-cards-"))
-            workers = [start_worker(warm, queues, f"w{k}", OUT / f"job-{stamp}-worker.log", cards)
+            workers = [start_worker(warm, queues, f"w{k}", OUT / f"job-{stamp}-worker.log", cards, capture)
                        for k, queues in enumerate(tiers)]
             try:
                 time.sleep(4)  # the workers connect; the first job then pays any warm-up itself
@@ -234,7 +244,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"N={chunks} {setup:<13} turnaround {result['turnaround_s']:6.1f} s  "
                   f"ideal {result['ideal_s']:5.1f} s  target {result['target_s']:5.1f} s  "
                   f"recording part {result['recording_part_over_ideal']:.2f}x ideal  "
-                  f"first frame {result['first_frame_s']:.2f} s  bundle {result['bundle_s']:.1f} s", flush=True)
+                  f"first frame {result['first_frame_s']:.2f} s  bundle {result['bundle_s']:.1f} s"
+                  + (f"  capture {result['capture_wall_over_video']:.2f}x video" if "capture" in result else ""),
+                  flush=True)
     finally:
         server.shutdown()
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu_model": cpu_model(),

@@ -11,21 +11,15 @@ The page (served on 127.0.0.1 by a thread of this process, 1280x720): a dot glid
 the start until the scroll has ended, so until then every frame the page paints differs from the last; after
 it nothing on the page changes.
 
-1. **screencast**, today's capture: ``jobs.media.recorder.record`` in the warm Chromium (``/usr/bin/chromium``,
-   launched before the measure), CDP ``Page.startScreencast`` frames placed on the 25 fps grid
-   (``jobs.media.framegrid``) and encoded by ffmpeg. The page runs its timeline in real time: it starts at the
-   recorder's first pointer move (the start of the capture) and scrolls itself (``setTimeout``); one ``wait``
-   step lasts the video, with no pacing holds.
-2. **virtual_time**, the prototype: ``chromium-headless-shell`` (Debian's, ``/usr/lib/chromium/``, sandboxed as
-   the recorder's browser is: ``jobs/media/chromium-sandboxed``) with ``--enable-begin-frame-control
-   --run-all-compositor-stages-before-draw``, driven over raw CDP (``websockets``): a target made with
-   ``enableBeginFrameControl``, virtual time paused, then per 40 ms frame ``Emulation.setVirtualTimePolicy``
-   ``advance`` (budget 40, until ``Emulation.virtualTimeBudgetExpired``) and ``HeadlessExperimental.beginFrame``
-   (``frameTimeTicks`` on the virtual clock, ``interval`` 40) without a screenshot; only when it reports
-   ``hasDamage`` a second beginFrame at the same frame time takes a JPEG 90 screenshot (asking for one forces
-   ``hasDamage``), else the previous picture is reused. The timeline is driven from here: ``Runtime.evaluate``
-   starts it at frame 0 and starts the scroll at its frame. The frames go through the same ``FrameGrid`` and
-   ffmpeg settings.
+1. **screencast**, today's capture: ``jobs.media.recorder.record`` in the warm Chromium (``/usr/bin/chromium``),
+   CDP ``Page.startScreencast`` frames placed on the 25 fps grid (``jobs.media.framegrid``) and encoded by ffmpeg.
+   The page runs its timeline in real time: it starts at the recorder's first pointer move (the start of the
+   capture) and scrolls itself (``setTimeout``); one ``wait`` step lasts the video, with no pacing holds.
+2. **virtual_time**, the same recorder with ``capture="virtual_time"`` (``jobs.media.virtual_time``): the headless
+   shell (Debian's ``chromium-headless-shell``, ``/usr/lib/chromium/``, sandboxed as the other), every frame
+   rendered by the recorder on the page's virtual clock, a picture taken only of a frame that changed, into the
+   same frame grid and encoder. The page's timeline (its ``requestAnimationFrame``, ``performance.now()`` and
+   ``setTimeout``) runs on that clock, so it is the same timeline on the video.
 
 For each mode: the video's duration, the capture's wall time (page opened to file finished; the browser's launch
 is not counted), split into setup (to the first frame), frames and the encoder's tail, and its ratio to the
@@ -33,9 +27,9 @@ video, the CPU seconds of this process and its whole tree (browser, Playwright's
 ``bench.media.cpu``) per second of video, ffmpeg's own share, and how many frames of each window of the
 timeline (glide, hold, scroll, still) differ from the frame before, read back from the mp4 (decoded to grey
 frames: "changed" when more than ``MIN_PIXELS`` pixels moved by more than ``PIXEL_DELTA`` levels, "exact" when
-the frames' bytes differ). The windows are placed on each video from the page's own marks (real time: the page
-reports them to the server; virtual time: read at the end). ``--load N`` CPU-burning processes are not counted
-in the CPU figures.
+the frames' bytes differ). The windows are placed on each video from the page's own marks (reported to the server:
+wall-clock times on the screencast, the page's virtual times on the video's clock). ``--load N`` CPU-burning
+processes are not counted in the CPU figures.
 
 Prints the JSON and writes it to bench/out/virtual-time-<utc>.json (gitignored), the videos beside it.
 """
@@ -43,21 +37,16 @@ Prints the JSON and writes it to bench/out/virtual-time-<utc>.json (gitignored),
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import hashlib
-import itertools
 import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,12 +58,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from websockets.sync.client import ClientConnection, connect  # noqa: E402
 
 from bench.machine import cpu_model  # noqa: E402
 from bench.media.cpu import TICK, TreeCpu  # noqa: E402
-from bench.support import percentiles  # noqa: E402
-from jobs.media.framegrid import FrameGrid  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 FRAME_MS = 1000 // FPS
@@ -82,6 +68,7 @@ SCROLL_PX = 900
 CHROMIUM = "/usr/bin/chromium"
 HEADLESS_SHELL = "/usr/lib/chromium/chromium-headless-shell"
 TENANT = "bench-virtual-time"
+CAPTURES = ("screencast", "virtual_time")
 CDP_TIMEOUT_S = 20.0
 LAUNCH_TIMEOUT_S = 20.0
 PREROLL_LIMIT = 250  # frames (10 s of virtual time) for the page to load before the capture
@@ -185,7 +172,13 @@ PAGE = """<!doctype html>
   };
   window.bench = {start, scroll, marks, cfg};
   // Real time: the recorder's first pointer move is the start of its capture.
-  if (cfg.auto) window.addEventListener('pointermove', start, {once: true, capture: true});
+  // (The headless shell sends the page a move to 0,0 of its own as it first lays out: not the recorder's.)
+  const moved = (e) => {
+    if (e.clientX < 1 && e.clientY < 1) return;
+    window.removeEventListener('pointermove', moved, true);
+    start();
+  };
+  if (cfg.auto) window.addEventListener('pointermove', moved, true);
 })();
 </script>
 </body></html>
@@ -332,28 +325,30 @@ def video_facts(video: Path, marks_s: dict[str, float], timeline: Timeline) -> d
             "windows": count(windows(marks_s, timeline, video_s), visible, exact)}
 
 
-# --- (A) today's capture --------------------------------------------------------------------------------------
+# --- the two captures, by the real recorder ----------------------------------------------------------------------
 
 
-def screencast(page: PageServer, timeline: Timeline, work: Path, load: Load) -> dict[str, Any]:
-    """The real recorder, in its warm browser, over one ``wait`` as long as the timeline."""
+def recorded(page: PageServer, timeline: Timeline, work: Path, load: Load, *, capture: str) -> dict[str, Any]:
+    """The real recorder, in its warm browser (Chromium for the screencast, the headless shell on the video's clock,
+    launched before the measure), over one ``wait`` as long as the timeline, no pacing holds, no zoom."""
     from jobs.media import browser, recorder
     from jobs.media.camera import CameraSettings
     from jobs.media.options import Pacing
 
+    request = recorder.RecordRequest(
+        tenant=TENANT, target_url=page.url(timeline, auto=True), width=WIDTH, height=HEIGHT, fps=FPS,
+        steps=[{"action": "wait", "ms": timeline.video_ms}], feature_title="Virtual time bench",
+        out_dir=work / capture, chromium_path=CHROMIUM, capture=capture, headless_shell_path=HEADLESS_SHELL,
+        camera=CameraSettings(zoom=False),
+        pacing=Pacing(step_pause_ms=0, hold_before_ms=0, hold_after_ms=0, line_pause_ms=0))
     warm = browser.WARM
     warm.spare_wanted = False  # no spare launched after the recording, inside the measure
 
     async def ready(_: Any) -> None:
         return None
 
-    warm.run(ready, chromium_path=CHROMIUM, tenant=TENANT)  # the launch, before the measure
+    warm.run(ready, chromium_path=request.browser_path, tenant=TENANT)  # the launch, before the measure
     page.marks.clear()
-    request = recorder.RecordRequest(
-        tenant=TENANT, target_url=page.url(timeline, auto=True), width=WIDTH, height=HEIGHT, fps=FPS,
-        steps=[{"action": "wait", "ms": timeline.video_ms}], feature_title="Virtual time bench",
-        out_dir=work / "screencast", chromium_path=CHROMIUM, camera=CameraSettings(zoom=False),
-        pacing=Pacing(step_pause_ms=0, hold_before_ms=0, hold_after_ms=0, line_pause_ms=0))
     try:
         with Measure(load) as measure:
             asked = time.time()
@@ -364,241 +359,20 @@ def screencast(page: PageServer, timeline: Timeline, work: Path, load: Load) -> 
     time.sleep(0.2)  # a mark still in flight
     missing = {"start", "scroll_start"} - page.marks.keys()
     if missing:
-        raise RuntimeError(f"the page reported no {sorted(missing)} mark in real time (marks: {page.marks})")
-    first = rec.first_frame_at.timestamp()
-    marks_s = {name: epoch_ms / 1000 - first for name, epoch_ms in page.marks.items()}
+        raise RuntimeError(f"the page reported no {sorted(missing)} mark (marks: {page.marks})")
+    # Real time: the marks are wall-clock times, placed on the video from its first frame. On the video's clock the
+    # page's clock is the video's and its marks are virtual times; it starts at the pointer's first move, the frame
+    # before the video's first.
+    origin = rec.first_frame_at.timestamp() * 1000 if capture == "screencast" else page.marks["start"]
+    marks_s = {name: (epoch_ms - origin) / 1000 for name, epoch_ms in page.marks.items()}
     facts = video_facts(rec.video_path, marks_s, timeline)
+    first = rec.first_frame_at.timestamp()
     phases = {"setup_s": first - asked, "frames_s": rec.stopped_at.timestamp() - first,
               "encoder_tail_s": returned - rec.stopped_at.timestamp()}
     phases["frames_over_video"] = phases["frames_s"] / facts["video_s"]
     return {**facts, **measure.facts(facts["video_s"]), **{k: round(v, 3) for k, v in phases.items()},
-            "frames_received": rec.frames_received, "frames_written": rec.frames_written, "browser": CHROMIUM}
-
-
-# --- (B) virtual time over raw CDP -----------------------------------------------------------------------------
-
-
-class CdpError(RuntimeError):
-    pass
-
-
-class Cdp:
-    """A blocking CDP client on the browser's websocket: one command at a time, events kept until asked for."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.ids = itertools.count(1)
-        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
-
-    def send(self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None,
-             timeout: float = CDP_TIMEOUT_S) -> dict[str, Any]:
-        ident = next(self.ids)
-        message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
-        if session is not None:
-            message["sessionId"] = session
-        self.ws.send(json.dumps(message))
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._next(deadline, method)
-            if reply.get("id") == ident:
-                if "error" in reply:
-                    raise CdpError(f"{method}: {reply['error']}")
-                result: dict[str, Any] = reply.get("result", {})
-                return result
-            if "method" in reply:
-                self.events.append(reply)
-
-    def event(self, method: str, *, session: str | None = None, timeout: float = CDP_TIMEOUT_S) -> dict[str, Any]:
-        for kept in self.events:
-            if kept["method"] == method and kept.get("sessionId") == session:
-                self.events.remove(kept)
-                params: dict[str, Any] = kept.get("params", {})
-                return params
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self._next(deadline, method)
-            if message.get("method") == method and message.get("sessionId") == session:
-                params = message.get("params", {})
-                return params
-            if "method" in message:
-                self.events.append(message)
-
-    def _next(self, deadline: float, what: str) -> dict[str, Any]:
-        left = deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise TimeoutError
-            message: dict[str, Any] = json.loads(self.ws.recv(timeout=left))
-        except TimeoutError:
-            raise CdpError(f"{what}: no answer from the browser in time") from None
-        return message
-
-
-def launch_shell(profile: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """chromium-headless-shell with begin-frame control, as the recorder's browser is sandboxed; its CDP URL."""
-    from jobs.media.browser import CHROMIUM_ARGS
-    from jobs.media.sandbox import BROWSER_USER, SANDBOXED
-
-    args = [str(SANDBOXED), *CHROMIUM_ARGS, "--headless", "--enable-begin-frame-control",
-            "--run-all-compositor-stages-before-draw", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-            "--hide-scrollbars", "--mute-audio", f"--window-size={WIDTH},{HEIGHT}", "about:blank"]
-    with log.open("wb") as err:
-        shell = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                 env={"SCREENREEL_CHROMIUM_BINARY": HEADLESS_SHELL,
-                                      "SCREENREEL_BROWSER_USER": BROWSER_USER})
-    active = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if shell.poll() is not None:
-            raise RuntimeError(f"chromium-headless-shell exited ({shell.returncode}): {log.read_text()[-2000:]}")
-        lines = active.read_text().split() if active.exists() else []
-        if len(lines) == 2:
-            return shell, f"ws://127.0.0.1:{lines[0]}{lines[1]}"
-        time.sleep(0.05)
-    shell.kill()
-    raise RuntimeError(f"chromium-headless-shell gave no DevTools port: {log.read_text()[-2000:]}")
-
-
-@dataclass
-class FrameLog:
-    """What each captured frame cost (wall ms of the round trips) and what it gave."""
-
-    advance_ms: list[float] = field(default_factory=list)  # setVirtualTimePolicy advance to its budget's expiry
-    probe_ms: list[float] = field(default_factory=list)  # beginFrame without a screenshot
-    screenshot_ms: list[float] = field(default_factory=list)  # beginFrame with one, at the same frame time
-    damaged: int = 0
-    screenshots: int = 0
-    jpeg_bytes: int = 0
-    phases_s: dict[str, float] = field(default_factory=dict)
-
-
-def virtual_time(page: PageServer, timeline: Timeline, work: Path, load: Load) -> dict[str, Any]:
-    """The prototype: begin-frame control and virtual time over raw CDP, into the same frame grid and encoder."""
-    out = work / "virtual-time"
-    out.mkdir(parents=True, exist_ok=True)
-    profile = Path(tempfile.mkdtemp(prefix="vt-profile-"))
-    launched = time.monotonic()
-    shell, url = launch_shell(profile, out / "chromium.log")
-    launch_s = time.monotonic() - launched
-    try:
-        with connect(url, max_size=None, compression=None, open_timeout=LAUNCH_TIMEOUT_S) as ws:
-            cdp = Cdp(ws)
-            version = cdp.send("Browser.getVersion").get("product", "")
-            log = FrameLog()
-            with Measure(load) as measure:
-                t = time.perf_counter()
-                target = cdp.send("Target.createTarget", {"url": "about:blank", "width": WIDTH, "height": HEIGHT,
-                                                          "enableBeginFrameControl": True})["targetId"]
-                session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-                grid = FrameGrid(out / "recording.mp4", width=WIDTH, height=HEIGHT, fps=FPS)
-                try:
-                    marks_ms, preroll = _drive(cdp, session, page.url(timeline, auto=False), timeline, grid, log)
-                except BaseException:
-                    grid.abort()
-                    raise
-                t = time.perf_counter()
-                grid.stop(timeline.frames / FPS)
-                stats = grid.join()
-                log.phases_s["encoder_tail_s"] = time.perf_counter() - t
-            with contextlib.suppress(CdpError, OSError):
-                cdp.send("Browser.close", timeout=5)
-    finally:
-        try:
-            shell.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            shell.kill()
-            shell.wait()
-        shutil.rmtree(profile, ignore_errors=True)
-    start = marks_ms["start"]
-    marks_s = {name: (ms - start) / 1000 for name, ms in marks_ms.items()}
-    facts = video_facts(out / "recording.mp4", marks_s, timeline)
-    log.phases_s["frames_over_video"] = log.phases_s["frames_s"] / facts["video_s"]
-    return {**facts, **measure.facts(facts["video_s"]), **{k: round(v, 3) for k, v in log.phases_s.items()},
-            "browser": version, "launch_s": round(launch_s, 3), "preroll_frames": preroll,
-            "frames_written": stats.frames_written, "frames_with_damage": log.damaged,
-            "screenshots": log.screenshots, "jpeg_kib_mean": round(log.jpeg_bytes / max(log.screenshots, 1) / 1024, 1),
-            "advance_ms": _rounded(percentiles(log.advance_ms)),
-            "begin_frame_probe_ms": _rounded(percentiles(log.probe_ms)),
-            "begin_frame_screenshot_ms": _rounded(percentiles(log.screenshot_ms))}
-
-
-def _drive(cdp: Cdp, session: str, url: str, timeline: Timeline, grid: FrameGrid,
-           log: FrameLog) -> tuple[dict[str, float], int]:
-    """Load the page on paused virtual time, then capture ``timeline.frames`` frames into ``grid``; the page's
-    marks (its ``performance.now()``, which is virtual) and how many frames the load took.
-
-    Each frame: virtual time advances 40 ms, then a beginFrame without a screenshot tells whether anything
-    changed, and only then a second beginFrame at the same frame time takes the screenshot (a beginFrame that
-    asks for a screenshot always reports damage, and the next plain one does too: one asking frame per frame
-    would never see the page stand still)."""
-    t = time.perf_counter()
-
-    def evaluate(expression: str) -> Any:
-        reply = cdp.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
-        if "exceptionDetails" in reply:
-            raise CdpError(f"{expression}: {reply['exceptionDetails']}")
-        return reply["result"].get("value")
-
-    cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1,
-                                                    "mobile": False}, session=session)
-    base = cdp.send("Emulation.setVirtualTimePolicy", {"policy": "pause"}, session=session)["virtualTimeTicksBase"]
-    elapsed = 0.0  # virtual ms since base: the frame time of the next beginFrame is base + elapsed
-
-    def advance() -> None:
-        nonlocal elapsed
-        started = time.perf_counter()
-        cdp.send("Emulation.setVirtualTimePolicy", {"policy": "advance", "budget": FRAME_MS}, session=session)
-        cdp.event("Emulation.virtualTimeBudgetExpired", session=session)
-        log.advance_ms.append((time.perf_counter() - started) * 1000)
-        elapsed += FRAME_MS
-
-    def begin_frame(screenshot: bool) -> tuple[bool, str | None]:
-        params: dict[str, Any] = {"frameTimeTicks": base + elapsed, "interval": FRAME_MS}
-        if screenshot:
-            params["screenshot"] = {"format": "jpeg", "quality": 90}
-        started = time.perf_counter()
-        reply = cdp.send("HeadlessExperimental.beginFrame", params, session=session)
-        (log.screenshot_ms if screenshot else log.probe_ms).append((time.perf_counter() - started) * 1000)
-        return bool(reply.get("hasDamage")), reply.get("screenshotData")
-
-    cdp.send("Page.navigate", {"url": url}, session=session)
-    preroll = 0
-    while not evaluate("document.readyState === 'complete' && !!window.bench"):
-        if preroll >= PREROLL_LIMIT:
-            raise CdpError(f"the page did not load in {PREROLL_LIMIT} frames of virtual time")
-        advance()
-        begin_frame(screenshot=False)
-        preroll += 1
-    log.advance_ms.clear()
-    log.probe_ms.clear()
-    log.phases_s["setup_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    scroll_frame = round(timeline.scroll_at_ms / FRAME_MS)
-    for k in range(timeline.frames):
-        if k == 0:
-            evaluate("bench.start()")
-        else:
-            advance()
-        if k == scroll_frame:
-            evaluate("bench.scroll()")
-        # The first frame always has its picture: the video starts with it.
-        damage = k == 0 or begin_frame(screenshot=False)[0]
-        log.damaged += damage
-        if not damage:
-            continue  # the grid repeats the previous picture
-        _, data = begin_frame(screenshot=True)
-        if not data:
-            raise CdpError(f"frame {k}: beginFrame asked for a screenshot and returned none")
-        log.screenshots += 1
-        log.jpeg_bytes += len(data) * 3 // 4
-        grid.push(k / FPS, data)
-    log.phases_s["frames_s"] = time.perf_counter() - t
-    marks: dict[str, float] = json.loads(evaluate("JSON.stringify(bench.marks)"))
-    return marks, preroll
-
-
-def _rounded(values: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 2) for k, v in values.items()}
+            "frames_received": rec.frames_received, "frames_written": rec.frames_written,
+            "browser": request.browser_path, "capture_notes": list(rec.capture_notes)}
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -631,7 +405,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="about 3 s of video per mode (a smoke test)")
     parser.add_argument("--load", type=int, default=0, metavar="N", help="N CPU-burning processes beside both")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    parser.add_argument("--only", choices=("screencast", "virtual_time"), help="one mode alone (to debug it)")
+    parser.add_argument("--only", choices=CAPTURES, help="one capture alone (to debug it)")
     ns = parser.parse_args(argv)
     if not Path(HEADLESS_SHELL).exists():
         sys.exit(f"{HEADLESS_SHELL} is missing: apt-get install -y chromium-headless-shell")
@@ -647,8 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load = start_load(ns.load)
     try:
         time.sleep(0.5 if load else 0)  # the burners running before anything is measured
-        modes = {name: run(page, timeline, work, load) for name, run in (("screencast", screencast),
-                                                                         ("virtual_time", virtual_time))
+        modes = {name: recorded(page, timeline, work, load, capture=name) for name in CAPTURES
                  if ns.only in (None, name)}
     finally:
         stop_load(load)

@@ -47,6 +47,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from jobs.media.errors import MediaError
 from jobs.media.sandbox import BROWSER_USER, SANDBOXED
+from jobs.media.virtual_time import BEGIN_FRAME_ARGS, is_headless_shell
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -216,8 +217,11 @@ class WarmBrowser:
         if self._playwright is None:
             self._playwright = await async_playwright().start()
         try:
+            # The headless shell is the browser of captures on the video's clock: its pages may be made to render only
+            # the frames the recorder asks for.
+            args = [*CHROMIUM_ARGS, *BEGIN_FRAME_ARGS] if is_headless_shell(chromium_path) else CHROMIUM_ARGS
             browser = await self._playwright.chromium.launch(
-                executable_path=str(SANDBOXED), headless=True, chromium_sandbox=True, args=CHROMIUM_ARGS,
+                executable_path=str(SANDBOXED), headless=True, chromium_sandbox=True, args=args,
                 # The wrapper's whole environment; it starts Chromium with less still (see chromium-sandboxed).
                 env={"SCREENREEL_CHROMIUM_BINARY": chromium_path, "SCREENREEL_BROWSER_USER": BROWSER_USER})
         except PlaywrightError as exc:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.media.clock import Clock
 from jobs.media.errors import MediaError
 
-STEP_S = 1 / 30  # the view moves at about 30 states a second: smooth at 25 fps
+STEP_S = 1 / 30  # on the wall clock, the view moves at about 30 states a second: smooth at 25 fps (a virtual
+# clock moves it once per frame)
 EASE_OUT_S = 0.45
 FILL = 0.6  # a target's box takes at most this share of the zoomed view
 
@@ -68,7 +69,7 @@ class Camera:
     """Moves the view of one page (through ``cdp``) and remembers every state it applied."""
 
     def __init__(self, cdp: Any, *, width: int, height: int, device_scale_factor: int, settings: CameraSettings,
-                 clock: Callable[[], float]) -> None:
+                 clock: Clock) -> None:
         self.cdp, self.width, self.height, self.dsf = cdp, width, height, device_scale_factor
         self.settings = settings
         self.clock = clock
@@ -104,11 +105,12 @@ class Camera:
                                    "width": self.width / scale, "height": self.height / scale, "scale": scale}
         # Unzoomed, no region is set at all: a region left in place (even the whole viewport at scale 1) stays put
         # while the page scrolls, and a scroll after a zoom then showed the wrong part of the page.
+        shown_at = self.clock.now()  # on a virtual clock, the frame this state is sent before
         await self.cdp.send("Emulation.setDeviceMetricsOverride", metrics)
         self.scale, self.cx, self.cy = scale, cx, cy
-        self.shots.append(Shot(round(self.clock(), 4), round(scale, 4), round(x, 2), round(y, 2)))
+        self.shots.append(Shot(round(shown_at, 4), round(scale, 4), round(x, 2), round(y, 2)))
 
-    async def _move(self, scale: float, cx: float, cy: float, seconds: float) -> None:
+    async def _move(self, scale: float, cx: float, cy: float, seconds: float, *, background: bool = False) -> None:
         """Ease the shown region from where it is to the one at ``scale`` around (cx, cy): the region's
         corner and size move together, so the picture glides rather than swinging about its centre."""
         async with self._moving:
@@ -116,20 +118,17 @@ class Camera:
             w0 = self.width / self.scale
             x1, y1 = self._region(scale, cx, cy)
             w1 = self.width / scale
-            steps = max(1, math.ceil(seconds / STEP_S))
             # Read once a move: the page stands still while the view is zoomed (it eases out before a scroll).
             offset = await self._scroll_offset()
-            loop = asyncio.get_running_loop()
-            began = loop.time()
-            for i in range(1, steps + 1):
-                k = ease(i / steps)
+
+            async def step(k: float) -> None:
+                k = ease(k)
                 w = w0 + (w1 - w0) * k
                 s = self.width / w
                 x, y = x0 + (x1 - x0) * k, y0 + (y1 - y0) * k
                 await self._apply(s, x + w / 2, y + self.height / s / 2, offset)
-                delay = began + seconds * i / steps - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+
+            await self.clock.animate(seconds, step, rate=1 / STEP_S, background=background)
             self.scale, self.cx, self.cy = scale, cx, cy
 
     def _cancel_pending(self) -> None:
@@ -155,8 +154,9 @@ class Camera:
         self._cancel_pending()
 
         async def later() -> None:
-            await asyncio.sleep(self.settings.lead_out_ms / 1000)
-            await self._move(1.0, self.width / 2, self.height / 2, EASE_OUT_S)
+            # Beside the steps: it never hurries the video's clock (jobs.media.clock).
+            await self.clock.sleep(self.settings.lead_out_ms / 1000, background=True)
+            await self._move(1.0, self.width / 2, self.height / 2, EASE_OUT_S, background=True)
 
         self._pending = asyncio.ensure_future(later())
 

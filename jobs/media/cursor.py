@@ -8,9 +8,10 @@ sessionStorage so it does not jump back to a corner after a goto.
 
 from __future__ import annotations
 
-import asyncio
 import math
-from typing import Any
+from collections.abc import Awaitable, Callable
+
+from jobs.media.clock import Clock
 
 CURSOR_JS = r"""
 (() => {
@@ -88,15 +89,18 @@ def ease_in_out(t: float) -> float:
 
 
 class Pointer:
-    """Tracks where the mouse is and glides it to targets with easing."""
+    """Tracks where the mouse is and glides it to targets with easing, on the video's clock. ``move`` puts the
+    mouse at a point of the layout viewport (Playwright's mouse, or the recording's own CDP session)."""
 
-    def __init__(self, page: Any, *, x: float, y: float) -> None:
-        self.page = page
+    def __init__(self, move: Callable[[float, float], Awaitable[object]], *, clock: Clock, x: float,
+                 y: float) -> None:
+        self.move = move
+        self.clock = clock
         self.x = x
         self.y = y
 
     async def jump(self, x: float, y: float) -> None:
-        await self.page.mouse.move(x, y)
+        await self.move(x, y)
         self.x, self.y = x, y
 
     async def glide(self, x: float, y: float, *, min_ms: int = 400, max_ms: int = 600) -> None:
@@ -105,15 +109,12 @@ class Pointer:
         if dist < 1:
             return
         duration = min(max_ms, max(min_ms, 300 + dist * 0.4)) / 1000
-        steps = max(8, int(duration * 50))
         x0, y0 = self.x, self.y
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for i in range(1, steps + 1):
-            k = ease_in_out(i / steps)
-            await self.page.mouse.move(x0 + (x - x0) * k, y0 + (y - y0) * k)
-            # Sleep to the schedule rather than a fixed amount so slow round trips don't stretch it.
-            delay = start + duration * i / steps - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+
+        async def step(k: float) -> None:
+            k = ease_in_out(k)
+            await self.move(x0 + (x - x0) * k, y0 + (y - y0) * k)
+
+        # About 50 moves a second on the wall clock (at least 8), one per frame on a virtual one.
+        await self.clock.animate(duration, step, rate=max(50.0, 8 / duration))
         self.x, self.y = x, y

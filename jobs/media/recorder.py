@@ -32,9 +32,10 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from jobs.lib.net.egress import EgressPolicy, Resolver
 from jobs.media import probe as probe_mod
-from jobs.media import redact
+from jobs.media import redact, virtual_time
 from jobs.media.browser import CONTEXT_LOCKDOWN, WARM, WarmBrowser, first_line
 from jobs.media.camera import Camera, CameraSettings, Shot
+from jobs.media.clock import Clock, WallClock
 from jobs.media.cursor import (
     CURSOR_JS,
     SCROLL_GIVE_UP_MS,
@@ -50,6 +51,9 @@ from jobs.media.secrets import MAX_INPUT_CHARS, Access, Secret, SecretRef, origi
 from jobs.media.stills import png_size
 
 T = TypeVar("T")
+CAPTURE_SCREENCAST = "screencast"
+CAPTURE_VIRTUAL_TIME = "virtual_time"
+CAPTURES = (CAPTURE_SCREENCAST, CAPTURE_VIRTUAL_TIME)
 MAX_STILLS = 8
 SETTLE_TIMEOUT_MS = 5000
 # After a page's load event, it is settled once no request has been in flight for this long. Playwright's
@@ -87,6 +91,11 @@ class RecordRequest:
     tenant: str
     fps: int = 25
     chromium_path: str = "/usr/bin/chromium"
+    # How frames are captured: "screencast" (the frames Chromium delivers in real time, from ``chromium_path``) or
+    # "virtual_time" (every frame rendered by the recorder on the video's own clock, in ``headless_shell_path``:
+    # jobs.media.virtual_time).
+    capture: str = "screencast"
+    headless_shell_path: str = virtual_time.HEADLESS_SHELL
     step_timeout_ms: int = 10000
     still_prefix: str = "still"
     video_name: str = "recording.mp4"
@@ -146,6 +155,11 @@ class RecordRequest:
     def video_size(self) -> tuple[int, int]:
         return self.width * self.device_scale_factor, self.height * self.device_scale_factor
 
+    @property
+    def browser_path(self) -> str:
+        """The Chromium the recording runs in: the headless shell for a capture on the video's clock."""
+        return self.headless_shell_path if self.capture == CAPTURE_VIRTUAL_TIME else self.chromium_path
+
 
 @dataclass(frozen=True)
 class SignInPlan:
@@ -204,6 +218,10 @@ class Recording:
     targets: list[Target] = field(default_factory=list)
     # The secrets this recording typed (so their credentials can say when they were last used).
     secrets_used: frozenset[SecretRef] = frozenset()
+    # How its frames were captured (RecordRequest.capture), and what a capture on the video's clock had to give up
+    # (jobs.media.virtual_time: "network_never_idle").
+    capture: str = CAPTURE_SCREENCAST
+    capture_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,11 +252,13 @@ def record(req: RecordRequest) -> Recording:
     if req.width % 2 or req.height % 2 or req.width < 16 or req.height < 16:
         # yuv420p needs even sizes; padding would break "exactly width x height".
         raise MediaError(f"viewport {req.width}x{req.height} must be even and >= 16", permanent=True)
+    if req.capture not in CAPTURES:
+        raise ValueError(f"capture must be one of {CAPTURES}")
     req.out_dir.mkdir(parents=True, exist_ok=True)
     video = req.out_dir / req.video_name
     browser = WARM if req.warm_browser else WarmBrowser(spare=False)
     try:
-        return browser.run(_Session(req, video).run, chromium_path=req.chromium_path, tenant=req.tenant)
+        return browser.run(_Session(req, video).run, chromium_path=req.browser_path, tenant=req.tenant)
     except BaseException:
         video.unlink(missing_ok=True)
         raise
@@ -345,6 +365,11 @@ class _Session:
         self.grid: FrameGrid | None = None
         self.first_frame = asyncio.Event()
         self.clock_offset = 0.0  # time.time() - screencast timestamp, from the first frame
+        self.first_frame_wall = 0.0  # time.time() of the video's first frame
+        # The video's clock (jobs.media.clock): the wall clock since the first frame, or the recorder's own frames.
+        self.clock: Clock = WallClock(lambda: self.first_frame_wall)
+        self.frames: virtual_time.VirtualClock | None = None
+        self.in_flight: set[Any] = set()  # the page's requests in flight (_watch_network)
         self.ack_tasks: set[asyncio.Task[Any]] = set()
         self.stills: list[Still] = []
         self.plan = still_plan(req.steps)
@@ -363,11 +388,6 @@ class _Session:
         self.secrets_used: set[SecretRef] = set()
         # When the recording was asked for: started_at, so a browser's launch counts before the first frame.
         self.started_wall = time.time()
-
-    def _body_time(self, wall: float) -> float:
-        """``wall`` (time.time()) on the video's timeline: seconds after the first frame."""
-        assert self.grid is not None and self.grid.stats.first_ts is not None
-        return round(wall - self.clock_offset - self.grid.stats.first_ts, 4)
 
     async def run(self, browser: Browser) -> Recording:
         """Record in a fresh context of the process's warm ``browser`` (jobs.media.browser)."""
@@ -417,6 +437,8 @@ class _Session:
             finally:
                 if self.camera is not None:
                     await self.camera.close()  # a view still easing out after a failure stops here
+                if self.frames is not None:
+                    await self.frames.close()
                 if self.grid is not None and self.grid_open:
                     self.grid_open = False
                     self.grid.abort()
@@ -460,7 +482,7 @@ class _Session:
 
     async def _record(self, context: Any, started_wall: float) -> Recording:
         """Set ``context`` up, open the target, capture while the steps run, stop, and collect the recording."""
-        page = await self._open_page(context)
+        page = await self._open_page(context, on_camera=True)
         await self._navigate(page, self.req.target_url, step=None)
         self._check_redaction()  # a pattern the browser refuses fails now, before anything is recorded
         pointer = await self._start_capture(context, page)
@@ -469,8 +491,10 @@ class _Session:
         stop_wall, stats = await self._stop_capture(context)
         return await self._collect(started_wall, stop_wall, stats)
 
-    async def _open_page(self, context: Any) -> Any:
-        """Ready ``context`` (redaction, the cursor, the URL guard) and open its page, its requests watched."""
+    async def _open_page(self, context: Any, *, on_camera: bool) -> Any:
+        """Ready ``context`` (redaction, the cursor, the URL guard) and open its page, its requests watched; one whose
+        frames the recorder renders when the recording is captured on the video's clock (``on_camera``: a sign-in
+        runs off camera, in Chromium)."""
         req = self.req
         if self.redaction.active or req.secrets:
             # Before any document of the context exists: its first paint is already redacted (and a field a secret
@@ -480,18 +504,38 @@ class _Session:
         await context.add_init_script(CURSOR_JS)
         if req.url_guard is not None or any(a.request_headers() for a in req.access):
             await context.route("**/*", self._guard)
-        page = await context.new_page()
+        if req.capture == CAPTURE_VIRTUAL_TIME and on_camera:
+            # The page renders only the frames the recorder asks for: they run (paced, none captured yet) from
+            # before its first load, so it loads as it would anywhere.
+            page = await virtual_time.new_page(context)
+            self.cdp = await context.new_cdp_session(page)
+            self.frames = virtual_time.VirtualClock(self.cdp, fps=req.fps, busy=lambda: bool(self.in_flight))
+            self.clock = self.frames
+            await self.frames.start()
+        else:
+            page = await context.new_page()
         page.set_default_timeout(req.step_timeout_ms)
         self._watch_network(page)
         return page
 
     async def _start_capture(self, context: Any, page: Any) -> Pointer:
-        """Start the screencast into the frame grid, and the camera; bring the pointer onto the page and wait
-        for the first frame. The pointer, for the steps."""
+        """Start capturing into the frame grid, and the camera; bring the pointer onto the page and wait for the
+        first frame. The pointer, for the steps."""
         req = self.req
         video_w, video_h = req.video_size
         self.grid = FrameGrid(self.video, width=video_w, height=video_h, fps=req.fps)
         self.grid_open = True
+        if self.frames is not None:
+            pointer = await self._start_frames(self.frames)
+        else:
+            pointer = await self._start_screencast(context, page)
+        self.camera = Camera(self.cdp, width=req.width, height=req.height, device_scale_factor=req.device_scale_factor,
+                             settings=req.camera, clock=self.clock)
+        return pointer
+
+    async def _start_screencast(self, context: Any, page: Any) -> Pointer:
+        req = self.req
+        video_w, video_h = req.video_size
         cdp = self.cdp = await context.new_cdp_session(page)
         cdp.on("Page.screencastFrame", lambda params: self._on_frame(cdp, params))
         await cdp.send(
@@ -499,10 +543,8 @@ class _Session:
             {"format": "jpeg", "quality": 90, "maxWidth": video_w, "maxHeight": video_h,
              "everyNthFrame": 1},
         )
-        self.camera = Camera(cdp, width=req.width, height=req.height, device_scale_factor=req.device_scale_factor,
-                             settings=req.camera, clock=lambda: self._body_time(time.time()))
         # Moving the pointer in repaints the page, so even a static page yields a first frame.
-        pointer = Pointer(page, x=req.width * 0.5, y=req.height * 0.6)
+        pointer = Pointer(page.mouse.move, clock=self.clock, x=req.width * 0.5, y=req.height * 0.6)
         await _bounded(pointer.jump(pointer.x, pointer.y), "moving the pointer onto the page")
         try:
             await asyncio.wait_for(self.first_frame.wait(), FIRST_FRAME_TIMEOUT_S)
@@ -510,14 +552,32 @@ class _Session:
             raise MediaError("no screencast frame arrived from Chromium") from None
         return pointer
 
+    async def _start_frames(self, frames: virtual_time.VirtualClock) -> Pointer:
+        """On the video's clock: the pointer comes onto the page first, and the next frame is the video's first."""
+        req = self.req
+        cdp = self.cdp
+
+        async def move(x: float, y: float) -> None:
+            # The recording's own session: a move sent before a frame is delivered with it (Playwright's mouse would
+            # reach the browser through its own queue).
+            await cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+
+        pointer = Pointer(move, clock=self.clock, x=req.width * 0.5, y=req.height * 0.6)
+        await _bounded(pointer.jump(pointer.x, pointer.y), "moving the pointer onto the page")
+        assert self.grid is not None
+        frames.capture(self.grid)
+        self.first_frame_wall = time.time()
+        return pointer
+
     async def _perform_steps(self, page: Any, pointer: Pointer) -> float:
         """After the opening hold, run the steps, each paced to its line, with the stills planned between them;
-        the wall time the last step's line ends, plus the pause after it."""
+        when (video time) the last step's line ends, plus the pause after it."""
         req, pace = self.req, self.req.pacing
-        await asyncio.sleep(pace.hold_before_ms / 1000)
-        spoken_until = 0.0  # wall time the last step's line ends, plus the pause after it
+        clock = self.clock
+        await clock.sleep(pace.hold_before_ms / 1000)
+        spoken_until = 0.0  # when (video time) the last step's line ends, plus the pause after it
         for number, step in enumerate(req.steps, 1):
-            started = time.time()
+            started = clock.now()
             if number in req.line_ms:
                 spoken_until = started + (req.line_ms[number] + pace.line_pause_ms) / 1000
             try:
@@ -525,13 +585,13 @@ class _Session:
             except StepError as exc:
                 exc.evidence = await self._evidence(page, number, step)
                 raise
-            self.step_times.append(StepTime(number, self._body_time(started), self._body_time(time.time())))
+            self.step_times.append(StepTime(number, started, clock.now()))
             if req.on_progress is not None:
                 req.on_progress(number, len(req.steps))
             if number == len(req.steps):
                 break  # the last still comes after the closing hold
             # A beat after each step; and a step never starts while the previous step's line is spoken.
-            await asyncio.sleep(max(pace.step_pause_ms / 1000, spoken_until - time.time()))
+            await clock.sleep(max(pace.step_pause_ms / 1000, spoken_until - clock.now()))
             if number in self.plan:
                 await self._still(page, number)
         return spoken_until
@@ -539,21 +599,25 @@ class _Session:
     async def _closing_hold(self, page: Any, spoken_until: float) -> None:
         """Let the last line end and the view ease out, hold, and take the last still."""
         assert self.camera is not None
-        await asyncio.sleep(max(0.0, spoken_until - time.time()))
+        await self.clock.sleep(max(0.0, spoken_until - self.clock.now()))
         await _bounded(self.camera.release(), "easing the view out")
-        await asyncio.sleep(self.req.pacing.hold_after_ms / 1000)
+        await self.clock.sleep(self.req.pacing.hold_after_ms / 1000)
         await self._still(page, len(self.req.steps))
         await _bounded(self.camera.close(), "easing the view out")
 
     async def _stop_capture(self, context: Any) -> tuple[float, GridStats]:
-        """Stop the screencast, close the context and let the frame grid finish the file; the wall time of the
-        stop, and the grid's counts."""
+        """Stop capturing, close the context and let the frame grid finish the file; the wall time of the stop, and
+        the grid's counts."""
         stop_wall = time.time()
-        await _bounded(self.cdp.send("Page.stopScreencast"), "stopping the capture")
-        # Frames already captured before the stop may still be in flight.
-        await asyncio.sleep(0.1)
         assert self.grid is not None
-        self.grid.stop(stop_wall - self.clock_offset)
+        if self.frames is not None:
+            counts = await self.frames.stop()
+            self.grid.stop(counts.captured / self.req.fps)
+        else:
+            await _bounded(self.cdp.send("Page.stopScreencast"), "stopping the capture")
+            # Frames already captured before the stop may still be in flight.
+            await asyncio.sleep(0.1)
+            self.grid.stop(stop_wall - self.clock_offset)
         self.grid_open = False
         await context.close()
         stats = await asyncio.to_thread(self.grid.join)
@@ -569,7 +633,7 @@ class _Session:
             video_path=self.video,
             stills=self.stills,
             started_at=_utc(started_wall),
-            first_frame_at=_utc(stats.first_ts + self.clock_offset),
+            first_frame_at=_utc(self.first_frame_wall),
             stopped_at=_utc(stop_wall),
             duration_ms=probe_mod.duration_ms(self.video, info),
             size_bytes=self.video.stat().st_size,
@@ -581,7 +645,15 @@ class _Session:
             targets=self.targets,
             redaction=self.redacted.to_dict(req.redaction.selectors) if req.redaction.active else None,
             secrets_used=frozenset(self.secrets_used),
+            capture=req.capture,
+            capture_notes=self._capture_notes(),
         )
+
+    def _capture_notes(self) -> tuple[str, ...]:
+        """What the capture on the video's clock gave up: frames paced to the wall clock for the page's network."""
+        if self.frames is None or not self.frames.counts.paced_for_network:
+            return ()
+        return (f"network_paced_frames={self.frames.counts.paced_for_network}",)
 
     def _on_frame(self, cdp: Any, params: dict[str, Any]) -> None:
         # Ack first: Chromium sends no more frames until the previous one is acked.
@@ -598,6 +670,7 @@ class _Session:
             # Same machine, so the offset is delivery latency (ms) unless clocks disagree.
             offset = time.time() - ts
             self.clock_offset = offset if abs(offset) > 0.5 else 0.0
+            self.first_frame_wall = ts + self.clock_offset
             self.first_frame.set()
         if any(start <= ts + self.clock_offset <= end for start, end in self.stills_taking):
             return  # rendered while a still was taken: the view may be set aside in it (see _still)
@@ -613,19 +686,24 @@ class _Session:
         # The page as laid out, unzoomed: a screenshot of the layout viewport taken through the recording's own
         # session, which leaves the camera's view alone (Playwright's screenshot resets the page's metrics).
         assert self.cdp is not None
-        # Chromium shows the clip for a moment to capture it: frames rendered meanwhile are not used (the video
-        # holds the frame before, as it does whenever the page does not change).
-        scroll = _scroll_offset(await _bounded(page.evaluate("[window.scrollX, window.scrollY]"), "taking a still"))
-        window = [time.time(), float("inf")]
-        self.stills_taking.append(window)
-        try:
-            shot = await _bounded(self.cdp.send("Page.captureScreenshot", {
+        # Chromium shows the clip for a moment to capture it. On the video's clock the video stands still meanwhile
+        # (its frames are set aside); on the screencast, frames rendered meanwhile are not used (the video holds the
+        # frame before, as it does whenever the page does not change).
+        aside = self.frames.hidden() if self.frames is not None else contextlib.nullcontext()
+        async with aside:
+            scroll = _scroll_offset(await _bounded(page.evaluate("[window.scrollX, window.scrollY]"),
+                                                   "taking a still"))
+            screenshot = self.cdp.send("Page.captureScreenshot", {
                 "format": "png", "captureBeyondViewport": False,
                 # The clip is in CSS pixels; its scale makes one CSS pixel this many image pixels.
                 "clip": {"x": scroll[0], "y": scroll[1], "width": self.req.width, "height": self.req.height,
-                         "scale": self.req.device_scale_factor}}), "taking a still")
-        finally:
-            window[1] = time.time() + STILL_SETTLE_S
+                         "scale": self.req.device_scale_factor}})
+            window = [time.time(), float("inf")]
+            self.stills_taking.append(window)
+            try:
+                shot = await _bounded(screenshot, "taking a still")
+            finally:
+                window[1] = time.time() + STILL_SETTLE_S
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
         width, height = png_size(path)
         self.stills.append(Still(path=path, after_step=after_step, width=width, height=height))
@@ -717,7 +795,7 @@ class _Session:
     def _watch_network(self, page: Any) -> None:
         """Track the page's requests in flight, for ``_settle``."""
         loop = asyncio.get_running_loop()
-        self.in_flight: set[Any] = set()
+        self.in_flight = set()
         self.last_network = loop.time()
 
         def started(request: Any) -> None:
@@ -778,7 +856,7 @@ class _Session:
                         target=selector, cause="element has no box on screen",
                     )
                 glide = self.req.pacing.cursor_ms
-                self.targets.append(Target(self._body_time(time.time()), number, box["x"], box["y"], box["width"],
+                self.targets.append(Target(self.clock.now(), number, box["x"], box["y"], box["width"],
                                            box["height"]))
                 # The view eases toward the target while the cursor glides to it.
                 await asyncio.gather(
@@ -795,9 +873,10 @@ class _Session:
             elif action == "press":
                 await page.keyboard.press(str(step["key"]))
             elif action == "scroll":
-                await page.evaluate(SMOOTH_SCROLL_JS, int(step["y"]))
+                # The scroll, and the script's wait for it to end, run on the page's clock.
+                await self.clock.on_clock(page.evaluate(SMOOTH_SCROLL_JS, int(step["y"])))
             elif action == "wait":
-                await asyncio.sleep(int(step["ms"]) / 1000)
+                await self.clock.sleep(int(step["ms"]) / 1000)
             elif action == "wait_for":
                 await page.locator(selector).first.wait_for(state="visible", timeout=timeout)
             else:
@@ -843,7 +922,13 @@ class _Session:
             # What is about to be typed must be hidden: mask the field before the first key (its document's
             # redaction, jobs/media/redact.js; RE2 matched it here, in linear time).
             await target.evaluate(_MASK_JS)
-        await target.press_sequentially(text, delay=per_char, timeout=timeout + per_char * len(text))
+        # Key by key on the video's clock (a virtual clock renders the pause between keys at once): the click put the
+        # focus in the field, and the focus is put there again in case the page moved it.
+        await target.focus(timeout=timeout)
+        keyboard = target.page.keyboard
+        for key in text:
+            await keyboard.type(key)
+            await self.clock.sleep(per_char / 1000)
 
     async def _type_secret(self, target: Any, number: int, step: dict[str, Any], *, timeout: int, per_char: int,
                            part: str) -> None:
@@ -886,7 +971,7 @@ class _Session:
                                         "nothing more was typed")
                 await keyboard.type(key)
                 if per_char:
-                    await asyncio.sleep(per_char / 1000)
+                    await self.clock.sleep(per_char / 1000)
         except PlaywrightError as exc:
             # Playwright's message carries its call log, which names what was typed: never chained, never logged.
             if _looks_like_crash(exc):
@@ -943,7 +1028,7 @@ class _Session:
         """Run the job's sign-in off camera (nothing is captured: no frame, no still); the session it leaves."""
         plan = self.req.sign_in
         assert plan is not None
-        page = await self._open_page(context)
+        page = await self._open_page(context, on_camera=False)
         await self._navigate(page, urljoin(self.req.target_url, plan.url), step=None)
         for number, step in enumerate(plan.steps, 1):
             budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms,

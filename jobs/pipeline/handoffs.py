@@ -51,6 +51,10 @@ class Recording(Handoff):
     height: int = 0
     page: dict[str, Any] = Field(default_factory=dict)  # what the browser was told (viewport, scale, locale...)
     redaction: dict[str, Any] | None = None  # what the redaction matched
+    # How the frames were captured ("screencast", "virtual_time": docs/recording.md) and what a capture on the video's
+    # clock gave up (frames paced to the wall clock while the page's requests were in flight).
+    capture: str = "screencast"
+    capture_notes: tuple[str, ...] = ()
 
     def step_starts_s(self) -> dict[int, float]:
         return {s.step: s.start_ms / 1000 for s in self.steps}

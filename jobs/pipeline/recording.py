@@ -117,6 +117,7 @@ def _recorded(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease, *
         steps=chunk.feature.steps, feature_title=chunk.title, out_dir=work, tenant=job.client_id,
         fps=settings.SCREENREEL_FPS,
         chromium_path=settings.SCREENREEL_CHROMIUM, step_timeout_ms=settings.SCREENREEL_STEP_TIMEOUT_MS,
+        capture=settings.SCREENREEL_CAPTURE, headless_shell_path=settings.SCREENREEL_HEADLESS_SHELL,
         still_prefix=f"chunk-{n}-still", url_guard=browser_url_guard, egress=egress_policy(),
         pacing=spec.recorder_pacing(), on_progress=progress.steps(ChunkStatus.RECORDING),
         line_ms=speech.line_ms_by_step() if speech else {},
@@ -149,6 +150,7 @@ def _stored(chunk: Chunk, work: Path, result: recorder.Recording) -> tuple[Recor
         page=spec.page_settings(),
         # What the redaction matched; a selector that matched nothing is listed, not ignored.
         redaction=result.redaction,
+        capture=result.capture, capture_notes=result.capture_notes,
         # When each step ran, from the recording's first frame (the mux places each step's line there).
         steps=tuple(StepSpan(step=s.step, start_ms=round(s.start_s * 1000), end_ms=round(s.end_s * 1000))
                     for s in result.steps),

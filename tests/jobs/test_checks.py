@@ -80,3 +80,11 @@ def test_a_root_worker_without_the_browser_user(clean: Settings, monkeypatch: py
     assert "screenreel.W008" not in _ids()  # make sysdeps made it
     monkeypatch.setattr(sandbox, "BROWSER_USER", "screenreel-no-such-user")
     assert "screenreel.W008" in _ids()
+
+
+def test_a_capture_on_the_videos_clock_without_the_headless_shell(clean: Settings) -> None:
+    clean.SCREENREEL_CAPTURE = "virtual_time"
+    clean.SCREENREEL_HEADLESS_SHELL = "/nonexistent/chromium-headless-shell"
+    assert "screenreel.W009" in _ids()
+    clean.SCREENREEL_CAPTURE = "screencast"  # the screencast needs no headless shell
+    assert "screenreel.W009" not in _ids()

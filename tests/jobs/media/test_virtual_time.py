@@ -1,0 +1,195 @@
+"""Capture on the video's own clock (jobs.media.virtual_time), in the real headless shell: the video is what the
+screencast's is (H.264, constant rate, every frame accounted for), its steps land on its frames, and with both cores
+busy a cursor glide and a smooth scroll still show a new picture at every frame of their motion."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.media import probe, virtual_time
+from jobs.media.camera import CameraSettings
+from jobs.media.errors import StepError
+from jobs.media.options import Pacing
+from jobs.media.recorder import CAPTURE_VIRTUAL_TIME, Recording, RecordRequest, record
+from jobs.media.stills import is_blank, png_size
+from tests.jobs.media.conftest import CREATE_PROJECT_STEPS
+from tests.jobs.media.ocr import ocr
+from tests.jobs.media.test_capture_under_load import both_cores_busy  # noqa: F401 (a fixture)
+from tests.pages import pages_served
+
+pytestmark = pytest.mark.skipif(not virtual_time.available(), reason="needs chromium-headless-shell (make sysdeps)")
+
+# A long page: a button far from where the pointer starts, rows to scroll through.
+MOTION_PAGE = """<!doctype html><html><head><style>
+  body { margin: 0; font: 24px sans-serif; }
+  .row { height: 60px; line-height: 60px; padding-left: 30px; border-bottom: 2px solid #334; }
+  #far { position: absolute; left: 1100px; top: 80px; width: 140px; height: 50px; font-size: 20px; }
+</style></head><body><button id="far" type="button">Far away</button><div id="rows"></div>
+<script>
+  const rows = document.getElementById('rows');
+  for (let i = 0; i < 60; i++) {
+    const row = document.createElement('div');
+    row.className = 'row';
+    row.style.background = `hsl(${(i * 47) % 360}, 70%, ${i % 2 ? 80 : 90}%)`;
+    row.textContent = `Row ${i + 1}`;
+    rows.appendChild(row);
+  }
+</script></body></html>"""
+
+
+def request(url: str, out: Path, steps: list[dict[str, Any]], **extra: Any) -> RecordRequest:
+    return RecordRequest(tenant="test", target_url=url, width=1280, height=720, steps=steps,
+                         feature_title="On the video's clock", out_dir=out, fps=25, capture=CAPTURE_VIRTUAL_TIME,
+                         **extra)
+
+
+def frame_digests(video: Path) -> list[bytes]:
+    """A digest of every frame of ``video``, decoded to 320x180 grey (what changed between two frames shows)."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-vf", "scale=320:180", "-f", "rawvideo",
+                          "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+    size = 320 * 180
+    return [hashlib.blake2b(raw[i:i + size], digest_size=16).digest() for i in range(0, len(raw), size)]
+
+
+def motion(digests: list[bytes], begin_s: float, end_s: float) -> tuple[int, int]:
+    """Within [begin_s, end_s]: how many frames the motion spans (first to last frame that differs from the one
+    before), and how many of those repeat the frame before (a dropped frame shows as a repeat)."""
+    first, last = round(begin_s * 25), min(round(end_s * 25), len(digests) - 1)
+    changed = [k for k in range(max(first, 1), last + 1) if digests[k] != digests[k - 1]]
+    assert changed, f"nothing moved between {begin_s} s and {end_s} s"
+    span = range(changed[0], changed[-1] + 1)
+    return len(span), sum(digests[k] == digests[k - 1] for k in span)
+
+
+@pytest.fixture(scope="module")
+def feature(sampleapp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    return record(request(f"{sampleapp_url}/index.html", tmp_path_factory.mktemp("virtual"), CREATE_PROJECT_STEPS))
+
+
+def test_the_video_is_constant_rate_h264_with_every_frame_accounted_for(feature: Recording) -> None:
+    video = probe.video_stream(feature.video_path)
+    assert (video.codec, video.profile, video.pix_fmt) == ("h264", "High", "yuv420p")
+    assert (video.width, video.height) == (1280, 720)
+    assert video.r_frame_rate == video.avg_frame_rate == 25
+    assert video.nb_frames == feature.frames_written
+    assert abs(feature.frames_written - 25 * feature.duration_ms / 1000) <= 1
+    assert feature.capture == "virtual_time"
+    # Holds, glides, typing 11 keys at 60 ms, the step pauses: several seconds of video.
+    assert 3000 < feature.duration_ms < 10000
+
+
+def test_every_step_starts_and_ends_on_a_frame_of_the_video(feature: Recording) -> None:
+    assert [t.step for t in feature.steps] == [1, 2, 3, 4]
+    for t in feature.steps:
+        for at in (t.start_s, t.end_s):
+            assert abs(at * 25 - round(at * 25)) < 1e-6, t
+    # The opening hold (600 ms), then each step after the one before and its pause (350 ms: 9 frames). The still
+    # taken after each step takes no time of the video (its frames are set aside); what runs between the pause and the
+    # still runs on the wall clock, and may take a frame.
+    assert feature.steps[0].start_s == pytest.approx(0.6, abs=0.041)
+    for before, after in zip(feature.steps, feature.steps[1:], strict=False):
+        assert 0.36 - 1e-6 <= after.start_s - before.end_s <= 0.40 + 1e-6
+    # Typing "Launch plan" key by key at 60 ms a key: at least 11 x 60 ms of the third step.
+    assert feature.steps[2].end_s - feature.steps[2].start_s >= 0.66
+
+
+def test_the_stills_and_the_last_frame_show_the_project_that_was_made(feature: Recording,
+                                                                      tmp_path: Path) -> None:
+    assert [s.after_step for s in feature.stills] == [1, 2, 3, 4]
+    for still in feature.stills:
+        assert png_size(still.path) == (still.width, still.height) == (1280, 720)
+        assert not is_blank(still.path)
+    assert "Launch plan" in ocr(feature.stills[-1].path)
+    last = tmp_path / "last.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-sseof", "-0.2", "-i", str(feature.video_path), "-frames:v", "1",
+                    str(last)], check=True)
+    assert "Launch plan" in ocr(last)
+
+
+def test_a_glide_and_a_smooth_scroll_show_a_new_picture_at_every_frame_with_both_cores_busy(
+        both_cores_busy: None, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    # The wait lets the click's ripple (450 ms) fade before the scroll, so the scroll's frames are the scroll's alone.
+    steps: list[dict[str, Any]] = [{"action": "click", "selector": "#far"}, {"action": "wait", "ms": 800},
+                                   {"action": "scroll", "y": 900}]
+    with pages_served({"/": MOTION_PAGE}) as served:
+        rec = record(request(f"{served.base}/", tmp_path, steps, camera=CameraSettings(zoom=False),
+                             pacing=Pacing(cursor_ms=800)))
+    digests = frame_digests(rec.video_path)
+    assert len(digests) == rec.frames_written
+    glide_at = rec.targets[0].t
+    frames, repeats = motion(digests, glide_at, glide_at + 1.0)
+    assert frames >= 18 and repeats == 0, (frames, repeats)  # an 800-900 ms glide: about 20 frames, none lost
+    scroll = rec.steps[2]
+    frames, repeats = motion(digests, scroll.start_s, scroll.end_s)
+    assert frames >= 8 and repeats == 0, (frames, repeats)
+
+
+def test_the_next_step_waits_for_its_line_on_the_videos_clock(sampleapp_url: str, tmp_path: Path) -> None:
+    steps = [{"action": "goto", "url": "/projects.html"}, {"action": "click", "selector": "#new-project"}]
+    rec = record(request(f"{sampleapp_url}/index.html", tmp_path, steps, line_ms={1: 2000}))
+    # The first step's line lasts 2 s, then the line pause (300 ms): the second step starts then, to a frame (its
+    # still takes no time of the video).
+    assert rec.steps[1].start_s - rec.steps[0].start_s == pytest.approx(2.3, abs=0.041)
+
+
+class _Polling(BaseHTTPRequestHandler):
+    """A page that asks its server every 100 ms for news that takes 20 s to come: never without a request."""
+
+    PAGE = (b"<!doctype html><h1 id=t>Live feed</h1><script>setInterval(() => fetch('/poll').catch(() => {}), 100);"
+            b"</script>")
+
+    def do_GET(self) -> None:
+        if self.path == "/poll":
+            time.sleep(20)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.PAGE)))
+        self.end_headers()
+        self.wfile.write(self.PAGE)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def polling_page() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Polling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_that_never_stops_fetching_is_captured_at_the_wall_clocks_pace(polling_page: str,
+                                                                              tmp_path: Path) -> None:
+    rec = record(request(polling_page, tmp_path, [{"action": "wait", "ms": 1000}],
+                         pacing=Pacing(hold_before_ms=0, hold_after_ms=0)))
+    assert rec.duration_ms == pytest.approx(1000, abs=80)  # the wait, to a frame or two (a still's frames)
+    assert rec.frames_written == round(rec.duration_ms * 25 / 1000)
+    notes = dict(note.split("=") for note in rec.capture_notes)
+    assert int(notes["network_paced_frames"]) >= 20, rec.capture_notes
+    assert "Live feed" in ocr(rec.stills[-1].path)
+
+
+def test_a_failed_step_still_leaves_its_evidence(sampleapp_url: str, tmp_path: Path) -> None:
+    steps: list[dict[str, Any]] = [{"action": "goto", "url": "/projects.html"},
+                                   {"action": "click", "selector": "#no-such-button", "timeout_ms": 1000}]
+    with pytest.raises(StepError) as caught:
+        record(request(f"{sampleapp_url}/index.html", tmp_path, steps))
+    evidence = caught.value.evidence
+    assert evidence is not None and evidence.still is not None
+    assert "Projects" in ocr(evidence.still)
+    assert not (tmp_path / "recording.mp4").exists()
