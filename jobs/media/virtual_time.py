@@ -139,7 +139,10 @@ class VirtualClock:
         self._movements: list[_Movement] = []
         # Steps sent before a frame and not answered yet, with when they were sent (the loop's time).
         self._unanswered: dict[asyncio.Future[Any], float] = {}
-        self._waiting = 0  # sleeps, movements and on_clock waits in progress: frames run fast while any is
+        # What the steps wait on the clock for (sleeps, movements, on_clock work): frames run fast while one is not
+        # done. A wait stops counting the moment the pump ends it, not when its task next runs: else a frame more
+        # would run fast after every wait, before the step after it had begun.
+        self._waits: set[asyncio.Future[Any]] = set()
         self._hidden = 0
         self._stale = True  # the next captured frame takes a picture whatever it reports
         self._moving = False  # the last captured frame changed
@@ -175,12 +178,17 @@ class VirtualClock:
         self._check()
         if background:
             return await work
-        self._waiting += 1
+        waited = asyncio.ensure_future(work)
+        self._waits.add(waited)
         self._wake.set()
         try:
-            return await work
+            return await waited
         finally:
-            self._waiting -= 1
+            self._waits.discard(waited)
+
+    @property
+    def _waiting(self) -> bool:
+        return any(not waited.done() for waited in self._waits)
 
     @contextlib.asynccontextmanager
     async def hidden(self) -> AsyncIterator[None]:

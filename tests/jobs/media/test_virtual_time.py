@@ -17,7 +17,7 @@ import pytest
 
 from jobs.media import probe, virtual_time
 from jobs.media.camera import CameraSettings
-from jobs.media.errors import StepError
+from jobs.media.errors import StepError, Stopped
 from jobs.media.options import Pacing
 from jobs.media.recorder import CAPTURE_VIRTUAL_TIME, Recording, RecordRequest, record
 from jobs.media.stills import is_blank, png_size
@@ -192,4 +192,21 @@ def test_a_failed_step_still_leaves_its_evidence(sampleapp_url: str, tmp_path: P
     evidence = caught.value.evidence
     assert evidence is not None and evidence.still is not None
     assert "Projects" in ocr(evidence.still)
+    assert not (tmp_path / "recording.mp4").exists()
+
+
+def test_a_recording_asked_to_stop_ends_within_a_second_while_it_renders_fast(sampleapp_url: str,
+                                                                              tmp_path: Path) -> None:
+    """A long wait renders as fast as it can (no sleep to interrupt): the stop still lands within a second."""
+    stop_at: list[float] = []
+
+    def should_stop() -> bool:
+        return bool(stop_at) and time.monotonic() >= stop_at[0]
+
+    req = request(f"{sampleapp_url}/projects.html", tmp_path, [{"action": "wait", "ms": 600_000}],
+                  should_stop=should_stop)
+    stop_at.append(time.monotonic() + 3.0)
+    with pytest.raises(Stopped):
+        record(req)
+    assert time.monotonic() - stop_at[0] < 1.0
     assert not (tmp_path / "recording.mp4").exists()
