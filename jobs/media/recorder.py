@@ -3,9 +3,13 @@
 Each recording runs in a fresh context of the process's warm browser (jobs.media.browser), paced to the
 narration when its lines are per step, and reports when each step ran on the video's own timeline.
 
-Capture comes from the CDP screencast (Playwright's record_video needs a downloaded ffmpeg and
-writes low-bitrate VP8). Frames are placed on a constant-rate grid by their timestamps
-(see framegrid), so the file's duration equals the wall time from first frame to stop.
+Two captures (``RecordRequest.capture``), one set of steps written against the video's clock (jobs.media.clock):
+
+- ``screencast``: the CDP screencast (Playwright's record_video needs a downloaded ffmpeg and writes low-bitrate
+  VP8). Frames are placed on a constant-rate grid by their timestamps (see framegrid), so the file's duration
+  equals the wall time from first frame to stop.
+- ``virtual_time``: the recorder renders every frame itself in the headless shell, on the page's virtual clock
+  (jobs.media.virtual_time): none lost under load, and waits rendered faster than real time.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import logging
 import math
 import socket
 import time
@@ -51,6 +56,7 @@ from jobs.media.secrets import MAX_INPUT_CHARS, Access, Secret, SecretRef, origi
 from jobs.media.stills import png_size
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 CAPTURE_SCREENCAST = "screencast"
 CAPTURE_VIRTUAL_TIME = "virtual_time"
 CAPTURES = (CAPTURE_SCREENCAST, CAPTURE_VIRTUAL_TIME)
@@ -219,7 +225,7 @@ class Recording:
     # The secrets this recording typed (so their credentials can say when they were last used).
     secrets_used: frozenset[SecretRef] = frozenset()
     # How its frames were captured (RecordRequest.capture), and what a capture on the video's clock had to give up
-    # (jobs.media.virtual_time: "network_never_idle").
+    # ("network_paced_frames=N": frames run at the wall clock's pace while the page had a request in flight).
     capture: str = CAPTURE_SCREENCAST
     capture_notes: tuple[str, ...] = ()
 
@@ -255,12 +261,32 @@ def record(req: RecordRequest) -> Recording:
     if req.capture not in CAPTURES:
         raise ValueError(f"capture must be one of {CAPTURES}")
     req.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _recorded(req)
+    except virtual_time.FramesStalled as exc:
+        if req.capture != CAPTURE_VIRTUAL_TIME:
+            raise
+        log.warning("the capture on the video's clock stalled (%s): the feature is captured again by the screencast",
+                    exc)
+    # The headless shell stalled on this page (virtual_time.FramesStalled): the feature is captured again, by the
+    # screencast, and says so. Its stills and its video are made again under the same names.
+    recording = _recorded(dataclasses.replace(req, capture=CAPTURE_SCREENCAST))
+    recording.capture_notes = (*recording.capture_notes, "screencast_instead=frames_stalled")
+    return recording
+
+
+def _recorded(req: RecordRequest) -> Recording:
     video = req.out_dir / req.video_name
     browser = WARM if req.warm_browser else WarmBrowser(spare=False)
+    session = _Session(req, video)
     try:
-        return browser.run(_Session(req, video).run, chromium_path=req.browser_path, tenant=req.tenant)
-    except BaseException:
+        return browser.run(session.run, chromium_path=req.browser_path, tenant=req.tenant)
+    except BaseException as exc:
         video.unlink(missing_ok=True)
+        stalled = session.frames is not None and isinstance(session.frames.error, virtual_time.FramesStalled)
+        if stalled and not isinstance(exc, Stopped | virtual_time.FramesStalled):
+            # The stall surfaced as whatever waited on the frames first (a step, a bounded call): it is the cause.
+            raise virtual_time.FramesStalled(str(session.frames.error)) from exc  # type: ignore[union-attr]
         raise
     finally:
         if browser is not WARM:

@@ -51,8 +51,8 @@ class Recording(Handoff):
     height: int = 0
     page: dict[str, Any] = Field(default_factory=dict)  # what the browser was told (viewport, scale, locale...)
     redaction: dict[str, Any] | None = None  # what the redaction matched
-    # How the frames were captured ("screencast", "virtual_time": docs/recording.md) and what a capture on the video's
-    # clock gave up (frames paced to the wall clock while the page's requests were in flight).
+    # How the frames were captured ("screencast", "virtual_time": docs/operating.md) and what a capture on the video's
+    # clock gave up (frames paced to the wall clock while the page's requests were in flight; a fallback's reason).
     capture: str = "screencast"
     capture_notes: tuple[str, ...] = ()
 

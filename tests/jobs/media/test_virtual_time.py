@@ -20,6 +20,7 @@ from jobs.media.camera import CameraSettings
 from jobs.media.errors import StepError, Stopped
 from jobs.media.options import Pacing
 from jobs.media.recorder import CAPTURE_VIRTUAL_TIME, Recording, RecordRequest, record
+from jobs.media.redact import Redaction
 from jobs.media.stills import is_blank, png_size
 from tests.jobs.media.conftest import CREATE_PROJECT_STEPS
 from tests.jobs.media.ocr import ocr
@@ -210,3 +211,41 @@ def test_a_recording_asked_to_stop_ends_within_a_second_while_it_renders_fast(sa
         record(req)
     assert time.monotonic() - stop_at[0] < 1.0
     assert not (tmp_path / "recording.mp4").exists()
+
+
+def test_a_page_the_headless_shell_stalls_on_is_recorded_all_the_same_and_says_how(sampleapp_url: str,
+                                                                                     tmp_path: Path) -> None:
+    """With the job's redaction in the page, the sample app's "New project" click stalled the headless shell's frames
+    on every run measured (virtual_time.FramesStalled): the feature is then captured again by the screencast, and its
+    notes say so. Either way it is recorded, and says which capture made it."""
+    steps: list[dict[str, Any]] = [{"action": "goto", "url": "/projects.html"},
+                                   {"action": "click", "selector": "#new-project"}]
+    rec = record(request(f"{sampleapp_url}/index.html", tmp_path, steps,
+                         redaction=Redaction(patterns=("email",)), chromium_path="/usr/bin/chromium"))
+    if rec.capture == "screencast":
+        assert rec.capture_notes == ("screencast_instead=frames_stalled",)
+    else:
+        assert "screencast_instead=frames_stalled" not in rec.capture_notes
+    assert probe.video_stream(rec.video_path).nb_frames == rec.frames_written
+    assert [s.after_step for s in rec.stills] == [1, 2]
+
+
+def test_a_stalled_capture_is_made_again_by_the_screencast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback alone (recorder.record around a stand-in for one recording): a stall on the video's clock makes
+    the same request again, on the screencast, and notes why; a stall is never retried on the screencast itself."""
+    from jobs.media import recorder
+
+    asked: list[str] = []
+
+    def recorded(req: RecordRequest) -> Recording:
+        asked.append(req.capture)
+        if req.capture == CAPTURE_VIRTUAL_TIME:
+            raise virtual_time.FramesStalled("the browser did not answer a frame within 5 s")
+        return Recording(video_path=tmp_path / "v.mp4", stills=[], started_at=None, first_frame_at=None,  # type: ignore[arg-type]
+                         stopped_at=None, duration_ms=1000, size_bytes=1, fps=25, frames_received=1,  # type: ignore[arg-type]
+                         frames_written=25, capture=req.capture)
+
+    monkeypatch.setattr(recorder, "_recorded", recorded)
+    rec = record(request("http://127.0.0.1:9/", tmp_path, []))
+    assert asked == ["virtual_time", "screencast"]
+    assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=frames_stalled",))
