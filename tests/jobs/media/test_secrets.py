@@ -16,6 +16,7 @@ import pyotp
 import pytest
 
 from jobs.lib.net.egress import EgressPolicy
+from jobs.media import virtual_time
 from jobs.media.errors import StepError
 from jobs.media.recorder import RecordRequest, SignInPlan, record, sign_in
 from jobs.media.secrets import Access, Secret, SecretRef, origin_of
@@ -150,13 +151,19 @@ def test_a_failure_while_an_input_is_typed_never_says_its_value(tmp_path: Path) 
 
 
 @requires_chromium
-def test_a_secret_typed_on_camera_is_in_no_frame(tmp_path: Path) -> None:
+@pytest.mark.parametrize("capture", [
+    "screencast",
+    pytest.param("virtual_time", marks=pytest.mark.skipif(not virtual_time.available(), reason="needs the headless "
+                                                                                                  "shell"))])
+def test_a_secret_typed_on_camera_is_in_no_frame(tmp_path: Path, capture: str) -> None:
     """The field (type=text) and the page's text that shows the value back are masked in every frame: tesseract
-    reads neither in frames sampled at 2 fps nor in the stills, and reads the page's other text (the control)."""
+    reads neither in frames sampled at 2 fps nor in the stills, and reads the page's other text (the control). On
+    both captures: on the video's clock every key is typed between two frames the recorder renders."""
     steps: list[dict[str, Any]] = [TYPE_PASSWORD, {"action": "click", "selector": "#code"},
                                    {"action": "wait", "ms": 600}]
     with pages_served({"/form": FORM}) as served:
-        rec = record(_request(served.base, tmp_path / "rec", steps, secrets=_secrets(served.base)))
+        rec = record(_request(served.base, tmp_path / "rec", steps, secrets=_secrets(served.base), capture=capture))
+    assert rec.capture == capture
     assert f"/typed?field=password&length={len(PASSWORD)}" in served.hits
     assert rec.stills  # and the value was shown back as text before the last still (the page's change event)
     read = [ocr(p) for p in frames(rec.video_path, tmp_path / "frames", fps=2)] + [ocr(s.path) for s in rec.stills]
