@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -328,9 +329,11 @@ def video_facts(video: Path, marks_s: dict[str, float], timeline: Timeline) -> d
 # --- the two captures, by the real recorder ----------------------------------------------------------------------
 
 
-def recorded(page: PageServer, timeline: Timeline, work: Path, load: Load, *, capture: str) -> dict[str, Any]:
+def recorded(page: PageServer, timeline: Timeline, work: Path, load: Load, *, capture: str,
+             launched: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """The real recorder, in its warm browser (Chromium for the screencast, the headless shell on the video's clock,
-    launched before the measure), over one ``wait`` as long as the timeline, no pacing holds, no zoom."""
+    launched before the measure, then ``launched()``), over one ``wait`` as long as the timeline, no pacing holds, no
+    zoom."""
     from jobs.media import browser, recorder
     from jobs.media.camera import CameraSettings
     from jobs.media.options import Pacing
@@ -348,6 +351,7 @@ def recorded(page: PageServer, timeline: Timeline, work: Path, load: Load, *, ca
         return None
 
     warm.run(ready, chromium_path=request.browser_path, tenant=TENANT)  # the launch, before the measure
+    launched()
     page.marks.clear()
     try:
         with Measure(load) as measure:
