@@ -117,10 +117,11 @@ def browser_user_exists(app_configs: Any = None, **kwargs: Any) -> list[Warning]
 
 @register()
 def headless_shell_present(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    """screenreel.W009: a capture on the video's clock runs in the headless shell; without it every recording fails."""
+    """screenreel.W009: a capture on the video's clock runs in the headless shell; without it every feature is
+    recorded by the screencast instead (slower, frames lost under load), and its notes say so."""
     if settings.SCREENREEL_CAPTURE != "virtual_time" or os.access(settings.SCREENREEL_HEADLESS_SHELL, os.X_OK):
         return []
     return [Warning(f"SCREENREEL_CAPTURE is virtual_time and {settings.SCREENREEL_HEADLESS_SHELL} is not an "
-                    "executable: every recording will fail.",
+                    "executable: every feature will be recorded by the screencast instead.",
                     hint="Run `make sysdeps` (apt-get install chromium-headless-shell), set SCREENREEL_HEADLESS_SHELL, "
                          "or set SCREENREEL_CAPTURE=screencast.", id="screenreel.W009")]

@@ -40,9 +40,13 @@ def warm_browser_at_start(**_: Any) -> None:
 
     WARM.keep = settings.SCREENREEL_BROWSERS_KEPT  # the card browsers of a mux worker too
     if _RECORDS and settings.SCREENREEL_WARM_BROWSER:
-        capturing_on_the_videos_clock = settings.SCREENREEL_CAPTURE == "virtual_time"
-        WARM.prelaunch(settings.SCREENREEL_HEADLESS_SHELL if capturing_on_the_videos_clock
-                       else settings.SCREENREEL_CHROMIUM)
+        from jobs.media import virtual_time
+
+        # The browser its recordings will use: the headless shell, unless it is missing (recorder.record then
+        # records by the screencast, in Chromium).
+        on_the_videos_clock = (settings.SCREENREEL_CAPTURE == "virtual_time"
+                               and virtual_time.available(settings.SCREENREEL_HEADLESS_SHELL))
+        WARM.prelaunch(settings.SCREENREEL_HEADLESS_SHELL if on_the_videos_clock else settings.SCREENREEL_CHROMIUM)
 
 # The soft limit ends a stage with an error it reports, for good (the same work would run out of time again)
 # and charged for the time it used; the hard one kills a stage stuck in C code.

@@ -261,6 +261,9 @@ def record(req: RecordRequest) -> Recording:
     if req.capture not in CAPTURES:
         raise ValueError(f"capture must be one of {CAPTURES}")
     req.out_dir.mkdir(parents=True, exist_ok=True)
+    if req.capture == CAPTURE_VIRTUAL_TIME and not virtual_time.available(req.headless_shell_path):
+        # A machine without the headless shell (system check screenreel.W009 says so) records as it did before.
+        return _on_the_screencast(req, because="no_headless_shell")
     try:
         return _recorded(req)
     except virtual_time.FramesStalled as exc:
@@ -270,8 +273,13 @@ def record(req: RecordRequest) -> Recording:
                     exc)
     # The headless shell stalled on this page (virtual_time.FramesStalled): the feature is captured again, by the
     # screencast, and says so. Its stills and its video are made again under the same names.
+    return _on_the_screencast(req, because="frames_stalled")
+
+
+def _on_the_screencast(req: RecordRequest, *, because: str) -> Recording:
+    """``req`` recorded by the screencast instead of on the video's clock; its notes say why."""
     recording = _recorded(dataclasses.replace(req, capture=CAPTURE_SCREENCAST))
-    recording.capture_notes = (*recording.capture_notes, "screencast_instead=frames_stalled")
+    recording.capture_notes = (*recording.capture_notes, f"screencast_instead={because}")
     return recording
 
 

@@ -247,3 +247,11 @@ def test_a_stalled_capture_is_made_again_by_the_screencast(tmp_path: Path, monke
     rec = record(request("http://127.0.0.1:9/", tmp_path, []))
     assert asked == ["virtual_time", "screencast"]
     assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=frames_stalled",))
+
+
+def test_a_machine_without_the_headless_shell_records_by_the_screencast_and_says_so(sampleapp_url: str,
+                                                                                    tmp_path: Path) -> None:
+    rec = record(request(f"{sampleapp_url}/projects.html", tmp_path, [{"action": "wait", "ms": 400}],
+                         headless_shell_path=str(tmp_path / "no-such-shell"), chromium_path="/usr/bin/chromium"))
+    assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=no_headless_shell",))
+    assert probe.video_stream(rec.video_path).nb_frames == rec.frames_written > 0
