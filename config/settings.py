@@ -270,10 +270,11 @@ if SCREENREEL_PUBLIC_URL.startswith("https://"):
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SCREENREEL_WORK_DIR = Path(env_str("SCREENREEL_WORK_DIR", str(VAR_DIR / "work")))
 SCREENREEL_CHROMIUM = env_str("SCREENREEL_CHROMIUM", "/usr/bin/chromium")
-# How a feature's frames are captured (docs/operating.md, "Capture on the video's clock"): "screencast", the frames
-# Chromium delivers in real time, or "virtual_time", every frame rendered by the recorder on the video's own clock in
-# the headless shell (SCREENREEL_HEADLESS_SHELL); bench/media/virtual_time.py and bench/job compare them.
-SCREENREEL_CAPTURE = env_choice("SCREENREEL_CAPTURE", "screencast", ("screencast", "virtual_time"))
+# How a feature's frames are captured (docs/operating.md, "Capture on the video's clock"): "virtual_time", every frame
+# rendered by the recorder on the video's own clock in the headless shell (SCREENREEL_HEADLESS_SHELL; a machine
+# without it records by the screencast), or "screencast", the frames Chromium delivers in real time;
+# bench/media/virtual_time.py, bench/media/concurrent.py and bench/job compare them.
+SCREENREEL_CAPTURE = env_choice("SCREENREEL_CAPTURE", "virtual_time", ("screencast", "virtual_time"))
 SCREENREEL_HEADLESS_SHELL = env_str("SCREENREEL_HEADLESS_SHELL", "/usr/lib/chromium/chromium-headless-shell")
 SCREENREEL_FPS = env_int("SCREENREEL_FPS", 25, minimum=10, maximum=60)
 # Keep Chromium running in each worker process and record each chunk in a fresh context of it (false: launch
