@@ -116,14 +116,15 @@ def _descendants(root: int) -> set[int]:
 
 
 def chromium_processes(root: int) -> list[dict[str, Any]]:
-    """The Chromium processes under process ``root``: their uid, command line and environment, as ps shows them."""
+    """The Chromium processes under process ``root`` (Chromium's, and the headless shell's that records on the video's
+    clock): their uid, command line and environment, as ps shows them."""
     found = []
     for pid in _descendants(root):
         proc = Path(f"/proc/{pid}")
         try:
             # Chromium's children rewrite their command line as one string: split it both ways.
             args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
-            if not args or not args[0].endswith("/chromium"):
+            if not args or not args[0].endswith(("/chromium", "/chromium-headless-shell")):
                 continue
             uid = int(next(line for line in (proc / "status").read_text().splitlines()
                            if line.startswith("Uid:")).split()[1])

@@ -24,7 +24,7 @@ import pytest
 from playwright.async_api import Browser
 
 from jobs.lib.net.egress import EgressPolicy
-from jobs.media import cards
+from jobs.media import cards, virtual_time
 from jobs.media.browser import WarmBrowser
 from jobs.media.errors import MediaError
 from jobs.media.recorder import RecordRequest, record
@@ -65,6 +65,48 @@ def test_chromium_keeps_its_sandbox_and_none_of_the_services_environment(monkeyp
         assert "--no-sandbox" not in process["args"], process["args"]
         assert CANARY.encode() not in process["environ"] and b"DATABASE_URL" not in process["environ"]
         if os.geteuid() == 0:  # Chromium refuses its sandbox as root: it runs as the unprivileged user
+            assert process["uid"] == pwd.getpwnam(BROWSER_USER).pw_uid, process
+
+
+async def _processes_with_a_page_open(browser: Browser) -> list[dict[str, Any]]:
+    """The browser's processes while a page is open, each with its seccomp mode and user namespace."""
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto("about:blank")
+        processes = chromium_processes(os.getpid())
+        for process in processes:
+            status = Path(f"/proc/{process['pid']}/status").read_text()
+            process["seccomp"] = int(re.search(r"^Seccomp:\s+(\d)", status, re.MULTILINE)[1])  # type: ignore[index]
+            process["userns"] = os.readlink(f"/proc/{process['pid']}/ns/user") if os.geteuid() == 0 else None
+        return processes
+    finally:
+        await context.close()
+
+
+@pytest.mark.skipif(not virtual_time.available(), reason="needs the headless shell")
+def test_the_headless_shell_keeps_its_sandbox_and_none_of_the_services_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The browser that records on the video's clock (the default capture) has no chrome://sandbox page: its renderers
+    are read from /proc instead, in seccomp-BPF filter mode (2) and, as root can see, in a user namespace of their
+    own; every process as the other browser's."""
+    monkeypatch.setenv("SCREENREEL_CANARY", CANARY)
+    browsers = WarmBrowser(spare=False)
+    try:
+        processes = browsers.run(_processes_with_a_page_open, chromium_path=virtual_time.HEADLESS_SHELL,
+                                 tenant="sandbox")
+    finally:
+        browsers.close()
+    renderers = [process for process in processes if "--type=renderer" in process["args"]]
+    assert renderers and all(process["args"][0].endswith("/chromium-headless-shell") for process in processes)
+    for renderer in renderers:
+        assert renderer["seccomp"] == 2, renderer["args"]
+        if os.geteuid() == 0:
+            assert renderer["userns"] != os.readlink("/proc/self/ns/user"), renderer["args"]
+    for process in processes:
+        assert "--no-sandbox" not in process["args"], process["args"]
+        assert CANARY.encode() not in process["environ"] and b"DATABASE_URL" not in process["environ"]
+        if os.geteuid() == 0:
             assert process["uid"] == pwd.getpwnam(BROWSER_USER).pw_uid, process
 
 
