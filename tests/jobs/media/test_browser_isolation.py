@@ -75,12 +75,18 @@ async def _processes_with_a_page_open(browser: Browser) -> list[dict[str, Any]]:
         page = await context.new_page()
         await page.goto("about:blank")
         # This process's other browsers (a warm Chromium an earlier test kept) are not the shell's: left out.
-        processes = [process for process in chromium_processes(os.getpid())
-                     if process["args"][0].endswith("/chromium-headless-shell")]
-        for process in processes:
-            status = Path(f"/proc/{process['pid']}/status").read_text()
+        processes = []
+        for process in chromium_processes(os.getpid()):
+            if not process["args"][0].endswith("/chromium-headless-shell"):
+                continue
+            try:
+                status = Path(f"/proc/{process['pid']}/status").read_text()
+                userns = os.readlink(f"/proc/{process['pid']}/ns/user") if os.geteuid() == 0 else None
+            except FileNotFoundError:
+                continue  # a helper that exited since it was listed: nothing left to check
             process["seccomp"] = int(re.search(r"^Seccomp:\s+(\d)", status, re.MULTILINE)[1])  # type: ignore[index]
-            process["userns"] = os.readlink(f"/proc/{process['pid']}/ns/user") if os.geteuid() == 0 else None
+            process["userns"] = userns
+            processes.append(process)
         return processes
     finally:
         await context.close()
