@@ -59,8 +59,9 @@ def sse_token_issue(*, client: Client, job_id: str) -> dict[str, Any]:
 
 def _authenticate(request: HttpRequest, job_id: str) -> tuple[Client, list[str]]:
     """Who asks: the API key's client and its scopes, a stream token's, or a Pushpin recovery link's (a token is
-    issued only to a key without scopes); raises AuthenticationFailed."""
+    issued only to a key without scopes); raises AuthenticationFailed. A key sent in the header wins over a token."""
     token = request.GET.get("token")
+    header = request.META.get("HTTP_AUTHORIZATION", "")
     client: Client | None
     scopes: list[str] = []
     if "grip_link" in request.GET:
@@ -68,6 +69,11 @@ def _authenticate(request: HttpRequest, job_id: str) -> tuple[Client, list[str]]
         if linked is None:
             raise exceptions.AuthenticationFailed("This recovery link is not valid.")
         client = Client.objects.filter(pk=linked).first()
+    elif header:
+        # A key, when sent, decides: a token in the URL beside it (a stale one a client's library carries along) is
+        # not read, and cannot stand in for a bad key either.
+        api_key = api_key_from_header(header)
+        client, scopes = api_key.client, list(api_key.scopes)
     elif token:
         try:
             payload = signing.loads(token, salt=TOKEN_SALT, max_age=settings.SCREENREEL_SSE_TOKEN_TTL_S)
@@ -79,11 +85,7 @@ def _authenticate(request: HttpRequest, job_id: str) -> tuple[Client, list[str]]
             raise exceptions.AuthenticationFailed("This stream token is for another job.")
         client = Client.objects.filter(pk=payload["c"]).first()
     else:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <api key>' or ?token=.")
-        api_key = api_key_from_header(header)
-        client, scopes = api_key.client, list(api_key.scopes)
+        raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <api key>' or ?token=.")
     if client is None:  # signed for a client that has been deleted since
         raise exceptions.AuthenticationFailed("The client this stream was issued to no longer exists.")
     return client, scopes

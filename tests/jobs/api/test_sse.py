@@ -153,6 +153,24 @@ def test_a_browser_opens_the_stream_with_a_short_lived_token(web: str) -> None:
     assert httpx.get(f"{web}/v1/jobs/{job.id}/events").status_code == 401
 
 
+def test_a_key_in_the_header_decides_whatever_token_the_url_carries(web: str) -> None:
+    """Found by schemathesis: a stream opened with a good key and another job's token in the URL was refused 401."""
+    client, key = _key("Acme")
+    job = make_job(client=client, webhook_url="")
+    other = make_job(client=client, webhook_url="")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    others_token = api.post(f"/v1/jobs/{other.id}/events/token").json()["token"]
+    stream = Stream(f"{web}/v1/jobs/{job.id}/events?token={others_token}", {"Authorization": f"Bearer {key}"})
+    assert stream.wait(1)[0][1] == "job.created"
+    stream.close()
+    own_token = api.post(f"/v1/jobs/{job.id}/events/token").json()["token"]
+    refused = httpx.get(f"{web}/v1/jobs/{job.id}/events?token={own_token}",
+                        headers={"Authorization": "Bearer sr_nope_nope"})
+    assert refused.status_code == 401  # a good token does not stand in for a bad key
+    assert refused.json()["error"]["code"] == "unauthenticated"
+
+
 def test_a_token_whose_client_was_deleted_is_refused_not_a_server_error(web: str) -> None:
     client, key = _key("Acme")
     job = make_job(client=client, webhook_url="")
