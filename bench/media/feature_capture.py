@@ -33,8 +33,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
 from bench.machine import cpu_model  # noqa: E402
-from bench.media.run import SCRIPT, lines_for_steps, run_pinned, steps  # noqa: E402
-from bench.media.virtual_time import CAPTURES, CHROMIUM, HEADLESS_SHELL, Measure, start_load, stop_load  # noqa: E402
+from bench.media.run import steps, synthesised  # noqa: E402
+from bench.media.virtual_time import (  # noqa: E402
+    CAPTURES,
+    CHROMIUM,
+    HEADLESS_SHELL,
+    record_warm,
+    start_load,
+    stop_load,
+)
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 TENANT = "bench-feature-capture"
@@ -42,26 +49,13 @@ TENANT = "bench-feature-capture"
 
 def recorded(capture: str, *, url: str, feature_steps: list[dict[str, Any]], line_ms: dict[int, int], work: Path,
              load: list[Any]) -> dict[str, Any]:
-    from jobs.media import browser, recorder
+    from jobs.media import recorder
 
     request = recorder.RecordRequest(
         tenant=TENANT, target_url=url, width=WIDTH, height=HEIGHT, fps=FPS, steps=feature_steps,
         feature_title="Plan a launch", out_dir=work / capture, line_ms=line_ms, chromium_path=CHROMIUM,
         capture=capture, headless_shell_path=HEADLESS_SHELL)
-    warm = browser.WARM
-    warm.spare_wanted = False  # no spare launched after the recording, inside the measure
-
-    async def ready(_: Any) -> None:
-        return None
-
-    warm.run(ready, chromium_path=request.browser_path, tenant=TENANT)  # the launch, before the measure
-    try:
-        with Measure(load) as measure:
-            asked = time.time()
-            rec = recorder.record(request)
-            returned = time.time()
-    finally:
-        warm.close()
+    rec, measure, asked, returned = record_warm(request, load)
     video_s = rec.duration_ms / 1000
     first = rec.first_frame_at.timestamp()
     return {"video_s": video_s, **measure.facts(video_s), "setup_s": round(first - asked, 3),
@@ -90,10 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = ns.out / f"feature-capture-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
     feature_steps = steps(ns.cycles)
-    wanted = work / "lines.json"
-    wanted.write_text(json.dumps(lines_for_steps(SCRIPT, len(feature_steps))), encoding="utf-8")
-    synth = run_pinned(["--phase", "synth", "--lines", str(wanted), "--provider", ns.provider,
-                        "--out-dir", str(work / "synth")])
+    synth = synthesised(feature_steps, work, provider=ns.provider)
     line_ms = {line["step"]: line["duration_ms"] for line in synth["lines"]}
     server, port = serve(0)
     load = start_load(ns.load)

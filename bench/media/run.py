@@ -125,6 +125,15 @@ def run_pinned(args: list[str]) -> dict[str, Any]:
     return result
 
 
+def synthesised(feature_steps: list[dict[str, Any]], work: Path, *, provider: str) -> dict[str, Any]:
+    """The script's sentences as the steps' lines, synthesised pinned to one core in ``work/synth``: the phase's
+    result (its ``lines``, each with its ``duration_ms``, the provider, the timings)."""
+    wanted = work / "lines.json"
+    wanted.write_text(json.dumps(lines_for_steps(SCRIPT, len(feature_steps))), encoding="utf-8")
+    return run_pinned(["--phase", "synth", "--lines", str(wanted), "--provider", provider,
+                       "--out-dir", str(work / "synth")])
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cycles", type=int, default=3, help="~20 s of steps each (default 3: ~60 s)")
@@ -137,10 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     feature_steps = steps(ns.cycles)
 
     # 1. Synthesis: before the recording, which paces the steps to the lines.
-    wanted = work / "lines.json"
-    wanted.write_text(json.dumps(lines_for_steps(SCRIPT, len(feature_steps))), encoding="utf-8")
-    synth = run_pinned(["--phase", "synth", "--lines", str(wanted), "--provider", ns.provider,
-                        "--out-dir", str(work / "synth")])
+    synth = synthesised(feature_steps, work, provider=ns.provider)
     spoken = work / "spoken.json"
     spoken.write_text(json.dumps(synth["lines"]), encoding="utf-8")
 

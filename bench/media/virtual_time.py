@@ -329,12 +329,36 @@ def video_facts(video: Path, marks_s: dict[str, float], timeline: Timeline) -> d
 # --- the two captures, by the real recorder ----------------------------------------------------------------------
 
 
+def record_warm(request: Any, load: Load, *, launched: Callable[[], None] = lambda: None) -> tuple[Any, Measure,
+                                                                                                  float, float]:
+    """``recorder.record(request)`` in its warm browser, launched before the measure (then ``launched()``): the
+    recording, the measure, and when it was asked for and returned (epoch seconds)."""
+    from jobs.media import browser, recorder
+
+    warm = browser.WARM
+    warm.spare_wanted = False  # no spare launched after the recording, inside the measure
+
+    async def ready(_: Any) -> None:
+        return None
+
+    warm.run(ready, chromium_path=request.browser_path, tenant=request.tenant)  # the launch, before the measure
+    launched()
+    try:
+        with Measure(load) as measure:
+            asked = time.time()
+            rec = recorder.record(request)
+            returned = time.time()
+    finally:
+        warm.close()
+    return rec, measure, asked, returned
+
+
 def recorded(page: PageServer, timeline: Timeline, work: Path, load: Load, *, capture: str,
              launched: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """The real recorder, in its warm browser (Chromium for the screencast, the headless shell on the video's clock,
     launched before the measure, then ``launched()``), over one ``wait`` as long as the timeline, no pacing holds, no
     zoom."""
-    from jobs.media import browser, recorder
+    from jobs.media import recorder
     from jobs.media.camera import CameraSettings
     from jobs.media.options import Pacing
 
@@ -344,22 +368,8 @@ def recorded(page: PageServer, timeline: Timeline, work: Path, load: Load, *, ca
         out_dir=work / capture, chromium_path=CHROMIUM, capture=capture, headless_shell_path=HEADLESS_SHELL,
         camera=CameraSettings(zoom=False),
         pacing=Pacing(step_pause_ms=0, hold_before_ms=0, hold_after_ms=0, line_pause_ms=0))
-    warm = browser.WARM
-    warm.spare_wanted = False  # no spare launched after the recording, inside the measure
-
-    async def ready(_: Any) -> None:
-        return None
-
-    warm.run(ready, chromium_path=request.browser_path, tenant=TENANT)  # the launch, before the measure
-    launched()
     page.marks.clear()
-    try:
-        with Measure(load) as measure:
-            asked = time.time()
-            rec = recorder.record(request)
-            returned = time.time()
-    finally:
-        warm.close()
+    rec, measure, asked, returned = record_warm(request, load, launched=launched)
     time.sleep(0.2)  # a mark still in flight
     missing = {"start", "scroll_start"} - page.marks.keys()
     if missing:
