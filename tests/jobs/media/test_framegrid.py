@@ -64,6 +64,19 @@ def test_every_slot_shows_the_picture_on_screen_then_however_the_frames_arrive(t
     assert colours(out) == ["red", "green", "red", "red", "red", "red", "green", "green", "white", "white"]
 
 
+def test_at_a_rate_whose_frames_are_not_whole_milliseconds_every_picture_keeps_its_frame(tmp_path: Path) -> None:
+    """30 fps: a frame lasts 33.3 ms, and the pictures' times are sent in whole milliseconds."""
+    out = tmp_path / "thirty.mp4"
+    grid = FrameGrid(out, width=320, height=180, fps=30)
+    sequence = ["red", "green", "blue", "white"] * 3 + ["red"]
+    pictures = {colour: jpeg(colour) for colour in set(sequence)}
+    for slot, colour in enumerate(sequence):
+        grid.push(100.0 + slot / 30, pictures[colour])
+    grid.stop(101.0)
+    assert grid.join().frames_written == 30
+    assert colours(out) == sequence + ["red"] * 17
+
+
 def test_a_single_frame_is_a_one_frame_video_even_when_stopped_at_once(tmp_path: Path) -> None:
     out = tmp_path / "one.mp4"
     grid = FrameGrid(out, width=320, height=180, fps=25)
