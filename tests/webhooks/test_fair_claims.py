@@ -124,28 +124,60 @@ def test_a_jobs_own_webhook_url_counts_against_its_clients_cap(settings: Any) ->
     assert len(deliveries_claim_due(limit=32)) == 2
 
 
+class _PausedClaim(threading.Thread):
+    """A dispatcher's claim of six on its own connection, paused after its ``after``-th statement until
+    ``resume`` is set."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after, self.seen = after, 0
+        self.paused, self.resume = threading.Event(), threading.Event()
+        self.claimed: list[Delivery] = []
+
+    def _pause(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        self.seen += 1
+        if self.seen == self.after:
+            self.paused.set()
+            self.resume.wait(timeout=30)
+        return result
+
+    def run(self) -> None:
+        try:
+            with connection.execute_wrapper(self._pause):
+                self.claimed = deliveries_claim_due(limit=6)
+        finally:
+            self.paused.set()  # also when it ran through without pausing
+            connection.close()
+
+    @property
+    def ran_through(self) -> bool:
+        return self.seen < self.after
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_at_once_take_consecutive_parts_of_the_fair_order(settings: Any) -> None:
+    """Whichever moment another dispatcher's claim commits during ours (after each of our statements in
+    turn, until ours runs through), the two batches are the two halves of one fair order: each client's
+    first four. A dispatcher that read its clients' queues one statement at a time failed after the first."""
     settings.SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = 100
     clients = _by_id(make_client(name) for name in ("A", "B", "C"))
     for i, client in enumerate(clients):
         _due(endpoint_create(client=client, url=f"https://hooks.example.com/{client.pk}", event_types=[],
                              max_in_flight=50), 10, age_s=10 - i)
-    barrier = threading.Barrier(2)
-    results: list[list[Delivery]] = [[], []]
-
-    def claim(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = deliveries_claim_due(limit=6)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    ids = [d.pk for batch in results for d in batch]
-    assert len(ids) == len(set(ids)) == 12  # nothing claimed twice, and neither came away empty-handed
-    assert Counter(d.client_id for batch in results for d in batch) == {c.pk: 4 for c in clients}
+    after = 0
+    while True:
+        after += 1
+        Delivery.objects.update(claimed_until=None)
+        ours = _PausedClaim(after)
+        ours.start()
+        assert ours.paused.wait(timeout=30)
+        theirs = deliveries_claim_due(limit=6)  # the other dispatcher, on this thread's connection
+        ours.resume.set()
+        ours.join(timeout=30)
+        both = [*ours.claimed, *theirs]
+        assert len({d.pk for d in both}) == len(both) == 12, after  # none twice, neither empty-handed
+        assert Counter(d.client_id for d in both) == {c.pk: 4 for c in clients}, after
+        if ours.ran_through:
+            break
+    assert after > 5  # it did pause inside the claim, statement after statement

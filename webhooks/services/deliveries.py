@@ -213,14 +213,22 @@ def _fair_order(due: QuerySet[Delivery], *, limit: int, after_client: str | None
     waiting = sorted((client, head) for client, head in heads if head is not None)
     turn = next((i for i, (client, _) in enumerate(waiting) if after_client is not None and client > after_client), 0)
     waiting = (waiting[turn:] + waiting[:turn])[:limit]
-    if len(waiting) == limit:
-        return [head for _, head in waiting]  # one each fills the batch
+    if not waiting or len(waiting) == limit:
+        return [head for _, head in waiting]  # nobody waits, or one each fills the batch
     # With m clients in the batch, one of them takes at most limit - m + 1 of its places.
     depth = limit - len(waiting) + 1
-    queues = [list(due.filter(client_id=client).order_by(*per_client).values_list("id", flat=True)[:depth])
-              for client, _ in waiting]
-    return [pk for _, _, pk in sorted((rank, place, pk) for place, queue in enumerate(queues)
-                                      for rank, pk in enumerate(queue))]
+    # Every queue in one statement, so all of them are read in one snapshot. Read one by one, a claim
+    # another dispatcher committed in between would leave one client's queue read from before it and the
+    # next's from after it, and the two batches would no longer be consecutive parts of one order. (Each
+    # part wraps its LIMIT in a subquery: SQLite refuses a LIMIT on a part of a UNION itself.)
+    parts = [Delivery.objects.filter(pk__in=due.filter(client_id=client).order_by(*per_client).values("id")[:depth])
+             .order_by().values_list("client_id", *per_client) for client, _ in waiting]
+    rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    queues: dict[str, list[tuple[datetime, str]]] = {client: [] for client, _ in waiting}
+    for client, due_at, pk in rows:
+        queues[client].append((due_at, pk))
+    return [pk for _, _, pk in sorted((rank, place, pk) for place, queue in enumerate(queues.values())
+                                      for rank, (_, pk) in enumerate(sorted(queue)))]
 
 
 def _in_order(ids: list[str]) -> RawSQL:
