@@ -19,34 +19,37 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> tuple[int, int, float] | None:
-    """(ppid, starttime, own cpu seconds) of ``pid``, or None if it is gone."""
+def _stat(pid: int) -> tuple[int, int, float, str] | None:
+    """(ppid, starttime, own cpu seconds, command name) of ``pid``, or None if it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     rest = raw[raw.rindex(")") + 2:].split()
     # fields after the comm: state(0) ppid(1) ... utime(11) stime(12) ... starttime(19)
-    return int(rest[1]), int(rest[19]), (int(rest[11]) + int(rest[12])) / TICK
+    return int(rest[1]), int(rest[19]), (int(rest[11]) + int(rest[12])) / TICK, raw[raw.index("(") + 1:raw.rindex(")")]
 
 
-def descendants(root: int) -> dict[tuple[int, int], float]:
-    """{(pid, starttime): cpu seconds} for every live descendant of ``root``."""
-    table: dict[int, tuple[int, int, float]] = {}
+def descendants(root: int, names: dict[tuple[int, int], str] | None = None) -> dict[tuple[int, int], float]:
+    """{(pid, starttime): cpu seconds} for every live descendant of ``root``; with ``names``, their command names
+    (at most 15 characters, as the kernel keeps them) are added to it."""
+    table: dict[int, tuple[int, int, float, str]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             info = _stat(int(entry))
             if info is not None:
                 table[int(entry)] = info
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
+    for pid, (ppid, _, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     found: dict[tuple[int, int], float] = {}
     stack = list(children.get(root, []))
     while stack:
         pid = stack.pop()
-        _, start, cpu = table[pid]
+        _, start, cpu, name = table[pid]
         found[(pid, start)] = cpu
+        if names is not None:
+            names[(pid, start)] = name
         stack.extend(children.get(pid, []))
     return found
 
@@ -63,12 +66,13 @@ class TreeCpu:
     max_processes: int = 0
     sampler_cpu_s: float = 0.0  # the sampling thread's own cost, taken out of self_s
     _seen: dict[tuple[int, int], float] = field(default_factory=dict)
+    _names: dict[tuple[int, int], str] = field(default_factory=dict)
     _baseline: dict[tuple[int, int], float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def _sample(self) -> None:
-        now = descendants(os.getpid())
+        now = descendants(os.getpid(), self._names)
         self.max_processes = max(self.max_processes, len(now))
         self._seen.update(now)
 
@@ -101,6 +105,15 @@ class TreeCpu:
             cpu - self._baseline.get(key, 0.0) for key, cpu in self._seen.items()
         )
         return self
+
+    def by_command(self) -> dict[str, float]:
+        """The descendants' sampled CPU seconds by command name (``node``: Playwright's driver; Chromium's processes
+        by their binary's name), largest first."""
+        totals: dict[str, float] = {}
+        for key, cpu in self._seen.items():
+            name = self._names.get(key, "?")
+            totals[name] = totals.get(name, 0.0) + cpu - self._baseline.get(key, 0.0)
+        return dict(sorted(((name, round(s, 2)) for name, s in totals.items()), key=lambda kv: -kv[1]))
 
     @property
     def total_s(self) -> float:

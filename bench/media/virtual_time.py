@@ -264,7 +264,9 @@ class Measure:
                 # Children waited for inside the measure: the ffmpeg encoder (and the recorder's ffprobe), not the
                 # browser, which is reaped after it.
                 "ffmpeg_cpu_s": round(tree.children_rusage_s, 3),
-                "load_cpu_s_excluded": round(self.burn_s, 3)}
+                "load_cpu_s_excluded": round(self.burn_s, 3),
+                # Sampled, so a process's last quarter second may be missing; the load's processes are among them.
+                "cpu_s_by_command": tree.by_command()}
 
 
 # --- the frames of a video ---------------------------------------------------------------------------------------
