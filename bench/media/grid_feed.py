@@ -20,6 +20,7 @@ Prints the JSON and writes it to bench/out/grid-feed-<utc>.json (gitignored).
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import platform
@@ -54,7 +55,8 @@ def pictures(n: int, work: Path) -> list[bytes]:
 
 
 def each_frame(shown: list[bytes], out: Path) -> None:
-    """The old feed: every frame's JPEG on ``image2pipe``, repeats included."""
+    """The old feed: every frame's JPEG on ``image2pipe``, repeats included. Today's arguments with only the input
+    changed (and no ``fps`` filter: every frame comes in), so both feeds share one encoder's settings."""
     args = framegrid.ffmpeg_args(out, width=WIDTH, height=HEIGHT, fps=FPS)
     args[args.index("-f"):args.index("-i")] = ["-f", "image2pipe", "-c:v", "mjpeg", "-framerate", str(FPS)]
     vf = args.index("-vf") + 1
@@ -71,8 +73,6 @@ def each_frame(shown: list[bytes], out: Path) -> None:
 def distinct(shown: list[bytes], out: Path) -> None:
     """Today's feed: the frame grid itself, pushed one picture per frame as a capture does (it sends ffmpeg only
     the pictures that change)."""
-    import base64
-
     grid = framegrid.FrameGrid(out, width=WIDTH, height=HEIGHT, fps=FPS)
     last = b""
     for slot, picture in enumerate(shown):

@@ -26,7 +26,8 @@ ENCODE_FINISH_TIMEOUT_S = 300.0
 
 def ffmpeg_args(out: Path, *, width: int, height: int, fps: int) -> list[str]:
     """ffmpeg reading timed JPEG pictures on stdin, writing H.264 High yuv420p CFR at exactly width x height: the
-    output's constant frame rate repeats each picture until the next one's time."""
+    ``fps`` filter at the end of the chain repeats each picture until the next one's time (the output's
+    ``-fps_mode cfr`` alone would repeat the last picture by a guess, not to the stop)."""
     # scale+pad only matters when a frame differs from the viewport (e.g. a device-scale surprise);
     # it keeps the output size exact instead of whatever the first frame happened to be.
     vf = (
@@ -94,7 +95,8 @@ class FrameGrid:
         return round((ts - self.stats.first_ts) * self.fps)
 
     def _run(self) -> None:
-        # The picture on screen from slot ``start`` on, not sent yet: a later frame in the same slot replaces it.
+        # (slot, picture): the picture on screen from that slot on, not sent yet; a later frame in the same slot
+        # replaces it.
         pending: tuple[int, bytes] | None = None
         sent: tuple[int, bytes] | None = None  # the last picture sent, and its slot
         try:
