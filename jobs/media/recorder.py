@@ -266,14 +266,14 @@ def record(req: RecordRequest) -> Recording:
         return _on_the_screencast(req, because="no_headless_shell")
     try:
         return _recorded(req)
-    except virtual_time.FramesStalled as exc:
+    except virtual_time.CaptureInstead as exc:
         if req.capture != CAPTURE_VIRTUAL_TIME:
             raise
-        log.warning("the capture on the video's clock stalled (%s): the feature is captured again by the screencast",
-                    exc)
-    # The headless shell stalled on this page (virtual_time.FramesStalled): the feature is captured again, by the
-    # screencast, and says so. Its stills and its video are made again under the same names.
-    return _on_the_screencast(req, because="frames_stalled")
+        # The headless shell stalled on this page, or its media ran off the page's clock: the feature is captured
+        # again, by the screencast, and says so. Its stills and its video are made again under the same names.
+        log.warning("the capture on the video's clock gave up (%s): the feature is captured again by the screencast",
+                    exc.because)
+        return _on_the_screencast(req, because=exc.because)
 
 
 def _on_the_screencast(req: RecordRequest, *, because: str) -> Recording:
@@ -291,10 +291,12 @@ def _recorded(req: RecordRequest) -> Recording:
         return browser.run(session.run, chromium_path=req.browser_path, tenant=req.tenant)
     except BaseException as exc:
         video.unlink(missing_ok=True)
-        stalled = session.frames is not None and isinstance(session.frames.error, virtual_time.FramesStalled)
-        if stalled and not isinstance(exc, Stopped | virtual_time.FramesStalled):
-            # The stall surfaced as whatever waited on the frames first (a step, a bounded call): it is the cause.
-            raise virtual_time.FramesStalled(str(session.frames.error)) from exc  # type: ignore[union-attr]
+        gave_up = session.frames.error if session.frames is not None else None
+        surfaced_elsewhere = not isinstance(exc, Stopped | virtual_time.CaptureInstead)
+        if isinstance(gave_up, virtual_time.CaptureInstead) and surfaced_elsewhere:
+            # Why the clock gave up surfaced as whatever waited on the frames first (a step, a bounded call): it is
+            # the cause.
+            raise type(gave_up)(str(gave_up)) from exc
         raise
     finally:
         if browser is not WARM:
@@ -539,6 +541,8 @@ class _Session:
         if req.url_guard is not None or any(a.request_headers() for a in req.access):
             await context.route("**/*", self._guard)
         if req.capture == CAPTURE_VIRTUAL_TIME and on_camera:
+            await context.expose_binding(virtual_time.MEDIA_CLOCK_BINDING, self._media_off_clock)
+            await context.add_init_script(virtual_time.media_clock_script())
             # The page renders only the frames the recorder asks for: they run (paced, none captured yet) from
             # before its first load, so it loads as it would anywhere.
             page = await virtual_time.new_page(context)
@@ -551,6 +555,12 @@ class _Session:
         page.set_default_timeout(req.step_timeout_ms)
         self._watch_network(page)
         return page
+
+    def _media_off_clock(self, _source: Any, report: Any) -> None:
+        """media_clock.js saw a playing element run off the page's clock: this page is captured by the screencast.
+        (``report`` comes from the page: only whether it came counts, nothing of it is kept or shown.)"""
+        if self.frames is not None:
+            self.frames.give_up(virtual_time.MediaOffClock("a playing media element ran off the page's clock"))
 
     async def _start_capture(self, context: Any, page: Any) -> Pointer:
         """Start capturing into the frame grid, and the camera; bring the pointer onto the page and wait for the

@@ -78,12 +78,41 @@ STEP_TIMEOUT_S = 10.0
 JPEG_QUALITY = 90
 
 
-class FramesStalled(MediaError):
+class CaptureInstead(MediaError):
+    """This page cannot be captured on the video's clock: the recorder captures the feature again by the screencast
+    (jobs.media.recorder.record), and its ``capture_notes`` say ``screencast_instead=<because>``."""
+
+    because = "capture_failed"
+
+
+class FramesStalled(CaptureInstead):
     """The headless shell left a frame unanswered for good: every later ``beginFrame`` is refused ("Another frame
     is pending") while the page's scripts still answer, and advancing the page's clock does not release it. Seen on
     Chromium 156 while the compositor ran animations on its own thread (gone with BEGIN_FRAME_ARGS: 0 of 24
-    end-to-end jobs stalled, against 3 before); kept for whatever a page may still do to the shell. The recorder
-    captures such a feature again by the screencast (jobs.media.recorder.record)."""
+    end-to-end jobs stalled, against 3 before); kept for whatever a page may still do to the shell."""
+
+    because = "frames_stalled"
+
+
+class MediaOffClock(CaptureInstead):
+    """A playing ``<video>`` or ``<audio>`` ran off the page's clock (media_clock.js): one with an audio track plays
+    on the audio device's clock, the wall's, whatever the page's clock does (measured on Chromium 156: a muted video
+    with an audio track showed each second of its picture for 44 to 51 frames instead of 25; ``--mute-audio``,
+    ``--disable-audio-output`` and an in-process audio service change nothing). A video without sound follows the
+    page's clock, frame for frame, and stays on it."""
+
+    because = "media_off_clock"
+
+
+# The binding media_clock.js reports to (a name the page can see; calling it only moves its own feature to the
+# screencast).
+MEDIA_CLOCK_BINDING = "__srMediaClock"
+
+
+@functools.cache
+def media_clock_script() -> str:
+    """The init script that watches the page's media against its clock (jobs/media/media_clock.js)."""
+    return Path(__file__).with_name("media_clock.js").read_text().replace("__BINDING__", MEDIA_CLOCK_BINDING)
 
 
 def available(path: str = HEADLESS_SHELL) -> bool:
@@ -263,8 +292,17 @@ class VirtualClock:
         if self.error is not None:
             raise self._failure() from self.error
 
+    def give_up(self, reason: CaptureInstead) -> None:
+        """The page cannot be captured on this clock (seen outside the pump: its media ran off it): whatever waits on
+        the clock, every later wait and ``stop()`` fail with ``reason``'s kind. The pump goes on rendering, so that
+        an action of Playwright's under way (it waits for frames) ends as it would, not at its timeout."""
+        if self.error is not None:
+            return
+        self.error = reason
+        self._fail_waiters()
+
     def _failure(self) -> MediaError:
-        kind = FramesStalled if isinstance(self.error, FramesStalled) else MediaError
+        kind = type(self.error) if isinstance(self.error, CaptureInstead) else MediaError
         return kind(f"the capture on the video's clock failed: {self.error}")
 
     def _on_expired(self, _: Any) -> None:

@@ -4,6 +4,7 @@ busy a cursor glide and a smooth scroll still show a new picture at every frame 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import subprocess
 import threading
@@ -141,6 +142,80 @@ def test_the_next_step_waits_for_its_line_on_the_videos_clock(sampleapp_url: str
     # The first step's line lasts 2 s, then the line pause (300 ms): the second step starts then, to a frame (its
     # still takes no time of the video).
     assert rec.steps[1].start_s - rec.steps[0].start_s == pytest.approx(2.3, abs=0.041)
+
+
+COLOURS = {"R": (255, 0, 0), "G": (0, 255, 0), "B": (0, 0, 255), "Y": (255, 255, 0), "W": (255, 255, 255)}
+
+
+def colour_clip(work: Path, *, sound: bool) -> str:
+    """A 5 s WebM as a data: URL: one second each of red, green, blue, yellow and white; with a tone as its sound, or
+    no audio track at all."""
+    sources = [arg for c in ("red", "lime", "blue", "yellow", "white")
+               for arg in ("-f", "lavfi", "-i", f"color=c={c}:s=320x240:r=25:d=1")]
+    audio = ["-f", "lavfi", "-i", "sine=f=440:d=5", "-map", "5:a", "-c:a", "libopus"] if sound else []
+    clip = work / "clip.webm"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *sources, *audio, "-filter_complex",
+                    "[0][1][2][3][4]concat=n=5:v=1:a=0[v]", "-map", "[v]", "-c:v", "libvpx", "-b:v", "200k",
+                    str(clip)], check=True)
+    return "data:video/webm;base64," + base64.b64encode(clip.read_bytes()).decode()
+
+
+def colour_runs(video: Path, x: int, y: int) -> list[tuple[str, int]]:
+    """The colours shown at (x, y) of ``video``, frame by frame, as (colour, frames in a row); "?" for none of
+    COLOURS."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-vf", f"crop=8:8:{x}:{y},scale=1:1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    runs: list[tuple[str, int]] = []
+    for i in range(0, len(raw), 3):
+        pixel = raw[i:i + 3]
+        name = next((n for n, rgb in COLOURS.items() if all(abs(a - b) < 60 for a, b in zip(pixel, rgb, strict=True))),
+                    "?")
+        runs.append((name, runs.pop()[1] + 1) if runs and runs[-1][0] == name else (name, 1))
+    return runs
+
+
+@pytest.mark.parametrize("sound", [False, True], ids=["without-sound", "with-sound"])
+def test_a_video_on_the_page_plays_at_its_own_speed_in_the_recording(sound: bool, tmp_path: Path) -> None:
+    """A video without sound follows the page's clock and is captured on it. One with an audio track (muted or not)
+    plays on the wall's clock, slowly in a capture on the video's clock (each second of it 44 to 51 frames long
+    there, measured): media_clock.js sees it, and the feature is captured again by the screencast, which says so."""
+    page = (f'<!doctype html><body style="margin:0;background:#888"><video src="{colour_clip(tmp_path, sound=sound)}" '
+            'muted autoplay playsinline style="position:absolute;left:0;top:0;width:640px;height:480px"></video>')
+    with pages_served({"/": page}) as served:
+        rec = record(request(f"{served.base}/", tmp_path / "out", [{"action": "wait", "ms": 6000}],
+                             pacing=Pacing(hold_before_ms=0, hold_after_ms=0)))
+    # Green, blue and yellow are whole seconds of the clip wherever the recording starts in it: 25 frames each.
+    seconds = [(colour, frames) for colour, frames in colour_runs(rec.video_path, 300, 200) if colour in "GBY"]
+    assert [colour for colour, _ in seconds] == ["G", "B", "Y"], seconds
+    assert all(abs(frames - 25) <= 2 for _, frames in seconds), seconds
+    if sound:
+        assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=media_off_clock",))
+    else:
+        assert rec.capture == "virtual_time" and not any(n.startswith("screencast_instead") for n in rec.capture_notes)
+
+
+# A WebGL canvas whose colour changes every second of the page's clock (requestAnimationFrame's time).
+WEBGL_PAGE = """<!doctype html><body style="margin:0;background:#888">
+<canvas id=c width=320 height=240 style="position:absolute;left:0;top:0;width:640px;height:480px"></canvas><script>
+  const gl = document.getElementById('c').getContext('webgl');
+  const colours = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 1, 1]];
+  const draw = (t) => {
+    const [r, g, b] = colours[Math.floor(t / 1000) % 5];
+    gl.clearColor(r, g, b, 1);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    requestAnimationFrame(draw);
+  };
+  requestAnimationFrame(draw);
+</script></body>"""
+
+
+def test_a_webgl_animation_is_captured_on_the_videos_clock(tmp_path: Path) -> None:
+    with pages_served({"/": WEBGL_PAGE}) as served:
+        rec = record(request(f"{served.base}/", tmp_path, [{"action": "wait", "ms": 5000}],
+                             pacing=Pacing(hold_before_ms=0, hold_after_ms=0)))
+    assert rec.capture == "virtual_time" and not any(n.startswith("screencast_instead") for n in rec.capture_notes)
+    seconds = [(colour, frames) for colour, frames in colour_runs(rec.video_path, 300, 200) if colour in "GBY"]
+    assert seconds == [("G", 25), ("B", 25), ("Y", 25)]  # every second of the page's clock, to the frame
 
 
 class _Polling(BaseHTTPRequestHandler):
