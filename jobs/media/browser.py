@@ -60,9 +60,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
     # WebRTC uses only what the proxy carries: no host candidates, no STUN or TURN datagrams around the
-    # egress proxy (measured: without it a page's STUN reached a refused address). Chromium reads this
-    # switch; the similar "--force-webrtc-ip-handling-policy" is ignored by this build.
+    # egress proxy (measured: without it a page's STUN reached a refused address). Each browser reads one of
+    # the two switches and ignores the other: Chromium the first (its preference), the headless shell, which
+    # records on the video's clock, the second (content's switch; with the first alone it sent a page's STUN
+    # to a refused address, measured on 156).
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     # Where a page may connect is the egress policy's to say (its proxy, and the URL guard), not Chromium's Local
     # Network Access: that check takes a response the recorder fetched itself (a credential's headers, fetched
     # hop by hop so they never follow a redirect off their origins) for a public page, and refuses its loopback

@@ -163,39 +163,70 @@ def udp_listener() -> Iterator[tuple[int, list[bytes]]]:
     sock.close()
 
 
+# Both captures: Chromium's screencast, and the headless shell on the video's clock (the default). Each hostile page
+# below waits for a sign the browser finished trying (on the wall's clock, which a wait on the video's clock is not),
+# so the headless shell's fast frames cannot end a test before the attempt it checks was made.
+CAPTURES = [pytest.param("screencast"),
+            pytest.param("virtual_time", marks=pytest.mark.skipif(not virtual_time.available(),
+                                                                  reason="needs the headless shell"))]
+
+
 def _record(url: str, steps: list[dict[str, Any]], out: Path, **kwargs: Any) -> Any:
     return record(RecordRequest(target_url=url, width=640, height=360, steps=steps, feature_title="Hostile page",
                                 out_dir=out, chromium_path=CHROMIUM, tenant="hostile",
                                 egress=EgressPolicy.from_setting("127.0.0.1/32"), **kwargs))
 
 
-def test_webrtc_sends_nothing_around_the_egress_proxy(udp_listener: tuple[int, list[bytes]], tmp_path: Path) -> None:
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_webrtc_sends_nothing_around_the_egress_proxy(capture: str, udp_listener: tuple[int, list[bytes]],
+                                                      tmp_path: Path) -> None:
     port, datagrams = udp_listener
     page = f"""<html><body><h1 id="state">starting</h1><script>
       const pc = new RTCPeerConnection({{iceServers: [{{urls: 'stun:127.0.0.2:{port}'}}]}});
       pc.createDataChannel('out');
-      pc.createOffer().then((offer) => pc.setLocalDescription(offer))
-        .then(() => {{ document.getElementById('state').textContent = 'gathering'; }});
+      const state = (text) => {{ document.getElementById('state').textContent = text; }};
+      pc.onicecandidate = (event) => {{ if (event.candidate) state('candidate found'); }};
+      pc.onicegatheringstatechange = () => {{ if (pc.iceGatheringState === 'complete') state('gathered'); }};
+      pc.createOffer().then((offer) => pc.setLocalDescription(offer));
     </script></body></html>"""
     with pages_served({"/": page}) as served:
-        _record(served.base + "/", [{"action": "wait_for", "selector": "text=gathering"},
-                                    {"action": "wait", "ms": 2500}], tmp_path)
-    assert datagrams == []  # before: STUN binding requests reached 127.0.0.2, which the egress rule refuses
+        # Either gathering completed (every candidate the browser would look for was tried, STUN's included) or a
+        # candidate of its own was found (and its STUN request follows at once).
+        _record(served.base + "/", [{"action": "wait_for", "selector": "text=/gathered|candidate found/",
+                                     "timeout_ms": 30000}], tmp_path, capture=capture)
+    time.sleep(0.5)  # a datagram sent as the recording ended has reached the listener
+    # Before: STUN binding requests reached 127.0.0.2, which the egress rule refuses (the headless shell sent them
+    # until it was given the switch it reads).
+    assert datagrams == []
 
 
 class _Download(BaseHTTPRequestHandler):
-    sent = 0
+    """A page with a link to a 512 MiB attachment, and ``/over``, which answers once the attachment's response has
+    ended (the browser hung up, or took it all): the page shows that, on the wall's clock."""
+
     TOTAL = 512 * 1024 * 1024
+    PAGE = (b'<html><body><a id="get" href="/big.bin">Get the file</a><h1 id="state">waiting</h1><script>'
+            b"document.getElementById('get').addEventListener('click', () => fetch('/over').then((r) => r.text())"
+            b".then((text) => { document.getElementById('state').textContent = text; }));</script></body></html>")
+    sent = 0
+    ended = threading.Event()
 
     def do_GET(self) -> None:
-        if self.path != "/big.bin":
-            body = b'<html><body><a id="get" href="/big.bin">Get the file</a></body></html>'
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
+        if self.path == "/big.bin":
+            self._attachment()
+        elif self.path == "/over":
+            self._send(b"download over" if type(self).ended.wait(30) else b"download still running", "text/plain")
+        else:
+            self._send(self.PAGE, "text/html")
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _attachment(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Disposition", 'attachment; filename="big.bin"')
@@ -208,52 +239,69 @@ class _Download(BaseHTTPRequestHandler):
                 type(self).sent += len(block)
         except OSError:
             pass  # the browser hung up
+        finally:
+            type(self).ended.set()
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def test_a_download_is_refused_before_its_body_is_read(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Download)
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_download_is_refused_before_its_body_is_read(capture: str, tmp_path: Path) -> None:
+    class Handler(_Download):  # this test's own counts
+        sent = 0
+        ended = threading.Event()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     before = set(Path("/tmp").glob("playwright-artifacts-*/*"))
     try:
         _record(f"http://127.0.0.1:{server.server_address[1]}/",
-                [{"action": "click", "selector": "#get"}, {"action": "wait", "ms": 3000}], tmp_path)
+                [{"action": "click", "selector": "#get"},
+                 {"action": "wait_for", "selector": "text=download over", "timeout_ms": 30000}], tmp_path,
+                capture=capture)
     finally:
         server.shutdown()
         server.server_close()
-    assert _Download.sent < 64 * 1024 * 1024, _Download.sent  # before: all 512 MiB were read
+    assert Handler.sent < 64 * 1024 * 1024, Handler.sent  # before: all 512 MiB were read
     assert set(Path("/tmp").glob("playwright-artifacts-*/*")) == before  # nothing written to the worker's disk
 
 
-def test_a_page_cannot_install_a_service_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_page_cannot_install_a_service_worker(capture: str, tmp_path: Path) -> None:
     page = """<html><body><h1 id="state">starting</h1><script>
       const state = (text) => { document.getElementById('state').textContent = text; };
       try {
-        navigator.serviceWorker.register('/sw.js').then(() => state('registered'), () => state('refused'));
-      } catch (e) { state('refused'); }
+        navigator.serviceWorker.register('/sw.js').then(() => state('settled'), () => state('settled'));
+      } catch (e) { state('settled'); }
     </script></body></html>"""
     with pages_served({"/": page, "/sw.js": "self.addEventListener('fetch', () => {});"}) as served:
-        _record(served.base + "/", [{"action": "wait", "ms": 1500}], tmp_path)
+        # Once the registration settles (on the wall's clock): a registration made would have fetched its script by
+        # then. (Playwright's block makes register() resolve without doing anything.)
+        _record(served.base + "/", [{"action": "wait_for", "selector": "text=settled", "timeout_ms": 10000}],
+                tmp_path, capture=capture)
         hits = list(served.hits)
     assert "/" in hits and "/sw.js" not in hits, hits  # before: the worker's script was fetched and installed
 
 
 @pytest.mark.timeout(120)
-def test_a_page_that_stops_answering_fails_its_recording_instead_of_holding_the_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_page_that_stops_answering_fails_its_recording_instead_of_holding_the_worker(capture: str,
+                                                                                      tmp_path: Path) -> None:
     page = """<html><body><button id="freeze" onclick="setTimeout(() => { for (;;) {} }, 50)">Freeze</button>
       <div style="height: 3000px"></div></body></html>"""
     with pages_served({"/": page, "/ok": "<html><body><h1>Fine</h1></body></html>"}) as served:
         started = time.monotonic()
         with pytest.raises(MediaError) as caught:
             _record(served.base + "/", [{"action": "click", "selector": "#freeze"}, {"action": "scroll", "y": 600},
-                                        {"action": "wait", "ms": 100}], tmp_path / "frozen", step_timeout_ms=2000)
+                                        {"action": "wait", "ms": 100}], tmp_path / "frozen", step_timeout_ms=2000,
+                    capture=capture)
         took = time.monotonic() - started
         assert "stopped responding" in str(caught.value), caught.value
         assert took < 45, took  # before: the scroll waited on the page for ever (until the stage's time limit)
         # The client's warm browser is still good for its next recording.
-        recording = _record(served.base + "/ok", [{"action": "wait", "ms": 200}], tmp_path / "next")
+        recording = _record(served.base + "/ok", [{"action": "wait", "ms": 200}], tmp_path / "next", capture=capture)
         assert recording.duration_ms > 0
 
 
