@@ -21,6 +21,10 @@ from jobs.lib.errors import DomainError, NotFound
 from jobs.models import Chunk, ChunkStatus, ObjectKind, StoredObject
 
 MAX_LIVE_SHARES = 20
+# Revoked shares kept per demo, the latest revoked: their URLs answer 410 share_revoked. Older ones are deleted as
+# more are revoked (their URLs then answer 404 share_not_found), so sharing and revoking in a loop cannot grow a
+# demo's rows without bound.
+KEPT_REVOKED_SHARES = 100
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,12 @@ def share_create(*, demo: Demo, allowed_origins: list[str], expires_at: datetime
 
 
 def share_revoke(*, share: DemoShare) -> DemoShare:
-    DemoShare.objects.filter(pk=share.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke a share, and forget the demo's revoked shares beyond the latest KEPT_REVOKED_SHARES."""
+    with transaction.atomic():
+        DemoShare.objects.filter(pk=share.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        forgotten = (DemoShare.objects.filter(demo_id=share.demo_id, revoked_at__isnull=False)
+                     .order_by("-revoked_at", "-pk").values_list("pk", flat=True)[KEPT_REVOKED_SHARES:])
+        DemoShare.objects.filter(pk__in=list(forgotten)).delete()
     share.refresh_from_db()
     return share
 

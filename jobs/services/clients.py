@@ -13,6 +13,10 @@ from jobs.models import ApiKey, Client
 from jobs.services.locks import client_lock
 
 MAX_LIVE_KEYS = 50
+# Revoked keys kept per client, the latest revoked: listed with their revocation time, and a request with one
+# answers "revoked". Older ones are deleted as more are revoked, so issuing and revoking in a loop cannot grow a
+# client's rows without bound; a request with a deleted one is refused as an unknown key (401 all the same).
+KEPT_REVOKED_KEYS = 100
 
 
 @dataclass(frozen=True)
@@ -44,5 +48,11 @@ def api_key_create(*, client: Client, name: str = "", scopes: list[str] | None =
 
 
 def api_key_revoke(*, api_key: ApiKey) -> bool:
-    """Revoke a key; returns False if it was already revoked."""
-    return ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
+    """Revoke a key, and forget the client's revoked keys beyond the latest KEPT_REVOKED_KEYS; returns False if it
+    was already revoked."""
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
+        forgotten = (ApiKey.objects.filter(client_id=api_key.client_id, revoked_at__isnull=False)
+                     .order_by("-revoked_at", "-pk").values_list("pk", flat=True)[KEPT_REVOKED_KEYS:])
+        ApiKey.objects.filter(pk__in=list(forgotten)).delete()
+    return revoked

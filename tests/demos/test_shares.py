@@ -14,6 +14,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.utils import timezone
 
+from demos import shares
 from demos.models import DemoShare
 from demos.shares import chapters_vtt
 from jobs.models import Chunk, JobStatus
@@ -60,6 +61,19 @@ def test_a_share_page_is_noindex_framed_only_where_allowed_and_shows_text_as_tex
     assert [s["id"] for s in listed] == [unframed["id"], share["id"]] and "url" not in listed[0]
     token = path.rsplit("/", 1)[1]
     assert token not in str(list(DemoShare.objects.values_list()))  # kept as a hash
+
+
+def test_only_the_latest_revoked_shares_are_kept_and_a_forgotten_ones_url_shows_nothing(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shares, "KEPT_REVOKED_SHARES", 2)
+    demo_id = _published_demo(tenant)
+    made = [_share(tenant, demo_id) for _ in range(4)]
+    for share in made:  # shared and revoked in a loop
+        assert tenant.api.delete(f"/v1/demos/{demo_id}/shares/{share['id']}").status_code == 200
+    assert list(DemoShare.objects.filter(demo_id=demo_id).values_list("id", flat=True).order_by("id")) == sorted(
+        share["id"] for share in made[2:])
+    answers = [HttpClient().get(urlsplit(share["url"]).path).status_code for share in made]
+    assert answers == [404, 404, 410, 410]  # forgotten: unknown; kept: revoked; never the page
 
 
 def test_a_revoked_expired_or_unknown_share_answers_410_or_404(tenant: Tenant) -> None:

@@ -13,6 +13,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from jobs.models import ApiKey, Job
+from jobs.services import clients
 from jobs.services.clients import MAX_LIVE_KEYS, api_key_create
 from tests.conftest import VALID_SPEC, Tenant
 from tests.processes import asgi_server, child_env, flush_redis
@@ -94,6 +95,25 @@ def test_a_revoked_key_stops_at_once_and_a_key_cannot_revoke_itself(tenant: Tena
     assert tenant.api.delete(f"/v1/api-keys/{made['id']}").status_code == 204
     assert ci.get("/v1/demos").status_code == 401
     assert tenant.api.delete("/v1/api-keys/nope").status_code == 404
+
+
+def test_only_the_latest_revoked_keys_are_kept_and_a_forgotten_one_still_opens_nothing(
+        tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clients, "KEPT_REVOKED_KEYS", 3)
+    other, other_made = _scoped(other_tenant)
+    assert other_tenant.api.delete(f"/v1/api-keys/{other_made['id']}").status_code == 204  # another client's
+    made = [_scoped(tenant) for _ in range(5)]
+    for _, key in made:  # issued and revoked in a loop
+        assert tenant.api.delete(f"/v1/api-keys/{key['id']}").status_code == 204
+    listed = tenant.api.get("/v1/api-keys").json()["results"]
+    assert sorted(k["id"] for k in listed if k["revoked_at"]) == sorted(key["id"] for _, key in made[2:])
+    assert any(not k["revoked_at"] for k in listed)  # the live key the requests are made with
+    assert ApiKey.objects.filter(client=tenant.client, revoked_at__isnull=False).count() == 3
+    assert ApiKey.objects.filter(prefix=other_made["id"]).exists()  # other clients' history is theirs
+    for api, _ in made:  # forgotten or kept, a revoked key opens nothing
+        refused = api.get("/v1/demos")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthenticated")
+    assert other.get("/v1/demos").status_code == 401
 
 
 def test_another_clients_key_does_not_exist_and_live_keys_are_capped(tenant: Tenant, other_tenant: Tenant) -> None:
