@@ -39,7 +39,8 @@
       if (!before) continue;
       const page = (now - before[1]) / 1000 * el.playbackRate;
       const media = el.currentTime - before[0];
-      if (!told && page > 0 && Math.abs(media - page) > TOLERANCE * page) {
+      // A jump back (a loop whose seek went unseen, a seek made by script) says nothing about the clock.
+      if (!told && page > 0 && media >= 0 && Math.abs(media - page) > TOLERANCE * page) {
         told = true;
         try { report({media_s: media, page_s: page}); } catch (e) { /* the binding is gone: nothing to tell */ }
       }
@@ -49,8 +50,15 @@
       timer = 0;
     }
   };
+  const known = new WeakSet();
+  const forget = (event) => last.delete(event.target);
   const watch = (el) => {
     if (told || !(el instanceof HTMLMediaElement)) return;
+    if (!known.has(el)) {
+      known.add(el);
+      // A seek (a loop's too), a new rate or a stall starts the comparison afresh: media time moves by itself then.
+      for (const type of ['seeking', 'seeked', 'ratechange', 'waiting']) el.addEventListener(type, forget);
+    }
     playing.add(el);
     if (!timer) timer = setInterval(check, CHECK_MS);
   };
