@@ -352,6 +352,19 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+# Keys whose default action scrolls the page (with or without modifiers: "Control+End"). The view eases out before
+# them as before a scroll step, since a zoomed region stays where it was put while the page scrolls under it
+# (jobs.media.camera). Tab and Enter are left out: they scroll only when they move focus off-screen or load a page,
+# and easing out before every Tab of a form would bounce the view between its fields.
+SCROLLING_KEYS = frozenset({"PageDown", "PageUp", "Home", "End", "Space", " ", "ArrowDown", "ArrowUp", "ArrowLeft",
+                            "ArrowRight"})
+
+
+def scrolls_the_page(key: str) -> bool:
+    """Whether pressing ``key`` (Playwright's name, maybe with modifiers) may scroll the page by default."""
+    return key.rsplit("+", 1)[-1] in SCROLLING_KEYS
+
+
 def _describe(step: dict[str, Any]) -> str | None:
     for key in ("selector", "url", "key"):
         if step.get(key) is not None:
@@ -880,7 +893,7 @@ class _Session:
         selector = step.get("selector")
         try:
             assert self.camera is not None
-            if action in ("goto", "scroll"):
+            if action in ("goto", "scroll") or (action == "press" and scrolls_the_page(str(step["key"]))):
                 await self.camera.release()  # the view eases out before the page moves under it
             if action == "goto":
                 await self._navigate(page, urljoin(self.req.target_url, step["url"]), step=number)

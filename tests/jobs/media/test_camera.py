@@ -136,3 +136,33 @@ def test_the_view_follows_a_scroll_after_a_zoom_and_zooms_on_a_scrolled_page(tmp
     assert scale_at(rec, rec.steps[3].end_s) >= 1.4
     text = ocr(zoomed)  # the view zoomed on the target, where it is now: the header is out of it
     assert "Bottom" in text and "Fixed header" not in text, text
+
+
+def test_a_key_that_scrolls_the_page_eases_the_view_out_first(tmp_path: Path) -> None:
+    """A zoom held while a key scrolled the page (End, PageDown) showed the region where the page had been until its
+    lead-out: the view now eases out before such a key, as before a scroll step. Read from the video with OCR."""
+    from tests.jobs.media.ocr import ocr
+    from tests.pages import pages_served
+
+    steps: list[dict[str, Any]] = [{"action": "click", "selector": "#top"}, {"action": "press", "key": "End"},
+                                   {"action": "wait", "ms": 400}]
+    with pages_served({"/": TALL}) as served:
+        rec = record(RecordRequest(tenant="test", target_url=f"{served.base}/", width=1280, height=720, steps=steps,
+                                   feature_title="Press", out_dir=tmp_path, chromium_path=CHROMIUM,
+                                   camera=CameraSettings(max_scale=1.6, lead_in_ms=300, lead_out_ms=3000)))
+    assert scale_at(rec, rec.steps[0].end_s) >= 1.4  # zoomed on the click, and held (a 3 s lead-out)
+    assert scale_at(rec, rec.steps[1].start_s + 0.5) == 1.0  # eased out before the key, not 3 s after the click
+    pressed = tmp_path / "pressed.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{rec.steps[2].end_s - 0.1:.3f}", "-i", str(rec.video_path),
+                    "-frames:v", "1", str(pressed)], check=True)
+    text = ocr(pressed)
+    assert "Fixed header" in text and "Bottom line" in text, text  # the header on top, the page's end below it
+
+
+@pytest.mark.parametrize(("key", "scrolls"), [("End", True), ("Control+End", True), ("PageDown", True), (" ", True),
+                                              ("Space", True), ("Enter", False), ("Tab", False), ("a", False),
+                                              ("Shift++", False)])
+def test_which_keys_scroll_the_page(key: str, scrolls: bool) -> None:
+    from jobs.media.recorder import scrolls_the_page
+
+    assert scrolls_the_page(key) is scrolls
