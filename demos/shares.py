@@ -50,9 +50,11 @@ def share_create(*, demo: Demo, allowed_origins: list[str], expires_at: datetime
 def share_revoke(*, share: DemoShare) -> DemoShare:
     """Revoke a share, and forget the demo's revoked shares beyond the latest KEPT_REVOKED_SHARES."""
     with transaction.atomic():
+        Demo.objects.select_for_update(of=("self",)).filter(pk=share.demo_id).first()  # two revokes: one after
         DemoShare.objects.filter(pk=share.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         forgotten = (DemoShare.objects.filter(demo_id=share.demo_id, revoked_at__isnull=False)
-                     .order_by("-revoked_at", "-pk").values_list("pk", flat=True)[KEPT_REVOKED_SHARES:])
+                     .exclude(pk=share.pk)  # the one asked about is kept and answered, whatever its age
+                     .order_by("-revoked_at", "-pk").values_list("pk", flat=True)[KEPT_REVOKED_SHARES - 1:])
         DemoShare.objects.filter(pk__in=list(forgotten)).delete()
     share.refresh_from_db()
     return share

@@ -360,6 +360,16 @@ SCROLLING_KEYS = frozenset({"PageDown", "PageUp", "Home", "End", "Space", " ", "
                             "ArrowRight"})
 
 
+# Whether the focused element takes scrolling keys itself: a text field, a list, a slider, an editable region.
+FOCUS_TAKES_KEYS_JS = """() => {
+  const e = document.activeElement;
+  if (!e || e === document.body || e === document.documentElement) return false;
+  if (e.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.tagName)) return true;
+  return ['listbox', 'combobox', 'slider', 'spinbutton', 'menu', 'menubar', 'grid', 'tree', 'tablist', 'radiogroup',
+          'textbox'].includes(e.getAttribute('role'));
+}"""
+
+
 def scrolls_the_page(key: str) -> bool:
     """Whether pressing ``key`` (Playwright's name, maybe with modifiers) may scroll the page by default."""
     return key.rsplit("+", 1)[-1] in SCROLLING_KEYS
@@ -877,6 +887,17 @@ class _Session:
                 return
             await asyncio.sleep(0.02)
 
+    async def _press_scrolls(self, page: Any, key: str) -> bool:
+        """Whether pressing ``key`` may scroll the page under a zoomed view: a scrolling key, with the focus on no
+        field or control that takes it itself (the arrows in a text field, a list, a slider)."""
+        assert self.camera is not None
+        if not self.camera.zoomed or not scrolls_the_page(key):
+            return False
+        # The page answers (it can only keep its own view zoomed); an answer that does not come counts as a scroll.
+        with contextlib.suppress(PlaywrightError, MediaError):
+            return not bool(await _bounded(page.evaluate(FOCUS_TAKES_KEYS_JS), "reading the page's focus"))
+        return True
+
     async def _bounded_step(self, page: Any, pointer: Pointer, number: int, step: dict[str, Any]) -> None:
         budget = step_budget_s(step, pacing=self.req.pacing, default_timeout_ms=self.req.step_timeout_ms,
                                typed_chars=self._secret_chars(step))
@@ -893,7 +914,8 @@ class _Session:
         selector = step.get("selector")
         try:
             assert self.camera is not None
-            if action in ("goto", "scroll") or (action == "press" and scrolls_the_page(str(step["key"]))):
+            moves_the_page = action in ("goto", "scroll")
+            if moves_the_page or (action == "press" and await self._press_scrolls(page, str(step["key"]))):
                 await self.camera.release()  # the view eases out before the page moves under it
             if action == "goto":
                 await self._navigate(page, urljoin(self.req.target_url, step["url"]), step=number)

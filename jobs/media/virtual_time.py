@@ -333,19 +333,21 @@ class VirtualClock:
                 await self._frame()
                 due = max(due + period, loop.time()) if not fast else loop.time() + period
         except BaseException as exc:
-            self.error = exc if not isinstance(exc, asyncio.CancelledError) else MediaError("the capture stopped")
+            if not isinstance(self.error, CaptureInstead):  # why the clock gave up stays the reason
+                self.error = exc if not isinstance(exc, asyncio.CancelledError) else MediaError("the capture stopped")
             self._fail_waiters()
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
 
     def _fail_waiters(self) -> None:
         error = self._failure()
-        for _, _, done in self._sleepers:
+        waits = [done for _, _, done in self._sleepers] + [movement.done for movement in self._movements]
+        for done in waits:
             if not done.done():
                 done.set_exception(error)
-        for movement in self._movements:
-            if not movement.done.done():
-                movement.done.set_exception(error)
+                # Whoever awaits it still gets the error; a wait nobody awaits any more (the camera's ease-out,
+                # cancelled with the recording) is not an unretrieved exception: ``stop()`` reports the cause.
+                done.exception()
         self._sleepers, self._movements = [], []
 
     async def _frame(self) -> None:

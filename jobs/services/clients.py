@@ -51,6 +51,7 @@ def api_key_revoke(*, api_key: ApiKey) -> bool:
     """Revoke a key, and forget the client's revoked keys beyond the latest KEPT_REVOKED_KEYS; returns False if it
     was already revoked."""
     with transaction.atomic():
+        client_lock(api_key.client_id)  # two revokes at once: the second counts after the first
         revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
         forgotten = (ApiKey.objects.filter(client_id=api_key.client_id, revoked_at__isnull=False)
                      .order_by("-revoked_at", "-pk").values_list("pk", flat=True)[KEPT_REVOKED_KEYS:])

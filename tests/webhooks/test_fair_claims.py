@@ -87,6 +87,17 @@ def test_with_more_clients_waiting_than_a_batch_holds_they_take_turns(settings: 
     assert [d.client_id for d in second] == [clients[3].pk, clients[0].pk, clients[1].pk]
 
 
+def test_more_clients_waiting_than_one_sqlite_union_holds_are_each_served(settings: Any) -> None:
+    """A batch of 300 looks 600 places ahead: with 510 clients waiting, one each, their queues are read in 510
+    parts, more than SQLite's 500 in one UNION (there they go in two; PostgreSQL takes them in one)."""
+    settings.SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = 100
+    clients = [make_client(f"C{i}") for i in range(510)]
+    for client in clients:
+        _due(endpoint_create(client=client, url=f"https://hooks.example.com/{client.pk}", event_types=[]), 1)
+    claimed = deliveries_claim_due(limit=300)
+    assert len(claimed) == len({d.client_id for d in claimed}) == 300  # one each: every client's oldest first
+
+
 def test_a_client_at_its_in_flight_cap_waits_while_others_are_claimed(settings: Any) -> None:
     settings.SCREENREEL_CLIENT_MAX_DELIVERIES_IN_FLIGHT = 32
     with receiver() as hook:

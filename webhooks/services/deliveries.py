@@ -223,12 +223,19 @@ def _fair_order(due: QuerySet[Delivery], *, limit: int, after_client: str | None
     # part wraps its LIMIT in a subquery: SQLite refuses a LIMIT on a part of a UNION itself.)
     parts = [Delivery.objects.filter(pk__in=due.filter(client_id=client).order_by(*per_client).values("id")[:depth])
              .order_by().values_list("client_id", *per_client) for client, _ in waiting]
-    rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    # SQLite takes at most 500 parts in one UNION; there a transaction reads one snapshot whatever its
+    # statements, so the parts may go in several.
+    most = SQLITE_MAX_COMPOUND if connection.vendor == "sqlite" else len(parts)
     queues: dict[str, list[tuple[datetime, str]]] = {client: [] for client, _ in waiting}
-    for client, due_at, pk in rows:
-        queues[client].append((due_at, pk))
+    for start in range(0, len(parts), most):
+        some = parts[start:start + most]
+        for client, due_at, pk in some[0].union(*some[1:], all=True) if len(some) > 1 else some[0]:
+            queues[client].append((due_at, pk))
     return [pk for _, _, pk in sorted((rank, place, pk) for place, queue in enumerate(queues.values())
                                       for rank, (_, pk) in enumerate(sorted(queue)))]
+
+
+SQLITE_MAX_COMPOUND = 500  # SQLITE_MAX_COMPOUND_SELECT's default: the parts one UNION may have
 
 
 def _in_order(ids: list[str]) -> RawSQL:

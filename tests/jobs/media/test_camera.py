@@ -159,6 +159,21 @@ def test_a_key_that_scrolls_the_page_eases_the_view_out_first(tmp_path: Path) ->
     assert "Fixed header" in text and "Bottom line" in text, text  # the header on top, the page's end below it
 
 
+def test_an_arrow_in_a_text_field_keeps_the_view_zoomed(tmp_path: Path) -> None:
+    """The arrows move the caret of a focused field, not the page: the view stays on the field through them."""
+    from tests.pages import pages_served
+
+    page = TALL.replace('<button id="top">Top button</button>', '<input id="field" value="Launch plan">')
+    steps: list[dict[str, Any]] = [{"action": "click", "selector": "#field"}, {"action": "press", "key": "ArrowDown"},
+                                   {"action": "wait", "ms": 400}]
+    with pages_served({"/": page}) as served:
+        rec = record(RecordRequest(tenant="test", target_url=f"{served.base}/", width=1280, height=720, steps=steps,
+                                   feature_title="Caret", out_dir=tmp_path, chromium_path=CHROMIUM,
+                                   camera=CameraSettings(max_scale=1.6, lead_in_ms=300, lead_out_ms=3000)))
+    assert scale_at(rec, rec.steps[0].end_s) >= 1.4
+    assert scale_at(rec, rec.steps[2].end_s) >= 1.4  # held through the arrow (a 3 s lead-out)
+
+
 @pytest.mark.parametrize(("key", "scrolls"), [("End", True), ("Control+End", True), ("PageDown", True), (" ", True),
                                               ("Space", True), ("Enter", False), ("Tab", False), ("a", False),
                                               ("Shift++", False)])
