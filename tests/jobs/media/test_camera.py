@@ -138,18 +138,24 @@ def test_the_view_follows_a_scroll_after_a_zoom_and_zooms_on_a_scrolled_page(tmp
     assert "Bottom" in text and "Fixed header" not in text, text
 
 
+def _zoom_then_press(page: str, selector: str, key: str, out: Path) -> Recording:
+    """``page`` recorded: a click on ``selector`` (the view zooms, with a 3 s lead-out), ``key`` pressed, a wait."""
+    from tests.pages import pages_served
+
+    steps: list[dict[str, Any]] = [{"action": "click", "selector": selector}, {"action": "press", "key": key},
+                                   {"action": "wait", "ms": 400}]
+    with pages_served({"/": page}) as served:
+        return record(RecordRequest(tenant="test", target_url=f"{served.base}/", width=1280, height=720, steps=steps,
+                                    feature_title="Press", out_dir=out, chromium_path=CHROMIUM,
+                                    camera=CameraSettings(max_scale=1.6, lead_in_ms=300, lead_out_ms=3000)))
+
+
 def test_a_key_that_scrolls_the_page_eases_the_view_out_first(tmp_path: Path) -> None:
     """A zoom held while a key scrolled the page (End, PageDown) showed the region where the page had been until its
     lead-out: the view now eases out before such a key, as before a scroll step. Read from the video with OCR."""
     from tests.jobs.media.ocr import ocr
-    from tests.pages import pages_served
 
-    steps: list[dict[str, Any]] = [{"action": "click", "selector": "#top"}, {"action": "press", "key": "End"},
-                                   {"action": "wait", "ms": 400}]
-    with pages_served({"/": TALL}) as served:
-        rec = record(RecordRequest(tenant="test", target_url=f"{served.base}/", width=1280, height=720, steps=steps,
-                                   feature_title="Press", out_dir=tmp_path, chromium_path=CHROMIUM,
-                                   camera=CameraSettings(max_scale=1.6, lead_in_ms=300, lead_out_ms=3000)))
+    rec = _zoom_then_press(TALL, "#top", "End", tmp_path)
     assert scale_at(rec, rec.steps[0].end_s) >= 1.4  # zoomed on the click, and held (a 3 s lead-out)
     assert scale_at(rec, rec.steps[1].start_s + 0.5) == 1.0  # eased out before the key, not 3 s after the click
     pressed = tmp_path / "pressed.png"
@@ -161,15 +167,8 @@ def test_a_key_that_scrolls_the_page_eases_the_view_out_first(tmp_path: Path) ->
 
 def test_an_arrow_in_a_text_field_keeps_the_view_zoomed(tmp_path: Path) -> None:
     """The arrows move the caret of a focused field, not the page: the view stays on the field through them."""
-    from tests.pages import pages_served
-
     page = TALL.replace('<button id="top">Top button</button>', '<input id="field" value="Launch plan">')
-    steps: list[dict[str, Any]] = [{"action": "click", "selector": "#field"}, {"action": "press", "key": "ArrowDown"},
-                                   {"action": "wait", "ms": 400}]
-    with pages_served({"/": page}) as served:
-        rec = record(RecordRequest(tenant="test", target_url=f"{served.base}/", width=1280, height=720, steps=steps,
-                                   feature_title="Caret", out_dir=tmp_path, chromium_path=CHROMIUM,
-                                   camera=CameraSettings(max_scale=1.6, lead_in_ms=300, lead_out_ms=3000)))
+    rec = _zoom_then_press(page, "#field", "ArrowDown", tmp_path)
     assert scale_at(rec, rec.steps[0].end_s) >= 1.4
     assert scale_at(rec, rec.steps[2].end_s) >= 1.4  # held through the arrow (a 3 s lead-out)
 
