@@ -30,9 +30,28 @@ def _stat(pid: int) -> tuple[int, int, float, str] | None:
     return int(rest[1]), int(rest[19]), (int(rest[11]) + int(rest[12])) / TICK, raw[raw.index("(") + 1:raw.rindex(")")]
 
 
+def _role(pid: int, name: str) -> str:
+    """``name`` (the kernel's command name), and for one of Chromium's processes its role: ``--type=`` on its
+    command line (the utility's sub-type for a utility), ``browser`` without one. Chromium rewrites the command
+    line of the processes its zygote forks as one string, so it is split on blanks as well as NULs."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+    except OSError:
+        return name
+    if not args or b"chrom" not in args[0]:
+        return name
+    role = "browser"
+    for arg in args:
+        if arg.startswith(b"--type="):
+            role = arg[len(b"--type="):].decode(errors="replace")
+        elif arg.startswith(b"--utility-sub-type="):
+            return f"{name} utility:{arg.decode(errors='replace').rsplit('.', 1)[-1]}"
+    return f"{name} {role}"
+
+
 def descendants(root: int, names: dict[tuple[int, int], str] | None = None) -> dict[tuple[int, int], float]:
     """{(pid, starttime): cpu seconds} for every live descendant of ``root``; with ``names``, their command names
-    (at most 15 characters, as the kernel keeps them) are added to it."""
+    (at most 15 characters, as the kernel keeps them; Chromium's with their role) are added to it."""
     table: dict[int, tuple[int, int, float, str]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -48,8 +67,8 @@ def descendants(root: int, names: dict[tuple[int, int], str] | None = None) -> d
         pid = stack.pop()
         _, start, cpu, name = table[pid]
         found[(pid, start)] = cpu
-        if names is not None:
-            names[(pid, start)] = name
+        if names is not None and (pid, start) not in names:
+            names[(pid, start)] = _role(pid, name)
         stack.extend(children.get(pid, []))
     return found
 
@@ -108,7 +127,8 @@ class TreeCpu:
 
     def by_command(self) -> dict[str, float]:
         """The descendants' sampled CPU seconds by command name (``node``: Playwright's driver; Chromium's processes
-        by their binary's name), largest first."""
+        by their binary's name and role: ``browser``, ``renderer`` (the page), ``gpu-process`` (where frames are
+        drawn and copied, in software here), ``utility:NetworkService`` and so on), largest first."""
         totals: dict[str, float] = {}
         for key, cpu in self._seen.items():
             name = self._names.get(key, "?")
