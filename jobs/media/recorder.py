@@ -228,6 +228,9 @@ class Recording:
     # ("network_paced_frames=N": frames run at the wall clock's pace while the page had a request in flight).
     capture: str = CAPTURE_SCREENCAST
     capture_notes: tuple[str, ...] = ()
+    # Why a recording asked for on the video's clock was made by the screencast instead (CaptureInstead.because,
+    # or "no_headless_shell"); "" when it was made as asked.
+    instead: str = ""
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ def _on_the_screencast(req: RecordRequest, *, because: str) -> Recording:
     """``req`` recorded by the screencast instead of on the video's clock; its notes say why."""
     recording = _recorded(dataclasses.replace(req, capture=CAPTURE_SCREENCAST))
     recording.capture_notes = (*recording.capture_notes, f"screencast_instead={because}")
+    recording.instead = because
     return recording
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from jobs.lib import metrics
 from jobs.lib.logs import log_context
 from jobs.lib.net.policy import browser_url_guard, egress_policy
 from jobs.media import recorder, renditions
@@ -103,6 +104,7 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> 
     result = _recorded(chunk, work, progress, lease, secrets=secrets_opened(job, spec.secret_refs()),
                        access=access_opened(job, spec.credentials), session=session)
     credentials_used(job, {ref.credential for ref in result.secrets_used})
+    metrics.count(metrics.RECORDINGS, result.capture, result.instead)
     return _stored(chunk, work, result)
 
 

@@ -149,6 +149,8 @@ def test_a_partly_failing_job_ships_what_succeeded_and_reruns_only_the_failed_ch
     assert samples[(stage, (("outcome", "succeeded"), ("stage", "mux")))] >= 1
     assert samples[(stage, (("outcome", "failed"), ("stage", "record")))] >= 1
     assert samples[("screenreel_delivery_attempts_total", (("outcome", "succeeded"),))] >= 1
+    # Chunk 1 was captured on the video's clock, as asked.
+    assert samples[("screenreel_recordings_total", (("capture", "virtual_time"), ("instead", "")))] >= 1
     assert samples[("screenreel_delivery_latency_seconds_count", ())] >= 1
     assert samples[("screenreel_jobs", (("status", "partial_success"),))] == 1
 

@@ -193,8 +193,10 @@ def test_a_video_on_the_page_plays_at_its_own_speed_in_the_recording(sound: bool
     assert all(abs(frames - 25) <= 2 for _, frames in seconds), runs
     if sound:
         assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=media_off_clock",))
+        assert rec.instead == "media_off_clock"
     else:
         assert rec.capture == "virtual_time" and not any(n.startswith("screencast_instead") for n in rec.capture_notes)
+        assert rec.instead == ""
 
 
 def test_a_page_that_calls_the_media_watchers_binding_itself_only_moves_its_own_feature_to_the_screencast(
@@ -206,6 +208,7 @@ def test_a_page_that_calls_the_media_watchers_binding_itself_only_moves_its_own_
         rec = record(request(f"{served.base}/", tmp_path, [{"action": "wait", "ms": 1000}],
                              pacing=Pacing(hold_before_ms=0, hold_after_ms=0)))
     assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=media_off_clock",))
+    assert rec.instead == "media_off_clock"
     assert rec.duration_ms == pytest.approx(1000, abs=120)  # recorded once more, whole
     assert marker[:40] not in caplog.text
 
@@ -230,6 +233,7 @@ def test_a_webgl_animation_is_captured_on_the_videos_clock(tmp_path: Path) -> No
         rec = record(request(f"{served.base}/", tmp_path, [{"action": "wait", "ms": 5000}],
                              pacing=Pacing(hold_before_ms=0, hold_after_ms=0)))
     assert rec.capture == "virtual_time" and not any(n.startswith("screencast_instead") for n in rec.capture_notes)
+    assert rec.instead == ""
     runs = colour_runs(rec.video_path, 300, 200)
     # Every run but the first and the last (cut by the recording) is a whole second of the page's clock, to the frame.
     assert len(runs) >= 5 and "".join(colour for colour, _ in runs) in "RGBYW" * 3, runs
@@ -317,6 +321,7 @@ def test_a_click_that_focuses_a_field_with_the_redaction_running_stays_on_the_vi
                                    {"action": "click", "selector": "#new-project"}]
     rec = record(request(f"{sampleapp_url}/index.html", tmp_path, steps, redaction=Redaction(patterns=("email",))))
     assert rec.capture == "virtual_time" and not any(n.startswith("screencast_instead") for n in rec.capture_notes)
+    assert rec.instead == ""
     assert probe.video_stream(rec.video_path).nb_frames == rec.frames_written
     assert [s.after_step for s in rec.stills] == [1, 2]
 
@@ -340,6 +345,7 @@ def test_a_stalled_capture_is_made_again_by_the_screencast(tmp_path: Path, monke
     rec = record(request("http://127.0.0.1:9/", tmp_path, []))
     assert asked == ["virtual_time", "screencast"]
     assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=frames_stalled",))
+    assert rec.instead == "frames_stalled"
 
 
 def test_a_machine_without_the_headless_shell_records_by_the_screencast_and_says_so(sampleapp_url: str,
@@ -347,4 +353,5 @@ def test_a_machine_without_the_headless_shell_records_by_the_screencast_and_says
     rec = record(request(f"{sampleapp_url}/projects.html", tmp_path, [{"action": "wait", "ms": 400}],
                          headless_shell_path=str(tmp_path / "no-such-shell"), chromium_path="/usr/bin/chromium"))
     assert (rec.capture, rec.capture_notes) == ("screencast", ("screencast_instead=no_headless_shell",))
+    assert rec.instead == "no_headless_shell"
     assert probe.video_stream(rec.video_path).nb_frames == rec.frames_written > 0
