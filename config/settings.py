@@ -306,6 +306,8 @@ SCREENREEL_CLIENT_MAX_SIGN_INS = env_int("SCREENREEL_CLIENT_MAX_SIGN_INS", 2, mi
 # Chunks of one client queued for or in muxing at once (jobs.services.admission): one client's 50 muxes wait
 # in the database, so another client's first mux is queued behind at most this many of each other client's.
 SCREENREEL_CLIENT_MAX_MUXING_CHUNKS = env_int("SCREENREEL_CLIENT_MAX_MUXING_CHUNKS", 2, minimum=1)
+# Carried chunks (a demo's ``changed`` refresh) one client may have copying at once (jobs.services.admission).
+SCREENREEL_CLIENT_MAX_CARRIES = env_int("SCREENREEL_CLIENT_MAX_CARRIES", 4, minimum=1)
 # Jobs a client may have queued or running; past it POST /v1/jobs answers 429 too_many_jobs.
 SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS = env_int("SCREENREEL_CLIENT_MAX_UNFINISHED_JOBS", 1000, minimum=1)
 SCREENREEL_STAGE_MAX_ATTEMPTS = env_int("SCREENREEL_STAGE_MAX_ATTEMPTS", 3, minimum=1, maximum=10)

@@ -354,6 +354,9 @@ class Chunk(models.Model):
     # When fair share let its mux into the broker (or the recovery sweep queued it again); None: not muxing
     # yet, or waiting its turn.
     mux_admitted_at = models.DateTimeField(null=True, blank=True)
+    # A carried chunk's (``carried_from``): when fair share let its copy into the broker (or the recovery sweep queued
+    # it again); None: waiting its turn (jobs.services.admission.carries_admit).
+    carry_admitted_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     recording = models.JSONField(null=True, blank=True)  # what the recording stage measured: steps, stills, timing
     speech = models.JSONField(null=True, blank=True)  # provider, voice, characters, lines; set once synthesized

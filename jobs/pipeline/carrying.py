@@ -31,7 +31,7 @@ from jobs.lib.task_names import TaskName
 from jobs.models import BUNDLED_KINDS, Chunk, ChunkStatus, Job, JobSession, JobStatus, ObjectKind, StoredObject
 from jobs.pipeline.common import DONE, RETRY_BACKOFF_S, StageResult
 from jobs.pipeline.pricing import chunk_cost
-from jobs.services.admission import chunks_admit_on_commit
+from jobs.services.admission import carries_admit_on_commit, chunks_admit_on_commit
 from jobs.services.locks import chunk_lock
 from jobs.services.objects import object_record, objects_supersede
 from jobs.services.transitions import chunk_transition
@@ -50,7 +50,9 @@ def chunk_carry_run(*, chunk_id: int) -> StageResult:
     with log_context(chunk_id=chunk_id):
         claim = _claim(chunk_id)
         if claim is None:
-            return DONE  # canceled, recorded instead, carried already, its job not started, or another carry holds it
+            # Canceled, recorded instead, carried already, not admitted, its job not started or ended, or another
+            # carry holds it.
+            return DONE
         chunk, source = claim
         with log_context(job_id=chunk.job_id):
             try:
@@ -68,8 +70,8 @@ def _claim(chunk_id: int) -> tuple[Chunk, Chunk] | None:
     with transaction.atomic():
         chunk = chunk_lock(chunk_id)
         if (chunk is None or chunk.status != ChunkStatus.PENDING or chunk.carried_from_id is None
-                or chunk.job.status != JobStatus.RUNNING):
-            return None
+                or chunk.carry_admitted_at is None or chunk.job.status != JobStatus.RUNNING):
+            return None  # a stray message of a carry not admitted cannot jump its client's turns
         now = timezone.now()
         if chunk.lease_expires_at is not None and chunk.lease_expires_at > now:
             return None
@@ -126,6 +128,7 @@ def _carry(chunk: Chunk, source: Chunk) -> StageResult:
             "track": source.track, "cost": cost, "progress": 1.0, "error": "", "started_at": timezone.now()})
         if moved is not None:
             enqueue_on_commit(TaskName.JOB_SETTLE, chunk.job_id)
+            carries_admit_on_commit(client_id=chunk.job.client_id)  # its turn passes to the client's next carry
     log.info("chunk %s: carried over from %s (%d objects)", chunk, source, len(objects))
     return DONE
 
@@ -169,11 +172,12 @@ def _record_instead(chunk: Chunk, source: Chunk, why: str) -> StageResult:
     when it has one: a job whose every chunk was to be carried made no session)."""
     with transaction.atomic():
         if Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING, carried_from=source).update(
-                carried_from=None, attempts=0, lease_expires_at=None):
+                carried_from=None, carry_admitted_at=None, attempts=0, lease_expires_at=None):
             objects_supersede(chunk=chunk)  # what an attempt copied is not bundled with the recording
             job = Job.objects.get(pk=chunk.job_id)
             if job.parsed_spec.sign_in is not None and job.status == JobStatus.RUNNING:
                 JobSession.objects.get_or_create(job=job)
             chunks_admit_on_commit(client_id=job.client_id)
+            carries_admit_on_commit(client_id=job.client_id)  # its carry turn passes to the client's next one
     log.warning("chunk %s: not carried over (%s); it is recorded instead", chunk, why)
     return DONE

@@ -29,7 +29,7 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     lapsed = now - timedelta(seconds=LEASE_SLACK_S)
     counts = dict.fromkeys(("job_start", "chunk_admit", "chunk_synthesize", "chunk_record", "mux_admit",
                             "chunk_mux", "job_settle", "sessions_dropped", "job_sign_in", "job_resumed",
-                            "chunk_carry"), 0)
+                            "carry_admit", "chunk_carry"), 0)
     # A sign-in session is deleted when its job ends; one a recording stored as its job ended is deleted here.
     counts["sessions_dropped"], _ = JobSession.objects.filter(job__status__in=JOB_ENDED).delete()
     # Queued jobs start as their client's running slots allow (admission), not all at once.
@@ -58,12 +58,18 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
                                     carried_from__isnull=True) \
             .order_by().values_list("job__client_id", flat=True).distinct()[:limit]:
         counts["chunk_admit"] += len(admission.chunks_admit(client_id=client_id))
-    # A carry (jobs.pipeline.carrying) never claimed within the grace (its message was lost), whose worker died
-    # (its lease lapsed) or whose retry's message was lost (due): queued again; the claim lets one carry in at a time.
-    carries = list(running.filter(status=ChunkStatus.PENDING, carried_from__isnull=False).filter(
-        Q(lease_expires_at__isnull=True, updated_at__lt=stale) | Q(lease_expires_at__lt=lapsed))
+    # Carries (jobs.pipeline.carrying) go through their client's share: one whose admission was lost (the hook of a
+    # dead process) is admitted; an admitted one never claimed within the grace (its message was lost), whose worker
+    # died (its lease lapsed) or whose retry's message was lost (due) is queued again, at most once a grace
+    # (carry_admitted_at moves on); the claim lets one carry in at a time.
+    carried = running.filter(status=ChunkStatus.PENDING, carried_from__isnull=False)
+    for client_id in carried.filter(carry_admitted_at__isnull=True, updated_at__lt=stale) \
+            .order_by().values_list("job__client_id", flat=True).distinct()[:limit]:
+        counts["carry_admit"] += len(admission.carries_admit(client_id=client_id))
+    carries = list(carried.filter(carry_admitted_at__isnull=False).filter(
+        Q(lease_expires_at__isnull=True, carry_admitted_at__lt=stale) | Q(lease_expires_at__lt=lapsed))
         .values_list("id", flat=True)[:limit])
-    Chunk.objects.filter(pk__in=carries, lease_expires_at__isnull=True).update(updated_at=now)
+    Chunk.objects.filter(pk__in=carries, lease_expires_at__isnull=True).update(carry_admitted_at=now)
     for chunk_id in carries:
         enqueue_on_commit(TaskName.CHUNK_CARRY, chunk_id)
         counts["chunk_carry"] += 1

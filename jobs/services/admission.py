@@ -24,6 +24,13 @@
   a client waiting for codes waits in its own share, never in another's. The sign-in workers' threads are
   shared by every client, so one client has at most ``SCREENREEL_CLIENT_MAX_SIGN_INS`` (2) sign-ins under way.
 
+- **Carries.** A chunk a demo's ``changed`` refresh carries over (jobs.pipeline.carrying) is copied, not recorded:
+  it takes no recording turn, but its copies take a worker of the ``default`` queue, which every client's jobs
+  share. At most SCREENREEL_CLIENT_MAX_CARRIES (4) of a client's carries are queued or copying at once; the rest
+  wait ``pending`` with no ``carry_admitted_at``, and each carry that ends (copied, or recorded instead) lets the
+  client's next one in (oldest job first, then by index). A client refreshing a hundred demos of fifty features
+  thus puts four copies ahead of another client's first, not five thousand.
+
 So the record queue never holds more than ``max_active_chunks`` of any one client, nor the media queue
 more than ``max_muxing_chunks`` of its muxes: a burst of 500 jobs waits in the database, and another
 client's job starts recording (or muxing) as soon as a slot frees, within one chunk's time on a saturated
@@ -119,6 +126,29 @@ def mux_admit(*, client_id: str) -> list[int]:
         for chunk_id in chosen:
             enqueue_on_commit(TaskName.CHUNK_MUX, chunk_id)
         return chosen
+
+
+def carries_admit(*, client_id: str) -> list[int]:
+    """Let the client's next carried chunks into the default queue, up to its limit; returns their ids."""
+    with transaction.atomic():
+        if client_lock(client_id) is None:
+            return []
+        carried = Chunk.objects.filter(job__client_id=client_id, job__status=JobStatus.RUNNING,
+                                       status=ChunkStatus.PENDING, carried_from__isnull=False)
+        free = settings.SCREENREEL_CLIENT_MAX_CARRIES - carried.filter(carry_admitted_at__isnull=False).count()
+        if free <= 0:
+            return []
+        chosen = list(carried.filter(carry_admitted_at__isnull=True).order_by("job__created_at", "job_id", "index")
+                      .values_list("id", flat=True)[:free])
+        Chunk.objects.filter(pk__in=chosen).update(carry_admitted_at=timezone.now())
+        for chunk_id in chosen:
+            enqueue_on_commit(TaskName.CHUNK_CARRY, chunk_id)
+        return chosen
+
+
+def carries_admit_on_commit(*, client_id: str) -> None:
+    """After the surrounding transaction commits (a job with carries started, a carry or such a job ended): admit."""
+    transaction.on_commit(lambda: carries_admit(client_id=client_id))
 
 
 def mux_admit_on_commit(*, client_id: str) -> None:

@@ -13,8 +13,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.lib.queue import enqueue_on_commit
-from jobs.lib.task_names import TaskName
 from jobs.models import (
     CHUNK_ENDED,
     CHUNK_TRANSITIONS,
@@ -31,7 +29,12 @@ from jobs.models import (
     holds_record_turn,
 )
 from jobs.selectors import chunk_view, job_view
-from jobs.services.admission import chunks_admit_on_commit, jobs_admit_on_commit, mux_admit_on_commit
+from jobs.services.admission import (
+    carries_admit_on_commit,
+    chunks_admit_on_commit,
+    jobs_admit_on_commit,
+    mux_admit_on_commit,
+)
 from jobs.services.events import event_record
 from jobs.services.locks import chunk_lock
 
@@ -83,14 +86,16 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
                 # rebuild of the bundle records nothing (no chunk pending), nor does a carried chunk: they sign in
                 # to nothing.
                 JobSession.objects.get_or_create(job=job)
-            carried = job.chunks.filter(status=ChunkStatus.PENDING, carried_from__isnull=False)
-            for chunk_id in carried.values_list("id", flat=True):
-                enqueue_on_commit(TaskName.CHUNK_CARRY, chunk_id)  # a copy, not a recording: no turn to wait
+            if job.chunks.filter(status=ChunkStatus.PENDING, carried_from__isnull=False).exists():
+                carries_admit_on_commit(client_id=job.client_id)  # a copy, not a recording: its own turns
         elif to in JOB_ENDED:
             job.finished_at = now
         job.save()
         if to in JOB_ENDED:
             jobs_admit_on_commit(client_id=job.client_id)  # a running slot is free: the next queued job
+            # Its carries still waiting or under way no longer count: another job's may have their turns.
+            if job.chunks.filter(carried_from__isnull=False, carry_admitted_at__isnull=False).exists():
+                carries_admit_on_commit(client_id=job.client_id)
             # The session its sign-in left is no longer needed: a rerun signs in again. A sign-in still under way
             # held one of its client's record turns: the next chunk may have it.
             deleted, _ = JobSession.objects.filter(job_id=job.pk).delete()
@@ -142,7 +147,7 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
         if to == ChunkStatus.PENDING:  # a rerun: every stage runs again, a carried chunk's too (recorded now)
             chunk.carried_from = None
             chunk.started_at = chunk.finished_at = chunk.lease_expires_at = chunk.admitted_at = None
-            chunk.mux_admitted_at = None
+            chunk.mux_admitted_at = chunk.carry_admitted_at = None
             chunk.synth_lease_expires_at = chunk.recording = chunk.speech = chunk.timeline = chunk.cost = None
             chunk.track = None
             chunk.attempts = chunk.synth_attempts = 0

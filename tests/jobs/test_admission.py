@@ -1,4 +1,4 @@
-"""Fair share: a client's running jobs, recording turns and mux turns are capped, the rest waits in the
+"""Fair share: a client's running jobs, recording turns, mux turns and carries are capped, the rest waits in the
 database and is admitted in order as turns free up; past the unfinished-jobs cap, POST /v1/jobs is a 429."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from jobs.lib.task_names import TaskName
-from jobs.models import Chunk, ChunkStatus, Job, JobStatus
-from jobs.pipeline import chunk_claim, chunk_synthesize_run, pipeline_recover
+from jobs.models import Chunk, ChunkStatus, Client, Job, JobStatus
+from jobs.pipeline import chunk_carry_run, chunk_claim, chunk_synthesize_run, pipeline_recover
 from jobs.services.admission import chunks_admit
 from jobs.services.jobs import job_cancel, job_start
 from jobs.services.leases import lease_kept
@@ -170,12 +170,16 @@ def test_a_chunk_canceled_while_recording_keeps_its_clients_turn_until_its_worke
 
 # --- Muxes ----------------------------------------------------------------------------------------------
 
+def _queued(queue: str, task: str) -> list[int]:
+    """The chunk ids of ``task``'s messages waiting in the real ``queue``, in the order workers will take them."""
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    waiting = [json.loads(raw) for raw in reversed(broker.lrange(queue, 0, -1))]  # kombu pushes left, pops right
+    return [int(ast.literal_eval(m["headers"]["argsrepr"])[0]) for m in waiting if m["headers"]["task"] == task]
+
+
 def _media_queue() -> list[int]:
     """The chunk ids of the mux tasks waiting in the real media queue, in the order workers will take them."""
-    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
-    waiting = [json.loads(raw) for raw in reversed(broker.lrange("media", 0, -1))]  # kombu pushes left, pops right
-    return [int(ast.literal_eval(m["headers"]["argsrepr"])[0]) for m in waiting
-            if m["headers"]["task"] == TaskName.CHUNK_MUX]
+    return _queued("media", TaskName.CHUNK_MUX)
 
 
 def _recorded_and_waiting_for_voice(job: Job) -> list[Chunk]:
@@ -326,3 +330,85 @@ def test_under_concurrent_hand_overs_and_ends_a_client_never_muxes_more_than_its
     assert not errors, errors
     assert Chunk.objects.filter(pk__in=ready, status=ChunkStatus.SUCCEEDED).count() == 30
     assert len(seen) > 100 and max(seen) == 2, (len(seen), max(seen))  # the share was used, never passed
+
+
+# --- Carries ---------------------------------------------------------------------------------------------
+
+def _succeeded_chunk(client: Client) -> Chunk:
+    """A succeeded chunk of ``client``'s to carry over (what a carry copies: tests/jobs/pipeline/test_carrying.py)."""
+    job = make_job(client=client)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    Chunk.objects.filter(job=job).update(status=ChunkStatus.SUCCEEDED)
+    return job.chunks.get()
+
+
+def _carrying(client: Client, features: int) -> Job:
+    """A job of ``client``'s whose every feature is carried over."""
+    source = _succeeded_chunk(client)
+    return make_job(client=client, features=features, carry=dict.fromkeys(range(1, features + 1), source))
+
+
+def _carry_admitted(*jobs: Job) -> list[int]:
+    return list(Chunk.objects.filter(job__in=jobs, carry_admitted_at__isnull=False).order_by("job__created_at", "index")
+                .values_list("pk", flat=True))
+
+
+def test_one_clients_thirty_carries_do_not_queue_ahead_of_another_clients_first(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_CARRIES = 2
+    flush_redis()
+    busy, other = make_client("Busy"), make_client("Other")
+    busy_jobs = [_carrying(busy, 10) for _ in range(3)]
+    mine = _carrying(other, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        for job in (*busy_jobs, mine):
+            assert job_start(job_id=job.id)
+    queue = _queued("default", TaskName.CHUNK_CARRY)
+    first = mine.chunks.get().pk
+    assert first in queue, (first, queue)
+    assert queue.index(first) <= 2, f"{queue.index(first)} of the busy client's carries are queued ahead"
+    assert len(queue) == 3  # the busy client's two turns and the other client's one, not thirty-one messages
+    assert _carry_admitted(*busy_jobs) == [c.pk for c in busy_jobs[0].chunks.order_by("index")[:2]]
+
+
+def test_a_carry_that_ends_passes_its_turn_on_and_a_stray_message_cannot_jump_the_queue(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
+    client = make_client()
+    job = _carrying(client, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_start(job_id=job.id)
+    chunks = list(job.chunks.order_by("index"))
+    assert _carry_admitted(job) == [chunks[0].pk]
+    chunk_carry_run(chunk_id=chunks[1].pk)  # a stray message (a duplicate, a redelivery) of one not admitted
+    assert Chunk.objects.get(pk=chunks[1].pk).lease_expires_at is None  # not claimed: it waits its turn
+    with django_capture_on_commit_callbacks(execute=True):
+        chunk_carry_run(chunk_id=chunks[0].pk)  # its source has no video: it is recorded instead
+    ended = Chunk.objects.get(pk=chunks[0].pk)
+    assert (ended.carried_from_id, ended.carry_admitted_at) == (None, None)
+    assert ended.admitted_at is not None  # it took a recording turn instead
+    assert _carry_admitted(job) == [chunks[1].pk]  # and its carry turn passed to the next one
+    other = _carrying(client, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_start(job_id=other.id)
+    assert _carry_admitted(other) == []  # the client's one turn is the first job's
+    with django_capture_on_commit_callbacks(execute=True):
+        job_cancel(job=job)
+    assert _carry_admitted(other) == [other.chunks.get().pk]  # a canceled job's carries hold no turn
+
+
+def test_the_sweep_admits_a_carry_whose_admission_was_lost_and_queues_a_lost_one_again_once_a_grace(
+        settings: Settings) -> None:
+    settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
+    job = _carrying(make_client(), 2)
+    job_start(job_id=job.id)  # its commit hook never runs: the admission is lost
+    long_ago = timezone.now() - timedelta(seconds=120)
+    Chunk.objects.filter(job=job).update(updated_at=long_ago)
+    swept = pipeline_recover(grace_s=60)
+    assert (swept["carry_admit"], swept["chunk_carry"]) == (1, 0)
+    first = job.chunks.get(index=1)
+    assert _carry_admitted(job) == [first.pk]
+    Chunk.objects.filter(pk=first.pk).update(carry_admitted_at=long_ago)  # ... whose message was lost
+    again = pipeline_recover(grace_s=60)
+    assert (again["carry_admit"], again["chunk_carry"]) == (0, 1)
+    assert pipeline_recover(grace_s=60)["chunk_carry"] == 0  # not every sweep

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import TestCase
 
 from jobs.models import Chunk, ChunkStatus, Client, Event, Job, JobSession, JobStatus, ObjectKind, StoredObject
 from jobs.pipeline import carrying
@@ -65,7 +66,8 @@ def _read(key: str) -> bytes:
 
 def _carried_job(client: Client, source: Chunk) -> Chunk:
     job, _ = job_create(client=client, spec=_spec("Invite a teammate", "A new feature"), carry={1: source})
-    assert job_start(job_id=job.pk)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # its carry is admitted as the start commits
+        assert job_start(job_id=job.pk)
     return job.chunks.get(index=1)
 
 
@@ -205,10 +207,29 @@ def test_a_job_whose_every_chunk_was_carried_signs_in_when_one_is_recorded_inste
     source = _source(client, tmp_path)
     sign_in = {"url": "/signin", "steps": [{"action": "type", "selector": "#code", "input": "email_code"}]}
     job, _ = job_create(client=client, spec={**_spec("Invite a teammate"), "sign_in": sign_in}, carry={1: source})
-    assert job_start(job_id=job.pk)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert job_start(job_id=job.pk)
     assert not JobSession.objects.filter(job=job).exists()  # nothing to record: nothing to sign in to
     StoredObject.objects.filter(chunk=source, kind=ObjectKind.VIDEO).update(purged_at=job.created_at)
 
     chunk_carry_run(chunk_id=job.chunks.get().pk)
     assert JobSession.objects.filter(job=job).exists()  # the recording waits for the sign-in, as any would
     assert job.chunks.get().carried_from_id is None
+
+
+def test_a_carry_that_ends_lets_its_clients_next_carry_in(local_storage: Any, tmp_path: Path, db: None,
+                                                          settings: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
+    client = make_client()
+    first, second = _source(client, tmp_path / "a"), _source(client, tmp_path / "b")
+    job, _ = job_create(client=client, spec=_spec("Invite a teammate", "Invite again"), carry={1: first, 2: second})
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert job_start(job_id=job.pk)
+    one, two = job.chunks.order_by("index")
+    assert [c.carry_admitted_at is not None for c in (one, two)] == [True, False]  # one at a time
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert chunk_carry_run(chunk_id=one.pk).retry_in is None
+    assert Chunk.objects.get(pk=one.pk).status == ChunkStatus.SUCCEEDED
+    assert Chunk.objects.get(pk=two.pk).carry_admitted_at is not None  # copied: its turn passed on
+    assert chunk_carry_run(chunk_id=two.pk).retry_in is None
+    assert Chunk.objects.get(pk=two.pk).status == ChunkStatus.SUCCEEDED
