@@ -45,6 +45,9 @@ class Client(models.Model):
     max_muxing_chunks = models.PositiveIntegerField(
         null=True, blank=True, help_text="Chunks queued for or in muxing at once; the rest wait their turn. "
                                          "Empty: the deployment's default.")
+    max_carries = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Carried chunks (a demo's changed refresh) queued for or in their copy at "
+                                         "once; the rest wait their turn. Empty: the deployment's default (4).")
     max_webhook_endpoints = models.PositiveIntegerField(
         null=True, blank=True, help_text="Webhook endpoints registered at once, disabled ones included. "
                                          "Empty: the deployment's default (20).")

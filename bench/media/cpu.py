@@ -67,7 +67,7 @@ def descendants(root: int, names: dict[tuple[int, int], str] | None = None) -> d
         pid = stack.pop()
         _, start, cpu, name = table[pid]
         found[(pid, start)] = cpu
-        if names is not None and (pid, start) not in names:
+        if names is not None:  # read each time: a process the zygote forks renames itself soon after
             names[(pid, start)] = _role(pid, name)
         stack.extend(children.get(pid, []))
     return found

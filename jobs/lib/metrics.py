@@ -47,9 +47,9 @@ PURGED_OBJECTS = Metric("screenreel_purged_objects_total", "Stored objects reten
 PURGED_BYTES = Metric("screenreel_purged_bytes_total", "Bytes retention purged, by class.", ("retention_class",))
 
 # How each recording was captured, and why one asked for on the video's clock was made by the screencast instead
-# (``instead``: frames_stalled, media_off_clock, no_headless_shell; "" when made as asked). A page can move its own
-# feature to the screencast (its media, or calling the clock's binding itself): which client's pages do it is on
-# each chunk (its recording's ``capture_notes``, in the admin and the API), not in a label.
+# (``instead``: frames_stalled, media_off_clock, no_headless_shell, capture_failed; "" when made as asked). A page
+# can move its own feature to the screencast (its media, or calling the clock's binding itself): which client's
+# pages do it is on each chunk (its recording's ``capture_notes``, in the admin and the API), not in a label.
 RECORDINGS = Metric("screenreel_recordings_total", "Recordings made, by capture and why one was made by the "
                     "screencast instead of on the video's clock.", ("capture", "instead"))
 

@@ -28,7 +28,17 @@ from django.utils import timezone
 from jobs.lib.logs import log_context
 from jobs.lib.queue import enqueue_on_commit
 from jobs.lib.task_names import TaskName
-from jobs.models import BUNDLED_KINDS, Chunk, ChunkStatus, Job, JobSession, JobStatus, ObjectKind, StoredObject
+from jobs.models import (
+    BUNDLED_KINDS,
+    JOB_UNDER_WAY,
+    Chunk,
+    ChunkStatus,
+    Job,
+    JobSession,
+    JobStatus,
+    ObjectKind,
+    StoredObject,
+)
 from jobs.pipeline.common import DONE, RETRY_BACKOFF_S, StageResult
 from jobs.pipeline.pricing import chunk_cost
 from jobs.services.admission import carries_admit_on_commit, chunks_admit_on_commit
@@ -70,7 +80,7 @@ def _claim(chunk_id: int) -> tuple[Chunk, Chunk] | None:
     with transaction.atomic():
         chunk = chunk_lock(chunk_id)
         if (chunk is None or chunk.status != ChunkStatus.PENDING or chunk.carried_from_id is None
-                or chunk.carry_admitted_at is None or chunk.job.status != JobStatus.RUNNING):
+                or chunk.carry_admitted_at is None or chunk.job.status not in JOB_UNDER_WAY):
             return None  # a stray message of a carry not admitted cannot jump its client's turns
         now = timezone.now()
         if chunk.lease_expires_at is not None and chunk.lease_expires_at > now:
@@ -90,7 +100,7 @@ def _held(chunk: Chunk, source: Chunk) -> bool:
     by a carry claimed after its lease lapsed). Renews the lease."""
     locked = chunk_lock(chunk.pk)
     if (locked is None or locked.status != ChunkStatus.PENDING or locked.carried_from_id != source.pk
-            or locked.job.status != JobStatus.RUNNING or locked.job.run != chunk.job.run
+            or locked.job.status not in JOB_UNDER_WAY or locked.job.run != chunk.job.run
             or locked.attempts != chunk.attempts):
         return False
     Chunk.objects.filter(pk=chunk.pk).update(
@@ -127,8 +137,7 @@ def _carry(chunk: Chunk, source: Chunk) -> StageResult:
             "recording": source.recording, "speech": source.speech, "timeline": source.timeline,
             "track": source.track, "cost": cost, "progress": 1.0, "error": "", "started_at": timezone.now()})
         if moved is not None:
-            enqueue_on_commit(TaskName.JOB_SETTLE, chunk.job_id)
-            carries_admit_on_commit(client_id=chunk.job.client_id)  # its turn passes to the client's next carry
+            enqueue_on_commit(TaskName.JOB_SETTLE, chunk.job_id)  # its carry turn passes on (chunk_transition)
     log.info("chunk %s: carried over from %s (%d objects)", chunk, source, len(objects))
     return DONE
 

@@ -104,8 +104,9 @@ def _record(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease) -> 
     result = _recorded(chunk, work, progress, lease, secrets=secrets_opened(job, spec.secret_refs()),
                        access=access_opened(job, spec.credentials), session=session)
     credentials_used(job, {ref.credential for ref in result.secrets_used})
-    metrics.count(metrics.RECORDINGS, result.capture, result.instead)
-    return _stored(chunk, work, result)
+    stored = _stored(chunk, work, result)
+    metrics.count(metrics.RECORDINGS, result.capture, result.instead)  # once stored: a retried store counts once
+    return stored
 
 
 def _recorded(chunk: Chunk, work: Path, progress: ChunkProgress, lease: Lease, *, secrets: Mapping[SecretRef, Secret],

@@ -62,14 +62,15 @@ def pipeline_recover(*, grace_s: int = 60, limit: int = 200) -> dict[str, int]:
     # dead process) is admitted; an admitted one never claimed within the grace (its message was lost), whose worker
     # died (its lease lapsed) or whose retry's message was lost (due) is queued again, at most once a grace
     # (carry_admitted_at moves on); the claim lets one carry in at a time.
-    carried = running.filter(status=ChunkStatus.PENDING, carried_from__isnull=False)
+    carried = Chunk.objects.filter(job__status__in=JOB_UNDER_WAY, status=ChunkStatus.PENDING,
+                                   carried_from__isnull=False)  # a job waiting for a code goes on carrying
     for client_id in carried.filter(carry_admitted_at__isnull=True, updated_at__lt=stale) \
             .order_by().values_list("job__client_id", flat=True).distinct()[:limit]:
         counts["carry_admit"] += len(admission.carries_admit(client_id=client_id))
     carries = list(carried.filter(carry_admitted_at__isnull=False).filter(
         Q(lease_expires_at__isnull=True, carry_admitted_at__lt=stale) | Q(lease_expires_at__lt=lapsed))
         .values_list("id", flat=True)[:limit])
-    Chunk.objects.filter(pk__in=carries, lease_expires_at__isnull=True).update(carry_admitted_at=now)
+    carried.filter(pk__in=carries, lease_expires_at__isnull=True).update(carry_admitted_at=now)
     for chunk_id in carries:
         enqueue_on_commit(TaskName.CHUNK_CARRY, chunk_id)
         counts["chunk_carry"] += 1

@@ -26,10 +26,11 @@
 
 - **Carries.** A chunk a demo's ``changed`` refresh carries over (jobs.pipeline.carrying) is copied, not recorded:
   it takes no recording turn, but its copies take a worker of the ``default`` queue, which every client's jobs
-  share. At most SCREENREEL_CLIENT_MAX_CARRIES (4) of a client's carries are queued or copying at once; the rest
-  wait ``pending`` with no ``carry_admitted_at``, and each carry that ends (copied, or recorded instead) lets the
-  client's next one in (oldest job first, then by index). A client refreshing a hundred demos of fifty features
-  thus puts four copies ahead of another client's first, not five thousand.
+  share. At most ``max_carries`` (Client, else SCREENREEL_CLIENT_MAX_CARRIES, 4) of a client's carries are queued
+  or copying at once, also while their job waits for a sign-in's code; the rest wait ``pending`` with no
+  ``carry_admitted_at``, and each carry that leaves ``pending`` (copied, recorded instead, canceled, failed with
+  its job) lets the client's next one in (oldest job first, then by index). A client's twenty running refreshes
+  of fifty features thus put four copies ahead of another client's first, not a thousand.
 
 So the record queue never holds more than ``max_active_chunks`` of any one client, nor the media queue
 more than ``max_muxing_chunks`` of its muxes: a burst of 500 jobs waits in the database, and another
@@ -131,11 +132,14 @@ def mux_admit(*, client_id: str) -> list[int]:
 def carries_admit(*, client_id: str) -> list[int]:
     """Let the client's next carried chunks into the default queue, up to its limit; returns their ids."""
     with transaction.atomic():
-        if client_lock(client_id) is None:
+        client = client_lock(client_id)
+        if client is None:
             return []
-        carried = Chunk.objects.filter(job__client_id=client_id, job__status=JobStatus.RUNNING,
+        limit = client.max_carries or settings.SCREENREEL_CLIENT_MAX_CARRIES
+        # A job waiting for a sign-in's code goes on carrying (a copy needs no session), and its carries count.
+        carried = Chunk.objects.filter(job__client_id=client_id, job__status__in=JOB_UNDER_WAY,
                                        status=ChunkStatus.PENDING, carried_from__isnull=False)
-        free = settings.SCREENREEL_CLIENT_MAX_CARRIES - carried.filter(carry_admitted_at__isnull=False).count()
+        free = limit - carried.filter(carry_admitted_at__isnull=False).count()
         if free <= 0:
             return []
         chosen = list(carried.filter(carry_admitted_at__isnull=True).order_by("job__created_at", "job_id", "index")

@@ -157,6 +157,8 @@ def chunk_transition(*, chunk_id: int, to: str, changes: dict[str, Any] | None =
             chunks_admit_on_commit(client_id=chunk.job.client_id)  # its recording turn is over: the next one
         if ChunkStatus.MUXING in (before, to):
             mux_admit_on_commit(client_id=chunk.job.client_id)  # its mux waits its turn, or its turn is over
+        if before == ChunkStatus.PENDING and to != before and chunk.carry_admitted_at is not None:
+            carries_admit_on_commit(client_id=chunk.job.client_id)  # its carry turn is over: the client's next one
         if to == ChunkStatus.FAILED:
             stage = failed_stage or _STATUS_STAGE.get(before)
             events = (*((_STAGE_FAILED[stage],) if stage else ()), EventType.CHUNK_FAILED)

@@ -21,11 +21,11 @@ from pytest_django.fixtures import Settings
 
 from jobs.lib.task_names import TaskName
 from jobs.models import Chunk, ChunkStatus, Client, Job, JobStatus
-from jobs.pipeline import chunk_carry_run, chunk_claim, chunk_synthesize_run, pipeline_recover
+from jobs.pipeline import carrying, chunk_carry_run, chunk_claim, chunk_synthesize_run, pipeline_recover
 from jobs.services.admission import chunks_admit
 from jobs.services.jobs import job_cancel, job_start
 from jobs.services.leases import lease_kept
-from jobs.services.transitions import chunk_transition
+from jobs.services.transitions import chunk_transition, job_transition
 from tests.conftest import Tenant
 from tests.factories import make_client, make_job
 from tests.processes import flush_redis
@@ -381,7 +381,9 @@ def test_a_carry_that_ends_passes_its_turn_on_and_a_stray_message_cannot_jump_th
     chunks = list(job.chunks.order_by("index"))
     assert _carry_admitted(job) == [chunks[0].pk]
     chunk_carry_run(chunk_id=chunks[1].pk)  # a stray message (a duplicate, a redelivery) of one not admitted
-    assert Chunk.objects.get(pk=chunks[1].pk).lease_expires_at is None  # not claimed: it waits its turn
+    stray = Chunk.objects.get(pk=chunks[1].pk)
+    assert (stray.attempts, stray.lease_expires_at, stray.carried_from_id) == (0, None, chunks[1].carried_from_id)
+    assert stray.carried_from_id is not None  # not claimed, not recorded instead: it waits its turn
     with django_capture_on_commit_callbacks(execute=True):
         chunk_carry_run(chunk_id=chunks[0].pk)  # its source has no video: it is recorded instead
     ended = Chunk.objects.get(pk=chunks[0].pk)
@@ -412,3 +414,30 @@ def test_the_sweep_admits_a_carry_whose_admission_was_lost_and_queues_a_lost_one
     again = pipeline_recover(grace_s=60)
     assert (again["carry_admit"], again["chunk_carry"]) == (0, 1)
     assert pipeline_recover(grace_s=60)["chunk_carry"] == 0  # not every sweep
+
+
+def test_a_job_waiting_for_a_sign_in_code_keeps_carrying_within_its_clients_turns(
+        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
+    client = make_client()
+    waiting = _carrying(client, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_start(job_id=waiting.id)
+    assert job_transition(job_id=waiting.id, to=JobStatus.AWAITING_INPUT) is not None  # a code a person must read
+    later = _carrying(client, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_start(job_id=later.id)
+    assert _carry_admitted(later) == []  # the waiting job's carry still holds the client's one turn
+    assert pipeline_recover(grace_s=0)["carry_admit"] == 0  # nor does the sweep see a free one
+    first = waiting.chunks.get(index=1)
+    assert carrying._claim(first.pk) is not None  # a copy needs no session: it goes on while the code is awaited
+
+
+def test_a_client_may_have_its_own_carry_cap(settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+    settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
+    client = make_client()
+    Client.objects.filter(pk=client.pk).update(max_carries=3)
+    job = _carrying(client, 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_start(job_id=job.id)
+    assert len(_carry_admitted(job)) == 3
