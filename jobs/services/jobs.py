@@ -37,7 +37,7 @@ from jobs.models import (
     StoredObject,
 )
 from jobs.selectors import job_view
-from jobs.services.admission import chunks_admit, chunks_admit_on_commit, running_jobs_free
+from jobs.services.admission import carries_admit, chunks_admit, chunks_admit_on_commit, running_jobs_free
 from jobs.services.events import event_record
 from jobs.services.leases import leases_stop_on_commit
 from jobs.services.locks import client_lock
@@ -149,8 +149,9 @@ def _idempotent_replay(*, client: Client, key: str, digest: str) -> Job | None:
 
 
 def job_start(*, job_id: str) -> bool:
-    """Move a queued job to running and admit its first chunks to recording; returns False if it is not
-    queued, or its client already runs as many jobs as it may (it then waits its turn: admission)."""
+    """Move a queued job to running and admit its first chunks to recording and its first carries to their copy
+    (jobs.services.admission); returns False if it is not queued, or its client already runs as many jobs as it
+    may (it then waits its turn: admission)."""
     with transaction.atomic():
         client_id = Job.objects.filter(pk=job_id).values_list("client_id", flat=True).first()
         if client_id is None:
@@ -162,6 +163,7 @@ def job_start(*, job_id: str) -> bool:
         if job is None:
             return False
         chunks_admit(client_id=client_id)
+        carries_admit(client_id=client_id)  # in the start's own transaction: no hook to lose
     return True
 
 

@@ -403,9 +403,10 @@ def test_the_sweep_admits_a_carry_whose_admission_was_lost_and_queues_a_lost_one
         settings: Settings) -> None:
     settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
     job = _carrying(make_client(), 2)
-    job_start(job_id=job.id)  # its commit hook never runs: the admission is lost
+    job_start(job_id=job.id)
     long_ago = timezone.now() - timedelta(seconds=120)
-    Chunk.objects.filter(job=job).update(updated_at=long_ago)
+    # Left waiting with no admission to come (carries pending when carry_admitted_at was added, or a hook lost).
+    Chunk.objects.filter(job=job).update(carry_admitted_at=None, updated_at=long_ago)
     swept = pipeline_recover(grace_s=60)
     assert (swept["carry_admit"], swept["chunk_carry"]) == (1, 0)
     first = job.chunks.get(index=1)
