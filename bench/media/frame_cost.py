@@ -9,7 +9,9 @@ clock and a ``beginFrame``, and per frame that changed, a ``beginFrame`` that re
 bench measures both on the headless shell the recorder launches (its sandbox, its flags), with the clock's own
 calls over Playwright's CDP session, as the pump makes them. Two pages: rows of text (a picture of a page full of
 content), and a white page where one square turns every frame (a picture of almost nothing, to tell the cost of
-copying a frame from the cost of encoding its content). Each case renders ``--frames`` frames; the CPU of every
+copying a frame from the cost of encoding its content). Last, the headless shell's own screencast started in
+begin-frame mode (not built: a picture of each frame that changed arrives as an event, the next frame need not wait
+for its encoding). Each case renders ``--frames`` frames; the CPU of every
 process of the tree is read from /proc before and after (``bench.media.cpu``), by its role: Chromium's browser
 process (where a picture is encoded and sent), its GPU process (where the frame is drawn and copied, in software
 here), the renderer (the page), Playwright's driver (``node``) and this process.
@@ -57,6 +59,10 @@ PICTURES: dict[str, dict[str, Any] | None] = {
     "png": {"format": "png"},
     "png, optimizeForSpeed": {"format": "png", "optimizeForSpeed": True},
 }
+# Not built, measured: the headless shell's own screencast, started in begin-frame mode, sends a picture of each frame
+# that changed as an event, once the frame is drawn; the next frame need not wait for the picture's encoding.
+SCREENCAST_CASE = "screencast in begin-frame mode, jpeg 90"
+SCREENCAST = {"format": "jpeg", "quality": 90, "everyNthFrame": 1}
 
 
 class Pump:
@@ -134,13 +140,31 @@ async def measure(frames: int) -> list[dict[str, Any]]:
                 for case, picture in PICTURES.items():
                     rows.append(await one_case(pump, frames, page_name, case, picture))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                rows.append(await one_case(pump, frames, page_name, SCREENCAST_CASE, None, screencast=True))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         finally:
             await browser.close()
     return rows
 
 
-async def one_case(pump: Pump, frames: int, page_name: str, case: str,
-                   picture: dict[str, Any] | None) -> dict[str, Any]:
+async def one_case(pump: Pump, frames: int, page_name: str, case: str, picture: dict[str, Any] | None, *,
+                   screencast: bool = False) -> dict[str, Any]:
+    sent: list[int] = []  # the screencast's pictures, their sizes
+    acks: set[asyncio.Future[Any]] = set()
+
+    def on_picture(event: dict[str, Any]) -> None:
+        sent.append(len(event["data"]) * 3 // 4)
+        ack = asyncio.ensure_future(pump.cdp.send("Page.screencastFrameAck", {"sessionId": event["sessionId"]}))
+        acks.add(ack)
+        ack.add_done_callback(acks.discard)
+
+    if screencast:
+        pump.cdp.on("Page.screencastFrame", on_picture)
+        await pump.cdp.send("Page.startScreencast", SCREENCAST)
+        for _ in range(FPS):
+            await pump.frame()
+        await asyncio.sleep(0.5)
+        sent.clear()
     names: dict[tuple[int, int], str] = {}
     before = descendants(os.getpid(), names)
     own = time.process_time()
@@ -151,13 +175,20 @@ async def one_case(pump: Pump, frames: int, page_name: str, case: str,
         reply = await frame()
         damaged += bool(reply.get("hasDamage"))
         picture_bytes += len(reply.get("screenshotData") or "") * 3 // 4
+    while screencast and len(sent) < damaged and time.perf_counter() - started < frames:  # the last pictures
+        await asyncio.sleep(0.005)
     wall = time.perf_counter() - started
     own = time.process_time() - own
     by_role = role_cpu(before, descendants(os.getpid(), names), names)
     by_role["this process"] = own
+    if screencast:
+        await pump.cdp.send("Page.stopScreencast")
+        pump.cdp.remove_listener("Page.screencastFrame", on_picture)
+        picture_bytes = sum(sent)
     per_frame = {role: round(s / frames * 1000, 2) for role, s in sorted(by_role.items(), key=lambda kv: -kv[1])
                  if s / frames * 1000 >= 0.05}
-    return {"page": page_name, "picture": case, "frames": frames, "changed": damaged,
+    pictures = len(sent) if screencast else damaged if picture is not None else 0
+    return {"page": page_name, "picture": case, "frames": frames, "changed": damaged, "pictures": pictures,
             "picture_kb": round(picture_bytes / frames / 1024, 1),
             "wall_ms_per_frame": round(wall / frames * 1000, 2),
             "cpu_ms_per_frame": round(sum(by_role.values()) / frames * 1000, 2),
