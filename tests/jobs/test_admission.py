@@ -348,6 +348,14 @@ def _carrying(client: Client, features: int) -> Job:
     return make_job(client=client, features=features, carry=dict.fromkeys(range(1, features + 1), source))
 
 
+def _started(client: Client, features: int) -> Job:
+    """A job of ``client``'s whose every feature is carried over, started: its first carries admitted in the start's
+    own transaction (what reaches the broker is the thirty-carries test's)."""
+    job = _carrying(client, features)
+    assert job_start(job_id=job.id)
+    return job
+
+
 def _carry_admitted(*jobs: Job) -> list[int]:
     return list(Chunk.objects.filter(job__in=jobs, carry_admitted_at__isnull=False).order_by("job__created_at", "index")
                 .values_list("pk", flat=True))
@@ -375,9 +383,7 @@ def test_a_carry_that_ends_passes_its_turn_on_and_a_stray_message_cannot_jump_th
         settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
     settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
     client = make_client()
-    job = _carrying(client, 3)
-    with django_capture_on_commit_callbacks(execute=True):
-        job_start(job_id=job.id)
+    job = _started(client, 3)
     chunks = list(job.chunks.order_by("index"))
     assert _carry_admitted(job) == [chunks[0].pk]
     chunk_carry_run(chunk_id=chunks[1].pk)  # a stray message (a duplicate, a redelivery) of one not admitted
@@ -390,9 +396,7 @@ def test_a_carry_that_ends_passes_its_turn_on_and_a_stray_message_cannot_jump_th
     assert (ended.carried_from_id, ended.carry_admitted_at) == (None, None)
     assert ended.admitted_at is not None  # it took a recording turn instead
     assert _carry_admitted(job) == [chunks[1].pk]  # and its carry turn passed to the next one
-    other = _carrying(client, 1)
-    with django_capture_on_commit_callbacks(execute=True):
-        job_start(job_id=other.id)
+    other = _started(client, 1)
     assert _carry_admitted(other) == []  # the client's one turn is the first job's
     with django_capture_on_commit_callbacks(execute=True):
         job_cancel(job=job)
@@ -402,8 +406,7 @@ def test_a_carry_that_ends_passes_its_turn_on_and_a_stray_message_cannot_jump_th
 def test_the_sweep_admits_a_carry_whose_admission_was_lost_and_queues_a_lost_one_again_once_a_grace(
         settings: Settings) -> None:
     settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
-    job = _carrying(make_client(), 2)
-    job_start(job_id=job.id)
+    job = _started(make_client(), 2)
     long_ago = timezone.now() - timedelta(seconds=120)
     # Left waiting with no admission to come (carries pending when carry_admitted_at was added, or a hook lost).
     Chunk.objects.filter(job=job).update(carry_admitted_at=None, updated_at=long_ago)
@@ -417,28 +420,20 @@ def test_the_sweep_admits_a_carry_whose_admission_was_lost_and_queues_a_lost_one
     assert pipeline_recover(grace_s=60)["chunk_carry"] == 0  # not every sweep
 
 
-def test_a_job_waiting_for_a_sign_in_code_keeps_carrying_within_its_clients_turns(
-        settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_job_waiting_for_a_sign_in_code_keeps_carrying_within_its_clients_turns(settings: Settings) -> None:
     settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
     client = make_client()
-    waiting = _carrying(client, 2)
-    with django_capture_on_commit_callbacks(execute=True):
-        job_start(job_id=waiting.id)
+    waiting = _started(client, 2)
     assert job_transition(job_id=waiting.id, to=JobStatus.AWAITING_INPUT) is not None  # a code a person must read
-    later = _carrying(client, 1)
-    with django_capture_on_commit_callbacks(execute=True):
-        job_start(job_id=later.id)
+    later = _started(client, 1)
     assert _carry_admitted(later) == []  # the waiting job's carry still holds the client's one turn
     assert pipeline_recover(grace_s=0)["carry_admit"] == 0  # nor does the sweep see a free one
     first = waiting.chunks.get(index=1)
     assert carrying._claim(first.pk) is not None  # a copy needs no session: it goes on while the code is awaited
 
 
-def test_a_client_may_have_its_own_carry_cap(settings: Settings, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_client_may_have_its_own_carry_cap(settings: Settings) -> None:
     settings.SCREENREEL_CLIENT_MAX_CARRIES = 1
     client = make_client()
     Client.objects.filter(pk=client.pk).update(max_carries=3)
-    job = _carrying(client, 5)
-    with django_capture_on_commit_callbacks(execute=True):
-        job_start(job_id=job.id)
-    assert len(_carry_admitted(job)) == 3
+    assert len(_carry_admitted(_started(client, 5))) == 3
