@@ -31,7 +31,7 @@ from bundles.models import Bundle
 from credentials.services import credential_create
 from demos.services import demo_create, demo_refresh
 from demos.shares import share_create
-from jobs.models import Chunk, ChunkStatus, EventType, Job, JobStatus, ObjectKind
+from jobs.models import Chunk, ChunkStatus, Client, EventType, Job, JobStatus, ObjectKind
 from jobs.services.events import event_record
 from jobs.services.jobs import job_create
 from jobs.services.objects import object_record
@@ -397,3 +397,16 @@ def test_the_job_and_client_pages_are_one_class_each_with_retentions_actions() -
     job_page = admin.site._registry[Job]
     assert type(job_page).__module__ == "jobs.admin"
     assert [c.__name__ for c in type(job_page).__mro__[:3]] == ["JobAdmin", "JobRetentionActions", "JobAdmin"]
+
+
+def test_an_operator_sets_a_clients_carry_cap_and_a_viewer_sees_it_but_cannot(operator: Browser,
+                                                                              viewer: Browser) -> None:
+    client = make_client()
+    url = f"/admin/jobs/client/{client.pk}/change/"
+    assert b'name="max_carries"' in operator.get(url).content
+    seen = viewer.get(url)
+    assert seen.status_code == 200 and b"Max carries" in seen.content and b'name="max_carries"' not in seen.content
+    assert viewer.post(url, {"name": client.name, "max_carries": "9"}).status_code == 403
+    assert Client.objects.get(pk=client.pk).max_carries is None
+    assert operator.post(url, {"name": client.name, "max_carries": "2"}).status_code == 302
+    assert Client.objects.get(pk=client.pk).max_carries == 2
