@@ -93,9 +93,6 @@ def job_transition(*, job_id: str, to: str, changes: dict[str, Any] | None = Non
         job.save()
         if to in JOB_ENDED:
             jobs_admit_on_commit(client_id=job.client_id)  # a running slot is free: the next queued job
-            # Its carries still waiting or under way no longer count: another job's may have their turns.
-            if job.chunks.filter(carried_from__isnull=False, carry_admitted_at__isnull=False).exists():
-                carries_admit_on_commit(client_id=job.client_id)
             # The session its sign-in left is no longer needed: a rerun signs in again. A sign-in still under way
             # held one of its client's record turns: the next chunk may have it.
             deleted, _ = JobSession.objects.filter(job_id=job.pk).delete()
